@@ -1,0 +1,156 @@
+"""Settings (environment prefix `AUDIENCE_SYNC_`), the credential key, and feature-flag defaults.
+
+One `Settings` object is built at start (`load_settings()`), validated there, and passed in
+explicitly; nothing deep in the code reads the environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from cryptography.fernet import Fernet
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from audience_sync.exceptions import ConfigurationError
+
+log = logging.getLogger(__name__)
+
+SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
+# Values people paste from examples; never acceptable as a real key.
+PLACEHOLDER_SECRETS = frozenset(
+    {"", "changeme", "change-me", "changethis", "secret", "please-change"}
+)
+
+
+class FeatureFlag(StrEnum):
+    """The spec's feature flags; each can be overridden per tenant in the database."""
+
+    AUDIENCE_SYNC = "audience_sync"
+    AUDIENCE_SYNC_META = "audience_sync_meta"
+    AUDIENCE_SYNC_GOOGLE = "audience_sync_google"
+    AUDIENCE_SYNC_TIKTOK = "audience_sync_tiktok"
+    AUDIENCE_SYNC_SNAPCHAT = "audience_sync_snapchat"
+    AUDIENCE_EXPORT = "audience_export"
+
+
+class FeatureFlags(BaseModel):
+    """Defaults for every tenant, e.g. `AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_EXPORT=false`."""
+
+    audience_sync: bool = True
+    audience_sync_meta: bool = True
+    audience_sync_google: bool = True
+    audience_sync_tiktok: bool = True
+    audience_sync_snapchat: bool = True
+    audience_export: bool = True
+
+    def as_dict(self) -> dict[FeatureFlag, bool]:
+        return {flag: bool(getattr(self, flag.value)) for flag in FeatureFlag}
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. Environment variables carry the `AUDIENCE_SYNC_` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AUDIENCE_SYNC_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    var_dir: Path = Path("var")
+    database_url: str = ""  # empty: a SQLite file in var_dir
+    log_level: str = "INFO"
+
+    max_batch_size: int = Field(10_000, ge=1)
+    max_concurrent_syncs: int = Field(5, ge=1)
+    min_interval_hours: int = Field(1, ge=1)
+    default_interval_hours: int = Field(24, ge=1)
+
+    # Fernet keys, comma-separated: the first encrypts, all decrypt (key rotation).
+    secret_key: SecretStr | None = None
+
+    meta_base_url: str = "https://graph.facebook.com/v26.0"
+    google_base_url: str = "https://datamanager.googleapis.com/v1"
+    google_ads_base_url: str = "https://googleads.googleapis.com/v26"
+    tiktok_base_url: str = "https://business-api.tiktok.com/open_api/v1.3"
+    snapchat_base_url: str = "https://adsapi.snapchat.com/v1"
+
+    feature_flags: FeatureFlags = FeatureFlags()
+
+    @model_validator(mode="after")
+    def _check(self) -> Settings:
+        if self.default_interval_hours < self.min_interval_hours:
+            raise ValueError(
+                f"default_interval_hours ({self.default_interval_hours}) is below "
+                f"min_interval_hours ({self.min_interval_hours})"
+            )
+        if self.environment == "production":
+            raw = self.secret_key.get_secret_value() if self.secret_key else ""
+            if raw.strip().lower() in PLACEHOLDER_SECRETS:
+                raise ValueError(
+                    "AUDIENCE_SYNC_SECRET_KEY is missing or a placeholder; production refuses to "
+                    "start without a real key. Generate one with `audience-sync secret-key`."
+                )
+            _parse_keys(raw)
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'audience_sync.db'}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build and validate the settings; a bad value becomes a `ConfigurationError` that says why."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise ConfigurationError(f"Invalid settings: {exc}") from exc
+
+
+def secret_keys(settings: Settings) -> list[bytes]:
+    """The credential-encryption keys, newest first.
+
+    In development and test, a missing key is generated once into `var_dir/secret.key` (with a
+    warning) so a laptop works with no setup; production refuses to start without one.
+    """
+    if settings.secret_key is not None:
+        raw = settings.secret_key.get_secret_value()
+        if raw.strip().lower() not in PLACEHOLDER_SECRETS:
+            return _parse_keys(raw)
+    if settings.environment == "production":
+        raise ConfigurationError("AUDIENCE_SYNC_SECRET_KEY is required in production.")
+    path = settings.var_dir / SECRET_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(Fernet.generate_key())
+        path.chmod(0o600)
+        log.warning(
+            "No AUDIENCE_SYNC_SECRET_KEY set: generated a development key in %s. "
+            "Set AUDIENCE_SYNC_SECRET_KEY before running in production.",
+            path,
+        )
+    return _parse_keys(path.read_text())
+
+
+def _parse_keys(raw: str) -> list[bytes]:
+    keys = [part.strip().encode() for part in raw.split(",") if part.strip()]
+    if not keys:
+        raise ConfigurationError("AUDIENCE_SYNC_SECRET_KEY holds no key.")
+    for position, key in enumerate(keys, start=1):
+        try:
+            valid = len(base64.urlsafe_b64decode(key)) == 32
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise ConfigurationError(
+                f"AUDIENCE_SYNC_SECRET_KEY key #{position} is not a Fernet key (32 url-safe "
+                "base64 bytes). Generate one with `audience-sync secret-key`."
+            )
+    return keys

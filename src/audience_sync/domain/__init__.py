@@ -1,0 +1,1 @@
+"""Pure domain code: enums, value types, normalization, hashing, planning (no DB, HTTP)."""

@@ -1,0 +1,121 @@
+"""One error tree for Audience Sync, grouped by what the caller should do next.
+
+    AudienceSyncError                  root: anything this package raises on purpose
+    ├── RetryableError                 try again later (carries `retry_after` seconds)
+    │   ├── RateLimitError             the platform said slow down (429, throttling codes)
+    │   ├── PlatformTimeoutError       the request timed out or the connection dropped
+    │   └── PlatformServerError        the platform failed (5xx): retry
+    ├── NonRetryableError              retrying will not help: fail now, tell a human
+    │   ├── AuthExpiredError           token missing, invalid or expired: reconnect the account
+    │   ├── ValidationError            the request or configuration is wrong (bad name, bad key)
+    │   ├── PlatformRequestError       the platform refused the request (other 4xx)
+    │   └── NotFoundError              the object does not exist (or belongs to another tenant)
+    └── ConfigurationError             the service itself is misconfigured (refuses to start)
+
+Skippable data errors (a bad email, an unreadable import row) are counted, not raised.
+
+Messages are shown to users and written to logs: they never contain a token or a raw identifier.
+Context (platform, audience, batch) travels in attributes, not only in the text.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AudienceSyncError(Exception):
+    """Root of every error Audience Sync raises on purpose."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        platform: str | None = None,
+        audience_id: str | None = None,
+        batch: int | None = None,
+        status_code: int | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.platform = platform
+        self.audience_id = audience_id
+        self.batch = batch
+        self.status_code = status_code
+        self.details = details or {}
+
+    def __str__(self) -> str:
+        context = [
+            f"{name}={value}"
+            for name, value in (
+                ("platform", self.platform),
+                ("audience", self.audience_id),
+                ("batch", self.batch),
+                ("status", self.status_code),
+            )
+            if value is not None
+        ]
+        return f"{self.message} ({', '.join(context)})" if context else self.message
+
+
+class RetryableError(AudienceSyncError):
+    """A transient failure: the same request may succeed later."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class RateLimitError(RetryableError):
+    """The platform asked us to slow down; wait `retry_after` seconds when it says."""
+
+
+class PlatformTimeoutError(RetryableError):
+    """The request timed out or the connection dropped before an answer."""
+
+
+class PlatformServerError(RetryableError):
+    """The platform failed on its side (HTTP 5xx or an equivalent error code)."""
+
+
+class NonRetryableError(AudienceSyncError):
+    """Retrying will not help: the job fails now and a person must act."""
+
+
+class AuthExpiredError(NonRetryableError):
+    """The access token is missing, invalid or expired: the account must be reconnected."""
+
+
+class ValidationError(NonRetryableError):
+    """The request or the audience configuration is invalid."""
+
+
+class PlatformRequestError(NonRetryableError):
+    """The platform refused the request for a reason retrying will not fix (other 4xx)."""
+
+
+class NotFoundError(NonRetryableError):
+    """The object does not exist, or belongs to another tenant (never say which)."""
+
+
+class ConfigurationError(AudienceSyncError):
+    """The service is misconfigured (missing secret key in production, bad database URL)."""
+
+
+def platform_error_for_status(status_code: int, message: str, **kwargs: Any) -> AudienceSyncError:
+    """The spec's "platform error: retry maybe" — decided by the HTTP status code."""
+    if status_code == 429:
+        return RateLimitError(message, status_code=status_code, **kwargs)
+    if status_code in (408, 504):
+        return PlatformTimeoutError(message, status_code=status_code, **kwargs)
+    if status_code >= 500:
+        return PlatformServerError(message, status_code=status_code, **kwargs)
+    if status_code == 401:
+        return AuthExpiredError(message, status_code=status_code, **kwargs)
+    if status_code == 404:
+        return NotFoundError(message, status_code=status_code, **kwargs)
+    return PlatformRequestError(message, status_code=status_code, **kwargs)

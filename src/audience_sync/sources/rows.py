@@ -1,0 +1,295 @@
+"""Read profile rows from CSV or JSON Lines into records, or rejections with a line number.
+
+A row is the profile's whole current state. Known columns are fields or identifiers; any other
+column becomes a trait. A CSV cell may hold several identifiers separated by `;`; JSON Lines use a
+list. Reading streams: one row in memory at a time, whatever the file size.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, cast
+
+from audience_sync.domain.models import IdentifierType, MobileIdKind
+from audience_sync.exceptions import ValidationError
+
+PROFILE_FIELDS = (
+    "first_name",
+    "last_name",
+    "city",
+    "state",
+    "zip",
+    "country",
+    "date_of_birth",
+    "gender",
+)
+IDENTIFIER_COLUMNS = {
+    "email": IdentifierType.EMAIL,
+    "phone": IdentifierType.PHONE,
+    "mobile_id": IdentifierType.MOBILE_ID,
+    "external_id": IdentifierType.EXTERNAL_ID,
+}
+KNOWN_COLUMNS = frozenset({"profile_id", "mobile_id_kind", *PROFILE_FIELDS, *IDENTIFIER_COLUMNS})
+MOBILE_KINDS = {
+    "idfa": MobileIdKind.IDFA,
+    "ios": MobileIdKind.IDFA,
+    "gaid": MobileIdKind.GAID,
+    "aaid": MobileIdKind.GAID,
+    "adid": MobileIdKind.GAID,
+    "android": MobileIdKind.GAID,
+}
+# Column sizes in the schema; longer values are refused rather than truncated.
+MAX_LENGTH = {"profile_id": 255, "zip": 32, "country": 64, "date_of_birth": 32, "gender": 32}
+MAX_FIELD_LENGTH = 255
+MAX_IDENTIFIER_LENGTH = 512
+MAX_LINE_BYTES = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class IdentifierValue:
+    type: IdentifierType
+    value: str
+    kind: MobileIdKind | None = None
+
+
+@dataclass(slots=True)
+class ProfileRecord:
+    """One readable row: the profile's whole current state."""
+
+    line: int
+    profile_id: str
+    fields: dict[str, str | None]
+    identifiers: list[IdentifierValue]
+    traits: dict[str, Any] = field(default_factory=dict)
+
+    def content_hash(self, default_region: str) -> str:
+        """Same row (and same tenant region) → same hash: re-importing it changes nothing."""
+        canonical = json.dumps(
+            [
+                self.fields,
+                [(i.type.value, i.value, i.kind and i.kind.value) for i in self.identifiers],
+                self.traits,
+                default_region,
+            ],
+            sort_keys=True,
+            ensure_ascii=False,
+            default=str,
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A row that could not be read; its line number is the line where the row starts."""
+
+    line: int
+    reason: str
+
+
+RowResult = ProfileRecord | Rejection
+
+
+class RowError(Exception):
+    """Raised inside row building; becomes a `Rejection` for that line."""
+
+
+def open_source(path: Path) -> IO[bytes]:
+    """Open a file for reading as bytes; `.gz` files are decompressed on the fly."""
+    if not path.is_file():
+        raise ValidationError(f"{path} does not exist or is not a file.")
+    if path.suffix == ".gz":
+        return cast(IO[bytes], gzip.open(path, "rb"))
+    return path.open("rb")
+
+
+def detect_format(path: Path) -> str:
+    suffixes = [s.lower() for s in path.suffixes if s.lower() != ".gz"]
+    last = suffixes[-1] if suffixes else ""
+    if last == ".csv":
+        return "csv"
+    if last in (".jsonl", ".ndjson", ".json"):
+        return "jsonl"
+    raise ValidationError(
+        f"Cannot tell the format of {path.name}: use a .csv, .jsonl or .ndjson file "
+        "(optionally .gz), or pass --format csv|jsonl."
+    )
+
+
+def read_rows(
+    stream: IO[bytes], fmt: str, on_bytes: Callable[[int], None] | None = None
+) -> Iterator[RowResult]:
+    """Every row of the stream as a record or a rejection, in file order."""
+    lines = _counted_lines(stream, on_bytes)
+    if fmt == "csv":
+        return _read_csv(lines)
+    if fmt == "jsonl":
+        return _read_jsonl(lines)
+    raise ValidationError(f"Unknown format {fmt!r}: use csv or jsonl.")
+
+
+def _counted_lines(stream: IO[bytes], on_bytes: Callable[[int], None] | None) -> Iterator[bytes]:
+    for raw in stream:
+        if on_bytes is not None:
+            on_bytes(len(raw))
+        yield raw
+
+
+def _read_csv(lines: Iterator[bytes]) -> Iterator[RowResult]:
+    # surrogateescape keeps undecodable bytes visible so the row is rejected, not mangled.
+    text = (raw.decode("utf-8", errors="surrogateescape") for raw in lines)
+    reader = csv.reader(_strip_bom(text), strict=True)
+    header = _read_header(reader)
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield Rejection(start, f"unreadable CSV: {exc}")
+            continue
+        if not cells or cells == [""]:
+            continue
+        yield _csv_row(start, header, cells)
+
+
+def _strip_bom(text: Iterator[str]) -> Iterator[str]:
+    first = next(text, None)
+    if first is None:
+        return
+    yield first.removeprefix("\ufeff")
+    yield from text
+
+
+def _read_header(reader: Iterator[list[str]]) -> list[str]:
+    header = next(reader, None)
+    if not header:
+        raise ValidationError("The CSV file is empty: the first line must be a header row.")
+    names = [name.strip().lower() for name in header]
+    if "profile_id" not in names:
+        raise ValidationError(
+            "The CSV header has no profile_id column; expected columns: profile_id, email, "
+            "phone, mobile_id, mobile_id_kind, external_id, first_name, last_name, city, state, "
+            "zip, country, date_of_birth, gender (any other column becomes a trait)."
+        )
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValidationError(f"The CSV header repeats columns: {', '.join(duplicates)}.")
+    return names
+
+
+def _csv_row(line: int, header: list[str], cells: list[str]) -> RowResult:
+    if len(cells) != len(header):
+        return Rejection(line, f"expected {len(header)} columns, found {len(cells)}")
+    if any(_has_undecodable(cell) for cell in cells):
+        return Rejection(line, "not valid UTF-8")
+    return _build(line, dict(zip(header, cells, strict=True)))
+
+
+def _has_undecodable(cell: str) -> bool:
+    return any("\udc80" <= char <= "\udcff" for char in cell)
+
+
+def _read_jsonl(lines: Iterator[bytes]) -> Iterator[RowResult]:
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        if len(raw) > MAX_LINE_BYTES:
+            yield Rejection(number, f"line longer than {MAX_LINE_BYTES} bytes")
+            continue
+        try:
+            data = json.loads(raw)
+        except UnicodeDecodeError:
+            yield Rejection(number, "not valid UTF-8")
+            continue
+        except json.JSONDecodeError as exc:
+            yield Rejection(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(data, dict):
+            yield Rejection(number, f"expected a JSON object, found {type(data).__name__}")
+            continue
+        yield _build(number, {str(k).strip().lower(): v for k, v in data.items()})
+
+
+def _build(line: int, values: dict[str, Any]) -> RowResult:
+    try:
+        return _record(line, values)
+    except RowError as exc:
+        return Rejection(line, str(exc))
+
+
+def _record(line: int, values: dict[str, Any]) -> ProfileRecord:
+    profile_id = _scalar("profile_id", values.get("profile_id"))
+    if profile_id is None:
+        raise RowError("missing profile_id")
+    fields = {name: _scalar(name, values.get(name)) for name in PROFILE_FIELDS}
+    kinds = _kinds(values.get("mobile_id_kind"))
+    identifiers: list[IdentifierValue] = []
+    for column, identifier_type in IDENTIFIER_COLUMNS.items():
+        for position, value in enumerate(_many(column, values.get(column))):
+            kind = None
+            if identifier_type is IdentifierType.MOBILE_ID and kinds:
+                kind = kinds[position] if position < len(kinds) else kinds[-1]
+            identifiers.append(IdentifierValue(identifier_type, value, kind))
+    traits = {k: v for k, v in values.items() if k not in KNOWN_COLUMNS and v not in ("", None)}
+    return ProfileRecord(line, profile_id, fields, identifiers, traits)
+
+
+def _scalar(name: str, value: Any) -> str | None:
+    if isinstance(value, list):
+        raise RowError(f"{name} must be a single value, not a list")
+    if isinstance(value, dict):
+        raise RowError(f"{name} must be a single value, not an object")
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = _clean(name, str(value))
+    limit = MAX_LENGTH.get(name, MAX_FIELD_LENGTH)
+    if text is not None and len(text) > limit:
+        raise RowError(f"{name} is longer than {limit} characters")
+    return text
+
+
+def _many(name: str, value: Any) -> list[str]:
+    items: Iterable[Any]
+    if value is None:
+        return []
+    if isinstance(value, list):
+        items = value
+    elif isinstance(value, str):
+        items = value.split(";")
+    elif isinstance(value, dict | bool):
+        raise RowError(f"{name} must be a string or a list of strings")
+    else:
+        items = [value]
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, dict | list | bool):
+            raise RowError(f"{name} must be a string or a list of strings")
+        text = _clean(name, str(item)) if item is not None else None
+        if text is None:
+            continue
+        if len(text) > MAX_IDENTIFIER_LENGTH:
+            raise RowError(f"{name} is longer than {MAX_IDENTIFIER_LENGTH} characters")
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def _clean(name: str, text: str) -> str | None:
+    if "\x00" in text:
+        raise RowError(f"{name} contains a NUL character")
+    text = text.strip()
+    return text or None
+
+
+def _kinds(value: Any) -> list[MobileIdKind | None]:
+    raw = _many("mobile_id_kind", value) if value not in (None, "") else []
+    return [MOBILE_KINDS.get(item.lower()) for item in raw]

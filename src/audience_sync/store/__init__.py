@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 tables, tenant-scoped repositories, and Alembic migrations."""

@@ -1,0 +1,178 @@
+"""Bulk upsert of imported profiles into the built-in CDP, a chunk at a time, set-wise."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from audience_sync.domain.models import IdentifierType
+from audience_sync.sources.rows import ProfileRecord
+from audience_sync.store.bulk import insert_ignore
+from audience_sync.store.tables import Profile, ProfileIdentifier, SegmentMember
+from audience_sync.store.types import utcnow
+
+PhoneParser = Callable[[str, str], "str | None"]
+CountryNormalizer = Callable[[str], "str | None"]
+
+
+@dataclass(slots=True)
+class WriteCounts:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+    def add(self, other: WriteCounts) -> None:
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+
+
+class ProfileWriter:
+    """Writes chunks of records for one tenant; the caller commits after each chunk.
+
+    A record is the profile's whole current state: an existing profile whose row changed gets its
+    fields replaced and its identifiers rewritten; an identical row changes nothing at all.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        tenant_id: int,
+        default_region: str,
+        parse_phone: PhoneParser,
+        normalize_country: CountryNormalizer,
+        segment_id: uuid.UUID | None = None,
+    ) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+        self.default_region = default_region
+        self.parse_phone = parse_phone
+        self.normalize_country = normalize_country
+        self.segment_id = segment_id
+
+    def write(self, records: Sequence[ProfileRecord]) -> WriteCounts:
+        """Write records in file order; a profile repeated in the chunk is applied in turn."""
+        counts = WriteCounts()
+        for unique in _rounds(records):
+            counts.add(self._write_unique(unique))
+        return counts
+
+    def _write_unique(self, records: list[ProfileRecord]) -> WriteCounts:
+        hashes = {r.profile_id: r.content_hash(self.default_region) for r in records}
+        existing = self._existing([r.profile_id for r in records])
+        new = [r for r in records if r.profile_id not in existing]
+        changed = [
+            r
+            for r in records
+            if r.profile_id in existing and existing[r.profile_id][1] != hashes[r.profile_id]
+        ]
+        pks = {pid: pk for pid, (pk, _) in existing.items()}
+        pks.update(self._insert_profiles(new, hashes))
+        self._update_profiles(changed, hashes, pks)
+        self._write_identifiers(new + changed, pks)
+        if self.segment_id is not None:
+            self._add_members([pks[r.profile_id] for r in records])
+        return WriteCounts(len(new), len(changed), len(records) - len(new) - len(changed))
+
+    def _existing(self, profile_ids: list[str]) -> dict[str, tuple[int, str]]:
+        rows = self.session.execute(
+            select(Profile.profile_id, Profile.id, Profile.content_hash).where(
+                Profile.tenant_id == self.tenant_id, Profile.profile_id.in_(profile_ids)
+            )
+        )
+        return {pid: (pk, digest) for pid, pk, digest in rows}
+
+    def _insert_profiles(
+        self, records: list[ProfileRecord], hashes: dict[str, str]
+    ) -> dict[str, int]:
+        if not records:
+            return {}
+        now = utcnow()
+        rows = [
+            {**self._profile_values(r, hashes), "tenant_id": self.tenant_id, "created_at": now}
+            for r in records
+        ]
+        result = self.session.execute(
+            insert(Profile).returning(Profile.profile_id, Profile.id), rows
+        )
+        return dict(result.all())
+
+    def _update_profiles(
+        self, records: list[ProfileRecord], hashes: dict[str, str], pks: dict[str, int]
+    ) -> None:
+        if not records:
+            return
+        rows = [{**self._profile_values(r, hashes), "id": pks[r.profile_id]} for r in records]
+        self.session.execute(update(Profile), rows)  # bulk UPDATE by primary key
+        self.session.execute(
+            delete(ProfileIdentifier).where(
+                ProfileIdentifier.tenant_id == self.tenant_id,
+                ProfileIdentifier.profile_pk.in_([row["id"] for row in rows]),
+            )
+        )
+
+    def _profile_values(self, record: ProfileRecord, hashes: dict[str, str]) -> dict[str, Any]:
+        return {
+            "profile_id": record.profile_id,
+            **record.fields,
+            "traits": record.traits,
+            "content_hash": hashes[record.profile_id],
+            "updated_at": utcnow(),
+        }
+
+    def _write_identifiers(self, records: list[ProfileRecord], pks: dict[str, int]) -> None:
+        rows: list[dict[str, Any]] = []
+        for record in records:
+            region = self._region(record)
+            for identifier in record.identifiers:
+                is_phone = identifier.type is IdentifierType.PHONE
+                rows.append(
+                    {
+                        "tenant_id": self.tenant_id,
+                        "profile_pk": pks[record.profile_id],
+                        "type": identifier.type,
+                        "value": identifier.value,
+                        "kind": identifier.kind,
+                        "e164": self.parse_phone(identifier.value, region) if is_phone else None,
+                    }
+                )
+        if rows:
+            self.session.execute(insert(ProfileIdentifier), rows)
+
+    def _region(self, record: ProfileRecord) -> str:
+        """The profile's country, else the tenant's default region (for national phone numbers)."""
+        country = record.fields.get("country")
+        code = self.normalize_country(country) if country else None
+        return code.upper() if code else self.default_region
+
+    def _add_members(self, profile_pks: list[int]) -> None:
+        now = utcnow()
+        rows = [
+            {
+                "segment_id": self.segment_id,
+                "profile_pk": pk,
+                "tenant_id": self.tenant_id,
+                "added_at": now,
+            }
+            for pk in profile_pks
+        ]
+        insert_ignore(self.session, SegmentMember, rows, ("segment_id", "profile_pk"))
+
+
+def _rounds(records: Sequence[ProfileRecord]) -> Iterator[list[ProfileRecord]]:
+    """Split records into runs with unique profile ids, keeping file order between repeats."""
+    current: list[ProfileRecord] = []
+    seen: set[str] = set()
+    for record in records:
+        if record.profile_id in seen:
+            yield current
+            current, seen = [], set()
+        current.append(record)
+        seen.add(record.profile_id)
+    if current:
+        yield current

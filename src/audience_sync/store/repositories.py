@@ -1,0 +1,330 @@
+"""Repositories. Everything below `TenantScoped` filters by tenant by construction.
+
+A repository never commits: the caller owns the transaction (`store.db.transaction`), so one
+unit of work can span several repositories.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from audience_sync.config import FeatureFlag, FeatureFlags
+from audience_sync.crypto import CredentialCipher
+from audience_sync.domain.models import SyncPlatform
+from audience_sync.exceptions import NotFoundError, ValidationError
+from audience_sync.store.tables import (
+    ApiKey,
+    AudienceSyncJob,
+    FeatureFlagOverride,
+    PlatformAudience,
+    PlatformConnection,
+    Profile,
+    ProfileIdentifier,
+    Segment,
+    SegmentMember,
+    Tenant,
+)
+from audience_sync.store.types import utcnow
+
+DEFAULT_TENANT_SLUG = "default"
+API_KEY_PREFIX = "as_"
+
+M = TypeVar("M", bound=Any)
+
+
+class TenantRepository:
+    """Tenants themselves (the one repository that is not tenant-scoped)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def create(self, slug: str, name: str | None = None, default_region: str = "US") -> Tenant:
+        if self.by_slug(slug) is not None:
+            raise ValidationError(f"A tenant named {slug!r} already exists.")
+        tenant = Tenant(slug=slug, name=name or slug, default_region=default_region.upper())
+        self.session.add(tenant)
+        self.session.flush()
+        return tenant
+
+    def by_slug(self, slug: str) -> Tenant | None:
+        return self.session.scalars(select(Tenant).where(Tenant.slug == slug)).one_or_none()
+
+    def get(self, slug: str) -> Tenant:
+        """The tenant with this slug; the default tenant is created on first use."""
+        tenant = self.by_slug(slug)
+        if tenant is None and slug == DEFAULT_TENANT_SLUG:
+            tenant = self.create(DEFAULT_TENANT_SLUG, "Default tenant")
+        if tenant is None:
+            raise NotFoundError(
+                f"No tenant named {slug!r}. Create it with `audience-sync tenants create {slug}`."
+            )
+        return tenant
+
+    def list(self) -> Sequence[Tenant]:
+        return self.session.scalars(select(Tenant).order_by(Tenant.id)).all()
+
+
+class ApiKeyRepository:
+    """API keys: the key is shown once; only its SHA-256 is stored."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def issue(self, tenant_id: int, name: str = "default") -> str:
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        self.session.add(
+            ApiKey(tenant_id=tenant_id, name=name, prefix=key[:10], key_hash=_digest(key))
+        )
+        self.session.flush()
+        return key
+
+    def authenticate(self, key: str) -> int | None:
+        """The tenant id of a valid, unrevoked key, else None."""
+        row = self.session.scalars(
+            select(ApiKey).where(ApiKey.key_hash == _digest(key), ApiKey.revoked_at.is_(None))
+        ).one_or_none()
+        if row is None:
+            return None
+        row.last_used_at = utcnow()
+        return row.tenant_id
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class TenantScoped:
+    """Base of every tenant-scoped repository: all reads go through `_select`."""
+
+    def __init__(self, session: Session, tenant_id: int) -> None:
+        self.session = session
+        self.tenant_id = tenant_id
+
+    def _select(self, model: type[M]) -> Select[M]:
+        return select(model).where(model.tenant_id == self.tenant_id)
+
+    def _get(self, model: type[M], object_id: Any, what: str) -> M:
+        found: M | None = self.session.scalars(
+            self._select(model).where(model.id == object_id)
+        ).one_or_none()
+        if found is None:
+            raise NotFoundError(f"{what} {object_id} not found.")
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentSummary:
+    id: uuid.UUID
+    name: str
+    description: str | None
+    is_active: bool
+    member_count: int
+
+
+class SegmentRepository(TenantScoped):
+    def create(self, name: str, description: str | None = None) -> Segment:
+        if self.by_name(name) is not None:
+            raise ValidationError(f"A segment named {name!r} already exists.")
+        segment = Segment(tenant_id=self.tenant_id, name=name, description=description)
+        self.session.add(segment)
+        self.session.flush()
+        return segment
+
+    def ensure(self, name: str) -> Segment:
+        return self.by_name(name) or self.create(name)
+
+    def by_name(self, name: str) -> Segment | None:
+        return self.session.scalars(self._select(Segment).where(Segment.name == name)).one_or_none()
+
+    def get(self, segment_id: uuid.UUID) -> Segment:
+        return self._get(Segment, segment_id, "Segment")
+
+    def summaries(self) -> list[SegmentSummary]:
+        counts = (
+            select(SegmentMember.segment_id, func.count().label("n"))
+            .where(SegmentMember.tenant_id == self.tenant_id)
+            .group_by(SegmentMember.segment_id)
+            .subquery()
+        )
+        rows = self.session.execute(
+            select(Segment, func.coalesce(counts.c.n, 0))
+            .outerjoin(counts, counts.c.segment_id == Segment.id)
+            .where(Segment.tenant_id == self.tenant_id)
+            .order_by(Segment.name)
+        ).all()
+        return [SegmentSummary(s.id, s.name, s.description, s.is_active, int(n)) for s, n in rows]
+
+    def member_count(self, segment_id: uuid.UUID) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(SegmentMember)
+                .where(
+                    SegmentMember.tenant_id == self.tenant_id,
+                    SegmentMember.segment_id == segment_id,
+                )
+            )
+            or 0
+        )
+
+    def member_profile_ids(self, segment_id: uuid.UUID) -> list[str]:
+        """The customer's own ids of a segment's members (small segments; sync reads in bulk)."""
+        return list(
+            self.session.scalars(
+                select(Profile.profile_id)
+                .join(SegmentMember, SegmentMember.profile_pk == Profile.id)
+                .where(
+                    SegmentMember.tenant_id == self.tenant_id,
+                    SegmentMember.segment_id == segment_id,
+                )
+                .order_by(Profile.profile_id)
+            )
+        )
+
+
+class ProfileRepository(TenantScoped):
+    def by_profile_id(self, profile_id: str) -> Profile:
+        found = self.session.scalars(
+            self._select(Profile).where(Profile.profile_id == profile_id)
+        ).one_or_none()
+        if found is None:
+            raise NotFoundError(f"Profile {profile_id!r} not found.")
+        return found
+
+    def count(self) -> int:
+        return int(
+            self.session.scalar(
+                select(func.count()).select_from(Profile).where(Profile.tenant_id == self.tenant_id)
+            )
+            or 0
+        )
+
+    def identifiers(self, profile_pk: int) -> Sequence[ProfileIdentifier]:
+        return self.session.scalars(
+            self._select(ProfileIdentifier)
+            .where(ProfileIdentifier.profile_pk == profile_pk)
+            .order_by(ProfileIdentifier.id)
+        ).all()
+
+
+class ConnectionRepository(TenantScoped):
+    """Platform connections; credentials go in and out only through the cipher."""
+
+    def __init__(self, session: Session, tenant_id: int, cipher: CredentialCipher) -> None:
+        super().__init__(session, tenant_id)
+        self.cipher = cipher
+
+    def put(
+        self,
+        platform: SyncPlatform,
+        ad_account_id: str,
+        credentials: dict[str, Any],
+        base_url: str | None = None,
+    ) -> PlatformConnection:
+        connection = self.find(platform)
+        if connection is None:
+            connection = PlatformConnection(tenant_id=self.tenant_id, platform=platform)
+            self.session.add(connection)
+        connection.ad_account_id = ad_account_id
+        connection.credentials_encrypted = self.cipher.encrypt(credentials)
+        connection.base_url = base_url
+        connection.status = "connected"
+        connection.status_message = None
+        self.session.flush()
+        return connection
+
+    def find(self, platform: SyncPlatform) -> PlatformConnection | None:
+        return self.session.scalars(
+            self._select(PlatformConnection).where(PlatformConnection.platform == platform)
+        ).one_or_none()
+
+    def get(self, platform: SyncPlatform) -> PlatformConnection:
+        connection = self.find(platform)
+        if connection is None:
+            raise NotFoundError(f"No {platform.value} connection; connect the account first.")
+        return connection
+
+    def credentials(self, platform: SyncPlatform) -> dict[str, Any]:
+        return self.cipher.decrypt(self.get(platform).credentials_encrypted)
+
+    def delete(self, platform: SyncPlatform) -> None:
+        self.session.delete(self.get(platform))
+
+
+class AudienceRepository(TenantScoped):
+    def add(self, audience: PlatformAudience) -> PlatformAudience:
+        audience.tenant_id = self.tenant_id
+        self.session.add(audience)
+        self.session.flush()
+        return audience
+
+    def get(self, audience_id: uuid.UUID) -> PlatformAudience:
+        return self._get(PlatformAudience, audience_id, "Audience")
+
+    def list(self) -> Sequence[PlatformAudience]:
+        return self.session.scalars(
+            self._select(PlatformAudience).order_by(PlatformAudience.created_at)
+        ).all()
+
+    def due(self, now: datetime) -> Sequence[PlatformAudience]:
+        return self.session.scalars(
+            self._select(PlatformAudience).where(
+                PlatformAudience.auto_sync.is_(True),
+                PlatformAudience.is_active.is_(True),
+                PlatformAudience.next_sync_at <= now,
+            )
+        ).all()
+
+
+class SyncJobRepository(TenantScoped):
+    def add(self, job: AudienceSyncJob) -> AudienceSyncJob:
+        job.tenant_id = self.tenant_id
+        self.session.add(job)
+        self.session.flush()
+        return job
+
+    def get(self, job_id: uuid.UUID) -> AudienceSyncJob:
+        return self._get(AudienceSyncJob, job_id, "Sync job")
+
+    def for_audience(self, audience_id: uuid.UUID, limit: int = 50) -> Sequence[AudienceSyncJob]:
+        return self.session.scalars(
+            self._select(AudienceSyncJob)
+            .where(AudienceSyncJob.platform_audience_id == audience_id)
+            .order_by(AudienceSyncJob.created_at.desc())
+            .limit(limit)
+        ).all()
+
+
+class FeatureFlagRepository(TenantScoped):
+    """Per-tenant overrides on top of the defaults from the environment."""
+
+    def overrides(self) -> dict[FeatureFlag, bool]:
+        rows = self.session.scalars(self._select(FeatureFlagOverride)).all()
+        return {row.flag: row.enabled for row in rows}
+
+    def set(self, flag: FeatureFlag, enabled: bool | None) -> None:
+        """Override a flag for this tenant; `None` removes the override."""
+        row = self.session.get(FeatureFlagOverride, (self.tenant_id, flag))
+        if enabled is None:
+            if row is not None:
+                self.session.delete(row)
+            return
+        if row is None:
+            self.session.add(
+                FeatureFlagOverride(tenant_id=self.tenant_id, flag=flag, enabled=enabled)
+            )
+        else:
+            row.enabled = enabled
+        self.session.flush()
+
+    def effective(self, defaults: FeatureFlags) -> dict[FeatureFlag, bool]:
+        return defaults.as_dict() | self.overrides()

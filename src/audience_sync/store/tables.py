@@ -1,0 +1,301 @@
+"""The schema: SQLAlchemy 2 typed tables. Alembic migrations in `migrations/` must match it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from audience_sync.config import FeatureFlag
+from audience_sync.domain.models import (
+    IdentifierType,
+    MobileIdKind,
+    SyncOperation,
+    SyncPlatform,
+    SyncStatus,
+    TriggeredBy,
+)
+from audience_sync.store.types import (
+    BigIntPK,
+    JSONType,
+    UTCDateTime,
+    enum_column,
+    json_default,
+    utcnow,
+)
+
+# Named constraints so migrations can refer to them identically on SQLite and PostgreSQL.
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+TENANT_FK = "tenants.id"
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamps:
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Tenant(Timestamps, Base):
+    __tablename__ = "tenants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # Region for phones written without a country code, when the profile has no country.
+    default_region: Mapped[str] = mapped_column(String(2), default="US")
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(200), default="default")
+    prefix: Mapped[str] = mapped_column(String(16))  # shown to users to tell keys apart
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)  # SHA-256; never the key
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Profile(Timestamps, Base):
+    """A person in the built-in CDP; `profile_id` is the customer's own id for them."""
+
+    __tablename__ = "profiles"
+    __table_args__ = (UniqueConstraint("tenant_id", "profile_id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    profile_id: Mapped[str] = mapped_column(String(255))
+    first_name: Mapped[str | None] = mapped_column(String(255))
+    last_name: Mapped[str | None] = mapped_column(String(255))
+    city: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str | None] = mapped_column(String(255))
+    zip: Mapped[str | None] = mapped_column(String(32))
+    country: Mapped[str | None] = mapped_column(String(64))
+    # Kept as written (YYYYMMDD or YYYY-MM-DD); normalization decides per platform.
+    date_of_birth: Mapped[str | None] = mapped_column(String(32))
+    gender: Mapped[str | None] = mapped_column(String(32))
+    traits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
+    # SHA-256 of the imported row's canonical form: re-importing the same row changes nothing.
+    content_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ProfileIdentifier(Base):
+    """One identifier of a profile, raw as imported; phones also keep their parsed E.164."""
+
+    __tablename__ = "profile_identifiers"
+    __table_args__ = (
+        Index("ix_profile_identifiers_tenant_type_value", "tenant_id", "type", "value"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    profile_pk: Mapped[int] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), index=True
+    )
+    type: Mapped[IdentifierType] = mapped_column(enum_column(IdentifierType, "identifier_type"))
+    value: Mapped[str] = mapped_column(String(512))
+    e164: Mapped[str | None] = mapped_column(String(20))  # phones: None when unparseable
+    kind: Mapped[MobileIdKind | None] = mapped_column(enum_column(MobileIdKind, "mobile_id_kind"))
+
+
+class Segment(Timestamps, Base):
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("tenant_id", "name"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class SegmentMember(Base):
+    __tablename__ = "segment_members"
+
+    segment_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("segments.id", ondelete="CASCADE"), primary_key=True
+    )
+    profile_pk: Mapped[int] = mapped_column(
+        ForeignKey("profiles.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_profile_time", "tenant_id", "profile_pk", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    profile_pk: Mapped[int] = mapped_column(ForeignKey("profiles.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(255))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PlatformConnection(Timestamps, Base):
+    """A tenant's account on one platform; credentials are Fernet-encrypted at rest."""
+
+    __tablename__ = "platform_connections"
+    __table_args__ = (UniqueConstraint("tenant_id", "platform"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    platform: Mapped[SyncPlatform] = mapped_column(enum_column(SyncPlatform, "sync_platform"))
+    ad_account_id: Mapped[str] = mapped_column(String(255))
+    credentials_encrypted: Mapped[str] = mapped_column(Text)
+    base_url: Mapped[str | None] = mapped_column(String(500))  # e.g. the sandbox
+    status: Mapped[str] = mapped_column(String(32), default="connected")
+    status_message: Mapped[str | None] = mapped_column(Text)
+
+
+class PlatformAudience(Timestamps, Base):
+    """Links a CDP segment to a platform custom audience (every field of the spec's model)."""
+
+    __tablename__ = "platform_audiences"
+    __table_args__ = (Index("ix_platform_audiences_due", "auto_sync", "is_active", "next_sync_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"), index=True)
+    segment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("segments.id", ondelete="RESTRICT"))
+
+    platform: Mapped[SyncPlatform] = mapped_column(enum_column(SyncPlatform, "sync_platform"))
+    platform_audience_id: Mapped[str | None] = mapped_column(String(255))
+    platform_audience_name: Mapped[str] = mapped_column(String(255))
+    ad_account_id: Mapped[str] = mapped_column(String(255))
+    description: Mapped[str | None] = mapped_column(Text)
+    config: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
+
+    auto_sync: Mapped[bool] = mapped_column(Boolean, default=True)
+    sync_interval_hours: Mapped[int] = mapped_column(Integer, default=24)
+    next_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    last_sync_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sync_status: Mapped[SyncStatus | None] = mapped_column(
+        enum_column(SyncStatus, "sync_status")
+    )
+    last_sync_error: Mapped[str | None] = mapped_column(Text)
+
+    platform_size: Mapped[int | None] = mapped_column(BigInteger)
+    matched_size: Mapped[int | None] = mapped_column(BigInteger)
+    match_rate: Mapped[float | None] = mapped_column(Float)
+
+
+class AudienceSyncJob(Timestamps, Base):
+    """One sync operation on one audience (every field of the spec's model, plus bookkeeping)."""
+
+    __tablename__ = "audience_sync_jobs"
+    __table_args__ = (
+        Index("ix_audience_sync_jobs_audience", "platform_audience_id", "created_at"),
+        Index("ix_audience_sync_jobs_status", "status", "next_retry_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"), index=True)
+    platform_audience_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("platform_audiences.id", ondelete="CASCADE")
+    )
+
+    operation: Mapped[SyncOperation] = mapped_column(enum_column(SyncOperation, "sync_operation"))
+    status: Mapped[SyncStatus] = mapped_column(
+        enum_column(SyncStatus, "sync_status"), default=SyncStatus.PENDING
+    )
+
+    profiles_sent: Mapped[int] = mapped_column(BigInteger, default=0)
+    profiles_added: Mapped[int] = mapped_column(BigInteger, default=0)
+    profiles_removed: Mapped[int] = mapped_column(BigInteger, default=0)
+    profiles_failed: Mapped[int] = mapped_column(BigInteger, default=0)
+    match_rate: Mapped[float | None] = mapped_column(Float)
+
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
+    error_message: Mapped[str | None] = mapped_column(Text)
+
+    triggered_by: Mapped[TriggeredBy] = mapped_column(enum_column(TriggeredBy, "triggered_by"))
+    triggered_by_user_id: Mapped[int | None] = mapped_column(Integer)
+
+    # Bookkeeping beyond the spec: dry runs, durable retries, leases, cancellation, diagnostics.
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
+
+
+class SnapshotEntry(Base):
+    """An identifier the platform confirmed for an audience: its wire key and value as sent."""
+
+    __tablename__ = "audience_snapshot_entries"
+
+    audience_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("platform_audiences.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)  # e.g. EMAIL, PHONE_SHA256
+    value: Mapped[str] = mapped_column(String(128), primary_key=True)  # digest, or raw MAID
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Export(Base):
+    __tablename__ = "exports"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"), index=True)
+    segment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
+    format: Mapped[str] = mapped_column(String(8))
+    options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
+    platform: Mapped[SyncPlatform | None] = mapped_column(
+        enum_column(SyncPlatform, "sync_platform")
+    )
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    file_path: Mapped[str | None] = mapped_column(String(1000))
+    profile_count: Mapped[int | None] = mapped_column(BigInteger)
+    file_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class FeatureFlagOverride(Base):
+    """A tenant's override of a feature flag's default from the environment."""
+
+    __tablename__ = "feature_flag_overrides"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey(TENANT_FK, ondelete="CASCADE"), primary_key=True
+    )
+    flag: Mapped[FeatureFlag] = mapped_column(
+        enum_column(FeatureFlag, "feature_flag"), primary_key=True
+    )
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

@@ -1,0 +1,89 @@
+"""Shared fixtures: databases (SQLite and the real PostgreSQL), settings, sessions."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from audience_sync.store import db
+from audience_sync.store.tables import Base
+
+POSTGRES_URL = os.environ.get(
+    "AUDIENCE_SYNC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def service_unavailable(reason: str) -> None:
+    """Locally a missing service skips the test; under CI=true it fails the run."""
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: integration services are required)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating once is the slow part)."""
+    path = tmp_path_factory.mktemp("sqlite") / "template.db"
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_engine() -> Iterator[Engine]:
+    """A throwaway database on the real PostgreSQL, migrated once per test session."""
+    admin_url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    name = f"audience_sync_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError as exc:
+        admin.dispose()
+        service_unavailable(f"PostgreSQL unreachable at {POSTGRES_URL}: {exc.orig}")
+    engine = db.make_engine(admin_url.set(database=name).render_as_string(hide_password=False))
+    try:
+        db.upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """Each test gets an empty, migrated database — once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        sqlite_engine = db.make_engine(f"sqlite:///{path}")
+        yield sqlite_engine
+        sqlite_engine.dispose()
+        return
+    pg: Engine = request.getfixturevalue("postgres_engine")
+    _truncate(pg)
+    yield pg
+
+
+def _truncate(engine: Engine) -> None:
+    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def factory(engine: Engine) -> sessionmaker[Session]:
+    return db.session_factory(engine)
