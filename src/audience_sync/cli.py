@@ -28,7 +28,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
-from audience_sync.config import Settings, load_settings
+from audience_sync.config import Settings, load_settings, secret_keys
 from audience_sync.exceptions import AudienceSyncError, ConfigurationError
 from audience_sync.log import configure_logging
 from audience_sync.sources import demo as demo_data
@@ -56,8 +56,9 @@ app.add_typer(import_app, name="import")
 app.add_typer(segments_app, name="segments")
 app.add_typer(tenants_app, name="tenants")
 
-out = Console()
-err = Console(stderr=True)
+# Piped output gets wide lines rather than an 80-column wrap, so ids stay whole and grep-able.
+out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 TenantOption = Annotated[
     str, typer.Option("--tenant", help="Tenant slug.", envvar="AUDIENCE_SYNC_TENANT")
@@ -79,6 +80,7 @@ class Context:
 def context() -> Context:
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.environment == "production")
+    secret_keys(settings)  # validated now; in development, generated once with a warning
     engine = db.make_engine(settings.effective_database_url)
     return Context(settings, engine, db.session_factory(engine))
 
@@ -175,6 +177,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
+        disable=not err.is_terminal,
     )
 
 

@@ -26,6 +26,7 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
+    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))  # chatty at INFO
     structlog.configure(
         processors=[
             structlog.stdlib.add_log_level,

@@ -1,0 +1,125 @@
+"""The `audience-sync` command end to end, on SQLite and PostgreSQL: no tracebacks, honest exits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner, Result
+
+from audience_sync import cli
+
+DATA = Path(__file__).parents[1] / "data" / "import"
+Invoke = Callable[..., Result]
+
+
+@contextmanager
+def cli_on(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+    """Run the CLI in `tmp_path` against the database at `url`."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUDIENCE_SYNC_DATABASE_URL", url)
+    monkeypatch.setenv("AUDIENCE_SYNC_VAR_DIR", str(tmp_path / "var"))
+    cli.context.cache_clear()
+    runner = CliRunner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(cli.app, list(args))
+
+    try:
+        yield run
+    finally:
+        if cli.context.cache_info().currsize:
+            cli.context().engine.dispose()
+        cli.context.cache_clear()
+
+
+@pytest.fixture
+def invoke(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+    with cli_on(engine.url.render_as_string(hide_password=False), tmp_path, monkeypatch) as run:
+        yield run
+
+
+def test_import_then_list_segments_as_json(invoke: Invoke) -> None:
+    assert invoke("db", "upgrade").exit_code == 0
+    result = invoke("import", "profiles", str(DATA / "good.csv"), "--segment", "VIP")
+    assert result.exit_code == 0, result.output
+    assert "4 rows imported into segment 'VIP' — 4 new" in result.stdout
+    listed = invoke("segments", "list", "--json")
+    assert listed.exit_code == 0
+    (segment,) = json.loads(listed.stdout)
+    assert set(segment) == {"id", "name", "member_count", "is_active"}
+    assert (segment["name"], segment["member_count"], segment["is_active"]) == ("VIP", 4, True)
+
+
+def test_a_broken_file_exits_non_zero_with_lines_and_summary(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    invoke("db", "upgrade")
+    rejects = tmp_path / "rejects.csv"
+    result = invoke("import", "profiles", str(DATA / "broken.csv"), "--rejects", str(rejects))
+    assert result.exit_code == 1
+    assert "2 rows imported — 2 new, 0 updated, 0 unchanged; 4 rejected." in result.stdout
+    assert "line 3: missing profile_id" in result.stderr
+    assert "line 6: not valid UTF-8" in result.stderr
+    assert "Traceback" not in result.output
+    assert rejects.read_text().splitlines() == [
+        "line,reason",
+        "3,missing profile_id",
+        '4,"expected 3 columns, found 4"',
+        '5,"expected 3 columns, found 2"',
+        "6,not valid UTF-8",
+    ]
+
+
+def test_reimport_reports_every_row_unchanged(invoke: Invoke) -> None:
+    invoke("db", "upgrade")
+    invoke("import", "profiles", str(DATA / "good.jsonl"))
+    again = invoke("import", "profiles", str(DATA / "good.jsonl"))
+    assert "0 new, 0 updated, 2 unchanged; 0 rejected" in again.stdout
+
+
+def test_commands_before_migration_say_what_to_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with cli_on(f"sqlite:///{tmp_path}/empty.db", tmp_path, monkeypatch) as invoke:
+        result = invoke("segments", "list")
+    assert result.exit_code == 2
+    assert "audience-sync db upgrade" in result.stderr
+
+
+def test_a_missing_file_is_a_clear_error(invoke: Invoke) -> None:
+    invoke("db", "upgrade")
+    result = invoke("import", "profiles", "nope.csv")
+    assert result.exit_code == 2
+    assert "nope.csv does not exist" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_tenants_create_json_prints_only_the_id_and_key(invoke: Invoke) -> None:
+    invoke("db", "upgrade")
+    result = invoke("tenants", "create", "acme", "--json")
+    assert result.exit_code == 0
+    created = json.loads(result.stdout)
+    assert set(created) == {"tenant_id", "api_key"}
+    assert created["api_key"].startswith("as_")
+    duplicate = invoke("tenants", "create", "acme")
+    assert duplicate.exit_code == 2
+    assert "already exists" in duplicate.stderr
+
+
+def test_the_demo_ends_with_the_specs_three_segments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with cli_on(f"sqlite:///{tmp_path}/demo.db", tmp_path, monkeypatch) as invoke:
+        result = invoke("demo")
+        assert result.exit_code == 0, result.output
+        listed = json.loads(invoke("segments", "list", "--json").stdout)
+    assert {s["name"]: s["member_count"] for s in listed} == {
+        "High Value Customers": 1234,
+        "Newsletter Subscribers": 5678,
+        "At Risk Churning": 890,
+    }
