@@ -296,6 +296,20 @@ def demo(
     segments_list(tenant=tenant, as_json=False)
 
 
+@app.command("generate-profiles")
+@friendly_errors
+def generate_profiles(
+    file: Annotated[Path, typer.Argument(help="CSV file to write.")],
+    count: Annotated[int, typer.Option(min=1, help="How many profiles.")] = 100_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same file).")] = (
+        demo_data.DEMO_SEED
+    ),
+) -> None:
+    """Write messy, realistic demo profiles to a CSV file (streamed; any size)."""
+    demo_data.write_profiles_csv(file, demo_data.generate_rows(count, seed))
+    out.print(f"Wrote {count:,} profiles to {file}.", highlight=False)
+
+
 @app.command("sandbox")
 @friendly_errors
 def sandbox(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,11 +163,11 @@ def write_demo_files(
     rows = list(generate_rows(profiles, seed))
     members = pick_segments(len(rows), seed)
     profile_path = directory / "profiles.csv"
-    _write_csv(profile_path, rows)
+    write_profiles_csv(profile_path, rows)
     segment_paths: dict[str, Path] = {}
     for name, indexes in members.items():
         path = directory / (name.lower().replace(" ", "_") + ".csv")
-        _write_csv(path, [rows[i] for i in indexes])
+        write_profiles_csv(path, (rows[i] for i in indexes))
         segment_paths[name] = path
     return DemoFiles(profile_path, segment_paths)
 
@@ -330,7 +330,9 @@ def _dob(rng: random.Random) -> str:
     return f"{year}-{month:02d}-{day:02d}"
 
 
-def _write_csv(path: Path, rows: list[dict[str, str]]) -> None:
+def write_profiles_csv(path: Path, rows: Iterable[dict[str, str]]) -> None:
+    """Write profile rows as an import-ready CSV, streaming."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=COLUMNS)
         writer.writeheader()

@@ -11,6 +11,7 @@ import csv
 import gzip
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +50,8 @@ MAX_LENGTH = {"profile_id": 255, "zip": 32, "country": 64, "date_of_birth": 32, 
 MAX_FIELD_LENGTH = 255
 MAX_IDENTIFIER_LENGTH = 512
 MAX_LINE_BYTES = 1_000_000
+# Bytes that were not UTF-8, as decoded with errors="surrogateescape".
+UNDECODABLE = re.compile("[\udc80-\udcff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,13 +190,9 @@ def _read_header(reader: Iterator[list[str]]) -> list[str]:
 def _csv_row(line: int, header: list[str], cells: list[str]) -> RowResult:
     if len(cells) != len(header):
         return Rejection(line, f"expected {len(header)} columns, found {len(cells)}")
-    if any(_has_undecodable(cell) for cell in cells):
+    if UNDECODABLE.search("".join(cells)):
         return Rejection(line, "not valid UTF-8")
     return _build(line, dict(zip(header, cells, strict=True)))
-
-
-def _has_undecodable(cell: str) -> bool:
-    return any("\udc80" <= char <= "\udcff" for char in cell)
 
 
 def _read_jsonl(lines: Iterator[bytes]) -> Iterator[RowResult]:

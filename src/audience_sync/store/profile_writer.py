@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from audience_sync.domain.models import IdentifierType
@@ -15,6 +16,10 @@ from audience_sync.sources.rows import ProfileRecord
 from audience_sync.store.bulk import insert_ignore
 from audience_sync.store.tables import Profile, ProfileIdentifier, SegmentMember
 from audience_sync.store.types import utcnow
+
+# Core tables for bulk writes (ORM bulk inserts batch poorly when NULLs vary between rows).
+PROFILES = cast(Table, Profile.__table__)
+IDENTIFIERS = cast(Table, ProfileIdentifier.__table__)
 
 PhoneParser = Callable[[str, str], "str | None"]
 CountryNormalizer = Callable[[str], "str | None"]
@@ -52,7 +57,7 @@ class ProfileWriter:
         self.tenant_id = tenant_id
         self.default_region = default_region
         self.parse_phone = parse_phone
-        self.normalize_country = normalize_country
+        self.normalize_country = functools.lru_cache(maxsize=4096)(normalize_country)
         self.segment_id = segment_id
 
     def write(self, records: Sequence[ProfileRecord]) -> WriteCounts:
@@ -97,22 +102,26 @@ class ProfileWriter:
             {**self._profile_values(r, hashes), "tenant_id": self.tenant_id, "created_at": now}
             for r in records
         ]
-        result = self.session.execute(
-            insert(Profile).returning(Profile.profile_id, Profile.id), rows
-        )
-        return dict(result.all())
+        # Core executemany, then one SELECT for the new ids: the ORM's bulk INSERT ... RETURNING
+        # splits rows by which columns are NULL and fetches quadratically on SQLite (SA 2.1).
+        self.session.execute(insert(PROFILES), rows)
+        created = self._existing([r.profile_id for r in records])
+        return {pid: pk for pid, (pk, _) in created.items()}
 
     def _update_profiles(
         self, records: list[ProfileRecord], hashes: dict[str, str], pks: dict[str, int]
     ) -> None:
         if not records:
             return
-        rows = [{**self._profile_values(r, hashes), "id": pks[r.profile_id]} for r in records]
-        self.session.execute(update(Profile), rows)  # bulk UPDATE by primary key
+        rows = [{**self._profile_values(r, hashes), "pk": pks[r.profile_id]} for r in records]
+        columns: dict[str, Any] = {name: bindparam(name) for name in rows[0] if name != "pk"}
         self.session.execute(
-            delete(ProfileIdentifier).where(
-                ProfileIdentifier.tenant_id == self.tenant_id,
-                ProfileIdentifier.profile_pk.in_([row["id"] for row in rows]),
+            update(PROFILES).where(PROFILES.c.id == bindparam("pk")).values(columns), rows
+        )
+        self.session.execute(
+            delete(IDENTIFIERS).where(
+                IDENTIFIERS.c.tenant_id == self.tenant_id,
+                IDENTIFIERS.c.profile_pk.in_([row["pk"] for row in rows]),
             )
         )
 
@@ -142,7 +151,7 @@ class ProfileWriter:
                     }
                 )
         if rows:
-            self.session.execute(insert(ProfileIdentifier), rows)
+            self.session.execute(insert(IDENTIFIERS), rows)
 
     def _region(self, record: ProfileRecord) -> str:
         """The profile's country, else the tenant's default region (for national phone numbers)."""

@@ -1,0 +1,272 @@
+"""What Google's Data Manager and Ads API emulators share: keys, user lists, errors, OAuth."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from audience_sync.sandbox.dialect import Dialect, is_hex_digest, json_response, sandbox_state
+from audience_sync.sandbox.members import KeyKind, KeySpace, KeySpec
+from audience_sync.sandbox.state import Audience, AuthFailure, SandboxState
+
+GOOGLE_KEYS = KeySpace(
+    [
+        KeySpec("emailAddress", KeyKind.SHA256),
+        KeySpec("phoneNumber", KeyKind.SHA256),
+        # `address` is held as "givenName|familyName|regionCode|postalCode" (names hashed).
+        KeySpec("address", KeyKind.RAW),
+        KeySpec("mobileId", KeyKind.RAW),
+        KeySpec("userId", KeyKind.RAW),
+    ]
+)
+
+# A list holds one kind of key (google.md §2.3b): Data Manager names ↔ Google Ads names.
+KEY_TYPES_DM_TO_ADS = {
+    "CONTACT_ID": "CONTACT_INFO",
+    "MOBILE_ID": "MOBILE_ADVERTISING_ID",
+    "USER_ID": "CRM_ID",
+}
+KEY_TYPES_ADS_TO_DM = {ads: dm for dm, ads in KEY_TYPES_DM_TO_ADS.items()}
+KEY_TYPE_OF_WIRE_KEY = {
+    "emailAddress": "CONTACT_ID",
+    "phoneNumber": "CONTACT_ID",
+    "address": "CONTACT_ID",
+    "mobileId": "MOBILE_ID",
+    "userId": "USER_ID",
+}
+
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    409: "ALREADY_EXISTS",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    501: "NOT_IMPLEMENTED",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
+
+
+def rpc_status(code: int) -> str:
+    return _STATUS_NAMES.get(code, "UNKNOWN" if code >= 500 else "FAILED_PRECONDITION")
+
+
+def rpc_error(
+    code: int, message: str, details: list[dict[str, Any]], headers: dict[str, str] | None = None
+) -> Response:
+    """The google.rpc.Status JSON envelope every Google REST API answers errors with."""
+    error: dict[str, Any] = {"code": code, "message": message, "status": rpc_status(code)}
+    if details:
+        error["details"] = details
+    return json_response({"error": error}, code, headers)
+
+
+UNAUTHENTICATED_MESSAGE = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+    "cookie or other valid authentication credential."
+)
+AUTH_REASONS = {
+    AuthFailure.MISSING: "CREDENTIALS_MISSING",
+    AuthFailure.INVALID: "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+    AuthFailure.EXPIRED: "ACCESS_TOKEN_EXPIRED",
+}
+WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer realm="https://accounts.google.com/"'}
+DOMAIN = "datamanager.googleapis.com"
+MATCH_RANGES = (
+    (20, "LESS_THAN_20"),
+    (31, "20_TO_30"),
+    (41, "31_TO_40"),
+    (51, "41_TO_50"),
+    (61, "51_TO_60"),
+    (71, "61_TO_70"),
+    (81, "71_TO_80"),
+    (91, "81_TO_90"),
+)
+"""Upper bounds (exclusive, in %) of Google's match-rate buckets, lowest first."""
+
+
+def dm_error(
+    code: int,
+    message: str,
+    reason: str,
+    violations: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An error with `ErrorInfo` and `BadRequest` details. [INFER: detail layout]"""
+    details: list[dict[str, Any]] = [
+        {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": DOMAIN}
+    ]
+    if violations:
+        details.append(
+            {
+                "@type": "type.googleapis.com/google.rpc.BadRequest",
+                "fieldViolations": [
+                    {"field": f, "description": d, "reason": r} for f, d, r in violations
+                ],
+            }
+        )
+    return rpc_error(code, message, details, headers)
+
+
+class DataManagerDialect(Dialect):
+    family = "google"
+
+    def auth_error(self, failure: AuthFailure) -> Response:
+        details = [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": AUTH_REASONS[failure],
+                "domain": "googleapis.com",
+                "metadata": {"service": DOMAIN},
+            }
+        ]
+        return rpc_error(401, UNAUTHENTICATED_MESSAGE, details, WWW_AUTHENTICATE)
+
+    def rate_limited(self, retry_after: float | None) -> Response:
+        return dm_error(
+            429,
+            f"Quota exceeded for quota metric 'Ingestion requests' of service '{DOMAIN}'.",
+            "RESOURCE_EXHAUSTED",
+        )
+
+    def server_error(self, status: int) -> Response:
+        return dm_error(status, "Internal error encountered.", "INTERNAL_ERROR")
+
+    def not_found(self, method: str, path: str) -> Response:
+        return rpc_error(404, f"Method not found: {method} {path}", [])
+
+    def bad_request(self, message: str) -> Response:
+        return dm_error(400, message, "INVALID_ARGUMENT")
+
+
+DIALECT = DataManagerDialect()
+
+
+@dataclass
+class GoogleState:
+    """Google's asynchronous work: Data Manager requests and Google Ads jobs."""
+
+    requests: dict[str, Any] = field(default_factory=dict)
+    jobs: dict[str, Any] = field(default_factory=dict)
+
+
+def google_state(state: SandboxState) -> GoogleState:
+    return state.platform_state("google", GoogleState)
+
+
+def decode_digest(value: Any, encoding: str) -> str | None:
+    """A SHA-256 digest sent as HEX or BASE64, as lowercase hex; None when malformed."""
+    if not isinstance(value, str):
+        return None
+    if encoding == "BASE64":
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        return raw.hex() if len(raw) == 32 else None
+    return value.lower() if is_hex_digest(value) else None
+
+
+def match_rate_percentage(audience: Audience) -> int:
+    size = audience.size
+    return round(100 * audience.members.matched / size) if size else 0
+
+
+def list_key_type(audience: Audience) -> str | None:
+    """The list's Data Manager upload key type, once set at creation or by the first upload."""
+    value = audience.attributes.get("upload_key_type")
+    return value if isinstance(value, str) else None
+
+
+def user_list_json(audience: Audience) -> dict[str, Any]:
+    """A Data Manager `UserList` (google.md §2.3a). Sizes are the matched count. [INFER]"""
+    matched = str(audience.members.matched)
+    key_type = list_key_type(audience) or "CONTACT_ID"
+    info: dict[str, Any] = {"uploadKeyTypes": [key_type]}
+    if key_type == "CONTACT_ID":
+        info["contactIdInfo"] = {
+            "dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY",
+            "matchRatePercentage": match_rate_percentage(audience),
+        }
+    elif key_type == "MOBILE_ID":
+        info["mobileIdInfo"] = {
+            "dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY",
+            "keySpace": audience.attributes.get("key_space", "KEY_SPACE_UNSPECIFIED"),
+            "appId": audience.attributes.get("app_id", ""),
+        }
+    else:
+        info["userIdInfo"] = {"dataSourceType": "DATA_SOURCE_TYPE_FIRST_PARTY"}
+    return {
+        "name": f"accountTypes/GOOGLE_ADS/accounts/{audience.ad_account_id}"
+        f"/userLists/{audience.audience_id}",
+        "id": audience.audience_id,
+        "displayName": audience.name,
+        "description": audience.description,
+        "membershipStatus": audience.attributes.get("membership_status", "OPEN"),
+        "membershipDuration": f"{audience.attributes.get('membership_days', 540) * 86400}s",
+        "readOnly": False,
+        "accessReason": "OWNED",
+        "accountAccessStatus": "ENABLED",
+        "sizeInfo": {"displayNetworkMembersCount": matched, "searchNetworkMembersCount": matched},
+        "targetNetworkInfo": {
+            "eligibleForDisplay": audience.members.matched >= 100,
+            "eligibleForSearch": audience.members.matched >= 1000,
+        },
+        "ingestedUserListInfo": info,
+    }
+
+
+def oauth_error(error: str, description: str) -> Response:
+    """RFC 6749 §5.2 error body, as Google's and Snapchat's token endpoints send it."""
+    return json_response({"error": error, "error_description": description}, 400)
+
+
+async def refresh_grant(request: Request, platform: str, ttl: float) -> Response:
+    """An OAuth refresh-token grant: form `grant_type, client_id, client_secret, refresh_token`."""
+    state = sandbox_state(request)
+    form = await request.form()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    if fields.get("grant_type") != "refresh_token":
+        return oauth_error("unsupported_grant_type", "Invalid grant_type")
+    for name in ("client_id", "client_secret", "refresh_token"):
+        if not fields.get(name):
+            return oauth_error("invalid_request", f"Missing required parameter: {name}")
+    if not state.tokens.knows_refresh(platform, fields["refresh_token"]):
+        return oauth_error("invalid_grant", "Token has been expired or revoked.")
+    token = state.tokens.issue(platform, ttl, state.now())
+    return json_response(
+        {
+            "access_token": token,
+            "expires_in": int(ttl),
+            "token_type": "Bearer",
+            "scope": "https://www.googleapis.com/auth/datamanager "
+            "https://www.googleapis.com/auth/adwords"
+            if platform == "google"
+            else "snapchat-marketing-api",
+            "refresh_token": fields["refresh_token"],
+        }
+    )
+
+
+def build_oauth_router() -> APIRouter:
+    """`POST /google/token`: Google's token endpoint (`https://oauth2.googleapis.com/token`)."""
+    router = APIRouter()
+
+    @router.post("/google/token")
+    async def google_token(request: Request) -> Response:
+        ttl = sandbox_state(request).settings.google_token_ttl_seconds
+        return await refresh_grant(request, "google", ttl)
+
+    return router
+
+
+def new_request_id() -> str:
+    return secrets.token_hex(16)

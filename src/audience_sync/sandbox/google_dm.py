@@ -1,0 +1,282 @@
+"""Google Data Manager API v1 emulator: user lists, ingest/remove/removeAll, request status.
+
+Mounted at `/google/v1` (google.md §2.3a). Work is applied when the request arrives; its status
+reads `PROCESSING` for `processing_seconds`, then `SUCCESS`, `PARTIAL_SUCCESS` or `FAILED`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from audience_sync.sandbox.dialect import (
+    SandboxError,
+    authorize,
+    bearer,
+    json_object,
+    json_response,
+    sandbox_state,
+    throttle,
+)
+from audience_sync.sandbox.google_common import (
+    DIALECT,
+    MATCH_RANGES,
+    dm_error,
+    google_state,
+    list_key_type,
+    new_request_id,
+)
+from audience_sync.sandbox.google_lists import add_list_routes
+from audience_sync.sandbox.google_members import MemberProblemError, parse_members
+from audience_sync.sandbox.state import Audience, SandboxState
+
+MAX_MEMBERS = 10_000  # per request (google.md §2.5)
+MAX_DESTINATIONS = 10
+
+
+def invalid(violations: list[tuple[str, str, str]]) -> SandboxError:
+    reason = violations[0][2]
+    return SandboxError(dm_error(400, "Request contains an invalid argument.", reason, violations))
+
+
+@dataclass
+class _Outcome:
+    """What one request did to one destination, as `requestStatus:retrieve` reports it."""
+
+    destination: dict[str, Any]
+    data_type: str  # userData | mobileData | userIdData | removeAll
+    records: int = 0
+    identifiers: int = 0
+    matched: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass
+class _Request:
+    kind: str  # ingest | remove | removeAll
+    submitted_at: float
+    outcomes: list[_Outcome]
+
+
+def _match_range(matched: int, records: int) -> str:
+    if not records:
+        return "MATCH_RATE_RANGE_UNKNOWN"
+    pct = 100 * matched / records
+    for upper, name in MATCH_RANGES:
+        if pct < upper:
+            return f"MATCH_RATE_RANGE_{name}"
+    return "MATCH_RATE_RANGE_91_TO_100"
+
+
+def _status_json(req: _Request, outcome: _Outcome, processing: bool) -> dict[str, Any]:
+    failed = sum(outcome.errors.values())
+    if processing:
+        status = "PROCESSING"
+    elif outcome.records and failed >= outcome.records:
+        status = "FAILED"
+    elif failed:
+        status = "PARTIAL_SUCCESS"
+    else:
+        status = "SUCCESS"
+    body: dict[str, Any] = {"destination": outcome.destination, "requestStatus": status}
+    if outcome.errors:
+        body["errorInfo"] = {
+            "errorCounts": [{"reason": r, "recordCount": str(n)} for r, n in outcome.errors.items()]
+        }
+    if req.kind == "removeAll":
+        body["removeAllAudienceMembersStatus"] = {}  # fields not in our sources [INFER]
+        return body
+    counts: dict[str, Any] = {"recordCount": str(outcome.records)}
+    if outcome.data_type == "userData":
+        counts["userIdentifierCount"] = str(outcome.identifiers)
+        if req.kind == "ingest":
+            counts["uploadMatchRateRange"] = (
+                "MATCH_RATE_RANGE_UNKNOWN"
+                if processing
+                else _match_range(outcome.matched, outcome.records - failed)
+            )
+    elif outcome.data_type == "mobileData":
+        counts["mobileIdCount"] = str(outcome.identifiers)
+    else:
+        counts["userIdCount"] = str(outcome.identifiers)
+    prefix = "Ingestion" if req.kind == "ingest" else "Removal"
+    wrapper = (
+        "audienceMembersIngestionStatus"
+        if req.kind == "ingest"
+        else ("audienceMembersRemovalStatus")
+    )
+    body[wrapper] = {f"{outcome.data_type}{prefix}Status": counts}
+    return body
+
+
+def _destinations(
+    state: SandboxState, body: dict[str, Any]
+) -> list[tuple[dict[str, Any], Audience]]:
+    raw = body.get("destinations")
+    if not isinstance(raw, list) or not raw:
+        raise invalid(
+            [("destinations", "At least one destination is required.", "REQUIRED_FIELD_MISSING")]
+        )
+    if len(raw) > MAX_DESTINATIONS:
+        raise invalid([("destinations", "Too many destinations.", "TOO_MANY_DESTINATIONS")])
+    found = []
+    for i, dest in enumerate(raw):
+        account = dest.get("operatingAccount") if isinstance(dest, dict) else None
+        if not isinstance(account, dict) or not account.get("accountId"):
+            raise invalid(
+                [(f"destinations[{i}].operating_account", "Required.", "REQUIRED_FIELD_MISSING")]
+            )
+        list_id = str(dest.get("productDestinationId", ""))
+        audience = state.audience("google", list_id)
+        if audience is None or audience.ad_account_id != str(account["accountId"]):
+            raise invalid(
+                [
+                    (
+                        f"destinations[{i}].product_destination_id",
+                        "The user list does not exist in the operating account.",
+                        "INVALID_USER_LIST_ID",
+                    )
+                ]
+            )
+        found.append((dest, audience))
+    return found
+
+
+def _authorize(request: Request) -> SandboxState:
+    state = sandbox_state(request)
+    token = authorize(state, DIALECT, bearer(request), "google")
+    throttle(state, DIALECT, token)
+    return state
+
+
+def _members_request(state: SandboxState, body: dict[str, Any], kind: str) -> Response:
+    targets = _destinations(state, body)
+    members = body.get("audienceMembers")
+    if not isinstance(members, list) or not members:
+        raise invalid([("audience_members", "Required.", "REQUIRED_FIELD_MISSING")])
+    if len(members) > MAX_MEMBERS:
+        raise invalid(
+            [
+                (
+                    "audience_members",
+                    f"At most {MAX_MEMBERS} audience members per request.",
+                    "TOO_MANY_AUDIENCE_MEMBERS",
+                )
+            ]
+        )
+    if kind == "ingest":
+        tos = (body.get("termsOfService") or {}).get("customerMatchTermsOfServiceStatus")
+        if tos == "REJECTED":
+            raise invalid(
+                [
+                    (
+                        "terms_of_service",
+                        "Customer Match terms rejected.",
+                        "TERMS_AND_CONDITIONS_NOT_SIGNED",
+                    )
+                ]
+            )
+    encoding = body.get("encoding")
+    try:
+        parsed = parse_members(members, encoding, request_consent=body.get("consent"))
+    except MemberProblemError as problem:
+        raise invalid(problem.violations) from problem
+    for i, (_, audience) in enumerate(targets):
+        held = list_key_type(audience)
+        if held is not None and held != parsed.key_type:
+            raise invalid(
+                [
+                    (
+                        f"destinations[{i}]",
+                        f"The list holds {held} members; this request sends {parsed.key_type}.",
+                        "MULTIPLE_DATA_TYPES_NOT_ALLOWED",
+                    )
+                ]
+            )
+    request_id = new_request_id()
+    if body.get("validateOnly"):
+        return json_response({"requestId": request_id})
+    now = state.now()
+    outcomes = []
+    for dest, audience in targets:
+        audience.attributes.setdefault("upload_key_type", parsed.key_type)
+        outcome = _Outcome(dest, parsed.data_type, len(members), parsed.identifiers)
+        if parsed.denied:
+            outcome.errors["PROCESSING_ERROR_REASON_DENIED_CONSENT"] = parsed.denied  # [INFER]
+        if kind == "ingest":
+            audience.members.add(parsed.rows, now)
+            outcome.matched = sum(1 for r in parsed.rows if audience.members.row_matches(r))
+        else:
+            audience.members.remove(parsed.rows)
+        audience.touch(now, upload=True)
+        outcomes.append(outcome)
+    google_state(state).requests[request_id] = _Request(kind, now, outcomes)
+    return json_response({"requestId": request_id})
+
+
+def _timestamp(value: Any, now: float) -> float:
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        raise invalid([("remove_as_of_time", "Must be an RFC 3339 timestamp.", "INVALID_FORMAT")])
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError as exc:
+        raise invalid(
+            [("remove_as_of_time", "Must be an RFC 3339 timestamp.", "INVALID_FORMAT")]
+        ) from exc
+    if when > now:
+        raise invalid([("remove_as_of_time", "Must not be in the future.", "INVALID_ARGUMENT")])
+    return when
+
+
+def build_router() -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/google/v1/audienceMembers:ingest")
+    async def ingest(request: Request) -> Response:
+        state = _authorize(request)
+        return _members_request(state, await json_object(request, DIALECT), "ingest")
+
+    @router.post("/google/v1/audienceMembers:remove")
+    async def remove(request: Request) -> Response:
+        state = _authorize(request)
+        return _members_request(state, await json_object(request, DIALECT), "remove")
+
+    @router.post("/google/v1/audienceMembers:removeAll")
+    async def remove_all(request: Request) -> Response:
+        state = _authorize(request)
+        body = await json_object(request, DIALECT)
+        targets = _destinations(state, body)
+        now = state.now()
+        as_of = _timestamp(body.get("removeAsOfTime"), now)
+        request_id = new_request_id()
+        if body.get("validateOnly"):
+            return json_response({"requestId": request_id})
+        outcomes = []
+        for dest, audience in targets:
+            # Only members last added before the cut-off go (google.md §2.3a, replace-all).
+            removed = audience.members.remove_added_before(as_of)
+            audience.touch(now)
+            outcomes.append(_Outcome(dest, "removeAll", removed))
+        google_state(state).requests[request_id] = _Request("removeAll", now, outcomes)
+        return json_response({"requestId": request_id})
+
+    @router.get("/google/v1/requestStatus:retrieve")
+    async def request_status(request: Request) -> Response:
+        state = _authorize(request)
+        request_id = request.query_params.get("requestId", "")
+        req = google_state(state).requests.get(request_id)
+        if not isinstance(req, _Request):
+            return dm_error(404, f"Request {request_id!r} was not found.", "INVALID_ARGUMENT")
+        processing = state.now() < req.submitted_at + state.settings.processing_seconds
+        statuses = [_status_json(req, o, processing) for o in req.outcomes]
+        return json_response({"requestStatusPerDestination": statuses})
+
+    add_list_routes(router, _authorize)
+    return router

@@ -1,0 +1,154 @@
+"""Data Manager `UserList` resources: create, get, list, patch, delete (google.md §2.3a)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from audience_sync.sandbox.dialect import SandboxError, json_object, json_response
+from audience_sync.sandbox.google_common import (
+    DIALECT,
+    GOOGLE_KEYS,
+    dm_error,
+    google_state,
+    rpc_error,
+    user_list_json,
+)
+from audience_sync.sandbox.state import Audience, SandboxState
+
+BASE = "/google/v1/accountTypes/{account_type}/accounts/{account_id}/userLists"
+DURATION = re.compile(r"(\d+)s")
+KEY_TYPES = ("CONTACT_ID", "MOBILE_ID", "USER_ID")
+PATCHABLE = ("displayName", "description", "membershipStatus", "membershipDuration")
+
+
+def _invalid(field: str, message: str, reason: str, code: int = 400) -> SandboxError:
+    return SandboxError(dm_error(code, message, reason, [(field, message, reason)]))
+
+
+def _duration_days(value: Any) -> int:
+    """`membershipDuration` is a Duration in whole days, at most 540 (google.md §2.5)."""
+    match = DURATION.fullmatch(value) if isinstance(value, str) else None
+    seconds = int(match.group(1)) if match else -1
+    if seconds < 0 or seconds % 86400 or seconds > 540 * 86400:
+        raise _invalid(
+            "membership_duration",
+            "Must be a multiple of 24h, at most 540 days.",
+            "INVALID_ARGUMENT",
+        )
+    return seconds // 86400
+
+
+def _find(state: SandboxState, account_id: str, list_id: str) -> Audience:
+    audience = state.audience("google", list_id)
+    if audience is None or audience.ad_account_id != account_id:
+        raise SandboxError(rpc_error(404, f"UserList {list_id} was not found.", []))
+    return audience
+
+
+def _name_taken(state: SandboxState, account_id: str, name: str, other: str = "") -> bool:
+    return any(
+        a.name == name and a.audience_id != other for a in state.audiences_of("google", account_id)
+    )
+
+
+def add_list_routes(router: APIRouter, authorize: Callable[[Request], SandboxState]) -> None:
+    @router.post(BASE)
+    async def create(request: Request, account_type: str, account_id: str) -> Response:
+        state = authorize(request)
+        body = await json_object(request, DIALECT)
+        name = body.get("displayName")
+        if not isinstance(name, str) or not name.strip():
+            raise _invalid("display_name", "Required.", "REQUIRED_FIELD_MISSING")
+        if _name_taken(state, account_id, name):
+            raise _invalid(
+                "display_name", "Display name already used.", "DISPLAY_NAME_ALREADY_USED", 409
+            )
+        days = _duration_days(body.get("membershipDuration", f"{540 * 86400}s"))
+        info = body.get("ingestedUserListInfo") or {}
+        key_types = info.get("uploadKeyTypes") or []
+        if len(key_types) > 1 or any(k not in KEY_TYPES for k in key_types):
+            raise _invalid(
+                "ingested_user_list_info.upload_key_types",
+                "One of CONTACT_ID, MOBILE_ID, USER_ID.",
+                "INVALID_ARGUMENT",
+            )
+        attributes: dict[str, Any] = {"membership_days": days}
+        if key_types:
+            attributes["upload_key_type"] = key_types[0]
+        if key_types == ["MOBILE_ID"]:
+            mobile = info.get("mobileIdInfo") or {}
+            if not mobile.get("appId"):
+                raise _invalid(
+                    "ingested_user_list_info.mobile_id_info.app_id",
+                    "A mobile-id list needs the app id.",
+                    "REQUIRED_FIELD_MISSING",
+                )
+            attributes.update(app_id=mobile["appId"], key_space=mobile.get("keySpace", "IOS"))
+        audience = state.create_audience("google", GOOGLE_KEYS, name, account_id, **attributes)
+        audience.description = str(body.get("description", ""))
+        return json_response(user_list_json(audience))
+
+    @router.get(BASE)
+    async def list_lists(request: Request, account_type: str, account_id: str) -> Response:
+        state = authorize(request)
+        lists = sorted(state.audiences_of("google", account_id), key=lambda a: a.audience_id)
+        token = request.query_params.get("pageToken")
+        if token:
+            lists = [a for a in lists if a.audience_id > token]
+        size = int(request.query_params.get("pageSize") or 100)
+        body: dict[str, Any] = {"userLists": [user_list_json(a) for a in lists[:size]]}
+        if len(lists) > size:
+            body["nextPageToken"] = lists[size - 1].audience_id
+        return json_response(body)
+
+    @router.get(BASE + "/{list_id}")
+    async def get(request: Request, account_type: str, account_id: str, list_id: str) -> Response:
+        state = authorize(request)
+        return json_response(user_list_json(_find(state, account_id, list_id)))
+
+    @router.patch(BASE + "/{list_id}")
+    async def patch(request: Request, account_type: str, account_id: str, list_id: str) -> Response:
+        state = authorize(request)
+        audience = _find(state, account_id, list_id)
+        body = await json_object(request, DIALECT)
+        mask = request.query_params.get("updateMask")
+        fields = (
+            [f.strip() for f in mask.split(",")] if mask else [k for k in body if k in PATCHABLE]
+        )
+        for name in fields:
+            if name not in PATCHABLE:
+                raise _invalid(
+                    "update_mask", f"Field {name} cannot be updated.", "INVALID_ARGUMENT"
+                )
+        if "displayName" in fields:
+            new = body.get("displayName")
+            if not isinstance(new, str) or not new.strip():
+                raise _invalid("display_name", "Required.", "REQUIRED_FIELD_MISSING")
+            if _name_taken(state, account_id, new, audience.audience_id):
+                raise _invalid(
+                    "display_name", "Display name already used.", "DISPLAY_NAME_ALREADY_USED", 409
+                )
+            audience.name = new
+        if "description" in fields:
+            audience.description = str(body.get("description", ""))
+        if "membershipStatus" in fields:
+            audience.attributes["membership_status"] = body.get("membershipStatus", "OPEN")
+        if "membershipDuration" in fields:
+            audience.attributes["membership_days"] = _duration_days(body.get("membershipDuration"))
+        audience.touch(state.now())
+        return json_response(user_list_json(audience))
+
+    @router.delete(BASE + "/{list_id}")
+    async def delete(
+        request: Request, account_type: str, account_id: str, list_id: str
+    ) -> Response:
+        state = authorize(request)
+        _find(state, account_id, list_id)
+        state.delete_audience("google", list_id)
+        google_state(state)  # jobs that point at the list fail when they run
+        return json_response({})

@@ -1,0 +1,188 @@
+"""Parsing Data Manager `audienceMembers` into member rows, with Google's validation reasons."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from audience_sync.sandbox.google_common import GOOGLE_KEYS, KEY_TYPE_OF_WIRE_KEY
+from audience_sync.sandbox.members import Row
+
+MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
+DATA_TYPES = ("userData", "mobileData", "userIdData")
+NOT_EMULATED = (
+    "pairData",
+    "ppidData",
+    "compositeData",
+    "googleUserIdData",
+    "partnerProvidedIdData",
+)
+REGION = re.compile(r"[A-Z]{2}")
+HEX = re.compile(r"[0-9a-fA-F]*")
+B64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+
+Violation = tuple[str, str, str]  # field, description, ErrorReason
+
+
+class MemberProblemError(Exception):
+    def __init__(self, violations: list[Violation]) -> None:
+        super().__init__(violations[0][2])
+        self.violations = violations
+
+
+@dataclass
+class ParsedMembers:
+    rows: list[Row] = field(default_factory=list)
+    data_type: str = "userData"
+    key_type: str = "CONTACT_ID"
+    identifiers: int = 0
+    denied: int = 0
+
+
+def _digest(value: Any, encoding: str, where: str) -> tuple[str | None, Violation | None]:
+    if not isinstance(value, str) or not value:
+        return None, (where, "Required.", "REQUIRED_FIELD_MISSING")
+    if encoding == "BASE64":
+        import base64
+        import binascii
+
+        if not B64.fullmatch(value):
+            return None, (where, "Not valid base64.", "INVALID_BASE64_ENCODING")
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            return None, (where, "Not valid base64.", "INVALID_BASE64_ENCODING")
+        if len(raw) != 32:
+            return None, (where, "Not a SHA-256 digest.", "INVALID_SHA256_FORMAT")
+        return raw.hex(), None
+    if not HEX.fullmatch(value) or len(value) % 2:
+        return None, (where, "Not valid hex.", "INVALID_HEX_ENCODING")
+    if len(value) != 64:
+        return None, (where, "Not a SHA-256 digest (64 hex characters).", "INVALID_SHA256_FORMAT")
+    return value.lower(), None
+
+
+def _user_identifier(
+    ident: Any, encoding: str, where: str
+) -> tuple[tuple[str, str] | None, list[Violation]]:
+    if not isinstance(ident, dict) or len(ident) != 1:
+        return None, [(where, "Set exactly one identifier.", "INVALID_ARGUMENT")]
+    ((key, value),) = ident.items()
+    if key in ("emailAddress", "phoneNumber"):
+        digest, problem = _digest(value, encoding, f"{where}.{key}")
+        return ((key, digest), []) if digest else (None, [problem] if problem else [])
+    if key != "address" or not isinstance(value, dict):
+        return None, [(f"{where}.{key}", "Unknown user identifier.", "INVALID_ARGUMENT")]
+    problems: list[Violation] = []
+    names = []
+    for part in ("givenName", "familyName"):
+        digest, problem = _digest(value.get(part), encoding, f"{where}.address.{part}")
+        names.append(digest or "")
+        if problem:
+            problems.append(problem)
+    region, postal = value.get("regionCode"), value.get("postalCode")
+    if not isinstance(region, str) or not REGION.fullmatch(region):
+        problems.append(
+            (f"{where}.address.regionCode", "ISO 3166-1 alpha-2.", "INVALID_COUNTRY_CODE")
+        )
+    if not isinstance(postal, str) or not postal or len(postal) > 40:
+        problems.append((f"{where}.address.postalCode", "Required.", "REQUIRED_FIELD_MISSING"))
+    if problems:
+        return None, problems
+    return ("address", f"{names[0]}|{names[1]}|{region}|{postal}"), []
+
+
+def _raw_values(values: Any, where: str) -> tuple[list[str], list[Violation]]:
+    if not isinstance(values, list) or not values:
+        return [], [(where, "Required.", "REQUIRED_FIELD_MISSING")]
+    if len(values) > MAX_IDENTIFIERS:
+        return [], [(where, f"At most {MAX_IDENTIFIERS}.", "TOO_MANY_USER_IDENTIFIERS")]
+    bad = [v for v in values if not isinstance(v, str) or not v or len(v.encode()) > 255]
+    if bad:
+        return [], [(where, "Each id must be a non-empty string.", "INVALID_FORMAT")]
+    return values, []
+
+
+def parse_members(members: list[Any], encoding: Any, request_consent: Any) -> ParsedMembers:
+    """Validate every member; raise `MemberProblemError` with the violations (the request fails)."""
+    parsed = ParsedMembers()
+    problems: list[Violation] = []
+    data_types: set[str] = set()
+    for i, member in enumerate(members):
+        where = f"audience_members[{i}]"
+        if not isinstance(member, dict):
+            problems.append((where, "Must be an object.", "INVALID_ARGUMENT"))
+            continue
+        kinds = [k for k in (*DATA_TYPES, *NOT_EMULATED) if k in member]
+        if len(kinds) != 1:
+            problems.append((where, "Set exactly one member data type.", "INVALID_ARGUMENT"))
+            continue
+        kind = kinds[0]
+        if kind in NOT_EMULATED:
+            problems.append((f"{where}.{kind}", "Not emulated by the sandbox.", "INVALID_ARGUMENT"))
+            continue
+        data_types.add(kind)
+        data = member[kind] if isinstance(member[kind], dict) else {}
+        pairs: list[tuple[str, str]] = []
+        if kind == "userData":
+            if encoding not in ("HEX", "BASE64"):
+                problems.append(
+                    (
+                        "encoding",
+                        "HEX or BASE64 is required for user data.",
+                        "REQUIRED_FIELD_MISSING",
+                    )
+                )
+                break
+            idents = data.get("userIdentifiers")
+            if not isinstance(idents, list) or not idents:
+                problems.append((f"{where}.user_data", "Required.", "REQUIRED_FIELD_MISSING"))
+                continue
+            if len(idents) > MAX_IDENTIFIERS:
+                problems.append(
+                    (
+                        f"{where}.user_data",
+                        f"At most {MAX_IDENTIFIERS}.",
+                        "TOO_MANY_USER_IDENTIFIERS",
+                    )
+                )
+                continue
+            for j, ident in enumerate(idents):
+                pair, found = _user_identifier(
+                    ident, encoding, f"{where}.user_data.user_identifiers[{j}]"
+                )
+                problems.extend(found)
+                if pair:
+                    pairs.append(pair)
+        elif kind == "mobileData":
+            values, found = _raw_values(data.get("mobileIds"), f"{where}.mobile_data.mobile_ids")
+            problems.extend(found)
+            pairs = [("mobileId", v) for v in values]
+        else:
+            values, found = _raw_values([data.get("userId")], f"{where}.user_id_data.user_id")
+            problems.extend(found)
+            pairs = [("userId", v) for v in values]
+        if len(problems) >= 20:
+            break
+        if problems or not pairs:
+            continue
+        consent = member.get("consent") or request_consent or {}
+        if isinstance(consent, dict) and consent.get("adUserData") == "CONSENT_DENIED":
+            parsed.denied += 1  # refused while processing, reported in the request status
+            parsed.identifiers += len(pairs)
+            continue
+        parsed.rows.append(GOOGLE_KEYS.encode(pairs))
+        parsed.identifiers += len(pairs)
+    if len(data_types) > 1:
+        problems.insert(
+            0, ("audience_members", "One data type per request.", "MULTIPLE_DATA_TYPES_NOT_ALLOWED")
+        )
+    if problems:
+        raise MemberProblemError(problems[:20])
+    parsed.data_type = data_types.pop() if data_types else "userData"
+    parsed.key_type = {"userData": "CONTACT_ID", "mobileData": "MOBILE_ID"}.get(
+        parsed.data_type, "USER_ID"
+    )
+    assert set(KEY_TYPE_OF_WIRE_KEY.values()) >= {parsed.key_type}
+    return parsed

@@ -1,0 +1,180 @@
+"""Compact in-memory member sets: one `bytes` per member row, keyed by the platform's wire keys.
+
+A member is one row the platform was sent: a single identifier (Snapchat, Meta `EMAIL_SHA256`) or
+several (a Meta multi-key row, a Google `userData` with up to 10 identifiers, a TikTok
+`batch_data` user). A row is encoded as `code byte + value` per identifier, in key order:
+hashed values as their raw digest bytes (32 for SHA-256, 16 for MD5), raw values (Meta `MADID`,
+Google `mobileId`) as a length byte and UTF-8. A single SHA-256 identifier is therefore 33 bytes,
+and a member costs one small `bytes` object plus one dict slot (about 120 bytes in CPython 3.11,
+measured by `tests/e2e/sandbox/measure_capacity.py`).
+
+Matching is simulated deterministically: an identifier "matches" a platform user when the first
+four bytes of its digest (of SHA-256 of the raw value for raw keys), read as a fraction of 2**32,
+fall under the audience's match rate. A row matches when any of its identifying keys does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+Row = bytes
+"""An encoded member row."""
+
+
+class KeyKind(Enum):
+    SHA256 = 32
+    MD5 = 16
+    RAW = 0
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpec:
+    """One wire key of a platform: its name, how values are carried, whether it identifies."""
+
+    name: str
+    kind: KeyKind
+    identifying: bool = True
+
+
+class KeySpace:
+    """The wire keys of one platform, in a fixed order that gives each its one-byte code."""
+
+    def __init__(self, specs: Sequence[KeySpec]) -> None:
+        if len(specs) > 255:
+            raise ValueError("a key space holds at most 255 keys")
+        self.specs: tuple[KeySpec, ...] = tuple(specs)
+        self.codes: dict[str, int] = {spec.name: i for i, spec in enumerate(self.specs)}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.codes
+
+    def encode(self, pairs: Iterable[tuple[str, str]]) -> Row:
+        """Encode `(key, value)` pairs already validated by the platform module.
+
+        Hashed values are hex digests (any case); raw values are UTF-8 text of at most 255 bytes.
+        Pairs are sorted by key code so the same identifiers always give the same row.
+        """
+        parts: list[tuple[int, bytes]] = []
+        for name, value in pairs:
+            code = self.codes[name]
+            if self.specs[code].kind is KeyKind.RAW:
+                raw = value.encode()
+                parts.append((code, bytes((code, len(raw))) + raw))
+            else:
+                parts.append((code, bytes((code,)) + bytes.fromhex(value)))
+        if len(parts) == 1:
+            return parts[0][1]
+        parts.sort(key=lambda part: part[0])
+        return b"".join(part for _, part in parts)
+
+    def decode(self, row: Row) -> Iterator[tuple[KeySpec, bytes]]:
+        """Yield `(spec, value bytes)` per identifier in a row."""
+        i, end = 0, len(row)
+        while i < end:
+            spec = self.specs[row[i]]
+            if spec.kind is KeyKind.RAW:
+                size = row[i + 1]
+                yield spec, row[i + 2 : i + 2 + size]
+                i += 2 + size
+            else:
+                size = spec.kind.value
+                yield spec, row[i + 1 : i + 1 + size]
+                i += 1 + size
+
+    def render(self, spec: KeySpec, value: bytes) -> str:
+        """The wire form of a stored value: lowercase hex for digests, the text for raw keys."""
+        return value.decode() if spec.kind is KeyKind.RAW else value.hex()
+
+
+def match_point(spec: KeySpec, value: bytes) -> int:
+    """Where an identifier falls in [0, 2**32): it matches when under `match_rate * 2**32`."""
+    digest = hashlib.sha256(value).digest() if spec.kind is KeyKind.RAW else value
+    return int.from_bytes(digest[:4], "big")
+
+
+class MemberStore:
+    """The rows one audience holds, each with the time it was last added, and a matched count."""
+
+    __slots__ = ("_members", "_threshold", "keyspace", "match_rate", "matched")
+
+    def __init__(self, keyspace: KeySpace, match_rate: float) -> None:
+        self.keyspace = keyspace
+        self._members: dict[Row, float] = {}
+        self.match_rate = match_rate
+        self._threshold = int(match_rate * 2**32)
+        self.matched = 0
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __contains__(self, row: object) -> bool:
+        return row in self._members
+
+    def __iter__(self) -> Iterator[Row]:
+        return iter(self._members)
+
+    def row_matches(self, row: Row) -> bool:
+        threshold = self._threshold
+        # Fast path: one hashed identifier, the common case for every platform.
+        spec = self.keyspace.specs[row[0]]
+        if spec.kind is not KeyKind.RAW and len(row) == 1 + spec.kind.value:
+            return spec.identifying and int.from_bytes(row[1:5], "big") < threshold
+        return any(
+            spec.identifying and match_point(spec, value) < threshold
+            for spec, value in self.keyspace.decode(row)
+        )
+
+    def add(self, rows: Iterable[Row], at: float) -> int:
+        """Add rows (re-adding refreshes their time); return how many were new."""
+        members, new, matched = self._members, 0, 0
+        for row in rows:
+            if row not in members:
+                new += 1
+                if self.row_matches(row):
+                    matched += 1
+            members[row] = at
+        self.matched += matched
+        return new
+
+    def remove(self, rows: Iterable[Row]) -> int:
+        """Remove rows that are held (exact rows); return how many were removed."""
+        members, removed, matched = self._members, 0, 0
+        for row in rows:
+            if members.pop(row, None) is not None:
+                removed += 1
+                if self.row_matches(row):
+                    matched += 1
+        self.matched -= matched
+        return removed
+
+    def remove_added_before(self, when: float) -> int:
+        """Remove every row last added before `when` (Google `removeAsOfTime`)."""
+        before = len(self._members)
+        self._members = {row: at for row, at in self._members.items() if at >= when}
+        self._recount()
+        return before - len(self._members)
+
+    def clear(self) -> int:
+        removed = len(self._members)
+        self._members = {}
+        self.matched = 0
+        return removed
+
+    def set_match_rate(self, match_rate: float) -> None:
+        self.match_rate = match_rate
+        self._threshold = int(match_rate * 2**32)
+        self._recount()
+
+    def _recount(self) -> None:
+        self.matched = sum(1 for row in self._members if self.row_matches(row))
+
+    def identifiers(self) -> dict[str, list[str]]:
+        """Every held value grouped by wire key, sorted: what `/_sandbox/audiences` shows."""
+        grouped: dict[str, set[str]] = {}
+        for row in self._members:
+            for spec, value in self.keyspace.decode(row):
+                grouped.setdefault(spec.name, set()).add(self.keyspace.render(spec, value))
+        return {key: sorted(values) for key, values in sorted(grouped.items())}

@@ -1,0 +1,373 @@
+"""Meta Marketing API emulator: custom audiences, `/users`, `/usersreplace` sessions, tokens.
+
+Mounted at `/meta/{version}`; paths after it are Graph's own (meta.md §1.3).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from audience_sync.sandbox.dialect import SandboxError, authorize, json_response, sandbox_state
+from audience_sync.sandbox.members import MemberStore
+from audience_sync.sandbox.meta_graph import (
+    CUSTOMER_FILE_SOURCES,
+    META_KEYS,
+    MetaDialect,
+    SessionParam,
+    Upload,
+    graph_error,
+    graph_params,
+    graph_token,
+    invalid_parameter,
+    parse_payload,
+    parse_session,
+    require,
+    select_fields,
+)
+from audience_sync.sandbox.state import Audience, SandboxState
+
+DIALECT = MetaDialect()
+LIVE_VERSIONS = ("v25.0", "v26.0", "v27.0")  # not expired on 2026-11 (meta.md §1.1)
+
+
+@dataclass
+class _Session:
+    """One upload session as `GET /{id}/sessions` reports it."""
+
+    session_id: int
+    start_time: float
+    end_time: float | None = None
+    estimated: int | None = None
+    num_received: int = 0
+    num_matched: int = 0
+    num_invalid_entries: int = 0
+
+
+@dataclass
+class _Replace:
+    """A `usersreplace` session in flight: rows staged until `last_batch_flag`."""
+
+    session_id: int
+    started_at: float
+    staged: MemberStore
+
+
+@dataclass
+class MetaState:
+    sessions: dict[str, dict[int, _Session]] = field(default_factory=dict)
+    replaces: dict[str, _Replace] = field(default_factory=dict)
+
+
+def _usage_header(state: SandboxState, audience_count: int, account: str) -> dict[str, str]:
+    usage = state.limiter.usage("meta", account, state.now(), audience_count)
+    body = {
+        account: [
+            {
+                "type": "custom_audience",
+                "call_count": usage,
+                "total_cputime": 0,
+                "total_time": 0,
+                "estimated_time_to_regain_access": 0 if usage < 100 else 1,
+            }
+        ]
+    }
+    return {"X-Business-Use-Case-Usage": json.dumps(body)}
+
+
+class _Call:
+    """A Graph call: version checked, parameters parsed, token accepted, then charged to the
+    ad account's budget once the account is known (the token is checked first, as Graph does)."""
+
+    def __init__(self, state: SandboxState, params: dict[str, Any]) -> None:
+        self.state, self.params = state, params
+        self.account = ""
+        self.audiences = 0
+
+    @classmethod
+    async def open(cls, request: Request, version: str) -> _Call:
+        state = sandbox_state(request)
+        _check_version(version)
+        params = await graph_params(request)
+        authorize(state, DIALECT, graph_token(request, params), "meta")
+        return cls(state, params)
+
+    def charge(self, account: str) -> None:
+        self.account = account
+        self.audiences = len(self.state.audiences_of("meta", account))
+        wait = self.state.limiter.acquire("meta", account, self.state.now(), self.audiences)
+        if wait is not None:
+            response = DIALECT.rate_limited(wait)
+            response.headers.update(self.usage())
+            raise SandboxError(response)
+
+    def usage(self) -> dict[str, str]:
+        return _usage_header(self.state, self.audiences, self.account)
+
+    def answer(self, body: Any) -> Response:
+        return json_response(body, headers=self.usage() if self.account else None)
+
+
+def _check_version(version: str) -> None:
+    if version in LIVE_VERSIONS:
+        return
+    if version.startswith("v") and version.endswith(".0") and version[1:-2].isdigit():
+        raise SandboxError(
+            graph_error(
+                "(#2635) You are calling a deprecated version of the Ads API. "
+                "Please update to the latest version: v26.0.",
+                2635,
+            )
+        )
+    raise SandboxError(DIALECT.not_found("GET", f"/{version}"))
+
+
+def _audience(state: SandboxState, audience_id: str) -> Audience:
+    audience = state.audience("meta", audience_id)
+    if audience is None:
+        raise SandboxError(
+            graph_error(
+                f"Unsupported request. Object with ID '{audience_id}' does not exist, cannot be "
+                "loaded due to missing permissions, or does not support this operation.",
+                100,
+                subcode=33,
+                kind="GraphMethodException",
+            )
+        )
+    return audience
+
+
+def _meta(state: SandboxState) -> MetaState:
+    return state.platform_state("meta", MetaState)
+
+
+def _record(
+    state: SandboxState, audience: Audience, session: SessionParam | None, upload: Upload
+) -> str:
+    """Book an upload under its session (a random one when none was given)."""
+    sid = session.session_id if session else secrets.randbelow(2**62) + 1
+    sessions = _meta(state).sessions.setdefault(audience.audience_id, {})
+    booked = sessions.setdefault(sid, _Session(sid, state.now()))
+    booked.num_received += upload.received
+    booked.num_invalid_entries += len(upload.invalid)
+    booked.num_matched += sum(1 for row in upload.rows if audience.members.row_matches(row))
+    if session is not None:
+        booked.estimated = session.estimated_num_total or booked.estimated
+    if session is None or session.last_batch_flag:
+        booked.end_time = state.now()
+    return str(sid)
+
+
+def _upload_answer(audience: Audience, session_id: str, upload: Upload) -> dict[str, Any]:
+    return {
+        "audience_id": audience.audience_id,
+        "session_id": session_id,
+        "num_received": upload.received,
+        "num_invalid_entries": len(upload.invalid),
+        "invalid_entry_samples": dict(list(upload.invalid.items())[:10]),
+    }
+
+
+def _live_replace(state: SandboxState, audience: Audience) -> _Replace | None:
+    replaces = _meta(state).replaces
+    replace = replaces.get(audience.audience_id)
+    if replace and state.now() - replace.started_at > state.settings.meta_replace_session_seconds:
+        del replaces[audience.audience_id]  # abandoned: the audience keeps its old members
+        return None
+    return replace
+
+
+def build_router() -> APIRouter:
+    router = APIRouter(prefix="/meta/{version}")
+
+    @router.get("/oauth/access_token")
+    async def exchange_token(request: Request, version: str) -> Response:
+        state = sandbox_state(request)
+        _check_version(version)
+        params = await graph_params(request)
+        if params.get("grant_type") != "fb_exchange_token":
+            raise invalid_parameter("grant_type must be fb_exchange_token")
+        require(params, "client_id")
+        require(params, "client_secret")
+        short = str(require(params, "fb_exchange_token"))
+        authorize(state, DIALECT, short, "meta")
+        ttl = state.settings.meta_token_ttl_seconds
+        token = state.tokens.issue("meta", ttl, state.now())
+        return json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl})
+
+    @router.post("/act_{account_id}/customaudiences")
+    async def create_audience(request: Request, version: str, account_id: str) -> Response:
+        call = await _Call.open(request, version)
+        call.charge(f"act_{account_id}")
+        params = call.params
+        name = str(require(params, "name"))
+        subtype = params.get("subtype", "CUSTOM")
+        if subtype != "CUSTOM":
+            # Only customer-file audiences are emulated; other subtypes need pixels, apps...
+            raise invalid_parameter(f"The sandbox emulates subtype CUSTOM only, not {subtype}")
+        source = params.get("customer_file_source")
+        if source is not None and source not in CUSTOMER_FILE_SOURCES:
+            raise invalid_parameter(f"Invalid customer_file_source: {source}")
+        audience = call.state.create_audience(
+            "meta",
+            META_KEYS,
+            name,
+            f"act_{account_id}",
+            customer_file_source=source,
+            retention_days=params.get("retention_days", 0),
+            audience_labels=params.get("audience_labels", []),
+        )
+        audience.description = str(params.get("description", ""))
+        return call.answer({"id": audience.audience_id})
+
+    @router.get("/act_{account_id}/customaudiences")
+    async def list_audiences(request: Request, version: str, account_id: str) -> Response:
+        call = await _Call.open(request, version)
+        call.charge(f"act_{account_id}")
+        audiences = sorted(
+            call.state.audiences_of("meta", f"act_{account_id}"), key=lambda a: a.audience_id
+        )
+        after = call.params.get("after")
+        if after is not None:
+            audiences = [a for a in audiences if a.audience_id > str(after)]
+        limit = int(call.params.get("limit", 25))
+        page = audiences[:limit]
+        paging: dict[str, Any] = {}
+        if page:
+            paging["cursors"] = {"before": page[0].audience_id, "after": page[-1].audience_id}
+        if len(audiences) > limit:
+            paging["next"] = str(request.url.include_query_params(after=page[-1].audience_id))
+        return call.answer(
+            {"data": [select_fields(a, call.params) for a in page], "paging": paging}
+        )
+
+    @router.get("/{audience_id}/sessions")
+    async def sessions(request: Request, version: str, audience_id: str) -> Response:
+        call = await _Call.open(request, version)
+        state = call.state
+        audience = _audience(state, audience_id)
+        call.charge(audience.ad_account_id)
+        booked = _meta(state).sessions.get(audience_id, {})
+        wanted = call.params.get("session_id")
+        rows = []
+        for s in booked.values():
+            if wanted is not None and str(s.session_id) != str(wanted):
+                continue
+            done = s.end_time is not None
+            progress = 100 if done else min(99, 100 * s.num_received // (s.estimated or 1))
+            rows.append(
+                {
+                    "session_id": str(s.session_id),
+                    "start_time": int(s.start_time),
+                    "end_time": int(s.end_time) if done and s.end_time else 0,
+                    "num_received": s.num_received,
+                    "num_matched": s.num_matched,
+                    "num_invalid_entries": s.num_invalid_entries,
+                    "progress": progress if s.estimated or done else 0,
+                    "stage": "finished" if done else "uploading",  # stage names [INFER]
+                }
+            )
+        return call.answer({"data": rows})
+
+    async def change_users(request: Request, version: str, audience_id: str, add: bool) -> Response:
+        call = await _Call.open(request, version)
+        state = call.state
+        audience = _audience(state, audience_id)
+        call.charge(audience.ad_account_id)
+        session = parse_session(call.params.get("session"), required=False)
+        upload = parse_payload(require(call.params, "payload"))
+        if _live_replace(state, audience) is not None:
+            # While a replace runs, Meta refuses add/remove on that audience. [INFER code]
+            raise SandboxError(
+                graph_error(
+                    "(#2650) Failed to update the custom audience: a replace (usersreplace) "
+                    "session is in progress for this audience.",
+                    2650,
+                )
+            )
+        now = state.now()
+        if add:
+            audience.members.add(upload.rows, now)
+        else:
+            audience.members.remove(upload.rows)
+        audience.touch(now, upload=True)
+        return call.answer(
+            _upload_answer(audience, _record(state, audience, session, upload), upload)
+        )
+
+    @router.post("/{audience_id}/users")
+    async def add_users(request: Request, version: str, audience_id: str) -> Response:
+        return await change_users(request, version, audience_id, add=True)
+
+    @router.delete("/{audience_id}/users")
+    async def remove_users(request: Request, version: str, audience_id: str) -> Response:
+        return await change_users(request, version, audience_id, add=False)
+
+    @router.post("/{audience_id}/usersreplace")
+    async def replace_users(request: Request, version: str, audience_id: str) -> Response:
+        call = await _Call.open(request, version)
+        state = call.state
+        audience = _audience(state, audience_id)
+        call.charge(audience.ad_account_id)
+        session = parse_session(call.params.get("session"), required=True)
+        assert session is not None
+        upload = parse_payload(require(call.params, "payload"))
+        replace = _live_replace(state, audience)
+        if replace is not None and replace.session_id != session.session_id:
+            raise SandboxError(
+                graph_error(
+                    "(#2650) Failed to update the custom audience: another replace session is "
+                    "in progress for this audience.",
+                    2650,
+                )
+            )  # [INFER]
+        if session.batch_seq == 1:
+            # A first batch (re)starts the session: Meta tells clients to restart with
+            # batch_seq=1 after 1870147, so the restart must discard what was staged.
+            staged = MemberStore(META_KEYS, audience.members.match_rate)
+            replace = _Replace(session.session_id, state.now(), staged)
+            _meta(state).replaces[audience.audience_id] = replace
+        elif replace is None:
+            raise SandboxError(
+                graph_error(
+                    "(#2650) Failed to update the custom audience: the first batch_seq was not "
+                    "detected. Restart the replace session with batch_seq=1.",
+                    2650,
+                    subcode=1870147,
+                )
+            )
+        now = state.now()
+        replace.staged.add(upload.rows, now)
+        if session.last_batch_flag:
+            # The swap happens when the last batch is processed (meta.md §1.3).
+            audience.members = replace.staged
+            del _meta(state).replaces[audience.audience_id]
+        audience.touch(now, upload=True)
+        return call.answer(
+            _upload_answer(audience, _record(state, audience, session, upload), upload)
+        )
+
+    @router.get("/{audience_id}")
+    async def get_audience(request: Request, version: str, audience_id: str) -> Response:
+        call = await _Call.open(request, version)
+        state = call.state
+        audience = _audience(state, audience_id)
+        call.charge(audience.ad_account_id)
+        return call.answer(select_fields(audience, call.params))
+
+    @router.delete("/{audience_id}")
+    async def delete_audience(request: Request, version: str, audience_id: str) -> Response:
+        call = await _Call.open(request, version)
+        state = call.state
+        audience = _audience(state, audience_id)
+        call.charge(audience.ad_account_id)
+        state.delete_audience("meta", audience_id)
+        _meta(state).replaces.pop(audience_id, None)
+        return call.answer({"success": True})
+
+    return router

@@ -1,0 +1,70 @@
+"""Settings of the platform sandbox: match rate, processing delays, rate limits, fixed tokens."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SANDBOX_TOKEN = "sandbox-token"  # noqa: S105 - a documented public token, not a secret
+"""The fixed access token every platform accepts, for quick starts and curl examples."""
+
+SANDBOX_REFRESH_TOKEN = "sandbox-refresh-token"  # noqa: S105 - documented, not a secret
+"""The fixed refresh token the Google and Snapchat token endpoints accept."""
+
+
+class RateLimit(BaseModel):
+    """`requests` calls per `per_seconds` seconds, as a token bucket (bursts up to `requests`).
+
+    `per_audience` adds that many calls per live audience of the key, for Meta's
+    business-use-case budget (`5000 + 40 x active custom audiences` an hour).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: int = Field(gt=0)
+    per_seconds: float = Field(gt=0)
+    per_audience: int = Field(default=0, ge=0)
+
+
+def default_rate_limits() -> dict[str, RateLimit | None]:
+    """The documented budgets, one per rate-limit family (see `ratelimit.FAMILIES`)."""
+    return {
+        # Meta custom-audience BUC, Limited tier: 5000 + 40 x active CAs per hour per ad account
+        # (meta.md §1.5).
+        "meta": RateLimit(requests=5000, per_seconds=3600, per_audience=40),
+        # Data Manager: 300 requests/min per Cloud project (google.md §2.5). The sandbox has no
+        # projects, so the access token stands in for one. [INFER]
+        "google": RateLimit(requests=300, per_seconds=60),
+        # Google Ads API: no per-minute figure documented for addOperations (google.md §2.5).
+        "googleads": None,
+        # TikTok: "QPS per app / advertiser", no figure in our sources; 10/s per token. [INFER]
+        "tiktok": RateLimit(requests=10, per_seconds=1),
+        # Snapchat: each access token averages 10 requests/s (snapchat.md §4.5).
+        "snapchat": RateLimit(requests=10, per_seconds=1),
+    }
+
+
+class SandboxSettings(BaseModel):
+    """Everything about the sandbox that a test or an operator may want to change at start."""
+
+    model_config = ConfigDict(frozen=True)
+
+    default_match_rate: float = Field(default=0.7, ge=0.0, le=1.0)
+    """Share of identifiers that "match" a platform user unless an audience says otherwise."""
+
+    processing_seconds: float = Field(default=2.0, ge=0.0)
+    """How long asynchronous work stays in progress: Google request status and Ads jobs
+    (`PROCESSING`/`RUNNING`), Snapchat `upload_status=PROCESSING`. Real platforms take minutes to
+    hours; the sandbox keeps the states but shortens the wait. [INFER]"""
+
+    meta_replace_session_seconds: float = Field(default=90 * 60, gt=0)
+    """A Meta `usersreplace` session not finished within this time is abandoned. [INFER]"""
+
+    tiktok_replace_interval_seconds: float = Field(default=24 * 3600, gt=0)
+    """TikTok accepts one `REPLACE` update per audience in this interval (issue 4). [INFER]"""
+
+    google_token_ttl_seconds: float = Field(default=3600, gt=0)
+    snapchat_token_ttl_seconds: float = Field(default=1800, gt=0)
+    meta_token_ttl_seconds: float = Field(default=60 * 24 * 3600, gt=0)
+
+    request_log_size: int = Field(default=10_000, gt=0)
+    rate_limits: dict[str, RateLimit | None] = Field(default_factory=default_rate_limits)

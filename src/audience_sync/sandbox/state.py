@@ -1,0 +1,176 @@
+"""The sandbox's in-memory world: a settable clock, audiences, tokens, and per-platform extras."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, TypeVar
+
+from audience_sync.sandbox.faults import FaultBook
+from audience_sync.sandbox.members import KeySpace, MemberStore
+from audience_sync.sandbox.ratelimit import RateLimiter
+from audience_sync.sandbox.requestlog import RequestLog
+from audience_sync.sandbox.settings import SANDBOX_REFRESH_TOKEN, SANDBOX_TOKEN, SandboxSettings
+
+T = TypeVar("T")
+
+# First ids handed out per platform, shaped like the real ones (numeric strings). [INFER]
+_ID_BASES = {
+    "meta": 23_850_000_000_000_000,
+    "google": 9_100_000_000,
+    "tiktok": 7_400_000_000_000_000_000,
+    "snapchat": 5_715_031_928_864_768,
+}
+
+
+class Clock:
+    """Wall-clock time plus an offset that `/_sandbox/clock` can move forward."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
+@dataclass
+class Audience:
+    """One platform audience: who owns it, what it is called, and the rows it holds."""
+
+    platform: str
+    audience_id: str
+    name: str
+    ad_account_id: str
+    members: MemberStore
+    created_at: float
+    updated_at: float
+    description: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    """Platform-specific settings (subtype, retention, calculate type, key type, ...)."""
+    last_upload_at: float | None = None
+    last_replace_at: float | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.members)
+
+    def touch(self, now: float, *, upload: bool = False) -> None:
+        self.updated_at = now
+        if upload:
+            self.last_upload_at = now
+
+
+class AuthFailure(Enum):
+    """Why a request's token was refused; each platform words these its own way."""
+
+    MISSING = "missing"
+    INVALID = "invalid"
+    EXPIRED = "expired"
+
+
+@dataclass
+class _Token:
+    platform: str | None  # None: valid for every platform (the fixed sandbox token)
+    expires_at: float | None
+
+
+class TokenRegistry:
+    """Access and refresh tokens the sandbox issued; `sandbox-token` is always valid."""
+
+    def __init__(self) -> None:
+        self._access: dict[str, _Token] = {SANDBOX_TOKEN: _Token(None, None)}
+        self._refresh: dict[str, str | None] = {SANDBOX_REFRESH_TOKEN: None}
+
+    def issue(self, platform: str, ttl_seconds: float | None, now: float) -> str:
+        token = f"sbx-{platform}-{secrets.token_urlsafe(18)}"
+        expires = None if ttl_seconds is None else now + ttl_seconds
+        self._access[token] = _Token(platform, expires)
+        return token
+
+    def issue_refresh(self, platform: str) -> str:
+        token = f"sbx-{platform}-refresh-{secrets.token_urlsafe(18)}"
+        self._refresh[token] = platform
+        return token
+
+    def knows_refresh(self, platform: str, token: str) -> bool:
+        return token in self._refresh and self._refresh[token] in (None, platform)
+
+    def check(self, platform: str, token: str | None, now: float) -> AuthFailure | None:
+        if not token:
+            return AuthFailure.MISSING
+        known = self._access.get(token)
+        if known is None or known.platform not in (None, platform):
+            return AuthFailure.INVALID
+        if known.expires_at is not None and now >= known.expires_at:
+            return AuthFailure.EXPIRED
+        return None
+
+
+class SandboxState:
+    """Everything the emulators remember; `reset()` returns it to a fresh start."""
+
+    def __init__(self, settings: SandboxSettings) -> None:
+        self.settings = settings
+        self.clock = Clock()
+        self.faults = FaultBook()
+        self.limiter = RateLimiter(settings.rate_limits)
+        self.log = RequestLog(settings.request_log_size)
+        self.tokens = TokenRegistry()
+        self.audiences: dict[tuple[str, str], Audience] = {}
+        self.extras: dict[str, object] = {}
+        self._next_id = dict(_ID_BASES)
+
+    def reset(self) -> None:
+        self.__init__(self.settings)  # type: ignore[misc]
+
+    def now(self) -> float:
+        return self.clock.now()
+
+    def new_id(self, platform: str) -> str:
+        self._next_id[platform] += 1
+        return str(self._next_id[platform])
+
+    def create_audience(
+        self, platform: str, keyspace: KeySpace, name: str, ad_account_id: str, **attributes: Any
+    ) -> Audience:
+        now = self.now()
+        audience = Audience(
+            platform=platform,
+            audience_id=self.new_id(platform),
+            name=name,
+            ad_account_id=ad_account_id,
+            members=MemberStore(keyspace, self.settings.default_match_rate),
+            created_at=now,
+            updated_at=now,
+            attributes=attributes,
+        )
+        self.audiences[(platform, audience.audience_id)] = audience
+        return audience
+
+    def audience(self, platform: str, audience_id: str) -> Audience | None:
+        return self.audiences.get((platform, audience_id))
+
+    def delete_audience(self, platform: str, audience_id: str) -> bool:
+        return self.audiences.pop((platform, audience_id), None) is not None
+
+    def audiences_of(self, platform: str, ad_account_id: str | None = None) -> list[Audience]:
+        return [
+            a
+            for (p, _), a in self.audiences.items()
+            if p == platform and (ad_account_id is None or a.ad_account_id == ad_account_id)
+        ]
+
+    def platform_state(self, platform: str, factory: type[T]) -> T:
+        """The platform module's own state object (created on first use, dropped on reset)."""
+        value = self.extras.get(platform)
+        if value is None:
+            value = factory()
+            self.extras[platform] = value
+        if not isinstance(value, factory):
+            raise TypeError(f"sandbox extras for {platform} hold {type(value).__name__}")
+        return value
