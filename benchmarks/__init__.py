@@ -1,0 +1,63 @@
+"""`make bench`: Audience Sync's performance figures, each with a baseline measured in the same run.
+
+A benchmark is a function taking `BenchOptions`, registered with `@register("name")` in a module
+`benchmarks/bench_<topic>.py`; `python -m benchmarks` imports every such module and runs what was
+registered, in name order (`--only NAME` runs one). Benchmarks print their own table and return
+nothing; they never assert timings (the figures vary with the machine and its load).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class BenchOptions:
+    """What the command line asked for."""
+
+    rows: int = 1_000_000  # values per measured case
+    repeat: int = 3  # timed runs per case; the median is reported
+    stream_rows: int = 10_000_000  # values hashed for the peak-memory figure
+
+
+Bench = Callable[[BenchOptions], None]
+REGISTRY: dict[str, Bench] = {}
+
+
+def register(name: str) -> Callable[[Bench], Bench]:
+    """Register a benchmark under `name` (`python -m benchmarks --only name` runs it alone)."""
+
+    def decorate(bench: Bench) -> Bench:
+        if name in REGISTRY:
+            raise ValueError(f"benchmark {name!r} registered twice")
+        REGISTRY[name] = bench
+        return bench
+
+    return decorate
+
+
+def median_seconds(run: Callable[[], Any], repeat: int) -> float:
+    """The median wall time of `repeat` calls of `run`."""
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """A Markdown table, columns padded to line up in a terminal."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    print(line(headers))
+    print("|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
+    for row in rows:
+        print(line(row))

@@ -1,0 +1,58 @@
+"""Run the registered benchmarks: `python -m benchmarks [--only NAME] [--rows N] [--repeat R]`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import platform
+import sys
+import time
+
+import benchmarks
+from benchmarks import REGISTRY, BenchOptions
+
+
+def main(argv: list[str] | None = None) -> int:
+    defaults = BenchOptions()
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--only", action="append", help="run only this benchmark (repeatable)")
+    parser.add_argument("--rows", type=int, default=defaults.rows)
+    parser.add_argument("--repeat", type=int, default=defaults.repeat)
+    parser.add_argument("--stream-rows", type=int, default=defaults.stream_rows)
+    parser.add_argument("--list", action="store_true", help="list the benchmarks and stop")
+    args = parser.parse_args(argv)
+
+    for module in pkgutil.iter_modules(benchmarks.__path__):
+        if module.name.startswith("bench_"):
+            importlib.import_module(f"benchmarks.{module.name}")
+    if args.list:
+        print("\n".join(sorted(REGISTRY)))
+        return 0
+    unknown = set(args.only or ()) - set(REGISTRY)
+    if unknown:
+        parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
+
+    options = BenchOptions(rows=args.rows, repeat=args.repeat, stream_rows=args.stream_rows)
+    print(f"# make bench — Python {platform.python_version()} on {platform.machine()}, {_cpus()}")
+    for name in sorted(REGISTRY):
+        if args.only and name not in args.only:
+            continue
+        started = time.perf_counter()
+        print(f"\n## {name}\n")
+        REGISTRY[name](options)
+        print(f"\n({name}: {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def _cpus() -> str:
+    try:
+        import psutil
+
+        return f"{psutil.cpu_count()} cores, load average {psutil.getloadavg()[0]:.1f} at start"
+    except ImportError:  # psutil is a dev dependency
+        return "cores unknown"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Identifier normalization and hashing for Meta, Google, TikTok and Snapchat (pure code).
+
+The rules are `shared/platforms/normalization.md`; `docs/normalization.md` explains them.
+
+- `hash_identifier(value, type, platform, region=)` — what is sent for one value, or None.
+- `hash_many(values, type, platform, region=)` — the same for a sequence, on the fast path.
+- `hash_many_with_reasons(...)` — plus the reason code of every dropped value (diagnostics).
+- `hash_series(series, ...)` — column in, column out, for columnar callers.
+- `expand_date_of_birth(value)` — Meta's DOBY/DOBM/DOBD keys, hashed.
+- `parse_phone_e164(raw, region)` — parse a phone once, at import; `normalize_country(value)`.
+"""
+
+from __future__ import annotations
+
+from audience_sync.identifiers.bulk import (
+    BulkResult,
+    hash_many,
+    hash_many_with_reasons,
+    hash_series,
+)
+from audience_sync.identifiers.fields import Field, Reason
+from audience_sync.identifiers.geo import normalize_country
+from audience_sync.identifiers.phone import parse_phone_e164
+from audience_sync.identifiers.rules import (
+    DOB_KEYS,
+    date_of_birth_reason,
+    drop_reason,
+    expand_date_of_birth,
+    hash_identifier,
+    is_hashed,
+    normalize,
+    split_date_of_birth,
+    tiktok_mobile_id_schema,
+)
+
+__all__ = [
+    "DOB_KEYS",
+    "BulkResult",
+    "Field",
+    "Reason",
+    "date_of_birth_reason",
+    "drop_reason",
+    "expand_date_of_birth",
+    "hash_identifier",
+    "hash_many",
+    "hash_many_with_reasons",
+    "hash_series",
+    "is_hashed",
+    "normalize",
+    "normalize_country",
+    "parse_phone_e164",
+    "split_date_of_birth",
+    "tiktok_mobile_id_schema",
+]

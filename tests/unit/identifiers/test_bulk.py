@@ -1,0 +1,218 @@
+"""The fast bulk path agrees with the per-item reference, value for value, reason for reason."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import polars as pl
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audience_sync.domain.models import SyncPlatform
+from audience_sync.identifiers import (
+    Field,
+    Reason,
+    hash_many,
+    hash_many_with_reasons,
+    hash_series,
+    normalize,
+)
+from audience_sync.identifiers.phone import e164_table
+
+PLATFORMS = list(SyncPlatform)
+FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+# --- messy input ------------------------------------------------------------------------------
+
+whitespace = st.sampled_from(["", " ", "  ", "\t", "\n", "\u3000", "\xa0"])
+pad = st.one_of(whitespace, st.just("\x1c"))  # \x1c: str.isspace() says yes, Unicode says no
+hexchars = st.text(alphabet="0123456789abcdefABCDEF", min_size=64, max_size=64)
+junk = st.text(max_size=12)
+ascii_junk = st.text(alphabet=st.characters(max_codepoint=127), max_size=12)
+
+
+@st.composite
+def emails(draw: st.DrawFn) -> str:
+    local = draw(st.text(alphabet="abcXYZ._+-é \u3000", min_size=0, max_size=8))
+    domain = draw(
+        st.sampled_from(
+            [
+                "gmail.com",
+                "GoogleMail.com",
+                "example.co.uk",
+                "b",
+                "b.",
+                ".b",
+                "a..b",
+                "ex ample.com",
+            ]
+        )
+    )
+    at = draw(st.sampled_from(["@", "@", "@@", ""]))
+    return draw(pad) + local + at + domain + draw(pad)
+
+
+@st.composite
+def phones(draw: st.DrawFn) -> str:
+    code = draw(st.sampled_from(sorted(e164_table().codes)))
+    digits = draw(st.text(alphabet="0123456789", min_size=1, max_size=14))
+    shapes = [
+        f"+{code}{digits}",
+        f"00{code}{digits}",
+        f"+{code} {digits[:3]}-{digits[3:]}",
+        f"({digits[:3]}) {digits[3:]}",
+        f"+0{digits}",
+        digits,
+    ]
+    return draw(pad) + draw(st.sampled_from(shapes)) + draw(pad)
+
+
+@st.composite
+def mobile_ids(draw: st.DrawFn) -> str:
+    raw = draw(st.uuids()).hex
+    uid = f"{raw[:8]}-{raw[8:12]}-{raw[12:16]}-{raw[16:20]}-{raw[20:]}"
+    shapes = [
+        uid,
+        uid.upper(),
+        "00000000-0000-0000-0000-000000000000",
+        uid.replace("-", ""),
+        uid[:-1] + "g",
+        uid + "0",
+    ]
+    return draw(pad) + draw(st.sampled_from(shapes)) + draw(pad)
+
+
+names = st.sampled_from(
+    ["Mary", "O'Brien", "Mary-Jane", "Valéry", "  anne  MARIE", "정", "...", "New York",
+     "California", "94035-1234", "SW1A 1AA", "United Kingdom", "GBR", "Female", "m", "x"]
+)  # fmt: skip
+
+MESSY: dict[Field, st.SearchStrategy[str]] = {
+    Field.EMAIL: emails(),
+    Field.PHONE: phones(),
+    Field.MOBILE_ID: mobile_ids(),
+    Field.EXTERNAL_ID: st.text(alphabet="AB12-_ \u3000é", max_size=8),
+}
+
+
+def batches(field: Field) -> st.SearchStrategy[list[str | None]]:
+    item = st.one_of(
+        MESSY.get(field, names),
+        names,
+        junk,
+        ascii_junk,
+        hexchars.map(lambda h: f" {h} "),
+        st.none(),
+    )
+    return st.lists(item, max_size=25)
+
+
+def reference(
+    values: list[str | None], field: Field, platform: SyncPlatform, region: str
+) -> tuple[list[str | None], list[Reason | None]]:
+    outcomes = [normalize(v, field, platform, region) for v in values]
+    return [o[0] for o in outcomes], [o[1] for o in outcomes]
+
+
+# --- agreement ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", list(Field))
+@FAST
+@given(data=st.data())
+def test_the_fast_path_equals_the_reference_on_messy_input(
+    field: Field, data: st.DataObject
+) -> None:
+    platform = data.draw(st.sampled_from(PLATFORMS))
+    region = data.draw(st.sampled_from(["US", "GB", "DE", "AM"]))
+    values = data.draw(batches(field))
+    result = hash_many_with_reasons(values, field, platform, region=region)
+    assert (result.sent, result.reasons) == reference(values, field, platform, region)
+    assert hash_many(values, field, platform, region=region) == result.sent
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.text(max_size=70), max_size=20), field=st.sampled_from(list(Field)))
+def test_arbitrary_strings_never_raise(values: list[str], field: Field) -> None:
+    for platform in PLATFORMS:
+        result = hash_many_with_reasons(values, field, platform)
+        assert len(result.sent) == len(values)
+        for sent, reason in zip(result.sent, result.reasons, strict=True):
+            assert (sent is None) != (reason is None)
+
+
+@settings(max_examples=20, deadline=None)
+@given(digest=hexchars, left=whitespace, right=whitespace)
+def test_a_prehashed_digest_passes_through_every_hashed_field(
+    digest: str, left: str, right: str
+) -> None:
+    for platform, fields in {
+        SyncPlatform.META: [f for f in Field if f not in (Field.MOBILE_ID, Field.EXTERNAL_ID)],
+        SyncPlatform.GOOGLE: [Field.EMAIL, Field.PHONE, Field.FIRST_NAME, Field.LAST_NAME],
+        SyncPlatform.TIKTOK: [Field.EMAIL, Field.PHONE, Field.MOBILE_ID],
+        SyncPlatform.SNAPCHAT: [Field.EMAIL, Field.PHONE, Field.MOBILE_ID],
+    }.items():
+        for field in fields:
+            value = left + digest + right
+            assert hash_many([value, None], field, platform) == [digest.lower(), None]
+
+
+def test_values_that_polars_cannot_hold_are_settled_by_the_reference() -> None:
+    values = ["a@b.com", "\ud800@b.com", 42, None]
+    result = hash_many_with_reasons(values, "email", "meta")  # type: ignore[arg-type]
+    assert result.sent[0] == hashlib.sha256(b"a@b.com").hexdigest()
+    assert result.sent[1:] == [None, None, None]
+    assert result.reasons[1:] == [Reason.INVALID_EMAIL, Reason.INVALID_EMAIL, Reason.EMPTY]
+
+
+def _big_messy_batch(field: Field, size: int, seed: int) -> list[str | None]:
+    """Many rows from a few hundred messy values, shuffled: spans several Polars morsels."""
+    rnd = random.Random(seed)
+    pool: list[str | None] = [None, "", " ", "\u3000x", "é@b.com", "+16505551212 ", "bad"]
+    domains = ["gmail.com", "googlemail.com", "x.io"]
+    for _ in range(300):
+        digits = "".join(rnd.choices("0123456789", k=rnd.randint(6, 12)))
+        hexes = "".join(rnd.choices("0123456789abcdefABCDEF", k=32))
+        uid = f"{hexes[:8]}-{hexes[8:12]}-{hexes[12:16]}-{hexes[16:20]}-{hexes[20:]}"
+        pool += [
+            f" {rnd.choice(['Ann', 'j.o+x', 'BOB'])}{digits[:3]}@{rnd.choice(domains)}",
+            f"+{rnd.choice(['1', '44', '49', '374', '55'])}{digits}",
+            f"({digits[:3]}) {digits[3:]}",
+            rnd.choice([uid, uid.upper(), "00000000-0000-0000-0000-000000000000"]),
+            rnd.choice(["United Kingdom", "usa", "DE", "Atlantis"]),
+        ]
+    return [rnd.choice(pool) for _ in range(size)]
+
+
+@pytest.mark.parametrize("field", [Field.EMAIL, Field.PHONE, Field.MOBILE_ID, Field.COUNTRY])
+def test_a_large_batch_keeps_its_order_across_both_cores(field: Field) -> None:
+    values = _big_messy_batch(field, 6_000, seed=7)
+    for platform in PLATFORMS:
+        result = hash_many_with_reasons(values, field, platform)
+        assert (result.sent, result.reasons) == reference(values, field, platform, "US")
+
+
+def test_a_column_in_gives_a_column_out() -> None:
+    column = pl.Series(["+16505551212", None, "(650)555-1212"])
+    out = hash_series(column, "phone", "google")
+    assert out.to_list() == hash_many(column.to_list(), "phone", "google")
+
+
+def test_diagnostics_count_present_usable_and_each_reason() -> None:
+    values = ["a@b.com", "bad", None, " ", "x@y.org"]
+    counts = hash_many_with_reasons(values, "email", "meta").counts()
+    assert counts == {"present": 3, "usable": 2, "empty": 2, "invalid_email": 1}
+
+
+def test_an_unsupported_field_drops_every_value() -> None:
+    result = hash_many_with_reasons(["x", None], "city", "tiktok")
+    assert result.sent == [None, None]
+    assert result.reasons == [Reason.UNSUPPORTED, Reason.UNSUPPORTED]
+
+
+@pytest.mark.parametrize("field", list(Field))
+def test_an_empty_batch_gives_an_empty_list(field: Field) -> None:
+    assert hash_many([], field, "meta") == []
+    assert hash_many_with_reasons([], field, "google").counts() == {"present": 0, "usable": 0}
