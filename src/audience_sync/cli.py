@@ -103,6 +103,13 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
             return command(*args, **kwargs)
         except AudienceSyncError as exc:
             err.print(f"[red]Error:[/red] {exc}", highlight=False)
+        except OSError as exc:  # unreadable file, full disk, permission denied
+            err.print(f"[red]Error:[/red] {exc.strerror or exc}: {exc.filename}", highlight=False)
+        except KeyboardInterrupt:
+            err.print(
+                "Interrupted. Work already committed is kept; run the command again to finish."
+            )
+            raise typer.Exit(130) from None
         except (OperationalError, ProgrammingError) as exc:
             url = make_url(context().settings.effective_database_url)
             err.print(

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from audience_sync.sources.rows import IDENTIFIER_COLUMNS, PROFILE_FIELDS
+
 DEMO_SEED = 20261128
 DEMO_PROFILES = 10_000
 # The spec's three segments and their sizes.
@@ -22,21 +24,12 @@ DEMO_SEGMENTS = {
     "Newsletter Subscribers": 5_678,
     "At Risk Churning": 890,
 }
+# Import columns (identifiers first, then profile fields) plus two traits.
 COLUMNS = [
     "profile_id",
-    "email",
-    "phone",
-    "mobile_id",
+    *IDENTIFIER_COLUMNS,
     "mobile_id_kind",
-    "external_id",
-    "first_name",
-    "last_name",
-    "city",
-    "state",
-    "zip",
-    "country",
-    "date_of_birth",
-    "gender",
+    *PROFILE_FIELDS,
     "plan",
     "lifetime_value",
 ]
