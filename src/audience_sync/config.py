@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     max_concurrent_syncs: int = Field(5, ge=1)
     min_interval_hours: int = Field(1, ge=1)
     default_interval_hours: int = Field(24, ge=1)
+    # Job-level retries of transient failures: the spec's delays, every one used, each a
+    # scheduled retry (durable), never a sleeping worker.
+    retry_delays_seconds: tuple[int, ...] = (60, 300, 900, 3600)
+    # A running job whose worker has not sent a heartbeat for this long is failed and re-queued.
+    job_lease_seconds: int = Field(300, ge=10)
+    scheduler_tick_seconds: int = Field(900, ge=1)
 
     # Fernet keys, comma-separated: the first encrypts, all decrypt (key rotation).
     secret_key: SecretStr | None = None

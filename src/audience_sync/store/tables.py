@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -216,6 +217,15 @@ class AudienceSyncJob(Timestamps, Base):
     __table_args__ = (
         Index("ix_audience_sync_jobs_audience", "platform_audience_id", "created_at"),
         Index("ix_audience_sync_jobs_status", "status", "next_retry_at"),
+        # I3: at most one pending or running job per audience, enforced by the database itself,
+        # so two processes (or machines) triggering the same audience cannot both win.
+        Index(
+            "uq_audience_sync_jobs_one_active",
+            "platform_audience_id",
+            unique=True,
+            sqlite_where=text("status IN ('pending', 'running')"),
+            postgresql_where=text("status IN ('pending', 'running')"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)

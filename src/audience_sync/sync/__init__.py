@@ -1,0 +1,1 @@
+"""The sync engine: run one job end to end, checkpoint, resume, record metrics."""

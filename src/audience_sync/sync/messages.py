@@ -1,0 +1,41 @@
+"""Error messages a marketer understands, from our error tree (never a token or an identifier)."""
+
+from __future__ import annotations
+
+from audience_sync.domain.models import SyncPlatform
+from audience_sync.exceptions import (
+    AudienceSyncError,
+    AuthExpiredError,
+    NotFoundError,
+    PlatformRequestError,
+    PlatformServerError,
+    PlatformTimeoutError,
+    RateLimitError,
+    ValidationError,
+)
+
+PLATFORM_NAMES = {
+    SyncPlatform.META: "Meta",
+    SyncPlatform.GOOGLE: "Google",
+    SyncPlatform.TIKTOK: "TikTok",
+    SyncPlatform.SNAPCHAT: "Snapchat",
+}
+
+
+def describe(error: AudienceSyncError, platform: SyncPlatform) -> str:
+    """One sentence saying what went wrong and what to do about it."""
+    name = PLATFORM_NAMES[platform]
+    detail = error.message
+    if isinstance(error, AuthExpiredError):
+        return f"{name} access token expired or was revoked — reconnect the {name} account."
+    if isinstance(error, RateLimitError):
+        return f"{name} is rate limiting requests; the sync will retry automatically."
+    if isinstance(error, PlatformTimeoutError):
+        return f"{name} did not answer in time; the sync will retry automatically."
+    if isinstance(error, PlatformServerError):
+        return f"{name} had a server error; the sync will retry automatically."
+    if isinstance(error, NotFoundError):
+        return f"{detail} If the audience was deleted on {name}, delete it here or recreate it."
+    if isinstance(error, ValidationError | PlatformRequestError):
+        return f"{name} refused the request: {detail}"
+    return detail
