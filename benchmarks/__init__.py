@@ -50,14 +50,15 @@ def median_seconds(run: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
-def print_table(headers: list[str], rows: list[list[str]]) -> None:
-    """A Markdown table, columns padded to line up in a terminal."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+class Table:
+    """A Markdown table printed a row at a time (a long benchmark shows progress as it goes)."""
 
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.rjust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+    def __init__(self, headers: list[str], widths: list[int] | None = None) -> None:
+        given = (widths or []) + [0] * len(headers)
+        self.widths = [max(w, len(h)) for w, h in zip(given, headers, strict=False)]
+        self.row(headers)
+        print("|" + "|".join("-" * (w + 1) + ":" for w in self.widths) + "|", flush=True)
 
-    print(line(headers))
-    print("|" + "|".join("-" * (w + 1) + ":" for w in widths) + "|")
-    for row in rows:
-        print(line(row))
+    def row(self, cells: list[str]) -> None:
+        padded = (c.rjust(w) for c, w in zip(cells, self.widths, strict=True))
+        print("| " + " | ".join(padded) + " |", flush=True)

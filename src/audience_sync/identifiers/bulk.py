@@ -26,7 +26,6 @@ from audience_sync.domain.models import IdentifierType, SyncPlatform
 from audience_sync.identifiers.fields import INVALID, Field, Reason, as_field, as_platform
 from audience_sync.identifiers.phone import e164_table
 from audience_sync.identifiers.rules import (
-    GMAIL_DOMAINS,
     GOOGLE,
     SUPPORTED,
     TIKTOK,
@@ -149,22 +148,29 @@ def _vectorized(
     series: pl.Series, field: Field, platform: SyncPlatform, with_reasons: bool
 ) -> tuple[pl.Series, pl.Series | None, pl.Series]:
     """(sent, reasons, needs-the-reference) for the fields done in Polars."""
-    raw = pl.col("v")
-    text = raw.str.strip_chars(ASCII_WHITESPACE)
+    raw, text = pl.col("v"), pl.col("t")
+    # Staged columns are computed once, however many expressions read them.
+    frame = series.to_frame().lazy().with_columns(raw.str.strip_chars(ASCII_WHITESPACE).alias("t"))
+    if field is not Field.PHONE:
+        frame = frame.with_columns(text.str.to_lowercase().alias("lower"))
+    if field is Field.EMAIL and platform is GOOGLE:  # Google: all whitespace goes, inside too
+        frame = frame.with_columns(pl.col("lower").str.replace_all(f"[{_WS}]", "").alias("e"))
     empty = text.is_null() | (text.str.len_bytes() == 0)
     non_ascii = raw.str.len_bytes() != raw.str.len_chars()
     hashed = is_hashed(platform, field)
-    prehashed = text.str.contains(_PREHASHED) if hashed else pl.lit(False)
+    # Phones: a pre-hashed digest is rare there; it is left to the reference (a slow row).
+    check_prehashed = hashed and field is not Field.PHONE
+    prehashed = text.str.contains(_PREHASHED) if check_prehashed else pl.lit(False)
     value, usable, invalid, slow = _RULES[field](text, platform)
     # The reference settles non-ASCII rows (NFC, Unicode case and whitespace); for phones they
     # never look like stored E.164, so they are parsed anyway.
-    slow = ~empty & ~prehashed & slow if field is Field.PHONE else slow | non_ascii
+    slow = ~empty & slow if field is Field.PHONE else slow | non_ascii
     digest = _sha256(value) if hashed else value
     sent = (
         pl.when(empty)
         .then(None)
         .when(prehashed)
-        .then(text.str.to_lowercase())
+        .then(pl.col("lower") if check_prehashed else None)
         .when(usable)
         .then(digest)
         .otherwise(None)
@@ -179,9 +185,9 @@ def _vectorized(
             .otherwise(invalid)
         )
         columns.append(reason.alias("reason"))
-    frame = series.to_frame().lazy().select(columns).collect(engine="streaming")
-    reasons = frame.get_column("reason") if with_reasons else None
-    return frame.get_column("sent"), reasons, frame.get_column("slow")
+    result = frame.select(columns).collect(engine="streaming")
+    reasons = result.get_column("reason") if with_reasons else None
+    return result.get_column("sent"), reasons, result.get_column("slow")
 
 
 def _sha256(expr: pl.Expr) -> pl.Expr:
@@ -195,18 +201,21 @@ _Exprs = tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]  # value, usable, invalid rea
 
 
 def _email(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
-    email = text.str.to_lowercase()
-    if platform is GOOGLE:
-        email = email.str.replace_all(f"[{_WS}]", "")
+    email = pl.col("e") if platform is GOOGLE else pl.col("lower")
     valid = email.str.contains(_EMAIL)
-    if platform is GOOGLE:
-        parts = email.str.split_exact("@", 1)
-        local, domain = parts.struct.field("field_0"), parts.struct.field("field_1")
-        gmail_local = local.str.replace(r"\+.*$", "").str.replace_all(".", "", literal=True)
+    if platform is GOOGLE:  # gmail.com / googlemail.com: no dots, no +tag in the local part
+        gmail = (
+            pl.when(email.str.ends_with("@gmail.com"))
+            .then(10)
+            .when(email.str.ends_with("@googlemail.com"))
+            .then(15)
+            .otherwise(0)
+        )
+        split = email.str.len_bytes() - gmail  # ASCII rows: bytes are characters
+        local = email.str.slice(0, split).str.replace(r"\+.*$", "")
+        local = local.str.replace_all(".", "", literal=True)
         email = (
-            pl.when(domain.is_in(sorted(GMAIL_DOMAINS)))
-            .then(pl.concat_str(gmail_local, pl.lit("@"), domain))
-            .otherwise(email)
+            pl.when(gmail > 0).then(pl.concat_str(local, email.str.slice(split))).otherwise(email)
         )
     elif platform is TIKTOK:
         email = email.str.replace(r"\+[^@]*@", "@")  # the first + of the local part, to the @
@@ -217,7 +226,7 @@ def _email(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
 def _mobile_id(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
     zeroed = text == ZERO_MAID
     usable = ~zeroed & text.str.contains(_UUID)
-    value = text.str.to_uppercase() if platform is GOOGLE else text.str.to_lowercase()
+    value = text.str.to_uppercase() if platform is GOOGLE else pl.col("lower")
     invalid = (
         pl.when(zeroed)
         .then(pl.lit(Reason.ZEROED_MAID.value))
@@ -253,7 +262,7 @@ def _external_id(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
 
 def _name(text: pl.Expr, platform: SyncPlatform, field: Field) -> _Exprs:
     name = (
-        text.str.to_lowercase()
+        pl.col("lower")
         .str.replace_all(_ASCII_PUNCTUATION, "")
         .str.replace_all(f"[{_WS}]+", " ")
         .str.strip_chars(" ")
@@ -270,16 +279,16 @@ def _last_name(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
 
 
 def _city(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
-    city = text.str.to_lowercase().str.replace_all("[^a-z]", "")
+    city = pl.col("lower").str.replace_all("[^a-z]", "")
     return city, city.str.len_bytes() > 0, pl.lit(INVALID[Field.CITY].value), pl.lit(False)
 
 
 def _zip(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
     if platform is GOOGLE:  # postalCode: trimmed, raw
         return text, pl.lit(True), pl.lit(None, dtype=pl.String), pl.lit(False)
-    code = text.str.to_lowercase().str.replace_all(f"[{_WS}-]", "")
+    code = pl.col("lower").str.replace_all(f"[{_WS}-]", "")
     code = pl.when(code.str.contains(r"^(?:[0-9]{5}|[0-9]{9})$")).then(code.str.slice(0, 5))
-    code = code.otherwise(text.str.to_lowercase().str.replace_all(f"[{_WS}-]", ""))
+    code = code.otherwise(pl.col("lower").str.replace_all(f"[{_WS}-]", ""))
     return code, code.str.len_bytes() > 0, pl.lit(INVALID[Field.ZIP].value), pl.lit(False)
 
 
