@@ -236,7 +236,9 @@ def _record(line: int, values: dict[str, Any]) -> ProfileRecord:
             if identifier_type is IdentifierType.MOBILE_ID and kinds:
                 kind = kinds[position] if position < len(kinds) else kinds[-1]
             identifiers.append(IdentifierValue(identifier_type, value, kind))
-    traits = {k: v for k, v in values.items() if k not in KNOWN_COLUMNS and v not in ("", None)}
+    traits = {
+        k: v for k, v in values.items() if k and k not in KNOWN_COLUMNS and v not in ("", None)
+    }
     return ProfileRecord(line, profile_id, fields, identifiers, traits)
 
 

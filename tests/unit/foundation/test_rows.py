@@ -134,3 +134,9 @@ def test_the_same_row_always_hashes_the_same_and_any_change_shows() -> None:
 def test_an_unknown_file_type_says_which_ones_work(name: str) -> None:
     with pytest.raises(ValidationError, match=r"\.csv, \.jsonl"):
         detect_format(Path(name))
+
+
+def test_a_trailing_comma_in_the_header_adds_no_nameless_trait() -> None:
+    (result,) = csv_rows("profile_id,plan,\nP,pro,x\n")
+    assert isinstance(result, ProfileRecord)
+    assert result.traits == {"plan": "pro"}
