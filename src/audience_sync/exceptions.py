@@ -8,6 +8,7 @@
     ├── NonRetryableError              retrying will not help: fail now, tell a human
     │   ├── AuthExpiredError           token missing, invalid or expired: reconnect the account
     │   ├── ValidationError            the request or configuration is wrong (bad name, bad key)
+    │   │   └── InvalidRecordsError    a batch refused because of records in it (split to isolate)
     │   ├── PlatformRequestError       the platform refused the request (other 4xx)
     │   └── NotFoundError              the object does not exist (or belongs to another tenant)
     └── ConfigurationError             the service itself is misconfigured (refuses to start)
@@ -92,6 +93,14 @@ class AuthExpiredError(NonRetryableError):
 
 class ValidationError(NonRetryableError):
     """The request or the audience configuration is invalid."""
+
+
+class InvalidRecordsError(ValidationError):
+    """The platform refused a whole batch because some records in it are invalid.
+
+    Connectors split such a batch in halves until the bad records are isolated; only a batch of
+    one record surfaces as a failure, counted in the result rather than raised.
+    """
 
 
 class PlatformRequestError(NonRetryableError):

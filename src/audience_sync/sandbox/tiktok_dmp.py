@@ -81,8 +81,9 @@ def _parse_file(content: bytes, calculate_type: str) -> list[Row]:
 
 
 def _file_rows(
-    state: SandboxState, advertiser_id: str, paths: Any, calculate_type: str
+    state: SandboxState, advertiser_id: str, paths: Any, calculate_type: str | None
 ) -> list[Row]:
+    """The rows of uploaded files; `calculate_type` None (a segment audience) takes any type."""
     if not isinstance(paths, list) or not paths:
         raise error(PARAM_ERROR, "file_paths: Missing data for required field.")
     rows: list[Row] = []
@@ -90,7 +91,7 @@ def _file_rows(
         stored = tiktok_state(state).files.get(str(path))
         if stored is None or stored.advertiser_id != advertiser_id:
             raise error(PARAM_ERROR, f"file_path {path} does not exist.")
-        if stored.calculate_type != calculate_type:
+        if calculate_type is not None and stored.calculate_type != calculate_type:
             raise error(PARAM_ERROR, "Files must use the audience's calculate_type.")
         rows.extend(stored.rows)
     return rows
@@ -162,7 +163,9 @@ def add_dmp_routes(router: APIRouter) -> None:
         if body.get("file_paths") is None:
             audience.touch(now)
             return envelope(OK, "OK", {"custom_audience_id": audience.audience_id})
-        calc = str(audience.attributes.get("calculate_type"))
+        # A segment (partner) audience has no calculate type: its files may hold any id
+        # types, as its segment/mapping uploads do. [INFER]
+        calc = audience.attributes.get("calculate_type")
         rows = _file_rows(state, advertiser, body.get("file_paths"), calc)
         interval = state.settings.tiktok_replace_interval_seconds
         last_replace = audience.last_replace_at

@@ -1,0 +1,347 @@
+"""Google Customer Match over the Data Manager API v1 (the default Google path).
+
+Contract: shared/platforms/google.md §2.3a (endpoints), §2.4 (identifiers), §2.5 (limits),
+§2.6 (errors). A list holds one key type: contact info (email, phone, address) or mobile ids
+(with the app id), chosen at creation by `options["list_type"]` (`contact` | `mobile`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from audience_sync.config import Settings
+from audience_sync.connectors.base import (
+    BaseAudienceConnector,
+    Batch,
+    BatchOutcome,
+    Capabilities,
+    Operation,
+    Prepared,
+)
+from audience_sync.connectors.http import RateLimit
+from audience_sync.connectors.records import hash_users
+from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
+from audience_sync.domain.models import SyncPlatform as P
+from audience_sync.exceptions import (
+    AudienceSyncError,
+    InvalidRecordsError,
+    PlatformRequestError,
+    ValidationError,
+    platform_error_for_status,
+)
+from audience_sync.identifiers import Field
+
+TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
+CONTACT_FIELDS = [
+    Field.EMAIL,
+    Field.PHONE,
+    Field.FIRST_NAME,
+    Field.LAST_NAME,
+    Field.COUNTRY,
+    Field.ZIP,
+]
+# Reasons a Data Manager 400 gives for one member's content (DM types/error.py). [INFER: which
+# of them reject the whole request rather than only the member]
+RECORD_REASONS = {
+    "INVALID_SHA256_FORMAT",
+    "INVALID_HEX_ENCODING",
+    "INVALID_BASE64_ENCODING",
+    "INVALID_FORMAT",
+    "INVALID_COUNTRY_CODE",
+    "REQUIRED_FIELD_MISSING",
+    "TOO_MANY_USER_IDENTIFIERS",
+    "INVALID_ARGUMENT",
+}
+
+
+def google_token_url(base_url: str) -> str:
+    """Google's token endpoint, or the sandbox's when the API is the sandbox's."""
+    parts = urlsplit(base_url)
+    if parts.path.startswith(("/google/", "/googleads/")):
+        return f"{parts.scheme}://{parts.netloc}/google/token"
+    return TOKEN_URL
+
+
+def google_error(status: int, body: Any, api: str) -> AudienceSyncError:
+    """A `google.rpc.Status` answer as our error, by HTTP status and the detail reasons."""
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    reasons: list[str] = []
+    violations: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for detail in error.get("details") or []:
+        if not isinstance(detail, dict):
+            continue
+        if detail.get("reason"):
+            reasons.append(str(detail["reason"]))
+        violations += [v for v in detail.get("fieldViolations") or [] if isinstance(v, dict)]
+        for item in detail.get("errors") or []:  # Google Ads: GoogleAdsFailure.errors
+            reasons += [str(v) for v in (item.get("errorCode") or {}).values()]
+            texts.append(str(item.get("message", "")))  # never `trigger`: it holds values
+    message = f"{api} {error.get('status', status)}: {error.get('message', '')}".strip()
+    if reasons:
+        message += f" ({', '.join(dict.fromkeys(reasons))})"
+    if texts:
+        message += f" {' '.join(texts[:3])}"
+    if violations:  # field paths and reasons only: Google never echoes the values here
+        named = [f"{v.get('field')}: {v.get('reason')}" for v in violations[:3]]
+        message += f" [{'; '.join(named)}]"
+    kwargs: dict[str, Any] = {"details": {"reasons": reasons}}
+    if status == 400:
+        per_member = [
+            v for v in violations if str(v.get("field", "")).startswith("audience_members[")
+        ]
+        if per_member and all(v.get("reason") in RECORD_REASONS for v in per_member):
+            return InvalidRecordsError(message, status_code=status, **kwargs)
+        if "CONCURRENT_MODIFICATION" in reasons:
+            return platform_error_for_status(503, message, **kwargs)  # retry (google.md §2.5)
+        return ValidationError(message, status_code=status, **kwargs)
+    if status == 409:
+        return ValidationError(message, status_code=status, **kwargs)
+    if status == 429 and api == "Google Ads" and "RESOURCE_EXHAUSTED" in reasons:
+        # The Ads API's daily quota (QuotaError.RESOURCE_EXHAUSTED): wait for the reset, not a
+        # retry; Data Manager's per-minute RESOURCE_EXHAUSTED is retried (google.md §2.6).
+        return PlatformRequestError(message, status_code=status, **kwargs)
+    return platform_error_for_status(status, message, **kwargs)
+
+
+class GoogleAudienceConnector(BaseAudienceConnector):
+    PLATFORM_NAME = "google"
+    BATCH_SIZE = 10_000
+    CAPABILITIES = Capabilities(
+        batch_limit=10_000,  # audience members per request (google.md §2.5)
+        identifier_keys=("emailAddress", "phoneNumber", "address", "mobileId"),
+        native_replace=True,  # ingest the new list, then removeAll as of the start
+        rate_limit=RateLimit(requests=300, per_seconds=60),  # per Cloud project (§2.5)
+        refreshes_tokens=True,
+    )
+    API = "Data Manager"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.key_types: dict[str, str] = {}  # list id → CONTACT_ID | MOBILE_ID
+
+    @classmethod
+    def default_base_url(cls, settings: Settings) -> str:
+        return settings.google_base_url
+
+    def token_url(self, base_url: str) -> str | None:
+        return google_token_url(base_url)
+
+    def auth_headers(self, token: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {token}"}
+
+    def translate(self, status: int, body: Any, headers: httpx.Headers) -> AudienceSyncError | None:
+        if status < 400:
+            return None
+        return google_error(status, body, self.API)
+
+    def _account(self, audience_id: str | None = None) -> str:
+        if not self.ad_account_id:
+            raise ValidationError(
+                "Google calls need the operating account: build the connector with ad_account_id",
+                platform=self.PLATFORM_NAME,
+                audience_id=audience_id,
+            )
+        return self.ad_account_id
+
+    def _list_path(self, audience_id: str = "") -> str:
+        path = f"accountTypes/GOOGLE_ADS/accounts/{self._account(audience_id)}/userLists"
+        return f"{path}/{audience_id}" if audience_id else path
+
+    # --- members --------------------------------------------------------------------------
+
+    async def key_type(self, audience_id: str) -> str:
+        if audience_id not in self.key_types:
+            body = await self.http.request("GET", self._list_path(audience_id))
+            types = (body.get("ingestedUserListInfo") or {}).get("uploadKeyTypes") or []
+            self.key_types[audience_id] = types[0] if types else "CONTACT_ID"
+        return self.key_types[audience_id]
+
+    async def records_for(self, audience_id: str, users: Sequence[AudienceUser]) -> Prepared:
+        mobile = await self.key_type(audience_id) == "MOBILE_ID"
+        return self.members(users, mobile=mobile)
+
+    def members(self, users: Sequence[AudienceUser], *, mobile: bool) -> Prepared:
+        """One member a user: its identifiers (≤10), or its mobile ids for a mobile-id list."""
+        region = str(self.options.get("default_region", "US"))
+        fields = [Field.MOBILE_ID] if mobile else CONTACT_FIELDS
+        hashed = hash_users(users, P.GOOGLE, fields, default_region=region)
+        prepared = Prepared(users=len(users), dropped=hashed.dropped)
+        for i in range(len(users)):
+            identifiers = self.identifiers(hashed, i, mobile)[:MAX_IDENTIFIERS]
+            if identifiers:
+                prepared.add(identifiers, i)
+            else:
+                prepared.dropped["no_usable_identifier"] += 1
+        return prepared
+
+    def identifiers(self, hashed: Any, i: int, mobile: bool) -> list[Any]:
+        if mobile:
+            return list(hashed.of(Field.MOBILE_ID, i))
+        found: list[Any] = [{"emailAddress": v} for v in hashed.of(Field.EMAIL, i)]
+        found += [{"phoneNumber": v} for v in hashed.of(Field.PHONE, i)]
+        parts = [hashed.first(f, i) for f in (Field.FIRST_NAME, Field.LAST_NAME)]
+        parts += [hashed.first(f, i) for f in (Field.COUNTRY, Field.ZIP)]
+        if all(parts):  # an address only with all four parts (normalization.md)
+            keys = ("givenName", "familyName", "regionCode", "postalCode")
+            found.append({"address": dict(zip(keys, parts, strict=True))})
+        return found
+
+    def _destination(self, audience_id: str) -> dict[str, Any]:
+        account = {"accountType": "GOOGLE_ADS", "accountId": self._account(audience_id)}
+        destination: dict[str, Any] = {
+            "operatingAccount": account,
+            "productDestinationId": audience_id,
+        }
+        if self.credentials.login_customer_id:
+            destination["loginAccount"] = {
+                "accountType": "GOOGLE_ADS",
+                "accountId": self.credentials.login_customer_id,
+            }
+        return destination
+
+    async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
+        return {"requests": [], "mobile": await self.key_type(audience_id) == "MOBILE_ID"}
+
+    async def send_batch(
+        self, op: Operation, audience_id: str, batch: Batch, state: Any
+    ) -> BatchOutcome:
+        if state["mobile"]:
+            members = [{"mobileData": {"mobileIds": ids}} for ids in batch.records]
+        else:
+            members = [{"userData": {"userIdentifiers": ids}} for ids in batch.records]
+        body: dict[str, Any] = {
+            "destinations": [self._destination(audience_id)],
+            "audienceMembers": members,
+            "encoding": "HEX",
+        }
+        consent = self.options.get("consent")
+        if consent and op is not Operation.REMOVE:
+            body["consent"] = consent
+        terms = self.options.get("terms_of_service")
+        if terms and op is not Operation.REMOVE:
+            body["termsOfService"] = {"customerMatchTermsOfServiceStatus": terms}
+        verb = "remove" if op is Operation.REMOVE else "ingest"
+        answer = await self.http.request(
+            "POST",
+            f"audienceMembers:{verb}",
+            json=body,
+            audience_id=audience_id,
+            batch=batch.index,
+        )
+        request_id = str(answer.get("requestId", ""))
+        state["requests"].append(request_id)
+        return BatchOutcome(received=len(batch.records), request_id=request_id)
+
+    async def finish(
+        self, op: Operation, audience_id: str, state: Any, result: AudienceSyncResult
+    ) -> None:
+        failed, pending = 0, 0
+        for request_id in state["requests"]:
+            status = await self.request_status(request_id, audience_id)
+            if status is None:
+                pending += 1
+                continue
+            for count in (status.get("errorInfo") or {}).get("errorCounts") or []:
+                failed += int(count.get("recordCount", 0))
+        # Members refused while processing (denied consent, ...): no per-member detail.
+        result.failed = min(result.sent, result.failed + failed)
+        result.accepted = max(0, result.accepted - failed)
+        if failed:
+            result.platform_invalid = (result.platform_invalid or 0) + failed
+        result.details["requests_pending"] = pending
+
+    async def request_status(self, request_id: str, audience_id: str) -> dict[str, Any] | None:
+        """The request's status once it is no longer PROCESSING (None if still so at timeout)."""
+
+        async def check() -> dict[str, Any] | None:
+            body = await self.http.request(
+                "GET",
+                "requestStatus:retrieve",
+                params={"requestId": request_id},
+                audience_id=audience_id,
+            )
+            statuses = body.get("requestStatusPerDestination") or [{}]
+            status: dict[str, Any] = statuses[0]
+            return None if status.get("requestStatus") == "PROCESSING" else status
+
+        found: dict[str, Any] | None = await self.poll(check, "request status")
+        return found
+
+    async def replace_audience(
+        self, audience_id: str, users: Sequence[AudienceUser]
+    ) -> AudienceSyncResult:
+        # Record T, ingest the full list, wait for it, then remove what was last added before T
+        # (google.md §2.3a, "Remove all members from an audience").
+        started = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+        prepared = await self.records_for(audience_id, users)
+        result = await self.upload(Operation.ADD, audience_id, prepared)
+        answer = await self.http.request(
+            "POST",
+            "audienceMembers:removeAll",
+            json={"destinations": [self._destination(audience_id)], "removeAsOfTime": started},
+            audience_id=audience_id,
+        )
+        request_id = str(answer.get("requestId", ""))
+        result.request_ids.append(request_id)
+        await self.request_status(request_id, audience_id)
+        result.details["replace"] = "ingest_then_remove_all_as_of_start"
+        return result
+
+    # --- lists ----------------------------------------------------------------------------
+
+    async def create(self, config: AudienceConfig) -> str:
+        self.ad_account_id = self.ad_account_id or config.ad_account_id
+        options = {**self.options, **config.options}
+        mobile = options.get("list_type") == "mobile"
+        info: dict[str, Any] = {"uploadKeyTypes": ["MOBILE_ID" if mobile else "CONTACT_ID"]}
+        if mobile:
+            if not options.get("app_id"):
+                raise ValidationError(
+                    "A Google mobile-id list needs options['app_id']", platform="google"
+                )
+            info["mobileIdInfo"] = {
+                "appId": options["app_id"],
+                "keySpace": options.get("key_space", "IOS"),
+            }
+        days = int(options.get("membership_days", 540))
+        body = await self.http.request(
+            "POST",
+            self._list_path(),
+            json={
+                "displayName": config.name,
+                "description": config.description or "",
+                "membershipDuration": f"{days * 86400}s",
+                "ingestedUserListInfo": info,
+            },
+            idempotent=False,
+        )
+        list_id = str(body["id"])
+        self.key_types[list_id] = info["uploadKeyTypes"][0]
+        return list_id
+
+    async def delete(self, audience_id: str) -> None:
+        await self.http.request("DELETE", self._list_path(audience_id), audience_id=audience_id)
+        self.key_types.pop(audience_id, None)
+
+    async def info(self, audience_id: str) -> dict[str, Any]:
+        body = await self.http.request("GET", self._list_path(audience_id), audience_id=audience_id)
+        sizes = body.get("sizeInfo") or {}
+        contact = (body.get("ingestedUserListInfo") or {}).get("contactIdInfo") or {}
+        size = sizes.get("displayNetworkMembersCount")
+        return {
+            "id": str(body.get("id", audience_id)),
+            "name": body.get("displayName"),
+            "size": int(size) if size is not None else None,
+            "match_rate": contact.get("matchRatePercentage"),
+            "status": body.get("membershipStatus"),
+            "ready": bool((body.get("targetNetworkInfo") or {}).get("eligibleForDisplay")),
+            "platform": body,
+        }

@@ -1,0 +1,247 @@
+"""Google Customer Match over the Google Ads API v26 OfflineUserDataJob flow (allowlisted only).
+
+Selected per connection with `options["google_api"] = "ads"`. Since 2026-04 the Ads API takes
+Customer Match uploads only from developer tokens already allowlisted (google.md §2.1). Flow
+(§2.3b): create a job per operation (adds and removes never share one), `addOperations` with
+partial failure mapped back to rows, `run`, then poll the job; a replace is one job that opens
+with `removeAll`. `CONCURRENT_MODIFICATION` (another job on the list) is retried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from audience_sync.config import Settings
+from audience_sync.connectors.base import Batch, BatchOutcome, Capabilities, Operation, Prepared
+from audience_sync.connectors.google import GoogleAudienceConnector
+from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
+from audience_sync.exceptions import NotFoundError, PlatformServerError, ValidationError
+
+UPLOAD_KEY_TYPES = {"CONTACT_ID": "CONTACT_INFO", "MOBILE_ID": "MOBILE_ADVERTISING_ID"}
+KEY_TYPES = {ads: dm for dm, ads in UPLOAD_KEY_TYPES.items()}
+ADS_KEYS = {"emailAddress": "hashedEmail", "phoneNumber": "hashedPhoneNumber"}
+
+
+def gaql(fields: str, resource: str, name: str) -> str:
+    """A GAQL read of one resource by name (names are ours, built from numeric ids)."""
+    return f"SELECT {fields} FROM {resource} WHERE {resource}.resource_name = '{name}'"  # noqa: S608
+
+
+class GoogleAdsAudienceConnector(GoogleAudienceConnector):
+    """The same members and lists as the Data Manager connector, through the Ads API."""
+
+    CAPABILITIES = Capabilities(
+        # ≤100,000 identifiers per request and ≤20 per operation (§2.5): 10,000 operations of
+        # at most 10 identifiers each stay within both.
+        batch_limit=10_000,
+        identifier_keys=("hashedEmail", "hashedPhoneNumber", "addressInfo", "mobileId"),
+        native_replace=True,  # a job whose first operation is removeAll
+        rate_limit=None,  # no per-minute figure documented for addOperations (§2.5)
+        refreshes_tokens=True,
+    )
+    API = "Google Ads"
+
+    @classmethod
+    def default_base_url(cls, settings: Settings) -> str:
+        return settings.google_ads_base_url
+
+    def auth_headers(self, token: str) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if self.credentials.developer_token:
+            headers["developer-token"] = self.credentials.developer_token
+        if self.credentials.login_customer_id:
+            headers["login-customer-id"] = self.credentials.login_customer_id
+        return headers
+
+    def _customer(self, audience_id: str | None = None) -> str:
+        return f"customers/{self._account(audience_id)}"
+
+    def _list_name(self, audience_id: str) -> str:
+        if not audience_id.isdigit():  # it goes into GAQL: ids are numeric, nothing else
+            raise ValidationError("A Google user list id is numeric", platform="google")
+        return f"{self._customer(audience_id)}/userLists/{audience_id}"
+
+    async def _search(self, query: str, audience_id: str | None = None) -> list[dict[str, Any]]:
+        body = await self.http.request(
+            "POST",
+            f"{self._customer(audience_id)}/googleAds:search",
+            json={"query": query},
+            audience_id=audience_id,
+        )
+        rows: list[dict[str, Any]] = body.get("results") or []
+        return rows
+
+    async def _list(self, audience_id: str) -> dict[str, Any]:
+        rows = await self._search(
+            gaql(
+                "user_list.name, user_list.size_for_display, user_list.size_for_search, "
+                "user_list.match_rate_percentage, user_list.crm_based_user_list.upload_key_type",
+                "user_list",
+                self._list_name(audience_id),
+            ),
+            audience_id,
+        )
+        if not rows:
+            raise NotFoundError(
+                "No such user list in the account", platform="google", audience_id=audience_id
+            )
+        found: dict[str, Any] = rows[0]["userList"]
+        return found
+
+    async def key_type(self, audience_id: str) -> str:
+        if audience_id not in self.key_types:
+            crm = (await self._list(audience_id)).get("crmBasedUserList") or {}
+            self.key_types[audience_id] = KEY_TYPES.get(str(crm.get("uploadKeyType")), "CONTACT_ID")
+        return self.key_types[audience_id]
+
+    def identifiers(self, hashed: Any, i: int, mobile: bool) -> list[Any]:
+        if mobile:
+            return [{"mobileId": v} for v in super().identifiers(hashed, i, mobile)]
+        found = []
+        for ident in super().identifiers(hashed, i, mobile):
+            ((key, value),) = ident.items()
+            if key == "address":
+                value = {
+                    "hashedFirstName": value["givenName"],
+                    "hashedLastName": value["familyName"],
+                    "countryCode": value["regionCode"],
+                    "postalCode": value["postalCode"],
+                }
+                found.append({"addressInfo": value})
+            else:
+                found.append({ADS_KEYS[key]: value})
+        return found
+
+    async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
+        if not batches and op is not Operation.REPLACE:
+            return None
+        metadata: dict[str, Any] = {"userList": self._list_name(audience_id)}
+        if self.options.get("consent"):
+            metadata["consent"] = self.options["consent"]
+        body = await self.http.request(
+            "POST",
+            f"{self._customer(audience_id)}/offlineUserDataJobs:create",
+            json={
+                "job": {
+                    "type": "CUSTOMER_MATCH_USER_LIST",
+                    "customerMatchUserListMetadata": metadata,
+                }
+            },
+            audience_id=audience_id,
+        )
+        job = str(body["resourceName"])
+        if op is Operation.REPLACE:
+            await self._add_operations(job, [{"removeAll": True}], audience_id, None)
+        return {"job": job}
+
+    async def _add_operations(
+        self, job: str, operations: list[Any], audience_id: str, batch: int | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = await self.http.request(
+            "POST",
+            f"{job}:addOperations",
+            json={"enablePartialFailure": True, "operations": operations},
+            audience_id=audience_id,
+            batch=batch,
+        )
+        return body or {}
+
+    async def send_batch(
+        self, op: Operation, audience_id: str, batch: Batch, state: Any
+    ) -> BatchOutcome:
+        kind = "remove" if op is Operation.REMOVE else "create"
+        operations = [{kind: {"userIdentifiers": ids}} for ids in batch.records]
+        body = await self._add_operations(state["job"], operations, audience_id, batch.index)
+        failed: list[int] = []
+        for detail in (body.get("partialFailureError") or {}).get("details") or []:
+            for error in detail.get("errors") or []:
+                path = (error.get("location") or {}).get("fieldPathElements") or []
+                failed += [p["index"] for p in path if p.get("fieldName") == "operations"]
+        return BatchOutcome(failed=failed, received=len(batch.records), invalid=len(failed))
+
+    async def finish(
+        self, op: Operation, audience_id: str, state: Any, result: AudienceSyncResult
+    ) -> None:
+        if state is None:
+            return
+        job = state["job"]
+        await self.http.request("POST", f"{job}:run", json={}, audience_id=audience_id)
+        result.request_ids.append(job)
+
+        async def check() -> dict[str, Any] | None:
+            rows = await self._search(
+                gaql(
+                    "offline_user_data_job.status, offline_user_data_job.failure_reason",
+                    "offline_user_data_job",
+                    job,
+                ),
+                audience_id,
+            )
+            row: dict[str, Any] = rows[0]["offlineUserDataJob"] if rows else {}
+            return row if row.get("status") in ("SUCCESS", "FAILED") else None
+
+        done = await self.poll(check, "job")
+        if done is not None and done["status"] == "FAILED":
+            raise PlatformServerError(
+                f"Google Ads job failed: {done.get('failureReason')}",
+                platform="google",
+                audience_id=audience_id,
+            )
+        result.details["requests_pending"] = 0 if done is not None else 1
+
+    async def replace_audience(
+        self, audience_id: str, users: Sequence[AudienceUser]
+    ) -> AudienceSyncResult:
+        prepared = await self.records_for(audience_id, users)
+        result = await self.upload(Operation.REPLACE, audience_id, prepared)
+        result.details["replace"] = "job_remove_all_then_create"
+        return result
+
+    async def create(self, config: AudienceConfig) -> str:
+        self.ad_account_id = self.ad_account_id or config.ad_account_id
+        options = {**self.options, **config.options}
+        key_type = "MOBILE_ID" if options.get("list_type") == "mobile" else "CONTACT_ID"
+        crm: dict[str, Any] = {
+            "uploadKeyType": UPLOAD_KEY_TYPES[key_type],
+            "dataSourceType": "FIRST_PARTY",
+        }
+        if key_type == "MOBILE_ID":
+            crm["appId"] = options.get("app_id")
+        create = {
+            "name": config.name,
+            "description": config.description or "",
+            "membershipLifeSpan": str(options.get("membership_days", 540)),
+            "crmBasedUserList": crm,
+        }
+        body = await self.http.request(
+            "POST",
+            f"{self._customer()}/userLists:mutate",
+            json={"operations": [{"create": create}]},
+            idempotent=False,
+        )
+        list_id = str(body["results"][0]["resourceName"]).rsplit("/", 1)[-1]
+        self.key_types[list_id] = key_type
+        return list_id
+
+    async def delete(self, audience_id: str) -> None:
+        await self.http.request(
+            "POST",
+            f"{self._customer(audience_id)}/userLists:mutate",
+            json={"operations": [{"remove": self._list_name(audience_id)}]},
+            audience_id=audience_id,
+        )
+        self.key_types.pop(audience_id, None)
+
+    async def info(self, audience_id: str) -> dict[str, Any]:
+        found = await self._list(audience_id)
+        size = found.get("sizeForDisplay")
+        return {
+            "id": audience_id,
+            "name": found.get("name"),
+            "size": int(size) if size is not None else None,
+            "match_rate": found.get("matchRatePercentage"),
+            "status": None,
+            "ready": size is not None and int(size) >= 100,
+            "platform": found,
+        }

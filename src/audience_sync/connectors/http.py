@@ -1,0 +1,349 @@
+"""The one HTTP layer every connector uses: timeouts, retries, rate limits, token refresh, errors.
+
+`HttpClient.request` sends one platform call and either returns the parsed JSON body or raises
+an error of our tree (`audience_sync.exceptions`), never an httpx error or platform JSON:
+
+- a whole-call deadline (`asyncio.timeout`, so it holds for in-process transports too);
+- the platform's `translate` hook turns an answer into our error, or None for success (TikTok
+  answers errors with HTTP 200 and a `code`, so the status alone never decides);
+- transient failures (rate limit, 5xx, timeout, dropped connection) are retried a bounded number
+  of times with exponential backoff and full jitter, honouring `Retry-After`; a call that is not
+  idempotent (creating an audience) is not retried once it may have reached the platform;
+- an expired token is refreshed once through the OAuth refresh grant where the platform has one,
+  then the call is repeated;
+- a client-side token bucket per platform and access token keeps us under the documented rate;
+- error messages are scrubbed of tokens, secrets, emails and mobile ids before they are raised.
+
+Sleeping and the clock are injectable so tests never really wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from audience_sync.exceptions import (
+    AudienceSyncError,
+    AuthExpiredError,
+    PlatformTimeoutError,
+    RetryableError,
+)
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+Translate = Callable[[int, Any, httpx.Headers], AudienceSyncError | None]
+"""(HTTP status, parsed body or None, headers) → our error, or None when the call succeeded."""
+
+SAFETY = 0.9
+"""Share of a documented request rate the client-side limiter allows itself."""
+_EMAIL = re.compile(r"[^\s@\"'<>()]+@[^\s@\"'<>()]+\.[A-Za-z]{2,}")
+_UUID = re.compile(
+    r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """`requests` calls per `per_seconds` seconds, with bursts up to `requests`."""
+
+    requests: int
+    per_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded in-request retries: `attempts` tries in all, full-jitter exponential backoff.
+
+    A `Retry-After` longer than `max_retry_after` is not slept through: the error goes to the
+    caller (the sync engine schedules a durable retry instead of holding a worker).
+    """
+
+    attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0
+
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        return rng.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+@dataclass(repr=False)
+class Credentials:
+    """What a connector authenticates with; `repr` never shows a secret.
+
+    `access_token` is required; the refresh fields are used by platforms with a refresh grant
+    (Google, Snapchat); `app_secret` adds Meta's `appsecret_proof`; `developer_token` and
+    `login_customer_id` are the Google Ads API headers; `token_url` overrides the token endpoint.
+    """
+
+    access_token: str
+    refresh_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    app_secret: str | None = None
+    developer_token: str | None = None
+    login_customer_id: str | None = None
+    token_url: str | None = None
+
+    def __repr__(self) -> str:
+        return "Credentials(<redacted>)"
+
+    def secrets(self) -> list[str]:
+        values = (self.access_token, self.refresh_token, self.client_secret, self.app_secret)
+        return [v for v in (*values, self.developer_token) if v]
+
+
+class TokenBucket:
+    """A token bucket: `acquire` waits (with the injected sleep) until a call is allowed."""
+
+    def __init__(self, limit: RateLimit, clock: Clock) -> None:
+        # Aim a little under the documented budget, burst and rate: the platform counts a call
+        # when it arrives, a little after we do, and a call at the budget's edge is refused.
+        self.capacity = float(max(1, int(SAFETY * limit.requests)))
+        self.rate = SAFETY * limit.requests / limit.per_seconds
+        self.tokens = self.capacity
+        self.clock = clock
+        self.last = clock()
+        self.lock = asyncio.Lock()
+
+    async def acquire(self, sleep: Sleep) -> float:
+        """Take one call; return how long we waited for it."""
+        async with self.lock:
+            now = self.clock()
+            self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+            if self.tokens >= 1.0:
+                self.tokens -= 1.0
+                return 0.0
+            wait = (1.0 - self.tokens) / self.rate
+            await sleep(wait)
+            # The call takes the token that refilled while we slept (no float re-check loop).
+            self.tokens = 0.0
+            self.last = max(self.clock(), now + wait)
+            return wait
+
+
+@dataclass
+class RateLimiters:
+    """The buckets of one process, one per (platform, access token): shared by connectors."""
+
+    buckets: dict[tuple[str, str], TokenBucket] = field(default_factory=dict)
+
+    def bucket(self, platform: str, token: str, limit: RateLimit, clock: Clock) -> TokenBucket:
+        key = (platform, hashlib.sha256(token.encode()).hexdigest()[:16])
+        found = self.buckets.get(key)
+        if found is None:
+            found = self.buckets[key] = TokenBucket(limit, clock)
+        return found
+
+
+SHARED_LIMITERS = RateLimiters()
+
+
+class TokenSource:
+    """The current access token, and its OAuth refresh (`grant_type=refresh_token`)."""
+
+    def __init__(self, credentials: Credentials, token_url: str | None) -> None:
+        self.credentials = credentials
+        self.token = credentials.access_token
+        self.token_url = credentials.token_url or token_url
+        self.lock = asyncio.Lock()
+
+    @property
+    def can_refresh(self) -> bool:
+        c = self.credentials
+        return bool(self.token_url and c.refresh_token and c.client_id and c.client_secret)
+
+    async def refresh(self, client: httpx.AsyncClient, platform: str, stale: str) -> None:
+        async with self.lock:
+            if self.token != stale:  # another call refreshed it meanwhile
+                return
+            c = self.credentials
+            form = {
+                "grant_type": "refresh_token",
+                "client_id": c.client_id or "",
+                "client_secret": c.client_secret or "",
+                "refresh_token": c.refresh_token or "",
+            }
+            try:
+                response = await client.post(str(self.token_url), data=form)
+                token = response.json().get("access_token") if response.is_success else None
+            except (httpx.HTTPError, OSError, ValueError) as exc:
+                raise AuthExpiredError(
+                    "The access token expired and could not be refreshed", platform=platform
+                ) from exc
+            if not isinstance(token, str) or not token:
+                raise AuthExpiredError(
+                    "The access token expired and the refresh grant was refused: reconnect the "
+                    "account",
+                    platform=platform,
+                    status_code=response.status_code,
+                )
+            self.token = token
+            log.info("connector token refreshed", extra={"platform": platform})
+
+
+def scrub(message: str, secrets: list[str]) -> str:
+    """The message without tokens, secrets, emails or mobile ids (I5: never in errors or logs)."""
+    for secret in secrets:
+        if secret:
+            message = message.replace(secret, "<redacted>")
+    return _UUID.sub("<id>", _EMAIL.sub("<email>", message))
+
+
+def retry_after_seconds(headers: httpx.Headers, now: float) -> float | None:
+    """`Retry-After` as seconds (delta-seconds or an HTTP date), None when absent or unreadable."""
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(raw).timestamp() - now)
+    except (TypeError, ValueError):
+        return None
+
+
+class HttpClient:
+    """One platform's calls: auth headers, deadline, translation, retries, rate limit, refresh."""
+
+    def __init__(
+        self,
+        *,
+        platform: str,
+        base_url: str,
+        credentials: Credentials,
+        auth_headers: Callable[[str], dict[str, str]],
+        translate: Translate,
+        rate_limit: RateLimit | None = None,
+        token_url: str | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
+        limiters: RateLimiters | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.platform = platform
+        self.base_url = base_url.rstrip("/")
+        self.tokens = TokenSource(credentials, token_url)
+        self.auth_headers = auth_headers
+        self.translate = translate
+        self.rate_limit = rate_limit
+        self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.sleep: Sleep = sleep or asyncio.sleep
+        self.clock: Clock = clock or time.monotonic
+        self.limiters = limiters if limiters is not None else SHARED_LIMITERS
+        self.rng = rng or random.Random()
+        self.client = httpx.AsyncClient(
+            transport=transport, timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))
+        )
+        self.calls = 0
+        self.waited = 0.0  # seconds spent waiting on our own rate limiter
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    def url(self, path: str) -> str:
+        return path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path}"
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        idempotent: bool = True,
+        audience_id: str | None = None,
+        batch: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Send one call; return its JSON body (None when empty) or raise our error.
+
+        `kwargs` go to `httpx.AsyncClient.request` (`json`, `data`, `params`, `files`).
+        """
+        refreshed = False
+        attempt = 0
+        while True:
+            error, may_have_landed, body, cause = await self._attempt(method, path, headers, kwargs)
+            if error is None:
+                return body
+            error.platform, error.audience_id, error.batch = self.platform, audience_id, batch
+            error.message = scrub(error.message, self.tokens.credentials.secrets())
+            error.args = (error.message,)
+            if isinstance(error, AuthExpiredError) and self.tokens.can_refresh and not refreshed:
+                refreshed = True
+                await self.tokens.refresh(self.client, self.platform, self.tokens.token)
+                continue
+            attempt += 1
+            if (
+                not isinstance(error, RetryableError)
+                or attempt >= self.retry.attempts
+                or (may_have_landed and not idempotent)
+            ):
+                raise error from cause
+            delay = error.retry_after
+            if delay is None:
+                delay = self.retry.backoff(attempt - 1, self.rng)
+            elif delay > self.retry.max_retry_after:
+                raise error from cause
+            log.warning(
+                "platform call failed, retrying",
+                extra={
+                    "platform": self.platform,
+                    "error": type(error).__name__,
+                    "status": error.status_code,
+                    "attempt": attempt,
+                    "delay": round(delay, 3),
+                },
+            )
+            await self.sleep(delay)
+
+    async def _attempt(
+        self, method: str, path: str, headers: Mapping[str, str] | None, kwargs: dict[str, Any]
+    ) -> tuple[AudienceSyncError | None, bool, Any, BaseException | None]:
+        """One try: (error or None, may the call have landed, body, the httpx cause)."""
+        token = self.tokens.token
+        if self.rate_limit is not None:
+            bucket = self.limiters.bucket(self.platform, token, self.rate_limit, self.clock)
+            self.waited += await bucket.acquire(self.sleep)
+        self.calls += 1
+        sent = {**self.auth_headers(token), **(headers or {})}
+        try:
+            async with asyncio.timeout(self.timeout):
+                response = await self.client.request(method, self.url(path), headers=sent, **kwargs)
+                content = await response.aread()
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            late = PlatformTimeoutError(f"The platform did not answer within {self.timeout}s")
+            return late, True, None, exc
+        except httpx.ConnectError as exc:
+            return PlatformTimeoutError("Could not connect to the platform"), False, None, exc
+        except (httpx.TransportError, OSError) as exc:
+            dropped = PlatformTimeoutError("The connection dropped before an answer")
+            return dropped, True, None, exc
+        try:
+            body: Any = response.json() if content.strip() else None
+        except ValueError:
+            body = None
+        error = self.translate(response.status_code, body, response.headers)
+        if error is None:
+            return None, False, body, None
+        if isinstance(error, RetryableError) and error.retry_after is None:
+            error.retry_after = retry_after_seconds(response.headers, time.time())
+        return error, False, body, None

@@ -1,0 +1,150 @@
+"""From `AudienceUser`s to what a platform receives: every field normalized and hashed in bulk.
+
+Connectors build their wire records from a `HashedUsers`: per field, per user, the values that
+are sent (hex digests, or the raw forms a platform takes unhashed). The work is done column by
+column with `identifiers.hash_many_with_reasons` (the fast path), never value by value.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from audience_sync.domain.models import AudienceUser, IdentifierType, MobileIdKind, SyncPlatform
+from audience_sync.identifiers import (
+    Field,
+    Reason,
+    expand_date_of_birth,
+    hash_many_with_reasons,
+    normalize_country,
+)
+
+IDENTIFIER_FIELDS = (Field.EMAIL, Field.PHONE, Field.MOBILE_ID, Field.EXTERNAL_ID)
+USER_ATTRIBUTES = {
+    Field.FIRST_NAME: "first_name",
+    Field.LAST_NAME: "last_name",
+    Field.CITY: "city",
+    Field.STATE: "state",
+    Field.ZIP: "zip_code",
+    Field.COUNTRY: "country",
+    Field.GENDER: "gender",
+}
+_SILENT = (Reason.EMPTY, Reason.UNSUPPORTED)
+NONE: list[str] = []
+"""The shared empty value list of a user without the field (never appended to)."""
+
+
+@dataclass
+class HashedUsers:
+    """Sent values per field and user (`values[field][i]` lists user i's values, in order).
+
+    The lists are read-only: users without a value share one empty list (`NONE`).
+    """
+
+    count: int
+    values: dict[Field, list[list[str]]] = field(default_factory=dict)
+    mobile_kinds: list[list[MobileIdKind | None]] = field(default_factory=list)
+    date_of_birth: list[dict[str, str] | None] = field(default_factory=list)
+    dropped: Counter[str] = field(default_factory=Counter)
+    """Unusable values by reason code (`invalid_email`, `zeroed_maid`, ...)."""
+
+    def of(self, name: Field, user: int) -> list[str]:
+        column = self.values.get(name)
+        return column[user] if column is not None else []
+
+    def first(self, name: Field, user: int) -> str | None:
+        found = self.of(name, user)
+        return found[0] if found else None
+
+
+def region_of(user: AudienceUser, default: str) -> str:
+    """Where a national phone number is dialled: the profile's country, else the default."""
+    if user.country:
+        code = normalize_country(user.country)
+        if code:
+            return code.upper()
+    return default
+
+
+def hash_users(
+    users: Sequence[AudienceUser],
+    platform: SyncPlatform,
+    fields: Sequence[Field],
+    *,
+    default_region: str = "US",
+    date_of_birth: bool = False,
+) -> HashedUsers:
+    """Normalize and hash `fields` of every user for `platform` (see normalization.md)."""
+    out = HashedUsers(count=len(users))
+    for name in fields:
+        column: list[list[str]] = [NONE] * len(users)
+        if name in IDENTIFIER_FIELDS:
+            _identifier_column(users, platform, name, column, out, default_region)
+        else:
+            raw = [getattr(u, USER_ATTRIBUTES[name]) for u in users]
+            if not any(raw):
+                out.values[name] = column
+                continue
+            result = hash_many_with_reasons(raw, name, platform, region=default_region)
+            for i, (sent, reason) in enumerate(zip(result.sent, result.reasons, strict=True)):
+                if sent is not None:
+                    column[i] = [sent]
+                elif reason is not None and reason not in _SILENT:
+                    out.dropped[reason.value] += 1
+        out.values[name] = column
+    if date_of_birth:
+        births = [u.date_of_birth for u in users]
+        out.date_of_birth = (
+            [expand_date_of_birth(b, platform) if b else None for b in births]
+            if any(births)
+            else [None] * len(users)
+        )
+    return out
+
+
+def _identifier_column(
+    users: Sequence[AudienceUser],
+    platform: SyncPlatform,
+    name: Field,
+    column: list[list[str]],
+    out: HashedUsers,
+    default_region: str,
+) -> None:
+    wanted = IdentifierType(name.value)
+    # Phones are grouped by the region they are dialled in; a stored E.164 needs none.
+    groups: dict[str, tuple[list[str], list[int], list[MobileIdKind | None]]] = defaultdict(
+        lambda: ([], [], [])
+    )
+    for i, user in enumerate(users):
+        for ident in user.identifiers:
+            if ident.type is not wanted:
+                continue
+            value, region = ident.value, "US"
+            if wanted is IdentifierType.PHONE:
+                if ident.e164:
+                    value = ident.e164
+                else:
+                    region = region_of(user, default_region)
+            values, owners, kinds = groups[region]
+            values.append(value)
+            owners.append(i)
+            kinds.append(ident.kind)
+    if name is Field.MOBILE_ID:
+        out.mobile_kinds = [[] for _ in users] if groups else []
+    for region, (values, owners, kinds) in groups.items():
+        result = hash_many_with_reasons(values, name, platform, region=region)
+        for sent, reason, owner, kind in zip(
+            result.sent, result.reasons, owners, kinds, strict=True
+        ):
+            if sent is None:
+                if reason is not None and reason is not Reason.UNSUPPORTED:
+                    out.dropped[reason.value] += 1
+                continue
+            if column[owner] is NONE:
+                column[owner] = []
+            elif sent in column[owner]:
+                continue  # the same value twice on one profile is sent once
+            column[owner].append(sent)
+            if name is Field.MOBILE_ID:
+                out.mobile_kinds[owner].append(kind)

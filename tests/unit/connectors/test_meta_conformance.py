@@ -1,0 +1,7 @@
+"""The Meta connector passes the conformance suite against the in-process sandbox."""
+
+from audience_sync.testing import ConnectorConformance
+
+
+class TestMetaConformance(ConnectorConformance):
+    platform = "meta"

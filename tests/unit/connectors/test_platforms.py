@@ -1,0 +1,351 @@
+"""What is particular to each platform, beyond the conformance suite."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time as wall
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from audience_sync.config import Settings
+from audience_sync.connectors import (
+    Credentials,
+    GoogleAdsAudienceConnector,
+    GoogleAudienceConnector,
+    MetaAudienceConnector,
+    SnapchatAudienceConnector,
+    TikTokAudienceConnector,
+    connector_for,
+)
+from audience_sync.connectors.base import BaseAudienceConnector
+from audience_sync.connectors.http import RateLimiters
+from audience_sync.domain.models import (
+    AudienceConfig,
+    AudienceUser,
+    IdentifierType,
+    MobileIdKind,
+    UserIdentifier,
+)
+from audience_sync.exceptions import (
+    AuthExpiredError,
+    NotFoundError,
+    PlatformServerError,
+    RateLimitError,
+    ValidationError,
+)
+from audience_sync.sandbox import SandboxSettings, create_app
+from audience_sync.testing import PREFIXES, SANDBOX_URL, FakeTime, held_identifiers, make_users
+
+TOKEN = Credentials(access_token="sandbox-token", developer_token="dev")
+
+
+@pytest.fixture
+def sandbox() -> FastAPI:
+    return create_app(SandboxSettings(processing_seconds=0))
+
+
+@pytest.fixture
+async def control(sandbox: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=sandbox)
+    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+        yield client
+
+
+def build(
+    cls: type[BaseAudienceConnector],
+    app: FastAPI,
+    family: str,
+    *,
+    credentials: Credentials = TOKEN,
+    **kwargs: Any,
+) -> BaseAudienceConnector:
+    time = kwargs.pop("time", FakeTime())
+    kwargs.setdefault("sleep", time.sleep)
+    kwargs.setdefault("clock", time.clock)
+    return cls(
+        kwargs.pop("settings", Settings()),
+        credentials,
+        ad_account_id="42",
+        base_url=SANDBOX_URL + PREFIXES[family],
+        transport=httpx.ASGITransport(app=app),
+        limiters=RateLimiters(),
+        **kwargs,
+    )
+
+
+def email(address: str) -> AudienceUser:
+    return AudienceUser(address, (UserIdentifier(IdentifierType.EMAIL, address),))
+
+
+# --- registry and batching ------------------------------------------------------------------
+
+
+def test_the_registry_builds_each_platform_and_google_ads_on_request() -> None:
+    settings = Settings()
+    kinds = {
+        "meta": MetaAudienceConnector,
+        "google": GoogleAudienceConnector,
+        "tiktok": TikTokAudienceConnector,
+        "snapchat": SnapchatAudienceConnector,
+    }
+    for platform, cls in kinds.items():
+        assert type(connector_for(platform, settings, TOKEN)) is cls
+    ads = connector_for("google", settings, TOKEN, options={"google_api": "ads"})
+    assert type(ads) is GoogleAdsAudienceConnector
+
+
+def test_the_effective_batch_is_the_smaller_of_the_platform_limit_and_the_setting() -> None:
+    assert connector_for("snapchat", Settings(), TOKEN).batch_size == 10_000
+    big = Settings(max_batch_size=500_000)
+    assert connector_for("snapchat", big, TOKEN).batch_size == 100_000
+    assert connector_for("meta", big, TOKEN).batch_size == 10_000
+
+
+# --- Meta -----------------------------------------------------------------------------------
+
+
+async def test_meta_signs_every_call_with_appsecret_proof() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"id": "7"})
+
+    credentials = Credentials(access_token="tok", app_secret="shh")
+    meta = MetaAudienceConnector(
+        Settings(), credentials, transport=httpx.MockTransport(handler), limiters=RateLimiters()
+    )
+    await meta.create(AudienceConfig(name="B", ad_account_id="act_1"))
+    await meta.delete("7")
+    proof = hmac.new(b"shh", b"tok", hashlib.sha256).hexdigest()
+    assert f"appsecret_proof={proof}".encode() in seen[0].content
+    assert seen[1].url.params["appsecret_proof"] == proof
+    assert seen[0].url.path.endswith("/act_1/customaudiences")
+    assert "tok" not in str(seen[0].url)  # the token travels in a header only
+    await meta.aclose()
+
+
+async def test_meta_uses_one_session_across_the_batches_of_an_operation(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    meta = build(MetaAudienceConnector, sandbox, "meta", settings=Settings(max_batch_size=4))
+    audience_id = await meta.create(AudienceConfig(name="B", ad_account_id="act_42"))
+    result = await meta.add_users(audience_id, make_users(0, 10))
+    assert result.details["batches"] == [4, 4, 2]
+    sessions = await control.get(
+        f"/meta/v26.0/{audience_id}/sessions", params={"access_token": "sandbox-token"}
+    )
+    [session] = sessions.json()["data"]
+    assert session["num_received"] == 10
+    assert session["stage"] == "finished"
+    await meta.aclose()
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        ({"code": 190, "error_subcode": 463}, AuthExpiredError),
+        ({"code": 80003}, RateLimitError),
+        ({"code": 17, "error_subcode": 2446079}, RateLimitError),
+        ({"code": 2, "is_transient": True}, PlatformServerError),
+        ({"code": 100, "error_subcode": 33}, NotFoundError),
+        ({"code": 100}, ValidationError),
+        ({"code": 2650, "error_subcode": 1870147}, ValidationError),
+    ],
+)
+def test_meta_errors_follow_the_error_table(error: dict[str, Any], expected: type) -> None:
+    meta = MetaAudienceConnector(Settings(), TOKEN)
+    found = meta.translate(400, {"error": {"message": "m", **error}}, httpx.Headers())
+    assert type(found) is expected
+
+
+# --- TikTok ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        (40100, "Requests made too frequently.", RateLimitError),
+        (40102, "Access token has expired.", AuthExpiredError),
+        (40002, "custom_audience_name: 1 to 128 characters.", ValidationError),
+        (40007, "Custom audience 1 does not exist.", NotFoundError),
+        (51065, "System error.", PlatformServerError),
+    ],
+)
+def test_tiktok_http_200_with_a_non_zero_code_is_an_error(
+    code: int, message: str, expected: type
+) -> None:
+    tiktok = TikTokAudienceConnector(Settings(), TOKEN)
+    body = {"code": code, "message": message, "data": {}}
+    assert type(tiktok.translate(200, body, httpx.Headers())) is expected
+    assert tiktok.translate(200, {"code": 0, "message": "OK"}, httpx.Headers()) is None
+
+
+async def test_tiktok_refuses_a_replace_below_1000_members_before_uploading(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    tiktok = build(TikTokAudienceConnector, sandbox, "tiktok")
+    audience_id = await tiktok.create(AudienceConfig(name="B", ad_account_id="42"))
+    with pytest.raises(ValidationError, match="1,000"):
+        await tiktok.replace_audience(audience_id, make_users(0, 999))
+    log = (await control.get("/_sandbox/requests", params={"platform": "tiktok"})).json()
+    assert [e["path"].rsplit("/v1.3/", 1)[1] for e in log] == ["segment/audience/"]
+    await tiktok.aclose()
+
+
+async def test_tiktok_sends_a_gaid_as_aaid_and_an_idfa_as_idfa(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    tiktok = build(TikTokAudienceConnector, sandbox, "tiktok")
+    audience_id = await tiktok.create(AudienceConfig(name="B", ad_account_id="42"))
+    gaid, idfa = "6D92078A-8246-4BA4-AE5B-76104861E7DC", "0F3A2B18-9C4D-4E7F-B8E2-17D3A1E69B25"
+    users = [
+        AudienceUser("g", (UserIdentifier(IdentifierType.MOBILE_ID, gaid, MobileIdKind.GAID),)),
+        AudienceUser("i", (UserIdentifier(IdentifierType.MOBILE_ID, idfa, MobileIdKind.IDFA),)),
+    ]
+    await tiktok.add_users(audience_id, users)
+    held = await held_identifiers(control, "tiktok", audience_id)
+    sha = hashlib.sha256
+    assert held == {
+        "AAID_SHA256": [sha(gaid.lower().encode()).hexdigest()],
+        "IDFA_SHA256": [sha(idfa.lower().encode()).hexdigest()],
+    }
+    await tiktok.aclose()
+
+
+# --- Snapchat -------------------------------------------------------------------------------
+
+
+async def test_snapchat_sends_one_schema_a_request_without_duplicates() -> None:
+    bodies: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        bodies.append(json.loads(request.content))
+        return httpx.Response(200, json={"request_status": "SUCCESS", "users": [{}]})
+
+    snap = SnapchatAudienceConnector(
+        Settings(), TOKEN, transport=httpx.MockTransport(handler), limiters=RateLimiters()
+    )
+    phone = UserIdentifier(IdentifierType.PHONE, "+16505551212")
+    users = [email("a@example.com"), email("A@Example.com "), AudienceUser("p", (phone,))]
+    await snap.add_users("9", users)
+    schemas = [body["users"][0]["schema"] for body in bodies]
+    assert schemas == [["EMAIL_SHA256"], ["PHONE_SHA256"]]
+    assert len(bodies[0]["users"][0]["data"]) == 1  # the two spellings are one address
+    await snap.aclose()
+
+
+async def test_snapchat_segments_default_to_lifetime_retention(sandbox: FastAPI) -> None:
+    snap = build(SnapchatAudienceConnector, sandbox, "snapchat")
+    audience_id = await snap.create(AudienceConfig(name="B", ad_account_id="42"))
+    info = await snap.get_audience_info(audience_id)
+    assert info["platform"]["retention_in_days"] == 9999
+    await snap.aclose()
+
+
+async def test_our_rate_limiter_keeps_snapchat_under_its_budget_in_real_time(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    snap = SnapchatAudienceConnector(
+        Settings(max_batch_size=1),
+        TOKEN,
+        base_url=SANDBOX_URL + PREFIXES["snapchat"],
+        transport=httpx.ASGITransport(app=sandbox),
+        limiters=RateLimiters(),
+    )  # real sleep and clock; the sandbox keeps its 10 requests/s budget
+    audience_id = await snap.create(AudienceConfig(name="B", ad_account_id="42"))
+    started = wall.monotonic()
+    result = await snap.add_users(audience_id, [email(f"u{i}@example.com") for i in range(14)])
+    assert result.accepted == 14
+    assert wall.monotonic() - started >= 0.5  # 15 calls: a burst of 9, then 9 a second
+    log = (await control.get("/_sandbox/requests", params={"platform": "snapchat"})).json()
+    assert [e for e in log if e["status"] == 429] == []
+    await snap.aclose()
+
+
+# --- Google ---------------------------------------------------------------------------------
+
+
+async def test_google_mobile_id_lists_get_raw_uppercase_ids_with_the_app_id(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    options = {"list_type": "mobile", "app_id": "com.example.app"}
+    google = build(GoogleAudienceConnector, sandbox, "google", options=options)
+    audience_id = await google.create(AudienceConfig(name="Apps", ad_account_id="42"))
+    maid = "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+    user = AudienceUser("m", (UserIdentifier(IdentifierType.MOBILE_ID, maid),))
+    fresh = build(GoogleAudienceConnector, sandbox, "google")  # learns the list's key type
+    await fresh.add_users(audience_id, [user, email("a@example.com")])
+    assert await held_identifiers(control, "google", audience_id) == {"mobileId": [maid.upper()]}
+    info = await fresh.get_audience_info(audience_id)
+    assert info["platform"]["ingestedUserListInfo"]["mobileIdInfo"]["appId"] == "com.example.app"
+    await google.aclose()
+    await fresh.aclose()
+
+
+async def test_google_counts_members_refused_for_denied_consent_from_the_request_status(
+    sandbox: FastAPI,
+) -> None:
+    denied = {"consent": {"adUserData": "CONSENT_DENIED", "adPersonalization": "CONSENT_DENIED"}}
+    google = build(GoogleAudienceConnector, sandbox, "google", options=denied)
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    result = await google.add_users(audience_id, make_users(0, 5))
+    assert (result.accepted, result.failed, result.platform_invalid) == (0, 5, 5)
+    await google.aclose()
+
+
+async def test_google_ads_retries_a_concurrent_modification_until_the_other_job_ends(
+    control: httpx.AsyncClient,
+) -> None:
+    slow = create_app(SandboxSettings(processing_seconds=60))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=slow), base_url=SANDBOX_URL
+    ) as slow_control:
+
+        async def sleep(seconds: float) -> None:  # each wait moves the sandbox clock 20 s on
+            await slow_control.post("/_sandbox/clock", json={"advance_seconds": seconds + 20})
+
+        hasty = build(GoogleAdsAudienceConnector, slow, "googleads", poll_timeout=0)
+        audience_id = await hasty.create(AudienceConfig(name="B", ad_account_id="42"))
+        first = await hasty.add_users(audience_id, make_users(0, 3))
+        assert first.details["requests_pending"] == 1  # its job is RUNNING for 60 s
+        ads = build(GoogleAdsAudienceConnector, slow, "googleads", sleep=sleep)
+        result = await ads.add_users(audience_id, make_users(3, 6))
+        assert result.accepted == 3
+        log = (await slow_control.get("/_sandbox/requests?platform=googleads")).json()
+        runs = [e["status"] for e in log if e["path"].endswith(":run")]
+        assert runs[0] == 200
+        assert 400 in runs[1:]
+        assert runs[-1] == 200
+        await ads.aclose()
+        await hasty.aclose()
+
+
+async def test_an_upload_cut_short_reports_which_users_the_platform_already_accepted() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        if len(calls) == 1:
+            return httpx.Response(200, json={"request_status": "SUCCESS", "users": [{}]})
+        body = {"request_status": "ERROR", "debug_message": "Segment is locked", "error_code": "E1"}
+        return httpx.Response(400, json=body)
+
+    snap = SnapchatAudienceConnector(
+        Settings(max_batch_size=3),
+        TOKEN,
+        transport=httpx.MockTransport(handler),
+        limiters=RateLimiters(),
+    )
+    with pytest.raises(ValidationError) as caught:
+        await snap.add_users("9", [email(f"u{i}@example.com") for i in range(6)])
+    partial = caught.value.details["partial"]
+    assert partial.details["accepted_users"] == [0, 1, 2]
+    assert caught.value.batch == 1
+    await snap.aclose()
