@@ -12,6 +12,7 @@ from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SegmentRepository, TenantRepository
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import PlatformAudience
+from audience_sync.sync.plan import encode_record
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -31,41 +32,47 @@ def audience(factory: sessionmaker[Session], tenant: str = "default") -> tuple[i
         return tenant_id, created.id
 
 
-def pairs(factory: sessionmaker[Session], tenant_id: int, audience_id: uuid.UUID) -> set:
+def held(factory: sessionmaker[Session], tenant_id: int, audience_id: uuid.UUID) -> set:
     with transaction(factory) as session:
-        return set(SnapshotRepository(session, tenant_id).pairs(audience_id).iter_rows())
+        return set(SnapshotRepository(session, tenant_id).records(audience_id).iter_rows())
 
 
-def test_confirmed_pairs_are_kept_and_reconfirming_is_harmless(
+def records(n: int) -> list[tuple[str, str]]:
+    return [encode_record([("EMAIL_SHA256", f"{i:064x}")]) for i in range(n)]
+
+
+def test_confirmed_records_are_kept_and_reconfirming_is_harmless(
     factory: sessionmaker[Session],
 ) -> None:
     tenant_id, audience_id = audience(factory)
-    added = [("EMAIL_SHA256", "a" * 64), ("PHONE_SHA256", "b" * 64)]
+    added = records(2)
     for _ in range(2):
         with transaction(factory) as session:
             SnapshotRepository(session, tenant_id).confirm(audience_id, NOW, added=added)
-    assert pairs(factory, tenant_id, audience_id) == set(added)
+    assert held(factory, tenant_id, audience_id) == set(added)
 
 
-def test_removed_pairs_leave_the_snapshot_in_chunks(factory: sessionmaker[Session]) -> None:
+def test_removed_records_leave_the_snapshot_in_chunks(factory: sessionmaker[Session]) -> None:
     tenant_id, audience_id = audience(factory)
-    added = [("EMAIL_SHA256", f"{i:064x}") for i in range(1_200)]
+    added = records(1_200)
     with transaction(factory) as session:
         SnapshotRepository(session, tenant_id).confirm(audience_id, NOW, added=added)
     with transaction(factory) as session:
-        SnapshotRepository(session, tenant_id).confirm(audience_id, NOW, removed=added[:1_100])
-    assert pairs(factory, tenant_id, audience_id) == set(added[1_100:])
+        SnapshotRepository(session, tenant_id).confirm(
+            audience_id, NOW, removed=[h for h, _ in added[:1_100]]
+        )
+    assert held(factory, tenant_id, audience_id) == set(added[1_100:])
 
 
 def test_another_tenant_sees_and_clears_nothing(factory: sessionmaker[Session]) -> None:
     tenant_id, audience_id = audience(factory)
     with transaction(factory) as session:
         other = TenantRepository(session).create("other").id
-        SnapshotRepository(session, tenant_id).confirm(audience_id, NOW, added=[("K", "v")])
+        SnapshotRepository(session, tenant_id).confirm(audience_id, NOW, added=records(1))
     with transaction(factory) as session:
         assert SnapshotRepository(session, other).count(audience_id) == 0
         SnapshotRepository(session, other).clear(audience_id)
-    assert pairs(factory, tenant_id, audience_id) == {("K", "v")}
+    assert held(factory, tenant_id, audience_id) == set(records(1))
     with transaction(factory) as session:
         SnapshotRepository(session, tenant_id).clear(audience_id)
         assert SnapshotRepository(session, tenant_id).count(audience_id) == 0

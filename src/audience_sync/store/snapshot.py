@@ -1,4 +1,5 @@
-"""The per-audience snapshot of identifiers the platform confirmed (hashes or raw MAIDs only)."""
+"""The per-audience snapshot: records the platform confirmed, exactly as sent (no raw PII beyond
+what a platform itself takes raw)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,33 @@ from datetime import datetime
 from typing import cast
 
 import polars as pl
-from sqlalchemy import Table, delete, func, select, tuple_
+from sqlalchemy import Table, delete, func, select
 
 from audience_sync.store.bulk import insert_ignore
 from audience_sync.store.repositories import TenantScoped
-from audience_sync.store.tables import SnapshotEntry
+from audience_sync.store.tables import SnapshotRecord
 
-SNAPSHOT = cast(Table, SnapshotEntry.__table__)
-READ_BATCH = 500_000
-DELETE_CHUNK = 500  # pairs per DELETE … WHERE (key, value) IN (…), well under parameter limits
-
-Pair = tuple[str, str]
+SNAPSHOT = cast(Table, SnapshotRecord.__table__)
+RECORD_SCHEMA = {"record_hash": pl.String, "record": pl.String}
+READ_BATCH = 200_000
+DELETE_CHUNK = 500  # hashes per DELETE … IN (…), well under parameter limits
 
 
 class SnapshotRepository(TenantScoped):
-    """Confirmed `(key, value)` pairs per audience; the caller's transaction also holds the job."""
+    """Confirmed records per audience; the caller's transaction also holds the job's counters."""
 
-    def pairs(self, audience_id: uuid.UUID) -> pl.DataFrame:
-        """Every confirmed pair, read in batches into one frame."""
-        query = select(SNAPSHOT.c.key, SNAPSHOT.c.value).where(
+    def records(self, audience_id: uuid.UUID) -> pl.DataFrame:
+        """Every confirmed record (`record_hash`, `record`), read in batches into one frame."""
+        query = select(SNAPSHOT.c.record_hash, SNAPSHOT.c.record).where(
             SNAPSHOT.c.tenant_id == self.tenant_id, SNAPSHOT.c.audience_id == audience_id
         )
         result = self.session.execute(query.execution_options(stream_results=True))
         frames = [
-            pl.DataFrame(rows, schema={"key": pl.String, "value": pl.String}, orient="row")
+            pl.DataFrame(rows, schema=RECORD_SCHEMA, orient="row")
             for rows in iter(lambda: result.fetchmany(READ_BATCH), [])
         ]
         if not frames:
-            return pl.DataFrame(schema={"key": pl.String, "value": pl.String})
+            return pl.DataFrame(schema=RECORD_SCHEMA)
         return pl.concat(frames, rechunk=False)
 
     def count(self, audience_id: uuid.UUID) -> int:
@@ -54,33 +54,33 @@ class SnapshotRepository(TenantScoped):
         self,
         audience_id: uuid.UUID,
         now: datetime,
-        added: Sequence[Pair] = (),
-        removed: Sequence[Pair] = (),
+        added: Sequence[tuple[str, str]] = (),
+        removed: Sequence[str] = (),
     ) -> None:
-        """Record what the platform accepted in one batch (re-confirming a pair is harmless)."""
+        """Record one batch the platform accepted: `added` (hash, record) pairs and `removed`
+        hashes. Re-confirming a record is harmless."""
         rows = [
             {
                 "audience_id": audience_id,
-                "key": key,
-                "value": value,
+                "record_hash": record_hash,
+                "record": record,
                 "tenant_id": self.tenant_id,
                 "confirmed_at": now,
             }
-            for key, value in added
+            for record_hash, record in added
         ]
-        insert_ignore(self.session, SnapshotEntry, rows, ("audience_id", "key", "value"))
+        insert_ignore(self.session, SnapshotRecord, rows, ("audience_id", "record_hash"))
         for start in range(0, len(removed), DELETE_CHUNK):
-            chunk = removed[start : start + DELETE_CHUNK]
             self.session.execute(
                 delete(SNAPSHOT).where(
                     SNAPSHOT.c.tenant_id == self.tenant_id,
                     SNAPSHOT.c.audience_id == audience_id,
-                    tuple_(SNAPSHOT.c.key, SNAPSHOT.c.value).in_(chunk),
+                    SNAPSHOT.c.record_hash.in_(removed[start : start + DELETE_CHUNK]),
                 )
             )
 
     def clear(self, audience_id: uuid.UUID) -> None:
-        """Forget every pair (after a delete, or before a native replace's confirmation)."""
+        """Forget every record (after a delete, or when a replace's records are confirmed)."""
         self.session.execute(
             delete(SNAPSHOT).where(
                 SNAPSHOT.c.tenant_id == self.tenant_id, SNAPSHOT.c.audience_id == audience_id

@@ -262,17 +262,23 @@ class AudienceSyncJob(Timestamps, Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
 
 
-class SnapshotEntry(Base):
-    """An identifier the platform confirmed for an audience: its wire key and value as sent."""
+class SnapshotRecord(Base):
+    """A record the platform confirmed for an audience, exactly as it was sent.
 
-    __tablename__ = "audience_snapshot_entries"
+    A record is what one upload row carried: a single identifier (Snapchat), or several keys of
+    one member (a Meta multi-key row, a Google `userData`, a TikTok row). `record` is its
+    canonical JSON (sorted `[key, value]` pairs: digests, or the raw values a platform takes
+    raw); `record_hash` its SHA-256. Removing a departed member sends these records back.
+    """
+
+    __tablename__ = "audience_snapshot_records"
 
     audience_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("platform_audiences.id", ondelete="CASCADE"), primary_key=True
     )
-    key: Mapped[str] = mapped_column(String(32), primary_key=True)  # e.g. EMAIL, PHONE_SHA256
-    value: Mapped[str] = mapped_column(String(128), primary_key=True)  # digest, or raw MAID
+    record_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    record: Mapped[str] = mapped_column(Text)
     confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

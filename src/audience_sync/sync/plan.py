@@ -1,55 +1,49 @@
-"""Plan a sync set-wise: what to add and remove, from current identifiers vs the snapshot.
+"""Plan a sync set-wise: which records to add and which to remove, current vs the snapshot.
 
-Both sides are frames of `(key, value)`: `key` the platform's wire key (e.g. `EMAIL`,
-`PHONE_SHA256`), `value` exactly what is sent. The snapshot holds only what this system added and
-the platform confirmed, so a removal can never touch an identifier someone else put there; an
-identifier still held by any current member is in `current`, so it is never removed. Pure Polars
-joins: no Python loop over members, whatever their number.
+A record is what one upload row carries (see `store.tables.SnapshotRecord`), identified by
+`record_hash`. The snapshot holds only records this system sent and the platform confirmed, so a
+removal never touches anything someone else put there; a record still produced by any current
+member is current, so it is never removed. Pure Polars joins: no Python loop over members.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import polars as pl
 
-PAIR_SCHEMA = {"key": pl.String, "value": pl.String}
+ON = "record_hash"
+
+
+def encode_record(pairs: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """A record's canonical text (sorted `[key, value]` pairs as JSON) and its SHA-256."""
+    text = json.dumps(sorted(pairs), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest(), text
+
+
+def decode_record(text: str) -> list[tuple[str, str]]:
+    return [(key, value) for key, value in json.loads(text)]
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    adds: pl.DataFrame  # (key, value) the platform should gain
-    removes: pl.DataFrame  # (key, value) the platform should lose
-    unchanged: int  # pairs already confirmed and still current
-
-    def counts_by_key(self) -> dict[str, dict[str, int]]:
-        """Per wire key: how many adds and removes (for dry runs and diagnostics)."""
-        out: dict[str, dict[str, int]] = {}
-        for name, frame in (("adds", self.adds), ("removes", self.removes)):
-            for key, count in frame.group_by("key").len().iter_rows():
-                out.setdefault(key, {"adds": 0, "removes": 0})[name] = count
-        return out
-
-
-def empty_pairs() -> pl.DataFrame:
-    return pl.DataFrame(schema=PAIR_SCHEMA)
+    adds: pl.DataFrame  # current rows whose record the platform does not hold yet
+    removes: pl.DataFrame  # snapshot rows no current member produces any more
+    unchanged: int  # distinct records already confirmed and still current
 
 
 def plan_delta(current: pl.LazyFrame, snapshot: pl.LazyFrame) -> Plan:
-    """adds = current − snapshot; removes = snapshot − current (set-wise, duplicates ignored)."""
-    current = current.select("key", "value").unique()
-    snapshot = snapshot.select("key", "value").unique()
+    """adds = current − snapshot; removes = snapshot − current, by `record_hash`."""
+    held = snapshot.select(ON).unique()
+    now = current.select(ON).unique()
     adds, removes, unchanged = pl.collect_all(
         [
-            current.join(snapshot, on=["key", "value"], how="anti"),
-            snapshot.join(current, on=["key", "value"], how="anti"),
-            current.join(snapshot, on=["key", "value"], how="semi").select(pl.len()),
+            current.join(held, on=ON, how="anti"),
+            snapshot.unique(ON).join(now, on=ON, how="anti"),
+            now.join(held, on=ON, how="semi").select(pl.len()),
         ]
     )
     return Plan(adds, removes, int(unchanged.item()))
-
-
-def plan_replace(current: pl.LazyFrame) -> Plan:
-    """A native replace sends every current pair; what the platform held goes away with it."""
-    adds = current.select("key", "value").unique().collect()
-    return Plan(adds, empty_pairs(), 0)
