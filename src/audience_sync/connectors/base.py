@@ -276,6 +276,15 @@ class BaseAudienceConnector(ABC):
         """Records of different groups never share a request (Snapchat: one schema each)."""
         return None
 
+    def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
+        """A wire record as `(key, value)` pairs: what the sync engine stores in its snapshot."""
+        raise NotImplementedError
+
+    def prepared_from_records(self, records: Sequence[Sequence[tuple[str, str]]]) -> Prepared:
+        """The inverse of `record_pairs`: records from a snapshot, ready for `upload` (record i
+        is owned by "user" i). How a departed member's rows are sent back to be removed."""
+        raise NotImplementedError
+
     @abstractmethod
     async def send_batch(
         self, op: Operation, audience_id: str, batch: Batch, state: Any

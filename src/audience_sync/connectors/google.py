@@ -111,6 +111,9 @@ def google_error(status: int, body: Any, api: str) -> AudienceSyncError:
     return platform_error_for_status(status, message, **kwargs)
 
 
+ADDRESS_PARTS = ("givenName", "familyName", "regionCode", "postalCode")
+
+
 class GoogleAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "google"
     BATCH_SIZE = 10_000
@@ -190,8 +193,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         parts = [hashed.first(f, i) for f in (Field.FIRST_NAME, Field.LAST_NAME)]
         parts += [hashed.first(f, i) for f in (Field.COUNTRY, Field.ZIP)]
         if all(parts):  # an address only with all four parts (normalization.md)
-            keys = ("givenName", "familyName", "regionCode", "postalCode")
-            found.append({"address": dict(zip(keys, parts, strict=True))})
+            found.append({"address": dict(zip(ADDRESS_PARTS, parts, strict=True))})
         return found
 
     def _destination(self, audience_id: str) -> dict[str, Any]:
@@ -209,6 +211,32 @@ class GoogleAudienceConnector(BaseAudienceConnector):
 
     async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
         return {"requests": [], "mobile": await self.key_type(audience_id) == "MOBILE_ID"}
+
+    def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
+        pairs: list[tuple[str, str]] = []
+        for item in record:
+            if isinstance(item, str):  # a mobile-id list's member is the raw id itself
+                pairs.append(("mobileId", item))
+                continue
+            ((key, value),) = item.items()
+            if key == "address":
+                value = "|".join(value[part] for part in ADDRESS_PARTS)
+            pairs.append((key, value))
+        return pairs
+
+    def prepared_from_records(self, records: Sequence[Sequence[tuple[str, str]]]) -> Prepared:
+        prepared = Prepared(users=len(records))
+        for i, pairs in enumerate(records):
+            prepared.add([self.wire_item(key, value) for key, value in pairs], i)
+        return prepared
+
+    def wire_item(self, key: str, value: str) -> Any:
+        """One identifier of a member, as `record_pairs` named it, back in wire form."""
+        if key == "mobileId":
+            return value
+        if key == "address":
+            return {"address": dict(zip(ADDRESS_PARTS, value.split("|"), strict=True))}
+        return {key: value}
 
     async def send_batch(
         self, op: Operation, audience_id: str, batch: Batch, state: Any

@@ -21,6 +21,8 @@ from audience_sync.exceptions import NotFoundError, PlatformServerError, Validat
 UPLOAD_KEY_TYPES = {"CONTACT_ID": "CONTACT_INFO", "MOBILE_ID": "MOBILE_ADVERTISING_ID"}
 KEY_TYPES = {ads: dm for dm, ads in UPLOAD_KEY_TYPES.items()}
 ADS_KEYS = {"emailAddress": "hashedEmail", "phoneNumber": "hashedPhoneNumber"}
+DM_KEYS = {ads: dm for dm, ads in ADS_KEYS.items()}
+ADS_ADDRESS_PARTS = ("hashedFirstName", "hashedLastName", "countryCode", "postalCode")
 
 
 def gaql(fields: str, resource: str, name: str) -> str:
@@ -112,6 +114,25 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
             else:
                 found.append({ADS_KEYS[key]: value})
         return found
+
+    def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
+        # Named as the Data Manager connector names them, so both paths share one snapshot form.
+        pairs: list[tuple[str, str]] = []
+        for item in record:
+            ((key, value),) = item.items()
+            if key == "addressInfo":
+                parts = [value[part] for part in ADS_ADDRESS_PARTS]
+                pairs.append(("address", "|".join(parts)))
+            else:
+                pairs.append((DM_KEYS.get(key, key), value))
+        return pairs
+
+    def wire_item(self, key: str, value: str) -> Any:
+        if key == "mobileId":
+            return {"mobileId": value}
+        if key == "address":
+            return {"addressInfo": dict(zip(ADS_ADDRESS_PARTS, value.split("|"), strict=True))}
+        return {ADS_KEYS[key]: value}
 
     async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
         if not batches and op is not Operation.REPLACE:

@@ -158,6 +158,20 @@ class MetaAudienceConnector(BaseAudienceConnector):
             "schema": list(prepared.schema),
         }
 
+    def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
+        return [(key, value) for key, value in zip(prepared.schema, record, strict=True) if value]
+
+    def prepared_from_records(self, records: Sequence[Sequence[tuple[str, str]]]) -> Prepared:
+        rows = [dict(pairs) for pairs in records]
+        present = {key for row in rows for key in row}
+        prepared = Prepared(users=len(records))
+        prepared.schema = tuple(k for k in _IDENTIFYING if k in present) + tuple(
+            k for k in KEYS if k in present and k not in _IDENTIFYING
+        )
+        for i, row in enumerate(rows):
+            prepared.add([row.get(key, "") for key in prepared.schema], i)
+        return prepared
+
     async def send_batch(
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:

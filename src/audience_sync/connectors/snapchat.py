@@ -110,6 +110,17 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
         schema: str = record[0]
         return schema  # one schema per request (§4.3)
 
+    def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
+        schema, digest = record
+        return [(schema, digest)]
+
+    def prepared_from_records(self, records: Sequence[Sequence[tuple[str, str]]]) -> Prepared:
+        prepared = Prepared(users=len(records))
+        for i, pairs in enumerate(records):
+            for pair in pairs:
+                prepared.add(tuple(pair), i)
+        return prepared
+
     async def send_batch(
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:

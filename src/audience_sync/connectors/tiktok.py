@@ -124,6 +124,16 @@ class TikTokAudienceConnector(BaseAudienceConnector):
                 prepared.add(tuple(c[k] if k < len(c) else None for c in columns), i)
         return prepared
 
+    def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
+        return [(key, value) for key, value in zip(SCHEMA, record, strict=True) if value]
+
+    def prepared_from_records(self, records: Sequence[Sequence[tuple[str, str]]]) -> Prepared:
+        prepared = Prepared(users=len(records))
+        for i, pairs in enumerate(records):
+            found = dict(pairs)
+            prepared.add(tuple(found.get(key) for key in SCHEMA), i)
+        return prepared
+
     async def send_batch(
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:

@@ -23,7 +23,12 @@ import pytest
 from fastapi import FastAPI
 
 from audience_sync.config import Settings
-from audience_sync.connectors import BaseAudienceConnector, Credentials, connector_class
+from audience_sync.connectors import (
+    BaseAudienceConnector,
+    Credentials,
+    Operation,
+    connector_class,
+)
 from audience_sync.connectors.http import RateLimiters, RetryPolicy
 from audience_sync.domain.models import (
     AudienceConfig,
@@ -189,6 +194,20 @@ class ConnectorConformance:
         audience_id = await self.create(connector, make_users(0, 30))
         removed = await connector.remove_users(audience_id, make_users(10, 20))
         assert removed.accepted == 10
+        await self.assert_holds(control, audience_id, make_users(0, 10) + make_users(20, 30))
+
+    async def test_records_rebuilt_from_their_pairs_remove_exactly_those_members(
+        self, make: Make, control: httpx.AsyncClient
+    ) -> None:
+        # The sync engine keeps each sent record as (key, value) pairs in its snapshot and
+        # sends them back to remove a departed member, whose profile may be gone by then.
+        connector = make()
+        audience_id = await self.create(connector, make_users(0, 30))
+        prepared = await connector.records_for(audience_id, make_users(10, 20))
+        pairs = [connector.record_pairs(prepared, record) for record in prepared.records]
+        rebuilt = connector.prepared_from_records(pairs)
+        assert [connector.record_pairs(rebuilt, r) for r in rebuilt.records] == pairs
+        await connector.upload(Operation.REMOVE, audience_id, rebuilt)
         await self.assert_holds(control, audience_id, make_users(0, 10) + make_users(20, 30))
 
     async def test_replace_leaves_exactly_the_new_members(
