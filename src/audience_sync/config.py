@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     # A running job whose worker has not sent a heartbeat for this long is failed and re-queued.
     job_lease_seconds: int = Field(300, ge=10)
     scheduler_tick_seconds: int = Field(900, ge=1)
+    # Guard rail: an update removing more than this share of the audience needs `force`.
+    max_removal_share: float = Field(0.5, ge=0, le=1)
 
     # Fernet keys, comma-separated: the first encrypts, all decrypt (key rotation).
     secret_key: SecretStr | None = None

@@ -39,8 +39,25 @@ PROFILE_SCHEMA = {
 }
 
 
+def member_batches(
+    engine: Engine, tenant_id: int, segment_id: uuid.UUID, batch_rows: int = 50_000
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """Members a batch at a time: (profile fields, their identifiers), both by `profile_pk`."""
+    for profiles in profile_batches(engine, tenant_id, segment_id, batch_rows):
+        first, last = profiles["profile_pk"].min(), profiles["profile_pk"].max()
+        found = list(
+            identifier_batches(engine, tenant_id, segment_id, 10**9, (int(first), int(last)))  # type: ignore[arg-type]
+        )
+        identifiers = pl.concat(found) if found else pl.DataFrame(schema=IDENTIFIER_SCHEMA)
+        yield profiles, identifiers
+
+
 def identifier_batches(
-    engine: Engine, tenant_id: int, segment_id: uuid.UUID, batch_rows: int = BATCH_ROWS
+    engine: Engine,
+    tenant_id: int,
+    segment_id: uuid.UUID,
+    batch_rows: int = BATCH_ROWS,
+    pk_range: tuple[int, int] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Every identifier of every member: profile_pk, type, value, e164 (phones), kind (MAIDs)."""
     query = (
@@ -59,6 +76,8 @@ def identifier_batches(
         )
         .order_by(ProfileIdentifier.profile_pk, ProfileIdentifier.id)
     )
+    if pk_range is not None:
+        query = query.where(ProfileIdentifier.profile_pk.between(*pk_range))
     return _batches(engine, query, IDENTIFIER_SCHEMA, batch_rows)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from audience_sync.config import FeatureFlag, FeatureFlags
@@ -71,6 +71,11 @@ class TenantRepository:
 
     def list(self) -> Sequence[Tenant]:
         return self.session.scalars(select(Tenant).order_by(Tenant.id)).all()
+
+    def region_of(self, tenant_id: int) -> str:
+        """The tenant's default phone region (for numbers without a country code)."""
+        region = self.session.scalar(select(Tenant.default_region).where(Tenant.id == tenant_id))
+        return region or "US"
 
 
 class ApiKeyRepository:
@@ -175,6 +180,20 @@ class SegmentRepository(TenantScoped):
             )
             or 0
         )
+
+    def remove_members(self, segment_id: uuid.UUID, profile_ids: Sequence[str]) -> int:
+        """Take profiles (by the customer's own ids) out of a segment; returns how many left."""
+        pks = select(Profile.id).where(
+            Profile.tenant_id == self.tenant_id, Profile.profile_id.in_(list(profile_ids))
+        )
+        result = self.session.execute(
+            delete(SegmentMember).where(
+                SegmentMember.tenant_id == self.tenant_id,
+                SegmentMember.segment_id == self.get(segment_id).id,
+                SegmentMember.profile_pk.in_(pks),
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def member_profile_ids(self, segment_id: uuid.UUID) -> list[str]:
         """The customer's own ids of a segment's members (small segments; sync reads in bulk)."""

@@ -1,0 +1,343 @@
+"""Run one sync job end to end: DESIGN.md §3, steps 2 to 8 (step 1 is `jobs.trigger_job`).
+
+validate → read members → normalize and hash (the connector's own records) → plan against the
+snapshot → upload in chunks, each confirmed in one transaction with the job's counters →
+refresh the audience's figures from the platform → finish. Any of our errors ends in `fail_job`,
+which retries transient ones later (durably) and explains the rest.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from audience_sync.config import FeatureFlag, Settings
+from audience_sync.connectors import BaseAudienceConnector, Operation
+from audience_sync.crypto import CredentialCipher
+from audience_sync.domain.models import AudienceConfig, SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.exceptions import AudienceSyncError, ValidationError
+from audience_sync.sources.members import member_batches
+from audience_sync.store.db import transaction
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    ConnectionRepository,
+    FeatureFlagRepository,
+    SegmentRepository,
+    SyncJobRepository,
+    TenantRepository,
+)
+from audience_sync.store.snapshot import SnapshotRepository
+from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.sync.jobs import (
+    Heartbeat,
+    JobMetrics,
+    complete_job,
+    fail_job,
+    heartbeat,
+    start_job,
+)
+from audience_sync.sync.members import Current, current_records
+from audience_sync.sync.plan import decode_record, plan_delta
+
+ConnectorFactory = Callable[["Target"], BaseAudienceConnector]
+CHUNK_BATCHES = 10  # platform batches per checkpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Everything about the audience a run needs, read once (no ORM objects leave the session)."""
+
+    tenant_id: int
+    audience_id: uuid.UUID
+    segment_id: uuid.UUID
+    platform: SyncPlatform
+    platform_audience_id: str | None
+    name: str
+    ad_account_id: str
+    description: str | None
+    config: dict[str, Any]
+    credentials: dict[str, Any]
+    base_url: str | None
+    region: str
+
+
+@dataclass
+class SyncService:
+    """The engine's dependencies; `connect` builds a connector (tests point it at the sandbox)."""
+
+    factory: sessionmaker[Session]
+    engine: Engine
+    settings: Settings
+    cipher: CredentialCipher
+    connect: ConnectorFactory
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+class RunInterruptedError(Exception):
+    """The run stops at a batch boundary: cancelled, or the job's lease was lost."""
+
+    def __init__(self, beat: Heartbeat) -> None:
+        super().__init__(beat.value)
+        self.beat = beat
+
+
+async def run_job(
+    service: SyncService, tenant_id: int, job_id: uuid.UUID
+) -> AudienceSyncJob | None:
+    """Run a pending job to its end; None when another worker has it."""
+    job = start_job(service.factory, tenant_id, job_id, service.clock())
+    if job is None:
+        return None
+    metrics = JobMetrics()
+    try:
+        target = load_target(service, tenant_id, job.platform_audience_id)
+        async with service.connect(target) as connector:
+            await Run(service, target, job, connector, metrics).execute()
+    except RunInterruptedError as stop:
+        if stop.beat is Heartbeat.LOST:
+            return None
+        return complete_job(
+            service.factory, tenant_id, job_id, metrics, service.clock(), SyncStatus.CANCELLED
+        )
+    except AudienceSyncError as error:
+        delays = service.settings.retry_delays_seconds
+        return fail_job(service.factory, tenant_id, job_id, error, service.clock(), delays, metrics)
+    return complete_job(service.factory, tenant_id, job_id, metrics, service.clock())
+
+
+def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) -> Target:
+    """Step 2: the segment is active, the connection exists, the flags are on."""
+    with transaction(service.factory) as session:
+        audience = AudienceRepository(session, tenant_id).get(audience_id)
+        segment = SegmentRepository(session, tenant_id).get(audience.segment_id)
+        if not segment.is_active:
+            raise ValidationError(f"Segment {segment.name!r} is inactive; activate it to sync.")
+        flags = FeatureFlagRepository(session, tenant_id).effective(service.settings.feature_flags)
+        for flag in (FeatureFlag.AUDIENCE_SYNC, FeatureFlag(f"audience_sync_{audience.platform}")):
+            if not flags[flag]:
+                raise ValidationError(f"Feature flag {flag.value!r} is off for this tenant.")
+        connections = ConnectionRepository(session, tenant_id, service.cipher)
+        connection = connections.get(audience.platform)
+        return Target(
+            tenant_id=tenant_id,
+            audience_id=audience.id,
+            segment_id=segment.id,
+            platform=audience.platform,
+            platform_audience_id=audience.platform_audience_id,
+            name=audience.platform_audience_name,
+            ad_account_id=audience.ad_account_id or connection.ad_account_id,
+            description=audience.description,
+            config=dict(audience.config or {}),
+            credentials=connections.credentials(audience.platform),
+            base_url=connection.base_url,
+            region=TenantRepository(session).region_of(tenant_id),
+        )
+
+
+class Run:
+    """One execution of one job (steps 3 to 8)."""
+
+    def __init__(
+        self,
+        service: SyncService,
+        target: Target,
+        job: AudienceSyncJob,
+        connector: BaseAudienceConnector,
+        metrics: JobMetrics,
+    ) -> None:
+        self.service = service
+        self.target = target
+        self.job = job
+        self.connector = connector
+        self.metrics = metrics
+        self.force = bool((job.details or {}).get("force"))
+
+    async def execute(self) -> None:
+        if self.job.operation is SyncOperation.DELETE:
+            await self.delete()
+            return
+        platform_id = await self.ensure_created()
+        current, users = await current_records(
+            self.connector,
+            platform_id,
+            member_batches(self.service.engine, self.target.tenant_id, self.target.segment_id),
+        )
+        self.diagnose(current)
+        if self.job.operation is SyncOperation.REPLACE:
+            await self.replace(platform_id, current, users)
+        else:
+            await self.update(platform_id, current)
+        if not self.job.dry_run:
+            await self.refresh(platform_id, current)
+
+    # --- operations -----------------------------------------------------------------------
+
+    async def ensure_created(self) -> str:
+        """Create the platform audience once, recording its id before any upload."""
+        if self.target.platform_audience_id:
+            return self.target.platform_audience_id
+        if self.job.dry_run:
+            return ""
+        config = AudienceConfig(
+            name=self.target.name,
+            ad_account_id=self.target.ad_account_id,
+            description=self.target.description,
+            options=self.target.config,
+        )
+        created = await self.connector.create_audience(config)
+        platform_id = str(created.platform_audience_id)
+        with transaction(self.service.factory) as session:
+            AudienceRepository(session, self.target.tenant_id).get(
+                self.target.audience_id
+            ).platform_audience_id = platform_id
+        return platform_id
+
+    async def update(self, platform_id: str, current: Current) -> None:
+        held = self.snapshot()
+        plan = plan_delta(current.records.lazy(), held.lazy())
+        self.metrics.details["plan"] = {
+            "adds": plan.adds["record_hash"].n_unique(),
+            "removes": len(plan.removes),
+            "unchanged": plan.unchanged,
+            "members_to_add": plan.adds["owner"].n_unique(),
+        }
+        self.guard(len(plan.removes), len(held))
+        if self.job.dry_run:
+            return
+        adds = plan.adds.unique("record_hash", keep="first", maintain_order=True)
+        await self.upload(platform_id, Operation.ADD, adds)
+        await self.upload(platform_id, Operation.REMOVE, plan.removes)
+
+    async def replace(self, platform_id: str, current: Current, users: Sequence[Any]) -> None:
+        if current.records.is_empty() and not self.force:
+            raise ValidationError(
+                "Replace refused: the segment has no member with a usable identifier, so the "
+                "audience would be emptied. Sync again with force to do it anyway."
+            )
+        self.metrics.details["plan"] = {
+            "replace_records": current.records["record_hash"].n_unique()
+        }
+        if self.job.dry_run:
+            return
+        result = await self.connector.replace_audience(platform_id, users)
+        failed = {current.member_pks[int(i)] for i in result.details.get("failed_users", [])}
+        kept = current.records.filter(~pl.col("owner").is_in(list(failed))).unique("record_hash")
+        with transaction(self.service.factory) as session:
+            snapshot = SnapshotRepository(session, self.target.tenant_id)
+            snapshot.clear(self.target.audience_id)
+            pairs = kept.select("record_hash", "record").rows()
+            snapshot.confirm(self.target.audience_id, self.service.clock(), added=pairs)
+        self.metrics.profiles_sent += result.sent
+        self.metrics.profiles_added += result.accepted
+        self.metrics.profiles_failed += result.failed
+
+    async def delete(self) -> None:
+        if self.job.dry_run:
+            return
+        if self.target.platform_audience_id:
+            await self.connector.delete_audience(self.target.platform_audience_id)
+        with transaction(self.service.factory) as session:
+            audience = AudienceRepository(session, self.target.tenant_id).get(
+                self.target.audience_id
+            )
+            audience.is_active = False
+            audience.auto_sync = False
+            audience.next_sync_at = None
+            SnapshotRepository(session, self.target.tenant_id).clear(self.target.audience_id)
+
+    # --- steps ----------------------------------------------------------------------------
+
+    def snapshot(self) -> pl.DataFrame:
+        with transaction(self.service.factory) as session:
+            return SnapshotRepository(session, self.target.tenant_id).records(
+                self.target.audience_id
+            )
+
+    def guard(self, removes: int, held: int) -> None:
+        """Refuse a mass removal unless forced (a broken segment must not empty an audience)."""
+        share = self.service.settings.max_removal_share
+        if held and removes > share * held and not self.force:
+            raise ValidationError(
+                f"Update refused: it would remove {removes:,} of {held:,} records "
+                f"({removes / held:.0%}, above the {share:.0%} guard rail). Check the segment, "
+                "then sync again with force if this is intended."
+            )
+
+    def diagnose(self, current: Current) -> None:
+        self.metrics.profiles_failed = current.unusable_members
+        self.metrics.details["members"] = current.members
+        self.metrics.details["dropped"] = dict(current.dropped)
+
+    async def upload(self, platform_id: str, op: Operation, frame: pl.DataFrame) -> None:
+        """Send records in chunks; confirm each accepted chunk with the job's counters."""
+        size = self.connector.batch_size * CHUNK_BATCHES
+        for start in range(0, len(frame), size):
+            chunk = frame.slice(start, size)
+            records = [decode_record(text) for text in chunk["record"].to_list()]
+            prepared = self.connector.prepared_from_records(records)
+            result = await self.connector.upload(op, platform_id, prepared)
+            failed = {int(i) for i in result.details.get("failed_users", [])}
+            accepted = [
+                (h, r)
+                for i, (h, r) in enumerate(chunk.select("record_hash", "record").rows())
+                if i not in failed
+            ]
+            self.checkpoint(op, chunk, accepted, len(failed))
+            self.beat()
+
+    def checkpoint(
+        self, op: Operation, chunk: pl.DataFrame, accepted: list[tuple[str, str]], failed: int
+    ) -> None:
+        """I2: a chunk's records enter the snapshot in the same transaction as the counters."""
+        now = self.service.clock()
+        with transaction(self.service.factory) as session:
+            snapshot = SnapshotRepository(session, self.target.tenant_id)
+            if op is Operation.ADD:
+                snapshot.confirm(self.target.audience_id, now, added=accepted)
+                owners = chunk.filter(pl.col("record_hash").is_in([h for h, _ in accepted]))
+                self.metrics.profiles_added += owners["owner"].n_unique()
+                self.metrics.profiles_sent += chunk["owner"].n_unique()
+            else:
+                snapshot.confirm(self.target.audience_id, now, removed=[h for h, _ in accepted])
+                self.metrics.profiles_removed += len(accepted)
+                self.metrics.profiles_sent += len(chunk)
+            self.metrics.profiles_failed += failed
+            job = SyncJobRepository(session, self.target.tenant_id).get(self.job.id)
+            job.profiles_sent = self.metrics.profiles_sent
+            job.profiles_added = self.metrics.profiles_added
+            job.profiles_removed = self.metrics.profiles_removed
+            job.profiles_failed = self.metrics.profiles_failed
+
+    def beat(self) -> None:
+        answer = heartbeat(
+            self.service.factory, self.target.tenant_id, self.job.id, self.service.clock()
+        )
+        if answer is not Heartbeat.CONTINUE:
+            raise RunInterruptedError(answer)
+
+    async def refresh(self, platform_id: str, current: Current) -> None:
+        """Step 8: the platform's size and match rate on the audience; schedule the next run."""
+        info = await self.connector.get_audience_info(platform_id)
+        matched = info.get("size")
+        usable = current.members - current.unusable_members
+        rate = info.get("match_rate")
+        if rate is None and matched is not None and usable:
+            rate = min(1.0, int(matched) / usable)
+        self.metrics.match_rate = rate
+        now = self.service.clock()
+        with transaction(self.service.factory) as session:
+            audience = AudienceRepository(session, self.target.tenant_id).get(
+                self.target.audience_id
+            )
+            audience.platform_size = int(matched) if matched is not None else None
+            audience.matched_size = audience.platform_size
+            audience.match_rate = rate
+            if audience.auto_sync:
+                audience.next_sync_at = now + timedelta(hours=audience.sync_interval_hours)
