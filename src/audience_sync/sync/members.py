@@ -15,6 +15,7 @@ from audience_sync.domain.models import (
     MobileIdKind,
     UserIdentifier,
 )
+from audience_sync.exceptions import ValidationError
 from audience_sync.sync.plan import encode_record
 
 CURRENT_SCHEMA = {"record_hash": pl.String, "record": pl.String, "owner": pl.Int64}
@@ -31,27 +32,51 @@ class Current:
     member_pks: list[int] = field(default_factory=list)  # every member, in the users' order
 
 
-def users_of(profiles: pl.DataFrame, identifiers: pl.DataFrame) -> list[AudienceUser]:
-    """One `AudienceUser` per profile row, with its identifiers (phones with their E.164)."""
+PROFILE_FIELDS = {
+    "first_name": "first_name",
+    "last_name": "last_name",
+    "country": "country",
+    "city": "city",
+    "state": "state",
+    "zip": "zip_code",
+    "date_of_birth": "date_of_birth",
+    "gender": "gender",
+}
+SENDABLE = frozenset({*(t.value for t in IdentifierType), *PROFILE_FIELDS})
+
+
+def allowed_fields(config: dict[str, object]) -> frozenset[str]:
+    """What an audience sends: everything its platform takes, unless its config narrows it
+    (`identifier_types`: e.g. `["email", "phone"]`, or with `first_name`, `zip`, ...)."""
+    chosen = config.get("identifier_types")
+    if not chosen:
+        return SENDABLE
+    if not isinstance(chosen, list) or not set(map(str, chosen)) <= SENDABLE:
+        raise ValidationError(
+            f"identifier_types must be a list drawn from: {', '.join(sorted(SENDABLE))}."
+        )
+    return frozenset(map(str, chosen))
+
+
+def users_of(
+    profiles: pl.DataFrame, identifiers: pl.DataFrame, allowed: frozenset[str] = SENDABLE
+) -> list[AudienceUser]:
+    """One `AudienceUser` per profile row with the allowed identifiers (phones with E.164)."""
     by_profile: dict[int, list[UserIdentifier]] = {}
     for pk, kind_of_id, value, e164, kind in identifiers.iter_rows():
+        if kind_of_id not in allowed:
+            continue
         by_profile.setdefault(pk, []).append(
             UserIdentifier(
                 IdentifierType(kind_of_id), value, MobileIdKind(kind) if kind else None, e164
             )
         )
+    fields = {column: name for column, name in PROFILE_FIELDS.items() if column in allowed}
     return [
         AudienceUser(
             profile_id=row["profile_id"],
             identifiers=tuple(by_profile.get(row["profile_pk"], ())),
-            first_name=row["first_name"],
-            last_name=row["last_name"],
-            country=row["country"],
-            city=row["city"],
-            state=row["state"],
-            zip_code=row["zip"],
-            date_of_birth=row["date_of_birth"],
-            gender=row["gender"],
+            **{name: row[column] for column, name in fields.items()},
         )
         for row in profiles.iter_rows(named=True)
     ]
@@ -61,13 +86,14 @@ async def current_records(
     connector: BaseAudienceConnector,
     audience_id: str,
     batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]],
+    allowed: frozenset[str] = SENDABLE,
 ) -> tuple[Current, list[AudienceUser]]:
     """Prepare every member as the connector would send it; keep each record's pairs."""
     frames: list[pl.DataFrame] = []
     users_all: list[AudienceUser] = []
     current = Current(pl.DataFrame(schema=CURRENT_SCHEMA))
     for profiles, identifiers in batches:
-        users = users_of(profiles, identifiers)
+        users = users_of(profiles, identifiers, allowed)
         owners = profiles["profile_pk"].to_list()
         prepared = await connector.records_for(audience_id, users)
         rows = []

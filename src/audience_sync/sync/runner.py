@@ -43,7 +43,7 @@ from audience_sync.sync.jobs import (
     heartbeat,
     start_job,
 )
-from audience_sync.sync.members import Current, current_records
+from audience_sync.sync.members import Current, allowed_fields, current_records
 from audience_sync.sync.plan import decode_record, plan_delta
 
 ConnectorFactory = Callable[["Target"], BaseAudienceConnector]
@@ -168,6 +168,7 @@ class Run:
             self.connector,
             platform_id,
             member_batches(self.service.engine, self.target.tenant_id, self.target.segment_id),
+            allowed_fields(self.target.config),
         )
         self.diagnose(current)
         if self.job.operation is SyncOperation.REPLACE:

@@ -1,0 +1,145 @@
+"""The runner's rules: dry runs send nothing, guard rails, narrowing, failures people can fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from audience_sync.config import FeatureFlag
+from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.store.db import transaction
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    ConnectionRepository,
+    FeatureFlagRepository,
+    SegmentRepository,
+)
+from audience_sync.store.snapshot import SnapshotRepository
+
+from .world import World, row
+
+SNAP = SyncPlatform.SNAPCHAT
+
+
+async def test_a_dry_run_reports_the_plan_and_sends_nothing(world: World) -> None:
+    world.load([row(i) for i in range(50)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    world.leave("P0", "P1")
+    world.load([row(i) for i in range(50, 53)])
+    before = await world.held(SNAP, audience)
+    dry = await world.sync(audience, dry_run=True)
+    assert dry.status is SyncStatus.COMPLETED
+    assert dry.details["plan"]["members_to_add"] == 3
+    assert dry.details["plan"]["removes"] > 0
+    assert await world.held(SNAP, audience) == before
+    with transaction(world.factory) as session:
+        assert AudienceRepository(session, world.tenant_id).get(audience).last_sync_status is (
+            SyncStatus.COMPLETED
+        )
+
+
+async def test_a_mass_removal_is_refused_unless_forced(world: World) -> None:
+    world.load([row(i) for i in range(20)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    world.leave(*[f"P{i}" for i in range(15)])
+    refused = await world.sync(audience)
+    assert refused.status is SyncStatus.FAILED
+    assert "above the 50% guard rail" in (refused.error_message or "")
+    forced = await world.sync(audience, force=True)
+    assert forced.status is SyncStatus.COMPLETED
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
+
+
+async def test_a_replace_with_an_empty_segment_is_refused(world: World) -> None:
+    world.load([row(0)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    world.leave("P0")
+    refused = await world.sync(audience, SyncOperation.REPLACE)
+    assert refused.status is SyncStatus.FAILED
+    assert "would be emptied" in (refused.error_message or "")
+
+
+async def test_the_audience_config_narrows_what_is_sent(world: World) -> None:
+    world.load([row(i) for i in range(12)])
+    audience = world.audience(SNAP)
+    with transaction(world.factory) as session:
+        AudienceRepository(session, world.tenant_id).get(audience).config = {
+            "identifier_types": ["phone"]
+        }
+    await world.sync(audience, SyncOperation.CREATE)
+    held = await world.held(SNAP, audience)
+    assert set(held) == {"PHONE_SHA256"}
+    assert len(held["PHONE_SHA256"]) == 4  # P0, P3, P6, P9
+
+
+async def test_an_expired_token_fails_at_once_with_a_reconnect_message(world: World) -> None:
+    world.load([row(i) for i in range(5)])
+    audience = world.audience(SyncPlatform.TIKTOK)
+    await world.fault(SyncPlatform.TIKTOK, "expired_token", count=10)
+    failed = await world.sync(audience, SyncOperation.CREATE)
+    assert failed.status is SyncStatus.FAILED
+    assert failed.error_message == (
+        "TikTok access token expired or was revoked — reconnect the TikTok account."
+    )
+    assert "sandbox-token" not in (failed.error_message or "")
+    with transaction(world.factory) as session:
+        connection = ConnectionRepository(session, world.tenant_id, world.cipher).get(
+            SyncPlatform.TIKTOK
+        )
+        assert connection.status == "needs_reconnect"
+
+
+async def test_a_server_error_that_persists_is_retried_later_not_failed(world: World) -> None:
+    world.load([row(i) for i in range(5)])
+    audience = world.audience(SNAP)
+    await world.fault(SNAP, "server_error", count=50)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.status is SyncStatus.PENDING
+    assert job.next_retry_at is not None
+    assert "retry 1 of 4" in (job.error_message or "")
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        (FeatureFlag.AUDIENCE_SYNC, "'audience_sync' is off"),
+        (FeatureFlag.AUDIENCE_SYNC_SNAPCHAT, "'audience_sync_snapchat' is off"),
+    ],
+)
+async def test_a_disabled_feature_flag_fails_the_job(
+    world: World, flag: FeatureFlag, message: str
+) -> None:
+    world.load([row(0)])
+    audience = world.audience(SNAP)
+    with transaction(world.factory) as session:
+        FeatureFlagRepository(session, world.tenant_id).set(flag, False)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.status is SyncStatus.FAILED
+    assert message in (job.error_message or "")
+
+
+async def test_an_inactive_segment_fails_the_job(world: World) -> None:
+    world.load([row(0)])
+    audience = world.audience(SNAP)
+    with transaction(world.factory) as session:
+        SegmentRepository(session, world.tenant_id).get(world.segment_id).is_active = False
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.status is SyncStatus.FAILED
+    assert "inactive" in (job.error_message or "")
+
+
+async def test_delete_removes_the_platform_audience_and_keeps_history(world: World) -> None:
+    world.load([row(i) for i in range(5)])
+    audience = world.audience(SNAP)
+    created = await world.sync(audience, SyncOperation.CREATE)
+    deleted = await world.sync(audience, SyncOperation.DELETE)
+    assert deleted.status is SyncStatus.COMPLETED
+    with transaction(world.factory) as session:
+        stored = AudienceRepository(session, world.tenant_id).get(audience)
+        assert (stored.is_active, stored.auto_sync) == (False, False)
+        assert SnapshotRepository(session, world.tenant_id).count(audience) == 0
+    assert created.id != deleted.id
+    audiences = await world.sandbox_audiences(SNAP)
+    assert audiences == []
