@@ -103,7 +103,7 @@ class World:
         path = write(self.tmp / f"rows{self.files}.csv", rows)
         import_profiles(self.factory, path, tenant="default", segment="VIP")
 
-    def audience(self, platform: SyncPlatform) -> uuid.UUID:
+    def audience(self, platform: SyncPlatform, **fields: Any) -> uuid.UUID:
         with transaction(self.factory) as session:
             tenant = TenantRepository(session).get("default")
             self.tenant_id = tenant.id
@@ -127,6 +127,7 @@ class World:
                     platform=platform,
                     platform_audience_name="VIP",
                     ad_account_id="1234567890",
+                    **fields,
                 )
             )
             return audience.id

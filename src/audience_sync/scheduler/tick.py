@@ -1,0 +1,67 @@
+"""The scheduler's tick (`process_audience_sync_queue`) and the loop that repeats it.
+
+One tick: fail jobs whose worker went silent (and queue their resumption), queue a job for every
+due audience, then run every job whose time has come — due retries included — at most
+`AUDIENCE_SYNC_MAX_CONCURRENT_SYNCS` at once in this process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from audience_sync.scheduler.queue import enqueue_due_audiences
+from audience_sync.sync.jobs import due_jobs, reap_stale_jobs
+from audience_sync.sync.runner import SyncService, run_job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TickReport:
+    reaped: list[uuid.UUID] = field(default_factory=list)
+    queued: int = 0
+    ran: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+async def process_audience_sync_queue(service: SyncService) -> TickReport:
+    """Run one scheduler tick (safe to run on many processes at once)."""
+    now = service.clock()
+    factory, settings = service.factory, service.settings
+    report = TickReport(reaped=reap_stale_jobs(factory, now, settings.job_lease_seconds))
+    report.queued = len(enqueue_due_audiences(factory, now))
+    due = due_jobs(factory, now)
+    gate = asyncio.Semaphore(settings.max_concurrent_syncs)
+
+    async def one(tenant_id: int, job_id: uuid.UUID) -> None:
+        async with gate:
+            job = await run_job(service, tenant_id, job_id)
+        if job is not None:
+            report.ran += 1
+            report.statuses[job.status.value] = report.statuses.get(job.status.value, 0) + 1
+
+    await asyncio.gather(*(one(tenant_id, job_id) for tenant_id, job_id in due))
+    return report
+
+
+async def run_scheduler(service: SyncService, stop: asyncio.Event) -> None:
+    """Tick every `AUDIENCE_SYNC_SCHEDULER_TICK_SECONDS` until `stop` is set."""
+    while not stop.is_set():
+        try:
+            report = await process_audience_sync_queue(service)
+            log.info(
+                "scheduler tick: %d queued, %d ran %s, %d reaped",
+                report.queued,
+                report.ran,
+                report.statuses,
+                len(report.reaped),
+            )
+        except Exception:  # a bad tick must not end the loop; the next one tries again
+            log.exception("scheduler tick failed")
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=service.settings.scheduler_tick_seconds)
+        except TimeoutError:
+            continue

@@ -1,0 +1,38 @@
+"""Wire the sync engine from settings: the one place entry points get a `SyncService` from."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from sqlalchemy import Engine
+
+from audience_sync.config import Settings, secret_keys
+from audience_sync.connectors import BaseAudienceConnector, Credentials, connector_for
+from audience_sync.crypto import CredentialCipher
+from audience_sync.exceptions import ValidationError
+from audience_sync.store.db import session_factory
+from audience_sync.sync.runner import SyncService, Target
+
+CREDENTIAL_FIELDS = frozenset(f.name for f in dataclasses.fields(Credentials))
+
+
+def credentials_of(stored: dict[str, object]) -> Credentials:
+    """A connection's stored credentials as the connectors take them (unknown keys ignored)."""
+    if not stored.get("access_token"):
+        raise ValidationError("The connection has no access token; set the connection again.")
+    return Credentials(**{k: str(v) for k, v in stored.items() if k in CREDENTIAL_FIELDS and v})
+
+
+def build_service(settings: Settings, engine: Engine) -> SyncService:
+    def connect(target: Target) -> BaseAudienceConnector:
+        return connector_for(
+            target.platform,
+            settings,
+            credentials_of(target.credentials),
+            ad_account_id=target.ad_account_id,
+            options=target.config,
+            base_url=target.base_url,
+        )
+
+    cipher = CredentialCipher(secret_keys(settings))
+    return SyncService(session_factory(engine), engine, settings, cipher, connect)
