@@ -26,7 +26,9 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("alembic").setLevel(max(root.level, logging.WARNING))  # chatty at INFO
+    # Chatty at INFO; httpx would also log every request URL, and a URL may carry a token.
+    for name in ("alembic", "httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(root.level, logging.WARNING))
     structlog.configure(
         processors=[
             structlog.stdlib.add_log_level,

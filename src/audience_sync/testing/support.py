@@ -17,7 +17,12 @@ import httpx
 import uvicorn
 
 from audience_sync.domain.models import AudienceUser, IdentifierType, MobileIdKind, UserIdentifier
-from audience_sync.identifiers import Field, hash_identifier, tiktok_mobile_id_schema
+from audience_sync.identifiers import (
+    Field,
+    hash_identifier,
+    normalize_country,
+    tiktok_mobile_id_schema,
+)
 from audience_sync.sandbox import SandboxSettings, create_app
 
 SANDBOX_URL = "http://sandbox"
@@ -80,6 +85,20 @@ def make_users(start: int, stop: int) -> list[AudienceUser]:
     return users
 
 
+def _phone(user: AudienceUser, ident: UserIdentifier) -> tuple[str, str]:
+    """A phone as the profile holds it: its stored E.164, else the raw value in its country."""
+    country = normalize_country(user.country) if user.country else None
+    return ident.e164 or ident.value, (country or "us").upper()
+
+
+def _ident(user: AudienceUser, ident: UserIdentifier, platform: str) -> str | None:
+    if ident.type is IdentifierType.PHONE:
+        value, region = _phone(user, ident)
+        target = "google" if platform == "googleads" else platform
+        return hash_identifier(value, ident.type, target, region=region)
+    return _sent(ident.value, ident.type, platform)
+
+
 def _sent(value: str | None, field: Field | IdentifierType, platform: str) -> str | None:
     return hash_identifier(value, field, "google" if platform == "googleads" else platform)
 
@@ -89,7 +108,7 @@ def _meta(user: AudienceUser, held: dict[str, set[str]]) -> None:
     found = False
     for key, field in keys.items():
         for ident in user.identifiers:
-            if ident.type.value == field.value and (v := _sent(ident.value, field, "meta")):
+            if ident.type.value == field.value and (v := _ident(user, ident, "meta")):
                 held.setdefault(key, set()).add(v)
                 found = True
     extra = {"FN": user.first_name, "LN": user.last_name, "COUNTRY": user.country}
@@ -105,7 +124,7 @@ def _meta(user: AudienceUser, held: dict[str, set[str]]) -> None:
 def _google(user: AudienceUser, held: dict[str, set[str]], platform: str) -> None:
     for ident in user.identifiers:
         key = {"email": "emailAddress", "phone": "phoneNumber"}.get(ident.type.value)
-        if key and (v := _sent(ident.value, ident.type, platform)):
+        if key and (v := _ident(user, ident, platform)):
             held.setdefault(key, set()).add(v)
     parts = [
         _sent(user.first_name, Field.FIRST_NAME, platform),
@@ -123,7 +142,7 @@ def _keyed(user: AudienceUser, held: dict[str, set[str]], platform: str) -> None
         if ident.type is IdentifierType.MOBILE_ID:
             kind = ident.kind.value if ident.kind else None
             key = "MOBILE_AD_ID_SHA256" if platform == "snapchat" else tiktok_mobile_id_schema(kind)
-        if key and (v := _sent(ident.value, ident.type, platform)):
+        if key and (v := _ident(user, ident, platform)):
             held.setdefault(key, set()).add(v)
 
 

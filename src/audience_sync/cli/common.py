@@ -1,0 +1,107 @@
+"""What every `audience-sync` command shares: the app, consoles, settings, error handling."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.orm import Session, sessionmaker
+
+from audience_sync.config import Settings, load_settings, secret_keys
+from audience_sync.exceptions import AudienceSyncError, ConfigurationError
+from audience_sync.log import configure_logging
+from audience_sync.store import db
+from audience_sync.store.repositories import DEFAULT_TENANT_SLUG
+
+app = typer.Typer(
+    help="Audience Sync: push CDP segments to ad platforms as custom audiences.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+import_app = typer.Typer(help="Import data into the built-in CDP.", no_args_is_help=True)
+segments_app = typer.Typer(help="CDP segments.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants and their API keys.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(import_app, name="import")
+app.add_typer(segments_app, name="segments")
+connections_app = typer.Typer(help="Ad platform accounts.", no_args_is_help=True)
+audiences_app = typer.Typer(help="Platform audiences and their syncs.", no_args_is_help=True)
+app.add_typer(tenants_app, name="tenants")
+app.add_typer(connections_app, name="connections")
+app.add_typer(audiences_app, name="audiences")
+
+# Piped output gets wide lines rather than an 80-column wrap, so ids stay whole and grep-able.
+out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+__all__ = ["DEFAULT_TENANT_SLUG"]
+
+TenantOption = Annotated[
+    str, typer.Option("--tenant", help="Tenant slug.", envvar="AUDIENCE_SYNC_TENANT")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class Context:
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+
+
+@functools.cache
+def context() -> Context:
+    settings = load_settings()
+    configure_logging(settings.log_level, json=settings.environment == "production")
+    secret_keys(settings)  # validated now; in development, generated once with a warning
+    engine = db.make_engine(settings.effective_database_url)
+    return Context(settings, engine, db.session_factory(engine))
+
+
+def migrated_context() -> Context:
+    ctx = context()
+    if not db.is_migrated(ctx.engine):
+        raise ConfigurationError(
+            "The database has no schema yet: run `audience-sync db upgrade` first."
+        )
+    return ctx
+
+
+def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Expected failures print one clear line and exit non-zero; never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except AudienceSyncError as exc:
+            err.print(f"[red]Error:[/red] {exc}", highlight=False)
+        except OSError as exc:  # unreadable file, full disk, permission denied
+            err.print(f"[red]Error:[/red] {exc.strerror or exc}: {exc.filename}", highlight=False)
+        except KeyboardInterrupt:
+            err.print(
+                "Interrupted. Work already committed is kept; run the command again to finish."
+            )
+            raise typer.Exit(130) from None
+        except (OperationalError, ProgrammingError) as exc:
+            url = make_url(context().settings.effective_database_url)
+            err.print(
+                f"[red]Database error[/red] at {url.render_as_string(hide_password=True)}: "
+                f"{exc.orig or exc}".splitlines()[0],
+                highlight=False,
+            )
+        raise typer.Exit(2)
+
+    return wrapper

@@ -1,0 +1,364 @@
+"""Sync commands: platform connections, audiences, running a sync, the scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated, Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from audience_sync.cli.common import (
+    DEFAULT_TENANT_SLUG,
+    Context,
+    JsonFlag,
+    TenantOption,
+    app,
+    audiences_app,
+    connections_app,
+    err,
+    friendly_errors,
+    migrated_context,
+    out,
+)
+from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
+from audience_sync.exceptions import NotFoundError, ValidationError
+from audience_sync.scheduler.queue import check_interval
+from audience_sync.scheduler.tick import process_audience_sync_queue, run_scheduler
+from audience_sync.store.db import transaction
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    ConnectionRepository,
+    SegmentRepository,
+    SyncJobRepository,
+    TenantRepository,
+)
+from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
+from audience_sync.store.views import audience_view, job_view
+from audience_sync.sync.jobs import Trigger, trigger_job
+from audience_sync.sync.runner import SyncService, run_job
+from audience_sync.sync.service import build_service
+
+Secret = Annotated[str | None, typer.Option(help="Stored encrypted; never printed.")]
+
+
+def _service(ctx: Context) -> SyncService:
+    return build_service(ctx.settings, ctx.engine)
+
+
+def _tenant_id(ctx: Context, slug: str) -> int:
+    with transaction(ctx.factory) as session:
+        return TenantRepository(session).get(slug).id
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, default=str) + "\n")
+
+
+@connections_app.command("set")
+@friendly_errors
+def connections_set(
+    platform: SyncPlatform,
+    ad_account: Annotated[str, typer.Option("--ad-account", help="Ad account / customer id.")],
+    access_token: Annotated[
+        str, typer.Option(envvar="AUDIENCE_SYNC_ACCESS_TOKEN", help="Stored encrypted.")
+    ],
+    refresh_token: Secret = None,
+    client_id: Secret = None,
+    client_secret: Secret = None,
+    app_secret: Secret = None,
+    developer_token: Secret = None,
+    login_customer_id: Annotated[str | None, typer.Option()] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="API base URL, e.g. the sandbox's; default the real one.")
+    ] = None,
+    tenant: TenantOption = DEFAULT_TENANT_SLUG,
+) -> None:
+    """Connect (or reconnect) an ad platform account; credentials are encrypted at rest."""
+    ctx = migrated_context()
+    given = {
+        "access_token": access_token,
+        "refresh_token": refresh_token,
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "app_secret": app_secret,
+        "developer_token": developer_token,
+        "login_customer_id": login_customer_id,
+    }
+    credentials = {key: value for key, value in given.items() if value}
+    service = _service(ctx)
+    with transaction(ctx.factory) as session:
+        tenant_id = TenantRepository(session).get(tenant).id
+        ConnectionRepository(session, tenant_id, service.cipher).put(
+            platform, ad_account, credentials, base_url=base_url
+        )
+    where = f" at {base_url}" if base_url else ""
+    out.print(f"{platform.value} connected: ad account {ad_account}{where}.", highlight=False)
+
+
+@connections_app.command("list")
+@friendly_errors
+def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG) -> None:
+    """Every connected platform (never a secret)."""
+    ctx = migrated_context()
+    table = Table("Platform", "Ad account", "Status", "Base URL")
+    with transaction(ctx.factory) as session:
+        tenant_id = TenantRepository(session).get(tenant).id
+        repo = ConnectionRepository(session, tenant_id, _service(ctx).cipher)
+        for platform in SyncPlatform:
+            found = repo.find(platform)
+            if found is not None:
+                table.add_row(platform.value, found.ad_account_id, found.status, found.base_url)
+    out.print(table)
+
+
+@audiences_app.command("create")
+@friendly_errors
+def audiences_create(
+    segment: Annotated[str, typer.Option(help="The CDP segment's name.")],
+    platform: Annotated[SyncPlatform, typer.Option()],
+    name: Annotated[str, typer.Option(help="The audience's name on the platform.")],
+    ad_account: Annotated[str, typer.Option("--ad-account")],
+    interval: Annotated[int | None, typer.Option(help="Hours: 1, 6, 12, 24 or 168.")] = None,
+    auto_sync: Annotated[bool, typer.Option("--auto-sync/--no-auto-sync")] = True,
+    description: Annotated[str | None, typer.Option()] = None,
+    option: Annotated[
+        list[str] | None, typer.Option(help="Platform option KEY=VALUE (repeatable).")
+    ] = None,
+    tenant: TenantOption = DEFAULT_TENANT_SLUG,
+    as_json: JsonFlag = False,
+) -> None:
+    """Link a segment to a new platform audience and run its first (create) sync."""
+    ctx = migrated_context()
+    hours = check_interval(
+        interval or ctx.settings.default_interval_hours, ctx.settings.min_interval_hours
+    )
+    service = _service(ctx)
+    now = service.clock()
+    with transaction(ctx.factory) as session:
+        tenant_id = TenantRepository(session).get(tenant).id
+        found = SegmentRepository(session, tenant_id).by_name(segment)
+        if found is None:
+            raise NotFoundError(f"No segment named {segment!r}; `audience-sync segments list`.")
+        if ConnectionRepository(session, tenant_id, service.cipher).find(platform) is None:
+            raise ValidationError(
+                f"{platform.value} is not connected; run `audience-sync connections set "
+                f"{platform.value} --ad-account … --access-token …` first."
+            )
+        audience = AudienceRepository(session, tenant_id).add(
+            PlatformAudience(
+                segment_id=found.id,
+                platform=platform,
+                platform_audience_name=name,
+                ad_account_id=ad_account,
+                description=description,
+                auto_sync=auto_sync,
+                sync_interval_hours=hours,
+                next_sync_at=now + timedelta(hours=hours) if auto_sync else None,
+                config=_options(option or []),
+            )
+        )
+        audience_id = audience.id
+    if not as_json:
+        out.print(f"Audience {audience_id} created; running its first sync.", highlight=False)
+    job = _run(service, tenant_id, audience_id, Trigger(SyncOperation.CREATE), as_json)
+    if as_json:
+        _json({"audience_id": str(audience_id), "job": job_view(job)})
+    _exit_for(job)
+
+
+def _options(pairs: list[str]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValidationError(f"--option takes KEY=VALUE, got {pair!r}.")
+        options[key.strip()] = [v for v in value.split(",") if v] if "," in value else value
+    return options
+
+
+@audiences_app.command("list")
+@friendly_errors
+def audiences_list(tenant: TenantOption = DEFAULT_TENANT_SLUG, as_json: JsonFlag = False) -> None:
+    """Every audience with its last sync and the platform's figures."""
+    ctx = migrated_context()
+    with transaction(ctx.factory) as session:
+        tenant_id = TenantRepository(session).get(tenant).id
+        views = [audience_view(a) for a in AudienceRepository(session, tenant_id).list()]
+    if as_json:
+        _json(views)
+        return
+    table = Table("Id", "Name", "Platform", "Last sync", "Size", "Match rate", "Next sync")
+    for v in views:
+        rate = f"{v['match_rate']:.0%}" if v["match_rate"] is not None else "—"
+        table.add_row(
+            v["id"],
+            v["platform_audience_name"],
+            v["platform"],
+            v["last_sync_status"] or "never",
+            f"{v['platform_size']:,}" if v["platform_size"] is not None else "—",
+            rate,
+            (v["next_sync_at"] or "manual")[:16],
+        )
+    out.print(table)
+
+
+@audiences_app.command("sync")
+@friendly_errors
+def audiences_sync(
+    audience_id: uuid.UUID,
+    operation: Annotated[SyncOperation, typer.Option()] = SyncOperation.UPDATE,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; send nothing.")] = False,
+    force: Annotated[bool, typer.Option(help="Pass the guard rails.")] = False,
+    tenant: TenantOption = DEFAULT_TENANT_SLUG,
+    as_json: JsonFlag = False,
+) -> None:
+    """Run a sync now, to completion, and print the job."""
+    ctx = migrated_context()
+    trigger = Trigger(operation=operation, dry_run=dry_run, force=force)
+    job = _run(_service(ctx), _tenant_id(ctx, tenant), audience_id, trigger, as_json)
+    if as_json:
+        _json(job_view(job))
+    _exit_for(job)
+
+
+@audiences_app.command("jobs")
+@friendly_errors
+def audiences_jobs(
+    audience_id: uuid.UUID, tenant: TenantOption = DEFAULT_TENANT_SLUG, as_json: JsonFlag = False
+) -> None:
+    """The audience's sync jobs, newest first."""
+    ctx = migrated_context()
+    with transaction(ctx.factory) as session:
+        tenant_id = TenantRepository(session).get(tenant).id
+        AudienceRepository(session, tenant_id).get(audience_id)
+        views = [
+            job_view(j) for j in SyncJobRepository(session, tenant_id).for_audience(audience_id)
+        ]
+    if as_json:
+        _json(views)
+        return
+    table = Table("Job", "Operation", "Status", "Sent", "Added", "Removed", "Failed", "Match", "ms")
+    for v in views:
+        rate = f"{v['match_rate']:.0%}" if v["match_rate"] is not None else "—"
+        table.add_row(
+            v["id"][:8],
+            v["operation"] + (" (dry run)" if v["dry_run"] else ""),
+            v["status"],
+            *(f"{v[k]:,}" for k in ("profiles_sent", "profiles_added", "profiles_removed")),
+            f"{v['profiles_failed']:,}",
+            rate,
+            str(v["duration_ms"] or ""),
+        )
+    out.print(table)
+
+
+def _run(
+    service: SyncService, tenant_id: int, audience_id: uuid.UUID, trigger: Trigger, quiet: bool
+) -> AudienceSyncJob:
+    """Queue the job (or find the one already queued), run it, show live counters on stderr."""
+    job, created = trigger_job(
+        service.factory,
+        tenant_id,
+        audience_id,
+        Trigger(trigger.operation, TriggeredBy.MANUAL, None, trigger.dry_run, trigger.force),
+        service.clock(),
+    )
+    if not created:
+        err.print(f"A {job.operation.value} job is already {job.status.value} for this audience.")
+        return job
+
+    async def go() -> AudienceSyncJob | None:
+        with _live(service, tenant_id, job.id, quiet):
+            return await run_job(service, tenant_id, job.id)
+
+    finished = asyncio.run(go())
+    with transaction(service.factory) as session:
+        final = SyncJobRepository(session, tenant_id).get(finished.id if finished else job.id)
+    if not quiet:
+        _print_job(final)
+    return final
+
+
+@contextlib.contextmanager
+def _live(service: SyncService, tenant_id: int, job_id: uuid.UUID, quiet: bool) -> Iterator[None]:
+    """A spinner with the job's confirmed counters, refreshed from the database."""
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=quiet or not err.is_terminal,
+    )
+
+    async def poll(task: Any) -> None:
+        while True:
+            with transaction(service.factory) as session:
+                j = SyncJobRepository(session, tenant_id).get(job_id)
+                text = (
+                    f"Syncing: {j.profiles_sent:,} sent, {j.profiles_added:,} added, "
+                    f"{j.profiles_removed:,} removed"
+                )
+            progress.update(task, description=text)
+            await asyncio.sleep(0.5)
+
+    with progress:
+        task = progress.add_task("Syncing", total=None)
+        poller = asyncio.get_event_loop().create_task(poll(task))
+        try:
+            yield
+        finally:
+            poller.cancel()
+
+
+def _print_job(job: AudienceSyncJob) -> None:
+    v = job_view(job)
+    rate = f", match rate {v['match_rate']:.0%}" if v["match_rate"] is not None else ""
+    took = f" in {v['duration_ms']:,} ms" if v["duration_ms"] is not None else ""
+    out.print(
+        f"Job {v['id']}: {v['operation']}{' (dry run)' if v['dry_run'] else ''} {v['status']} — "
+        f"{v['profiles_sent']:,} sent, {v['profiles_added']:,} added, "
+        f"{v['profiles_removed']:,} removed, {v['profiles_failed']:,} failed{rate}{took}.",
+        highlight=False,
+    )
+    if job.dry_run and job.details.get("plan"):
+        out.print(f"Plan: {json.dumps(job.details['plan'])}", highlight=False)
+    if job.details.get("dropped"):
+        out.print(
+            f"Dropped values by reason: {json.dumps(job.details['dropped'])}", highlight=False
+        )
+    if job.error_message:
+        err.print(f"[red]{job.error_message}[/red]", highlight=False)
+
+
+def _exit_for(job: AudienceSyncJob) -> None:
+    if job.status is not SyncStatus.COMPLETED:
+        raise typer.Exit(1)
+
+
+@app.command("scheduler")
+@friendly_errors
+def scheduler(
+    once: Annotated[bool, typer.Option("--once", help="Run one tick and exit.")] = False,
+) -> None:
+    """Run the scheduler: due audiences and due retries, every tick (15 minutes by default)."""
+    ctx = migrated_context()
+    service = _service(ctx)
+    if once:
+        report = asyncio.run(process_audience_sync_queue(service))
+        out.print(
+            f"Tick: {report.queued} queued, {report.ran} ran {report.statuses}, "
+            f"{len(report.reaped)} stale jobs reaped.",
+            highlight=False,
+        )
+        return
+    out.print(f"Scheduler running every {ctx.settings.scheduler_tick_seconds} s; Ctrl-C stops.")
+    asyncio.run(run_scheduler(service, asyncio.Event()))
