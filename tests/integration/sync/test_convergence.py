@@ -32,8 +32,10 @@ async def test_the_platform_converges_through_churn_and_faults(
     )
     await world.fault(platform, "server_error")
     await world.fault(platform, "rate_limit")
+    await world.fault(platform, "drop_connection", process=True)  # the write lands, no answer
     updated = await world.sync(audience)
     assert updated.status is SyncStatus.COMPLETED, updated.error_message
+    assert await world.faults_pending() == []  # each fault really hit a request
     assert await world.held(platform, audience) == world.expected(platform)
     assert updated.profiles_removed > 0
 

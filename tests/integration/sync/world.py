@@ -176,10 +176,19 @@ class World:
             found: list[dict[str, Any]] = answer.json()
             return found
 
-    async def fault(self, platform: SyncPlatform, kind: str, count: int = 1) -> None:
+    async def faults_pending(self) -> list[dict[str, Any]]:
+        """Injected faults not yet used up (empty: every one hit a request)."""
         transport = httpx.ASGITransport(app=self.sandbox)
         async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
-            body = {"kind": kind, "platform": platform.value, "count": count}
+            found: list[dict[str, Any]] = (await client.get("/_sandbox/faults")).json()
+            return [f for f in found if f.get("count", 0) > f.get("hits", 0)]
+
+    async def fault(
+        self, platform: SyncPlatform, kind: str, count: int = 1, **options: Any
+    ) -> None:
+        transport = httpx.ASGITransport(app=self.sandbox)
+        async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+            body = {"kind": kind, "platform": platform.value, "count": count, **options}
             if kind == "rate_limit":
                 body["retry_after"] = 2
             answer = await client.post("/_sandbox/faults", json=body)
