@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from audience_sync.config import FeatureFlag
@@ -14,6 +16,7 @@ from audience_sync.store.repositories import (
     SegmentRepository,
 )
 from audience_sync.store.snapshot import SnapshotRepository
+from audience_sync.sync.health import audience_health
 
 from .world import World, row
 
@@ -143,3 +146,22 @@ async def test_delete_removes_the_platform_audience_and_keeps_history(world: Wor
     assert created.id != deleted.id
     audiences = await world.sandbox_audiences(SNAP)
     assert audiences == []
+
+
+async def test_health_counts_real_syncs_of_the_last_30_days(world: World) -> None:
+    world.load([row(i) for i in range(5)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    await world.sync(audience, dry_run=True)  # not counted
+    world.leave(*[f"P{i}" for i in range(5)])
+    await world.sync(audience)  # refused by the guard rail: failed
+    with transaction(world.factory) as session:
+        health = audience_health(session, world.tenant_id, audience, world.clock)
+    assert health["sync_success_rate"] == 0.5
+    assert health["syncs_30d"] == 2
+    assert health["platform_size"] is not None
+    with transaction(world.factory) as session:
+        later = audience_health(
+            session, world.tenant_id, audience, world.clock + timedelta(days=31)
+        )
+    assert later["sync_success_rate"] is None
