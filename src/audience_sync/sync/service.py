@@ -23,6 +23,12 @@ def credentials_of(stored: dict[str, object]) -> Credentials:
     return Credentials(**{k: str(v) for k, v in stored.items() if k in CREDENTIAL_FIELDS and v})
 
 
+def connector_options(target: Target) -> dict[str, object]:
+    """The audience's platform options, with the tenant's phone region as the default region
+    for numbers stored without an E.164 form (a profile's own country still wins)."""
+    return {"default_region": target.region, **target.config}
+
+
 def build_service(settings: Settings, engine: Engine) -> SyncService:
     def connect(target: Target) -> BaseAudienceConnector:
         return connector_for(
@@ -30,7 +36,7 @@ def build_service(settings: Settings, engine: Engine) -> SyncService:
             settings,
             credentials_of(target.credentials),
             ad_account_id=target.ad_account_id,
-            options=target.config,
+            options=connector_options(target),
             base_url=target.base_url,
         )
 

@@ -31,6 +31,7 @@ from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
 from audience_sync.sync.jobs import Trigger, trigger_job
 from audience_sync.sync.members import users_of
 from audience_sync.sync.runner import SyncService, Target, run_job
+from audience_sync.sync.service import connector_options
 from audience_sync.testing.support import (
     PREFIXES,
     SANDBOX_URL,
@@ -88,7 +89,7 @@ class World:
             self.service.settings,
             Credentials(**target.credentials),
             ad_account_id=target.ad_account_id,
-            options=target.config,
+            options=connector_options(target),
             base_url=target.base_url,
             transport=httpx.ASGITransport(app=self.sandbox),
             sleep=self.time.sleep,
