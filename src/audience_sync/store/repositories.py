@@ -21,6 +21,7 @@ from audience_sync.config import FeatureFlag, FeatureFlags
 from audience_sync.crypto import CredentialCipher
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import NotFoundError, ValidationError
+from audience_sync.store.bulk import insert_ignore
 from audience_sync.store.tables import (
     ApiKey,
     AudienceSyncJob,
@@ -135,6 +136,12 @@ class SegmentSummary:
     member_count: int
 
 
+@dataclass(frozen=True, slots=True)
+class AddedMembers:
+    added: int
+    unknown_profile_ids: list[str]
+
+
 class SegmentRepository(TenantScoped):
     def create(self, name: str, description: str | None = None) -> Segment:
         if self.by_name(name) is not None:
@@ -194,6 +201,32 @@ class SegmentRepository(TenantScoped):
             )
         )
         return int(getattr(result, "rowcount", 0) or 0)
+
+    def add_members(self, segment_id: uuid.UUID, profile_ids: Sequence[str]) -> AddedMembers:
+        """Put profiles (by the customer's own ids) in a segment; ids with no profile are
+        reported, not created. Profiles already in the segment are left as they are."""
+        segment = self.get(segment_id)
+        wanted = list(dict.fromkeys(profile_ids))
+        matches = self.session.execute(
+            select(Profile.profile_id, Profile.id).where(
+                Profile.tenant_id == self.tenant_id, Profile.profile_id.in_(wanted)
+            )
+        )
+        found: dict[str, int] = {row.profile_id: row.id for row in matches}
+        before = self.member_count(segment.id)
+        now = utcnow()
+        rows = [
+            {
+                "segment_id": segment.id,
+                "profile_pk": pk,
+                "tenant_id": self.tenant_id,
+                "added_at": now,
+            }
+            for pk in found.values()
+        ]
+        insert_ignore(self.session, SegmentMember, rows, ("segment_id", "profile_pk"))
+        added = self.member_count(segment.id) - before
+        return AddedMembers(added, [pid for pid in wanted if pid not in found])
 
     def member_profile_ids(self, segment_id: uuid.UUID) -> list[str]:
         """The customer's own ids of a segment's members (small segments; sync reads in bulk)."""

@@ -1,0 +1,54 @@
+"""`create_app(settings, engine=None)`: the FastAPI app, wired from one settings object."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from sqlalchemy import Engine
+
+from audience_sync.api import errors
+from audience_sync.api.access import AccessLog
+from audience_sync.api.deps import authenticated_tenant
+from audience_sync.api.routes import audiences, connections, exports, flags, segments, system
+from audience_sync.api.state import ApiContext
+from audience_sync.config import Settings
+from audience_sync.store.db import make_engine, session_factory
+from audience_sync.sync.runner import SyncService
+from audience_sync.sync.service import build_service
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings, engine: Engine | None = None, service: SyncService | None = None
+) -> FastAPI:
+    """The API. `engine` defaults to the settings' database (migrated beforehand); `service`
+    (the sync engine) defaults to `build_service` — tests pass one pointed at the sandbox."""
+    engine = engine or make_engine(settings.effective_database_url)
+    service = service or build_service(settings, engine)
+    context = ApiContext(settings, engine, session_factory(engine), service)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await context.launcher.close()
+
+    app = FastAPI(
+        title="Audience Sync",
+        version="1",
+        summary="Push CDP segments to Meta, Google, TikTok and Snapchat as custom audiences.",
+        lifespan=lifespan,
+    )
+    app.state.context = context
+    errors.install(app)
+
+    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authenticated_tenant)])
+    for module in (segments, connections, audiences, flags, exports):
+        api.include_router(module.router)
+    app.include_router(api)
+    app.include_router(exports.downloads)
+    app.include_router(system.router)
+    app.add_middleware(AccessLog)
+    return app

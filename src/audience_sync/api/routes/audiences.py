@@ -1,0 +1,228 @@
+"""Platform audiences, their syncs (run in the background of this process) and their health."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from audience_sync.api.deps import Ctx, TenantId, require_flags, sync_flags
+from audience_sync.api.errors import conflict, field_error
+from audience_sync.api.schemas import (
+    AudienceCreated,
+    AudienceIn,
+    AudienceOut,
+    AudiencePatch,
+    HealthOut,
+    JobOut,
+    SyncIn,
+)
+from audience_sync.api.state import ApiContext
+from audience_sync.domain.models import SyncOperation, SyncStatus, TriggeredBy
+from audience_sync.exceptions import ValidationError
+from audience_sync.scheduler.queue import check_interval
+from audience_sync.store.db import transaction
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    ConnectionRepository,
+    SegmentRepository,
+    SyncJobRepository,
+)
+from audience_sync.store.tables import PlatformAudience
+from audience_sync.sync.health import audience_health
+from audience_sync.sync.jobs import Trigger, cancel_job, trigger_job
+
+router = APIRouter(tags=["audiences"])
+
+
+def _interval(ctx: ApiContext, hours: int) -> int:
+    try:
+        return check_interval(hours, ctx.settings.min_interval_hours)
+    except ValidationError as exc:
+        raise field_error("body.sync_interval_hours", "interval", exc.message) from exc
+
+
+def _trigger(
+    ctx: ApiContext, tenant_id: int, audience_id: uuid.UUID, trigger: Trigger
+) -> tuple[JobOut, bool]:
+    """Queue a job (flags checked first); `(job, False)` when one was already active."""
+    with transaction(ctx.factory) as session:
+        audience = AudienceRepository(session, tenant_id).get(audience_id)
+        require_flags(session, tenant_id, ctx.settings, *sync_flags(audience.platform))
+    job, created = trigger_job(ctx.factory, tenant_id, audience_id, trigger, ctx.service.clock())
+    return JobOut.model_validate(job), created
+
+
+@router.get("/audiences", response_model=list[AudienceOut])
+def list_audiences(ctx: Ctx, tenant_id: TenantId) -> list[AudienceOut]:
+    with transaction(ctx.factory) as session:
+        return [
+            AudienceOut.model_validate(a) for a in AudienceRepository(session, tenant_id).list()
+        ]
+
+
+@router.post("/audiences", status_code=status.HTTP_201_CREATED, response_model=AudienceCreated)
+async def create_audience(body: AudienceIn, ctx: Ctx, tenant_id: TenantId) -> AudienceCreated:
+    """Link a segment to a new platform audience; by default its first sync is queued at once
+    (the platform audience is created by that sync)."""
+    hours = _interval(ctx, body.sync_interval_hours or ctx.settings.default_interval_hours)
+
+    def create() -> AudienceOut:
+        now = ctx.service.clock()
+        with transaction(ctx.factory) as session:
+            require_flags(session, tenant_id, ctx.settings, *sync_flags(body.platform))
+            segment = SegmentRepository(session, tenant_id).get(body.segment_id)
+            if (
+                ConnectionRepository(session, tenant_id, ctx.service.cipher).find(body.platform)
+                is None
+            ):
+                raise ValidationError(
+                    f"{body.platform.value} is not connected; PUT /api/v1/connections/"
+                    f"{body.platform.value} first."
+                )
+            audience = AudienceRepository(session, tenant_id).add(
+                PlatformAudience(
+                    segment_id=segment.id,
+                    platform=body.platform,
+                    platform_audience_name=body.platform_audience_name,
+                    ad_account_id=body.ad_account_id,
+                    description=body.description,
+                    auto_sync=body.auto_sync,
+                    sync_interval_hours=hours,
+                    next_sync_at=now + timedelta(hours=hours) if body.auto_sync else None,
+                    config=body.options,
+                )
+            )
+            return AudienceOut.model_validate(audience)
+
+    audience = await run_in_threadpool(create)
+    job = None
+    if body.sync_now:
+        trigger = Trigger(SyncOperation.CREATE, TriggeredBy.API)
+        job, _ = await run_in_threadpool(_trigger, ctx, tenant_id, audience.id, trigger)
+        ctx.launcher.launch(tenant_id, job.id)
+    return AudienceCreated(**audience.model_dump(), sync_job=job)
+
+
+@router.get("/audiences/{audience_id}", response_model=AudienceOut)
+def get_audience(audience_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> AudienceOut:
+    with transaction(ctx.factory) as session:
+        return AudienceOut.model_validate(AudienceRepository(session, tenant_id).get(audience_id))
+
+
+@router.patch("/audiences/{audience_id}", response_model=AudienceOut)
+def patch_audience(
+    audience_id: uuid.UUID, body: AudiencePatch, ctx: Ctx, tenant_id: TenantId
+) -> AudienceOut:
+    """Change the description or the schedule; the next sync is one interval after the last."""
+    changes = body.model_dump(exclude_unset=True)
+    if changes.get("sync_interval_hours") is not None:
+        _interval(ctx, changes["sync_interval_hours"])
+    for name in ("auto_sync", "sync_interval_hours"):
+        if name in changes and changes[name] is None:
+            raise field_error(f"body.{name}", "not_null", f"{name} cannot be null")
+    with transaction(ctx.factory) as session:
+        audience = AudienceRepository(session, tenant_id).get(audience_id)
+        if not audience.is_active:
+            raise ValidationError(
+                f"Audience {audience.platform_audience_name!r} was deleted; create a new one."
+            )
+        for name, value in changes.items():
+            setattr(audience, name, value)
+        if {"auto_sync", "sync_interval_hours"} & changes.keys():
+            base = audience.last_sync_at or ctx.service.clock()
+            interval = timedelta(hours=audience.sync_interval_hours)
+            audience.next_sync_at = base + interval if audience.auto_sync else None
+        session.flush()
+        return AudienceOut.model_validate(audience)
+
+
+@router.delete(
+    "/audiences/{audience_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut
+)
+async def delete_audience(audience_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> JobOut:
+    """Queue the delete job: it deletes the audience on the platform, deactivates it here and
+    keeps its history. 409 while another sync of the audience is pending or running."""
+
+    def queue() -> tuple[JobOut, bool]:
+        with transaction(ctx.factory) as session:
+            audience = AudienceRepository(session, tenant_id).get(audience_id)
+            if not audience.is_active:
+                raise conflict("audience_deleted", "The audience is already deleted.")
+        return _trigger(ctx, tenant_id, audience_id, Trigger(SyncOperation.DELETE, TriggeredBy.API))
+
+    job, created = await run_in_threadpool(queue)
+    if not created and job.operation is not SyncOperation.DELETE:
+        raise conflict(
+            "sync_in_progress",
+            f"A {job.operation.value} job is {job.status.value} for this audience; cancel it "
+            "or wait for it to end, then delete.",
+            job_id=str(job.id),
+        )
+    if created:
+        ctx.launcher.launch(tenant_id, job.id)
+    return job
+
+
+@router.post(
+    "/audiences/{audience_id}/sync",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses={200: {"model": JobOut, "description": "A job was already pending or running."}},
+)
+async def sync_audience(
+    audience_id: uuid.UUID, body: SyncIn, ctx: Ctx, tenant_id: TenantId, response: Response
+) -> JobOut:
+    """Queue a sync and start it in the background: 202 with the new job, or 200 with the job
+    already pending or running for the audience (one at a time, never in parallel)."""
+    trigger = Trigger(body.operation, TriggeredBy.API, None, body.dry_run, body.force)
+    job, created = await run_in_threadpool(_trigger, ctx, tenant_id, audience_id, trigger)
+    if created:
+        ctx.launcher.launch(tenant_id, job.id)
+    else:
+        response.status_code = status.HTTP_200_OK
+    return job
+
+
+@router.get("/audiences/{audience_id}/jobs", response_model=list[JobOut], tags=["jobs"])
+def list_jobs(
+    audience_id: uuid.UUID,
+    ctx: Ctx,
+    tenant_id: TenantId,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[JobOut]:
+    """The audience's jobs, newest first."""
+    with transaction(ctx.factory) as session:
+        AudienceRepository(session, tenant_id).get(audience_id)
+        jobs = SyncJobRepository(session, tenant_id).for_audience(audience_id, limit)
+        return [JobOut.model_validate(j) for j in jobs]
+
+
+@router.get("/audiences/{audience_id}/health", response_model=HealthOut)
+def get_health(audience_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> HealthOut:
+    with transaction(ctx.factory) as session:
+        found = audience_health(session, tenant_id, audience_id, ctx.service.clock())
+    return HealthOut(**found)
+
+
+@router.get("/sync-jobs/{job_id}", response_model=JobOut, tags=["jobs"])
+def get_job(job_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> JobOut:
+    with transaction(ctx.factory) as session:
+        return JobOut.model_validate(SyncJobRepository(session, tenant_id).get(job_id))
+
+
+@router.post("/sync-jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
+def cancel(job_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> JobOut:
+    """A pending job is cancelled now; a running one stops at its next checkpoint
+    (`cancel_requested` is true until then). A job that already completed or failed: 409."""
+    with transaction(ctx.factory) as session:
+        found = SyncJobRepository(session, tenant_id).get(job_id)
+        if found.status in (SyncStatus.COMPLETED, SyncStatus.FAILED):
+            raise conflict(
+                "job_finished", f"The job already ended ({found.status.value}); nothing to cancel."
+            )
+    job = cancel_job(ctx.factory, tenant_id, job_id, ctx.service.clock())
+    return JobOut.model_validate(job)

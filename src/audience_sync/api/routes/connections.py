@@ -1,0 +1,73 @@
+"""Ad platform connections: the account and its credentials, encrypted at rest, never shown."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from audience_sync.api.deps import Ctx, TenantId
+from audience_sync.api.errors import field_error
+from audience_sync.api.schemas import ConnectionIn, ConnectionOut
+from audience_sync.domain.models import SyncPlatform
+from audience_sync.store.db import transaction
+from audience_sync.store.repositories import ConnectionRepository
+from audience_sync.store.tables import PlatformConnection
+
+router = APIRouter(tags=["connections"])
+
+HINT_MIN_LENGTH = 16  # shorter secrets show no characters at all
+
+
+def mask(secret: str) -> str:
+    """A hint to tell credentials apart: the last four characters of a long secret, else none."""
+    return "****" + (secret[-4:] if len(secret) >= HINT_MIN_LENGTH else "")
+
+
+def _out(connection: PlatformConnection, credentials: dict[str, object]) -> ConnectionOut:
+    return ConnectionOut(
+        platform=connection.platform,
+        ad_account_id=connection.ad_account_id,
+        status=connection.status,
+        status_message=connection.status_message,
+        base_url=connection.base_url,
+        credentials={
+            name: str(value) if name == "login_customer_id" else mask(str(value))
+            for name, value in sorted(credentials.items())
+            if value
+        },
+        updated_at=connection.updated_at,
+    )
+
+
+@router.put("/connections/{platform}", response_model=ConnectionOut)
+def put_connection(
+    platform: SyncPlatform, body: ConnectionIn, ctx: Ctx, tenant_id: TenantId
+) -> ConnectionOut:
+    """Connect or reconnect an account; the credentials replace the stored ones."""
+    if body.base_url and ctx.settings.environment == "production":
+        # Pointing a connection elsewhere would send its tokens there (sandbox and tests only).
+        raise field_error(
+            "body.base_url", "not_in_production", "base_url can only be set outside production"
+        )
+    credentials = body.credentials.plain()
+    with transaction(ctx.factory) as session:
+        repo = ConnectionRepository(session, tenant_id, ctx.service.cipher)
+        connection = repo.put(platform, body.ad_account_id, credentials, base_url=body.base_url)
+        return _out(connection, dict(credentials))
+
+
+@router.get("/connections/{platform}", response_model=ConnectionOut)
+def get_connection(platform: SyncPlatform, ctx: Ctx, tenant_id: TenantId) -> ConnectionOut:
+    """Status, account and a masked hint of each credential (decrypted here only to mask it)."""
+    with transaction(ctx.factory) as session:
+        repo = ConnectionRepository(session, tenant_id, ctx.service.cipher)
+        return _out(repo.get(platform), repo.credentials(platform))
+
+
+@router.delete(
+    "/connections/{platform}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
+)
+def delete_connection(platform: SyncPlatform, ctx: Ctx, tenant_id: TenantId) -> Response:
+    """Forget the account and its credentials (audiences on it fail until it is reconnected)."""
+    with transaction(ctx.factory) as session:
+        ConnectionRepository(session, tenant_id, ctx.service.cipher).delete(platform)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

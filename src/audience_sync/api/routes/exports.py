@@ -1,0 +1,86 @@
+"""Segment exports: created with the API key, downloaded through a signed, expiring link."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse
+from starlette.concurrency import run_in_threadpool
+
+from audience_sync.api.deps import Ctx, TenantId, require_flags
+from audience_sync.api.errors import ApiError
+from audience_sync.api.schemas import ExportIn, ExportOut
+from audience_sync.config import FeatureFlag, secret_keys
+from audience_sync.export.links import LinkCheck
+from audience_sync.export.service import create_export, resolve_link
+from audience_sync.export.writer import ExportSpec
+from audience_sync.store.db import transaction
+
+router = APIRouter(tags=["exports"])
+downloads = APIRouter(tags=["exports"])
+
+MEDIA_TYPES = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
+
+
+@router.post("/segments/{segment_id}/export", response_model=ExportOut)
+async def export_segment(
+    segment_id: uuid.UUID, body: ExportIn, ctx: Ctx, tenant_id: TenantId, request: Request
+) -> ExportOut:
+    """Write the segment's members to a file and answer with a signed download link."""
+    spec = ExportSpec(
+        format=body.format,
+        identifier_types=tuple(dict.fromkeys(body.identifier_types)),
+        hash_identifiers=body.hash_identifiers,
+        platform=body.platform,
+        include_traits=body.include_traits,
+        include_events=body.include_events,
+    )
+
+    def run() -> ExportOut:
+        with transaction(ctx.factory) as session:
+            require_flags(session, tenant_id, ctx.settings, FeatureFlag.AUDIENCE_EXPORT)
+        link = create_export(
+            ctx.factory,
+            ctx.engine,
+            secret_keys(ctx.settings),
+            ctx.settings.var_dir / "exports",
+            tenant_id,
+            segment_id,
+            spec,
+            ctx.service.clock(),
+        )
+        url = request.url_for("download_export", export_id=str(link.export_id))
+        return ExportOut(
+            download_url=str(
+                url.include_query_params(expires=link.expires, signature=link.signature)
+            ),
+            expires_at=link.expires_at,
+            profile_count=link.profile_count,
+            file_size_bytes=link.file_size_bytes,
+        )
+
+    return await run_in_threadpool(run)
+
+
+@downloads.get("/exports/{export_id}", name="download_export", response_class=FileResponse)
+def download_export(
+    export_id: uuid.UUID,
+    ctx: Ctx,
+    expires: Annotated[int, Query()],
+    signature: Annotated[str, Query(max_length=128)],
+) -> FileResponse:
+    """The file, streamed; no API key (the link is the credential). 403 when the link was
+    altered, 410 when it expired."""
+    verdict, path, fmt = resolve_link(
+        ctx.factory, secret_keys(ctx.settings), export_id, expires, signature, ctx.service.clock()
+    )
+    if verdict is LinkCheck.TAMPERED:
+        raise ApiError(403, "link_invalid", "This download link is not valid.")
+    if verdict is LinkCheck.EXPIRED:
+        raise ApiError(410, "link_expired", "This download link has expired; export again.")
+    assert path is not None
+    return FileResponse(
+        path, media_type=MEDIA_TYPES[fmt], filename=f"segment-export-{export_id}.{fmt}"
+    )

@@ -1,0 +1,131 @@
+"""Segments of the built-in CDP, their members, and profile upserts (`POST /profiles:batch`)."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, status
+from sqlalchemy.orm import Session
+
+from audience_sync.api.deps import Ctx, TenantId
+from audience_sync.api.errors import conflict
+from audience_sync.api.schemas import (
+    MembersIn,
+    MembersOut,
+    ProfilesBatchIn,
+    ProfilesBatchOut,
+    RowError,
+    SegmentIn,
+    SegmentOut,
+)
+from audience_sync.identifiers import normalize_country, parse_phone_e164
+from audience_sync.sources.rows import ProfileRecord, Rejection, read_rows
+from audience_sync.store.db import transaction
+from audience_sync.store.profile_writer import ProfileWriter
+from audience_sync.store.repositories import SegmentRepository, TenantRepository
+
+router = APIRouter(tags=["segments"])
+
+
+def _segment_out(session: Session, tenant_id: int, segment_id: uuid.UUID) -> SegmentOut:
+    repo = SegmentRepository(session, tenant_id)
+    segment = repo.get(segment_id)
+    return SegmentOut(
+        id=segment.id,
+        name=segment.name,
+        description=segment.description,
+        is_active=segment.is_active,
+        member_count=repo.member_count(segment.id),
+    )
+
+
+@router.get("/segments", response_model=list[SegmentOut])
+def list_segments(ctx: Ctx, tenant_id: TenantId) -> list[SegmentOut]:
+    """Every segment of the tenant with its member count."""
+    with transaction(ctx.factory) as session:
+        summaries = SegmentRepository(session, tenant_id).summaries()
+    return [
+        SegmentOut(
+            id=s.id,
+            name=s.name,
+            description=s.description,
+            is_active=s.is_active,
+            member_count=s.member_count,
+        )
+        for s in summaries
+    ]
+
+
+@router.post("/segments", status_code=status.HTTP_201_CREATED, response_model=SegmentOut)
+def create_segment(body: SegmentIn, ctx: Ctx, tenant_id: TenantId) -> SegmentOut:
+    """A new, empty segment; names are unique per tenant (409 otherwise)."""
+    with transaction(ctx.factory) as session:
+        repo = SegmentRepository(session, tenant_id)
+        if repo.by_name(body.name) is not None:
+            raise conflict("segment_exists", f"A segment named {body.name!r} already exists.")
+        segment = repo.create(body.name, body.description)
+        return _segment_out(session, tenant_id, segment.id)
+
+
+@router.get("/segments/{segment_id}", response_model=SegmentOut)
+def get_segment(segment_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> SegmentOut:
+    with transaction(ctx.factory) as session:
+        return _segment_out(session, tenant_id, segment_id)
+
+
+@router.post("/segments/{segment_id}/members", response_model=MembersOut)
+def change_members(
+    segment_id: uuid.UUID, body: MembersIn, ctx: Ctx, tenant_id: TenantId
+) -> MembersOut:
+    """Add and remove members by the customer's own profile ids (removals apply after adds)."""
+    with transaction(ctx.factory) as session:
+        repo = SegmentRepository(session, tenant_id)
+        added = repo.add_members(segment_id, body.add)
+        removed = repo.remove_members(segment_id, body.remove) if body.remove else 0
+        return MembersOut(
+            added=added.added,
+            removed=removed,
+            unknown_profile_ids=added.unknown_profile_ids,
+            member_count=repo.member_count(segment_id),
+        )
+
+
+@router.post("/profiles:batch", response_model=ProfilesBatchOut, tags=["profiles"])
+def upsert_profiles(body: ProfilesBatchIn, ctx: Ctx, tenant_id: TenantId) -> ProfilesBatchOut:
+    """Upsert profiles by `profile_id`, each row read exactly as an import row is.
+
+    A row that cannot be read is reported with its index and reason; every other row is kept.
+    """
+    records, errors = _read(body.profiles)
+    with transaction(ctx.factory) as session:
+        region = TenantRepository(session).region_of(tenant_id)
+        segment_id = None
+        if body.segment_id is not None:
+            segment_id = SegmentRepository(session, tenant_id).get(body.segment_id).id
+        writer = ProfileWriter(
+            session, tenant_id, region, parse_phone_e164, normalize_country, segment_id
+        )
+        counts = writer.write(records)
+    return ProfilesBatchOut(
+        created=counts.created,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        rejected=len(errors),
+        errors=errors,
+    )
+
+
+def _read(rows: list[Any]) -> tuple[list[ProfileRecord], list[RowError]]:
+    """Rows through the importer's own JSON Lines reader: one line per row, same rules."""
+    lines = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    records: list[ProfileRecord] = []
+    errors: list[RowError] = []
+    for result in read_rows(io.BytesIO(lines), "jsonl"):
+        if isinstance(result, Rejection):
+            errors.append(RowError(index=result.line - 1, reason=result.reason))
+        else:
+            records.append(result)
+    return records, errors

@@ -1,0 +1,290 @@
+"""Request and response bodies. Responses carry every field of the spec's models."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from audience_sync.config import FeatureFlag
+from audience_sync.domain.models import (
+    IdentifierType,
+    SyncOperation,
+    SyncPlatform,
+    SyncStatus,
+    TriggeredBy,
+)
+
+Interval = Literal[1, 6, 12, 24, 168]
+MAX_IDS = 10_000
+MAX_BATCH_PROFILES = 1_000
+
+
+class Strict(BaseModel):
+    """Request bodies refuse unknown fields, so a typo is an error rather than silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- segments and profiles ----------------------------------------------------------------
+
+
+class SegmentIn(Strict):
+    name: str = Field(min_length=1, max_length=255)
+    description: str | None = Field(None, max_length=10_000)
+
+
+class SegmentOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    is_active: bool
+    member_count: int
+
+
+class MembersIn(Strict):
+    """Profiles to add to and remove from the segment, by the customer's own profile ids."""
+
+    add: list[str] = Field(default_factory=list, max_length=MAX_IDS)
+    remove: list[str] = Field(default_factory=list, max_length=MAX_IDS)
+
+
+class MembersOut(BaseModel):
+    added: int = Field(description="Profiles that joined (already members are not counted).")
+    removed: int
+    unknown_profile_ids: list[str] = Field(
+        description="Ids in `add` with no profile in this tenant; nothing was done for them."
+    )
+    member_count: int
+
+
+class ProfilesBatchIn(Strict):
+    profiles: list[Any] = Field(
+        min_length=1,
+        max_length=MAX_BATCH_PROFILES,
+        description=(
+            "Rows with the fields of an import row (docs/import.md): `profile_id` (required), "
+            "`email`, `phone`, `mobile_id`, `mobile_id_kind`, `external_id`, `first_name`, "
+            "`last_name`, `city`, `state`, `zip`, `country`, `date_of_birth`, `gender`; any "
+            "other field is a trait. A row is the profile's whole current state."
+        ),
+    )
+    segment_id: uuid.UUID | None = Field(None, description="Also add every good row here.")
+
+
+class RowError(BaseModel):
+    index: int = Field(description="Position of the row in `profiles`, from 0.")
+    reason: str
+
+
+class ProfilesBatchOut(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    rejected: int
+    errors: list[RowError]
+
+
+# --- connections --------------------------------------------------------------------------
+
+
+class CredentialsIn(Strict):
+    access_token: SecretStr = Field(min_length=1, max_length=4096)
+    refresh_token: SecretStr | None = Field(None, max_length=4096)
+    client_id: SecretStr | None = Field(None, max_length=4096)
+    client_secret: SecretStr | None = Field(None, max_length=4096)
+    app_secret: SecretStr | None = Field(None, max_length=4096)
+    developer_token: SecretStr | None = Field(None, max_length=4096)
+    login_customer_id: str | None = Field(None, max_length=64)
+
+    def plain(self) -> dict[str, str]:
+        """The values to encrypt (only here do secrets leave their SecretStr)."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            if value:
+                out[name] = value
+        return out
+
+
+class ConnectionIn(Strict):
+    ad_account_id: str = Field(min_length=1, max_length=255)
+    credentials: CredentialsIn
+    base_url: str | None = Field(
+        None,
+        max_length=500,
+        pattern=r"^https?://",
+        description="API base URL (e.g. the sandbox's); only outside production.",
+    )
+
+
+class ConnectionOut(BaseModel):
+    platform: SyncPlatform
+    ad_account_id: str
+    status: str = Field(description="`connected`, or `needs_reconnect` after an auth failure.")
+    status_message: str | None
+    base_url: str | None
+    credentials: dict[str, str] = Field(
+        description="Each stored credential's name with a masked hint; never a secret."
+    )
+    updated_at: datetime
+
+
+# --- audiences and jobs -------------------------------------------------------------------
+
+
+class AudienceIn(Strict):
+    segment_id: uuid.UUID
+    platform: SyncPlatform
+    platform_audience_name: str = Field(min_length=1, max_length=255)
+    ad_account_id: str = Field(min_length=1, max_length=255)
+    description: str | None = Field(None, max_length=10_000)
+    auto_sync: bool = True
+    sync_interval_hours: Interval | None = Field(
+        None, description="1, 6, 12, 24 or 168; default AUDIENCE_SYNC_DEFAULT_INTERVAL_HOURS."
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Platform options (docs/sync.md), e.g. Google `consent`, `identifier_types`.",
+    )
+    sync_now: bool = Field(True, description="Queue the first (create) sync at once.")
+
+
+class AudiencePatch(Strict):
+    description: str | None = Field(None, max_length=10_000)
+    auto_sync: bool | None = None
+    sync_interval_hours: Interval | None = None
+
+
+class AudienceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    tenant_id: int
+    segment_id: uuid.UUID
+    platform: SyncPlatform
+    platform_audience_id: str | None
+    platform_audience_name: str
+    ad_account_id: str
+    description: str | None
+    auto_sync: bool
+    sync_interval_hours: int
+    next_sync_at: datetime | None
+    is_active: bool
+    last_sync_at: datetime | None
+    last_sync_status: SyncStatus | None
+    last_sync_error: str | None
+    platform_size: int | None
+    matched_size: int | None
+    match_rate: float | None
+    options: dict[str, Any] = Field(validation_alias=AliasChoices("config", "options"))
+    created_at: datetime
+    updated_at: datetime
+
+
+class JobOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    tenant_id: int
+    platform_audience_id: uuid.UUID
+    operation: SyncOperation
+    status: SyncStatus
+    profiles_sent: int
+    profiles_added: int
+    profiles_removed: int
+    profiles_failed: int
+    match_rate: float | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    duration_ms: int | None
+    error_message: str | None
+    triggered_by: TriggeredBy
+    triggered_by_user_id: int | None
+    dry_run: bool
+    attempt: int
+    next_retry_at: datetime | None
+    cancel_requested: bool
+    created_at: datetime
+    details: dict[str, Any] = Field(
+        description="Plan, dropped values by reason, member counts (never an identifier)."
+    )
+
+
+class AudienceCreated(AudienceOut):
+    sync_job: JobOut | None = Field(None, description="The first sync, when `sync_now`.")
+
+
+class SyncIn(Strict):
+    operation: SyncOperation = SyncOperation.UPDATE
+    dry_run: bool = False
+    force: bool = Field(False, description="Pass the guard rails (mass removal, empty replace).")
+
+
+class HealthOut(BaseModel):
+    platform_size: int | None
+    matched_size: int | None
+    match_rate: float | None
+    sync_success_rate: float | None = Field(
+        description="Completed ÷ (completed + failed) real syncs ended in the last 30 days."
+    )
+    syncs_30d: int
+
+
+# --- feature flags ------------------------------------------------------------------------
+
+
+class FlagState(BaseModel):
+    enabled: bool
+    source: Literal["tenant", "default"]
+
+
+class FlagsOut(BaseModel):
+    flags: dict[FeatureFlag, FlagState]
+
+
+class FlagsIn(Strict):
+    flags: dict[FeatureFlag, bool | None] = Field(
+        description="Per-tenant overrides; `null` removes the override (back to the default)."
+    )
+
+
+# --- exports ------------------------------------------------------------------------------
+
+
+class ExportIn(Strict):
+    """The spec's ExportOptions, plus the platform whose hashing to apply."""
+
+    format: Literal["csv", "json"] = "csv"
+    include_traits: bool = True
+    include_events: bool = Field(False, description="The 10 latest events: name and time.")
+    identifier_types: list[IdentifierType] = Field(
+        default_factory=lambda: [IdentifierType.EMAIL, IdentifierType.PHONE],
+        min_length=1,
+        max_length=4,
+    )
+    hash_identifiers: bool = True
+    platform: SyncPlatform | None = Field(
+        None,
+        description="Hash exactly as this platform's upload would; required to hash.",
+    )
+
+    @model_validator(mode="after")
+    def _platform_to_hash(self) -> ExportIn:
+        if self.hash_identifiers and self.platform is None:
+            raise ValueError(
+                "platform is required when hash_identifiers is true (each platform normalizes "
+                "before hashing differently): meta, google, tiktok or snapchat"
+            )
+        return self
+
+
+class ExportOut(BaseModel):
+    download_url: str = Field(description="Signed; works without the API key until expires_at.")
+    expires_at: datetime
+    profile_count: int
+    file_size_bytes: int

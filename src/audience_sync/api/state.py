@@ -1,0 +1,70 @@
+"""What every request needs (settings, database, the sync engine) and the in-process job runner."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from audience_sync.api.metrics import registry_for
+from audience_sync.config import Settings
+from audience_sync.sync.runner import SyncService, run_job
+
+log = logging.getLogger(__name__)
+
+
+class JobLauncher:
+    """Runs sync jobs as asyncio tasks in this process, at most `max_concurrent_syncs` at once.
+
+    A job is queued in the database before it is launched, so nothing is lost if this process
+    stops: the scheduler's tick starts a pending job when due and reaps a running one whose
+    heartbeat stopped.
+    """
+
+    def __init__(self, service: SyncService) -> None:
+        self.service = service
+        self._gate = asyncio.Semaphore(service.settings.max_concurrent_syncs)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def launch(self, tenant_id: int, job_id: uuid.UUID) -> None:
+        task = asyncio.get_running_loop().create_task(self._run(tenant_id, job_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, tenant_id: int, job_id: uuid.UUID) -> None:
+        async with self._gate:
+            try:
+                await run_job(self.service, tenant_id, job_id)
+            except Exception as exc:  # the job stays running until its lease is reaped
+                # The type only: a message could quote SQL parameters or platform payloads.
+                log.error("sync job %s stopped by %s", job_id, type(exc).__name__)
+
+    async def drain(self) -> None:
+        """Wait until every launched job has ended (tests, graceful shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Stop running jobs at once; each stays `running` until the scheduler reaps it."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    service: SyncService
+    launcher: JobLauncher = field(init=False)
+    registry: CollectorRegistry = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.launcher = JobLauncher(self.service)
+        self.registry = registry_for(self.factory)

@@ -1,0 +1,1 @@
+"""Segment exports as CSV or JSON, written in bounded memory, downloaded through signed links."""

@@ -1,0 +1,46 @@
+"""Signed, expiring download links (pure: no database, no settings).
+
+A link carries the export's id, its expiry (Unix seconds) and an HMAC-SHA256 of both, keyed
+from the credential key(s) — the first key signs, every key verifies, so rotating
+`AUDIENCE_SYNC_SECRET_KEY` keeps links issued before the rotation working until they expire.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+
+# Keys are derived per purpose: a link signature never doubles as a credential-encryption key.
+PURPOSE = b"audience-sync export link v1\x00"
+
+
+class LinkCheck(StrEnum):
+    VALID = "valid"
+    EXPIRED = "expired"
+    TAMPERED = "tampered"
+
+
+def _signature(key: bytes, export_id: uuid.UUID, expires: int) -> str:
+    derived = hmac.new(key, PURPOSE, hashlib.sha256).digest()
+    message = f"{export_id}:{expires}".encode()
+    return hmac.new(derived, message, hashlib.sha256).hexdigest()
+
+
+def sign(keys: list[bytes], export_id: uuid.UUID, expires_at: datetime) -> tuple[int, str]:
+    """`(expires, signature)` for the link's query string."""
+    expires = int(expires_at.timestamp())
+    return expires, _signature(keys[0], export_id, expires)
+
+
+def check(
+    keys: list[bytes], export_id: uuid.UUID, expires: int, signature: str, now: datetime
+) -> LinkCheck:
+    """Tampered (no key signed exactly this), expired, or valid — in that order."""
+    if not any(hmac.compare_digest(_signature(key, export_id, expires), signature) for key in keys):
+        return LinkCheck.TAMPERED
+    if datetime.fromtimestamp(expires, UTC) <= now:
+        return LinkCheck.EXPIRED
+    return LinkCheck.VALID

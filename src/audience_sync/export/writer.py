@@ -1,0 +1,210 @@
+"""Write a segment's members to a CSV or JSON file, a batch at a time (memory stays bounded).
+
+Rows come from `sources.members.member_batches` (columnar, from a streaming cursor), so memory
+holds one batch whatever the segment's size; the file is written under a temporary name and
+renamed when complete, so a half-written export is never served.
+
+Columns: `profile_id`, one per requested identifier type (a list; `;`-joined in CSV), then
+`traits` and `events` when asked. Hashed identifiers are exactly what that platform's upload
+would send (`identifiers.hash_many`; phones from their stored E.164, as the sync does); raw ones
+are as imported. Events are the `RECENT_EVENTS` latest per profile, name and time only: their
+free-form properties may hold identifiers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import uuid
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import polars as pl
+from sqlalchemy import Engine, func, select
+
+from audience_sync.domain.models import IdentifierType, SyncPlatform
+from audience_sync.identifiers import hash_many
+from audience_sync.sources.members import member_batches
+from audience_sync.store.tables import Event, Profile
+
+RECENT_EVENTS = 10
+BATCH_ROWS = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSpec:
+    """What to write (the spec's ExportOptions, with the platform whose hashing to use)."""
+
+    format: Literal["csv", "json"]
+    identifier_types: tuple[IdentifierType, ...]
+    hash_identifiers: bool
+    platform: SyncPlatform | None
+    include_traits: bool
+    include_events: bool
+
+    @property
+    def columns(self) -> list[str]:
+        extra = [
+            name
+            for name, on in (("traits", self.include_traits), ("events", self.include_events))
+            if on
+        ]
+        return ["profile_id", *(t.value for t in self.identifier_types), *extra]
+
+
+@dataclass(frozen=True, slots=True)
+class Written:
+    profile_count: int
+    file_size_bytes: int
+
+
+def write_export(
+    engine: Engine,
+    tenant_id: int,
+    segment_id: uuid.UUID,
+    spec: ExportSpec,
+    path: Path,
+    region: str = "US",
+    batch_rows: int = BATCH_ROWS,
+) -> Written:
+    """Write the export to `path` (replaced atomically when complete)."""
+    if spec.hash_identifiers and spec.platform is None:
+        raise ValueError("hashing needs a platform: each platform normalizes differently")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".part")
+    count = 0
+    with partial.open("w", encoding="utf-8", newline="") as sink:
+        out = _CsvOut(sink, spec) if spec.format == "csv" else _JsonOut(sink)
+        for profiles, identifiers in member_batches(engine, tenant_id, segment_id, batch_rows):
+            for row in _rows(engine, tenant_id, profiles, identifiers, spec, region):
+                out.write(row)
+                count += 1
+        out.close()
+    partial.replace(path)
+    return Written(count, path.stat().st_size)
+
+
+def _rows(
+    engine: Engine,
+    tenant_id: int,
+    profiles: pl.DataFrame,
+    identifiers: pl.DataFrame,
+    spec: ExportSpec,
+    region: str,
+) -> Iterator[dict[str, Any]]:
+    frame = profiles.select("profile_pk", "profile_id")
+    for identifier_type in spec.identifier_types:
+        frame = frame.join(
+            _identifier_lists(identifiers, identifier_type, spec, region),
+            on="profile_pk",
+            how="left",
+        )
+    pk_range = (int(profiles["profile_pk"].min()), int(profiles["profile_pk"].max()))  # type: ignore[arg-type]
+    traits = _traits(engine, tenant_id, pk_range) if spec.include_traits else {}
+    events = _events(engine, tenant_id, pk_range) if spec.include_events else {}
+    for found in frame.iter_rows(named=True):
+        pk = found["profile_pk"]
+        row: dict[str, Any] = {"profile_id": found["profile_id"]}
+        for identifier_type in spec.identifier_types:
+            row[identifier_type.value] = found[identifier_type.value] or []
+        if spec.include_traits:
+            row["traits"] = traits.get(pk) or {}
+        if spec.include_events:
+            row["events"] = events.get(pk, [])
+        yield row
+
+
+def _identifier_lists(
+    identifiers: pl.DataFrame, identifier_type: IdentifierType, spec: ExportSpec, region: str
+) -> pl.DataFrame:
+    """`profile_pk` → the list of that type's values (hashed for the platform, or raw)."""
+    chosen = identifiers.filter(pl.col("type") == identifier_type.value)
+    if spec.hash_identifiers and spec.platform is not None and len(chosen):
+        column = "e164" if identifier_type is IdentifierType.PHONE else "value"
+        sent = hash_many(chosen[column], identifier_type, spec.platform, region=region)
+        chosen = chosen.with_columns(value=pl.Series(sent, dtype=pl.String))
+    return (
+        chosen.select("profile_pk", "value")
+        .drop_nulls("value")
+        .unique(maintain_order=True)
+        .group_by("profile_pk", maintain_order=True)
+        .agg(pl.col("value").alias(identifier_type.value))
+    )
+
+
+def _traits(engine: Engine, tenant_id: int, pk_range: tuple[int, int]) -> dict[int, Any]:
+    query = select(Profile.id, Profile.traits).where(
+        Profile.tenant_id == tenant_id, Profile.id.between(*pk_range)
+    )
+    with engine.connect() as connection:
+        return {row.id: row.traits for row in connection.execute(query)}
+
+
+def _events(
+    engine: Engine, tenant_id: int, pk_range: tuple[int, int]
+) -> dict[int, list[dict[str, str]]]:
+    newest = (
+        func.row_number()
+        .over(partition_by=Event.profile_pk, order_by=(Event.occurred_at.desc(), Event.id.desc()))
+        .label("n")
+    )
+    ranked = (
+        select(Event.profile_pk, Event.name, Event.occurred_at, newest)
+        .where(Event.tenant_id == tenant_id, Event.profile_pk.between(*pk_range))
+        .subquery()
+    )
+    query = (
+        select(ranked.c.profile_pk, ranked.c.name, ranked.c.occurred_at)
+        .where(ranked.c.n <= RECENT_EVENTS)
+        .order_by(ranked.c.profile_pk, ranked.c.n)
+    )
+    found: dict[int, list[dict[str, str]]] = defaultdict(list)
+    with engine.connect() as connection:
+        for pk, name, occurred_at in connection.execute(query):
+            found[pk].append({"name": name, "occurred_at": _iso(occurred_at)})
+    return found
+
+
+def _iso(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+class _CsvOut:
+    def __init__(self, sink: IO[str], spec: ExportSpec) -> None:
+        self.columns = spec.columns
+        self.writer = csv.writer(sink)
+        self.writer.writerow(self.columns)
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.writer.writerow([_cell(row[name]) for name in self.columns])
+
+    def close(self) -> None:
+        return None
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return ";".join(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
+    return "" if value is None else str(value)
+
+
+class _JsonOut:
+    """A JSON array written one element at a time."""
+
+    def __init__(self, sink: IO[str]) -> None:
+        self.sink = sink
+        self.first = True
+        sink.write("[")
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.sink.write("\n" if self.first else ",\n")
+        self.sink.write(json.dumps(row, ensure_ascii=False, default=str))
+        self.first = False
+
+    def close(self) -> None:
+        self.sink.write("\n]\n" if not self.first else "]\n")

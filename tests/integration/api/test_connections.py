@@ -1,0 +1,95 @@
+"""Connections: credentials go in, only masked hints come out."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from audience_sync.config import Settings
+from audience_sync.store.db import transaction
+from audience_sync.store.tables import PlatformConnection
+
+from .conftest import REFRESH, TOKEN, Api, Tenant, connection_body
+
+
+async def test_a_connection_shows_status_and_hints_never_a_secret(
+    client: httpx.AsyncClient, alice: Tenant, factory: sessionmaker[Session]
+) -> None:
+    api = Api(client, alice)
+    body = connection_body("meta")
+    body["credentials"]["app_secret"] = "app-secret-0123456789abcdef"
+    put = await api.call("PUT", "/api/v1/connections/meta", json=body)
+    got = await api.call("GET", "/api/v1/connections/meta")
+    assert put.json() == got.json()
+    shown = got.json()
+    assert shown["platform"] == "meta"
+    assert shown["ad_account_id"] == "1234567890"
+    assert shown["status"] == "connected"
+    assert (
+        shown["credentials"]
+        == {
+            "access_token": "****",  # too short to show any of it
+            "app_secret": "****cdef",
+            "client_id": "****",
+            "client_secret": "****",
+            "developer_token": "****",
+            "refresh_token": "****" + REFRESH[-4:],
+        }
+    )
+    for response in (put, got):
+        assert TOKEN not in response.text
+        assert REFRESH not in response.text
+        assert "app-secret" not in response.text
+    with transaction(factory) as session:
+        stored = session.scalars(select(PlatformConnection.credentials_encrypted)).one()
+    assert TOKEN not in stored
+
+
+async def test_a_connection_is_replaced_then_deleted(
+    client: httpx.AsyncClient, alice: Tenant
+) -> None:
+    api = Api(client, alice)
+    await api.connect("tiktok")
+    body = connection_body("tiktok", ad_account="999")
+    assert (await api.call("PUT", "/api/v1/connections/tiktok", json=body)).json()[
+        "ad_account_id"
+    ] == "999"
+    deleted = await api.call("DELETE", "/api/v1/connections/tiktok")
+    assert deleted.status_code == 204
+    assert (await api.call("GET", "/api/v1/connections/tiktok")).status_code == 404
+    assert (await api.call("DELETE", "/api/v1/connections/tiktok")).status_code == 404
+
+
+async def test_an_unknown_platform_or_a_missing_token_is_refused(
+    client: httpx.AsyncClient, alice: Tenant
+) -> None:
+    api = Api(client, alice)
+    unknown = await api.call("PUT", "/api/v1/connections/myspace", json=connection_body("meta"))
+    assert unknown.status_code == 422
+    assert unknown.json()["error"]["details"]["errors"][0]["field"] == "path.platform"
+    body = connection_body("meta")
+    del body["credentials"]["access_token"]
+    missing = await api.call("PUT", "/api/v1/connections/meta", json=body)
+    assert (
+        missing.json()["error"]["details"]["errors"][0]["field"] == "body.credentials.access_token"
+    )
+
+
+async def test_production_refuses_to_point_a_connection_elsewhere(
+    client: httpx.AsyncClient, alice: Tenant, settings: Settings
+) -> None:
+    settings.environment = "production"
+    response = await Api(client, alice).call(
+        "PUT", "/api/v1/connections/meta", json=connection_body("meta")
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["details"]["errors"][0]["field"] == "body.base_url"
+
+
+@pytest.mark.parametrize("platform", ["meta", "google", "tiktok", "snapchat"])
+async def test_every_platform_can_be_connected(
+    client: httpx.AsyncClient, alice: Tenant, platform: str
+) -> None:
+    await Api(client, alice).connect(platform)
