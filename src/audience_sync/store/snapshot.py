@@ -4,20 +4,23 @@ what a platform itself takes raw)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
 import polars as pl
 from sqlalchemy import Table, delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 
-from audience_sync.store.bulk import insert_ignore
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import SnapshotRecord
 
 SNAPSHOT = cast(Table, SnapshotRecord.__table__)
 RECORD_SCHEMA = {"record_hash": pl.String, "record": pl.String}
 READ_BATCH = 200_000
+HASHES_SQL = (
+    "SELECT record_hash FROM audience_snapshot_records WHERE tenant_id = ? AND audience_id = ?"
+)
 DELETE_CHUNK = 500  # hashes per DELETE … IN (…), well under parameter limits
 
 
@@ -37,6 +40,44 @@ class SnapshotRepository(TenantScoped):
         if not frames:
             return pl.DataFrame(schema=RECORD_SCHEMA)
         return pl.concat(frames, rechunk=False)
+
+    def hash_batches(self, audience_id: uuid.UUID) -> Iterator[pl.DataFrame]:
+        """Every confirmed `record_hash` (nothing else), streamed in frames of `READ_BATCH`:
+        what planning needs, without holding ten million records' text.
+
+        Read on the driver's own cursor: SQLAlchemy's streaming result hands rows over one at a
+        time, which doubles the cost of reading ten million of them. PostgreSQL gets a named
+        (server-side) cursor; SQLite's cursor steps lazily anyway and stores UUIDs as hex."""
+        dbapi: Any = self.session.connection().connection.dbapi_connection
+        key: object
+        if self.session.get_bind().dialect.name == "postgresql":
+            cursor = dbapi.cursor(name=f"snapshot_hashes_{uuid.uuid4().hex}")
+            sql, key = HASHES_SQL.replace("?", "%s"), audience_id
+        else:
+            cursor, sql, key = dbapi.cursor(), HASHES_SQL, audience_id.hex
+        try:
+            cursor.execute(sql, (self.tenant_id, key))
+            while rows := cursor.fetchmany(READ_BATCH):
+                yield pl.DataFrame(rows, schema={"record_hash": pl.String}, orient="row")
+        finally:
+            cursor.close()
+
+    def records_of(self, audience_id: uuid.UUID, hashes: Sequence[str]) -> pl.DataFrame:
+        """The confirmed records (`record_hash`, `record`) with these hashes, in their order."""
+        rows: list[Any] = []
+        for start in range(0, len(hashes), DELETE_CHUNK):
+            rows.extend(
+                self.session.execute(
+                    select(SNAPSHOT.c.record_hash, SNAPSHOT.c.record).where(
+                        SNAPSHOT.c.tenant_id == self.tenant_id,
+                        SNAPSHOT.c.audience_id == audience_id,
+                        SNAPSHOT.c.record_hash.in_(hashes[start : start + DELETE_CHUNK]),
+                    )
+                ).all()
+            )
+        found = pl.DataFrame(rows, schema=RECORD_SCHEMA, orient="row")
+        order = pl.DataFrame({"record_hash": list(hashes)}, schema={"record_hash": pl.String})
+        return order.join(found, on="record_hash", how="inner", maintain_order="left")
 
     def count(self, audience_id: uuid.UUID) -> int:
         return int(
@@ -69,7 +110,14 @@ class SnapshotRepository(TenantScoped):
             }
             for record_hash, record in added
         ]
-        insert_ignore(self.session, SnapshotRecord, rows, ("audience_id", "record_hash"))
+        if rows:
+            # Core INSERT … ON CONFLICT DO NOTHING, executemany: the ORM's bulk path costs
+            # several times more per row (see docs/sync.md, Performance).
+            dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+            statement = dialect.insert(SNAPSHOT).on_conflict_do_nothing(
+                index_elements=["audience_id", "record_hash"]
+            )
+            self.session.execute(statement, rows)
         for start in range(0, len(removed), DELETE_CHUNK):
             self.session.execute(
                 delete(SNAPSHOT).where(

@@ -1,10 +1,16 @@
-"""From the CDP's member frames to connector records, keyed for the snapshot."""
+"""From the CDP's member frames to connector records, keyed for the snapshot.
+
+Memory stays bounded as segments grow: what planning needs (128-bit keys of each record's hash
+and its owner, 24 bytes a record) stays in memory; the records' text, needed only for what is
+sent, is spilled a member batch at a time to Arrow IPC files and read back a part at a time.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import polars as pl
 
@@ -16,20 +22,31 @@ from audience_sync.domain.models import (
     UserIdentifier,
 )
 from audience_sync.exceptions import ValidationError
-from audience_sync.sync.plan import encode_record
+from audience_sync.sync.plan import KEYS, encode_record, hash_keys
 
 CURRENT_SCHEMA = {"record_hash": pl.String, "record": pl.String, "owner": pl.Int64}
+KEY_SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64, "owner": pl.Int64}
 
 
 @dataclass
 class Current:
     """Every record the segment's members produce now, and what could not be used."""
 
-    records: pl.DataFrame  # record_hash, record, owner (profile_pk)
+    keys: pl.DataFrame  # k1, k2 (see `plan.hash_keys`), owner (profile_pk), in member order
+    parts: list[Path] = field(default_factory=list)  # record_hash, record, owner, k1, k2
     members: int = 0
     unusable_members: int = 0  # members with no identifier the platform can take
     dropped: Counter[str] = field(default_factory=Counter)  # values dropped, by reason
     member_pks: list[int] = field(default_factory=list)  # every member, in the users' order
+
+    @property
+    def is_empty(self) -> bool:
+        return self.keys.is_empty()
+
+    def records(self) -> Iterator[pl.DataFrame]:
+        """The records' full rows, one spilled part (one member batch) at a time."""
+        for part in self.parts:
+            yield pl.read_ipc(part)
 
 
 PROFILE_FIELDS = {
@@ -43,6 +60,9 @@ PROFILE_FIELDS = {
     "gender": "gender",
 }
 SENDABLE = frozenset({*(t.value for t in IdentifierType), *PROFILE_FIELDS})
+# Enum members by value: a dict lookup, not an `Enum(...)` call, per identifier.
+_TYPES = {t.value: t for t in IdentifierType}
+_KINDS = {k.value: k for k in MobileIdKind}
 
 
 def allowed_fields(config: dict[str, object]) -> frozenset[str]:
@@ -67,9 +87,7 @@ def users_of(
         if kind_of_id not in allowed:
             continue
         by_profile.setdefault(pk, []).append(
-            UserIdentifier(
-                IdentifierType(kind_of_id), value, MobileIdKind(kind) if kind else None, e164
-            )
+            UserIdentifier(_TYPES[kind_of_id], value, _KINDS[kind] if kind else None, e164)
         )
     fields = {column: name for column, name in PROFILE_FIELDS.items() if column in allowed}
     return [
@@ -87,11 +105,17 @@ async def current_records(
     audience_id: str,
     batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]],
     allowed: frozenset[str] = SENDABLE,
+    *,
+    spill: Path,
+    keep_users: bool = False,
 ) -> tuple[Current, list[AudienceUser]]:
-    """Prepare every member as the connector would send it; keep each record's pairs."""
-    frames: list[pl.DataFrame] = []
+    """Prepare every member as the connector would send it; keep each record's pairs.
+
+    Records are written to `spill` (a directory the caller removes), one file per batch; the
+    `AudienceUser`s are returned only with `keep_users` (a replace sends them all at once)."""
+    keys: list[pl.DataFrame] = [pl.DataFrame(schema=KEY_SCHEMA)]
     users_all: list[AudienceUser] = []
-    current = Current(pl.DataFrame(schema=CURRENT_SCHEMA))
+    current = Current(keys[0])
     for profiles, identifiers in batches:
         users = users_of(profiles, identifiers, allowed)
         owners = profiles["profile_pk"].to_list()
@@ -100,13 +124,17 @@ async def current_records(
         for record, owner in zip(prepared.records, prepared.owners, strict=True):
             record_hash, text = encode_record(connector.record_pairs(prepared, record))
             rows.append((record_hash, text, owners[owner]))
-        frames.append(pl.DataFrame(rows, schema=CURRENT_SCHEMA, orient="row"))
+        frame = pl.DataFrame(rows, schema=CURRENT_SCHEMA, orient="row").with_columns(hash_keys())
+        part = spill / f"part-{len(current.parts):06d}.arrow"
+        frame.write_ipc(part)
+        current.parts.append(part)
+        keys.append(frame.select(*KEYS, "owner"))
         current.members += len(users)
         current.member_pks.extend(owners)
         current.unusable_members += len(users) - len(set(prepared.owners))
         current.dropped.update(prepared.dropped)
-        users_all.extend(users)
-    if frames:
-        current.records = pl.concat(frames)
+        if keep_users:
+            users_all.extend(users)
+    current.keys = pl.concat(keys)
     current.dropped.pop("no_usable_identifier", None)
     return current, users_all

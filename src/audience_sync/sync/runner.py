@@ -8,10 +8,12 @@ which retries transient ones later (durably) and explains the rest.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -43,8 +45,8 @@ from audience_sync.sync.jobs import (
     heartbeat,
     start_job,
 )
-from audience_sync.sync.members import Current, allowed_fields, current_records
-from audience_sync.sync.plan import decode_record, plan_delta
+from audience_sync.sync.members import CURRENT_SCHEMA, Current, allowed_fields, current_records
+from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_streamed
 
 ConnectorFactory = Callable[["Target"], BaseAudienceConnector]
 CHUNK_BATCHES = 10  # platform batches per checkpoint
@@ -141,6 +143,16 @@ def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) ->
         )
 
 
+def plan_against_snapshot(
+    factory: sessionmaker[Session], tenant_id: int, audience_id: uuid.UUID, current: pl.DataFrame
+) -> Plan:
+    """Step 5: the current records' keys (`k1`, `k2`, `owner`) against the confirmed snapshot,
+    whose hashes are read as they stream (never its records' text)."""
+    with transaction(factory) as session:
+        held = SnapshotRepository(session, tenant_id).hash_batches(audience_id)
+        return plan_streamed(current, held)
+
+
 class Run:
     """One execution of one job (steps 3 to 8)."""
 
@@ -164,17 +176,21 @@ class Run:
             await self.delete()
             return
         platform_id = await self.ensure_created()
-        current, users = await current_records(
-            self.connector,
-            platform_id,
-            member_batches(self.service.engine, self.target.tenant_id, self.target.segment_id),
-            allowed_fields(self.target.config),
-        )
-        self.diagnose(current)
-        if self.job.operation is SyncOperation.REPLACE:
-            await self.replace(platform_id, current, users)
-        else:
-            await self.update(platform_id, current)
+        replacing = self.job.operation is SyncOperation.REPLACE
+        with tempfile.TemporaryDirectory(prefix="audience-sync-") as spill:
+            current, users = await current_records(
+                self.connector,
+                platform_id,
+                member_batches(self.service.engine, self.target.tenant_id, self.target.segment_id),
+                allowed_fields(self.target.config),
+                spill=Path(spill),
+                keep_users=replacing,
+            )
+            self.diagnose(current)
+            if replacing:
+                await self.replace(platform_id, current, users)
+            else:
+                await self.update(platform_id, current)
         if not self.job.dry_run:
             await self.refresh(platform_id, current)
 
@@ -201,40 +217,55 @@ class Run:
         return platform_id
 
     async def update(self, platform_id: str, current: Current) -> None:
-        held = self.snapshot()
-        plan = plan_delta(current.records.lazy(), held.lazy())
+        plan = plan_against_snapshot(
+            self.service.factory, self.target.tenant_id, self.target.audience_id, current.keys
+        )
         self.metrics.details["plan"] = {
-            "adds": plan.adds["record_hash"].n_unique(),
+            "adds": plan.adds.select(KEYS).n_unique(),
             "removes": len(plan.removes),
             "unchanged": plan.unchanged,
             "members_to_add": plan.adds["owner"].n_unique(),
         }
-        self.guard(len(plan.removes), len(held))
+        self.guard(len(plan.removes), plan.held)
         if self.job.dry_run:
             return
-        adds = plan.adds.unique("record_hash", keep="first", maintain_order=True)
-        await self.upload(platform_id, Operation.ADD, adds)
-        await self.upload(platform_id, Operation.REMOVE, plan.removes)
+        # Each new record is sent once, by its first owner; its text comes from the spill.
+        adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
+        for part in current.records():
+            rows = part.join(adds, on=[*KEYS, "owner"], how="semi", maintain_order="left")
+            rows = rows.unique("record_hash", keep="first", maintain_order=True)
+            await self.upload(platform_id, Operation.ADD, rows.select(*CURRENT_SCHEMA))
+        # Removed records are sent back as the snapshot holds them, read a chunk at a time.
+        size = self.connector.batch_size * CHUNK_BATCHES
+        for start in range(0, len(plan.removes), size):
+            hashes = plan.removes["record_hash"].slice(start, size).to_list()
+            with transaction(self.service.factory) as session:
+                removed = SnapshotRepository(session, self.target.tenant_id).records_of(
+                    self.target.audience_id, hashes
+                )
+            await self.upload(platform_id, Operation.REMOVE, removed)
 
     async def replace(self, platform_id: str, current: Current, users: Sequence[Any]) -> None:
-        if current.records.is_empty() and not self.force:
+        if current.is_empty and not self.force:
             raise ValidationError(
                 "Replace refused: the segment has no member with a usable identifier, so the "
                 "audience would be emptied. Sync again with force to do it anyway."
             )
-        self.metrics.details["plan"] = {
-            "replace_records": current.records["record_hash"].n_unique()
-        }
+        self.metrics.details["plan"] = {"replace_records": current.keys.select(KEYS).n_unique()}
         if self.job.dry_run:
             return
         result = await self.connector.replace_audience(platform_id, users)
-        failed = {current.member_pks[int(i)] for i in result.details.get("failed_users", [])}
-        kept = current.records.filter(~pl.col("owner").is_in(list(failed))).unique("record_hash")
+        failed = sorted(
+            {current.member_pks[int(i)] for i in result.details.get("failed_users", [])}
+        )
+        now = self.service.clock()
         with transaction(self.service.factory) as session:
             snapshot = SnapshotRepository(session, self.target.tenant_id)
             snapshot.clear(self.target.audience_id)
-            pairs = kept.select("record_hash", "record").rows()
-            snapshot.confirm(self.target.audience_id, self.service.clock(), added=pairs)
+            for part in current.records():
+                kept = part.filter(~pl.col("owner").is_in(failed)).unique("record_hash")
+                pairs = kept.select("record_hash", "record").rows()
+                snapshot.confirm(self.target.audience_id, now, added=pairs)
         self.metrics.profiles_sent += result.sent
         self.metrics.profiles_added += result.accepted
         self.metrics.profiles_failed += result.failed
@@ -254,12 +285,6 @@ class Run:
             SnapshotRepository(session, self.target.tenant_id).clear(self.target.audience_id)
 
     # --- steps ----------------------------------------------------------------------------
-
-    def snapshot(self) -> pl.DataFrame:
-        with transaction(self.service.factory) as session:
-            return SnapshotRepository(session, self.target.tenant_id).records(
-                self.target.audience_id
-            )
 
     def guard(self, removes: int, held: int) -> None:
         """Refuse a mass removal unless forced (a broken segment must not empty an audience)."""

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audience_sync.sync.plan import decode_record, encode_record, plan_delta
+from audience_sync.sync.plan import (
+    decode_record,
+    encode_record,
+    hash_keys,
+    plan_delta,
+    plan_streamed,
+)
 
 hashes = st.sets(st.text("abcdef", min_size=1, max_size=3), max_size=12)
 
@@ -50,3 +58,71 @@ def test_a_record_encodes_the_same_whatever_the_order_of_its_pairs() -> None:
     two = encode_record([("PHONE", "b"), ("EMAIL", "a")])
     assert one == two
     assert decode_record(one[1]) == [("EMAIL", "a"), ("PHONE", "b")]
+
+
+# --- the streamed plan (what the runner uses) agrees with the reference ----------------------
+
+digests = st.sets(st.integers(0, 40).map(lambda i: hashlib.sha256(str(i).encode()).hexdigest()))
+
+
+def keyed(items: list[str], owners: list[int]) -> pl.DataFrame:
+    frame = pl.DataFrame({"record_hash": items, "owner": owners}, schema=SCHEMA)
+    return frame.select(*hash_keys(), "owner")
+
+
+def batches(items: set[str], size: int) -> list[pl.DataFrame]:
+    ordered = sorted(items)
+    return [
+        pl.DataFrame({"record_hash": ordered[i : i + size]}, schema={"record_hash": pl.String})
+        for i in range(0, len(ordered), size)
+    ]
+
+
+SCHEMA = {"record_hash": pl.String, "owner": pl.Int64}
+
+
+@settings(max_examples=200, deadline=None)
+@given(current=st.lists(digests, max_size=4), snapshot=digests, size=st.integers(1, 7))
+def test_the_streamed_plan_equals_the_reference(
+    current: list[set[str]], snapshot: set[str], size: int
+) -> None:
+    # Each owner's records; a record shared by two owners stays current while either remains.
+    items = [(h, owner) for owner, hashes in enumerate(current) for h in sorted(hashes)]
+    rows = pl.DataFrame(items, schema=SCHEMA, orient="row")
+    held = pl.DataFrame({"record_hash": list(snapshot)}, schema={"record_hash": pl.String})
+    reference = plan_delta(rows.lazy(), held.lazy())
+    streamed = plan_streamed(
+        keyed([h for h, _ in items], [o for _, o in items]), batches(snapshot, size)
+    )
+    assert set(streamed.removes["record_hash"]) == set(reference.removes["record_hash"])
+    added = rows.select(*hash_keys(), "owner").join(
+        reference.adds.select(*hash_keys(), "owner"), on=["k1", "k2", "owner"], how="semi"
+    )
+    assert sorted(streamed.adds.rows()) == sorted(added.rows())
+    assert (streamed.unchanged, streamed.held) == (reference.unchanged, reference.held)
+
+
+def test_records_sharing_their_first_64_bits_are_still_told_apart() -> None:
+    # The binary search is on the first 64 bits; a collision there falls back to a hash join.
+    one, two, three = ("0" * 16 + c * 48 for c in "abc")
+    plan = plan_streamed(keyed([one, three], [1, 2]), batches({one, two}, 10))
+    assert plan.removes["record_hash"].to_list() == [two]
+    assert plan.adds["owner"].to_list() == [2]
+    assert plan.unchanged == 1
+    held_first = plan_streamed(keyed([two], [1]), batches({one, two, three}, 2))
+    assert sorted(held_first.removes["record_hash"]) == [one, three]
+    assert held_first.adds.is_empty()
+
+
+def test_the_streamed_plan_of_an_empty_snapshot_adds_everything() -> None:
+    digest = hashlib.sha256(b"x").hexdigest()
+    plan = plan_streamed(keyed([digest, digest], [1, 2]), [])
+    assert plan.adds["owner"].to_list() == [1, 2]
+    assert plan.removes.is_empty()
+    assert (plan.unchanged, plan.held) == (0, 0)
+
+
+def test_the_keys_are_the_first_128_bits_of_the_hash() -> None:
+    digest = hashlib.sha256(b"x").hexdigest()
+    keys = pl.DataFrame({"record_hash": [digest]}).select(hash_keys()).row(0)
+    assert "".join(f"{k:016x}" for k in keys) == digest[:32]

@@ -1,0 +1,465 @@
+"""The sync engine end to end: create, 1% churn update and a 10M plan, beside a floor.
+
+Everything runs on SQLite in a temporary directory against each platform's in-process sandbox
+(rate limits lifted, no processing delay). The member set is written by direct bulk inserts
+(realistic shapes: 8% of profiles with two emails, 90% with a phone, 45% a mobile id, 60% an
+external id, names, address, birth date and gender); setup is never part of a figure.
+
+Cases, each in a fresh subprocess so its memory figure is its own:
+
+- **create**: `run_job(CREATE)` of an N-member segment: `--rows N` when given on the command
+  line, else 100,000 (at today's ~15 s of engine time per 100,000 members and platform, the
+  four platforms at 1,000,000 take ~20 minutes, too long for `make bench`);
+- **update**: after 1% churn (0.5% leave, 0.25% join, 0.25% change email), `run_job(UPDATE)`;
+- **floor**: the same members' values SHA-256-hashed and their payloads JSON-encoded in
+  batches of 10,000 records (lists of hex digests), nothing else: what no engine can beat;
+- **plan**: `runner.plan_against_snapshot` (the snapshot read from the database, then
+  `plan_delta`) for an audience of `--stream-rows` records (default 10,000,000) with 2% churn
+  (1% gone, 1% new); the current records are built synthetically in the runner's shape.
+
+Memory is peak RSS (`VmHWM` from `/proc/self/status`) of the case's own subprocess; before a
+timed step the peak is reset to the current RSS (`echo 5 > /proc/self/clear_refs`), so it
+includes the interpreter, the imports and whatever the step keeps resident (in the update, the
+sandbox's own copy of the audience too). Wall times are single runs (a run takes long enough);
+the machine is shared, so compare ratios within one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import polars as pl
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, insert, text
+
+from audience_sync.config import Settings
+from audience_sync.connectors import BaseAudienceConnector, Credentials, RateLimiters, connector_for
+from audience_sync.crypto import CredentialCipher
+from audience_sync.domain.models import SyncOperation, SyncPlatform
+from audience_sync.sandbox import SandboxSettings, create_app
+from audience_sync.sources.members import member_batches
+from audience_sync.store import db
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    ConnectionRepository,
+    SegmentRepository,
+    TenantRepository,
+)
+from audience_sync.store.tables import (
+    PlatformAudience,
+    Profile,
+    ProfileIdentifier,
+    SegmentMember,
+)
+from audience_sync.sync.jobs import Trigger, trigger_job
+from audience_sync.testing.support import PREFIXES, SANDBOX_URL, FakeTime
+from benchmarks import BenchOptions, Table, register
+from benchmarks.bench_connectors import TimedApp
+
+PLATFORMS = ("meta", "google", "tiktok", "snapchat")
+DEFAULT_ROWS = 100_000
+INSERT_ROWS = 50_000
+FLOOR_BATCH = 10_000
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+# The values each platform hashes (or takes raw) per member, for the floor.
+FLOOR_FIELDS = {
+    "meta": ("email", "phone", "mobile_id", "external_id", "first_name", "last_name", "city",
+             "state", "zip", "country", "date_of_birth", "gender"),
+    "google": ("email", "phone", "first_name", "last_name", "country", "zip"),
+    "tiktok": ("email", "phone", "mobile_id"),
+    "snapchat": ("email", "phone", "mobile_id"),
+}  # fmt: skip
+
+
+# --- measuring --------------------------------------------------------------------------------
+
+
+def reset_peak() -> None:
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def peak_mb() -> float:
+    status = Path("/proc/self/status").read_text()
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(found.group(1)) / 1024 if found else float("nan")
+
+
+def timed(step: Any) -> dict[str, float]:
+    reset_peak()
+    started = time.perf_counter()
+    step()
+    return {"seconds": time.perf_counter() - started, "peak_mb": peak_mb()}
+
+
+# --- the member set ---------------------------------------------------------------------------
+
+
+def profile_rows(tenant_id: int, start: int, stop: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": i,
+            "tenant_id": tenant_id,
+            "profile_id": f"P{i:08d}",
+            "first_name": ("Mary", "José", "Ann", "Li")[i % 4],
+            "last_name": f"Smith{i % 997}",
+            "city": ("Palo Alto", "Paris", "München")[i % 3],
+            "state": ("CA", "IDF", "BY")[i % 3],
+            "zip": f"{94000 + i % 999}",
+            "country": ("US", "FR", "DE")[i % 3],
+            "date_of_birth": f"19{50 + i % 50}{1 + i % 12:02d}{1 + i % 28:02d}",
+            "gender": "mf"[i % 2],
+            "traits": {},
+            "content_hash": f"{i:064x}",
+            "created_at": NOW,
+            "updated_at": NOW,
+        }
+        for i in range(start, stop)
+    ]
+
+
+def identifier_rows(tenant_id: int, start: int, stop: int) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+
+    def add(pk: int, kind_of_id: str, value: str, e164: str | None, kind: str | None) -> None:
+        rows.append(
+            {"tenant_id": tenant_id, "profile_pk": pk, "type": kind_of_id, "value": value,
+             "e164": e164, "kind": kind}
+        )  # fmt: skip
+
+    for i in range(start, stop):
+        add(i, "email", f" Person.{i}@Example.com", None, None)
+        if i % 12 == 5:
+            add(i, "email", f"work.{i}@example.org", None, None)
+        if i % 10:
+            number = f"+1650{i % 10_000_000:07d}"
+            add(i, "phone", f"(650) {number[5:8]}-{number[8:]}", number, None)
+        if i % 20 < 9:
+            add(i, "mobile_id", f"{i:08X}-AAAA-4BBB-8CCC-{i:012X}", None, ("idfa", "gaid")[i % 2])
+        if i % 5 < 3:
+            add(i, "external_id", f"CUST-{i:08d}", None, None)
+    return rows
+
+
+def insert_members(engine: Engine, tenant_id: int, segment_id: uuid.UUID, start: int, stop: int):
+    """Profiles `start..stop-1` with their identifiers, all members of the segment."""
+    with engine.begin() as connection:
+        for first in range(start, stop, INSERT_ROWS):
+            last = min(first + INSERT_ROWS, stop)
+            connection.execute(insert(Profile.__table__), profile_rows(tenant_id, first, last))
+            connection.execute(
+                insert(ProfileIdentifier.__table__), identifier_rows(tenant_id, first, last)
+            )
+            members = [
+                {"segment_id": segment_id, "profile_pk": i, "tenant_id": tenant_id,
+                 "added_at": NOW}
+                for i in range(first, last)
+            ]  # fmt: skip
+            connection.execute(insert(SegmentMember.__table__), members)
+
+
+def build_template(path: Path, rows: int) -> None:
+    engine = db.make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    with db.transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment_id = SegmentRepository(session, tenant_id).ensure("VIP").id
+    insert_members(engine, tenant_id, segment_id, 1, rows + 1)
+    engine.dispose()
+
+
+# --- the worker (one subprocess per case) -----------------------------------------------------
+
+
+class Bench:
+    """One database, one sandbox, one audience on `platform`."""
+
+    def __init__(self, path: Path, platform: str) -> None:
+        self.engine = db.make_engine(f"sqlite:///{path}")
+        self.factory = db.session_factory(engine=self.engine)
+        self.platform = SyncPlatform(platform)
+        self.sandbox = create_app(SandboxSettings(processing_seconds=0))
+        self.timed = TimedApp(self.sandbox)  # the emulated platform's share of the wall time
+        self.time = FakeTime()
+        from audience_sync.sync.runner import SyncService
+
+        self.service = SyncService(
+            self.factory,
+            self.engine,
+            Settings(),
+            CredentialCipher([Fernet.generate_key()]),
+            self.connect,
+            clock=lambda: NOW,
+        )
+        with db.transaction(self.factory) as session:
+            self.tenant_id = TenantRepository(session).get("default").id
+            self.segment_id = SegmentRepository(session, self.tenant_id).ensure("VIP").id
+            ConnectionRepository(session, self.tenant_id, self.service.cipher).put(
+                self.platform,
+                "1234567890",
+                {"access_token": "sandbox-token", "developer_token": "d"},
+                base_url=SANDBOX_URL + PREFIXES[platform],
+            )
+            self.audience_id = (
+                AudienceRepository(session, self.tenant_id)
+                .add(
+                    PlatformAudience(
+                        segment_id=self.segment_id,
+                        platform=self.platform,
+                        platform_audience_name="Bench",
+                        ad_account_id="1234567890",
+                    )
+                )
+                .id
+            )
+
+    def connect(self, target: Any) -> BaseAudienceConnector:
+        return connector_for(
+            target.platform,
+            self.service.settings,
+            Credentials(**target.credentials),
+            ad_account_id=target.ad_account_id,
+            options=target.config,
+            base_url=target.base_url,
+            transport=httpx.ASGITransport(app=self.timed),
+            sleep=self.time.sleep,
+            clock=self.time.clock,
+            limiters=RateLimiters(),
+            poll_interval=0.5,
+            poll_timeout=30,
+        )
+
+    async def lift_rate_limits(self) -> None:
+        transport = httpx.ASGITransport(app=self.sandbox)
+        async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+            for family in PREFIXES:
+                await client.put("/_sandbox/rate_limits", json={"family": family, "limit": None})
+
+    def sync(self, operation: SyncOperation) -> dict[str, Any]:
+        from audience_sync.sync.runner import run_job
+
+        job, _ = trigger_job(
+            self.factory, self.tenant_id, self.audience_id, Trigger(operation=operation), NOW
+        )
+        self.timed.seconds = 0.0
+        done = asyncio.run(run_job(self.service, self.tenant_id, job.id))
+        assert done is not None
+        assert done.status.value == "completed", done.error_message
+        return {
+            "sandbox_seconds": self.timed.seconds,
+            "sent": done.profiles_sent,
+            "added": done.profiles_added,
+            "removed": done.profiles_removed,
+        }
+
+    def churn(self, rows: int) -> None:
+        """0.5% of members leave, 0.25% change their email, 0.25% new members join."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                text("DELETE FROM segment_members WHERE profile_pk % 200 = 7"),
+            )
+            connection.execute(
+                text(
+                    "UPDATE profile_identifiers SET value = 'changed.' || value "
+                    "WHERE type = 'email' AND profile_pk % 400 = 3"
+                )
+            )
+        insert_members(
+            self.engine, self.tenant_id, self.segment_id, rows + 1, rows + rows // 400 + 1
+        )
+
+    def floor(self) -> dict[str, float]:
+        """Hash every value the platform takes and JSON-encode the batches; time only that."""
+        fields = FLOOR_FIELDS[self.platform.value]
+        seconds, values = 0.0, 0
+        reset_peak()
+        for profiles, identifiers in member_batches(self.engine, self.tenant_id, self.segment_id):
+            own = (
+                identifiers.filter(pl.col("type").is_in(fields))
+                .group_by("profile_pk")
+                .agg(pl.coalesce("e164", "value").alias("ids"))
+            )
+            columns = [c for c in fields if c in profiles.columns]
+            members = profiles.select("profile_pk", *columns).join(own, on="profile_pk", how="left")
+            rows = [(ids or [], more) for _, *more, ids in members.iter_rows()]
+            started = time.perf_counter()
+            records = []
+            for ids, more in rows:
+                values += len(ids) + len(more)
+                digests = [hashlib.sha256(v.strip().lower().encode()).hexdigest() for v in ids]
+                digests += [hashlib.sha256(v.lower().encode()).hexdigest() for v in more if v]
+                records.append(digests)
+            for start in range(0, len(records), FLOOR_BATCH):
+                json.dumps({"data": records[start : start + FLOOR_BATCH]}).encode()
+            seconds += time.perf_counter() - started
+        return {"seconds": seconds, "peak_mb": peak_mb(), "values": values}
+
+
+def work_sync(path: Path, platform: str, rows: int) -> dict[str, Any]:
+    bench = Bench(path, platform)
+    asyncio.run(bench.lift_rate_limits())
+    out: dict[str, Any] = {}
+    out["create"] = timed(lambda: out.update(create_job=bench.sync(SyncOperation.CREATE)))
+    bench.churn(rows)
+    out["update"] = timed(lambda: out.update(update_job=bench.sync(SyncOperation.UPDATE)))
+    for case in ("create", "update"):
+        out[case]["sandbox_seconds"] = out[f"{case}_job"]["sandbox_seconds"]
+    out["floor"] = bench.floor()
+    return out
+
+
+def setup_plan(path: Path, records: int, keys: Path) -> dict[str, Any]:
+    """A snapshot of `records` Snapchat-shaped records in the database; the current records
+    after 2% churn (1% gone, 1% new) written to `keys` in the runner's shape."""
+    import polars_hash  # noqa: F401  (the `chash` namespace)
+
+    from audience_sync.sync.plan import hash_keys
+
+    bench = Bench(path, "snapchat")
+    emails = pl.DataFrame({"d": [f"user{i}@example.com" for i in range(records)]})
+    digests = emails.select(pl.col("d").chash.sha2_256())["d"]  # type: ignore[attr-defined]
+    frame = pl.DataFrame({"record": '[["EMAIL_SHA256","' + digests + '"]]'}).with_columns(
+        record_hash=pl.col("record").chash.sha2_256()  # type: ignore[attr-defined]
+    )
+    started = time.perf_counter()
+    write_snapshot(bench, frame.sort("record_hash"))
+    seconds = time.perf_counter() - started
+    gone = records // 100
+    fresh = pl.DataFrame(
+        {"record": [f'[["EMAIL_SHA256","{i:064x}"]]' for i in range(gone)]}
+    ).with_columns(record_hash=pl.col("record").chash.sha2_256())  # type: ignore[attr-defined]
+    current = pl.concat([frame.slice(gone), fresh])
+    # The runner's shape: 128-bit keys of each record's hash and its owner (members.Current).
+    current.select(*hash_keys(), owner=pl.int_range(pl.len(), dtype=pl.Int64)).write_ipc(keys)
+    return {"setup_seconds": seconds, "audience_id": str(bench.audience_id)}
+
+
+def work_plan(path: Path, keys: Path, audience: str) -> dict[str, Any]:
+    """Time `runner.plan_against_snapshot` in a process holding only the current keys."""
+    from audience_sync.sync.runner import plan_against_snapshot
+
+    engine = db.make_engine(f"sqlite:///{path}")
+    factory = db.session_factory(engine)
+    with db.transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+    current = pl.read_ipc(keys)
+    found: dict[str, Any] = {}
+
+    def plan() -> None:
+        done = plan_against_snapshot(factory, tenant_id, uuid.UUID(audience), current)
+        found.update(adds=len(done.adds), removes=len(done.removes), held=done.held)
+
+    return {"plan": timed(plan) | found}
+
+
+def write_snapshot(bench: Bench, frame: pl.DataFrame) -> None:
+    """Plain DBAPI executemany, values as SQLAlchemy stores them on SQLite (setup only)."""
+    audience = bench.audience_id.hex
+    confirmed = NOW.strftime("%Y-%m-%d %H:%M:%S.%f")
+    with bench.engine.begin() as connection:
+        for chunk in frame.iter_slices(200_000):
+            connection.exec_driver_sql(
+                "INSERT INTO audience_snapshot_records (audience_id, record_hash, tenant_id, "
+                "record, confirmed_at) VALUES (?, ?, ?, ?, ?)",
+                [
+                    (audience, h, bench.tenant_id, r, confirmed)
+                    for r, h in chunk.select("record", "record_hash").iter_rows()
+                ],
+            )
+
+
+def worker(args: list[str]) -> dict[str, Any]:
+    command = [sys.executable, "-m", "benchmarks.bench_sync", *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-4000:]}")
+    found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return found
+
+
+@register("sync")
+def bench_sync(options: BenchOptions) -> None:
+    # `--rows` (shared by every benchmark, default 1,000,000) sizes this one only when given.
+    explicit = any(arg == "--rows" or arg.startswith("--rows=") for arg in sys.argv)
+    rows, planned = (options.rows if explicit else DEFAULT_ROWS), options.stream_rows
+    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
+        template = Path(tmp) / "template.db"
+        started = time.perf_counter()
+        build_template(template, rows)
+        print(f"setup: {rows:,} members inserted in {time.perf_counter() - started:.0f} s")
+        print("run_job on SQLite against the in-process sandbox; peak RSS per subprocess\n")
+        table = Table(
+            ["platform", "case", "members", "wall s", "sandbox s", "ours s", "peak MB",
+             "floor s", "wall/floor", "ours/floor"]
+        )  # fmt: skip
+        for platform in PLATFORMS:
+            path = Path(tmp) / f"{platform}.db"
+            shutil.copy(template, path)
+            got = worker(["sync", str(path), platform, str(rows)])
+            path.unlink()
+            floor = got["floor"]
+            for case in ("create", "update"):
+                figures = got[case]
+                wall, sandbox = figures["seconds"], figures["sandbox_seconds"]
+                table.row(
+                    [
+                        platform,
+                        case,
+                        f"{rows:,}",
+                        f"{wall:.2f}",
+                        f"{sandbox:.2f}",
+                        f"{wall - sandbox:.2f}",
+                        f"{figures['peak_mb']:.0f}",
+                        f"{floor['seconds']:.2f}",
+                        f"{wall / floor['seconds']:.1f}",
+                        f"{(wall - sandbox) / floor['seconds']:.1f}",
+                    ]
+                )
+        template.unlink()
+        path = Path(tmp) / "plan.db"
+        engine = db.make_engine(f"sqlite:///{path}")
+        db.upgrade(engine)
+        engine.dispose()
+        keys = Path(tmp) / "current.arrow"
+        got = worker(["plan-setup", str(path), str(planned), str(keys)])
+        got |= worker(["plan", str(path), str(keys), got["audience_id"]])
+        plan = got["plan"]
+        print(
+            f"\nplan of {planned:,} records, 2% churn (snapshot written in "
+            f"{got['setup_seconds']:.0f} s, not measured)\n"
+        )
+        table = Table(["case", "records", "adds", "removes", "wall s", "peak MB"])
+        table.row(
+            [
+                "plan",
+                f"{planned:,}",
+                f"{plan['adds']:,}",
+                f"{plan['removes']:,}",
+                f"{plan['seconds']:.2f}",
+                f"{plan['peak_mb']:.0f}",
+            ]
+        )
+
+
+if __name__ == "__main__":
+    case, *rest = sys.argv[1:]
+    if case == "sync":
+        result = work_sync(Path(rest[0]), rest[1], int(rest[2]))
+    elif case == "plan-setup":
+        result = setup_plan(Path(rest[0]), int(rest[1]), Path(rest[2]))
+    else:
+        result = work_plan(Path(rest[0]), Path(rest[1]), rest[2])
+    print(json.dumps(result))
