@@ -218,8 +218,11 @@ def demo(
         "var/demo"
     ),
     tenant: TenantOption = DEFAULT_TENANT_SLUG,
+    sync: Annotated[
+        bool, typer.Option("--sync/--no-sync", help="Also sync to the in-process sandbox.")
+    ] = True,
 ) -> None:
-    """Migrate, generate the demo data set, import it, and list the segments."""
+    """Migrate, import the demo data, sync it to all four platforms' sandboxes, list segments."""
     ctx = context()
     db.upgrade(ctx.engine)
     files = demo_data.write_demo_files(directory)
@@ -227,7 +230,14 @@ def demo(
     run_import(ctx, files.profiles, tenant, None, None)
     for name, path in files.segments.items():
         run_import(ctx, path, tenant, name, None)
+    ok = True
+    if sync:
+        from audience_sync.cli.story import tell_story
+
+        ok = tell_story(ctx, tenant, directory)
     segments_list(tenant=tenant, as_json=False)
+    if not ok:
+        raise typer.Exit(1)
 
 
 @app.command("generate-profiles")

@@ -114,6 +114,14 @@ def google_error(status: int, body: Any, api: str) -> AudienceSyncError:
 ADDRESS_PARTS = ("givenName", "familyName", "regionCode", "postalCode")
 
 
+def percent_to_fraction(value: object) -> float | None:
+    """Google reports match rates in percent (0-100); our results carry a fraction (0-1)."""
+    try:
+        return None if value is None else float(str(value)) / 100
+    except ValueError:
+        return None
+
+
 class GoogleAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "google"
     BATCH_SIZE = 10_000
@@ -368,7 +376,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
             "id": str(body.get("id", audience_id)),
             "name": body.get("displayName"),
             "size": int(size) if size is not None else None,
-            "match_rate": contact.get("matchRatePercentage"),
+            "match_rate": percent_to_fraction(contact.get("matchRatePercentage")),
             "status": body.get("membershipStatus"),
             "ready": bool((body.get("targetNetworkInfo") or {}).get("eligibleForDisplay")),
             "platform": body,

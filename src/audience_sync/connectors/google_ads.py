@@ -14,7 +14,7 @@ from typing import Any
 
 from audience_sync.config import Settings
 from audience_sync.connectors.base import Batch, BatchOutcome, Capabilities, Operation, Prepared
-from audience_sync.connectors.google import GoogleAudienceConnector
+from audience_sync.connectors.google import GoogleAudienceConnector, percent_to_fraction
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
 from audience_sync.exceptions import NotFoundError, PlatformServerError, ValidationError
 
@@ -261,7 +261,7 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
             "id": audience_id,
             "name": found.get("name"),
             "size": int(size) if size is not None else None,
-            "match_rate": found.get("matchRatePercentage"),
+            "match_rate": percent_to_fraction(found.get("matchRatePercentage")),
             "status": None,
             "ready": size is not None and int(size) >= 100,
             "platform": found,

@@ -1,0 +1,83 @@
+"""The demo's sync story, told in the terminal: create, churn, update, replace, export."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from rich.table import Table
+
+from audience_sync import demo
+from audience_sync.cli.common import Context, out
+from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.store.db import transaction
+from audience_sync.store.repositories import TenantRepository
+from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.sync.service import build_service
+
+NAMES = {
+    SyncPlatform.META: "Meta",
+    SyncPlatform.GOOGLE: "Google",
+    SyncPlatform.TIKTOK: "TikTok",
+    SyncPlatform.SNAPCHAT: "Snapchat",
+}
+
+
+def tell_story(ctx: Context, tenant: str, folder: Path) -> bool:
+    """Run the story; True when every job completed."""
+    service = demo.sandbox_service(build_service(ctx.settings, ctx.engine))
+    with transaction(ctx.factory) as session:
+        tenant_id = TenantRepository(session).get(tenant).id
+    audiences = demo.setup_audiences(service, tenant_id)
+    out.print("Connected Meta, Google, TikTok and Snapchat to the in-process sandbox.")
+    jobs: list[tuple[SyncPlatform, AudienceSyncJob]] = []
+
+    async def story() -> demo.Churn:
+        for platform, audience_id in audiences.items():
+            job = await demo.sync(service, tenant_id, audience_id, SyncOperation.CREATE)
+            jobs.append((platform, job))
+        churned = demo.churn(service, tenant_id, tenant, folder)
+        out.print(f"Churn: {churned.describe()}.", highlight=False)
+        for platform, audience_id in audiences.items():
+            job = await demo.sync(service, tenant_id, audience_id, SyncOperation.UPDATE)
+            jobs.append((platform, job))
+        meta = audiences[SyncPlatform.META]
+        jobs.append(
+            (SyncPlatform.META, await demo.sync(service, tenant_id, meta, SyncOperation.REPLACE))
+        )
+        return churned
+
+    churned = asyncio.run(story())
+    path, written = demo.export_segment(service, tenant_id, folder)
+    demo.restore(service, tenant_id, tenant, folder, churned)
+    _print_jobs(jobs)
+    out.print(
+        f"Exported Newsletter Subscribers hashed for Google: {written.profile_count:,} profiles, "
+        f"{written.file_size_bytes:,} bytes in {path}.",
+        highlight=False,
+    )
+    return all(job.status is SyncStatus.COMPLETED for _, job in jobs)
+
+
+def _print_jobs(jobs: list[tuple[SyncPlatform, AudienceSyncJob]]) -> None:
+    table = Table(
+        "Platform", "Segment", "Operation", "Status", "Sent", "Added", "Removed", "Failed",
+        "Match rate", "ms", title="Sync jobs",
+    )  # fmt: skip
+    for platform, job in jobs:
+        rate = f"{job.match_rate:.0%}" if job.match_rate is not None else "—"
+        table.add_row(
+            NAMES[platform],
+            demo.PLAN[platform],
+            job.operation.value,
+            job.status.value
+            if not job.error_message
+            else f"{job.status.value}: {job.error_message}",
+            f"{job.profiles_sent:,}",
+            f"{job.profiles_added:,}",
+            f"{job.profiles_removed:,}",
+            f"{job.profiles_failed:,}",
+            rate,
+            f"{job.duration_ms or 0:,}",
+        )
+    out.print(table)

@@ -1,0 +1,216 @@
+"""The demo story: the demo segments synced to all four platforms' sandboxes, in process.
+
+create → churn → update → replace → export, with real jobs and real figures — nothing leaves the
+machine: connectors talk to the sandbox app through httpx's ASGI transport. Every run starts a
+fresh sandbox, so audiences left by an earlier run (whose platform ids died with it) are retired.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audience_sync.connectors import BaseAudienceConnector, RateLimiters, connector_for
+from audience_sync.domain.models import IdentifierType, SyncOperation, SyncPlatform
+from audience_sync.export.writer import ExportSpec, Written, write_export
+from audience_sync.sandbox import SandboxSettings, create_app
+from audience_sync.sources.demo import generate_rows, write_profiles_csv
+from audience_sync.sources.importer import import_profiles
+from audience_sync.store.db import transaction
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    ConnectionRepository,
+    SegmentRepository,
+    SyncJobRepository,
+    TenantRepository,
+)
+from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
+from audience_sync.sync.jobs import Trigger, trigger_job
+from audience_sync.sync.runner import SyncService, Target, run_job
+from audience_sync.sync.service import connector_options, credentials_of
+
+SANDBOX = "http://sandbox"
+PREFIX = {
+    SyncPlatform.META: "/meta/v26.0",
+    SyncPlatform.GOOGLE: "/google/v1",
+    SyncPlatform.TIKTOK: "/tiktok/open_api/v1.3",
+    SyncPlatform.SNAPCHAT: "/snapchat/v1",
+}
+# Which demo segment goes to which platform (TikTok's replace needs ≥ 1,000 members).
+PLAN = {
+    SyncPlatform.META: "High Value Customers",
+    SyncPlatform.GOOGLE: "Newsletter Subscribers",
+    SyncPlatform.TIKTOK: "Newsletter Subscribers",
+    SyncPlatform.SNAPCHAT: "At Risk Churning",
+}
+CREDENTIALS = {
+    "access_token": "sandbox-token",
+    "refresh_token": "sandbox-refresh-token",
+    "client_id": "demo-client",
+    "client_secret": "demo-client-secret",
+    "developer_token": "demo-developer-token",
+}
+
+
+def sandbox_service(service: SyncService) -> SyncService:
+    """The same engine, its connectors wired to a fresh in-process sandbox."""
+    app = create_app(SandboxSettings(processing_seconds=0))
+    limiters = RateLimiters()
+
+    def connect(target: Target) -> BaseAudienceConnector:
+        return connector_for(
+            target.platform,
+            service.settings,
+            credentials_of(target.credentials),
+            ad_account_id=target.ad_account_id,
+            options=connector_options(target),
+            base_url=target.base_url,
+            transport=httpx.ASGITransport(app=app),
+            limiters=limiters,
+            poll_interval=0.05,
+        )
+
+    return SyncService(service.factory, service.engine, service.settings, service.cipher, connect)
+
+
+def setup_audiences(service: SyncService, tenant_id: int) -> dict[SyncPlatform, uuid.UUID]:
+    """Connect the four platforms to the sandbox and create one demo audience on each."""
+    audiences: dict[SyncPlatform, uuid.UUID] = {}
+    now = service.clock()
+    with transaction(service.factory) as session:
+        _retire_old(session, tenant_id)
+        connections = ConnectionRepository(session, tenant_id, service.cipher)
+        for platform, segment_name in PLAN.items():
+            connections.put(
+                platform, "1234567890", CREDENTIALS, base_url=SANDBOX + PREFIX[platform]
+            )
+            segment = SegmentRepository(session, tenant_id).by_name(segment_name)
+            if segment is None:
+                raise LookupError(f"the demo segment {segment_name!r} is missing")
+            audience = AudienceRepository(session, tenant_id).add(
+                PlatformAudience(
+                    segment_id=segment.id,
+                    platform=platform,
+                    platform_audience_name=f"{segment_name} (demo)",
+                    ad_account_id="1234567890",
+                    sync_interval_hours=24,
+                    next_sync_at=now + timedelta(hours=24),
+                    config={"demo": True},
+                )
+            )
+            audiences[platform] = audience.id
+    return audiences
+
+
+def _retire_old(session: Session, tenant_id: int) -> None:
+    old = session.scalars(
+        select(PlatformAudience).where(
+            PlatformAudience.tenant_id == tenant_id, PlatformAudience.is_active.is_(True)
+        )
+    ).all()
+    for audience in old:
+        if (audience.config or {}).get("demo"):
+            audience.is_active = False
+            audience.auto_sync = False
+            audience.next_sync_at = None
+
+
+async def sync(
+    service: SyncService, tenant_id: int, audience_id: uuid.UUID, operation: SyncOperation
+) -> AudienceSyncJob:
+    job, _ = trigger_job(
+        service.factory, tenant_id, audience_id, Trigger(operation=operation), service.clock()
+    )
+    await run_job(service, tenant_id, job.id)
+    with transaction(service.factory) as session:
+        return SyncJobRepository(session, tenant_id).get(job.id)
+
+
+@dataclass
+class Churn:
+    """What the story changed, so the demo can put the data set back as it was."""
+
+    left: dict[str, list[str]] = field(default_factory=dict)  # segment → profile ids
+    joined: list[str] = field(default_factory=list)
+    changed: list[dict[str, str]] = field(default_factory=list)  # the original rows
+
+    def describe(self) -> str:
+        gone = "; ".join(f"{len(ids)} left {name}" for name, ids in sorted(self.left.items()))
+        return (
+            f"{gone}; {len(self.changed)} changed their email; "
+            f"{len(self.joined)} joined each segment"
+        )
+
+
+def churn(service: SyncService, tenant_id: int, tenant: str, folder: Path, seed: int = 7) -> Churn:
+    """2% of each demo segment leaves, some new profiles join, some members change email."""
+    rng = random.Random(seed)
+    done = Churn()
+    with transaction(service.factory) as session:
+        segments = SegmentRepository(session, tenant_id)
+        for name in sorted(set(PLAN.values())):
+            segment = segments.by_name(name)
+            assert segment is not None
+            members = segments.member_profile_ids(segment.id)
+            done.left[name] = rng.sample(members, max(1, len(members) // 50))
+            segments.remove_members(segment.id, done.left[name])
+    done.changed = [row for row in generate_rows(200) if int(row["profile_id"][1:]) % 4 == 0]
+    changed = [
+        {**row, "email": f"changed.{row['profile_id'].lower()}@example.com"} for row in done.changed
+    ]
+    _import(service, tenant, folder / "churn_changed_emails.csv", changed)
+    joiners = [
+        {**row, "profile_id": f"N{row['profile_id'][1:]}"} for row in generate_rows(60, seed)
+    ]
+    done.joined = [row["profile_id"] for row in joiners]
+    for name in sorted(set(PLAN.values())):
+        _import(service, tenant, folder / "churn_joiners.csv", joiners, segment=name)
+    return done
+
+
+def restore(service: SyncService, tenant_id: int, tenant: str, folder: Path, done: Churn) -> None:
+    """Undo `churn` in the CDP (the demo's platform audiences are retired on the next run)."""
+    with transaction(service.factory) as session:
+        segments = SegmentRepository(session, tenant_id)
+        for name, ids in done.left.items():
+            segment = segments.by_name(name)
+            assert segment is not None
+            segments.add_members(segment.id, ids)
+            segments.remove_members(segment.id, done.joined)
+    _import(service, tenant, folder / "churn_restore.csv", done.changed)
+
+
+def _import(
+    service: SyncService,
+    tenant: str,
+    path: Path,
+    rows: list[dict[str, str]],
+    segment: str | None = None,
+) -> None:
+    write_profiles_csv(path, rows)
+    import_profiles(service.factory, path, tenant=tenant, segment=segment)
+
+
+def export_segment(service: SyncService, tenant_id: int, folder: Path) -> tuple[Path, Written]:
+    """The newsletter segment as CSV, hashed exactly as Google's upload would."""
+    with transaction(service.factory) as session:
+        segment = SegmentRepository(session, tenant_id).by_name("Newsletter Subscribers")
+        assert segment is not None
+        region = TenantRepository(session).region_of(tenant_id)
+    spec = ExportSpec(
+        format="csv",
+        identifier_types=(IdentifierType.EMAIL, IdentifierType.PHONE),
+        hash_identifiers=True,
+        platform=SyncPlatform.GOOGLE,
+        include_traits=False,
+        include_events=False,
+    )
+    path = folder / "newsletter_subscribers.google.csv"
+    return path, write_export(service.engine, tenant_id, segment.id, spec, path, region)
