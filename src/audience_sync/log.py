@@ -3,9 +3,41 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+
+# Last line of defence (I5): code never logs identifiers or tokens on purpose; this scrubs what a
+# third-party message or an exception text might still carry.
+_REDACTIONS = (
+    (re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"), "[email]"),
+    (re.compile(r"(?i)\bBearer\s+[\w.~+/=-]+"), "Bearer [redacted]"),
+    (
+        re.compile(
+            r"(?i)\b(access_token|refresh_token|client_secret|app_secret|api_key|sig)=[^&\s\"']+"
+        ),
+        r"\1=[redacted]",
+    ),
+    (re.compile(r"\bas_[\w-]{20,}"), "as_[redacted]"),  # our API keys
+    (re.compile(r"\+\d[\d ().-]{7,}\d"), "[phone]"),
+)
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _REDACTIONS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact(_logger: Any, _method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """A structlog processor: scrub emails, phones, tokens and keys from every string value."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = redact_text(value)
+    return event
 
 
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
@@ -16,10 +48,15 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processor=renderer,
             foreign_pre_chain=[
                 structlog.stdlib.add_log_level,
                 structlog.processors.TimeStamper(fmt="iso"),
+            ],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                renderer,
             ],
         )
     )
