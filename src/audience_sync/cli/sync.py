@@ -8,7 +8,6 @@ import json
 import sys
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
@@ -40,8 +39,9 @@ from audience_sync.store.repositories import (
     SyncJobRepository,
     TenantRepository,
 )
-from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
+from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.store.views import audience_view, job_view
+from audience_sync.sync.audiences import add_audience
 from audience_sync.sync.jobs import Trigger, trigger_job
 from audience_sync.sync.runner import SyncService, run_job
 from audience_sync.sync.service import build_service
@@ -147,23 +147,23 @@ def audiences_create(
         found = SegmentRepository(session, tenant_id).by_name(segment)
         if found is None:
             raise NotFoundError(f"No segment named {segment!r}; `audience-sync segments list`.")
-        if ConnectionRepository(session, tenant_id, service.cipher).find(platform) is None:
-            raise ValidationError(
-                f"{platform.value} is not connected; run `audience-sync connections set "
-                f"{platform.value} --ad-account … --access-token …` first."
-            )
-        audience = AudienceRepository(session, tenant_id).add(
-            PlatformAudience(
-                segment_id=found.id,
-                platform=platform,
-                platform_audience_name=name,
-                ad_account_id=ad_account,
-                description=description,
-                auto_sync=auto_sync,
-                sync_interval_hours=hours,
-                next_sync_at=now + timedelta(hours=hours) if auto_sync else None,
-                config=_options(option or []),
-            )
+        audience = add_audience(
+            session,
+            tenant_id,
+            service.cipher,
+            segment_id=found.id,
+            platform=platform,
+            name=name,
+            ad_account_id=ad_account,
+            description=description,
+            auto_sync=auto_sync,
+            interval_hours=hours,
+            options=_options(option or []),
+            now=now,
+            connect_hint=(
+                f"run `audience-sync connections set {platform.value} --ad-account … "
+                "--access-token …`"
+            ),
         )
         audience_id = audience.id
     if not as_json:

@@ -27,11 +27,10 @@ from audience_sync.scheduler.queue import check_interval
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import (
     AudienceRepository,
-    ConnectionRepository,
     SegmentRepository,
     SyncJobRepository,
 )
-from audience_sync.store.tables import PlatformAudience
+from audience_sync.sync.audiences import add_audience
 from audience_sync.sync.health import audience_health
 from audience_sync.sync.jobs import Trigger, cancel_job, trigger_job
 
@@ -75,26 +74,20 @@ async def create_audience(body: AudienceIn, ctx: Ctx, tenant_id: TenantId) -> Au
         with transaction(ctx.factory) as session:
             require_flags(session, tenant_id, ctx.settings, *sync_flags(body.platform))
             segment = SegmentRepository(session, tenant_id).get(body.segment_id)
-            if (
-                ConnectionRepository(session, tenant_id, ctx.service.cipher).find(body.platform)
-                is None
-            ):
-                raise ValidationError(
-                    f"{body.platform.value} is not connected; PUT /api/v1/connections/"
-                    f"{body.platform.value} first."
-                )
-            audience = AudienceRepository(session, tenant_id).add(
-                PlatformAudience(
-                    segment_id=segment.id,
-                    platform=body.platform,
-                    platform_audience_name=body.platform_audience_name,
-                    ad_account_id=body.ad_account_id,
-                    description=body.description,
-                    auto_sync=body.auto_sync,
-                    sync_interval_hours=hours,
-                    next_sync_at=now + timedelta(hours=hours) if body.auto_sync else None,
-                    config=body.options,
-                )
+            audience = add_audience(
+                session,
+                tenant_id,
+                ctx.service.cipher,
+                segment_id=segment.id,
+                platform=body.platform,
+                name=body.platform_audience_name,
+                ad_account_id=body.ad_account_id,
+                description=body.description,
+                auto_sync=body.auto_sync,
+                interval_hours=hours,
+                options=body.options,
+                now=now,
+                connect_hint=f"PUT /api/v1/connections/{body.platform.value}",
             )
             return AudienceOut.model_validate(audience)
 
