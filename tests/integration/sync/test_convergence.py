@@ -33,6 +33,7 @@ async def test_the_platform_converges_through_churn_and_faults(
     await world.fault(platform, "server_error")
     await world.fault(platform, "rate_limit")
     await world.fault(platform, "drop_connection", process=True)  # the write lands, no answer
+    await world.fault(platform, "timeout", delay_seconds=3.0)  # processed, answer too late
     updated = await world.sync(audience)
     assert updated.status is SyncStatus.COMPLETED, updated.error_message
     assert await world.faults_pending() == []  # each fault really hit a request

@@ -97,6 +97,7 @@ class World:
             limiters=RateLimiters(),
             poll_interval=0.5,
             poll_timeout=30,
+            timeout=2.0,  # real seconds: a `timeout` fault holds its answer longer than this
         )
 
     def load(self, rows: list[dict[str, str]]) -> None:
