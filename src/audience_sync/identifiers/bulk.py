@@ -69,8 +69,17 @@ def hash_many(
     region: str = "US",
 ) -> list[str | None]:
     """`hash_identifier` for every value, in order, on the fast path."""
-    sent, _ = _run(values, as_field(identifier_type), as_platform(platform), region, False)
-    return sent.to_list()
+    field, target = as_field(identifier_type), as_platform(platform)
+    if field not in _RULES or field not in SUPPORTED[target]:
+        column, _ = _run(values, field, target, region, False)
+        return column.to_list()
+    # As `_run`, but the few slow rows are patched into the list, not scattered into the column.
+    series, odd = _to_series(values)
+    frame = _collect(series, field, target, False)
+    sent: list[str | None] = frame.get_column("sent").to_list()
+    for i in _slow_rows(frame, odd):
+        sent[i] = normalize(values[i], field, target, region)[0]
+    return sent
 
 
 def hash_many_with_reasons(
@@ -110,12 +119,13 @@ def _run(
         reason = pl.Series("reason", [Reason.UNSUPPORTED.value] * size, dtype=pl.String)
         return pl.Series("sent", [None] * size, dtype=pl.String), reason if with_reasons else None
     if field in _RULES:
-        sent, reasons, slow = _vectorized(series, field, platform, with_reasons)
-        slow_rows = slow.arg_true().to_list()
+        frame = _collect(series, field, platform, with_reasons)
+        sent = frame.get_column("sent")
+        reasons = frame.get_column("reason") if with_reasons else None
+        slow_rows = _slow_rows(frame, odd)
     else:
         sent, reasons = _by_distinct_value(series, field, platform, region)
-        slow_rows = []
-    slow_rows = sorted(set(slow_rows) | set(odd)) if odd else slow_rows
+        slow_rows = sorted(odd)
     if slow_rows:  # the per-item reference, for the few rows the vectorized rules do not cover
         outcomes = [normalize(values[i], field, platform, region) for i in slow_rows]
         index = pl.Series(slow_rows, dtype=pl.UInt32)
@@ -124,6 +134,20 @@ def _run(
             fixed = pl.Series([None if o[1] is None else o[1].value for o in outcomes])
             reasons = reasons.scatter(index, fixed.cast(pl.String))
     return sent, reasons if with_reasons else None
+
+
+def _collect(
+    series: pl.Series, field: Field, platform: SyncPlatform, with_reasons: bool
+) -> pl.DataFrame:
+    """`_vectorized`, collected on the streaming engine (which spreads it over the cores)."""
+    return _vectorized(series, field, platform, with_reasons).collect(engine="streaming")
+
+
+def _slow_rows(frame: pl.DataFrame, odd: list[int]) -> list[int]:
+    """The rows the per-item reference settles: the `slow` column's, and the values Polars
+    cannot hold."""
+    slow_rows: list[int] = frame.get_column("slow").arg_true().to_list()
+    return sorted(set(slow_rows) | set(odd)) if odd else slow_rows
 
 
 def _to_series(values: Values) -> tuple[pl.Series, list[int]]:
@@ -146,11 +170,17 @@ def _to_series(values: Values) -> tuple[pl.Series, list[int]]:
 
 def _vectorized(
     series: pl.Series, field: Field, platform: SyncPlatform, with_reasons: bool
-) -> tuple[pl.Series, pl.Series | None, pl.Series]:
-    """(sent, reasons, needs-the-reference) for the fields done in Polars."""
+) -> pl.LazyFrame:
+    """The columns `sent`, `slow` (needs the per-item reference) and, when asked, `reason`, for
+    the fields done in Polars."""
     raw, text = pl.col("v"), pl.col("t")
-    # Staged columns are computed once, however many expressions read them.
-    frame = series.to_frame().lazy().with_columns(raw.str.strip_chars(ASCII_WHITESPACE).alias("t"))
+    # Staged columns are computed once, however many expressions read them. Every non-ASCII row
+    # but a phone's goes to the reference, so Rust's Unicode trim (the cheaper one) is the ASCII
+    # trim on the rows whose result is kept; phones trim ASCII whitespace only (see `slow`).
+    trimmed = (
+        raw.str.strip_chars(ASCII_WHITESPACE) if field is Field.PHONE else raw.str.strip_chars()
+    )
+    frame = series.to_frame().lazy().with_columns(trimmed.alias("t"))
     if field is not Field.PHONE:
         frame = frame.with_columns(text.str.to_lowercase().alias("lower"))
     if field is Field.EMAIL and platform is GOOGLE:  # Google: all whitespace goes, inside too
@@ -166,10 +196,9 @@ def _vectorized(
     # never look like stored E.164, so they are parsed anyway.
     slow = ~empty & slow if field is Field.PHONE else slow | non_ascii
     digest = _sha256(value) if hashed else value
+    # An empty or null row is never `usable` nor `prehashed`, so it falls through to None.
     sent = (
-        pl.when(empty)
-        .then(None)
-        .when(prehashed)
+        pl.when(prehashed)
         .then(pl.col("lower") if check_prehashed else None)
         .when(usable)
         .then(digest)
@@ -185,9 +214,7 @@ def _vectorized(
             .otherwise(invalid)
         )
         columns.append(reason.alias("reason"))
-    result = frame.select(columns).collect(engine="streaming")
-    reasons = result.get_column("reason") if with_reasons else None
-    return result.get_column("sent"), reasons, result.get_column("slow")
+    return frame.select(columns)
 
 
 def _sha256(expr: pl.Expr) -> pl.Expr:
@@ -219,7 +246,9 @@ def _email(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
         )
     elif platform is TIKTOK:
         email = email.str.replace(r"\+[^@]*@", "@")  # the first + of the local part, to the @
-    usable = valid & ~email.str.starts_with("@")
+    else:  # the pattern has already checked the local part is not empty
+        return email, valid, pl.lit(Reason.INVALID_EMAIL.value), pl.lit(False)
+    usable = valid & ~email.str.starts_with("@")  # a rewrite emptied the local part
     return email, usable, pl.lit(Reason.INVALID_EMAIL.value), pl.lit(False)
 
 
@@ -257,7 +286,7 @@ def _phone(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
 
 
 def _external_id(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
-    return text, pl.lit(True), pl.lit(None, dtype=pl.String), pl.lit(False)
+    return text, text.str.len_bytes() > 0, pl.lit(None, dtype=pl.String), pl.lit(False)
 
 
 def _name(text: pl.Expr, platform: SyncPlatform, field: Field) -> _Exprs:
@@ -285,7 +314,7 @@ def _city(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
 
 def _zip(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
     if platform is GOOGLE:  # postalCode: trimmed, raw
-        return text, pl.lit(True), pl.lit(None, dtype=pl.String), pl.lit(False)
+        return text, text.str.len_bytes() > 0, pl.lit(None, dtype=pl.String), pl.lit(False)
     code = pl.col("lower").str.replace_all(f"[{_WS}-]", "")
     code = pl.when(code.str.contains(r"^(?:[0-9]{5}|[0-9]{9})$")).then(code.str.slice(0, 5))
     code = code.otherwise(pl.col("lower").str.replace_all(f"[{_WS}-]", ""))

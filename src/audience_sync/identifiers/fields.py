@@ -66,6 +66,8 @@ INVALID: dict[Field, Reason] = {
 
 def as_field(identifier_type: Field | IdentifierType | str) -> Field:
     """The `Field` for an enum member or its string value; `ValueError` for anything else."""
+    if isinstance(identifier_type, Field):  # the common case, and the bulk path's per-row one
+        return identifier_type
     try:
         return Field(str(identifier_type))
     except ValueError:
@@ -74,6 +76,8 @@ def as_field(identifier_type: Field | IdentifierType | str) -> Field:
 
 def as_platform(platform: SyncPlatform | str) -> SyncPlatform:
     """The `SyncPlatform` for an enum member or its string value; `ValueError` for anything else."""
+    if isinstance(platform, SyncPlatform):
+        return platform
     try:
         return SyncPlatform(str(platform))
     except ValueError:

@@ -16,6 +16,7 @@ WHITESPACE = (
 )
 ASCII_WHITESPACE = "\t\n\x0b\x0c\r "
 WHITESPACE_RUN = re.compile(f"[{re.escape(WHITESPACE)}]+")
+_WHITESPACE_SET = frozenset(WHITESPACE)
 
 _PREHASHED = re.compile("[0-9a-fA-F]{64}")
 
@@ -27,7 +28,7 @@ def clean(value: str) -> str:
 
 def has_whitespace(text: str) -> bool:
     """Whether any whitespace character (Unicode White_Space) is in the text."""
-    return any(ch in WHITESPACE for ch in text)
+    return not _WHITESPACE_SET.isdisjoint(text)
 
 
 def is_prehashed(text: str) -> bool:

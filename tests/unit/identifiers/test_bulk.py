@@ -165,6 +165,7 @@ def test_values_that_polars_cannot_hold_are_settled_by_the_reference() -> None:
     assert result.sent[0] == hashlib.sha256(b"a@b.com").hexdigest()
     assert result.sent[1:] == [None, None, None]
     assert result.reasons[1:] == [Reason.INVALID_EMAIL, Reason.INVALID_EMAIL, Reason.EMPTY]
+    assert hash_many(values, "email", "meta") == result.sent  # type: ignore[arg-type]
 
 
 def _big_messy_batch(field: Field, size: int, seed: int) -> list[str | None]:
