@@ -14,6 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -59,9 +60,9 @@ CREDENTIALS = {
 }
 
 
-def sandbox_service(service: SyncService) -> SyncService:
-    """The same engine, its connectors wired to a fresh in-process sandbox."""
-    app = create_app(SandboxSettings(processing_seconds=0))
+def sandbox_service(service: SyncService, app: FastAPI | None = None) -> SyncService:
+    """The same engine, its connectors wired to an in-process sandbox (a fresh one by default)."""
+    app = app or create_app(SandboxSettings(processing_seconds=0))
     limiters = RateLimiters()
 
     def connect(target: Target) -> BaseAudienceConnector:
