@@ -39,7 +39,11 @@ def check(
     keys: list[bytes], export_id: uuid.UUID, expires: int, signature: str, now: datetime
 ) -> LinkCheck:
     """Tampered (no key signed exactly this), expired, or valid — in that order."""
-    if not any(hmac.compare_digest(_signature(key, export_id, expires), signature) for key in keys):
+    # Compared as bytes: compare_digest refuses non-ASCII str, and a link can carry anything.
+    given = signature.encode("utf-8", "surrogatepass")
+    if not any(
+        hmac.compare_digest(_signature(key, export_id, expires).encode(), given) for key in keys
+    ):
         return LinkCheck.TAMPERED
     if datetime.fromtimestamp(expires, UTC) <= now:
         return LinkCheck.EXPIRED
