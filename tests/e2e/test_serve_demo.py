@@ -59,6 +59,46 @@ def test_serve_demo_syncs_four_audiences_and_answers_with_its_key(tmp_path: Path
             "tiktok",
         ]
         assert httpx.get(f"{base}/api/v1/audiences", timeout=10).status_code == 401
+        drive_like_a_client(base, headers)
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+def drive_like_a_client(base: str, headers: dict[str, str]) -> None:
+    """Create an audience, let its sync finish, read health, export and download."""
+    with httpx.Client(base_url=f"{base}/api/v1", headers=headers, timeout=30) as api:
+        segments = {s["name"]: s["id"] for s in api.get("/segments").json()}
+        created = api.post(
+            "/audiences",
+            json={
+                "segment_id": segments["High Value Customers"],
+                "platform": "snapchat",
+                "platform_audience_name": "HV on Snapchat",
+                "ad_account_id": "1234567890",
+                "sync_interval_hours": 6,
+            },
+        )
+        assert created.status_code == 201, created.text
+        audience_id, job_id = created.json()["id"], created.json()["sync_job"]["id"]
+        deadline = time.monotonic() + 60
+        while (job := api.get(f"/sync-jobs/{job_id}").json())["status"] in ("pending", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.2)
+        assert job["status"] == "completed", job
+        assert job["profiles_added"] > 1_000
+        health = api.get(f"/audiences/{audience_id}/health").json()
+        assert health["sync_success_rate"] == 1.0
+        assert health["platform_size"] > 0
+        export = api.post(
+            f"/segments/{segments['High Value Customers']}/export",
+            json={"format": "csv", "identifier_types": ["email"], "platform": "snapchat"},
+        )
+        assert export.status_code in (200, 201), export.text
+        link = export.json()["download_url"]
+    downloaded = httpx.get(link if link.startswith("http") else base + link, timeout=30)
+    assert downloaded.status_code == 200
+    lines = downloaded.text.splitlines()
+    assert lines[0].startswith("profile_id")
+    assert len(lines) == export.json()["profile_count"] + 1
+    assert "@" not in downloaded.text  # hashed, as Snapchat's upload would be
