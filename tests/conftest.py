@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -87,3 +89,44 @@ def _truncate(engine: Engine) -> None:
 @pytest.fixture
 def factory(engine: Engine) -> sessionmaker[Session]:
     return db.session_factory(engine)
+
+
+# --- I5: no log record of the whole run carries a token, an API key or a raw email ----------
+_LEAKS = re.compile(
+    r"sandbox-token|sandbox-refresh-token|EAAB[\w-]{4,}|\bas_[\w-]{20,}|"
+    r"[\w.+-]+@(?:example\.(?:com|org|fr|es)|[\w-]+\.example)\b",
+    re.IGNORECASE,
+)
+
+
+class _LeakWatch(logging.Handler):
+    """Sees every record any test's code emits at INFO or above, after formatting."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name.startswith("test."):  # a test logging a leak on purpose (redaction tests)
+            return
+        text = self.format(record)
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" {record.exc_info[1]}"
+        if _LEAKS.search(text):
+            self.leaks.append(f"{record.name}: {text[:200]}")
+
+
+_WATCH = _LeakWatch()
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    root = logging.getLogger()
+    root.addHandler(_WATCH)
+    root.setLevel(min(root.level, logging.INFO))  # the watch must see INFO records too
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    logging.getLogger().removeHandler(_WATCH)
+    if _WATCH.leaks:
+        print("\nLOG LEAKS (a token, key or raw email was logged):", *_WATCH.leaks[:20], sep="\n")
+        session.exitstatus = 1

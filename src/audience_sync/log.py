@@ -61,7 +61,11 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
         )
     )
     root = logging.getLogger()
-    root.handlers = [handler]
+    # Replace only our own handler (configuring twice must not stack; others' handlers stay).
+    for old in [h for h in root.handlers if getattr(h, "audience_sync", False)]:
+        root.removeHandler(old)
+    handler.audience_sync = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
     root.setLevel(level.upper())
     # Chatty at INFO; httpx would also log every request URL, and a URL may carry a token.
     for name in ("alembic", "httpx", "httpcore"):

@@ -27,9 +27,21 @@ def test_redaction_scrubs_identifiers_and_secrets(text: str, expected: str) -> N
 
 def test_a_stdlib_log_record_is_redacted_on_its_way_out(capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("INFO")
-    logging.getLogger("third.party").warning("retrying for a@b.example with Bearer tok123")
+    logging.getLogger("test.third_party").warning("retrying for a@b.example with Bearer tok123")
     logged = capsys.readouterr().err
     assert "a@b.example" not in logged
     assert "tok123" not in logged
     assert "[email]" in logged
-    logging.getLogger().handlers.clear()
+    for handler in [h for h in logging.getLogger().handlers if getattr(h, "audience_sync", 0)]:
+        logging.getLogger().removeHandler(handler)
+
+
+def test_configuring_twice_keeps_one_handler_of_ours_and_everyone_elses() -> None:
+    root = logging.getLogger()
+    others = [h for h in root.handlers if not getattr(h, "audience_sync", False)]
+    configure_logging("INFO")
+    configure_logging("INFO")
+    ours = [h for h in root.handlers if getattr(h, "audience_sync", False)]
+    assert len(ours) == 1
+    assert [h for h in root.handlers if not getattr(h, "audience_sync", False)] == others
+    root.removeHandler(ours[0])
