@@ -9,6 +9,20 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from audience_sync.exceptions import ConfigurationError
 
+HINT_MIN_LENGTH = 16  # shorter secrets show no characters at all
+PLAIN_FIELDS = frozenset({"login_customer_id"})  # not secrets: shown as they are
+
+
+def credential_hints(credentials: dict[str, Any]) -> dict[str, str]:
+    """A hint per credential to tell them apart: the last four characters of a long secret."""
+    return {
+        name: str(value)
+        if name in PLAIN_FIELDS
+        else "****" + (str(value)[-4:] if len(str(value)) >= HINT_MIN_LENGTH else "")
+        for name, value in sorted(credentials.items())
+        if value
+    }
+
 
 class CredentialCipher:
     """Encrypts a connection's credentials; the first key encrypts, every key decrypts."""

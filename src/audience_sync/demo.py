@@ -35,7 +35,7 @@ from audience_sync.store.repositories import (
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
 from audience_sync.sync.jobs import Trigger, trigger_job
 from audience_sync.sync.runner import SyncService, Target, run_job
-from audience_sync.sync.service import connector_options, credentials_of
+from audience_sync.sync.service import connector_options, open_credentials
 
 SANDBOX = "http://sandbox"
 PREFIX = {
@@ -69,7 +69,7 @@ def sandbox_service(service: SyncService, app: FastAPI | None = None) -> SyncSer
         return connector_for(
             target.platform,
             service.settings,
-            credentials_of(target.credentials),
+            open_credentials(service.cipher, target),
             ad_account_id=target.ad_account_id,
             options=connector_options(target),
             base_url=target.base_url,

@@ -18,7 +18,7 @@ from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from audience_sync.config import FeatureFlag, FeatureFlags
-from audience_sync.crypto import CredentialCipher
+from audience_sync.crypto import CredentialCipher, credential_hints
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import NotFoundError, ValidationError
 from audience_sync.store.bulk import insert_ignore
@@ -288,6 +288,7 @@ class ConnectionRepository(TenantScoped):
             self.session.add(connection)
         connection.ad_account_id = ad_account_id
         connection.credentials_encrypted = self.cipher.encrypt(credentials)
+        connection.credentials_hint = credential_hints(credentials)
         connection.base_url = base_url
         connection.status = "connected"
         connection.status_message = None

@@ -172,6 +172,9 @@ class PlatformConnection(Timestamps, Base):
     platform: Mapped[SyncPlatform] = mapped_column(enum_column(SyncPlatform, "sync_platform"))
     ad_account_id: Mapped[str] = mapped_column(String(255))
     credentials_encrypted: Mapped[str] = mapped_column(Text)
+    # What GET may show of each credential ("****" + last 4 of a long secret), computed when
+    # they are stored, so reading a connection never decrypts it.
+    credentials_hint: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     base_url: Mapped[str | None] = mapped_column(String(500))  # e.g. the sandbox
     status: Mapped[str] = mapped_column(String(32), default="connected")
     status_message: Mapped[str | None] = mapped_column(Text)

@@ -65,7 +65,7 @@ class Target:
     ad_account_id: str
     description: str | None
     config: dict[str, Any]
-    credentials: dict[str, Any]
+    sealed_credentials: str  # still encrypted: opened only where the connector is built
     base_url: str | None
     region: str
 
@@ -137,7 +137,7 @@ def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) ->
             ad_account_id=audience.ad_account_id or connection.ad_account_id,
             description=audience.description,
             config=dict(audience.config or {}),
-            credentials=connections.credentials(audience.platform),
+            sealed_credentials=connection.credentials_encrypted,
             base_url=connection.base_url,
             region=TenantRepository(session).region_of(tenant_id),
         )

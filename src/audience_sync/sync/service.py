@@ -16,6 +16,11 @@ from audience_sync.sync.runner import SyncService, Target
 CREDENTIAL_FIELDS = frozenset(f.name for f in dataclasses.fields(Credentials))
 
 
+def open_credentials(cipher: CredentialCipher, target: Target) -> Credentials:
+    """Decrypt a connection's credentials — only here, where its connector is built."""
+    return credentials_of(cipher.decrypt(target.sealed_credentials))
+
+
 def credentials_of(stored: dict[str, object]) -> Credentials:
     """A connection's stored credentials as the connectors take them (unknown keys ignored)."""
     if not stored.get("access_token"):
@@ -30,15 +35,16 @@ def connector_options(target: Target) -> dict[str, object]:
 
 
 def build_service(settings: Settings, engine: Engine) -> SyncService:
+    cipher = CredentialCipher(secret_keys(settings))
+
     def connect(target: Target) -> BaseAudienceConnector:
         return connector_for(
             target.platform,
             settings,
-            credentials_of(target.credentials),
+            open_credentials(cipher, target),
             ad_account_id=target.ad_account_id,
             options=connector_options(target),
             base_url=target.base_url,
         )
 
-    cipher = CredentialCipher(secret_keys(settings))
     return SyncService(session_factory(engine), engine, settings, cipher, connect)

@@ -72,12 +72,13 @@ def service(
     settings: Settings, engine: Engine, factory: sessionmaker[Session], sandbox: FastAPI
 ) -> SyncService:
     time = FakeTime()
+    cipher = CredentialCipher([settings.secret_key.get_secret_value().encode()])  # type: ignore[union-attr]
 
     def connect(target: Target) -> BaseAudienceConnector:
         return connector_for(
             target.platform,
             settings,
-            Credentials(**target.credentials),
+            Credentials(**cipher.decrypt(target.sealed_credentials)),
             ad_account_id=target.ad_account_id,
             options=target.config,
             base_url=target.base_url,
@@ -89,7 +90,6 @@ def service(
             poll_timeout=30,
         )
 
-    cipher = CredentialCipher([settings.secret_key.get_secret_value().encode()])  # type: ignore[union-attr]
     return SyncService(factory, engine, settings, cipher, connect, clock=lambda: datetime.now(UTC))
 
 

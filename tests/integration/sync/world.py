@@ -87,7 +87,7 @@ class World:
         return connector_for(
             target.platform,
             self.service.settings,
-            Credentials(**target.credentials),
+            Credentials(**self.cipher.decrypt(target.sealed_credentials)),
             ad_account_id=target.ad_account_id,
             options=connector_options(target),
             base_url=target.base_url,

@@ -28,3 +28,12 @@ def test_a_wrong_key_says_what_to_do() -> None:
     token = CredentialCipher([Fernet.generate_key()]).encrypt({"t": "x"})
     with pytest.raises(ConfigurationError, match="old key"):
         CredentialCipher([Fernet.generate_key()]).decrypt(token)
+
+
+def test_hints_show_at_most_the_last_four_characters_of_long_secrets() -> None:
+    from audience_sync.crypto import credential_hints
+
+    hints = credential_hints(
+        {"access_token": "EAAB-0123456789-abcd", "app_secret": "short", "login_customer_id": "42"}
+    )
+    assert hints == {"access_token": "****abcd", "app_secret": "****", "login_customer_id": "42"}
