@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from audience_sync.domain.models import IdentifierType
 from audience_sync.sources.rows import ProfileRecord
-from audience_sync.store.bulk import insert_ignore
-from audience_sync.store.tables import Profile, ProfileIdentifier, SegmentMember
+from audience_sync.store.repositories import add_segment_members
+from audience_sync.store.tables import Profile, ProfileIdentifier
 from audience_sync.store.types import utcnow
 
 # Core tables for bulk writes (ORM bulk inserts batch poorly when NULLs vary between rows).
@@ -81,7 +81,8 @@ class ProfileWriter:
         self._update_profiles(changed, hashes, pks)
         self._write_identifiers(new + changed, pks)
         if self.segment_id is not None:
-            self._add_members([pks[r.profile_id] for r in records])
+            members = [pks[r.profile_id] for r in records]
+            add_segment_members(self.session, self.tenant_id, self.segment_id, members)
         return WriteCounts(len(new), len(changed), len(records) - len(new) - len(changed))
 
     def _existing(self, profile_ids: list[str]) -> dict[str, tuple[int, str]]:
@@ -158,19 +159,6 @@ class ProfileWriter:
         country = record.fields.get("country")
         code = self.normalize_country(country) if country else None
         return code.upper() if code else self.default_region
-
-    def _add_members(self, profile_pks: list[int]) -> None:
-        now = utcnow()
-        rows = [
-            {
-                "segment_id": self.segment_id,
-                "profile_pk": pk,
-                "tenant_id": self.tenant_id,
-                "added_at": now,
-            }
-            for pk in profile_pks
-        ]
-        insert_ignore(self.session, SegmentMember, rows, ("segment_id", "profile_pk"))
 
 
 def _rounds(records: Sequence[ProfileRecord]) -> Iterator[list[ProfileRecord]]:

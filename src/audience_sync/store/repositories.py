@@ -142,6 +142,19 @@ class AddedMembers:
     unknown_profile_ids: list[str]
 
 
+def add_segment_members(
+    session: Session, tenant_id: int, segment_id: uuid.UUID, profile_pks: Sequence[int]
+) -> None:
+    """Insert memberships by profile primary key; ones that exist already are left as they are.
+    The caller has checked that the segment and the profiles are the tenant's."""
+    now = utcnow()
+    rows = [
+        {"segment_id": segment_id, "profile_pk": pk, "tenant_id": tenant_id, "added_at": now}
+        for pk in profile_pks
+    ]
+    insert_ignore(session, SegmentMember, rows, ("segment_id", "profile_pk"))
+
+
 class SegmentRepository(TenantScoped):
     def create(self, name: str, description: str | None = None) -> Segment:
         if self.by_name(name) is not None:
@@ -214,17 +227,7 @@ class SegmentRepository(TenantScoped):
         )
         found: dict[str, int] = {row.profile_id: row.id for row in matches}
         before = self.member_count(segment.id)
-        now = utcnow()
-        rows = [
-            {
-                "segment_id": segment.id,
-                "profile_pk": pk,
-                "tenant_id": self.tenant_id,
-                "added_at": now,
-            }
-            for pk in found.values()
-        ]
-        insert_ignore(self.session, SegmentMember, rows, ("segment_id", "profile_pk"))
+        add_segment_members(self.session, self.tenant_id, segment.id, list(found.values()))
         added = self.member_count(segment.id) - before
         return AddedMembers(added, [pid for pid in wanted if pid not in found])
 
