@@ -46,7 +46,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import Engine, insert, text
 
 from audience_sync.config import Settings
-from audience_sync.connectors import BaseAudienceConnector, Credentials, RateLimiters, connector_for
+from audience_sync.connectors import BaseAudienceConnector, RateLimiters, connector_for
 from audience_sync.crypto import CredentialCipher
 from audience_sync.domain.models import SyncOperation, SyncPlatform
 from audience_sync.sandbox import SandboxSettings, create_app
@@ -65,6 +65,7 @@ from audience_sync.store.tables import (
     SegmentMember,
 )
 from audience_sync.sync.jobs import Trigger, trigger_job
+from audience_sync.sync.service import connector_options, open_credentials
 from audience_sync.testing.support import PREFIXES, SANDBOX_URL, FakeTime
 from benchmarks import BenchOptions, Table, register
 from benchmarks.bench_connectors import TimedApp
@@ -230,9 +231,9 @@ class Bench:
         return connector_for(
             target.platform,
             self.service.settings,
-            Credentials(**target.credentials),
+            open_credentials(self.service.cipher, target),
             ad_account_id=target.ad_account_id,
-            options=target.config,
+            options=connector_options(target),
             base_url=target.base_url,
             transport=httpx.ASGITransport(app=self.timed),
             sleep=self.time.sleep,
@@ -277,6 +278,12 @@ class Bench:
                     "WHERE type = 'email' AND profile_pk % 400 = 3"
                 )
             )
+            # As the importer does for a changed profile: a new content hash (it is how an update
+            # knows which members to prepare again).
+            connection.execute(
+                text("UPDATE profiles SET content_hash = 'f' || substr(content_hash, 2) "
+                     "WHERE id % 400 = 3")
+            )  # fmt: skip
         insert_members(
             self.engine, self.tenant_id, self.segment_id, rows + 1, rows + rows // 400 + 1
         )

@@ -8,15 +8,23 @@ database cursor.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, String, select, type_coerce
+from sqlalchemy import Engine, Select, String, select, type_coerce
 from sqlalchemy.sql.expression import Executable
 
+from audience_sync.store.db import driver_rows
 from audience_sync.store.tables import Profile, ProfileIdentifier, SegmentMember
 
 BATCH_ROWS = 250_000
+IN_CHUNK = 5_000  # profile pks per `IN (…)`: well under SQLite's and PostgreSQL's limits
+CONTENT_SCHEMA = {"owner": pl.Int64, "content_hash": pl.String}
+CONTENTS_SQL = (
+    "SELECT p.id, p.content_hash FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
+    "WHERE m.tenant_id = ? AND m.segment_id = ? AND p.tenant_id = m.tenant_id"
+)
 
 IDENTIFIER_SCHEMA = {
     "profile_pk": pl.Int64,
@@ -52,6 +60,33 @@ def member_batches(
         yield profiles, identifiers
 
 
+def member_batches_of(
+    engine: Engine, tenant_id: int, segment_id: uuid.UUID, pks: Sequence[int]
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """`member_batches` for these members only (those an update has to prepare again)."""
+    ordered = sorted(pks)
+    for start in range(0, len(ordered), IN_CHUNK):
+        chunk = ordered[start : start + IN_CHUNK]
+        profiles = _frame(engine, _profiles(tenant_id, segment_id).where(Profile.id.in_(chunk)))
+        if profiles.is_empty():
+            continue
+        query = _identifiers(tenant_id, segment_id).where(ProfileIdentifier.profile_pk.in_(chunk))
+        yield profiles, _frame(engine, query, IDENTIFIER_SCHEMA)
+
+
+def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl.DataFrame:
+    """Every member (`owner`, its profile pk) with `content`, the first 64 bits of its
+    profile's `content_hash` as an integer: it changes whenever the profile's content does."""
+    with engine.connect() as connection:
+        frames = [
+            pl.DataFrame(rows, schema=CONTENT_SCHEMA, orient="row")
+            for rows in driver_rows(connection, CONTENTS_SQL, (tenant_id, segment_id), BATCH_ROWS)
+        ]
+    found = pl.concat(frames) if frames else pl.DataFrame(schema=CONTENT_SCHEMA)
+    content = pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
+    return found.select("owner", content.alias("content"))
+
+
 def identifier_batches(
     engine: Engine,
     tenant_id: int,
@@ -60,7 +95,14 @@ def identifier_batches(
     pk_range: tuple[int, int] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Every identifier of every member: profile_pk, type, value, e164 (phones), kind (MAIDs)."""
-    query = (
+    query = _identifiers(tenant_id, segment_id)
+    if pk_range is not None:
+        query = query.where(ProfileIdentifier.profile_pk.between(*pk_range))
+    return _batches(engine, query, IDENTIFIER_SCHEMA, batch_rows)
+
+
+def _identifiers(tenant_id: int, segment_id: uuid.UUID) -> Select[*tuple[Any, ...]]:
+    return (
         select(
             ProfileIdentifier.profile_pk,
             type_coerce(ProfileIdentifier.type, String).label("type"),
@@ -76,16 +118,17 @@ def identifier_batches(
         )
         .order_by(ProfileIdentifier.profile_pk, ProfileIdentifier.id)
     )
-    if pk_range is not None:
-        query = query.where(ProfileIdentifier.profile_pk.between(*pk_range))
-    return _batches(engine, query, IDENTIFIER_SCHEMA, batch_rows)
 
 
 def profile_batches(
     engine: Engine, tenant_id: int, segment_id: uuid.UUID, batch_rows: int = BATCH_ROWS
 ) -> Iterator[pl.DataFrame]:
     """Every member's own id and enhanced-matching fields (names, address, birth date, gender)."""
-    query = (
+    return _batches(engine, _profiles(tenant_id, segment_id), PROFILE_SCHEMA, batch_rows)
+
+
+def _profiles(tenant_id: int, segment_id: uuid.UUID) -> Select[*tuple[Any, ...]]:
+    return (
         select(
             Profile.id.label("profile_pk"),
             Profile.profile_id,
@@ -106,7 +149,13 @@ def profile_batches(
         )
         .order_by(Profile.id)
     )
-    return _batches(engine, query, PROFILE_SCHEMA, batch_rows)
+
+
+def _frame(
+    engine: Engine, query: Executable, schema: dict[str, type[pl.DataType]] = PROFILE_SCHEMA
+) -> pl.DataFrame:
+    frames = list(_batches(engine, query, schema, BATCH_ROWS))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
 
 
 def _batches(

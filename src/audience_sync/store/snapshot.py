@@ -12,6 +12,7 @@ import polars as pl
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from audience_sync.store.db import driver_rows
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import SnapshotRecord
 
@@ -43,24 +44,11 @@ class SnapshotRepository(TenantScoped):
 
     def hash_batches(self, audience_id: uuid.UUID) -> Iterator[pl.DataFrame]:
         """Every confirmed `record_hash` (nothing else), streamed in frames of `READ_BATCH`:
-        what planning needs, without holding ten million records' text.
-
-        Read on the driver's own cursor: SQLAlchemy's streaming result hands rows over one at a
-        time, which doubles the cost of reading ten million of them. PostgreSQL gets a named
-        (server-side) cursor; SQLite's cursor steps lazily anyway and stores UUIDs as hex."""
-        dbapi: Any = self.session.connection().connection.dbapi_connection
-        key: object
-        if self.session.get_bind().dialect.name == "postgresql":
-            cursor = dbapi.cursor(name=f"snapshot_hashes_{uuid.uuid4().hex}")
-            sql, key = HASHES_SQL.replace("?", "%s"), audience_id
-        else:
-            cursor, sql, key = dbapi.cursor(), HASHES_SQL, audience_id.hex
-        try:
-            cursor.execute(sql, (self.tenant_id, key))
-            while rows := cursor.fetchmany(READ_BATCH):
-                yield pl.DataFrame(rows, schema={"record_hash": pl.String}, orient="row")
-        finally:
-            cursor.close()
+        what planning needs, without holding ten million records' text. Answered from the
+        table's key alone (it leads with the tenant), on the driver's own cursor."""
+        params = (self.tenant_id, audience_id)
+        for rows in driver_rows(self.session.connection(), HASHES_SQL, params, READ_BATCH):
+            yield pl.DataFrame(rows, schema={"record_hash": pl.String}, orient="row")
 
     def records_of(self, audience_id: uuid.UUID, hashes: Sequence[str]) -> pl.DataFrame:
         """The confirmed records (`record_hash`, `record`) with these hashes, in their order."""
@@ -115,7 +103,7 @@ class SnapshotRepository(TenantScoped):
             # several times more per row (see docs/sync.md, Performance).
             dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
             statement = dialect.insert(SNAPSHOT).on_conflict_do_nothing(
-                index_elements=["audience_id", "record_hash"]
+                index_elements=["tenant_id", "audience_id", "record_hash"]
             )
             self.session.execute(statement, rows)
         for start in range(0, len(removed), DELETE_CHUNK):

@@ -25,8 +25,8 @@ from audience_sync.connectors import BaseAudienceConnector, Operation
 from audience_sync.crypto import CredentialCipher
 from audience_sync.domain.models import AudienceConfig, SyncOperation, SyncPlatform, SyncStatus
 from audience_sync.exceptions import AudienceSyncError, ValidationError
-from audience_sync.sources.members import member_batches
 from audience_sync.store.db import transaction
+from audience_sync.store.member_state import MemberStateRepository
 from audience_sync.store.repositories import (
     AudienceRepository,
     ConnectionRepository,
@@ -45,8 +45,9 @@ from audience_sync.sync.jobs import (
     heartbeat,
     start_job,
 )
-from audience_sync.sync.members import CURRENT_SCHEMA, Current, allowed_fields, current_records
+from audience_sync.sync.members import CURRENT_SCHEMA, Current
 from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_streamed
+from audience_sync.sync.prepare import Preparer, Scope
 
 ConnectorFactory = Callable[["Target"], BaseAudienceConnector]
 CHUNK_BATCHES = 10  # platform batches per checkpoint
@@ -178,19 +179,15 @@ class Run:
         platform_id = await self.ensure_created()
         replacing = self.job.operation is SyncOperation.REPLACE
         with tempfile.TemporaryDirectory(prefix="audience-sync-") as spill:
-            current, users = await current_records(
-                self.connector,
-                platform_id,
-                member_batches(self.service.engine, self.target.tenant_id, self.target.segment_id),
-                allowed_fields(self.target.config),
-                spill=Path(spill),
-                keep_users=replacing,
+            preparer = Preparer(self.scope(), self.connector, platform_id, Path(spill))
+            current, users = await preparer.prepare(
+                full=replacing, save=not self.job.dry_run, now=self.service.clock()
             )
             self.diagnose(current)
             if replacing:
                 await self.replace(platform_id, current, users)
             else:
-                await self.update(platform_id, current)
+                await self.update(platform_id, current, preparer)
         if not self.job.dry_run:
             await self.refresh(platform_id, current)
 
@@ -216,10 +213,24 @@ class Run:
             ).platform_audience_id = platform_id
         return platform_id
 
-    async def update(self, platform_id: str, current: Current) -> None:
+    def scope(self) -> Scope:
+        target = self.target
+        return Scope(
+            engine=self.service.engine,
+            factory=self.service.factory,
+            tenant_id=target.tenant_id,
+            audience_id=target.audience_id,
+            segment_id=target.segment_id,
+            platform=target.platform.value,
+            region=target.region,
+            config=target.config,
+        )
+
+    async def update(self, platform_id: str, current: Current, preparer: Preparer) -> None:
         plan = plan_against_snapshot(
             self.service.factory, self.target.tenant_id, self.target.audience_id, current.keys
         )
+        await self.prepare_unsent(plan, current, preparer)
         self.metrics.details["plan"] = {
             "adds": plan.adds.select(KEYS).n_unique(),
             "removes": len(plan.removes),
@@ -244,6 +255,16 @@ class Run:
                     self.target.audience_id, hashes
                 )
             await self.upload(platform_id, Operation.REMOVE, removed)
+
+    async def prepare_unsent(self, plan: Plan, current: Current, preparer: Preparer) -> None:
+        """Adds owned by members taken from the state have no text in this run's spill: prepare
+        those members again (they are few: records a failed or interrupted run left unsent)."""
+        prepared = pl.Series("owner", current.member_pks, dtype=pl.Int64).implode()
+        owners = plan.adds.filter(~pl.col("owner").is_in(prepared))["owner"].unique().to_list()
+        if owners:
+            again = await preparer.prepare_owners(owners)
+            current.parts.extend(again.parts)
+            current.member_pks.extend(again.member_pks)
 
     async def replace(self, platform_id: str, current: Current, users: Sequence[Any]) -> None:
         if current.is_empty and not self.force:
@@ -283,6 +304,7 @@ class Run:
             audience.auto_sync = False
             audience.next_sync_at = None
             SnapshotRepository(session, self.target.tenant_id).clear(self.target.audience_id)
+            MemberStateRepository(session, self.target.tenant_id).clear(self.target.audience_id)
 
     # --- steps ----------------------------------------------------------------------------
 
@@ -299,6 +321,7 @@ class Run:
     def diagnose(self, current: Current) -> None:
         self.metrics.profiles_failed = current.unusable_members
         self.metrics.details["members"] = current.members
+        self.metrics.details["prepared_members"] = len(current.member_pks)
         self.metrics.details["dropped"] = dict(current.dropped)
 
     async def upload(self, platform_id: str, op: Operation, frame: pl.DataFrame) -> None:

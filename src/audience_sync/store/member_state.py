@@ -1,0 +1,62 @@
+"""Per-audience member state: what each member produced when last prepared (see
+`tables.MemberStatePart`). A cache: losing it costs one full preparation, never correctness."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import datetime
+
+import polars as pl
+from sqlalchemy import delete, select
+
+from audience_sync.store.repositories import TenantScoped
+from audience_sync.store.tables import MemberStatePart
+
+STATE_SCHEMA = {"owner": pl.Int64, "content": pl.UInt64, "k1": pl.UInt64, "k2": pl.UInt64}
+PART_ROWS = 1_000_000  # rows per stored part (~25 MB): no single value grows without bound
+
+
+class MemberStateRepository(TenantScoped):
+    def load(self, audience_id: uuid.UUID, fingerprint: str) -> pl.DataFrame | None:
+        """The stored state, or None when there is none or it was made for other settings."""
+        parts = self.session.execute(
+            select(MemberStatePart.fingerprint, MemberStatePart.data)
+            .where(
+                MemberStatePart.tenant_id == self.tenant_id,
+                MemberStatePart.audience_id == audience_id,
+            )
+            .order_by(MemberStatePart.part)
+        ).all()
+        if not parts or any(found != fingerprint for found, _ in parts):
+            return None
+        return pl.concat([pl.read_ipc(io.BytesIO(data)) for _, data in parts])
+
+    def save(
+        self, audience_id: uuid.UUID, fingerprint: str, state: pl.DataFrame, now: datetime
+    ) -> None:
+        """Replace the audience's state with `state` (columns of `STATE_SCHEMA`)."""
+        self.clear(audience_id)
+        frame = state.select(pl.col(name).cast(kind) for name, kind in STATE_SCHEMA.items())
+        for number, part in enumerate(frame.iter_slices(PART_ROWS)):
+            buffer = io.BytesIO()
+            part.write_ipc(buffer, compression="lz4")
+            self.session.add(
+                MemberStatePart(
+                    audience_id=audience_id,
+                    part=number,
+                    tenant_id=self.tenant_id,
+                    fingerprint=fingerprint,
+                    data=buffer.getvalue(),
+                    prepared_at=now,
+                )
+            )
+        self.session.flush()
+
+    def clear(self, audience_id: uuid.UUID) -> None:
+        self.session.execute(
+            delete(MemberStatePart).where(
+                MemberStatePart.tenant_id == self.tenant_id,
+                MemberStatePart.audience_id == audience_id,
+            )
+        )

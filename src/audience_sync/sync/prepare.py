@@ -1,0 +1,165 @@
+"""Step 3 of a sync: the records the segment's members produce now, prepared incrementally.
+
+Preparing a member (reading it, normalizing and hashing its identifiers, shaping its records) is
+the expensive part of a sync. An update prepares only the members it has to: those whose
+profile's `content_hash` changed since the audience's member state was saved, and those who
+joined. Every other member's records are taken from the state (`store.member_state`). A member
+who left is simply absent. The snapshot, not the state, still decides what is sent: a record of
+an unchanged member that the platform never confirmed (a failed batch, a crash) shows up as an
+add, and its member is prepared again to send it.
+
+The state is ignored, and every member prepared, when it was made for other settings (platform,
+audience, fields sent, region, this package's version: see `fingerprint`) and on a replace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from audience_sync import __version__
+from audience_sync.connectors import BaseAudienceConnector
+from audience_sync.domain.models import AudienceUser
+from audience_sync.sources.members import member_batches, member_batches_of, member_contents
+from audience_sync.store.db import transaction
+from audience_sync.store.member_state import MemberStateRepository
+from audience_sync.sync.members import Current, allowed_fields, current_records
+from audience_sync.sync.plan import KEYS
+
+STATE_VERSION = 1  # bump when what a member produces changes without a package version change
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Where the members come from and what they are prepared for."""
+
+    engine: Engine
+    factory: sessionmaker[Session]
+    tenant_id: int
+    audience_id: uuid.UUID
+    segment_id: uuid.UUID
+    platform: str
+    region: str
+    config: dict[str, Any]
+
+
+def fingerprint(scope: Scope, platform_audience_id: str) -> str:
+    """Everything besides a profile's content that its records depend on."""
+    settings = [
+        STATE_VERSION,
+        __version__,
+        scope.platform,
+        platform_audience_id,
+        sorted(allowed_fields(scope.config)),
+        scope.region,
+        scope.config,
+    ]
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class Preparer:
+    """Prepares the members of one run, writing records to `spill` (see `members.Current`)."""
+
+    def __init__(
+        self,
+        scope: Scope,
+        connector: BaseAudienceConnector,
+        platform_audience_id: str,
+        spill: Path,
+    ) -> None:
+        self.scope = scope
+        self.connector = connector
+        self.platform_audience_id = platform_audience_id
+        self.spill = spill
+        self.fingerprint = fingerprint(scope, platform_audience_id)
+        self.rounds = 0
+
+    async def prepare(
+        self, *, full: bool, save: bool, now: datetime
+    ) -> tuple[Current, list[AudienceUser]]:
+        """The current records; every member's (`full`), or the changed members' plus the
+        state's. With `save`, the state is replaced by what this run found."""
+        scope = self.scope
+        contents = member_contents(scope.engine, scope.tenant_id, scope.segment_id)
+        state = None if full else self._load()
+        if state is None:
+            current, users = await self._records(
+                member_batches(scope.engine, scope.tenant_id, scope.segment_id), keep_users=full
+            )
+            covered = pl.Series("owner", current.member_pks, dtype=pl.Int64)
+        else:
+            current, users = await self._incremental(contents, state)
+            covered = pl.concat(
+                [
+                    state.join(contents, on=["owner", "content"], how="semi")["owner"],
+                    pl.Series("owner", current.member_pks, dtype=pl.Int64),
+                ]
+            )
+        if save:
+            self._save(contents.filter(pl.col("owner").is_in(covered.implode())), current, now)
+        return current, users
+
+    async def prepare_owners(self, owners: list[int]) -> Current:
+        """Prepare these members again (unchanged members with records still to send)."""
+        batches = member_batches_of(
+            self.scope.engine, self.scope.tenant_id, self.scope.segment_id, owners
+        )
+        current, _ = await self._records(batches, keep_users=False)
+        return current
+
+    async def _incremental(
+        self, contents: pl.DataFrame, state: pl.DataFrame
+    ) -> tuple[Current, list[AudienceUser]]:
+        known = state.select("owner", "content").unique()
+        stale = contents.join(known, on=["owner", "content"], how="anti")["owner"].to_list()
+        kept = state.join(contents, on=["owner", "content"], how="semi")
+        scope = self.scope
+        current, users = await self._records(
+            member_batches_of(scope.engine, scope.tenant_id, scope.segment_id, stale),
+            keep_users=False,
+        )
+        kept_keys = kept.filter(pl.col("k1").is_not_null()).select(*KEYS, "owner")
+        current.keys = pl.concat([kept_keys, current.keys])
+        kept_members = kept["owner"].n_unique()
+        current.members += kept_members
+        current.unusable_members += kept_members - kept_keys["owner"].n_unique()
+        return current, users
+
+    async def _records(
+        self, batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]], *, keep_users: bool
+    ) -> tuple[Current, list[AudienceUser]]:
+        spill = self.spill / f"round-{self.rounds}"  # each round its own files
+        self.rounds += 1
+        spill.mkdir()
+        return await current_records(
+            self.connector,
+            self.platform_audience_id,
+            batches,
+            allowed_fields(self.scope.config),
+            spill=spill,
+            keep_users=keep_users,
+        )
+
+    def _load(self) -> pl.DataFrame | None:
+        with transaction(self.scope.factory) as session:
+            repository = MemberStateRepository(session, self.scope.tenant_id)
+            return repository.load(self.scope.audience_id, self.fingerprint)
+
+    def _save(self, contents: pl.DataFrame, current: Current, now: datetime) -> None:
+        """Each covered member with its records' keys (one row with null keys if none)."""
+        state = contents.join(current.keys.unique(), on="owner", how="left")
+        with transaction(self.scope.factory) as session:
+            MemberStateRepository(session, self.scope.tenant_id).save(
+                self.scope.audience_id, self.fingerprint, state, now
+            )
