@@ -10,9 +10,8 @@ from typing import Any, cast
 
 import polars as pl
 from sqlalchemy import Table, delete, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 
-from audience_sync.store.db import driver_rows
+from audience_sync.store.db import bound, driver_executemany, driver_rows
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import SnapshotRecord
 
@@ -21,6 +20,12 @@ RECORD_SCHEMA = {"record_hash": pl.String, "record": pl.String}
 READ_BATCH = 200_000
 HASHES_SQL = (
     "SELECT record_hash FROM audience_snapshot_records WHERE tenant_id = ? AND audience_id = ?"
+)
+# ON CONFLICT DO NOTHING (no target: the key is the only unique constraint), on SQLite and
+# PostgreSQL alike; written on the driver's cursor (`db.driver_executemany`).
+INSERT_SQL = (
+    "INSERT INTO audience_snapshot_records (tenant_id, audience_id, record_hash, record, "
+    "confirmed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
 )
 DELETE_CHUNK = 500  # hashes per DELETE … IN (…), well under parameter limits
 
@@ -88,24 +93,12 @@ class SnapshotRepository(TenantScoped):
     ) -> None:
         """Record one batch the platform accepted: `added` (hash, record) pairs and `removed`
         hashes. Re-confirming a record is harmless."""
-        rows = [
-            {
-                "audience_id": audience_id,
-                "record_hash": record_hash,
-                "record": record,
-                "tenant_id": self.tenant_id,
-                "confirmed_at": now,
-            }
-            for record_hash, record in added
-        ]
-        if rows:
-            # Core INSERT … ON CONFLICT DO NOTHING, executemany: the ORM's bulk path costs
-            # several times more per row (see docs/sync.md, Performance).
-            dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
-            statement = dialect.insert(SNAPSHOT).on_conflict_do_nothing(
-                index_elements=["tenant_id", "audience_id", "record_hash"]
-            )
-            self.session.execute(statement, rows)
+        if added:
+            connection = self.session.connection()
+            audience = bound(connection, SNAPSHOT.c.audience_id, audience_id)
+            confirmed = bound(connection, SNAPSHOT.c.confirmed_at, now)
+            rows = [(self.tenant_id, audience, h, record, confirmed) for h, record in added]
+            driver_executemany(connection, INSERT_SQL, rows)
         for start in range(0, len(removed), DELETE_CHUNK):
             self.session.execute(
                 delete(SNAPSHOT).where(

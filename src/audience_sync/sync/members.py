@@ -22,7 +22,7 @@ from audience_sync.domain.models import (
     UserIdentifier,
 )
 from audience_sync.exceptions import ValidationError
-from audience_sync.sync.plan import KEYS, encode_record, hash_keys
+from audience_sync.sync.plan import KEYS, hash_keys, record_hashes, record_text
 
 CURRENT_SCHEMA = {"record_hash": pl.String, "record": pl.String, "owner": pl.Int64}
 KEY_SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64, "owner": pl.Int64}
@@ -120,11 +120,15 @@ async def current_records(
         users = users_of(profiles, identifiers, allowed)
         owners = profiles["profile_pk"].to_list()
         prepared = await connector.records_for(audience_id, users)
-        rows = []
-        for record, owner in zip(prepared.records, prepared.owners, strict=True):
-            record_hash, text = encode_record(connector.record_pairs(prepared, record))
-            rows.append((record_hash, text, owners[owner]))
-        frame = pl.DataFrame(rows, schema=CURRENT_SCHEMA, orient="row").with_columns(hash_keys())
+        texts = [record_text(connector.record_pairs(prepared, r)) for r in prepared.records]
+        frame = pl.DataFrame(
+            {"record": texts, "owner": [owners[i] for i in prepared.owners]},
+            schema={"record": pl.String, "owner": pl.Int64},
+        )
+        frame = frame.select(
+            record_hashes(pl.col("record")).alias("record_hash"), "record", "owner"
+        )
+        frame = frame.with_columns(hash_keys())
         part = spill / f"part-{len(current.parts):06d}.arrow"
         frame.write_ipc(part)
         current.parts.append(part)

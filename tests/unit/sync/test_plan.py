@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import polars as pl
 from hypothesis import given, settings
@@ -14,6 +15,8 @@ from audience_sync.sync.plan import (
     hash_keys,
     plan_delta,
     plan_streamed,
+    record_hashes,
+    record_text,
 )
 
 hashes = st.sets(st.text("abcdef", min_size=1, max_size=3), max_size=12)
@@ -126,3 +129,26 @@ def test_the_keys_are_the_first_128_bits_of_the_hash() -> None:
     digest = hashlib.sha256(b"x").hexdigest()
     keys = pl.DataFrame({"record_hash": [digest]}).select(hash_keys()).row(0)
     assert "".join(f"{k:016x}" for k in keys) == digest[:32]
+
+
+# Text without surrogates (the importer only reads valid UTF-8), quotes and controls included.
+texts = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
+digests = st.text("0123456789abcdef", min_size=64, max_size=64)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["EMAIL", "PHONE", "MADID", "FN"]), texts | digests)))
+def test_record_text_is_the_canonical_json_whatever_the_values(
+    pairs: list[tuple[str, str]],
+) -> None:
+    expected = json.dumps(sorted(pairs), separators=(",", ":"), ensure_ascii=False)
+    assert record_text(pairs) == expected
+    assert decode_record(record_text(pairs)) == sorted(pairs)
+
+
+@given(st.lists(st.lists(st.tuples(texts, texts), max_size=3), max_size=20))
+def test_record_hashes_in_a_column_equal_encode_record(
+    records: list[list[tuple[str, str]]],
+) -> None:
+    column = pl.Series("t", [record_text(pairs) for pairs in records], dtype=pl.String)
+    hashed = pl.select(record_hashes(pl.lit(column))).to_series().to_list()
+    assert hashed == [encode_record(pairs)[0] for pairs in records]
