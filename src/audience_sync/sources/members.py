@@ -21,6 +21,18 @@ from audience_sync.store.tables import Profile, ProfileIdentifier, SegmentMember
 BATCH_ROWS = 250_000
 IN_CHUNK = 5_000  # profile pks per `IN (…)`: well under SQLite's and PostgreSQL's limits
 CONTENT_SCHEMA = {"owner": pl.Int64, "content_hash": pl.String}
+PROFILES_SQL = (
+    "SELECT p.id, p.profile_id, p.first_name, p.last_name, p.city, p.state, p.zip, p.country, "
+    "p.date_of_birth, p.gender FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
+    "WHERE m.tenant_id = ? AND m.segment_id = ? AND p.tenant_id = m.tenant_id ORDER BY p.id"
+)
+# The identifiers of the members whose pks lie in a batch's span (profile pks ascending).
+IDENTIFIERS_SQL = (
+    "SELECT i.profile_pk, i.type, i.value, i.e164, i.kind FROM profile_identifiers i "
+    "JOIN segment_members m ON m.profile_pk = i.profile_pk "
+    "WHERE m.tenant_id = ? AND m.segment_id = ? AND i.tenant_id = m.tenant_id "
+    "AND i.profile_pk BETWEEN ? AND ? ORDER BY i.profile_pk, i.id"
+)
 CONTENTS_SQL = (
     "SELECT p.id, p.content_hash FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
     "WHERE m.tenant_id = ? AND m.segment_id = ? AND p.tenant_id = m.tenant_id"
@@ -50,14 +62,20 @@ PROFILE_SCHEMA = {
 def member_batches(
     engine: Engine, tenant_id: int, segment_id: uuid.UUID, batch_rows: int = 50_000
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    """Members a batch at a time: (profile fields, their identifiers), both by `profile_pk`."""
-    for profiles in profile_batches(engine, tenant_id, segment_id, batch_rows):
-        first, last = profiles["profile_pk"].min(), profiles["profile_pk"].max()
-        found = list(
-            identifier_batches(engine, tenant_id, segment_id, 10**9, (int(first), int(last)))  # type: ignore[arg-type]
-        )
-        identifiers = pl.concat(found) if found else pl.DataFrame(schema=IDENTIFIER_SCHEMA)
-        yield profiles, identifiers
+    """Members a batch at a time: (profile fields, their identifiers), both by `profile_pk`.
+
+    Read on the driver's cursor (`db.driver_rows`): a sync reads every member, and SQLAlchemy's
+    result rows would cost more than the database's work."""
+    params = (tenant_id, segment_id)
+    with engine.connect() as connection:
+        for rows in driver_rows(connection, PROFILES_SQL, params, batch_rows):
+            profiles = pl.DataFrame(rows, schema=PROFILE_SCHEMA, orient="row")
+            span = (int(profiles["profile_pk"][0]), int(profiles["profile_pk"][-1]))
+            found = [
+                pl.DataFrame(part, schema=IDENTIFIER_SCHEMA, orient="row")
+                for part in driver_rows(connection, IDENTIFIERS_SQL, (*params, *span), BATCH_ROWS)
+            ]
+            yield profiles, pl.concat(found) if found else pl.DataFrame(schema=IDENTIFIER_SCHEMA)
 
 
 def member_batches_of(
