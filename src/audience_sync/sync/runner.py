@@ -230,7 +230,6 @@ class Run:
         plan = plan_against_snapshot(
             self.service.factory, self.target.tenant_id, self.target.audience_id, current.keys
         )
-        await self.prepare_unsent(plan, current, preparer)
         self.metrics.details["plan"] = {
             "adds": plan.adds.select(KEYS).n_unique(),
             "removes": len(plan.removes),
@@ -240,6 +239,7 @@ class Run:
         self.guard(len(plan.removes), plan.held)
         if self.job.dry_run:
             return
+        await self.prepare_unsent(plan, current, preparer)
         # Each new record is sent once, by its first owner; its text comes from the spill.
         adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
         for part in current.records():
@@ -265,6 +265,7 @@ class Run:
             again = await preparer.prepare_owners(owners)
             current.parts.extend(again.parts)
             current.member_pks.extend(again.member_pks)
+            self.metrics.details["prepared_members"] = len(current.member_pks)
 
     async def replace(self, platform_id: str, current: Current, users: Sequence[Any]) -> None:
         if current.is_empty and not self.force:

@@ -195,3 +195,9 @@ class World:
                 body["retry_after"] = 2
             answer = await client.post("/_sandbox/faults", json=body)
             assert answer.status_code == 201, answer.text
+
+    async def clear_faults(self) -> None:
+        transport = httpx.ASGITransport(app=self.sandbox)
+        async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+            answer = await client.delete("/_sandbox/faults")
+            assert answer.status_code == 200, answer.text

@@ -1,0 +1,91 @@
+"""An update prepares only the members that changed or joined; the member state supplies the
+rest, and the snapshot still decides what is sent (sync/prepare.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.store.db import transaction
+from audience_sync.store.member_state import MemberStateRepository
+from audience_sync.store.repositories import AudienceRepository
+from audience_sync.store.tables import MemberStatePart
+
+from .world import World, row
+
+SNAP = SyncPlatform.SNAPCHAT
+
+
+async def test_an_update_prepares_only_the_members_that_changed_or_joined(world: World) -> None:
+    world.load([row(i) for i in range(40)])
+    audience = world.audience(SNAP)
+    created = await world.sync(audience, SyncOperation.CREATE)
+    assert created.details["prepared_members"] == 40
+    world.load([row(3, email="someone.else@example.com"), row(40), row(41)])
+    world.leave("P5")
+    updated = await world.sync(audience)
+    assert updated.status is SyncStatus.COMPLETED
+    assert updated.details["prepared_members"] == 3  # P3 changed, P40 and P41 joined
+    assert updated.details["members"] == 41
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
+    again = await world.sync(audience)
+    assert again.details["prepared_members"] == 0
+    assert (again.details["plan"]["adds"], again.details["plan"]["removes"]) == (0, 0)
+
+
+async def test_reimporting_identical_rows_prepares_nobody(world: World) -> None:
+    world.load([row(i) for i in range(10)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    world.load([row(i) for i in range(10)])
+    updated = await world.sync(audience)
+    assert updated.details["prepared_members"] == 0
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
+
+
+async def test_records_a_failed_run_left_unsent_are_sent_by_the_next(world: World) -> None:
+    world.load([row(i) for i in range(30)])
+    audience = world.audience(SNAP)
+    # Every upload fails (the create request itself succeeds): the run prepared every member and
+    # saved the state, but the platform confirmed nothing.
+    await world.fault(SNAP, "server_error", count=200, path="/users$")
+    failed = await world.sync(audience, SyncOperation.CREATE)
+    assert failed.status is SyncStatus.PENDING  # a retry is scheduled
+    await world.clear_faults()
+    assert await world.held(SNAP, audience) == {}
+    retried = await world.sync(audience)
+    assert retried.status is SyncStatus.COMPLETED, retried.error_message
+    # Nobody changed, but every record was unsent: every member was prepared again to send it.
+    assert retried.details["prepared_members"] == 30
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
+
+
+async def test_other_settings_make_the_state_unusable_and_everyone_is_prepared(
+    world: World,
+) -> None:
+    world.load([row(i) for i in range(12)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    with transaction(world.factory) as session:
+        AudienceRepository(session, world.tenant_id).get(audience).config = {
+            "identifier_types": ["email"]
+        }
+    narrowed = await world.sync(audience, force=True)
+    assert narrowed.details["prepared_members"] == 12
+    assert set(await world.held(SNAP, audience)) == {"EMAIL_SHA256"}
+
+
+async def test_a_delete_forgets_the_state(world: World) -> None:
+    world.load([row(i) for i in range(3)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    assert _state_parts(world) == 1
+    with transaction(world.factory) as session:  # another fingerprint: as if there were none
+        assert MemberStateRepository(session, world.tenant_id).load(audience, "other") is None
+    await world.sync(audience, SyncOperation.DELETE)
+    assert _state_parts(world) == 0
+
+
+def _state_parts(world: World) -> int:
+    with transaction(world.factory) as session:
+        return len(session.scalars(select(MemberStatePart.part)).all())
