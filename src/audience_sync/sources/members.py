@@ -21,21 +21,23 @@ from audience_sync.store.tables import Profile, ProfileIdentifier, SegmentMember
 BATCH_ROWS = 250_000
 IN_CHUNK = 5_000  # profile pks per `IN (…)`: well under SQLite's and PostgreSQL's limits
 CONTENT_SCHEMA = {"owner": pl.Int64, "content_hash": pl.String}
+# Tenant-scoped by the profile's (or identifier's) own tenant: the members' side is then read
+# from its key's index alone (segment_id, profile_pk), never its rows.
 PROFILES_SQL = (
     "SELECT p.id, p.profile_id, p.first_name, p.last_name, p.city, p.state, p.zip, p.country, "
     "p.date_of_birth, p.gender FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
-    "WHERE m.tenant_id = ? AND m.segment_id = ? AND p.tenant_id = m.tenant_id ORDER BY p.id"
+    "WHERE m.segment_id = ? AND p.tenant_id = ? ORDER BY p.id"
 )
 # The identifiers of the members whose pks lie in a batch's span (profile pks ascending).
 IDENTIFIERS_SQL = (
     "SELECT i.profile_pk, i.type, i.value, i.e164, i.kind FROM profile_identifiers i "
     "JOIN segment_members m ON m.profile_pk = i.profile_pk "
-    "WHERE m.tenant_id = ? AND m.segment_id = ? AND i.tenant_id = m.tenant_id "
+    "WHERE m.segment_id = ? AND i.tenant_id = ? "
     "AND i.profile_pk BETWEEN ? AND ? ORDER BY i.profile_pk, i.id"
 )
 CONTENTS_SQL = (
     "SELECT p.id, p.content_hash FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
-    "WHERE m.tenant_id = ? AND m.segment_id = ? AND p.tenant_id = m.tenant_id"
+    "WHERE m.segment_id = ? AND p.tenant_id = ?"
 )
 
 IDENTIFIER_SCHEMA = {
@@ -66,7 +68,7 @@ def member_batches(
 
     Read on the driver's cursor (`db.driver_rows`): a sync reads every member, and SQLAlchemy's
     result rows would cost more than the database's work."""
-    params = (tenant_id, segment_id)
+    params = (segment_id, tenant_id)
     with engine.connect() as connection:
         for rows in driver_rows(connection, PROFILES_SQL, params, batch_rows):
             profiles = pl.DataFrame(rows, schema=PROFILE_SCHEMA, orient="row")
@@ -98,7 +100,7 @@ def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl
     with engine.connect() as connection:
         frames = [
             pl.DataFrame(rows, schema=CONTENT_SCHEMA, orient="row")
-            for rows in driver_rows(connection, CONTENTS_SQL, (tenant_id, segment_id), BATCH_ROWS)
+            for rows in driver_rows(connection, CONTENTS_SQL, (segment_id, tenant_id), BATCH_ROWS)
         ]
     found = pl.concat(frames) if frames else pl.DataFrame(schema=CONTENT_SCHEMA)
     content = pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)

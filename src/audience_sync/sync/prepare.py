@@ -89,7 +89,7 @@ class Preparer:
         self, *, full: bool, save: bool, now: datetime
     ) -> tuple[Current, list[AudienceUser]]:
         """The current records; every member's (`full`), or the changed members' plus the
-        state's. With `save`, the state is replaced by what this run found."""
+        state's. With `save`, the state is replaced by what this run found (when it differs)."""
         scope = self.scope
         contents = member_contents(scope.engine, scope.tenant_id, scope.segment_id)
         state = None if full else self._load()
@@ -97,17 +97,13 @@ class Preparer:
             current, users = await self._records(
                 member_batches(scope.engine, scope.tenant_id, scope.segment_id), keep_users=full
             )
-            covered = pl.Series("owner", current.member_pks, dtype=pl.Int64)
+            read = pl.col("owner").is_in(pl.Series(current.member_pks, dtype=pl.Int64).implode())
+            covered, same = contents.filter(read), False
         else:
-            current, users = await self._incremental(contents, state)
-            covered = pl.concat(
-                [
-                    state.join(contents, on=["owner", "content"], how="semi")["owner"],
-                    pl.Series("owner", current.member_pks, dtype=pl.Int64),
-                ]
-            )
-        if save:
-            self._save(contents.filter(pl.col("owner").is_in(covered.implode())), current, now)
+            users = []
+            current, covered, same = await self._incremental(contents, state)
+        if save and not same:
+            self._save(covered, current, now)
         return current, users
 
     async def prepare_owners(self, owners: list[int]) -> Current:
@@ -120,21 +116,25 @@ class Preparer:
 
     async def _incremental(
         self, contents: pl.DataFrame, state: pl.DataFrame
-    ) -> tuple[Current, list[AudienceUser]]:
-        known = state.select("owner", "content").unique()
-        stale = contents.join(known, on=["owner", "content"], how="anti")["owner"].to_list()
-        kept = state.join(contents, on=["owner", "content"], how="semi")
+    ) -> tuple[Current, pl.DataFrame, bool]:
+        """Prepare the members whose content is not in the state; take the others' keys from
+        it. Also returns the members covered (kept, plus those prepared) with their content, and
+        whether the state is still exact (nobody changed, joined or left)."""
+        on = ["owner", "content"]
+        kept_members = contents.join(state, on=on, how="semi")
+        stale = contents.join(state, on=on, how="anti")
         scope = self.scope
-        current, users = await self._records(
-            member_batches_of(scope.engine, scope.tenant_id, scope.segment_id, stale),
-            keep_users=False,
+        batches = member_batches_of(
+            scope.engine, scope.tenant_id, scope.segment_id, stale["owner"].to_list()
         )
-        kept_keys = kept.filter(pl.col("k1").is_not_null()).select(*KEYS, "owner")
-        current.keys = pl.concat([kept_keys, current.keys])
-        kept_members = kept["owner"].n_unique()
-        current.members += kept_members
-        current.unusable_members += kept_members - kept_keys["owner"].n_unique()
-        return current, users
+        current, _ = await self._records(batches, keep_users=False)
+        kept = state.join(kept_members, on=on, how="semi").filter(pl.col("k1").is_not_null())
+        current.keys = pl.concat([kept.select(*KEYS, "owner"), current.keys])
+        current.members += len(kept_members)
+        current.unusable_members += len(kept_members) - kept["owner"].n_unique()
+        read = pl.col("owner").is_in(pl.Series(current.member_pks, dtype=pl.Int64).implode())
+        same = stale.is_empty() and len(kept_members) == state["owner"].n_unique()
+        return current, pl.concat([kept_members, stale.filter(read)]), same
 
     async def _records(
         self, batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]], *, keep_users: bool
@@ -158,7 +158,7 @@ class Preparer:
 
     def _save(self, contents: pl.DataFrame, current: Current, now: datetime) -> None:
         """Each covered member with its records' keys (one row with null keys if none)."""
-        state = contents.join(current.keys.unique(), on="owner", how="left")
+        state = contents.join(current.keys, on="owner", how="left")
         with transaction(self.scope.factory) as session:
             MemberStateRepository(session, self.scope.tenant_id).save(
                 self.scope.audience_id, self.fingerprint, state, now

@@ -3,6 +3,8 @@ rest, and the snapshot still decides what is sent (sync/prepare.py)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from sqlalchemy import select
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
@@ -28,8 +30,11 @@ async def test_an_update_prepares_only_the_members_that_changed_or_joined(world:
     assert updated.details["prepared_members"] == 3  # P3 changed, P40 and P41 joined
     assert updated.details["members"] == 41
     assert await world.held(SNAP, audience) == world.expected(SNAP)
+    saved = _prepared_at(world)
+    world.clock += timedelta(hours=1)
     again = await world.sync(audience)
     assert again.details["prepared_members"] == 0
+    assert _prepared_at(world) == saved  # nobody changed, joined or left: nothing rewritten
     assert (again.details["plan"]["adds"], again.details["plan"]["removes"]) == (0, 0)
 
 
@@ -84,6 +89,11 @@ async def test_a_delete_forgets_the_state(world: World) -> None:
         assert MemberStateRepository(session, world.tenant_id).load(audience, "other") is None
     await world.sync(audience, SyncOperation.DELETE)
     assert _state_parts(world) == 0
+
+
+def _prepared_at(world: World) -> list[datetime]:
+    with transaction(world.factory) as session:
+        return list(session.scalars(select(MemberStatePart.prepared_at)).all())
 
 
 def _state_parts(world: World) -> int:
