@@ -32,7 +32,7 @@ from audience_sync.connectors import BaseAudienceConnector
 from audience_sync.domain.models import AudienceUser
 from audience_sync.sources.members import member_batches, member_batches_of, member_contents
 from audience_sync.store.db import transaction
-from audience_sync.store.member_state import MemberStateRepository
+from audience_sync.store.member_state import STATE_SCHEMA, MemberStateRepository
 from audience_sync.sync.members import Current, allowed_fields, current_records
 from audience_sync.sync.plan import KEYS
 
@@ -93,17 +93,16 @@ class Preparer:
         scope = self.scope
         contents = member_contents(scope.engine, scope.tenant_id, scope.segment_id)
         state = None if full else self._load()
+        users: list[AudienceUser] = []
         if state is None:
             current, users = await self._records(
                 member_batches(scope.engine, scope.tenant_id, scope.segment_id), keep_users=full
             )
-            read = pl.col("owner").is_in(pl.Series(current.member_pks, dtype=pl.Int64).implode())
-            covered, same = contents.filter(read), False
+            new_state, same = _state_of(contents, current), False
         else:
-            users = []
-            current, covered, same = await self._incremental(contents, state)
+            current, new_state, same = await self._incremental(contents, state)
         if save and not same:
-            self._save(covered, current, now)
+            self._save(new_state, now)
         return current, users
 
     async def prepare_owners(self, owners: list[int]) -> Current:
@@ -118,23 +117,26 @@ class Preparer:
         self, contents: pl.DataFrame, state: pl.DataFrame
     ) -> tuple[Current, pl.DataFrame, bool]:
         """Prepare the members whose content is not in the state; take the others' keys from
-        it. Also returns the members covered (kept, plus those prepared) with their content, and
-        whether the state is still exact (nobody changed, joined or left)."""
-        on = ["owner", "content"]
-        kept_members = contents.join(state, on=on, how="semi")
-        stale = contents.join(state, on=on, how="anti")
+        it. Also returns the new state and whether it equals the old one (nobody changed, joined
+        or left). One join: the state's rows whose (owner, content) is still a member's."""
+        marked = state.join(
+            contents.with_columns(_kept=pl.lit(True)), on=["owner", "content"], how="left"
+        )
+        kept = marked.filter(pl.col("_kept").is_not_null()).drop("_kept")
+        stale = contents.filter(~pl.col("owner").is_in(kept["owner"].unique().implode()))
         scope = self.scope
         batches = member_batches_of(
             scope.engine, scope.tenant_id, scope.segment_id, stale["owner"].to_list()
         )
         current, _ = await self._records(batches, keep_users=False)
-        kept = state.join(kept_members, on=on, how="semi").filter(pl.col("k1").is_not_null())
-        current.keys = pl.concat([kept.select(*KEYS, "owner"), current.keys])
-        current.members += len(kept_members)
-        current.unusable_members += len(kept_members) - kept["owner"].n_unique()
-        read = pl.col("owner").is_in(pl.Series(current.member_pks, dtype=pl.Int64).implode())
-        same = stale.is_empty() and len(kept_members) == state["owner"].n_unique()
-        return current, pl.concat([kept_members, stale.filter(read)]), same
+        fresh = _state_of(stale, current)
+        kept_keys = kept.filter(pl.col("k1").is_not_null()).select(*KEYS, "owner")
+        current.keys = pl.concat([kept_keys, current.keys])
+        kept_members = kept["owner"].n_unique()
+        current.members += kept_members
+        current.unusable_members += kept_members - kept_keys["owner"].n_unique()
+        same = stale.is_empty() and len(kept) == len(state)
+        return current, pl.concat([kept, fresh]), same
 
     async def _records(
         self, batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]], *, keep_users: bool
@@ -156,10 +158,17 @@ class Preparer:
             repository = MemberStateRepository(session, self.scope.tenant_id)
             return repository.load(self.scope.audience_id, self.fingerprint)
 
-    def _save(self, contents: pl.DataFrame, current: Current, now: datetime) -> None:
-        """Each covered member with its records' keys (one row with null keys if none)."""
-        state = contents.join(current.keys, on="owner", how="left")
+    def _save(self, state: pl.DataFrame, now: datetime) -> None:
         with transaction(self.scope.factory) as session:
             MemberStateRepository(session, self.scope.tenant_id).save(
                 self.scope.audience_id, self.fingerprint, state, now
             )
+
+
+def _state_of(contents: pl.DataFrame, current: Current) -> pl.DataFrame:
+    """The state rows of the members this run read (`current.member_pks`): each with its
+    records' keys, or one row with null keys when it has none. A member listed in `contents`
+    but not read (it left between the two reads) is not covered."""
+    read = pl.Series(current.member_pks, dtype=pl.Int64).implode()
+    covered = contents.filter(pl.col("owner").is_in(read))
+    return covered.join(current.keys, on="owner", how="left").select(*STATE_SCHEMA)
