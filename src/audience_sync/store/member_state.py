@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import io
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import MemberStatePart
@@ -17,20 +19,38 @@ STATE_SCHEMA = {"owner": pl.Int64, "content": pl.UInt64, "k1": pl.UInt64, "k2": 
 PART_ROWS = 1_000_000  # rows per stored part (~25 MB): no single value grows without bound
 
 
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    frame: pl.DataFrame  # columns of STATE_SCHEMA
+    converged: bool  # the snapshot held exactly these records' keys when last checked
+
+
 class MemberStateRepository(TenantScoped):
-    def load(self, audience_id: uuid.UUID, fingerprint: str) -> pl.DataFrame | None:
+    def load(self, audience_id: uuid.UUID, fingerprint: str) -> StoredState | None:
         """The stored state, or None when there is none or it was made for other settings."""
         parts = self.session.execute(
-            select(MemberStatePart.fingerprint, MemberStatePart.data)
+            select(MemberStatePart.fingerprint, MemberStatePart.converged, MemberStatePart.data)
             .where(
                 MemberStatePart.tenant_id == self.tenant_id,
                 MemberStatePart.audience_id == audience_id,
             )
             .order_by(MemberStatePart.part)
         ).all()
-        if not parts or any(found != fingerprint for found, _ in parts):
+        if not parts or any(found != fingerprint for found, _, _ in parts):
             return None
-        return pl.concat([pl.read_ipc(io.BytesIO(data)) for _, data in parts])
+        frame = pl.concat([pl.read_ipc(io.BytesIO(data)) for _, _, data in parts])
+        return StoredState(frame, all(converged for _, converged, _ in parts))
+
+    def mark_converged(self, audience_id: uuid.UUID) -> None:
+        """The snapshot now holds exactly the state's records (a run confirmed all of them)."""
+        self.session.execute(
+            update(MemberStatePart)
+            .where(
+                MemberStatePart.tenant_id == self.tenant_id,
+                MemberStatePart.audience_id == audience_id,
+            )
+            .values(converged=True)
+        )
 
     def save(
         self, audience_id: uuid.UUID, fingerprint: str, state: pl.DataFrame, now: datetime
@@ -60,3 +80,16 @@ class MemberStateRepository(TenantScoped):
                 MemberStatePart.audience_id == audience_id,
             )
         )
+
+
+def reset_converged(session: Session, tenant_id: int, audience_id: uuid.UUID) -> None:
+    """The snapshot changed: it no longer equals any state's records (see `mark_converged`)."""
+    session.execute(
+        update(MemberStatePart)
+        .where(
+            MemberStatePart.tenant_id == tenant_id,
+            MemberStatePart.audience_id == audience_id,
+            MemberStatePart.converged.is_(True),
+        )
+        .values(converged=False)
+    )

@@ -12,6 +12,7 @@ import polars as pl
 from sqlalchemy import Table, delete, func, select
 
 from audience_sync.store.db import bound, driver_executemany, driver_rows
+from audience_sync.store.member_state import reset_converged
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import SnapshotRecord
 
@@ -26,6 +27,12 @@ HASHES_SQL = (
 INSERT_SQL = (
     "INSERT INTO audience_snapshot_records (tenant_id, audience_id, record_hash, record, "
     "confirmed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
+# The hashes starting with one 128-bit key: a range of the key's index (hex sorts alike in
+# SQLite's binary collation and PostgreSQL's).
+KEY_RANGE_SQL = (
+    "SELECT record_hash FROM audience_snapshot_records WHERE tenant_id = ? AND audience_id = ? "
+    "AND record_hash >= ? AND record_hash <= ?"
 )
 DELETE_CHUNK = 500  # hashes per DELETE … IN (…), well under parameter limits
 
@@ -72,6 +79,30 @@ class SnapshotRepository(TenantScoped):
         order = pl.DataFrame({"record_hash": list(hashes)}, schema={"record_hash": pl.String})
         return order.join(found, on="record_hash", how="inner", maintain_order="left")
 
+    def hashes_of_keys(self, audience_id: uuid.UUID, keys: pl.DataFrame) -> list[str]:
+        """The confirmed hashes whose first 128 bits are these `k1`, `k2` (see
+        `plan.hash_keys`): an index range per key, on the driver's cursor."""
+        connection = self.session.connection()
+        audience = bound(connection, SNAPSHOT.c.audience_id, audience_id)
+        dbapi: Any = connection.connection.dbapi_connection
+        sql = (
+            KEY_RANGE_SQL.replace("?", "%s")
+            if connection.dialect.name == "postgresql"
+            else KEY_RANGE_SQL
+        )
+        cursor = dbapi.cursor()
+        found: list[str] = []
+        try:
+            for k1, k2 in keys.select("k1", "k2").iter_rows():
+                prefix = f"{k1:016x}{k2:016x}"
+                cursor.execute(
+                    sql, (self.tenant_id, audience, prefix + "0" * 32, prefix + "f" * 32)
+                )
+                found.extend(row[0] for row in cursor.fetchall())
+        finally:
+            cursor.close()
+        return found
+
     def count(self, audience_id: uuid.UUID) -> int:
         return int(
             self.session.scalar(
@@ -93,6 +124,8 @@ class SnapshotRepository(TenantScoped):
     ) -> None:
         """Record one batch the platform accepted: `added` (hash, record) pairs and `removed`
         hashes. Re-confirming a record is harmless."""
+        if added or removed:
+            reset_converged(self.session, self.tenant_id, audience_id)
         if added:
             connection = self.session.connection()
             audience = bound(connection, SNAPSHOT.c.audience_id, audience_id)
@@ -110,6 +143,7 @@ class SnapshotRepository(TenantScoped):
 
     def clear(self, audience_id: uuid.UUID) -> None:
         """Forget every record (after a delete, or when a replace's records are confirmed)."""
+        reset_converged(self.session, self.tenant_id, audience_id)
         self.session.execute(
             delete(SNAPSHOT).where(
                 SNAPSHOT.c.tenant_id == self.tenant_id, SNAPSHOT.c.audience_id == audience_id

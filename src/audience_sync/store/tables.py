@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -313,6 +314,10 @@ class MemberStatePart(Base):
     fingerprint: Mapped[str] = mapped_column(String(64))
     data: Mapped[bytes] = mapped_column(LargeBinary)
     prepared_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # True once a run confirmed exactly these records: the snapshot then holds the state's keys,
+    # and the next update plans against the state instead of reading every snapshot hash.
+    # Every write to the snapshot resets it (`SnapshotRepository.confirm`/`clear`).
+    converged: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Export(Base):

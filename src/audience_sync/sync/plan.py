@@ -141,3 +141,33 @@ class SortedKeys:
         k1, k2 = keys["k1"], keys["k2"]
         at = k1.search_sorted(probe["k1"], side="left").clip(0, len(keys) - 1)
         return ((k1.gather(at) == probe["k1"]) & (k2.gather(at) == probe["k2"])).alias("found")
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What a converged member state tells about the snapshot without reading it."""
+
+    held: pl.DataFrame  # `k1`, `k2`: every record of the state, which the snapshot holds exactly
+    gone: pl.DataFrame  # `k1`, `k2`: records of members who changed or left (held, maybe shared)
+    fresh: pl.DataFrame  # `k1`, `k2`, `owner`: records of the members prepared in this run
+
+
+@dataclass(frozen=True, slots=True)
+class KeyPlan:
+    """`Plan`, with removals as keys (`k1`, `k2`) to be looked up in the snapshot."""
+
+    adds: pl.DataFrame
+    removes: pl.DataFrame
+    unchanged: int
+    held: int
+
+
+def plan_from_delta(delta: Delta, current: pl.DataFrame) -> KeyPlan:
+    """`plan_streamed`'s answer when the snapshot holds exactly `delta.held`: the other members'
+    records are unchanged by construction, so adds are the fresh records not held, and removes
+    the gone records no current member still produces. Joins of thousands of rows against the
+    held keys, instead of reading millions of hashes."""
+    adds = delta.fresh.join(delta.held, on=KEYS, how="anti")
+    removes = delta.gone.unique().join(current.select(KEYS), on=KEYS, how="anti")
+    held = delta.held.n_unique()
+    return KeyPlan(adds, removes, held - len(removes), held)

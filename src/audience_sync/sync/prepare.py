@@ -32,9 +32,9 @@ from audience_sync.connectors import BaseAudienceConnector
 from audience_sync.domain.models import AudienceUser
 from audience_sync.sources.members import member_batches, member_batches_of, member_contents
 from audience_sync.store.db import transaction
-from audience_sync.store.member_state import STATE_SCHEMA, MemberStateRepository
+from audience_sync.store.member_state import STATE_SCHEMA, MemberStateRepository, StoredState
 from audience_sync.sync.members import Current, allowed_fields, current_records
-from audience_sync.sync.plan import KEYS
+from audience_sync.sync.plan import KEYS, Delta
 
 STATE_VERSION = 1  # bump when what a member produces changes without a package version change
 
@@ -84,6 +84,9 @@ class Preparer:
         self.spill = spill
         self.fingerprint = fingerprint(scope, platform_audience_id)
         self.rounds = 0
+        # Set when the stored state was converged (the snapshot held exactly its records): the
+        # update then plans from it, without reading the snapshot (`plan.plan_from_delta`).
+        self.delta: Delta | None = None
 
     async def prepare(
         self, *, full: bool, save: bool, now: datetime
@@ -92,15 +95,15 @@ class Preparer:
         state's. With `save`, the state is replaced by what this run found (when it differs)."""
         scope = self.scope
         contents = member_contents(scope.engine, scope.tenant_id, scope.segment_id)
-        state = None if full else self._load()
+        stored = None if full else self._load()
         users: list[AudienceUser] = []
-        if state is None:
+        if stored is None:
             current, users = await self._records(
                 member_batches(scope.engine, scope.tenant_id, scope.segment_id), keep_users=full
             )
             new_state, same = _state_of(contents, current), False
         else:
-            current, new_state, same = await self._incremental(contents, state)
+            current, new_state, same = await self._incremental(contents, stored)
         if save and not same:
             self._save(new_state, now)
         return current, users
@@ -114,15 +117,17 @@ class Preparer:
         return current
 
     async def _incremental(
-        self, contents: pl.DataFrame, state: pl.DataFrame
+        self, contents: pl.DataFrame, stored: StoredState
     ) -> tuple[Current, pl.DataFrame, bool]:
         """Prepare the members whose content is not in the state; take the others' keys from
         it. Also returns the new state and whether it equals the old one (nobody changed, joined
         or left). One join: the state's rows whose (owner, content) is still a member's."""
+        state = stored.frame
         marked = state.join(
             contents.with_columns(_kept=pl.lit(True)), on=["owner", "content"], how="left"
         )
         kept = marked.filter(pl.col("_kept").is_not_null()).drop("_kept")
+        gone = marked.filter(pl.col("_kept").is_null() & pl.col("k1").is_not_null())
         stale = contents.filter(~pl.col("owner").is_in(kept["owner"].unique().implode()))
         scope = self.scope
         batches = member_batches_of(
@@ -130,6 +135,9 @@ class Preparer:
         )
         current, _ = await self._records(batches, keep_users=False)
         fresh = _state_of(stale, current)
+        if stored.converged:
+            held = state.filter(pl.col("k1").is_not_null()).select(KEYS)
+            self.delta = Delta(held, gone.select(KEYS), current.keys)
         kept_keys = kept.filter(pl.col("k1").is_not_null()).select(*KEYS, "owner")
         current.keys = pl.concat([kept_keys, current.keys])
         kept_members = kept["owner"].n_unique()
@@ -153,7 +161,7 @@ class Preparer:
             keep_users=keep_users,
         )
 
-    def _load(self) -> pl.DataFrame | None:
+    def _load(self) -> StoredState | None:
         with transaction(self.scope.factory) as session:
             repository = MemberStateRepository(session, self.scope.tenant_id)
             return repository.load(self.scope.audience_id, self.fingerprint)

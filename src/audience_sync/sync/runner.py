@@ -46,7 +46,7 @@ from audience_sync.sync.jobs import (
     start_job,
 )
 from audience_sync.sync.members import CURRENT_SCHEMA, Current
-from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_streamed
+from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_from_delta, plan_streamed
 from audience_sync.sync.prepare import Preparer, Scope
 
 ConnectorFactory = Callable[["Target"], BaseAudienceConnector]
@@ -171,6 +171,7 @@ class Run:
         self.connector = connector
         self.metrics = metrics
         self.force = bool((job.details or {}).get("force"))
+        self.refused = 0  # records the platform refused in this run
 
     async def execute(self) -> None:
         if self.job.operation is SyncOperation.DELETE:
@@ -227,14 +228,13 @@ class Run:
         )
 
     async def update(self, platform_id: str, current: Current, preparer: Preparer) -> None:
-        plan = plan_against_snapshot(
-            self.service.factory, self.target.tenant_id, self.target.audience_id, current.keys
-        )
+        plan = self.plan(current, preparer)
         self.metrics.details["plan"] = {
             "adds": plan.adds.select(KEYS).n_unique(),
             "removes": len(plan.removes),
             "unchanged": plan.unchanged,
             "members_to_add": plan.adds["owner"].n_unique(),
+            "against": "snapshot" if preparer.delta is None else "member state",
         }
         self.guard(len(plan.removes), plan.held)
         if self.job.dry_run:
@@ -242,9 +242,11 @@ class Run:
         await self.prepare_unsent(plan, current, preparer)
         # Each new record is sent once, by its first owner; its text comes from the spill.
         adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
+        sent = 0
         for part in current.records():
             rows = part.join(adds, on=[*KEYS, "owner"], how="semi", maintain_order="left")
             rows = rows.unique("record_hash", keep="first", maintain_order=True)
+            sent += len(rows)
             await self.upload(platform_id, Operation.ADD, rows.select(*CURRENT_SCHEMA))
         # Removed records are sent back as the snapshot holds them, read a chunk at a time.
         size = self.connector.batch_size * CHUNK_BATCHES
@@ -254,7 +256,35 @@ class Run:
                 removed = SnapshotRepository(session, self.target.tenant_id).records_of(
                     self.target.audience_id, hashes
                 )
+            sent += len(removed)
             await self.upload(platform_id, Operation.REMOVE, removed)
+        if sent == len(adds) + len(plan.removes) and not self.refused:
+            self.converged()
+
+    def plan(self, current: Current, preparer: Preparer) -> Plan:
+        """Step 5. Against the converged member state when there is one (the snapshot holds
+        exactly its records, so only the changed members' records are looked up), else against
+        every hash in the snapshot."""
+        tenant_id, audience_id = self.target.tenant_id, self.target.audience_id
+        if preparer.delta is None:
+            return plan_against_snapshot(self.service.factory, tenant_id, audience_id, current.keys)
+        keyed = plan_from_delta(preparer.delta, current.keys)
+        with transaction(self.service.factory) as session:
+            hashes = SnapshotRepository(session, tenant_id).hashes_of_keys(
+                audience_id, keyed.removes
+            )
+        removes = pl.DataFrame({"record_hash": hashes}, schema={"record_hash": pl.String})
+        return Plan(keyed.adds, removes, keyed.unchanged, keyed.held)
+
+    def converged(self) -> None:
+        """Every planned record was confirmed: the snapshot now holds exactly the member state's
+        records, so the next update can plan from the state. Checked against the job's lease
+        first, so a run that lost its job never vouches for a snapshot another run changes."""
+        self.beat()
+        with transaction(self.service.factory) as session:
+            MemberStateRepository(session, self.target.tenant_id).mark_converged(
+                self.target.audience_id
+            )
 
     async def prepare_unsent(self, plan: Plan, current: Current, preparer: Preparer) -> None:
         """Adds owned by members taken from the state have no text in this run's spill: prepare
@@ -334,6 +364,7 @@ class Run:
             prepared = self.connector.prepared_from_records(records)
             result = await self.connector.upload(op, platform_id, prepared)
             failed = {int(i) for i in result.details.get("failed_users", [])}
+            self.refused += len(failed)
             accepted = [
                 (h, r)
                 for i, (h, r) in enumerate(chunk.select("record_hash", "record").rows())

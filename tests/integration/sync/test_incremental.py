@@ -11,7 +11,9 @@ from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
 from audience_sync.store.db import transaction
 from audience_sync.store.member_state import MemberStateRepository
 from audience_sync.store.repositories import AudienceRepository
+from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import MemberStatePart
+from audience_sync.sync.plan import encode_record
 
 from .world import World, row
 
@@ -28,6 +30,8 @@ async def test_an_update_prepares_only_the_members_that_changed_or_joined(world:
     updated = await world.sync(audience)
     assert updated.status is SyncStatus.COMPLETED
     assert updated.details["prepared_members"] == 3  # P3 changed, P40 and P41 joined
+    # The create confirmed every record: the update planned without reading the snapshot.
+    assert updated.details["plan"]["against"] == "member state"
     assert updated.details["members"] == 41
     assert await world.held(SNAP, audience) == world.expected(SNAP)
     saved = _prepared_at(world)
@@ -60,6 +64,7 @@ async def test_records_a_failed_run_left_unsent_are_sent_by_the_next(world: Worl
     assert await world.held(SNAP, audience) == {}
     retried = await world.sync(audience)
     assert retried.status is SyncStatus.COMPLETED, retried.error_message
+    assert retried.details["plan"]["against"] == "snapshot"  # the failed run vouched for nothing
     # Nobody changed, but every record was unsent: every member was prepared again to send it.
     assert retried.details["prepared_members"] == 30
     assert await world.held(SNAP, audience) == world.expected(SNAP)
@@ -99,3 +104,25 @@ def _prepared_at(world: World) -> list[datetime]:
 def _state_parts(world: World) -> int:
     with transaction(world.factory) as session:
         return len(session.scalars(select(MemberStatePart.part)).all())
+
+
+async def test_any_snapshot_write_makes_the_next_update_read_the_snapshot(world: World) -> None:
+    world.load([row(i) for i in range(10)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    assert _converged(world) == [True]
+    with transaction(world.factory) as session:  # e.g. another run's checkpoint
+        SnapshotRepository(session, world.tenant_id).confirm(
+            audience, world.clock, added=[encode_record([("EMAIL_SHA256", "0" * 64)])]
+        )
+    assert _converged(world) == [False]
+    updated = await world.sync(audience)
+    assert updated.details["plan"]["against"] == "snapshot"
+    assert updated.details["plan"]["removes"] == 1  # the stray record goes
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
+    assert _converged(world) == [True]
+
+
+def _converged(world: World) -> list[bool]:
+    with transaction(world.factory) as session:
+        return list(session.scalars(select(MemberStatePart.converged)).all())

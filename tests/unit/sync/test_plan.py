@@ -10,10 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audience_sync.sync.plan import (
+    Delta,
     decode_record,
     encode_record,
     hash_keys,
     plan_delta,
+    plan_from_delta,
     plan_streamed,
     record_hashes,
     record_text,
@@ -152,3 +154,42 @@ def test_record_hashes_in_a_column_equal_encode_record(
     column = pl.Series("t", [record_text(pairs) for pairs in records], dtype=pl.String)
     hashed = pl.select(record_hashes(pl.lit(column))).to_series().to_list()
     assert hashed == [encode_record(pairs)[0] for pairs in records]
+
+
+def named_keys(records: list[tuple[str, int]]) -> pl.DataFrame:
+    """(`k1`, `k2`, `owner`) of records named by short strings, as the runner holds them."""
+    hexes = [hashlib.sha256(name.encode()).hexdigest() for name, _ in records]
+    frame = pl.DataFrame(
+        {"record_hash": hexes, "owner": [owner for _, owner in records]},
+        schema={"record_hash": pl.String, "owner": pl.Int64},
+    )
+    return frame.select(*hash_keys(), "owner")
+
+
+names = st.text("abcdefgh", min_size=1, max_size=2)
+
+
+@given(
+    st.dictionaries(st.integers(0, 8), st.sets(names, max_size=3), max_size=8),
+    st.sets(st.integers(0, 8)),
+    st.dictionaries(st.integers(0, 12), st.sets(names, max_size=3), max_size=6),
+)
+def test_plan_from_a_converged_state_equals_the_plan_against_the_snapshot(
+    state: dict[int, set[str]], changed: set[int], fresh: dict[int, set[str]]
+) -> None:
+    """Owners in `changed` or `fresh` were prepared again (or left, when only in `changed`)."""
+    kept = {o: r for o, r in state.items() if o not in changed and o not in fresh}
+    gone = {o: r for o, r in state.items() if o not in kept}
+    rows = lambda by_owner: [(n, o) for o, rs in by_owner.items() for n in sorted(rs)]  # noqa: E731
+    held_keys = named_keys(rows(state)).select("k1", "k2")
+    current = pl.concat([named_keys(rows(kept)), named_keys(rows(fresh))])
+    delta = Delta(held_keys, named_keys(rows(gone)).select("k1", "k2"), named_keys(rows(fresh)))
+    fast = plan_from_delta(delta, current)
+    snapshot = sorted({hashlib.sha256(n.encode()).hexdigest() for n, _ in rows(state)})
+    held = pl.DataFrame({"record_hash": snapshot}, schema={"record_hash": pl.String})
+    reference = plan_streamed(current, [held])
+    as_keys = lambda f: set(f.select("k1", "k2").iter_rows())  # noqa: E731
+    assert as_keys(fast.adds) == as_keys(reference.adds)
+    removed = pl.DataFrame({"record_hash": reference.removes["record_hash"]}).select(*hash_keys())
+    assert as_keys(fast.removes) == as_keys(removed)
+    assert (fast.unchanged, fast.held) == (reference.unchanged, reference.held)
