@@ -6,7 +6,8 @@ profile's `content_hash` changed since the audience's member state was saved, an
 joined. Every other member's records are taken from the state (`store.member_state`). A member
 who left is simply absent. The snapshot, not the state, still decides what is sent: a record of
 an unchanged member that the platform never confirmed (a failed batch, a crash) shows up as an
-add, and its member is prepared again to send it.
+add, and its member is prepared again to send it. When the last run confirmed exactly the state's
+records (`converged`), the snapshot is not even read: see `delta` and `plan.plan_from_delta`.
 
 The state is ignored, and every member prepared, when it was made for other settings (platform,
 audience, fields sent, region, this package's version: see `fingerprint`) and on a replace.
@@ -121,13 +122,12 @@ class Preparer:
     ) -> tuple[Current, pl.DataFrame, bool]:
         """Prepare the members whose content is not in the state; take the others' keys from
         it. Also returns the new state and whether it equals the old one (nobody changed, joined
-        or left). One join: the state's rows whose (owner, content) is still a member's."""
+        or left). One join, on `owner`: the state's rows whose content is still the member's."""
         state = stored.frame
-        marked = state.join(
-            contents.with_columns(_kept=pl.lit(True)), on=["owner", "content"], how="left"
-        )
-        kept = marked.filter(pl.col("_kept").is_not_null()).drop("_kept")
-        gone = marked.filter(pl.col("_kept").is_null() & pl.col("k1").is_not_null())
+        marked = state.join(contents.rename({"content": "_now"}), on="owner", how="left")
+        same_content = pl.col("content") == pl.col("_now")  # null (left) → false below
+        kept = marked.filter(same_content.fill_null(False)).drop("_now")
+        gone = marked.filter(~same_content.fill_null(False) & pl.col("k1").is_not_null())
         stale = contents.filter(~pl.col("owner").is_in(kept["owner"].unique().implode()))
         scope = self.scope
         batches = member_batches_of(
