@@ -86,7 +86,11 @@ def driver_rows(
 
     For reads of millions of rows: SQLAlchemy's result objects cost several times the driver's
     own fetch. PostgreSQL gets a named (server-side) cursor; on SQLite a UUID parameter is passed
-    as the 32-digit hex SQLAlchemy stores there, and its cursor steps lazily anyway."""
+    as the 32-digit hex SQLAlchemy stores there, and its cursor steps lazily anyway.
+
+    Not faster readers for SQLite that bundle their own SQLite (ADBC's driver, connectorx,
+    DuckDB's scanner): two SQLite libraries in one process break each other's POSIX locks
+    (docs/sync.md, Performance)."""
     dbapi: Any = connection.connection.dbapi_connection
     if connection.dialect.name == "postgresql":
         cursor = dbapi.cursor(name=f"rows_{uuid.uuid4().hex}")
