@@ -7,8 +7,10 @@ import hashlib
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,16 +124,37 @@ def _measure(field: str, platform: str, values: list[str | None], repeat: int) -
     assert [sent[i] for i in picks] == expected, f"{field}/{platform}: fast path ≠ reference"
 
     gc.collect()
-    fast = median_seconds(lambda: hash_many(values, field, platform), repeat)
-    col = None
+    runs: dict[str, Callable[[], Any]] = {
+        "fast": lambda: hash_many(values, field, platform),
+        "naive": lambda: [spec_hash_identifier(v, field, platform) for v in baseline],
+    }
     if field in IDENTIFIER_TYPES:
-        col = median_seconds(lambda: hash_series(column, field, platform), repeat)
-    naive = median_seconds(
-        lambda: [spec_hash_identifier(v, field, platform) for v in baseline], repeat
-    )
-    sdk_time = median_seconds(sdk, repeat) if sdk is not None else None
+        runs["column"] = lambda: hash_series(column, field, platform)
+    if sdk is not None:
+        runs["sdk"] = sdk
+    times = _taking_turns(runs, repeat)
     dropped = sum(s is None for s in sent) / len(sent)
-    return Row(field, platform, len(values), fast, col, naive, sdk_time, dropped)
+    return Row(
+        field,
+        platform,
+        len(values),
+        times["fast"],
+        times.get("column"),
+        times["naive"],
+        times.get("sdk"),
+        dropped,
+    )
+
+
+def _taking_turns(runs: dict[str, Callable[[], Any]], repeat: int) -> dict[str, float]:
+    """The median wall time of each run, `repeat` rounds in which every run takes its turn: on
+    a shared machine the load changes from second to second, and a ratio of two medians timed
+    minutes apart would measure that change as much as the code."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeat):
+        for name, run in runs.items():
+            times[name].append(median_seconds(run, 1))
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 def _memory_child(total: int, chunk: int) -> None:
@@ -183,7 +206,8 @@ def _memory(total: int, chunk: int) -> dict[str, int]:
 def bench_identifiers(options: BenchOptions) -> None:
     """hash_many per identifier type and platform, with the naive loop and Meta's SDK."""
     print(
-        f"M/s = million values per second, median of {options.repeat} runs on the same rows; "
+        f"M/s = million values per second, median of {options.repeat} runs on the same rows "
+        "(each case's functions taking turns, round by round); "
         "naive = the spec's per-item hash_identifier loop; Meta SDK = facebook-business "
         "CustomAudience.format_params (EMAIL_SHA256, else multi-key with is_raw); hash_series "
         "= column in, column out (no Python lists). The baselines get '' for missing values, "

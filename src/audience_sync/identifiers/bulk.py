@@ -2,8 +2,10 @@
 
 How each field is done (measured by `make bench`):
 - email, mobile id, external id: Polars string expressions and SHA-256 from the polars-hash
-  plugin over the ASCII rows, on both cores (the streaming engine); the rare non-ASCII row
-  (NFC, Unicode case and whitespace) goes through the per-item reference.
+  plugin over the ASCII rows (and the emails of Latin-1 letters), on both cores (the streaming
+  engine); the rare other non-ASCII row (NFC, Unicode case and whitespace) goes through the
+  per-item reference. `hash_many` cuts a long batch into pieces: worker threads have Polars
+  work on the next pieces while the caller's thread turns the finished ones into Python strings.
 - phone: stored E.164 (`+16505551212`, see `phone.E164Table`) is only formatted and hashed in
   Polars; a pre-hashed digest passes through; anything else is parsed per item (~20 µs).
 - the enhanced fields (names, city, state, zip, country, gender): few distinct values, so the
@@ -13,8 +15,10 @@ Every path agrees with `rules.normalize` value for value; the tests check it on 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -33,7 +37,7 @@ from audience_sync.identifiers.rules import (
     is_hashed,
     normalize,
 )
-from audience_sync.identifiers.text import ASCII_WHITESPACE, is_utf8
+from audience_sync.identifiers.text import ASCII_WHITESPACE, WHITESPACE, is_utf8
 
 Values = Sequence[str | None] | pl.Series
 
@@ -43,7 +47,15 @@ _EMAIL = rf"^[^@{_WS}]+@[^@{_WS}.]+(?:\.[^@{_WS}.]+)+$"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # The ASCII characters of Unicode's punctuation categories (P*); `$+<=>^`|~` are symbols (S*).
 _ASCII_PUNCTUATION = "[" + "".join(f"\\x{ord(c):02X}" for c in "!\"#%&'()*,-./:;?@[\\]_{}") + "]"
+# An email whose trimmed text is of these is done right in Polars, non-ASCII as it is: NFC
+# leaves such text (and the whitespace trimmed off it) as it is, Rust lowercases it as Python
+# does, and no Unicode whitespace is left inside for the ASCII patterns to miss.
+_LATIN1_LETTERS = re.compile(r"[\x00-\x7f\xc0-\xd6\xd8-\xf6\xf8-\xff]*")
 _REASONS = {reason.value: reason for reason in Reason}
+# `hash_many`'s pieces: small enough for the list of one to be built while Polars works on the
+# next ones, large enough for a query's fixed cost not to matter.
+_PIECE = 125_000
+_WORKERS = 2
 
 
 @dataclass(slots=True)
@@ -73,12 +85,15 @@ def hash_many(
     if field not in _RULES or field not in SUPPORTED[target]:
         column, _ = _run(values, field, target, region, False)
         return column.to_list()
-    # As `_run`, but the few slow rows are patched into the list, not scattered into the column.
-    series, odd = _to_series(values)
-    frame = _collect(series, field, target, False)
-    sent: list[str | None] = frame.get_column("sent").to_list()
-    for i in _slow_rows(frame, odd):
-        sent[i] = normalize(values[i], field, target, region)[0]
+    # As `_run`, but the few slow rows are patched into the list, not scattered into the column;
+    # and a piece at a time, so that Polars works on the next piece while this thread (holding
+    # the GIL) turns one into Python strings.
+    sent: list[str | None] = []
+    for start, series, odd, frame in _pieces(values, field, target):
+        part: list[str | None] = frame.get_column("sent").to_list()
+        for i in _slow_rows(frame, series, odd):
+            part[i] = normalize(values[start + i], field, target, region)[0]
+        sent += part
     return sent
 
 
@@ -122,7 +137,7 @@ def _run(
         frame = _collect(series, field, platform, with_reasons)
         sent = frame.get_column("sent")
         reasons = frame.get_column("reason") if with_reasons else None
-        slow_rows = _slow_rows(frame, odd)
+        slow_rows = _slow_rows(frame, series, odd)
     else:
         sent, reasons = _by_distinct_value(series, field, platform, region)
         slow_rows = sorted(odd)
@@ -136,6 +151,41 @@ def _run(
     return sent, reasons if with_reasons else None
 
 
+def _pieces(
+    values: Values, field: Field, platform: SyncPlatform
+) -> Iterator[tuple[int, pl.Series, list[int], pl.DataFrame]]:
+    """`_collect` of consecutive slices of the values (offset, column, odd rows, frame), in
+    order. The slices are evaluated on worker threads while the caller uses the ones before
+    (Polars releases the GIL while it works)."""
+    if not isinstance(values, list | tuple | pl.Series):
+        values = list(values)  # a Sequence need not slice
+    size = len(values)
+    if size <= _PIECE:
+        series, odd = _to_series(values)
+        yield 0, series, odd, _collect(series, field, platform, False)
+        return
+    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="hash_many") as worker:
+        pending: list[tuple[int, pl.Series, list[int], Future[pl.DataFrame]]] = []
+        try:
+            # The first piece goes off at once; the others are slices of one column of all the
+            # values (slicing a list of many values costs about as much as a column of them).
+            series, odd = _to_series(values[:_PIECE])
+            pending.append(
+                (0, series, odd, worker.submit(_collect, series, field, platform, False))
+            )
+            whole, odd = _to_series(values)
+            for start in range(_PIECE, size, _PIECE):
+                series = whole.slice(start, _PIECE)
+                own = [i - start for i in odd if start <= i < start + _PIECE]
+                frame = worker.submit(_collect, series, field, platform, False)
+                pending.append((start, series, own, frame))
+            for start, series, odd, frame in pending:
+                yield start, series, odd, frame.result()
+        finally:
+            for *_, frame in pending:
+                frame.cancel()
+
+
 def _collect(
     series: pl.Series, field: Field, platform: SyncPlatform, with_reasons: bool
 ) -> pl.DataFrame:
@@ -143,10 +193,25 @@ def _collect(
     return _vectorized(series, field, platform, with_reasons).collect(engine="streaming")
 
 
-def _slow_rows(frame: pl.DataFrame, odd: list[int]) -> list[int]:
-    """The rows the per-item reference settles: the `slow` column's, and the values Polars
-    cannot hold."""
+def _slow_rows(frame: pl.DataFrame, series: pl.Series, odd: list[int]) -> list[int]:
+    """The rows the per-item reference settles: the `slow` column's, the values Polars cannot
+    hold, and the `accented` rows (non-ASCII emails) but those of ASCII and Latin-1 letters,
+    which Polars has done right (see `_LATIN1_LETTERS`)."""
     slow_rows: list[int] = frame.get_column("slow").arg_true().to_list()
+    if "accented" in frame.columns:
+        accented = frame.get_column("accented").arg_true()
+        texts = series.gather(accented).to_list()
+        slow_rows += [
+            i
+            for i, text in zip(accented.to_list(), texts, strict=True)
+            if not _LATIN1_LETTERS.fullmatch(text.strip(WHITESPACE))
+        ]
+        slow_rows.sort()  # two ascending lists, merged
+    if "invalid" in frame.columns:  # Google removes whitespace inside: the reference does that
+        invalid = frame.get_column("invalid")
+        rows = invalid.is_not_null().arg_true()
+        spaced = invalid.gather(rows).str.contains(f"[{_WS}]")
+        slow_rows = sorted(set(slow_rows).union(rows.filter(spaced).to_list()))
     return sorted(set(slow_rows) | set(odd)) if odd else slow_rows
 
 
@@ -183,8 +248,10 @@ def _vectorized(
     frame = series.to_frame().lazy().with_columns(trimmed.alias("t"))
     if field is not Field.PHONE:
         frame = frame.with_columns(text.str.to_lowercase().alias("lower"))
-    if field is Field.EMAIL and platform is GOOGLE:  # Google: all whitespace goes, inside too
-        frame = frame.with_columns(pl.col("lower").str.replace_all(f"[{_WS}]", "").alias("e"))
+    if field is Field.EMAIL:
+        frame = frame.with_columns(pl.col("lower").str.contains(_EMAIL).alias("valid"))
+        if platform is GOOGLE:
+            frame = frame.with_columns(**_gmail_columns()).with_columns(local=_gmail_local())
     empty = text.is_null() | (text.str.len_bytes() == 0)
     non_ascii = raw.str.len_bytes() != raw.str.len_chars()
     hashed = is_hashed(platform, field)
@@ -192,9 +259,15 @@ def _vectorized(
     check_prehashed = hashed and field is not Field.PHONE
     prehashed = text.str.contains(_PREHASHED) if check_prehashed else pl.lit(False)
     value, usable, invalid, slow = _RULES[field](text, platform)
-    # The reference settles non-ASCII rows (NFC, Unicode case and whitespace); for phones they
-    # never look like stored E.164, so they are parsed anyway.
-    slow = ~empty & slow if field is Field.PHONE else slow | non_ascii
+    columns = []
+    if field is Field.PHONE:  # non-ASCII phones never look like stored E.164: parsed anyway
+        slow = ~empty & slow
+    elif field is Field.EMAIL:  # see `_slow_rows`: these may be right already
+        columns.append(non_ascii.alias("accented"))
+        if platform is GOOGLE:  # the invalid rows, which may hold whitespace: see `_slow_rows`
+            columns.append(pl.when(~pl.col("valid")).then(pl.col("lower")).alias("invalid"))
+    else:  # the reference settles non-ASCII rows (NFC, Unicode case and whitespace)
+        slow = slow | non_ascii
     digest = _sha256(value) if hashed else value
     # An empty or null row is never `usable` nor `prehashed`, so it falls through to None.
     sent = (
@@ -204,7 +277,7 @@ def _vectorized(
         .then(digest)
         .otherwise(None)
     )
-    columns = [sent.alias("sent"), slow.alias("slow")]
+    columns += [sent.alias("sent"), slow.alias("slow")]
     if with_reasons:
         reason = (
             pl.when(empty)
@@ -227,29 +300,52 @@ def _sha256(expr: pl.Expr) -> pl.Expr:
 _Exprs = tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]  # value, usable, invalid reason, slow
 
 
+def _gmail_columns() -> dict[str, pl.Expr]:
+    """Which valid addresses are at gmail.com and at googlemail.com (Google's rewrite)."""
+    lower, valid = pl.col("lower"), pl.col("valid")
+    return {
+        "gmail": valid & lower.str.ends_with("@gmail.com"),
+        "googlemail": valid & lower.str.ends_with("@googlemail.com"),
+    }
+
+
+def _gmail_local() -> pl.Expr:
+    """The local part of a gmail address without its dots and +tag; '' for the other rows.
+
+    A string expression costs about as much on a row it leaves alone as on one it changes, and
+    less on an empty string: the other rows are blanked before the rewrite."""
+    gmail = pl.col("gmail") | pl.col("googlemail")
+    return (
+        pl.when(gmail)
+        .then(pl.col("lower"))
+        .otherwise(pl.lit(""))
+        .str.strip_suffix("@gmail.com")
+        .str.strip_suffix("@googlemail.com")
+        .str.replace(r"\+.*", "")  # to the end: a valid address has no newline
+        .str.replace_all(".", "", literal=True)
+    )
+
+
 def _email(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
-    email = pl.col("e") if platform is GOOGLE else pl.col("lower")
-    valid = email.str.contains(_EMAIL)
+    # `valid` has no whitespace inside; Google removes it, so its invalid rows with some are
+    # left to the reference (see `_slow_rows`).
+    valid, invalid = pl.col("valid"), pl.lit(Reason.INVALID_EMAIL.value)
     if platform is GOOGLE:  # gmail.com / googlemail.com: no dots, no +tag in the local part
-        gmail = (
-            pl.when(email.str.ends_with("@gmail.com"))
-            .then(10)
-            .when(email.str.ends_with("@googlemail.com"))
-            .then(15)
-            .otherwise(0)
-        )
-        split = email.str.len_bytes() - gmail  # ASCII rows: bytes are characters
-        local = email.str.slice(0, split).str.replace(r"\+.*$", "")
-        local = local.str.replace_all(".", "", literal=True)
+        gmail, googlemail, local = pl.col("gmail"), pl.col("googlemail"), pl.col("local")
         email = (
-            pl.when(gmail > 0).then(pl.concat_str(local, email.str.slice(split))).otherwise(email)
+            pl.when(gmail)
+            .then(pl.concat_str(local, pl.lit("@gmail.com")))
+            .when(googlemail)
+            .then(pl.concat_str(local, pl.lit("@googlemail.com")))
+            .otherwise(pl.col("lower"))
         )
-    elif platform is TIKTOK:
-        email = email.str.replace(r"\+[^@]*@", "@")  # the first + of the local part, to the @
-    else:  # the pattern has already checked the local part is not empty
-        return email, valid, pl.lit(Reason.INVALID_EMAIL.value), pl.lit(False)
-    usable = valid & ~email.str.starts_with("@")  # a rewrite emptied the local part
-    return email, usable, pl.lit(Reason.INVALID_EMAIL.value), pl.lit(False)
+        emptied = (gmail | googlemail) & (local.str.len_bytes() == 0)
+        return email, valid & ~emptied, invalid, pl.lit(False)
+    if platform is TIKTOK:  # the first + of the local part, to the @, on any domain
+        email = pl.col("lower").str.replace(r"\+[^@]*@", "@")
+        return email, valid & ~email.str.starts_with("@"), invalid, pl.lit(False)
+    # The pattern has already checked the local part is not empty.
+    return pl.col("lower"), valid, invalid, pl.lit(False)
 
 
 def _mobile_id(text: pl.Expr, platform: SyncPlatform) -> _Exprs:

@@ -14,6 +14,7 @@ from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers import (
     Field,
     Reason,
+    bulk,
     hash_many,
     hash_many_with_reasons,
     hash_series,
@@ -26,7 +27,8 @@ FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 # --- messy input ------------------------------------------------------------------------------
 
-whitespace = st.sampled_from(["", " ", "  ", "\t", "\n", "\u3000", "\xa0"])
+# \u2000 is whitespace that NFC turns into other whitespace (\u2002).
+whitespace = st.sampled_from(["", " ", "  ", "\t", "\n", "\u3000", "\xa0", "\u2000"])
 pad = st.one_of(whitespace, st.just("\x1c"))  # \x1c: str.isspace() says yes, Unicode says no
 hexchars = st.text(alphabet="0123456789abcdefABCDEF", min_size=64, max_size=64)
 junk = st.text(max_size=12)
@@ -35,12 +37,15 @@ ascii_junk = st.text(alphabet=st.characters(max_codepoint=127), max_size=12)
 
 @st.composite
 def emails(draw: st.DrawFn) -> str:
-    local = draw(st.text(alphabet="abcXYZ._+-é \u3000", min_size=0, max_size=8))
+    # Latin-1 letters (done in Polars), and what is not: ×, µ, a combining accent, NBSP.
+    local = draw(st.text(alphabet="abcXYZ._+-é \u3000ÀÞßÿ×µ\u0301\xa0", min_size=0, max_size=8))
     domain = draw(
         st.sampled_from(
             [
                 "gmail.com",
                 "GoogleMail.com",
+                "GMAIL.COM",
+                "exámple.fr",
                 "example.co.uk",
                 "b",
                 "b.",
@@ -217,3 +222,90 @@ def test_an_unsupported_field_drops_every_value() -> None:
 def test_an_empty_batch_gives_an_empty_list(field: Field) -> None:
     assert hash_many([], field, "meta") == []
     assert hash_many_with_reasons([], field, "google").counts() == {"present": 0, "usable": 0}
+
+
+# --- the paths of the email rules -------------------------------------------------------------
+
+LATIN1 = "".join(map(chr, range(0xC0, 0x100)))  # letters, and × ÷
+
+
+@st.composite
+def accented_emails(draw: st.DrawFn) -> str:
+    """Emails of ASCII and Latin-1 (the non-ASCII rows Polars does) and a little else."""
+    odd = ["a", "Z", ".", "+", "µ", "\xa0", "\u0301", "İ", "\u3000", " ", "e"]  # e+\u0301: é
+    char = st.one_of(st.sampled_from(odd), st.sampled_from(LATIN1))
+    part = st.lists(char, max_size=6).map("".join)
+    domain = draw(st.sampled_from(["gmail.com", "GoogleMail.com", "exÄmple.fr", "x.io", "b"]))
+    return draw(whitespace) + draw(part) + "@" + domain + draw(whitespace)
+
+
+@FAST
+@given(values=st.lists(st.one_of(accented_emails(), emails(), st.none()), max_size=30))
+def test_latin1_emails_are_done_in_polars_as_the_reference_does_them(
+    values: list[str | None],
+) -> None:
+    for platform in PLATFORMS:
+        result = hash_many_with_reasons(values, Field.EMAIL, platform)
+        assert (result.sent, result.reasons) == reference(values, Field.EMAIL, platform, "US")
+        assert hash_many(values, Field.EMAIL, platform) == result.sent
+
+
+def test_google_rewrites_only_gmail_rows_and_leaves_inner_whitespace_to_the_reference() -> None:
+    values = [
+        " J.Doe+news@Gmail.com ",  # dots and tag go
+        "j.doe+news@example.com",  # another domain: kept as is
+        "ann.lee@googlemail.com",
+        "+tag@gmail.com",  # nothing left of the local part
+        "jo hn@gmail.com",  # whitespace inside: Google removes it (the reference does)
+        "jo\thn @ x.io",
+        "José.Ñ+x@gmail.com",  # Latin-1 letters: done in Polars
+        "\u3000zoë@gmail.com\u3000",
+        None,
+        "",
+    ]
+    sent = hash_many(values, "email", "google")
+    assert sent == [normalize(v, "email", "google")[0] for v in values]
+    sha = hashlib.sha256
+    assert sent[0] == sha(b"jdoe@gmail.com").hexdigest()
+    assert sent[1] == sha(b"j.doe+news@example.com").hexdigest()
+    assert sent[2] == sha(b"annlee@googlemail.com").hexdigest()
+    assert sent[3] is None
+    assert sent[4] == sha(b"john@gmail.com").hexdigest()
+    assert sent[5] == sha(b"john@x.io").hexdigest()
+    assert sent[6] == sha("josé.ñ".replace(".", "").encode() + b"@gmail.com").hexdigest()
+    assert sent[7] == sha("zoë@gmail.com".encode()).hexdigest()
+    assert sent[8:] == [None, None]
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_an_all_null_or_empty_batch_gives_none_for_every_value(platform: SyncPlatform) -> None:
+    for values in ([None] * 5, ["", "  ", "\u3000", None]):
+        assert hash_many(values, "email", platform) == [None] * len(values)
+        assert set(hash_many_with_reasons(values, "email", platform).reasons) == {Reason.EMPTY}
+
+
+# --- hash_many's pieces -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("field", [Field.EMAIL, Field.PHONE, Field.MOBILE_ID, Field.CITY])
+def test_pieces_of_a_batch_keep_their_order_and_slow_rows(
+    field: Field, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bulk, "_PIECE", 7)  # many pieces, and a short one at the end
+    values: list[str | None] = _big_messy_batch(field, 60, seed=3)
+    values[50] = "\ud800@b.com"  # Polars cannot hold it: settled by the reference
+    values[9] = "Zoë@Example.fr"
+    values[10] = "\u3000x@b.com"
+    for platform in PLATFORMS:
+        expected = [normalize(v, field, platform)[0] for v in values]
+        assert hash_many(values, field, platform) == expected
+        assert hash_many(pl.Series(values[:49]), field, platform) == expected[:49]
+
+
+def test_pieces_of_nothing_but_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bulk, "_PIECE", 4)
+    assert hash_many([None] * 9, "email", "meta") == [None] * 9
+    values: list[str | None] = [None, "", "a@b.co", *([None] * 6), "A@B.co"]
+    assert hash_many(values, "email", "tiktok") == [
+        normalize(v, "email", "tiktok")[0] for v in values
+    ]
