@@ -18,6 +18,7 @@ from audience_sync.store.tables import SnapshotRecord
 
 SNAPSHOT = cast(Table, SnapshotRecord.__table__)
 RECORD_SCHEMA = {"record_hash": pl.String, "record": pl.String}
+ON = "record_hash"
 READ_BATCH = 200_000
 HASHES_SQL = (
     "SELECT record_hash FROM audience_snapshot_records WHERE tenant_id = ? AND audience_id = ?"
@@ -60,7 +61,8 @@ class SnapshotRepository(TenantScoped):
         table's key alone (it leads with the tenant), on the driver's own cursor."""
         params = (self.tenant_id, audience_id)
         for rows in driver_rows(self.session.connection(), HASHES_SQL, params, READ_BATCH):
-            yield pl.DataFrame(rows, schema={"record_hash": pl.String}, orient="row")
+            # A column from a list of values: half the cost of a frame from row tuples.
+            yield pl.Series(ON, [row[0] for row in rows], dtype=pl.String).to_frame()
 
     def records_of(self, audience_id: uuid.UUID, hashes: Sequence[str]) -> pl.DataFrame:
         """The confirmed records (`record_hash`, `record`) with these hashes, in their order."""
