@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine, Select, String, select, type_coerce
+from sqlalchemy import Engine, String, select, type_coerce
 from sqlalchemy.sql.expression import Executable
 
 from audience_sync.store.db import driver_rows
@@ -148,14 +147,7 @@ def identifier_batches(
     pk_range: tuple[int, int] | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Every identifier of every member: profile_pk, type, value, e164 (phones), kind (MAIDs)."""
-    query = _identifiers(tenant_id, segment_id)
-    if pk_range is not None:
-        query = query.where(ProfileIdentifier.profile_pk.between(*pk_range))
-    return _batches(engine, query, IDENTIFIER_SCHEMA, batch_rows)
-
-
-def _identifiers(tenant_id: int, segment_id: uuid.UUID) -> Select[*tuple[Any, ...]]:
-    return (
+    query = (
         select(
             ProfileIdentifier.profile_pk,
             type_coerce(ProfileIdentifier.type, String).label("type"),
@@ -171,17 +163,16 @@ def _identifiers(tenant_id: int, segment_id: uuid.UUID) -> Select[*tuple[Any, ..
         )
         .order_by(ProfileIdentifier.profile_pk, ProfileIdentifier.id)
     )
+    if pk_range is not None:
+        query = query.where(ProfileIdentifier.profile_pk.between(*pk_range))
+    return _batches(engine, query, IDENTIFIER_SCHEMA, batch_rows)
 
 
 def profile_batches(
     engine: Engine, tenant_id: int, segment_id: uuid.UUID, batch_rows: int = BATCH_ROWS
 ) -> Iterator[pl.DataFrame]:
     """Every member's own id and enhanced-matching fields (names, address, birth date, gender)."""
-    return _batches(engine, _profiles(tenant_id, segment_id), PROFILE_SCHEMA, batch_rows)
-
-
-def _profiles(tenant_id: int, segment_id: uuid.UUID) -> Select[*tuple[Any, ...]]:
-    return (
+    query = (
         select(
             Profile.id.label("profile_pk"),
             Profile.profile_id,
@@ -202,6 +193,7 @@ def _profiles(tenant_id: int, segment_id: uuid.UUID) -> Select[*tuple[Any, ...]]
         )
         .order_by(Profile.id)
     )
+    return _batches(engine, query, PROFILE_SCHEMA, batch_rows)
 
 
 def _batches(

@@ -92,9 +92,9 @@ def driver_rows(
     DuckDB's scanner): two SQLite libraries in one process break each other's POSIX locks
     (docs/sync.md, Performance)."""
     dbapi: Any = connection.connection.dbapi_connection
+    sql = driver_sql(connection, sql)
     if connection.dialect.name == "postgresql":
         cursor = dbapi.cursor(name=f"rows_{uuid.uuid4().hex}")
-        sql = sql.replace("?", "%s")
     else:
         cursor = dbapi.cursor()
         params = [p.hex if isinstance(p, uuid.UUID) else p for p in params]
@@ -112,11 +112,9 @@ def driver_executemany(connection: Connection, sql: str, rows: Sequence[Sequence
     hundreds of thousands of rows, SQLAlchemy's per-row parameter processing costs more than the
     database's own work."""
     dbapi: Any = connection.connection.dbapi_connection
-    if connection.dialect.name == "postgresql":
-        sql = sql.replace("?", "%s")
     cursor = dbapi.cursor()
     try:
-        cursor.executemany(sql, rows)
+        cursor.executemany(driver_sql(connection, sql), rows)
     finally:
         cursor.close()
 
@@ -126,3 +124,9 @@ def bound(connection: Connection, column: ColumnElement[Any], value: object) -> 
     text): what SQLAlchemy would bind, computed once rather than per row."""
     process = column.type.bind_processor(connection.dialect)
     return process(value) if process else value
+
+
+def driver_sql(connection: Connection, sql: str) -> str:
+    """`sql` written with `?` placeholders, in the connection's driver's own paramstyle (psycopg
+    takes `%s`; sqlite3 takes `?`)."""
+    return sql.replace("?", "%s") if connection.dialect.name == "postgresql" else sql

@@ -43,14 +43,7 @@ class MemberStateRepository(TenantScoped):
 
     def mark_converged(self, audience_id: uuid.UUID) -> None:
         """The snapshot now holds exactly the state's records (a run confirmed all of them)."""
-        self.session.execute(
-            update(MemberStatePart)
-            .where(
-                MemberStatePart.tenant_id == self.tenant_id,
-                MemberStatePart.audience_id == audience_id,
-            )
-            .values(converged=True)
-        )
+        set_converged(self.session, self.tenant_id, audience_id, True)
 
     def save(
         self, audience_id: uuid.UUID, fingerprint: str, state: pl.DataFrame, now: datetime
@@ -84,12 +77,16 @@ class MemberStateRepository(TenantScoped):
 
 def reset_converged(session: Session, tenant_id: int, audience_id: uuid.UUID) -> None:
     """The snapshot changed: it no longer equals any state's records (see `mark_converged`)."""
+    set_converged(session, tenant_id, audience_id, False)
+
+
+def set_converged(session: Session, tenant_id: int, audience_id: uuid.UUID, value: bool) -> None:
     session.execute(
         update(MemberStatePart)
         .where(
             MemberStatePart.tenant_id == tenant_id,
             MemberStatePart.audience_id == audience_id,
-            MemberStatePart.converged.is_(True),
+            MemberStatePart.converged.is_not(value),
         )
-        .values(converged=False)
+        .values(converged=value)
     )

@@ -11,14 +11,13 @@ from typing import Any, cast
 import polars as pl
 from sqlalchemy import Table, delete, func, select
 
-from audience_sync.store.db import bound, driver_executemany, driver_rows
+from audience_sync.store.db import bound, driver_executemany, driver_rows, driver_sql
 from audience_sync.store.member_state import reset_converged
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import SnapshotRecord
 
 SNAPSHOT = cast(Table, SnapshotRecord.__table__)
 RECORD_SCHEMA = {"record_hash": pl.String, "record": pl.String}
-ON = "record_hash"
 READ_BATCH = 200_000
 HASHES_SQL = (
     "SELECT record_hash FROM audience_snapshot_records WHERE tenant_id = ? AND audience_id = ?"
@@ -62,7 +61,7 @@ class SnapshotRepository(TenantScoped):
         params = (self.tenant_id, audience_id)
         for rows in driver_rows(self.session.connection(), HASHES_SQL, params, READ_BATCH):
             # A column from a list of values: half the cost of a frame from row tuples.
-            yield pl.Series(ON, [row[0] for row in rows], dtype=pl.String).to_frame()
+            yield pl.Series("record_hash", [row[0] for row in rows], dtype=pl.String).to_frame()
 
     def records_of(self, audience_id: uuid.UUID, hashes: Sequence[str]) -> pl.DataFrame:
         """The confirmed records (`record_hash`, `record`) with these hashes, in their order."""
@@ -87,11 +86,7 @@ class SnapshotRepository(TenantScoped):
         connection = self.session.connection()
         audience = bound(connection, SNAPSHOT.c.audience_id, audience_id)
         dbapi: Any = connection.connection.dbapi_connection
-        sql = (
-            KEY_RANGE_SQL.replace("?", "%s")
-            if connection.dialect.name == "postgresql"
-            else KEY_RANGE_SQL
-        )
+        sql = driver_sql(connection, KEY_RANGE_SQL)
         cursor = dbapi.cursor()
         found: list[str] = []
         try:

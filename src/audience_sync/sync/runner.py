@@ -229,8 +229,10 @@ class Run:
 
     async def update(self, platform_id: str, current: Current, preparer: Preparer) -> None:
         plan = self.plan(current, preparer)
+        # Each new record is sent once, by its first owner; its text comes from the spill.
+        adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
         self.metrics.details["plan"] = {
-            "adds": plan.adds.select(KEYS).n_unique(),
+            "adds": len(adds),
             "removes": len(plan.removes),
             "unchanged": plan.unchanged,
             "members_to_add": plan.adds["owner"].n_unique(),
@@ -240,8 +242,6 @@ class Run:
         if self.job.dry_run:
             return
         await self.prepare_unsent(plan, current, preparer)
-        # Each new record is sent once, by its first owner; its text comes from the spill.
-        adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
         sent = 0
         for part in current.records():
             rows = part.join(adds, on=[*KEYS, "owner"], how="semi", maintain_order="left")
