@@ -125,6 +125,10 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     root = logging.getLogger()
     root.addHandler(_WATCH)
     root.setLevel(min(root.level, logging.INFO))  # the watch must see INFO records too
+    # As `log.configure` sets them in production: httpx logs each request URL at INFO, and a
+    # test's own client may put a token in a sandbox URL (the order tests ran in decided it).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
