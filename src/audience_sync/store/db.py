@@ -45,6 +45,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # 64 MB of page cache (the default is 2 MB). The snapshot's key is a random hash, so a
+    # chunk of inserts touches pages all over its index; with the default cache they are read
+    # again and again. Measured, a million snapshot rows in chunks of 100,000: 22.7 s → 16.4 s.
+    # The cache grows only as pages are used.
+    cursor.execute("PRAGMA cache_size=-65536")
     cursor.close()
 
 
