@@ -21,8 +21,10 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 import httpx
+import polars as pl
 
 from audience_sync.config import Settings
+from audience_sync.connectors.columnar import RecordFrame, record_frame
 from audience_sync.connectors.http import (
     Clock,
     Credentials,
@@ -32,7 +34,12 @@ from audience_sync.connectors.http import (
     RetryPolicy,
     Sleep,
 )
-from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
+from audience_sync.domain.models import (
+    AudienceConfig,
+    AudienceSyncResult,
+    AudienceUser,
+    SyncPlatform,
+)
 from audience_sync.exceptions import AudienceSyncError, InvalidRecordsError
 
 
@@ -271,6 +278,20 @@ class BaseAudienceConnector(ABC):
     async def records_for(self, audience_id: str, users: Sequence[AudienceUser]) -> Prepared:
         """`prepare`, for platforms whose records depend on the audience (Google key types)."""
         return self.prepare(users)
+
+    async def record_frame(
+        self,
+        audience_id: str,
+        profiles: pl.DataFrame,
+        identifiers: pl.DataFrame,
+        allowed: frozenset[str],
+    ) -> RecordFrame:
+        """`records_for` in columns, for the sync engine: each record's canonical text (what
+        `record_pairs` gives, as `sync.plan.record_text` writes it) by owner, from the member
+        frames of `sources.members` (see `connectors.columnar`)."""
+        region = str(self.options.get("default_region", "US"))
+        platform = SyncPlatform(self.PLATFORM_NAME)
+        return record_frame(platform, profiles, identifiers, allowed, region=region)
 
     def group_of(self, record: Any) -> Hashable:
         """Records of different groups never share a request (Snapchat: one schema each)."""

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import polars as pl
 
 from audience_sync.config import Settings
 from audience_sync.connectors.base import (
@@ -23,6 +24,7 @@ from audience_sync.connectors.base import (
     Operation,
     Prepared,
 )
+from audience_sync.connectors.columnar import RecordFrame, record_frame
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
@@ -178,6 +180,19 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     async def records_for(self, audience_id: str, users: Sequence[AudienceUser]) -> Prepared:
         mobile = await self.key_type(audience_id) == "MOBILE_ID"
         return self.members(users, mobile=mobile)
+
+    async def record_frame(
+        self,
+        audience_id: str,
+        profiles: pl.DataFrame,
+        identifiers: pl.DataFrame,
+        allowed: frozenset[str],
+    ) -> RecordFrame:
+        mobile = await self.key_type(audience_id) == "MOBILE_ID"
+        region = str(self.options.get("default_region", "US"))
+        return record_frame(
+            P.GOOGLE, profiles, identifiers, allowed, region=region, mobile_list=mobile
+        )
 
     def members(self, users: Sequence[AudienceUser], *, mobile: bool) -> Prepared:
         """One member a user: its identifiers (≤10), or its mobile ids for a mobile-id list."""

@@ -112,10 +112,10 @@ def _identifier_column(
     default_region: str,
 ) -> None:
     wanted = IdentifierType(name.value)
-    # Phones are grouped by the region they are dialled in; a stored E.164 needs none.
-    groups: dict[str, tuple[list[str], list[int], list[MobileIdKind | None]]] = defaultdict(
-        lambda: ([], [], [])
-    )
+    # Phones are hashed in groups by the region they are dialled in (a stored E.164 needs
+    # none); the results are then taken in stored order, which `connectors.columnar` follows.
+    entries: list[tuple[int, MobileIdKind | None]] = []
+    groups: dict[str, tuple[list[str], list[int]]] = defaultdict(lambda: ([], []))
     for i, user in enumerate(users):
         for ident in user.identifiers:
             if ident.type is not wanted:
@@ -126,25 +126,26 @@ def _identifier_column(
                     value = ident.e164
                 else:
                     region = region_of(user, default_region)
-            values, owners, kinds = groups[region]
+            values, at = groups[region]
             values.append(value)
-            owners.append(i)
-            kinds.append(ident.kind)
-    if name is Field.MOBILE_ID:
-        out.mobile_kinds = [[] for _ in users] if groups else []
-    for region, (values, owners, kinds) in groups.items():
+            at.append(len(entries))
+            entries.append((i, ident.kind))
+    outcomes: list[tuple[str | None, Reason | None]] = [(None, None)] * len(entries)
+    for region, (values, at) in groups.items():
         result = hash_many_with_reasons(values, name, platform, region=region)
-        for sent, reason, owner, kind in zip(
-            result.sent, result.reasons, owners, kinds, strict=True
-        ):
-            if sent is None:
-                if reason is not None and reason is not Reason.UNSUPPORTED:
-                    out.dropped[reason.value] += 1
-                continue
-            if column[owner] is NONE:
-                column[owner] = []
-            elif sent in column[owner]:
-                continue  # the same value twice on one profile is sent once
-            column[owner].append(sent)
-            if name is Field.MOBILE_ID:
-                out.mobile_kinds[owner].append(kind)
+        for k, sent, reason in zip(at, result.sent, result.reasons, strict=True):
+            outcomes[k] = (sent, reason)
+    if name is Field.MOBILE_ID:
+        out.mobile_kinds = [[] for _ in users] if entries else []
+    for (owner, kind), (sent, reason) in zip(entries, outcomes, strict=True):
+        if sent is None:
+            if reason is not None and reason is not Reason.UNSUPPORTED:
+                out.dropped[reason.value] += 1
+            continue
+        if column[owner] is NONE:
+            column[owner] = []
+        elif sent in column[owner]:
+            continue  # the same value twice on one profile is sent once
+        column[owner].append(sent)
+        if name is Field.MOBILE_ID:
+            out.mobile_kinds[owner].append(kind)

@@ -22,7 +22,7 @@ from audience_sync.domain.models import (
     UserIdentifier,
 )
 from audience_sync.exceptions import ValidationError
-from audience_sync.sync.plan import KEYS, hash_keys, record_hashes, record_text
+from audience_sync.sync.plan import KEYS, hash_keys, record_hashes
 
 CURRENT_SCHEMA = {"record_hash": pl.String, "record": pl.String, "owner": pl.Int64}
 KEY_SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64, "owner": pl.Int64}
@@ -117,15 +117,9 @@ async def current_records(
     users_all: list[AudienceUser] = []
     current = Current(keys[0])
     for profiles, identifiers in batches:
-        users = users_of(profiles, identifiers, allowed)
+        built = await connector.record_frame(audience_id, profiles, identifiers, allowed)
         owners = profiles["profile_pk"].to_list()
-        prepared = await connector.records_for(audience_id, users)
-        texts = [record_text(connector.record_pairs(prepared, r)) for r in prepared.records]
-        frame = pl.DataFrame(
-            {"record": texts, "owner": [owners[i] for i in prepared.owners]},
-            schema={"record": pl.String, "owner": pl.Int64},
-        )
-        frame = frame.select(
+        frame = built.records.select(
             record_hashes(pl.col("record")).alias("record_hash"), "record", "owner"
         )
         frame = frame.with_columns(hash_keys())
@@ -133,12 +127,12 @@ async def current_records(
         frame.write_ipc(part)
         current.parts.append(part)
         keys.append(frame.select(*KEYS, "owner"))
-        current.members += len(users)
+        current.members += len(owners)
         current.member_pks.extend(owners)
-        current.unusable_members += len(users) - len(set(prepared.owners))
-        current.dropped.update(prepared.dropped)
+        current.unusable_members += len(owners) - frame["owner"].n_unique()
+        current.dropped.update(built.dropped)
         if keep_users:
-            users_all.extend(users)
+            users_all.extend(users_of(profiles, identifiers, allowed))
     current.keys = pl.concat(keys)
     current.dropped.pop("no_usable_identifier", None)
     return current, users_all
