@@ -65,11 +65,8 @@ def decode_record(text: str) -> list[tuple[str, str]]:
     quote inside a key or value: it is split on the separators (several times `json.loads`)."""
     if "\\" in text or len(text) < 4:
         return [(key, value) for key, value in json.loads(text)]
-    pairs = []
-    for item in text[3:-3].split('"],["'):
-        key, value = item.split('","')
-        pairs.append((key, value))
-    return pairs
+    flat = iter(text[3:-3].replace('"],["', '","').split('","'))  # key, value, key, value, …
+    return list(zip(flat, flat, strict=True))
 
 
 @dataclass(frozen=True, slots=True)
