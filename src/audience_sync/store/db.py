@@ -127,7 +127,10 @@ def driver_executemany(connection: Connection, sql: str, rows: Sequence[Sequence
 def bound(connection: Connection, column: ColumnElement[Any], value: object) -> object:
     """`value` as the driver receives it for `column` (SQLite takes UUIDs and timestamps as
     text): what SQLAlchemy would bind, computed once rather than per row."""
-    process = column.type.bind_processor(connection.dialect)
+    # The dialect's own type: a TypeDecorator's `bind_processor` would run only its own step
+    # (UTCDateTime gives back a datetime, which sqlite3 then adapts per row, slowly and in
+    # another text form than SQLAlchemy writes).
+    process = column.type.dialect_impl(connection.dialect).bind_processor(connection.dialect)
     return process(value) if process else value
 
 
