@@ -171,6 +171,8 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     # --- members --------------------------------------------------------------------------
 
     async def key_type(self, audience_id: str) -> str:
+        if not audience_id:  # not created yet (a dry run): the type it will be created with
+            return "MOBILE_ID" if self.options.get("list_type") == "mobile" else "CONTACT_ID"
         if audience_id not in self.key_types:
             body = await self.http.request("GET", self._list_path(audience_id))
             types = (body.get("ingestedUserListInfo") or {}).get("uploadKeyTypes") or []

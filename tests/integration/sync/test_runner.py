@@ -41,6 +41,19 @@ async def test_a_dry_run_reports_the_plan_and_sends_nothing(world: World) -> Non
         )
 
 
+@pytest.mark.parametrize(("list_type", "members"), [("contact", 8), ("mobile", 2)])
+async def test_a_dry_run_of_a_google_list_never_created_plans_for_its_key_type(
+    world: World, list_type: str, members: int
+) -> None:
+    world.load([row(i) for i in range(8)])  # everyone has an email; P1 and P5 a mobile id
+    config = {"list_type": list_type, "app_id": "com.example.app"}
+    audience = world.audience(SyncPlatform.GOOGLE, config=config)
+    dry = await world.sync(audience, SyncOperation.CREATE, dry_run=True)
+    assert dry.status is SyncStatus.COMPLETED, dry.error_message
+    assert dry.details["plan"]["members_to_add"] == members
+    assert await world.sandbox_audiences(SyncPlatform.GOOGLE) == []
+
+
 async def test_a_mass_removal_is_refused_unless_forced(world: World) -> None:
     world.load([row(i) for i in range(20)])
     audience = world.audience(SNAP)
