@@ -160,6 +160,7 @@ class TokenSource:
         self.token = credentials.access_token
         self.token_url = credentials.token_url or token_url
         self.lock = asyncio.Lock()
+        self.refreshed = False  # the sync engine then stores the new token (and refresh token)
 
     @property
     def can_refresh(self) -> bool:
@@ -179,8 +180,9 @@ class TokenSource:
             }
             try:
                 response = await client.post(str(self.token_url), data=form)
-                token = response.json().get("access_token") if response.is_success else None
-            except (httpx.HTTPError, OSError, ValueError) as exc:
+                body = response.json() if response.is_success else {}
+                token = body.get("access_token")
+            except (httpx.HTTPError, OSError, ValueError, AttributeError) as exc:
                 raise AuthExpiredError(
                     "The access token expired and could not be refreshed", platform=platform
                 ) from exc
@@ -192,6 +194,10 @@ class TokenSource:
                     status_code=response.status_code,
                 )
             self.token = token
+            rotated = body.get("refresh_token")  # a grant may issue a new refresh token
+            if isinstance(rotated, str) and rotated:
+                self.credentials.refresh_token = rotated
+            self.refreshed = True
             log.info("connector token refreshed", extra={"platform": platform})
 
 

@@ -102,7 +102,10 @@ async def run_job(
     try:
         target = load_target(service, tenant_id, job.platform_audience_id)
         async with service.connect(target) as connector:
-            await Run(service, target, job, connector, metrics).execute()
+            try:
+                await Run(service, target, job, connector, metrics).execute()
+            finally:
+                keep_refreshed_token(service, target, connector)
     except RunInterruptedError as stop:
         if stop.beat is Heartbeat.LOST:
             return None
@@ -141,6 +144,29 @@ def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) ->
             sealed_credentials=connection.credentials_encrypted,
             base_url=connection.base_url,
             region=TenantRepository(session).region_of(tenant_id),
+        )
+
+
+def keep_refreshed_token(
+    service: SyncService, target: Target, connector: BaseAudienceConnector
+) -> None:
+    """A token the connector refreshed (Google, Snapchat) is stored, encrypted, for the next
+    runs — unless the connection was set again while this run went on (its sealed credentials
+    changed): what the user set wins."""
+    tokens = connector.http.tokens
+    if not tokens.refreshed:
+        return
+    with transaction(service.factory) as session:
+        connections = ConnectionRepository(session, target.tenant_id, service.cipher)
+        connection = connections.get(target.platform)
+        if connection.credentials_encrypted != target.sealed_credentials:
+            return
+        stored = service.cipher.decrypt(connection.credentials_encrypted)
+        stored["access_token"] = tokens.token
+        if tokens.credentials.refresh_token:
+            stored["refresh_token"] = tokens.credentials.refresh_token
+        connections.put(
+            target.platform, connection.ad_account_id, stored, base_url=connection.base_url
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -52,6 +53,47 @@ async def test_a_dry_run_of_a_google_list_never_created_plans_for_its_key_type(
     assert dry.status is SyncStatus.COMPLETED, dry.error_message
     assert dry.details["plan"]["members_to_add"] == members
     assert await world.sandbox_audiences(SyncPlatform.GOOGLE) == []
+
+
+@pytest.mark.parametrize("platform", [SyncPlatform.GOOGLE, SNAP])
+async def test_a_refreshed_token_is_stored_for_the_next_runs(
+    world: World, platform: SyncPlatform
+) -> None:
+    world.load([row(i) for i in range(10)])
+    audience = world.audience(platform)
+    await world.sync(audience, SyncOperation.CREATE)
+    await world.fault(platform, "expired_token")
+    world.load([row(i) for i in range(10, 12)])
+    done = await world.sync(audience)
+    assert done.status is SyncStatus.COMPLETED, done.error_message
+    with transaction(world.factory) as session:
+        stored = ConnectionRepository(session, world.tenant_id, world.cipher).credentials(platform)
+    assert stored["access_token"] != "sandbox-token"
+    assert stored["refresh_token"] == "sandbox-refresh-token"
+    world.load([row(i) for i in range(12, 14)])
+    assert (await world.sync(audience)).status is SyncStatus.COMPLETED
+
+
+async def test_a_token_set_again_during_a_run_is_not_overwritten(world: World) -> None:
+    world.load([row(i) for i in range(10)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    await world.fault(SNAP, "expired_token")
+    world.load([row(i) for i in range(10, 12)])
+    connect = world.service.connect
+
+    def reconnect_meanwhile(target: Any) -> Any:
+        with transaction(world.factory) as session:
+            ConnectionRepository(session, world.tenant_id, world.cipher).put(
+                SNAP, "1234567890", {"access_token": "set-by-the-user"}, base_url=target.base_url
+            )
+        return connect(target)
+
+    world.service.connect = reconnect_meanwhile
+    await world.sync(audience)
+    with transaction(world.factory) as session:
+        stored = ConnectionRepository(session, world.tenant_id, world.cipher).credentials(SNAP)
+    assert stored == {"access_token": "set-by-the-user"}
 
 
 async def test_a_mass_removal_is_refused_unless_forced(world: World) -> None:
