@@ -4,8 +4,9 @@ How each field is done (measured by `make bench`):
 - email, mobile id, external id: Polars string expressions and SHA-256 from the polars-hash
   plugin over the ASCII rows (and the emails of Latin-1 letters), on both cores (the streaming
   engine); the rare other non-ASCII row (NFC, Unicode case and whitespace) goes through the
-  per-item reference. `hash_many` cuts a long batch into pieces: worker threads have Polars
-  work on the next pieces while the caller's thread turns the finished ones into Python strings.
+  per-item reference. `hash_many` cuts a long batch into pieces: Polars works on the next
+  pieces (background queries) while the caller's thread turns the finished ones into Python
+  strings. Google's gmail rewrite runs on the rows it changes only (`_on_rows`).
 - phone: stored E.164 (`+16505551212`, see `phone.E164Table`) is only formatted and hashed in
   Polars; a pre-hashed digest passes through; anything else is parsed per item (~20 µs).
 - the enhanced fields (names, city, state, zip, country, gender): few distinct values, so the
@@ -17,11 +18,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the `chash` namespace on expressions)
@@ -34,16 +34,24 @@ from audience_sync.identifiers.rules import (
     SUPPORTED,
     TIKTOK,
     ZERO_MAID,
+    Outcome,
     is_hashed,
     normalize,
 )
 from audience_sync.identifiers.text import ASCII_WHITESPACE, WHITESPACE, is_utf8
+
+if TYPE_CHECKING:
+    from polars.lazyframe.in_process import InProcessQuery
 
 Values = Sequence[str | None] | pl.Series
 
 _WS = r"\t\n\x0B\x0C\r "  # ASCII_WHITESPACE as a regex class body
 _PREHASHED = r"^[0-9a-fA-F]{64}$"
 _EMAIL = rf"^[^@{_WS}]+@[^@{_WS}.]+(?:\.[^@{_WS}.]+)+$"
+# Google's rows not sent as lowercased: the valid ones with a dot or +tag in the local part at
+# gmail.com or googlemail.com (rewritten in Polars), the invalid ones with whitespace inside
+# (which Google removes: valid ones have none). One pattern costs less than two checks.
+_GOOGLE_REDO = rf"[{_WS}]|[.+][^@]*@g(?:oogle)?mail\.com$"
 _UUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 # The ASCII characters of Unicode's punctuation categories (P*); `$+<=>^`|~` are symbols (S*).
 _ASCII_PUNCTUATION = "[" + "".join(f"\\x{ord(c):02X}" for c in "!\"#%&'()*,-./:;?@[\\]_{}") + "]"
@@ -54,8 +62,7 @@ _LATIN1_LETTERS = re.compile(r"[\x00-\x7f\xc0-\xd6\xd8-\xf6\xf8-\xff]*")
 _REASONS = {reason.value: reason for reason in Reason}
 # `hash_many`'s pieces: small enough for the list of one to be built while Polars works on the
 # next ones, large enough for a query's fixed cost not to matter.
-_PIECE = 125_000
-_WORKERS = 2
+_PIECE = 62_500
 
 
 @dataclass(slots=True)
@@ -89,10 +96,11 @@ def hash_many(
     # and a piece at a time, so that Polars works on the next piece while this thread (holding
     # the GIL) turns one into Python strings.
     sent: list[str | None] = []
+    settle = _reference(field, target, region)
     for start, series, odd, frame in _pieces(values, field, target):
         part: list[str | None] = frame.get_column("sent").to_list()
         for i in _slow_rows(frame, series, odd):
-            part[i] = normalize(values[start + i], field, target, region)[0]
+            part[i] = settle(values[start + i])[0]
         sent += part
     return sent
 
@@ -142,7 +150,8 @@ def _run(
         sent, reasons = _by_distinct_value(series, field, platform, region)
         slow_rows = sorted(odd)
     if slow_rows:  # the per-item reference, for the few rows the vectorized rules do not cover
-        outcomes = [normalize(values[i], field, platform, region) for i in slow_rows]
+        settle = _reference(field, platform, region)
+        outcomes = [settle(values[i]) for i in slow_rows]
         index = pl.Series(slow_rows, dtype=pl.UInt32)
         sent = sent.scatter(index, pl.Series([o[0] for o in outcomes], dtype=pl.String))
         if reasons is not None:
@@ -151,12 +160,31 @@ def _run(
     return sent, reasons if with_reasons else None
 
 
+def _reference(field: Field, platform: SyncPlatform, region: str) -> Callable[[Any], Outcome]:
+    """`normalize`, once per distinct string: the junk of an export repeats (the benchmark's
+    0.6% of 'john smith@x.io', settled one by one at ~16 µs, cost Google's emails ~90 ms a
+    million on the caller's thread)."""
+    outcomes: dict[str, Outcome] = {}
+
+    def settle(value: Any) -> Outcome:
+        if not isinstance(value, str):
+            return normalize(value, field, platform, region)
+        outcome = outcomes.get(value)
+        if outcome is None:
+            outcome = outcomes[value] = normalize(value, field, platform, region)
+        return outcome
+
+    return settle
+
+
 def _pieces(
     values: Values, field: Field, platform: SyncPlatform
 ) -> Iterator[tuple[int, pl.Series, list[int], pl.DataFrame]]:
     """`_collect` of consecutive slices of the values (offset, column, odd rows, frame), in
-    order. The slices are evaluated on worker threads while the caller uses the ones before
-    (Polars releases the GIL while it works)."""
+    order. The slices are all sent off at once as background queries, run by Polars' threads
+    while the caller uses the ones before. Two Python worker threads did it ~10% slower on
+    Google's emails (each needs the GIL between slices, which the caller holds while it makes
+    strings); so did slices of 125,000 (measured on 1M emails, 2 cores)."""
     if not isinstance(values, list | tuple | pl.Series):
         values = list(values)  # a Sequence need not slice
     size = len(values)
@@ -164,26 +192,28 @@ def _pieces(
         series, odd = _to_series(values)
         yield 0, series, odd, _collect(series, field, platform, False)
         return
-    with ThreadPoolExecutor(max_workers=_WORKERS, thread_name_prefix="hash_many") as worker:
-        pending: list[tuple[int, pl.Series, list[int], Future[pl.DataFrame]]] = []
-        try:
-            # The first piece goes off at once; the others are slices of one column of all the
-            # values (slicing a list of many values costs about as much as a column of them).
-            series, odd = _to_series(values[:_PIECE])
-            pending.append(
-                (0, series, odd, worker.submit(_collect, series, field, platform, False))
-            )
-            whole, odd = _to_series(values)
-            for start in range(_PIECE, size, _PIECE):
-                series = whole.slice(start, _PIECE)
-                own = [i - start for i in odd if start <= i < start + _PIECE]
-                frame = worker.submit(_collect, series, field, platform, False)
-                pending.append((start, series, own, frame))
-            for start, series, odd, frame in pending:
-                yield start, series, odd, frame.result()
-        finally:
-            for *_, frame in pending:
-                frame.cancel()
+    pending: list[tuple[int, pl.Series, list[int], InProcessQuery]] = []
+    try:
+        # The first piece goes off at once; the others are slices of one column of all the
+        # values (slicing a list of many values costs about as much as a column of them).
+        series, odd = _to_series(values[:_PIECE])
+        pending.append((0, series, odd, _background(series, field, platform)))
+        whole, odd = _to_series(values)
+        for start in range(_PIECE, size, _PIECE):
+            series = whole.slice(start, _PIECE)
+            own = [i - start for i in odd if start <= i < start + _PIECE]
+            pending.append((start, series, own, _background(series, field, platform)))
+        for start, series, odd, query in pending:
+            yield start, series, odd, query.fetch_blocking()
+    finally:
+        for *_, query in pending:
+            query.cancel()
+
+
+def _background(series: pl.Series, field: Field, platform: SyncPlatform) -> InProcessQuery:
+    """`_collect`, started: `fetch_blocking` waits for the frame (without the GIL)."""
+    query = _vectorized(series, field, platform, False)
+    return query.collect(engine="streaming", background=True)
 
 
 def _collect(
@@ -207,11 +237,6 @@ def _slow_rows(frame: pl.DataFrame, series: pl.Series, odd: list[int]) -> list[i
             if not _LATIN1_LETTERS.fullmatch(text.strip(WHITESPACE))
         ]
         slow_rows.sort()  # two ascending lists, merged
-    if "invalid" in frame.columns:  # Google removes whitespace inside: the reference does that
-        invalid = frame.get_column("invalid")
-        rows = invalid.is_not_null().arg_true()
-        spaced = invalid.gather(rows).str.contains(f"[{_WS}]")
-        slow_rows = sorted(set(slow_rows).union(rows.filter(spaced).to_list()))
     return sorted(set(slow_rows) | set(odd)) if odd else slow_rows
 
 
@@ -251,7 +276,9 @@ def _vectorized(
     if field is Field.EMAIL:
         frame = frame.with_columns(pl.col("lower").str.contains(_EMAIL).alias("valid"))
         if platform is GOOGLE:
-            frame = frame.with_columns(**_gmail_columns()).with_columns(local=_gmail_local())
+            redo = pl.col("lower").str.contains(_GOOGLE_REDO).fill_null(False)
+            email = _on_rows(pl.col("redo"), pl.col("lower"), _gmail_local)
+            frame = frame.with_columns(redo=redo).with_columns(email=email)
     empty = text.is_null() | (text.str.len_bytes() == 0)
     non_ascii = raw.str.len_bytes() != raw.str.len_chars()
     hashed = is_hashed(platform, field)
@@ -264,19 +291,14 @@ def _vectorized(
         slow = ~empty & slow
     elif field is Field.EMAIL:  # see `_slow_rows`: these may be right already
         columns.append(non_ascii.alias("accented"))
-        if platform is GOOGLE:  # the invalid rows, which may hold whitespace: see `_slow_rows`
-            columns.append(pl.when(~pl.col("valid")).then(pl.col("lower")).alias("invalid"))
     else:  # the reference settles non-ASCII rows (NFC, Unicode case and whitespace)
         slow = slow | non_ascii
-    digest = _sha256(value) if hashed else value
-    # An empty or null row is never `usable` nor `prehashed`, so it falls through to None.
-    sent = (
-        pl.when(prehashed)
-        .then(pl.col("lower") if check_prehashed else None)
-        .when(usable)
-        .then(digest)
-        .otherwise(None)
-    )
+    # An empty or null row is never `usable` nor `prehashed`, so it is None. The plugin skips
+    # nulls (half of them halve its time): only the usable rows are hashed.
+    kept = pl.when(usable).then(value)
+    sent = _sha256(kept) if hashed else kept
+    if check_prehashed:
+        sent = pl.when(prehashed).then(pl.col("lower")).otherwise(sent)
     columns += [sent.alias("sent"), slow.alias("slow")]
     if with_reasons:
         reason = (
@@ -300,47 +322,37 @@ def _sha256(expr: pl.Expr) -> pl.Expr:
 _Exprs = tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]  # value, usable, invalid reason, slow
 
 
-def _gmail_columns() -> dict[str, pl.Expr]:
-    """Which valid addresses are at gmail.com and at googlemail.com (Google's rewrite)."""
-    lower, valid = pl.col("lower"), pl.col("valid")
-    return {
-        "gmail": valid & lower.str.ends_with("@gmail.com"),
-        "googlemail": valid & lower.str.ends_with("@googlemail.com"),
-    }
+def _on_rows(rows: pl.Expr, column: pl.Expr, fix: Callable[[pl.Expr], pl.Expr]) -> pl.Expr:
+    """The column, with `fix` applied to the `rows` (a Boolean column without nulls) alone.
+
+    A string expression costs about as much on a row it leaves alone (or a blank one) as on one
+    it changes: the fixed rows are appended to the column and gathered into their places, for
+    ~25 ms a million rows (one thread). Google's gmail rewrite of the benchmark's emails (a
+    fifth of the rows) went from ~330 ms to ~160 ms a million so; blanking the other rows, or
+    `when(rows).then(...)` to put them back, cost more. Not worth it for one cheap expression
+    (TikTok's tag: ~75 ms on every row, ~105 ms on the rows with a +)."""
+    fixed = pl.when(rows).then(rows.cum_sum() + pl.len() - 1)  # their place after the column
+    index = fixed.otherwise(pl.int_range(pl.len(), dtype=pl.UInt32))
+    return column.append(fix(column.filter(rows))).gather(index)
 
 
-def _gmail_local() -> pl.Expr:
-    """The local part of a gmail address without its dots and +tag; '' for the other rows.
-
-    A string expression costs about as much on a row it leaves alone as on one it changes, and
-    less on an empty string: the other rows are blanked before the rewrite."""
-    gmail = pl.col("gmail") | pl.col("googlemail")
-    return (
-        pl.when(gmail)
-        .then(pl.col("lower"))
-        .otherwise(pl.lit(""))
-        .str.strip_suffix("@gmail.com")
-        .str.strip_suffix("@googlemail.com")
-        .str.replace(r"\+.*", "")  # to the end: a valid address has no newline
-        .str.replace_all(".", "", literal=True)
-    )
+def _gmail_local(lower: pl.Expr) -> pl.Expr:
+    """A valid gmail.com or googlemail.com address without the dots and +tag of its local part
+    ('@gmail.com' when nothing is left of it; the invalid `redo` rows' results are not used).
+    Every dot goes, then the tag, and the domain's only dot is put back: a pattern sparing the
+    domain's dot (`$1` replacements, captures) measured 2-4× slower."""
+    local = lower.str.replace_all(".", "", literal=True).str.replace(r"\+[^@]*@", "@")
+    return pl.concat_str(local.str.strip_suffix("com"), pl.lit(".com"))
 
 
 def _email(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
-    # `valid` has no whitespace inside; Google removes it, so its invalid rows with some are
-    # left to the reference (see `_slow_rows`).
+    # `valid` has no whitespace inside (Google removes it: see `_GOOGLE_REDO`).
     valid, invalid = pl.col("valid"), pl.lit(Reason.INVALID_EMAIL.value)
     if platform is GOOGLE:  # gmail.com / googlemail.com: no dots, no +tag in the local part
-        gmail, googlemail, local = pl.col("gmail"), pl.col("googlemail"), pl.col("local")
-        email = (
-            pl.when(gmail)
-            .then(pl.concat_str(local, pl.lit("@gmail.com")))
-            .when(googlemail)
-            .then(pl.concat_str(local, pl.lit("@googlemail.com")))
-            .otherwise(pl.col("lower"))
-        )
-        emptied = (gmail | googlemail) & (local.str.len_bytes() == 0)
-        return email, valid & ~emptied, invalid, pl.lit(False)
+        email, redo = pl.col("email"), pl.col("redo")
+        # The invalid `redo` rows are those with whitespace inside, which Google removes (and a
+        # few that stay invalid): the reference settles them (see `_GOOGLE_REDO`).
+        return email, valid & ~email.str.starts_with("@"), invalid, redo & ~valid
     if platform is TIKTOK:  # the first + of the local part, to the @, on any domain
         email = pl.col("lower").str.replace(r"\+[^@]*@", "@")
         return email, valid & ~email.str.starts_with("@"), invalid, pl.lit(False)

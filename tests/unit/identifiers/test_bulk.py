@@ -309,3 +309,107 @@ def test_pieces_of_nothing_but_gaps(monkeypatch: pytest.MonkeyPatch) -> None:
     assert hash_many(values, "email", "tiktok") == [
         normalize(v, "email", "tiktok")[0] for v in values
     ]
+
+
+# --- Google's gmail rewrite, done on the rows it changes --------------------------------------
+
+GMAIL_CASES = [
+    "j.doe@gmail.com",  # a dot
+    "J.D.O.E@GMAIL.COM",  # dots and case
+    "jdoe+news@gmail.com",  # a tag
+    "j.doe+news.letter@googlemail.com",  # a tag with a dot in it
+    "a+b+c@gmail.com",  # the first + starts the tag
+    "  J.Doe+x@GoogleMail.com\t",  # padding
+    "jdoe@gmail.com",  # nothing to rewrite
+    ".@gmail.com",  # nothing left of the local part
+    "..+x@googlemail.com",
+    "+@gmail.com",
+    "j. doe@gmail.com",  # whitespace inside: Google removes it
+    "j.doe@g mail.com",
+    "jo\thn@x.io",
+    "j.doe@@gmail.com",  # invalid, and stays so
+    "j.doe@gmail..com",
+    "j.doe@gmail.com.",
+    "j.doe@sub.gmail.com",  # not Gmail's domain
+    "j.doe@notgmail.com",
+    "j.doe@gmail.co",
+    "j.doe+x@example.com",
+    "josé.ñ+x@gmail.com",  # Latin-1 letters
+    "zoë.\u0301x@gmail.com",  # a combining accent: the reference's
+    "a.b@gmail.com\u3000",
+    "0" * 64,  # a digest
+    None,
+    "",
+]
+
+
+def test_google_rewrites_each_kind_of_gmail_address_as_the_reference_does() -> None:
+    result = hash_many_with_reasons(GMAIL_CASES, Field.EMAIL, SyncPlatform.GOOGLE)
+    expected = reference(GMAIL_CASES, Field.EMAIL, SyncPlatform.GOOGLE, "US")
+    assert (result.sent, result.reasons) == expected
+    assert hash_many(GMAIL_CASES, Field.EMAIL, SyncPlatform.GOOGLE) == result.sent
+    sha = hashlib.sha256
+    assert result.sent[1] == sha(b"jdoe@gmail.com").hexdigest()
+    assert result.sent[3] == sha(b"jdoe@googlemail.com").hexdigest()
+    assert result.sent[4] == sha(b"a@gmail.com").hexdigest()
+    assert result.sent[7:10] == [None, None, None]
+    assert result.sent[10] == sha(b"jdoe@gmail.com").hexdigest()
+    assert result.sent[11] == sha(b"jdoe@gmail.com").hexdigest()
+
+
+@pytest.mark.parametrize("piece", [3, 1_000])
+def test_rewritten_rows_go_back_to_their_places(
+    piece: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rewrite runs on the rows it changes and is gathered back: first, last, none, all."""
+    monkeypatch.setattr(bulk, "_PIECE", piece)
+    rnd = random.Random(5)
+    mixed: list[str | None] = [rnd.choice(GMAIL_CASES) for _ in range(200)]
+    batches: list[list[str | None]] = [
+        mixed,
+        ["a.b@gmail.com", "x@y.io", None, "c+d@gmail.com"],  # rewritten rows at both ends
+        ["x@y.io", None, "", "ab@gmail.com"],  # none rewritten
+        ["a.b@gmail.com", "c+d@googlemail.com", "e.f@gmail.com"],  # all rewritten
+    ]
+    for values in batches:
+        expected = reference(values, Field.EMAIL, SyncPlatform.GOOGLE, "US")
+        result = hash_many_with_reasons(values, Field.EMAIL, SyncPlatform.GOOGLE)
+        assert (result.sent, result.reasons) == expected
+        assert hash_many(values, Field.EMAIL, SyncPlatform.GOOGLE) == expected[0]
+        assert hash_series(pl.Series(values), "email", "google").to_list() == expected[0]
+
+
+@st.composite
+def gmail_addresses(draw: st.DrawFn) -> str:
+    local = draw(st.text(alphabet="abXY.+_- \té", max_size=10))
+    domain = draw(st.sampled_from(["gmail.com", "GMail.com", "googlemail.com", "gmail.co", "x.io"]))
+    at = draw(st.sampled_from(["@", "@", "@", "@@", " @"]))
+    return draw(pad) + local + at + domain + draw(pad)
+
+
+@FAST
+@given(values=st.lists(st.one_of(gmail_addresses(), st.none()), max_size=60))
+def test_gmail_addresses_for_google_equal_the_reference(values: list[str | None]) -> None:
+    result = hash_many_with_reasons(values, Field.EMAIL, SyncPlatform.GOOGLE)
+    assert (result.sent, result.reasons) == reference(
+        values, Field.EMAIL, SyncPlatform.GOOGLE, "US"
+    )
+    assert hash_many(values, Field.EMAIL, SyncPlatform.GOOGLE) == result.sent
+
+
+def test_the_reference_runs_once_per_distinct_slow_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+
+    def counted(value: str | None, *args: object) -> object:
+        calls.append(value)
+        return normalize(value, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(bulk, "normalize", counted)
+    values = ["john smith@x.io", "jo hn@gmail.com", "a@b.co", 42] * 3
+    expected = [normalize(v, "email", "google")[0] for v in values]  # type: ignore[arg-type]
+    assert hash_many(values, "email", "google") == expected  # type: ignore[arg-type]
+    assert sorted(map(str, calls)) == ["42", "42", "42", "jo hn@gmail.com", "john smith@x.io"]
+    calls.clear()
+    result = hash_many_with_reasons(values, "email", "google")  # type: ignore[arg-type]
+    assert result.sent == expected
+    assert len(calls) == 5
