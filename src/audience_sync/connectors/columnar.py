@@ -32,7 +32,7 @@ from audience_sync.identifiers import (
     Field,
     Reason,
     expand_date_of_birth,
-    hash_many_with_reasons,
+    hash_series_with_reasons,
     normalize_country,
 )
 
@@ -197,13 +197,11 @@ def _hashed(
     """`rows` (`pos`, `profile_pk`, `value`, `kind`, `region`) with `value` replaced by what is
     sent; dropped values counted by reason (but `silent` ones and `unsupported_by_platform`)."""
     out = []
+    quiet = [Reason.UNSUPPORTED.value, *(r.value for r in silent)]
     for (region,), group in rows.group_by("region", maintain_order=True):
-        result = hash_many_with_reasons(group["value"], name, platform, region=str(region))
-        sent = pl.Series("sent", result.sent, dtype=pl.String)
-        for reason, count in Counter(result.reasons).items():
-            if reason is not None and reason is not Reason.UNSUPPORTED and reason not in silent:
-                dropped[reason.value] += count
-        out.append(group.with_columns(sent).filter(pl.col("sent").is_not_null()))
+        sent, reasons = hash_series_with_reasons(group["value"], name, platform, region=region)
+        _count(reasons, quiet, dropped)
+        out.append(group.with_columns(sent.alias("sent")).filter(pl.col("sent").is_not_null()))
     schema = {"pos": pl.UInt32, "owner": pl.Int64, "field": pl.String, "value": pl.String}
     frames = [
         f.select("pos", owner="profile_pk", field=pl.lit(name.value), value="sent", kind="kind")
@@ -219,22 +217,20 @@ def _attribute(
     rest repeat from profile to profile: each distinct value is hashed once and joined back."""
     column = ATTRIBUTES[name]
     distinct = profiles[column].drop_nulls().unique()
-    result = hash_many_with_reasons(distinct, name, platform, region=region)
-    outcomes = pl.DataFrame(
-        {
-            column: distinct,
-            "value": pl.Series(result.sent, dtype=pl.String),
-            "reason": pl.Series([r and r.value for r in result.reasons], dtype=pl.String),
-        }
-    )
+    sent, reasons = hash_series_with_reasons(distinct, name, platform, region=region)
+    outcomes = pl.DataFrame({column: distinct, "value": sent, "reason": reasons})
     rows = profiles.select("profile_pk", column).join(outcomes, on=column, how="inner")
-    quiet = [Reason.EMPTY.value, Reason.UNSUPPORTED.value]
-    counted = rows.filter(pl.col("reason").is_not_null() & ~pl.col("reason").is_in(quiet))
-    for reason, count in counted["reason"].value_counts().iter_rows():
-        dropped[reason] += count
+    _count(rows["reason"], [Reason.EMPTY.value, Reason.UNSUPPORTED.value], dropped)
     return rows.filter(pl.col("value").is_not_null()).select(
         owner="profile_pk", field=pl.lit(name.value), value="value"
     )
+
+
+def _count(reasons: pl.Series, quiet: list[str], dropped: Counter[str]) -> None:
+    """Add the reason codes (but the `quiet` ones) to `dropped`."""
+    counted = reasons.filter(reasons.is_not_null() & ~reasons.is_in(quiet))
+    for reason, count in counted.value_counts().iter_rows():
+        dropped[reason] += count
 
 
 def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> pl.DataFrame:

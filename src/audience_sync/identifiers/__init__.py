@@ -5,7 +5,8 @@ The rules are `shared/platforms/normalization.md`; `docs/normalization.md` expla
 - `hash_identifier(value, type, platform, region=)` — what is sent for one value, or None.
 - `hash_many(values, type, platform, region=)` — the same for a sequence, on the fast path.
 - `hash_many_with_reasons(...)` — plus the reason code of every dropped value (diagnostics).
-- `hash_series(series, ...)` — column in, column out, for columnar callers.
+- `hash_series(series, ...)` — column in, column out, for columnar callers;
+  `hash_series_with_reasons(...)` — plus each row's reason code, as a column.
 - `expand_date_of_birth(value)` — Meta's DOBY/DOBM/DOBD keys, hashed.
 - `parse_phone_e164(raw, region)` — parse a phone once, at import; `normalize_country(value)`.
 """
@@ -17,6 +18,7 @@ from audience_sync.identifiers.bulk import (
     hash_many,
     hash_many_with_reasons,
     hash_series,
+    hash_series_with_reasons,
 )
 from audience_sync.identifiers.fields import Field, Reason
 from audience_sync.identifiers.geo import normalize_country
@@ -45,6 +47,7 @@ __all__ = [
     "hash_many",
     "hash_many_with_reasons",
     "hash_series",
+    "hash_series_with_reasons",
     "is_hashed",
     "normalize",
     "normalize_country",

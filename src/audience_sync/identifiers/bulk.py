@@ -118,6 +118,20 @@ def hash_many_with_reasons(
     return BulkResult(sent.to_list(), [_REASONS.get(r) for r in reasons.to_list()])
 
 
+def hash_series_with_reasons(
+    values: pl.Series,
+    identifier_type: Field | IdentifierType | str,
+    platform: SyncPlatform | str,
+    *,
+    region: str = "US",
+) -> tuple[pl.Series, pl.Series]:
+    """`hash_many_with_reasons` for a Polars column: what is sent and the reason code (its
+    string value, null when sent) of each row, as columns."""
+    sent, reasons = _run(values, as_field(identifier_type), as_platform(platform), region, True)
+    assert reasons is not None
+    return sent, reasons
+
+
 def hash_series(
     values: pl.Series,
     identifier_type: Field | IdentifierType | str,

@@ -18,6 +18,7 @@ from audience_sync.identifiers import (
     hash_many,
     hash_many_with_reasons,
     hash_series,
+    hash_series_with_reasons,
     normalize,
 )
 from audience_sync.identifiers.phone import e164_table
@@ -204,6 +205,18 @@ def test_a_column_in_gives_a_column_out() -> None:
     column = pl.Series(["+16505551212", None, "(650)555-1212"])
     out = hash_series(column, "phone", "google")
     assert out.to_list() == hash_many(column.to_list(), "phone", "google")
+
+
+@pytest.mark.parametrize("field", [Field.EMAIL, Field.PHONE, Field.MOBILE_ID, Field.FIRST_NAME])
+def test_a_column_in_gives_columns_of_sent_values_and_reasons_out(field: Field) -> None:
+    values = _big_messy_batch(field, 500, seed=3)
+    for platform in PLATFORMS:
+        sent, reasons = hash_series_with_reasons(
+            pl.Series(values, dtype=pl.String), field, platform
+        )
+        expected = hash_many_with_reasons(values, field, platform)
+        assert sent.to_list() == expected.sent
+        assert reasons.to_list() == [r and r.value for r in expected.reasons]
 
 
 def test_diagnostics_count_present_usable_and_each_reason() -> None:
