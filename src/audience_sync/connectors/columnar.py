@@ -110,7 +110,6 @@ def record_frame(
         fields = [Field.MOBILE_ID] if mobile_list else [*GOOGLE_KEYS, *GOOGLE_ADDRESS]
         sent = sent_values(profiles, identifiers, platform, fields, allowed, region)
         pairs = google_pairs(sent, mobile_list=mobile_list)
-        return RecordFrame(record_texts(pairs, one_value_a_key=False), sent.dropped)
     elif platform is SyncPlatform.TIKTOK:
         fields = [Field.EMAIL, Field.PHONE, Field.MOBILE_ID]
         sent = sent_values(profiles, identifiers, platform, fields, allowed, region)
@@ -118,7 +117,10 @@ def record_frame(
     else:
         sent = sent_values(profiles, identifiers, platform, [*SNAPCHAT_KEYS], allowed, region)
         pairs = snapchat_pairs(sent)
-    return RecordFrame(record_texts(pairs), sent.dropped)
+    # A Google member's one record holds all its emails and phones; other records hold at
+    # most one value a key.
+    texts = record_texts(pairs, one_value_a_key=platform is not SyncPlatform.GOOGLE)
+    return RecordFrame(texts, sent.dropped)
 
 
 # --- what is sent -----------------------------------------------------------------------------
@@ -140,7 +142,7 @@ def sent_values(
     for name in wanted:
         if name != Field.PHONE.value:
             chosen = rows.filter(pl.col("type") == name).with_columns(region=pl.lit("US"))
-            parts.append(_hashed(chosen, Field(name), platform, dropped, silent=()))
+            parts.append(_hashed(chosen, Field(name), platform, dropped))
     found = pl.concat(parts).sort("pos")
     found = found.unique(["owner", "field", "value"], keep="first", maintain_order=True)
     attributes = [
@@ -179,7 +181,7 @@ def _phones(
         value=pl.when(stored).then(pl.col("e164")).otherwise(pl.col("value")),
         region=pl.when(stored).then(pl.lit("US")).otherwise(dialled),
     )
-    return _hashed(phones, Field.PHONE, platform, dropped, silent=())
+    return _hashed(phones, Field.PHONE, platform, dropped)
 
 
 def _region_of(country: str | None, default: str) -> str:
@@ -188,19 +190,15 @@ def _region_of(country: str | None, default: str) -> str:
 
 
 def _hashed(
-    rows: pl.DataFrame,
-    name: Field,
-    platform: SyncPlatform,
-    dropped: Counter[str],
-    silent: tuple[Reason, ...],
+    rows: pl.DataFrame, name: Field, platform: SyncPlatform, dropped: Counter[str]
 ) -> pl.DataFrame:
     """`rows` (`pos`, `profile_pk`, `value`, `kind`, `region`) with `value` replaced by what is
-    sent; dropped values counted by reason (but `silent` ones and `unsupported_by_platform`)."""
+    sent, each region's rows hashed together; dropped values counted by reason (all but
+    `unsupported_by_platform`, as `connectors.records.hash_users` counts them)."""
     out = []
-    quiet = [Reason.UNSUPPORTED.value, *(r.value for r in silent)]
     for (region,), group in rows.group_by("region", maintain_order=True):
-        sent, reasons = hash_series_with_reasons(group["value"], name, platform, region=region)
-        _count(reasons, quiet, dropped)
+        sent, reasons = hash_series_with_reasons(group["value"], name, platform, region=str(region))
+        _count(reasons, [Reason.UNSUPPORTED.value], dropped)
         out.append(group.with_columns(sent.alias("sent")).filter(pl.col("sent").is_not_null()))
     schema = {"pos": pl.UInt32, "owner": pl.Int64, "field": pl.String, "value": pl.String}
     frames = [
