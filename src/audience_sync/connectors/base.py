@@ -289,9 +289,23 @@ class BaseAudienceConnector(ABC):
         """`records_for` in columns, for the sync engine: each record's canonical text (what
         `record_pairs` gives, as `sync.plan.record_text` writes it) by owner, from the member
         frames of `sources.members` (see `connectors.columnar`)."""
-        region = str(self.options.get("default_region", "US"))
-        platform = SyncPlatform(self.PLATFORM_NAME)
-        return record_frame(platform, profiles, identifiers, allowed, region=region)
+        return record_frame(
+            SyncPlatform(self.PLATFORM_NAME),
+            profiles,
+            identifiers,
+            allowed,
+            region=self.default_region,
+            mobile_list=await self.mobile_list(audience_id),
+        )
+
+    async def mobile_list(self, audience_id: str) -> bool:
+        """Whether the audience takes mobile ids only (a Google mobile-id list)."""
+        return False
+
+    @property
+    def default_region(self) -> str:
+        """Where a phone stored without E.164 is dialled when its profile has no country."""
+        return str(self.options.get("default_region", "US"))
 
     def group_of(self, record: Any) -> Hashable:
         """Records of different groups never share a request (Snapchat: one schema each)."""

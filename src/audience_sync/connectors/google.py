@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
-import polars as pl
 
 from audience_sync.config import Settings
 from audience_sync.connectors.base import (
@@ -24,7 +23,6 @@ from audience_sync.connectors.base import (
     Operation,
     Prepared,
 )
-from audience_sync.connectors.columnar import RecordFrame, record_frame
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
@@ -180,25 +178,14 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         return self.key_types[audience_id]
 
     async def records_for(self, audience_id: str, users: Sequence[AudienceUser]) -> Prepared:
-        mobile = await self.key_type(audience_id) == "MOBILE_ID"
-        return self.members(users, mobile=mobile)
+        return self.members(users, mobile=await self.mobile_list(audience_id))
 
-    async def record_frame(
-        self,
-        audience_id: str,
-        profiles: pl.DataFrame,
-        identifiers: pl.DataFrame,
-        allowed: frozenset[str],
-    ) -> RecordFrame:
-        mobile = await self.key_type(audience_id) == "MOBILE_ID"
-        region = str(self.options.get("default_region", "US"))
-        return record_frame(
-            P.GOOGLE, profiles, identifiers, allowed, region=region, mobile_list=mobile
-        )
+    async def mobile_list(self, audience_id: str) -> bool:
+        return await self.key_type(audience_id) == "MOBILE_ID"
 
     def members(self, users: Sequence[AudienceUser], *, mobile: bool) -> Prepared:
         """One member a user: its identifiers (≤10), or its mobile ids for a mobile-id list."""
-        region = str(self.options.get("default_region", "US"))
+        region = self.default_region
         fields = [Field.MOBILE_ID] if mobile else CONTACT_FIELDS
         hashed = hash_users(users, P.GOOGLE, fields, default_region=region)
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
@@ -235,7 +222,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         return destination
 
     async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
-        return {"requests": [], "mobile": await self.key_type(audience_id) == "MOBILE_ID"}
+        return {"requests": [], "mobile": await self.mobile_list(audience_id)}
 
     def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
         pairs: list[tuple[str, str]] = []

@@ -121,7 +121,7 @@ class MetaAudienceConnector(BaseAudienceConnector):
         return PlatformRequestError(message, **kwargs)
 
     def prepare(self, users: Sequence[AudienceUser]) -> Prepared:
-        region = str(self.options.get("default_region", "US"))
+        region = self.default_region
         hashed = hash_users(users, P.META, _FIELDS, default_region=region, date_of_birth=True)
         dobs = hashed.date_of_birth
         columns: dict[str, list[list[str]]] = {}

@@ -93,7 +93,7 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
         return platform_error_for_status(status, message, **kwargs)
 
     def prepare(self, users: Sequence[AudienceUser]) -> Prepared:
-        region = str(self.options.get("default_region", "US"))
+        region = self.default_region
         hashed = hash_users(users, P.SNAPCHAT, list(SCHEMAS), default_region=region)
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
         for i in range(len(users)):

@@ -106,7 +106,7 @@ class TikTokAudienceConnector(BaseAudienceConnector):
         return self.ad_account_id
 
     def prepare(self, users: Sequence[AudienceUser]) -> Prepared:
-        region = str(self.options.get("default_region", "US"))
+        region = self.default_region
         fields = [Field.EMAIL, Field.PHONE, Field.MOBILE_ID]
         hashed = hash_users(users, P.TIKTOK, fields, default_region=region)
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
