@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from dataclasses import dataclass
 
 import polars as pl
 import pytest
@@ -85,24 +86,31 @@ def members(seed: int, count: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     )
 
 
-def by_connector(
-    platform: str,
-    profiles: pl.DataFrame,
-    identifiers: pl.DataFrame,
-    allowed: frozenset[str],
-    region: str,
-    mobile_list: bool,
-) -> tuple[list[tuple[int, str]], Counter[str]]:
+@dataclass(frozen=True)
+class Case:
+    """One audience: its platform (and Google list type), what it sends, its default region."""
+
+    platform: str
+    mobile_list: bool = False
+    allowed: frozenset[str] = SENDABLE
+    region: str = "US"
+
+
+Records = tuple[list[tuple[int, str]], Counter[str]]
+
+
+def by_connector(case: Case, profiles: pl.DataFrame, identifiers: pl.DataFrame) -> Records:
     connector = connector_for(
-        platform,
+        case.platform,
         Settings(),
         Credentials(access_token="t"),
         ad_account_id="1",
-        options={"default_region": region},
+        options={"default_region": case.region},
     )
-    if platform == "google":
-        connector.key_types["L"] = "MOBILE_ID" if mobile_list else "CONTACT_ID"  # type: ignore[attr-defined]
-    users = users_of(profiles, identifiers, allowed)
+    if case.platform == "google":
+        list_type = "MOBILE_ID" if case.mobile_list else "CONTACT_ID"
+        connector.key_types["L"] = list_type  # type: ignore[attr-defined]
+    users = users_of(profiles, identifiers, case.allowed)
     prepared = asyncio.run(connector.records_for("L", users))
     owners = profiles["profile_pk"].to_list()
     records = [
@@ -114,57 +122,45 @@ def by_connector(
     return sorted(records), dropped
 
 
-def by_columns(
-    platform: str,
-    profiles: pl.DataFrame,
-    identifiers: pl.DataFrame,
-    allowed: frozenset[str],
-    region: str,
-    mobile_list: bool,
-) -> tuple[list[tuple[int, str]], Counter[str]]:
+def by_columns(case: Case, profiles: pl.DataFrame, identifiers: pl.DataFrame) -> Records:
     built = record_frame(
-        SyncPlatform(platform),
+        SyncPlatform(case.platform),
         profiles,
         identifiers,
-        allowed,
-        region=region,
-        mobile_list=mobile_list,
+        case.allowed,
+        region=case.region,
+        mobile_list=case.mobile_list,
     )
     return sorted(built.records.rows()), +built.dropped
 
 
-CASES = [
-    ("meta", False),
-    ("google", False),
-    ("google", True),
-    ("tiktok", False),
-    ("snapchat", False),
-]
+PLATFORMS = [("meta", False), ("google", False), ("google", True), ("tiktok", False),
+             ("snapchat", False)]  # fmt: skip
 NARROW = frozenset({"email", "phone", "mobile_id", "first_name", "zip"})
 
 
-@pytest.mark.parametrize(("platform", "mobile_list"), CASES)
+@pytest.mark.parametrize(("platform", "mobile_list"), PLATFORMS)
 @pytest.mark.parametrize("allowed", [SENDABLE, NARROW], ids=["everything", "narrowed"])
 def test_the_same_records_on_a_fixed_set(
     platform: str, mobile_list: bool, allowed: frozenset[str]
 ) -> None:
+    case = Case(platform, mobile_list, allowed, region="FR")
     profiles, identifiers = members(seed=7, count=400)
-    expected = by_connector(platform, profiles, identifiers, allowed, "FR", mobile_list)
+    expected = by_connector(case, profiles, identifiers)
     assert expected[0], "the fixture produces records"
-    assert by_columns(platform, profiles, identifiers, allowed, "FR", mobile_list) == expected
+    assert by_columns(case, profiles, identifiers) == expected
 
 
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     count=st.integers(0, 40),
-    case=st.sampled_from(CASES),
+    platform=st.sampled_from(PLATFORMS),
     region=st.sampled_from(["US", "FR", "DE"]),
 )
 def test_the_same_records_on_random_members(
-    seed: int, count: int, case: tuple[str, bool], region: str
+    seed: int, count: int, platform: tuple[str, bool], region: str
 ) -> None:
-    platform, mobile_list = case
+    case = Case(*platform, region=region)
     profiles, identifiers = members(seed, count)
-    expected = by_connector(platform, profiles, identifiers, SENDABLE, region, mobile_list)
-    assert by_columns(platform, profiles, identifiers, SENDABLE, region, mobile_list) == expected
+    assert by_columns(case, profiles, identifiers) == by_connector(case, profiles, identifiers)
