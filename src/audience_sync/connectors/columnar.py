@@ -6,7 +6,8 @@ create's time). Here the same records come out of Polars: each field is normaliz
 in bulk, and the values are shaped into records per platform as `(owner, slot, key, value)`
 pairs — the rows sharing an owner and a slot are one record — then written as the canonical
 record text (`sync.plan.record_text`). `tests/unit/connectors/test_columnar.py` holds the two
-paths equal, record for record, on random members of every platform.
+paths equal, record for record, on random members of every platform: a change to a platform's
+shape or to what it sends must be made in both, its `prepare` and here.
 
 The shapes (each connector's `prepare` and `record_pairs` say the same in Python):
 - Meta: a row per k-th value of the identifying keys (EMAIL, PHONE, MADID, EXTERN_ID), each with

@@ -2,7 +2,8 @@
 
 Connectors build their wire records from a `HashedUsers`: per field, per user, the values that
 are sent (hex digests, or the raw forms a platform takes unhashed). The work is done column by
-column with `identifiers.hash_many_with_reasons` (the fast path), never value by value.
+column with `identifiers.hash_many_with_reasons` (the fast path), never value by value. The sync
+engine builds the same records from member frames in `connectors.columnar`: keep the two equal.
 """
 
 from __future__ import annotations
