@@ -39,6 +39,7 @@ from audience_sync.identifiers import (
 
 PAIRS = {"owner": pl.Int64, "slot": pl.Int64, "key": pl.String, "value": pl.String}
 RECORDS = {"owner": pl.Int64, "record": pl.String}
+DROPS = {"owner": pl.Int64, "reason": pl.String}
 IDENTIFIERS = (Field.EMAIL, Field.PHONE, Field.MOBILE_ID, Field.EXTERNAL_ID)
 # The profile column each enhanced field is read from.
 ATTRIBUTES = {
@@ -77,10 +78,16 @@ _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'  # what JSON escapes (see `plan.record_text`)
 
 @dataclass
 class RecordFrame:
-    """A batch's records (`owner`: profile pk, `record`: canonical text) and dropped values."""
+    """A batch's records (`owner`: profile pk, `record`: canonical text) and the values it
+    dropped, each as (`owner`, `reason`)."""
 
     records: pl.DataFrame
-    dropped: Counter[str] = field(default_factory=Counter)
+    drops: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DROPS))
+
+    @property
+    def dropped(self) -> Counter[str]:
+        """Dropped values by reason."""
+        return Counter(dict(self.drops["reason"].value_counts().iter_rows()))
 
 
 @dataclass
@@ -91,7 +98,7 @@ class Sent:
 
     identifiers: pl.DataFrame
     attributes: pl.DataFrame
-    dropped: Counter[str]
+    drops: pl.DataFrame  # `owner`, `reason`: one row a dropped value
 
 
 def record_frame(
@@ -121,7 +128,7 @@ def record_frame(
     # A Google member's one record holds all its emails and phones; other records hold at
     # most one value a key.
     texts = record_texts(pairs, one_value_a_key=platform is not SyncPlatform.GOOGLE)
-    return RecordFrame(texts, sent.dropped)
+    return RecordFrame(texts, sent.drops)
 
 
 # --- what is sent -----------------------------------------------------------------------------
@@ -136,7 +143,7 @@ def sent_values(
     region: str,
 ) -> Sent:
     """Every allowed field of `fields` normalized and hashed for `platform`, in bulk."""
-    dropped: Counter[str] = Counter()
+    dropped: list[pl.DataFrame] = [pl.DataFrame(schema=DROPS)]
     wanted = [f.value for f in fields if f in IDENTIFIERS and f.value in allowed]
     rows = identifiers.with_row_index("pos").filter(pl.col("type").is_in(wanted))
     parts = [_phones(rows, profiles, platform, allowed, region, dropped)]
@@ -155,7 +162,7 @@ def sent_values(
     return Sent(
         found.select("owner", "field", "value", "kind"),
         pl.concat([pl.DataFrame(schema=schema), *attributes]),
-        dropped,
+        pl.concat(dropped),
     )
 
 
@@ -165,7 +172,7 @@ def _phones(
     platform: SyncPlatform,
     allowed: frozenset[str],
     default: str,
-    dropped: Counter[str],
+    dropped: list[pl.DataFrame],
 ) -> pl.DataFrame:
     """Phones: the stored E.164 form where there is one, else the raw value dialled in the
     profile's country (when the audience sends countries), else in the default region."""
@@ -191,7 +198,7 @@ def _region_of(country: str | None, default: str) -> str:
 
 
 def _hashed(
-    rows: pl.DataFrame, name: Field, platform: SyncPlatform, dropped: Counter[str]
+    rows: pl.DataFrame, name: Field, platform: SyncPlatform, dropped: list[pl.DataFrame]
 ) -> pl.DataFrame:
     """`rows` (`pos`, `profile_pk`, `value`, `kind`, `region`) with `value` replaced by what is
     sent, each region's rows hashed together; dropped values counted by reason (all but
@@ -199,7 +206,7 @@ def _hashed(
     out = []
     for (region,), group in rows.group_by("region", maintain_order=True):
         sent, reasons = hash_series_with_reasons(group["value"], name, platform, region=str(region))
-        _count(reasons, [Reason.UNSUPPORTED.value], dropped)
+        _count(group["profile_pk"], reasons, [Reason.UNSUPPORTED.value], dropped)
         out.append(group.with_columns(sent.alias("sent")).filter(pl.col("sent").is_not_null()))
     schema = {"pos": pl.UInt32, "owner": pl.Int64, "field": pl.String, "value": pl.String}
     frames = [
@@ -210,7 +217,11 @@ def _hashed(
 
 
 def _attribute(
-    profiles: pl.DataFrame, name: Field, platform: SyncPlatform, region: str, dropped: Counter[str]
+    profiles: pl.DataFrame,
+    name: Field,
+    platform: SyncPlatform,
+    region: str,
+    dropped: list[pl.DataFrame],
 ) -> pl.DataFrame:
     """One enhanced field of every profile that has a usable one. Names, cities, zips and the
     rest repeat from profile to profile: each distinct value is hashed once and joined back."""
@@ -219,17 +230,19 @@ def _attribute(
     sent, reasons = hash_series_with_reasons(distinct, name, platform, region=region)
     outcomes = pl.DataFrame({column: distinct, "value": sent, "reason": reasons})
     rows = profiles.select("profile_pk", column).join(outcomes, on=column, how="inner")
-    _count(rows["reason"], [Reason.EMPTY.value, Reason.UNSUPPORTED.value], dropped)
+    quiet = [Reason.EMPTY.value, Reason.UNSUPPORTED.value]
+    _count(rows["profile_pk"], rows["reason"], quiet, dropped)
     return rows.filter(pl.col("value").is_not_null()).select(
         owner="profile_pk", field=pl.lit(name.value), value="value"
     )
 
 
-def _count(reasons: pl.Series, quiet: list[str], dropped: Counter[str]) -> None:
-    """Add the reason codes (but the `quiet` ones) to `dropped`."""
-    counted = reasons.filter(reasons.is_not_null() & ~reasons.is_in(quiet))
-    for reason, count in counted.value_counts().iter_rows():
-        dropped[reason] += count
+def _count(
+    owners: pl.Series, reasons: pl.Series, quiet: list[str], dropped: list[pl.DataFrame]
+) -> None:
+    """Add each dropped value (`owner`, `reason`) to `dropped`, but those of `quiet` reasons."""
+    found = pl.DataFrame({"owner": owners, "reason": reasons}, schema=DROPS)
+    dropped.append(found.filter(pl.col("reason").is_not_null() & ~pl.col("reason").is_in(quiet)))
 
 
 def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> pl.DataFrame:

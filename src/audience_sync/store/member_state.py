@@ -15,7 +15,15 @@ from sqlalchemy.orm import Session
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import MemberStatePart
 
-STATE_SCHEMA = {"owner": pl.Int64, "content": pl.UInt64, "k1": pl.UInt64, "k2": pl.UInt64}
+# `dropped`: the member's dropped values by reason (`sync.members.drop_summary`), on each of its
+# rows, so that an incremental run can report the whole segment's.
+STATE_SCHEMA = {
+    "owner": pl.Int64,
+    "content": pl.UInt64,
+    "k1": pl.UInt64,
+    "k2": pl.UInt64,
+    "dropped": pl.String,
+}
 PART_ROWS = 1_000_000  # rows per stored part (~25 MB): no single value grows without bound
 
 

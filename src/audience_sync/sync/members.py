@@ -26,6 +26,7 @@ from audience_sync.sync.plan import KEYS, hash_keys, record_hashes
 
 CURRENT_SCHEMA = {"record_hash": pl.String, "record": pl.String, "owner": pl.Int64}
 KEY_SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64, "owner": pl.Int64}
+SUMMARY_SCHEMA = {"owner": pl.Int64, "dropped": pl.String}
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Current:
     unusable_members: int = 0  # members with no identifier the platform can take
     dropped: Counter[str] = field(default_factory=Counter)  # values dropped, by reason
     member_pks: list[int] = field(default_factory=list)  # every member, in the users' order
+    # The members read here with values dropped: `owner`, `dropped` (`drop_summary`).
+    drops: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SUMMARY_SCHEMA))
 
     @property
     def is_empty(self) -> bool:
@@ -63,6 +66,23 @@ SENDABLE = frozenset({*(t.value for t in IdentifierType), *PROFILE_FIELDS})
 # Enum members by value: a dict lookup, not an `Enum(...)` call, per identifier.
 _TYPES = {t.value: t for t in IdentifierType}
 _KINDS = {k.value: k for k in MobileIdKind}
+
+
+def drop_summary(drops: pl.DataFrame) -> pl.DataFrame:
+    """Each member's dropped values (`owner`, `reason` rows) as one text: `owner`, `dropped`
+    (`invalid_email:1,zeroed_maid:2`), what the member state keeps of them."""
+    counted = drops.group_by("owner", "reason").len().sort("owner", "reason")
+    pieces = pl.format("{}:{}", "reason", "len").str.join(",")
+    return counted.group_by("owner", maintain_order=True).agg(pieces.alias("dropped"))
+
+
+def drop_totals(summaries: pl.Series) -> Counter[str]:
+    """The counts by reason of `drop_summary` texts (nulls: members without any)."""
+    pieces = summaries.drop_nulls().str.split(",").explode().drop_nulls()
+    parts = pieces.str.split_exact(":", 1).struct.rename_fields(["reason", "count"])
+    frame = parts.struct.unnest().with_columns(pl.col("count").cast(pl.Int64))
+    totals = frame.group_by("reason").agg(pl.col("count").sum())
+    return Counter(dict(totals.iter_rows()))
 
 
 def allowed_fields(config: dict[str, object]) -> frozenset[str]:
@@ -114,6 +134,7 @@ async def current_records(
     Records are written to `spill` (a directory the caller removes), one file per batch; the
     `AudienceUser`s are returned only with `keep_users` (a replace sends them all at once)."""
     keys: list[pl.DataFrame] = [pl.DataFrame(schema=KEY_SCHEMA)]
+    drops: list[pl.DataFrame] = [pl.DataFrame(schema=SUMMARY_SCHEMA)]
     users_all: list[AudienceUser] = []
     current = Current(keys[0])
     for profiles, identifiers in batches:
@@ -131,8 +152,10 @@ async def current_records(
         current.member_pks.extend(owners)
         current.unusable_members += len(owners) - frame["owner"].n_unique()
         current.dropped.update(built.dropped)
+        drops.append(drop_summary(built.drops))
         if keep_users:
             users_all.extend(users_of(profiles, identifiers, allowed))
     current.keys = pl.concat(keys)
+    current.drops = pl.concat(drops)
     current.dropped.pop("no_usable_identifier", None)
     return current, users_all

@@ -34,10 +34,10 @@ from audience_sync.domain.models import AudienceUser
 from audience_sync.sources.members import member_batches, member_batches_of, member_contents
 from audience_sync.store.db import transaction
 from audience_sync.store.member_state import STATE_SCHEMA, MemberStateRepository, StoredState
-from audience_sync.sync.members import Current, allowed_fields, current_records
+from audience_sync.sync.members import Current, allowed_fields, current_records, drop_totals
 from audience_sync.sync.plan import KEYS, Delta
 
-STATE_VERSION = 1  # bump when what a member produces changes without a package version change
+STATE_VERSION = 2  # bump when what a member produces changes without a package version change
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,8 @@ class Preparer:
         kept_keys = kept.filter(pl.col("k1").is_not_null()).select(*KEYS, "owner")
         current.keys = pl.concat([kept_keys, current.keys])
         kept_members = kept["owner"].n_unique()
+        # The whole segment's dropped values: the kept members' from the state, plus this run's.
+        current.dropped.update(drop_totals(kept.unique("owner")["dropped"]))
         current.members += kept_members
         current.unusable_members += kept_members - kept_keys["owner"].n_unique()
         same = stale.is_empty() and len(kept) == len(state)
@@ -179,4 +181,5 @@ def _state_of(contents: pl.DataFrame, current: Current) -> pl.DataFrame:
     but not read (it left between the two reads) is not covered."""
     read = pl.Series(current.member_pks, dtype=pl.Int64).implode()
     covered = contents.filter(pl.col("owner").is_in(read))
-    return covered.join(current.keys, on="owner", how="left").select(*STATE_SCHEMA)
+    with_keys = covered.join(current.keys, on="owner", how="left")
+    return with_keys.join(current.drops, on="owner", how="left").select(*STATE_SCHEMA)

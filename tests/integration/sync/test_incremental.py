@@ -42,6 +42,21 @@ async def test_an_update_prepares_only_the_members_that_changed_or_joined(world:
     assert (again.details["plan"]["adds"], again.details["plan"]["removes"]) == (0, 0)
 
 
+async def test_an_update_reports_the_dropped_values_of_the_whole_segment(world: World) -> None:
+    world.load([row(i) for i in range(20)] + [row(i, email="not-an-email") for i in range(20, 25)])
+    audience = world.audience(SNAP)
+    created = await world.sync(audience, SyncOperation.CREATE)
+    assert created.details["dropped"]["invalid_email"] == 5
+    world.load([row(3, email="also not an email"), row(25, email="nor this")])
+    updated = await world.sync(audience)
+    assert updated.details["prepared_members"] == 2  # P3 changed, P25 joined
+    assert updated.details["dropped"]["invalid_email"] == 7
+    # As a run preparing every member counts them.
+    everyone = await world.sync(audience, SyncOperation.REPLACE, dry_run=True)
+    assert everyone.details["prepared_members"] == 26
+    assert updated.details["dropped"] == everyone.details["dropped"]
+
+
 async def test_reimporting_identical_rows_prepares_nobody(world: World) -> None:
     world.load([row(i) for i in range(10)])
     audience = world.audience(SNAP)
