@@ -142,7 +142,8 @@ class Preparer:
         current.keys = pl.concat([kept_keys, current.keys])
         kept_members = kept["owner"].n_unique()
         # The whole segment's dropped values: the kept members' from the state, plus this run's.
-        current.dropped.update(drop_totals(kept.unique("owner")["dropped"]))
+        dropping = kept.filter(pl.col("dropped").is_not_null())  # few: filtered before unique
+        current.dropped.update(drop_totals(dropping.unique("owner")["dropped"]))
         current.members += kept_members
         current.unusable_members += kept_members - kept_keys["owner"].n_unique()
         same = stale.is_empty() and len(kept) == len(state)
