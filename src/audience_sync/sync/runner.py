@@ -8,6 +8,7 @@ which retries transient ones later (durably) and explains the rest.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,6 +19,7 @@ from typing import Any
 
 import polars as pl
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.config import FeatureFlag, Settings
@@ -49,6 +51,7 @@ from audience_sync.sync.members import CURRENT_SCHEMA, Current
 from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_from_delta, plan_streamed
 from audience_sync.sync.prepare import Preparer, Scope
 
+log = logging.getLogger(__name__)
 ConnectorFactory = Callable[["Target"], BaseAudienceConnector]
 CHUNK_BATCHES = 10  # platform batches per checkpoint
 
@@ -156,18 +159,23 @@ def keep_refreshed_token(
     tokens = connector.http.tokens
     if not tokens.refreshed:
         return
-    with transaction(service.factory) as session:
-        connections = ConnectionRepository(session, target.tenant_id, service.cipher)
-        connection = connections.get(target.platform)
-        if connection.credentials_encrypted != target.sealed_credentials:
-            return
-        stored = service.cipher.decrypt(connection.credentials_encrypted)
-        stored["access_token"] = tokens.token
-        if tokens.credentials.refresh_token:
-            stored["refresh_token"] = tokens.credentials.refresh_token
-        connections.put(
-            target.platform, connection.ad_account_id, stored, base_url=connection.base_url
-        )
+    try:
+        with transaction(service.factory) as session:
+            connections = ConnectionRepository(session, target.tenant_id, service.cipher)
+            connection = connections.find(target.platform)
+            if connection is None or connection.credentials_encrypted != target.sealed_credentials:
+                return  # removed or set again meanwhile
+            stored = service.cipher.decrypt(connection.credentials_encrypted)
+            stored["access_token"] = tokens.token
+            if tokens.credentials.refresh_token:
+                stored["refresh_token"] = tokens.credentials.refresh_token
+            connections.put(
+                target.platform, connection.ad_account_id, stored, base_url=connection.base_url
+            )
+    except SQLAlchemyError:
+        # Called on the way out of every run: never replaces the run's own outcome. The next
+        # run refreshes again from the stored refresh token.
+        log.warning("could not store a refreshed token", extra={"platform": target.platform.value})
 
 
 def plan_against_snapshot(

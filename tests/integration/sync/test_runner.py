@@ -96,6 +96,26 @@ async def test_a_token_set_again_during_a_run_is_not_overwritten(world: World) -
     assert stored == {"access_token": "set-by-the-user"}
 
 
+async def test_a_connection_removed_during_a_run_is_not_brought_back(world: World) -> None:
+    world.load([row(i) for i in range(10)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    await world.fault(SNAP, "expired_token")
+    world.load([row(i) for i in range(10, 12)])
+    connect = world.service.connect
+
+    def remove_meanwhile(target: Any) -> Any:
+        with transaction(world.factory) as session:
+            ConnectionRepository(session, world.tenant_id, world.cipher).delete(SNAP)
+        return connect(target)
+
+    world.service.connect = remove_meanwhile
+    done = await world.sync(audience)
+    assert done.status is SyncStatus.COMPLETED, done.error_message
+    with transaction(world.factory) as session:
+        assert ConnectionRepository(session, world.tenant_id, world.cipher).find(SNAP) is None
+
+
 async def test_a_mass_removal_is_refused_unless_forced(world: World) -> None:
     world.load([row(i) for i in range(20)])
     audience = world.audience(SNAP)
