@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -74,7 +75,9 @@ async def test_a_refreshed_token_is_stored_for_the_next_runs(
     assert (await world.sync(audience)).status is SyncStatus.COMPLETED
 
 
-async def test_a_token_set_again_during_a_run_is_not_overwritten(world: World) -> None:
+async def refresh_while(world: World, change: Callable[[ConnectionRepository], object]) -> Any:
+    """A Snapchat update whose token expires and is refreshed, while `change` is done to the
+    connection between the run reading it and the run ending; the finished job."""
     world.load([row(i) for i in range(10)])
     audience = world.audience(SNAP)
     await world.sync(audience, SyncOperation.CREATE)
@@ -82,35 +85,25 @@ async def test_a_token_set_again_during_a_run_is_not_overwritten(world: World) -
     world.load([row(i) for i in range(10, 12)])
     connect = world.service.connect
 
-    def reconnect_meanwhile(target: Any) -> Any:
+    def meanwhile(target: Any) -> Any:
         with transaction(world.factory) as session:
-            ConnectionRepository(session, world.tenant_id, world.cipher).put(
-                SNAP, "1234567890", {"access_token": "set-by-the-user"}, base_url=target.base_url
-            )
+            change(ConnectionRepository(session, world.tenant_id, world.cipher))
         return connect(target)
 
-    world.service.connect = reconnect_meanwhile
-    await world.sync(audience)
+    world.service.connect = meanwhile
+    return await world.sync(audience)
+
+
+async def test_a_token_set_again_during_a_run_is_not_overwritten(world: World) -> None:
+    token = {"access_token": "set-by-the-user"}
+    await refresh_while(world, lambda connections: connections.put(SNAP, "1234567890", token))
     with transaction(world.factory) as session:
         stored = ConnectionRepository(session, world.tenant_id, world.cipher).credentials(SNAP)
-    assert stored == {"access_token": "set-by-the-user"}
+    assert stored == token
 
 
 async def test_a_connection_removed_during_a_run_is_not_brought_back(world: World) -> None:
-    world.load([row(i) for i in range(10)])
-    audience = world.audience(SNAP)
-    await world.sync(audience, SyncOperation.CREATE)
-    await world.fault(SNAP, "expired_token")
-    world.load([row(i) for i in range(10, 12)])
-    connect = world.service.connect
-
-    def remove_meanwhile(target: Any) -> Any:
-        with transaction(world.factory) as session:
-            ConnectionRepository(session, world.tenant_id, world.cipher).delete(SNAP)
-        return connect(target)
-
-    world.service.connect = remove_meanwhile
-    done = await world.sync(audience)
+    done = await refresh_while(world, lambda connections: connections.delete(SNAP))
     assert done.status is SyncStatus.COMPLETED, done.error_message
     with transaction(world.factory) as session:
         assert ConnectionRepository(session, world.tenant_id, world.cipher).find(SNAP) is None
