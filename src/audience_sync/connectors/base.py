@@ -18,13 +18,12 @@ from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 import polars as pl
 
 from audience_sync.config import Settings
-from audience_sync.connectors.columnar import RecordFrame, record_frame
 from audience_sync.connectors.http import (
     Clock,
     Credentials,
@@ -41,6 +40,9 @@ from audience_sync.domain.models import (
     SyncPlatform,
 )
 from audience_sync.exceptions import AudienceSyncError, InvalidRecordsError
+
+if TYPE_CHECKING:
+    from audience_sync.connectors.columnar import RecordFrame
 
 
 class Operation(StrEnum):
@@ -289,6 +291,10 @@ class BaseAudienceConnector(ABC):
         """`records_for` in columns, for the sync engine: each record's canonical text (what
         `record_pairs` gives, as `sync.plan.record_text` writes it) by owner, from the member
         frames of `sources.members` (see `connectors.columnar`)."""
+        # Imported here: `columnar` takes each platform's keys from its connector's module,
+        # which imports this one.
+        from audience_sync.connectors.columnar import record_frame
+
         return record_frame(
             SyncPlatform(self.PLATFORM_NAME),
             profiles,

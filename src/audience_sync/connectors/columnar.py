@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from audience_sync.connectors import google, meta, snapchat, tiktok
+from audience_sync.connectors.records import IDENTIFIER_FIELDS, USER_ATTRIBUTES
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers import (
     DOB_KEYS,
@@ -35,44 +37,15 @@ from audience_sync.identifiers import (
     expand_date_of_birth,
     hash_series_with_reasons,
     normalize_country,
+    tiktok_mobile_id_schema,
 )
 
 PAIRS = {"owner": pl.Int64, "slot": pl.Int64, "key": pl.String, "value": pl.String}
 RECORDS = {"owner": pl.Int64, "record": pl.String}
 DROPS = {"owner": pl.Int64, "reason": pl.String}
-IDENTIFIERS = (Field.EMAIL, Field.PHONE, Field.MOBILE_ID, Field.EXTERNAL_ID)
-# The profile column each enhanced field is read from.
-ATTRIBUTES = {
-    Field.FIRST_NAME: "first_name",
-    Field.LAST_NAME: "last_name",
-    Field.CITY: "city",
-    Field.STATE: "state",
-    Field.ZIP: "zip",
-    Field.COUNTRY: "country",
-    Field.GENDER: "gender",
-}
-META_KEYS = {
-    Field.EMAIL: "EMAIL",
-    Field.PHONE: "PHONE",
-    Field.MOBILE_ID: "MADID",
-    Field.EXTERNAL_ID: "EXTERN_ID",
-    Field.FIRST_NAME: "FN",
-    Field.LAST_NAME: "LN",
-    Field.CITY: "CT",
-    Field.STATE: "ST",
-    Field.ZIP: "ZIP",
-    Field.COUNTRY: "COUNTRY",
-    Field.GENDER: "GEN",
-}
-TIKTOK_KEYS = {Field.EMAIL: "EMAIL_SHA256", Field.PHONE: "PHONE_SHA256"}
-SNAPCHAT_KEYS = {
-    Field.EMAIL: "EMAIL_SHA256",
-    Field.PHONE: "PHONE_SHA256",
-    Field.MOBILE_ID: "MOBILE_AD_ID_SHA256",
-}
-GOOGLE_KEYS = {Field.EMAIL: "emailAddress", Field.PHONE: "phoneNumber"}
-GOOGLE_ADDRESS = (Field.FIRST_NAME, Field.LAST_NAME, Field.COUNTRY, Field.ZIP)
-GOOGLE_MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
+# Each platform's wire keys, as its connector's module names them.
+META_KEYS = {name: key for key, name in meta.KEYS.items() if name is not None}
+TIKTOK_KEYS = dict(zip((Field.EMAIL, Field.PHONE), tiktok.SCHEMA, strict=False))  # + mobile ids
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'  # what JSON escapes (see `plan.record_text`)
 
 
@@ -115,7 +88,7 @@ def record_frame(
         sent = sent_values(profiles, identifiers, platform, [*META_KEYS], allowed, region)
         pairs = meta_pairs(sent, _births(profiles, allowed))
     elif platform is SyncPlatform.GOOGLE:
-        fields = [Field.MOBILE_ID] if mobile_list else [*GOOGLE_KEYS, *GOOGLE_ADDRESS]
+        fields = [Field.MOBILE_ID] if mobile_list else google.CONTACT_FIELDS
         sent = sent_values(profiles, identifiers, platform, fields, allowed, region)
         pairs = google_pairs(sent, mobile_list=mobile_list)
     elif platform is SyncPlatform.TIKTOK:
@@ -123,7 +96,7 @@ def record_frame(
         sent = sent_values(profiles, identifiers, platform, fields, allowed, region)
         pairs = tiktok_pairs(sent)
     else:
-        sent = sent_values(profiles, identifiers, platform, [*SNAPCHAT_KEYS], allowed, region)
+        sent = sent_values(profiles, identifiers, platform, [*snapchat.SCHEMAS], allowed, region)
         pairs = snapchat_pairs(sent)
     # A Google member's one record holds all its emails and phones; other records hold at
     # most one value a key.
@@ -144,7 +117,7 @@ def sent_values(
 ) -> Sent:
     """Every allowed field of `fields` normalized and hashed for `platform`, in bulk."""
     dropped: list[pl.DataFrame] = [pl.DataFrame(schema=DROPS)]
-    wanted = [f.value for f in fields if f in IDENTIFIERS and f.value in allowed]
+    wanted = [f.value for f in fields if f in IDENTIFIER_FIELDS and f.value in allowed]
     rows = identifiers.with_row_index("pos").filter(pl.col("type").is_in(wanted))
     parts = [_phones(rows, profiles, platform, allowed, region, dropped)]
     for name in wanted:
@@ -156,7 +129,7 @@ def sent_values(
     attributes = [
         _attribute(profiles, name, platform, region, dropped)
         for name in fields
-        if name in ATTRIBUTES and name.value in allowed
+        if name in USER_ATTRIBUTES and name.value in allowed
     ]
     schema = {"owner": pl.Int64, "field": pl.String, "value": pl.String}
     return Sent(
@@ -225,7 +198,7 @@ def _attribute(
 ) -> pl.DataFrame:
     """One enhanced field of every profile that has a usable one. Names, cities, zips and the
     rest repeat from profile to profile: each distinct value is hashed once and joined back."""
-    column = ATTRIBUTES[name]
+    column = name.value  # the profile column of the field's name (`zip`, not `zip_code`)
     distinct = profiles[column].drop_nulls().unique()
     sent, reasons = hash_series_with_reasons(distinct, name, platform, region=region)
     outcomes = pl.DataFrame({column: distinct, "value": sent, "reason": reasons})
@@ -294,13 +267,16 @@ def meta_pairs(sent: Sent, births: pl.DataFrame) -> pl.DataFrame:
 
 def tiktok_pairs(sent: Sent) -> pl.DataFrame:
     ids = _keyed(sent.identifiers, TIKTOK_KEYS)
-    mobile = pl.when(pl.col("kind") == "gaid").then(pl.lit("AAID_SHA256"))
-    ids = ids.with_columns(key=pl.coalesce("key", mobile.otherwise(pl.lit("IDFA_SHA256"))))
+    kind = pl.col("kind").fill_null("")
+    kinds = ids.filter(pl.col("key").is_null()).select(kind)["kind"].unique().to_list()
+    schemas = {k: tiktok_mobile_id_schema(k or None) for k in kinds}  # a mobile id's, by kind
+    mobile = kind.replace_strict(schemas, default=None, return_dtype=pl.String)
+    ids = ids.with_columns(key=pl.coalesce("key", mobile))
     return ids.with_columns(slot=_ranked("owner", "key")).select(*PAIRS)
 
 
 def snapchat_pairs(sent: Sent) -> pl.DataFrame:
-    ids = _keyed(sent.identifiers, SNAPCHAT_KEYS)
+    ids = _keyed(sent.identifiers, snapchat.SCHEMAS)
     return ids.with_columns(slot=pl.int_range(pl.len(), dtype=pl.Int64)).select(*PAIRS)
 
 
@@ -309,19 +285,19 @@ def google_pairs(sent: Sent, *, mobile_list: bool) -> pl.DataFrame:
     if mobile_list:
         items = sent.identifiers.with_columns(key=pl.lit("mobileId"), order=pl.lit(0))
     else:
-        items = _keyed(sent.identifiers, GOOGLE_KEYS).with_columns(
+        items = _keyed(sent.identifiers, google.CONTACT_KEYS).with_columns(
             order=pl.when(pl.col("field") == Field.EMAIL.value).then(0).otherwise(1)
         )
         items = pl.concat([items.select("owner", "key", "value", "order"), _addresses(sent)])
     items = items.sort("order", maintain_order=True)  # stable: stored order within each
-    kept = items.filter(_ranked("owner") < GOOGLE_MAX_IDENTIFIERS)
+    kept = items.filter(_ranked("owner") < google.MAX_IDENTIFIERS)
     return kept.with_columns(slot=pl.lit(0, dtype=pl.Int64)).select(*PAIRS)
 
 
 def _addresses(sent: Sent) -> pl.DataFrame:
     """`address` (`first|last|country|zip`, hashed or raw as sent) of the members with all four."""
     parts = sent.attributes.pivot(on="field", index="owner", values="value")
-    names = [f.value for f in GOOGLE_ADDRESS]
+    names = [f.value for f in google.ADDRESS_FIELDS]
     for name in names:
         if name not in parts.columns:
             parts = parts.with_columns(pl.lit(None, dtype=pl.String).alias(name))

@@ -38,14 +38,10 @@ from audience_sync.identifiers import Field
 
 TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
 MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
-CONTACT_FIELDS = [
-    Field.EMAIL,
-    Field.PHONE,
-    Field.FIRST_NAME,
-    Field.LAST_NAME,
-    Field.COUNTRY,
-    Field.ZIP,
-]
+# A contact member's identifiers: its emails and phones, then an address of four parts.
+CONTACT_KEYS = {Field.EMAIL: "emailAddress", Field.PHONE: "phoneNumber"}
+ADDRESS_FIELDS = (Field.FIRST_NAME, Field.LAST_NAME, Field.COUNTRY, Field.ZIP)  # ADDRESS_PARTS
+CONTACT_FIELDS = [*CONTACT_KEYS, *ADDRESS_FIELDS]
 # Reasons a Data Manager 400 gives for one member's content (DM types/error.py). [INFER: which
 # of them reject the whole request rather than only the member]
 RECORD_REASONS = {
@@ -200,10 +196,10 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     def identifiers(self, hashed: Any, i: int, mobile: bool) -> list[Any]:
         if mobile:
             return list(hashed.of(Field.MOBILE_ID, i))
-        found: list[Any] = [{"emailAddress": v} for v in hashed.of(Field.EMAIL, i)]
-        found += [{"phoneNumber": v} for v in hashed.of(Field.PHONE, i)]
-        parts = [hashed.first(f, i) for f in (Field.FIRST_NAME, Field.LAST_NAME)]
-        parts += [hashed.first(f, i) for f in (Field.COUNTRY, Field.ZIP)]
+        found: list[Any] = [
+            {key: v} for name, key in CONTACT_KEYS.items() for v in hashed.of(name, i)
+        ]
+        parts = [hashed.first(f, i) for f in ADDRESS_FIELDS]
         if all(parts):  # an address only with all four parts (normalization.md)
             found.append({"address": dict(zip(ADDRESS_PARTS, parts, strict=True))})
         return found
