@@ -37,10 +37,14 @@ class Current:
     parts: list[Path] = field(default_factory=list)  # record_hash, record, owner, k1, k2
     members: int = 0
     unusable_members: int = 0  # members with no identifier the platform can take
-    dropped: Counter[str] = field(default_factory=Counter)  # values dropped, by reason
     member_pks: list[int] = field(default_factory=list)  # every member, in the users' order
-    # The members read here with values dropped: `owner`, `dropped` (`drop_summary`).
+    # The members with values dropped: `owner`, `dropped` (`drop_summary`).
     drops: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SUMMARY_SCHEMA))
+
+    @property
+    def dropped(self) -> Counter[str]:
+        """Values dropped, by reason."""
+        return drop_totals(self.drops["dropped"])
 
     @property
     def is_empty(self) -> bool:
@@ -151,11 +155,9 @@ async def current_records(
         current.members += len(owners)
         current.member_pks.extend(owners)
         current.unusable_members += len(owners) - frame["owner"].n_unique()
-        current.dropped.update(built.dropped)
         drops.append(drop_summary(built.drops))
         if keep_users:
             users_all.extend(users_of(profiles, identifiers, allowed))
     current.keys = pl.concat(keys)
     current.drops = pl.concat(drops)
-    current.dropped.pop("no_usable_identifier", None)
     return current, users_all

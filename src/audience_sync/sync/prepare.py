@@ -34,7 +34,7 @@ from audience_sync.domain.models import AudienceUser
 from audience_sync.sources.members import member_batches, member_batches_of, member_contents
 from audience_sync.store.db import transaction
 from audience_sync.store.member_state import STATE_SCHEMA, MemberStateRepository, StoredState
-from audience_sync.sync.members import Current, allowed_fields, current_records, drop_totals
+from audience_sync.sync.members import SUMMARY_SCHEMA, Current, allowed_fields, current_records
 from audience_sync.sync.plan import KEYS, Delta
 
 STATE_VERSION = 2  # bump when what a member produces changes without a package version change
@@ -143,7 +143,8 @@ class Preparer:
         kept_members = kept["owner"].n_unique()
         # The whole segment's dropped values: the kept members' from the state, plus this run's.
         dropping = kept.filter(pl.col("dropped").is_not_null())  # few: filtered before unique
-        current.dropped.update(drop_totals(dropping.unique("owner")["dropped"]))
+        kept_drops = dropping.unique("owner").select(*SUMMARY_SCHEMA)
+        current.drops = pl.concat([kept_drops, current.drops])
         current.members += kept_members
         current.unusable_members += kept_members - kept_keys["owner"].n_unique()
         same = stale.is_empty() and len(kept) == len(state)
