@@ -10,7 +10,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import kombu
 import pytest
+from kombu.utils.url import maybe_sanitize_url
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
@@ -23,6 +25,12 @@ POSTGRES_URL = os.environ.get(
     "AUDIENCE_SYNC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+BROKERS = {
+    "redis": os.environ.get("AUDIENCE_SYNC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    "rabbitmq": os.environ.get(
+        "AUDIENCE_SYNC_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//"
+    ),
+}
 
 
 def service_unavailable(reason: str) -> None:
@@ -63,6 +71,18 @@ def postgres_engine() -> Iterator[Engine]:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(params=list(BROKERS))
+def broker(request: pytest.FixtureRequest) -> str:
+    """A reachable Celery broker URL: the real Redis, then the real RabbitMQ."""
+    url = BROKERS[request.param]
+    try:
+        with kombu.Connection(url, connect_timeout=2) as connection:
+            connection.ensure_connection(max_retries=1)
+    except Exception as exc:  # each transport raises its own errors
+        service_unavailable(f"{request.param} unreachable at {maybe_sanitize_url(url)}: {exc}")
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     # A running job whose worker has not sent a heartbeat for this long is failed and re-queued.
     job_lease_seconds: int = Field(300, ge=10)
     scheduler_tick_seconds: int = Field(900, ge=1)
+    # The distributed mode (`audience-sync worker` / `beat`): a Celery broker, Redis
+    # (`redis://host:6379/0`) or RabbitMQ (`amqp://user:password@host:5672//`). Empty: syncs run
+    # in the process that serves the API (`audience-sync serve`).
+    broker_url: str = ""
+    celery_queue: str = "audience-sync"  # the broker queue (one per environment on a shared broker)
     # Guard rail: an update removing more than this share of the audience needs `force`.
     max_removal_share: float = Field(0.5, ge=0, le=1)
 

@@ -123,3 +123,14 @@ def test_the_demo_ends_with_the_specs_three_segments(
         "Newsletter Subscribers": 5678,
         "At Risk Churning": 890,
     }
+
+
+@pytest.mark.parametrize("command", ["worker", "beat"])
+def test_workers_without_a_broker_say_what_to_set(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.delenv("AUDIENCE_SYNC_BROKER_URL", raising=False)
+    assert invoke("db", "upgrade").exit_code == 0
+    result = invoke(command)
+    assert result.exit_code == 2
+    assert "AUDIENCE_SYNC_BROKER_URL" in result.stderr

@@ -56,15 +56,46 @@ class JobLauncher:
         await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
 
+class CeleryLauncher:
+    """The distributed mode's launcher: a launched job is sent to the Celery workers.
+
+    The job is queued in the database first; a send the broker refuses is logged and the
+    beat's next tick sends the job again (see `scheduler.distributed`)."""
+
+    def __init__(self, settings: Settings) -> None:
+        from audience_sync.scheduler.distributed import make_celery  # Celery: distributed only
+
+        self.celery = make_celery(settings)
+        self._sends: set[asyncio.Task[bool]] = set()
+
+    def launch(self, tenant_id: int, job_id: uuid.UUID) -> None:
+        # Publishing blocks (and retries a moment on a dead broker): not on the event loop.
+        from audience_sync.scheduler.distributed import send_job
+
+        send = asyncio.to_thread(send_job, self.celery, tenant_id, job_id)
+        task = asyncio.get_running_loop().create_task(send)
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def drain(self) -> None:
+        """Wait until every launched job was handed to the broker (or given up on)."""
+        while self._sends:
+            await asyncio.gather(*list(self._sends), return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.drain()
+
+
 @dataclass
 class ApiContext:
     settings: Settings
     engine: Engine
     factory: sessionmaker[Session]
     service: SyncService
-    launcher: JobLauncher = field(init=False)
+    launcher: JobLauncher | CeleryLauncher = field(init=False)
     registry: CollectorRegistry = field(init=False)
 
     def __post_init__(self) -> None:
-        self.launcher = JobLauncher(self.service)
+        distributed = bool(self.settings.broker_url)
+        self.launcher = CeleryLauncher(self.settings) if distributed else JobLauncher(self.service)
         self.registry = registry_for(self.factory)

@@ -59,9 +59,15 @@ def serve(
     # access log is replaced by the app's, which leaves out query strings (signed links).
     config = uvicorn.Config(api, host=host, port=port, log_config=None, access_log=False)
     server = uvicorn.Server(config)
+    # With a broker, syncs run on `audience-sync worker`s and the tick comes from `beat`.
+    embedded = not ctx.settings.broker_url
+    where = (
+        f"scheduler every {ctx.settings.scheduler_tick_seconds} s"
+        if embedded
+        else "syncs sent to the Celery workers (run `audience-sync worker` and `beat`)"
+    )
     out.print(
-        f"Audience Sync API on http://{host}:{port} (docs: /docs); scheduler every "
-        f"{ctx.settings.scheduler_tick_seconds} s. Ctrl-C stops.",
+        f"Audience Sync API on http://{host}:{port} (docs: /docs); {where}. Ctrl-C stops.",
         highlight=False,
     )
 
@@ -69,22 +75,27 @@ def serve(
         if demo_mode:
             await _prepare_demo(ctx, service, f"http://{host}:{port}")
         stop = asyncio.Event()
-        scheduler = asyncio.create_task(run_scheduler(service, stop))
+        scheduler = asyncio.create_task(run_scheduler(service, stop)) if embedded else None
         try:
             await server.serve()
         finally:
             stop.set()
-            try:
-                await asyncio.wait_for(scheduler, SCHEDULER_GRACE_SECONDS)
-            except TimeoutError:
-                scheduler.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await scheduler
+            if scheduler is not None:
+                await _stop(scheduler)
 
     try:
         asyncio.run(main())
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a normal stop
         out.print("Stopped.")
+
+
+async def _stop(scheduler: asyncio.Task[None]) -> None:
+    try:
+        await asyncio.wait_for(scheduler, SCHEDULER_GRACE_SECONDS)
+    except TimeoutError:
+        scheduler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await scheduler
 
 
 async def _prepare_demo(ctx: Context, service: SyncService, url: str) -> None:

@@ -1,0 +1,151 @@
+"""The distributed mode (DESIGN.md §7): Celery workers run sync jobs, Celery beat sends the tick.
+
+The database stays the queue of record; a message only says "look at job X":
+- a job is a row (`pending`, due at `next_retry_at`) before any message names it, so a message
+  lost with a broker restart costs nothing: every tick sends each due pending job again;
+- `start_job` claims a job for one worker only, and only once it is due, so a duplicate or late
+  message (a job sent by two ticks, a retry's earlier attempt) does nothing;
+- messages are acknowledged when a worker takes them (Celery's default). A worker that dies
+  mid-job leaves its job `running`; the tick's reaper fails it once the lease runs out and
+  queues a job that resumes from the snapshot. Late acknowledgement would redeliver instead,
+  but a sync can outlast RabbitMQ's `consumer_timeout` (30 min) and Redis' visibility timeout
+  (1 h), which would then run it twice;
+- any number of beats may run: due audiences are claimed with `FOR UPDATE SKIP LOCKED`.
+
+The Celery app is built from the settings by `make_celery`; tasks find their `SyncService`
+with `worker_service`, built once per worker process (after the fork, never inherited).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from functools import cache
+from typing import Any
+
+from celery import Celery, Task
+from kombu.utils.url import maybe_sanitize_url
+
+from audience_sync.config import Settings, load_settings
+from audience_sync.exceptions import ConfigurationError
+from audience_sync.log import configure_logging
+from audience_sync.scheduler.queue import enqueue_due_audiences
+from audience_sync.store import db
+from audience_sync.sync.jobs import due_jobs, reap_stale_jobs
+from audience_sync.sync.runner import SyncService, run_job
+from audience_sync.sync.service import build_service
+
+log = logging.getLogger(__name__)
+
+TICK = "audience_sync.tick"
+RUN_JOB = "audience_sync.run_job"
+# Publishing gives up after ~2 s when the broker is down: the job is already queued in the
+# database, so the next tick sends it (the caller is never stuck on a dead broker).
+PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+NO_BROKER = (
+    "No broker: set AUDIENCE_SYNC_BROKER_URL to a Redis (redis://127.0.0.1:6379/0) or RabbitMQ "
+    "(amqp://guest:guest@127.0.0.1:5672//) URL to run workers. Without one, "
+    "`audience-sync serve` runs the syncs itself."
+)
+
+
+def make_celery(settings: Settings) -> Celery:
+    """The Celery app of these settings, with its two tasks and the beat schedule."""
+    if not settings.broker_url:
+        raise ConfigurationError(NO_BROKER)
+    app = Celery("audience_sync", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        task_default_queue=settings.celery_queue,
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # the outcome is the job's row, not a result backend
+        worker_prefetch_multiplier=1,  # a long sync never holds other jobs' messages back
+        worker_hijack_root_logger=False,  # our logging (redaction included) stays in place
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
+        timezone="UTC",
+        beat_schedule={
+            "tick": {"task": TICK, "schedule": float(settings.scheduler_tick_seconds)},
+        },
+        beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
+    )
+    app.task(name=TICK, bind=True)(tick)
+    app.task(name=RUN_JOB)(run)
+    return app
+
+
+def broker_label(settings: Settings) -> str:
+    """The broker URL without its password, for messages."""
+    return str(maybe_sanitize_url(settings.broker_url))
+
+
+@cache
+def worker_service() -> SyncService:
+    """This worker process's sync engine, from the environment's settings."""
+    settings = load_settings()
+    configure_logging(settings.log_level, json=settings.environment == "production")
+    return build_service(settings, db.make_engine(settings.effective_database_url))
+
+
+def tick(task: Task[Any, Any]) -> dict[str, int]:
+    """Beat's task: reap silent jobs, queue due audiences, send every due job to a worker."""
+    return dispatch_due(worker_service(), task.app)
+
+
+def run(tenant_id: int, job_id: str) -> str | None:
+    """A worker's task: run one job to its end (nothing when another worker has it)."""
+    job = asyncio.run(run_job(worker_service(), tenant_id, uuid.UUID(job_id)))
+    return None if job is None else job.status.value
+
+
+def dispatch_due(service: SyncService, app: Celery) -> dict[str, int]:
+    """One tick of the distributed scheduler: as `tick.process_audience_sync_queue`, but the due
+    jobs are sent to the workers instead of run here."""
+    now = service.clock()
+    reaped = reap_stale_jobs(service.factory, now, service.settings.job_lease_seconds)
+    queued = enqueue_due_audiences(service.factory, now)
+    due = due_jobs(service.factory, now)
+    sent = sum(send_job(app, tenant_id, job_id) for tenant_id, job_id in due)
+    report = {"reaped": len(reaped), "queued": len(queued), "due": len(due), "sent": sent}
+    log.info("distributed tick: %s", report)
+    return report
+
+
+def send_job(app: Celery, tenant_id: int, job_id: uuid.UUID) -> bool:
+    """Ask a worker to run the job; False (logged) when the broker cannot take it now, in
+    which case the job waits in the database for the next tick."""
+    try:
+        app.send_task(RUN_JOB, args=(tenant_id, str(job_id)), retry_policy=PUBLISH_RETRY)
+    except Exception as exc:  # kombu raises the transport's own errors
+        log.warning(
+            "could not send sync job %s to the broker (%s); the next tick sends it again",
+            job_id,
+            type(exc).__name__,
+        )
+        return False
+    return True
+
+
+def worker_argv(settings: Settings, concurrency: int, pool: str) -> list[str]:
+    """`celery worker` arguments for these settings."""
+    return [
+        "worker",
+        f"--loglevel={settings.log_level}",
+        f"--concurrency={concurrency}",
+        f"--pool={pool}",
+        f"--queues={settings.celery_queue}",
+        "--without-gossip",  # workers need not know each other: the database coordinates
+        "--without-mingle",
+    ]
+
+
+def beat_argv(settings: Settings) -> list[str]:
+    return ["beat", f"--loglevel={settings.log_level}"]
+
+
+def start(app: Celery, argv: list[str]) -> Any:
+    """Run `celery worker` or `celery beat` in this process until it is stopped."""
+    if argv[0] == "worker":
+        return app.worker_main(argv)
+    return app.start(argv)

@@ -1,0 +1,56 @@
+"""The distributed mode's Celery app, built from the settings (no broker needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from audience_sync.config import Settings
+from audience_sync.exceptions import ConfigurationError
+from audience_sync.scheduler.distributed import (
+    RUN_JOB,
+    TICK,
+    broker_label,
+    make_celery,
+    worker_argv,
+)
+
+BROKER = "amqp://sync:s3cret-pass@rabbit.internal:5672//"
+
+
+def settings(tmp_path: Path, **more: object) -> Settings:
+    return Settings(var_dir=tmp_path, broker_url=BROKER, **more)  # type: ignore[arg-type]
+
+
+def test_without_a_broker_the_error_says_what_to_set(tmp_path: Path) -> None:
+    with pytest.raises(ConfigurationError, match="AUDIENCE_SYNC_BROKER_URL") as raised:
+        make_celery(Settings(var_dir=tmp_path))
+    assert "audience-sync serve" in str(raised.value)
+
+
+def test_the_app_routes_to_the_queue_ticks_on_schedule_and_acks_on_receipt(
+    tmp_path: Path,
+) -> None:
+    app = make_celery(settings(tmp_path, scheduler_tick_seconds=120, celery_queue="prod-sync"))
+    conf = app.conf
+    assert conf.task_default_queue == "prod-sync"
+    assert conf.beat_schedule["tick"] == {"task": TICK, "schedule": 120.0}
+    assert conf.beat_schedule_filename == str(tmp_path / "celerybeat-schedule")
+    # Acknowledged when taken: a sync can outlast the broker's redelivery timeouts (see module).
+    assert not conf.task_acks_late
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.accept_content == ["json"]
+    assert {TICK, RUN_JOB} <= set(app.tasks)
+
+
+def test_the_broker_password_is_never_shown(tmp_path: Path) -> None:
+    shown = broker_label(settings(tmp_path))
+    assert "s3cret-pass" not in shown
+    assert "rabbit.internal:5672" in shown
+
+
+def test_the_worker_listens_on_its_queue_only(tmp_path: Path) -> None:
+    argv = worker_argv(settings(tmp_path, celery_queue="q1"), 3, "prefork")
+    assert argv[0] == "worker"
+    assert {"--queues=q1", "--concurrency=3", "--pool=prefork"} <= set(argv)
