@@ -115,6 +115,33 @@ def test_transient_failures_retry_at_each_configured_delay_then_fail(
     assert "Meta had a server error" in (final.error_message or "")
 
 
+def test_a_retry_cannot_be_started_before_its_delay(factory: sessionmaker[Session]) -> None:
+    """A message sent for an earlier attempt (distributed mode) must not start a retry early."""
+    tenant, audience = make_audience(factory)
+    job, _ = trigger_job(factory, tenant, audience, Trigger(), T0)
+    start_job(factory, tenant, job.id, T0)
+    fail_job(factory, tenant, job.id, PlatformServerError("boom"), T0, DELAYS)
+    assert start_job(factory, tenant, job.id, T0 + timedelta(seconds=59)) is None
+    assert start_job(factory, tenant, job.id, T0 + timedelta(seconds=60)) is not None
+
+
+def test_asking_for_a_sync_brings_a_waiting_retry_forward_and_the_schedule_does_not(
+    factory: sessionmaker[Session],
+) -> None:
+    tenant, audience = make_audience(factory)
+    job, _ = trigger_job(factory, tenant, audience, Trigger(), T0)
+    start_job(factory, tenant, job.id, T0)
+    fail_job(factory, tenant, job.id, PlatformServerError("boom"), T0, DELAYS)
+    later = T0 + timedelta(seconds=10)
+    scheduled = Trigger(triggered_by=TriggeredBy.SCHEDULED)
+    waiting, created = trigger_job(factory, tenant, audience, scheduled, later)
+    retry_at = T0 + timedelta(seconds=60)
+    assert (waiting.id, created, waiting.next_retry_at) == (job.id, False, retry_at)
+    asked, created = trigger_job(factory, tenant, audience, Trigger(), later)
+    assert (asked.id, created, asked.next_retry_at) == (job.id, False, later)
+    assert start_job(factory, tenant, job.id, later) is not None
+
+
 def test_a_retry_waits_at_least_as_long_as_the_platform_asked(
     factory: sessionmaker[Session],
 ) -> None:

@@ -271,9 +271,11 @@ def _run(
         Trigger(trigger.operation, TriggeredBy.MANUAL, None, trigger.dry_run, trigger.force),
         service.clock(),
     )
-    if not created:
+    if not created and job.status is not SyncStatus.PENDING:
         err.print(f"A {job.operation.value} job is already {job.status.value} for this audience.")
         return job
+    if not created:  # a retry waiting for its delay: the trigger brought it forward to now
+        err.print(f"Running the {job.operation.value} job already queued for this audience.")
 
     async def go() -> AudienceSyncJob | None:
         with _live(service, tenant_id, job.id, quiet):

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -74,7 +74,9 @@ def trigger_job(
     trigger: Trigger,
     now: datetime,
 ) -> tuple[AudienceSyncJob, bool]:
-    """Queue a job for the audience; `(job, True)` when new, `(active job, False)` otherwise."""
+    """Queue a job for the audience; `(job, True)` when new, `(active job, False)` otherwise.
+    Someone asking for a sync (not the scheduler) also brings a retry waiting for its delay
+    forward to now: they asked for it now."""
     try:
         with transaction(factory) as session:
             audience = AudienceRepository(session, tenant_id).get(audience_id)
@@ -95,7 +97,12 @@ def trigger_job(
             return SyncJobRepository(session, tenant_id).add(job), True
     except IntegrityError:
         with transaction(factory) as session:
-            return active_job(session, tenant_id, audience_id), False
+            active = active_job(session, tenant_id, audience_id)
+            due = active.next_retry_at
+            waiting = active.status is SyncStatus.PENDING and due is not None and due > now
+            if waiting and trigger.triggered_by is not TriggeredBy.SCHEDULED:
+                active.next_retry_at = now
+            return active, False
 
 
 def active_job(session: Session, tenant_id: int, audience_id: uuid.UUID) -> AudienceSyncJob:
@@ -111,7 +118,9 @@ def active_job(session: Session, tenant_id: int, audience_id: uuid.UUID) -> Audi
 def start_job(
     factory: sessionmaker[Session], tenant_id: int, job_id: uuid.UUID, now: datetime
 ) -> AudienceSyncJob | None:
-    """Move a due pending job to running; None when another worker got it first."""
+    """Move a due pending job to running; None when another worker got it first, or when it
+    is not due (a retry waiting for its delay: a message sent for an earlier attempt must not
+    start it early)."""
     with transaction(factory) as session:
         claimed = _execute(
             session,
@@ -120,6 +129,7 @@ def start_job(
                 AudienceSyncJob.tenant_id == tenant_id,
                 AudienceSyncJob.id == job_id,
                 AudienceSyncJob.status == SyncStatus.PENDING,
+                or_(AudienceSyncJob.next_retry_at.is_(None), AudienceSyncJob.next_retry_at <= now),
             )
             .values(
                 status=SyncStatus.RUNNING,

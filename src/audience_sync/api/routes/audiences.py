@@ -173,10 +173,12 @@ async def sync_audience(
     already pending or running for the audience (one at a time, never in parallel)."""
     trigger = Trigger(body.operation, TriggeredBy.API, None, body.dry_run, body.force)
     job, created = await run_in_threadpool(_trigger, ctx, tenant_id, audience_id, trigger)
-    if created:
-        ctx.launcher.launch(tenant_id, job.id)
-    else:
+    if not created:
         response.status_code = status.HTTP_200_OK
+    # A pending job found instead (a retry the trigger brought forward to now) starts now too;
+    # launching one that another launch starts first does nothing (`start_job` claims once).
+    if created or job.status is SyncStatus.PENDING:
+        ctx.launcher.launch(tenant_id, job.id)
     return job
 
 
