@@ -39,6 +39,7 @@ from audience_sync.store.repositories import (
 )
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.sync.collector import rarer_collections
 from audience_sync.sync.jobs import (
     Heartbeat,
     JobMetrics,
@@ -98,6 +99,13 @@ async def run_job(
     service: SyncService, tenant_id: int, job_id: uuid.UUID
 ) -> AudienceSyncJob | None:
     """Run a pending job to its end; None when another worker has it."""
+    with rarer_collections():
+        return await _run_job(service, tenant_id, job_id)
+
+
+async def _run_job(
+    service: SyncService, tenant_id: int, job_id: uuid.UUID
+) -> AudienceSyncJob | None:
     job = start_job(service.factory, tenant_id, job_id, service.clock())
     if job is None:
         return None
