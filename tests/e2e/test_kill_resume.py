@@ -55,9 +55,9 @@ async def test_a_killed_sync_resumes_and_converges(sandbox: str, tmp_path: Path)
         **os.environ,
         "AUDIENCE_SYNC_DATABASE_URL": url,
         "AUDIENCE_SYNC_VAR_DIR": str(tmp_path / "var"),
-        "AUDIENCE_SYNC_MAX_BATCH_SIZE": "100",  # a checkpoint every 1,000 records
+        "AUDIENCE_SYNC_MAX_BATCH_SIZE": "40",  # a checkpoint every 1,000 records (25 batches)
     }
-    settings = Settings(database_url=url, var_dir=tmp_path / "var", max_batch_size=100)
+    settings = Settings(database_url=url, var_dir=tmp_path / "var", max_batch_size=40)
     engine = db.make_engine(url)
     db.upgrade(engine)
     factory = db.session_factory(engine)

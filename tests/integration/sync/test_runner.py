@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from audience_sync.config import FeatureFlag
+from audience_sync.config import FeatureFlag, Settings
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import (
@@ -107,6 +108,20 @@ async def test_a_connection_removed_during_a_run_is_not_brought_back(world: Worl
     assert done.status is SyncStatus.COMPLETED, done.error_message
     with transaction(world.factory) as session:
         assert ConnectionRepository(session, world.tenant_id, world.cipher).find(SNAP) is None
+
+
+async def test_members_whose_records_straddle_two_chunks_are_counted_once(world: World) -> None:
+    # One record per batch, 25 batches a checkpoint: members with two or three records
+    # (email, phone, mobile id) are cut between chunks.
+    world.service = dataclasses.replace(world.service, settings=Settings(max_batch_size=1))
+    world.load([row(i) for i in range(30)])
+    audience = world.audience(SyncPlatform.SNAPCHAT)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.status is SyncStatus.COMPLETED, job.error_message
+    assert (job.profiles_sent, job.profiles_added) == (30, 30)
+    assert await world.held(SyncPlatform.SNAPCHAT, audience) == world.expected(
+        SyncPlatform.SNAPCHAT
+    )
 
 
 async def test_a_mass_removal_is_refused_unless_forced(world: World) -> None:
