@@ -54,10 +54,15 @@ from audience_sync.sync.prepare import Preparer, Scope
 
 log = logging.getLogger(__name__)
 ConnectorFactory = Callable[["Target"], BaseAudienceConnector]
-# Platform batches per checkpoint. A checkpoint commits its chunk's snapshot rows, and on SQLite
-# a commit rewrites every index page the chunk touched and fsyncs at the WAL checkpoint: 2.4M
-# sorted rows took 37.4 s in chunks of 60,000, 18.1 s in chunks of 240,000. A crash re-sends at
-# most one chunk (the platforms take a record twice as once).
+# Records per checkpoint: about CHUNK_BYTES of record text, from MIN_CHUNK_BATCHES to
+# CHUNK_BATCHES platform batches. A checkpoint commits its chunk's snapshot rows, and on SQLite a
+# commit rewrites every index page the chunk touched and fsyncs at the WAL checkpoint: 2.4M
+# sorted rows took 37.4 s in chunks of 60,000, 18.1 s in chunks of 240,000. But an uploaded
+# chunk is also held as Python objects: 25 batches of Meta's wide rows peaked at 2.5 GB for a
+# million members, 10 batches at 1.7 GB. A crash re-sends at most one chunk (the platforms take
+# a record twice as once).
+CHUNK_BYTES = 32 * 2**20
+MIN_CHUNK_BATCHES = 10
 CHUNK_BATCHES = 25
 
 
@@ -331,7 +336,7 @@ class Run:
         if self.job.dry_run:
             return
         await self.prepare_unsent(plan, current, preparer)
-        sent, waiting = 0, Waiting(self.chunk_size())
+        sent, waiting = 0, None
         for part in current.records():
             # A part holds one member batch: only the adds of its owners' span are joined
             # (0.14 s → 0.006 s a part against a million adds).
@@ -340,13 +345,17 @@ class Run:
             rows = part.join(mine, on=[*KEYS, "owner"], how="semi", maintain_order="left")
             rows = rows.unique("record_hash", keep="first", maintain_order=True)
             sent += len(rows)
+            if rows.is_empty():
+                continue
             # Whole chunks across parts: a checkpoint per part would commit small chunks.
+            waiting = waiting or Waiting(self.chunk_size(rows))
             for chunk in waiting.add(rows.select(*CURRENT_SCHEMA)):
-                await self.upload(platform_id, Operation.ADD, chunk)
-        for chunk in waiting.rest():
-            await self.upload(platform_id, Operation.ADD, chunk)
+                await self.upload(platform_id, Operation.ADD, chunk, waiting.size)
+        if waiting is not None:
+            for chunk in waiting.rest():
+                await self.upload(platform_id, Operation.ADD, chunk, waiting.size)
         # Removed records are sent back as the snapshot holds them, read a chunk at a time.
-        size = self.chunk_size()
+        size = self.connector.batch_size * MIN_CHUNK_BATCHES
         for start in range(0, len(plan.removes), size):
             hashes = plan.removes["record_hash"].slice(start, size).to_list()
             with transaction(self.service.factory) as session:
@@ -354,7 +363,7 @@ class Run:
                     self.target.audience_id, hashes
                 )
             sent += len(removed)
-            await self.upload(platform_id, Operation.REMOVE, removed)
+            await self.upload(platform_id, Operation.REMOVE, removed, size)
         if sent == len(adds) + len(plan.removes) and not self.refused:
             self.converged()
 
@@ -452,13 +461,17 @@ class Run:
         self.metrics.details["prepared_members"] = len(current.member_pks)
         self.metrics.details["dropped"] = dict(current.dropped)
 
-    def chunk_size(self) -> int:
-        """Records per checkpoint."""
-        return self.connector.batch_size * CHUNK_BATCHES
+    def chunk_size(self, sample: pl.DataFrame) -> int:
+        """Records per checkpoint: about `CHUNK_BYTES` of record text (judged on a sample of
+        the records), from `MIN_CHUNK_BATCHES` to `CHUNK_BATCHES` platform batches."""
+        batch = self.connector.batch_size
+        mean = sample["record"].str.len_bytes().mean()
+        wanted = CHUNK_BYTES // max(1, int(mean)) if isinstance(mean, int | float) else 0
+        return min(max(wanted, batch * MIN_CHUNK_BATCHES), batch * CHUNK_BATCHES)
 
-    async def upload(self, platform_id: str, op: Operation, frame: pl.DataFrame) -> None:
-        """Send records in chunks; confirm each accepted chunk with the job's counters."""
-        size = self.chunk_size()
+    async def upload(self, platform_id: str, op: Operation, frame: pl.DataFrame, size: int) -> None:
+        """Send records in chunks of `size`; confirm each accepted chunk with the job's
+        counters."""
         for start in range(0, len(frame), size):
             chunk = frame.slice(start, size)
             records = [decode_record(text) for text in chunk["record"].to_list()]
