@@ -8,6 +8,7 @@ import pytest
 
 from audience_sync.config import Settings
 from audience_sync.exceptions import ConfigurationError
+from audience_sync.scheduler import distributed
 from audience_sync.scheduler.distributed import (
     RUN_JOB,
     TICK,
@@ -54,3 +55,17 @@ def test_the_worker_listens_on_its_queue_only(tmp_path: Path) -> None:
     argv = worker_argv(settings(tmp_path, celery_queue="q1"), 3, "prefork")
     assert argv[0] == "worker"
     assert {"--queues=q1", "--concurrency=3", "--pool=prefork"} <= set(argv)
+
+
+def test_a_job_that_breaks_on_a_worker_logs_the_error_type_only(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*_: object) -> None:
+        raise RuntimeError("INSERT … ('jane@example.com')")
+
+    monkeypatch.setattr(distributed, "worker_service", lambda: None)
+    monkeypatch.setattr(distributed, "run_job", broken)
+    job_id = "6f1c1c4e-0000-4000-8000-000000000001"
+    assert distributed.run(1, job_id) is None
+    assert f"sync job {job_id} stopped by RuntimeError" in caplog.text
+    assert "jane@example.com" not in caplog.text
