@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any, cast
 
 import polars as pl
@@ -121,16 +122,11 @@ class SnapshotRepository(TenantScoped):
     ) -> None:
         """Record one batch the platform accepted: `added` (hash, record) pairs and `removed`
         hashes. Re-confirming a record is harmless."""
-        if added or removed:
-            reset_converged(self.session, self.tenant_id, audience_id)
         if added:
-            connection = self.session.connection()
-            audience = bound(connection, SNAPSHOT.c.audience_id, audience_id)
-            confirmed = bound(connection, SNAPSHOT.c.confirmed_at, now)
-            # In key order: each page of the key's index is visited once per chunk, not again
-            # and again (2.4M rows in chunks of 100,000 on SQLite: 43.6 s random, 30.5 s sorted).
-            rows = [(self.tenant_id, audience, h, record, confirmed) for h, record in sorted(added)]
-            driver_executemany(connection, INSERT_SQL, rows)
+            frame = pl.DataFrame(list(added), schema=RECORD_SCHEMA, orient="row")
+            self.confirm_records(audience_id, now, frame)
+        if removed:
+            reset_converged(self.session, self.tenant_id, audience_id)
         for start in range(0, len(removed), DELETE_CHUNK):
             self.session.execute(
                 delete(SNAPSHOT).where(
@@ -139,6 +135,22 @@ class SnapshotRepository(TenantScoped):
                     SNAPSHOT.c.record_hash.in_(removed[start : start + DELETE_CHUNK]),
                 )
             )
+
+    def confirm_records(self, audience_id: uuid.UUID, now: datetime, records: pl.DataFrame) -> None:
+        """`confirm` of the records of a frame (`record_hash`, `record`), without a Python
+        tuple per record."""
+        if records.is_empty():
+            return
+        reset_converged(self.session, self.tenant_id, audience_id)
+        connection = self.session.connection()
+        audience = bound(connection, SNAPSHOT.c.audience_id, audience_id)
+        confirmed = bound(connection, SNAPSHOT.c.confirmed_at, now)
+        # In key order: each page of the key's index is visited once per chunk, not again and
+        # again (2.4M rows in chunks of 100,000 on SQLite: 43.6 s random, 30.5 s sorted).
+        ordered = records.select(*RECORD_SCHEMA).sort("record_hash")
+        hashes, texts = (ordered.get_column(name).to_list() for name in RECORD_SCHEMA)
+        rows = zip(repeat(self.tenant_id), repeat(audience), hashes, texts, repeat(confirmed))
+        driver_executemany(connection, INSERT_SQL, rows)
 
     def clear(self, audience_id: uuid.UUID) -> None:
         """Forget every record (after a delete, or when a replace's records are confirmed)."""

@@ -477,30 +477,29 @@ class Run:
             records = [decode_record(text) for text in chunk["record"].to_list()]
             prepared = self.connector.prepared_from_records(records)
             result = await self.connector.upload(op, platform_id, prepared)
-            failed = {int(i) for i in result.details.get("failed_users", [])}
+            failed = sorted({int(i) for i in result.details.get("failed_users", [])})
             self.refused += len(failed)
-            accepted = [
-                (h, r)
-                for i, (h, r) in enumerate(chunk.select("record_hash", "record").rows())
-                if i not in failed
-            ]
+            accepted = chunk
+            if failed:
+                refused = pl.Series(failed, dtype=pl.Int64).implode()
+                accepted = chunk.filter(~pl.int_range(pl.len()).is_in(refused))
             self.checkpoint(op, chunk, accepted, len(failed))
             self.beat()
 
     def checkpoint(
-        self, op: Operation, chunk: pl.DataFrame, accepted: list[tuple[str, str]], failed: int
+        self, op: Operation, chunk: pl.DataFrame, accepted: pl.DataFrame, failed: int
     ) -> None:
         """I2: a chunk's records enter the snapshot in the same transaction as the counters."""
         now = self.service.clock()
         with transaction(self.service.factory) as session:
             snapshot = SnapshotRepository(session, self.target.tenant_id)
             if op is Operation.ADD:
-                snapshot.confirm(self.target.audience_id, now, added=accepted)
-                owners = chunk.filter(pl.col("record_hash").is_in([h for h, _ in accepted]))
-                self.metrics.profiles_added += self.added.add(owners["owner"])
+                snapshot.confirm_records(self.target.audience_id, now, accepted)
+                self.metrics.profiles_added += self.added.add(accepted["owner"])
                 self.metrics.profiles_sent += self.sent_to.add(chunk["owner"])
             else:
-                snapshot.confirm(self.target.audience_id, now, removed=[h for h, _ in accepted])
+                removed = accepted["record_hash"].to_list()
+                snapshot.confirm(self.target.audience_id, now, removed=removed)
                 self.metrics.profiles_removed += len(accepted)
                 self.metrics.profiles_sent += len(chunk)
             self.metrics.profiles_failed += failed

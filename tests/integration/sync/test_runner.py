@@ -20,6 +20,7 @@ from audience_sync.store.repositories import (
 )
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.sync.health import audience_health
+from audience_sync.testing.conformance import corrupt
 
 from .world import World, row
 
@@ -122,6 +123,33 @@ async def test_members_whose_records_straddle_two_chunks_are_counted_once(world:
     assert await world.held(SyncPlatform.SNAPCHAT, audience) == world.expected(
         SyncPlatform.SNAPCHAT
     )
+
+
+async def test_a_record_the_platform_refuses_stays_out_of_the_snapshot(world: World) -> None:
+    world.load([row(i) for i in range(12)])
+    audience = world.audience(SyncPlatform.SNAPCHAT)
+    build = world.connect
+
+    def connect(target: Any) -> Any:
+        connector = build(target)
+        original = connector.prepared_from_records
+
+        def spoiled(records: Any) -> Any:  # the chunk's third record is malformed
+            prepared = original(records)
+            prepared.records[2] = corrupt(prepared.records[2])
+            return prepared
+
+        connector.prepared_from_records = spoiled
+        return connector
+
+    world.service = dataclasses.replace(world.service, connect=connect)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.status is SyncStatus.COMPLETED, job.error_message
+    planned = job.details["plan"]["adds"]
+    with transaction(world.factory) as session:
+        held = SnapshotRepository(session, world.tenant_id).count(audience)
+    assert held == planned - 1
+    assert job.profiles_failed == 1
 
 
 async def test_a_mass_removal_is_refused_unless_forced(world: World) -> None:
