@@ -53,7 +53,6 @@ def beat() -> None:
     ctx = migrated_context()
     celery = make_celery(ctx.settings)
     ctx.engine.dispose()
-    ctx.settings.var_dir.mkdir(parents=True, exist_ok=True)  # beat keeps its schedule file there
     out.print(
         f"Scheduler beat on {broker_label(ctx.settings)}: a tick every "
         f"{ctx.settings.scheduler_tick_seconds} s; Ctrl-C stops.",

@@ -68,7 +68,10 @@ def make_celery(settings: Settings) -> Celery:
         beat_schedule={
             "tick": {"task": TICK, "schedule": float(settings.scheduler_tick_seconds)},
         },
-        beat_schedule_filename=str(settings.var_dir / "celerybeat-schedule"),
+        # In memory, no schedule file: several beats on one host would share (and could
+        # corrupt) a shelve file, and nothing is lost by forgetting when the last tick went out
+        # (a restarted beat ticks at once; a tick is safe at any time).
+        beat_scheduler="celery.beat:Scheduler",
     )
     app.task(name=TICK, bind=True)(tick)
     app.task(name=RUN_JOB)(run)
