@@ -321,6 +321,11 @@ class BaseAudienceConnector(ABC):
         """A wire record as `(key, value)` pairs: what the sync engine stores in its snapshot."""
         raise NotImplementedError
 
+    def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
+        """`prepared_from_records` straight from the records' canonical text, where a platform
+        does it faster in columns; None: decode each record and call `prepared_from_records`."""
+        return None
+
     def prepared_from_records(self, records: Sequence[Sequence[tuple[str, str]]]) -> Prepared:
         """The inverse of `record_pairs`: records from a snapshot, ready for `upload` (record i
         is owned by "user" i). How a departed member's rows are sent back to be removed."""

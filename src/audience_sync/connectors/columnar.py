@@ -332,6 +332,31 @@ def record_texts(pairs: pl.DataFrame, *, one_value_a_key: bool = True) -> pl.Dat
     return joined.select("owner", record=pl.concat_str(pl.lit("["), "piece", pl.lit("]")))
 
 
+def text_pairs(texts: pl.Series) -> pl.DataFrame | None:
+    """`record_texts` undone in columns: `i` (the text's position), `key`, `value`, one row a
+    pair, in each text's order; None when a text holds an escaped character (a backslash) or
+    is not `[["key","value"],…]`: decode those as JSON (`plan.decode_record`)."""
+    shaped = texts.str.starts_with('[["') & texts.str.ends_with('"]]')
+    if texts.is_empty() or texts.str.contains("\\", literal=True).any() or not shaped.all():
+        return None
+    # Without escapes no key or value holds a quote: split on quotes, `[[`, key, `,`, value,
+    # `],[`, key, … puts the keys at 1, 5, 9… and the values at 3, 7, 11… (twice as fast as
+    # splitting on the separators, then on each pair's).
+    pieces = pl.col("t").str.split('"')
+    return (
+        pl.DataFrame({"t": texts})
+        .lazy()
+        .with_row_index("i")
+        .select(
+            "i",
+            pieces.list.gather_every(4, 1).alias("key"),
+            pieces.list.gather_every(4, 3).alias("value"),
+        )
+        .explode("key", "value")
+        .collect()
+    )
+
+
 def _pieces(pairs: pl.DataFrame) -> pl.DataFrame:
     """`pairs` with `piece`: the pair as JSON text (`["key","value"]`)."""
     plain = pl.format('["{}","{}"]', "key", "value")

@@ -474,8 +474,10 @@ class Run:
         counters."""
         for start in range(0, len(frame), size):
             chunk = frame.slice(start, size)
-            records = [decode_record(text) for text in chunk["record"].to_list()]
-            prepared = self.connector.prepared_from_records(records)
+            prepared = self.connector.prepared_from_texts(chunk["record"])
+            if prepared is None:
+                records = [decode_record(text) for text in chunk["record"].to_list()]
+                prepared = self.connector.prepared_from_records(records)
             result = await self.connector.upload(op, platform_id, prepared)
             failed = sorted({int(i) for i in result.details.get("failed_users", [])})
             self.refused += len(failed)

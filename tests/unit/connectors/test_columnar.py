@@ -26,7 +26,7 @@ from audience_sync.connectors.http import Credentials
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.sources.members import IDENTIFIER_SCHEMA, PROFILE_SCHEMA
 from audience_sync.sync.members import SENDABLE, users_of
-from audience_sync.sync.plan import record_text
+from audience_sync.sync.plan import decode_record, record_text
 
 EMAILS = [
     " Ann.Lee+shop@Gmail.com",
@@ -164,3 +164,37 @@ def test_the_same_records_on_random_members(
     case = Case(*platform, region=region)
     profiles, identifiers = members(seed, count)
     assert by_columns(case, profiles, identifiers) == by_connector(case, profiles, identifiers)
+
+
+# --- records back from their text: Meta's rows built in columns --------------------------------
+
+META_KEYS_SENT = ["EMAIL", "PHONE", "MADID", "EXTERN_ID", "FN", "LN", "ZIP", "CT", "DOBY", "GEN"]
+PLAIN = st.text(alphabet="0123456789abcdef-_ .", min_size=1, max_size=12)
+ODD = st.text(min_size=1, max_size=6)  # quotes, backslashes, control characters, anything
+
+
+@pytest.mark.parametrize("values", [PLAIN, PLAIN | ODD], ids=["plain", "any"])
+@given(data=st.data())
+@settings(max_examples=150, deadline=None)
+def test_meta_rows_from_text_equal_the_decoded_records(
+    values: st.SearchStrategy[str], data: st.DataObject
+) -> None:
+    row = st.dictionaries(st.sampled_from(META_KEYS_SENT), values, min_size=1, max_size=6)
+    rows = data.draw(st.lists(row, min_size=1, max_size=20))
+    meta = connector_for(
+        SyncPlatform.META, Settings(), Credentials(access_token="t"), ad_account_id="1"
+    )
+    texts = [record_text(list(row.items())) for row in rows]
+    expected = meta.prepared_from_records([decode_record(text) for text in texts])
+    found = meta.prepared_from_texts(pl.Series(texts, dtype=pl.String))
+    if any("\\" in text for text in texts):
+        assert found is None  # escaped characters: decoded as JSON instead
+        return
+    assert found is not None
+    rows = [list(record) for record in found.records]  # tuples there, lists here
+    assert (found.schema, rows, found.owners, found.users) == (
+        expected.schema,
+        expected.records,
+        expected.owners,
+        expected.users,
+    )
