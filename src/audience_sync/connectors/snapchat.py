@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import polars as pl
 
 from audience_sync.config import Settings
 from audience_sync.connectors.base import (
@@ -119,6 +120,18 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
         for i, pairs in enumerate(records):
             for pair in pairs:
                 prepared.add(tuple(pair), i)
+        return prepared
+
+    def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
+        """`prepared_from_records` of the records' text, in columns: a record per pair."""
+        from audience_sync.connectors.columnar import text_pairs  # it imports this module
+
+        pairs = text_pairs(texts)
+        if pairs is None:
+            return None
+        prepared = Prepared(users=len(texts))
+        prepared.records = pairs.select("key", "value").rows()
+        prepared.owners = pairs["i"].cast(pl.Int64).to_list()
         return prepared
 
     async def send_batch(

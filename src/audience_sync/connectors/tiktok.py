@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
+import polars as pl
 
 from audience_sync.config import Settings
 from audience_sync.connectors.base import (
@@ -132,6 +133,21 @@ class TikTokAudienceConnector(BaseAudienceConnector):
         for i, pairs in enumerate(records):
             found = dict(pairs)
             prepared.add(tuple(found.get(key) for key in SCHEMA), i)
+        return prepared
+
+    def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
+        """`prepared_from_records` of the records' text, in columns (a pivot to the schema)."""
+        from audience_sync.connectors.columnar import text_pairs  # it imports this module
+
+        pairs = text_pairs(texts)
+        if pairs is None:
+            return None
+        wide = pairs.pivot(on="key", index="i", values="value", aggregate_function="last")
+        missing = [pl.lit(None, dtype=pl.String).alias(k) for k in SCHEMA if k not in wide.columns]
+        cells = wide.with_columns(missing).sort("i").select(SCHEMA)
+        prepared = Prepared(users=len(texts))
+        prepared.records = cells.rows()
+        prepared.owners = list(range(len(texts)))
         return prepared
 
     async def send_batch(
