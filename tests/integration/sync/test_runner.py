@@ -132,14 +132,14 @@ async def test_a_record_the_platform_refuses_stays_out_of_the_snapshot(world: Wo
 
     def connect(target: Any) -> Any:
         connector = build(target)
-        original = connector.prepared_from_records
+        original = connector.prepared_from_texts
 
-        def spoiled(records: Any) -> Any:  # the chunk's third record is malformed
-            prepared = original(records)
+        def spoiled(texts: Any) -> Any:  # the chunk's third record is malformed
+            prepared = original(texts)
             prepared.records[2] = corrupt(prepared.records[2])
             return prepared
 
-        connector.prepared_from_records = spoiled
+        connector.prepared_from_texts = spoiled
         return connector
 
     world.service = dataclasses.replace(world.service, connect=connect)
