@@ -73,16 +73,26 @@ def postgres_engine() -> Iterator[Engine]:
         admin.dispose()
 
 
-@pytest.fixture(params=list(BROKERS))
-def broker(request: pytest.FixtureRequest) -> str:
-    """A reachable Celery broker URL: the real Redis, then the real RabbitMQ."""
-    url = BROKERS[request.param]
+def reachable_broker(kind: str) -> str:
+    """The URL of the real broker of this kind, once it answers."""
+    url = BROKERS[kind]
     try:
         with kombu.Connection(url, connect_timeout=2) as connection:
             connection.ensure_connection(max_retries=1)
     except Exception as exc:  # each transport raises its own errors
-        service_unavailable(f"{request.param} unreachable at {maybe_sanitize_url(url)}: {exc}")
+        service_unavailable(f"{kind} unreachable at {maybe_sanitize_url(url)}: {exc}")
     return url
+
+
+@pytest.fixture(params=list(BROKERS))
+def broker(request: pytest.FixtureRequest) -> str:
+    """A reachable Celery broker URL: the real Redis, then the real RabbitMQ."""
+    return reachable_broker(request.param)
+
+
+@pytest.fixture
+def redis_broker() -> str:
+    return reachable_broker("redis")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
