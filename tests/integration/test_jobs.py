@@ -24,7 +24,7 @@ from audience_sync.store.repositories import (
     SyncJobRepository,
     TenantRepository,
 )
-from audience_sync.store.tables import PlatformAudience, PlatformConnection
+from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, PlatformConnection
 from audience_sync.sync.jobs import (
     Heartbeat,
     JobMetrics,
@@ -115,12 +115,18 @@ def test_transient_failures_retry_at_each_configured_delay_then_fail(
     assert "Meta had a server error" in (final.error_message or "")
 
 
-def test_a_retry_cannot_be_started_before_its_delay(factory: sessionmaker[Session]) -> None:
-    """A message sent for an earlier attempt (distributed mode) must not start a retry early."""
+def failed_once(factory: sessionmaker[Session]) -> tuple[int, uuid.UUID, AudienceSyncJob]:
+    """An audience whose job failed at T0 with a server error: its retry waits 60 s."""
     tenant, audience = make_audience(factory)
     job, _ = trigger_job(factory, tenant, audience, Trigger(), T0)
     start_job(factory, tenant, job.id, T0)
     fail_job(factory, tenant, job.id, PlatformServerError("boom"), T0, DELAYS)
+    return tenant, audience, job
+
+
+def test_a_retry_cannot_be_started_before_its_delay(factory: sessionmaker[Session]) -> None:
+    """A message sent for an earlier attempt (distributed mode) must not start a retry early."""
+    tenant, _, job = failed_once(factory)  # its retry is due at T0 + 60 s
     assert start_job(factory, tenant, job.id, T0 + timedelta(seconds=59)) is None
     assert start_job(factory, tenant, job.id, T0 + timedelta(seconds=60)) is not None
 
@@ -128,10 +134,7 @@ def test_a_retry_cannot_be_started_before_its_delay(factory: sessionmaker[Sessio
 def test_asking_for_a_sync_brings_a_waiting_retry_forward_and_the_schedule_does_not(
     factory: sessionmaker[Session],
 ) -> None:
-    tenant, audience = make_audience(factory)
-    job, _ = trigger_job(factory, tenant, audience, Trigger(), T0)
-    start_job(factory, tenant, job.id, T0)
-    fail_job(factory, tenant, job.id, PlatformServerError("boom"), T0, DELAYS)
+    tenant, audience, job = failed_once(factory)
     later = T0 + timedelta(seconds=10)
     scheduled = Trigger(triggered_by=TriggeredBy.SCHEDULED)
     waiting, created = trigger_job(factory, tenant, audience, scheduled, later)
