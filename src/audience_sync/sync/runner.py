@@ -422,8 +422,7 @@ class Run:
             snapshot.clear(self.target.audience_id)
             for part in current.records():
                 kept = part.filter(~pl.col("owner").is_in(failed)).unique("record_hash")
-                pairs = kept.select("record_hash", "record").rows()
-                snapshot.confirm(self.target.audience_id, now, added=pairs)
+                snapshot.confirm_records(self.target.audience_id, now, kept)
         self.metrics.profiles_sent += result.sent
         self.metrics.profiles_added += result.accepted
         self.metrics.profiles_failed += result.failed
