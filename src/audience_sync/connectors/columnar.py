@@ -24,6 +24,7 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -355,6 +356,19 @@ def text_pairs(texts: pl.Series) -> pl.DataFrame | None:
         .explode("key", "value")
         .collect()
     )
+
+
+def rows_by_key(
+    pairs: pl.DataFrame, keys: Sequence[str], fill: str | None
+) -> list[tuple[Any, ...]]:
+    """Each text's values of `text_pairs` as a row in `keys` order, `fill` where it has none
+    (the last value where it has several, as `dict(pairs)` keeps)."""
+    wide = pairs.pivot(on="key", index="i", values="value", aggregate_function="last").sort("i")
+    present = [
+        pl.col(key) if key in wide.columns else pl.lit(None, pl.String).alias(key) for key in keys
+    ]
+    cells = present if fill is None else [cell.fill_null(fill) for cell in present]
+    return wide.select(cells).rows()
 
 
 def _pieces(pairs: pl.DataFrame) -> pl.DataFrame:

@@ -137,16 +137,13 @@ class TikTokAudienceConnector(BaseAudienceConnector):
 
     def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
         """`prepared_from_records` of the records' text, in columns (a pivot to the schema)."""
-        from audience_sync.connectors.columnar import text_pairs  # it imports this module
+        from audience_sync.connectors.columnar import rows_by_key, text_pairs  # imports us
 
         pairs = text_pairs(texts)
         if pairs is None:
             return None
-        wide = pairs.pivot(on="key", index="i", values="value", aggregate_function="last")
-        missing = [pl.lit(None, dtype=pl.String).alias(k) for k in SCHEMA if k not in wide.columns]
-        cells = wide.with_columns(missing).sort("i").select(SCHEMA)
         prepared = Prepared(users=len(texts))
-        prepared.records = cells.rows()
+        prepared.records = rows_by_key(pairs, SCHEMA, None)
         prepared.owners = list(range(len(texts)))
         return prepared
 
