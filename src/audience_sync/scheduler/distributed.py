@@ -30,9 +30,8 @@ from kombu.utils.url import maybe_sanitize_url
 from audience_sync.config import Settings, load_settings
 from audience_sync.exceptions import ConfigurationError
 from audience_sync.log import configure_logging
-from audience_sync.scheduler.queue import enqueue_due_audiences
+from audience_sync.scheduler.tick import upkeep
 from audience_sync.store import db
-from audience_sync.sync.jobs import due_jobs, reap_stale_jobs
 from audience_sync.sync.runner import SyncService, run_job
 from audience_sync.sync.service import build_service
 
@@ -110,12 +109,9 @@ def run(tenant_id: int, job_id: str) -> str | None:
 def dispatch_due(service: SyncService, app: Celery) -> dict[str, int]:
     """One tick of the distributed scheduler: as `tick.process_audience_sync_queue`, but the due
     jobs are sent to the workers instead of run here."""
-    now = service.clock()
-    reaped = reap_stale_jobs(service.factory, now, service.settings.job_lease_seconds)
-    queued = enqueue_due_audiences(service.factory, now)
-    due = due_jobs(service.factory, now)
+    done, due = upkeep(service)
     sent = sum(send_job(app, tenant_id, job_id) for tenant_id, job_id in due)
-    report = {"reaped": len(reaped), "queued": len(queued), "due": len(due), "sent": sent}
+    report = {"reaped": len(done.reaped), "queued": done.queued, "due": len(due), "sent": sent}
     log.info("distributed tick: %s", report)
     return report
 

@@ -27,14 +27,20 @@ class TickReport:
     statuses: dict[str, int] = field(default_factory=dict)
 
 
+def upkeep(service: SyncService) -> tuple[TickReport, list[tuple[int, uuid.UUID]]]:
+    """A tick's first half, wherever its jobs then run: fail silent jobs (queueing their
+    resumption), queue a job per due audience; the report so far, and the jobs due now."""
+    now = service.clock()
+    factory = service.factory
+    report = TickReport(reaped=reap_stale_jobs(factory, now, service.settings.job_lease_seconds))
+    report.queued = len(enqueue_due_audiences(factory, now))
+    return report, due_jobs(factory, now)
+
+
 async def process_audience_sync_queue(service: SyncService) -> TickReport:
     """Run one scheduler tick (safe to run on many processes at once)."""
-    now = service.clock()
-    factory, settings = service.factory, service.settings
-    report = TickReport(reaped=reap_stale_jobs(factory, now, settings.job_lease_seconds))
-    report.queued = len(enqueue_due_audiences(factory, now))
-    due = due_jobs(factory, now)
-    gate = asyncio.Semaphore(settings.max_concurrent_syncs)
+    report, due = upkeep(service)
+    gate = asyncio.Semaphore(service.settings.max_concurrent_syncs)
 
     async def one(tenant_id: int, job_id: uuid.UUID) -> None:
         async with gate:
