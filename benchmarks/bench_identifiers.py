@@ -18,7 +18,7 @@ from typing import Any
 import polars as pl
 
 from audience_sync.domain.models import IdentifierType
-from audience_sync.identifiers import hash_many, hash_series, normalize
+from audience_sync.identifiers import bulk, hash_many, hash_series, normalize
 from benchmarks import BenchOptions, Table, median_seconds, register
 from benchmarks.messy import GENERATORS, emails, raw_phones
 
@@ -211,8 +211,14 @@ def bench_identifiers(options: BenchOptions) -> None:
         "naive = the spec's per-item hash_identifier loop; Meta SDK = facebook-business "
         "CustomAudience.format_params (EMAIL_SHA256, else multi-key with is_raw); hash_series "
         "= column in, column out (no Python lists). The baselines get '' for missing values, "
-        "which they cannot take.\n"
+        "which they cannot take."
     )
+    hasher = (
+        "OpenSSL, through the compiled audience_sync.identifiers._digest"
+        if bulk._DIGEST is not None
+        else "the polars-hash plugin (_digest is not built: no gcc or OpenSSL headers)"
+    )
+    print(f"hash_many hashes with {hasher}; hash_series with the polars-hash plugin.\n")
     table = Table(
         ["field", "platform", "rows", "hash_many M/s", "hash_series M/s", "naive M/s",
          "hash_many ÷ naive", "Meta SDK M/s", "hash_many ÷ SDK", "dropped"],

@@ -9,6 +9,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import kombu
 import pytest
@@ -38,6 +39,22 @@ def service_unavailable(reason: str) -> None:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: integration services are required)")
     pytest.skip(reason)
+
+
+@pytest.fixture
+def openssl_digest() -> ModuleType:
+    """The compiled `_digest` module (setup.py builds it when gcc and OpenSSL's headers are
+    there); without it the fast path uses the polars-hash plugin, and these tests skip, or fail
+    under CI=true, where the build must have it."""
+    from audience_sync.identifiers import bulk
+
+    if bulk._DIGEST is None:
+        service_unavailable(
+            "audience_sync.identifiers._digest is not built: install gcc and OpenSSL's headers "
+            "(Debian: libssl-dev), then `make` again"
+        )
+    assert bulk._DIGEST is not None
+    return bulk._DIGEST
 
 
 @pytest.fixture(scope="session")

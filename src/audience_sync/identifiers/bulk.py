@@ -17,10 +17,12 @@ Every path agrees with `rules.normalize` value for value; the tests check it on 
 from __future__ import annotations
 
 import re
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -59,6 +61,19 @@ _ASCII_PUNCTUATION = "[" + "".join(f"\\x{ord(c):02X}" for c in "!\"#%&'()*,-./:;
 # leaves such text (and the whitespace trimmed off it) as it is, Rust lowercases it as Python
 # does, and no Unicode whitespace is left inside for the ASCII patterns to miss.
 _LATIN1_LETTERS = re.compile(r"[\x00-\x7f\xc0-\xd6\xd8-\xf6\xf8-\xff]*")
+
+
+def _load_digest() -> ModuleType | None:
+    """OpenSSL's SHA-256 straight into Python strings, for `hash_many` (see `_digest.c`); None
+    when it was not built (no C compiler or OpenSSL headers, see setup.py): then the plugin."""
+    try:
+        from audience_sync.identifiers import _digest
+    except ImportError:
+        return None
+    return _digest
+
+
+_DIGEST = _load_digest()
 _REASONS = {reason.value: reason for reason in Reason}
 # `hash_many`'s pieces: small enough for the list of one to be built while Polars works on the
 # next ones, large enough for a query's fixed cost not to matter.
@@ -97,8 +112,9 @@ def hash_many(
     # the GIL) turns one into Python strings.
     sent: list[str | None] = []
     settle = _reference(field, target, region)
-    for start, series, odd, frame in _pieces(values, field, target):
-        part: list[str | None] = frame.get_column("sent").to_list()
+    hash_later = _DIGEST is not None and is_hashed(target, field)
+    pieces = _pieces(values, field, target, hash_later)
+    for start, series, odd, frame, part in _as_lists(pieces, hash_later):
         for i in _slow_rows(frame, series, odd):
             part[i] = settle(values[start + i])[0]
         sent += part
@@ -174,6 +190,42 @@ def _run(
     return sent, reasons if with_reasons else None
 
 
+Piece = tuple[int, pl.Series, list[int], pl.DataFrame]  # offset, column, odd rows, frame
+ListedPiece = tuple[int, pl.Series, list[int], pl.DataFrame, list[str | None]]  # + `sent`
+
+
+def _as_lists(pieces: Iterator[Piece], hash_later: bool) -> Iterator[ListedPiece]:
+    """Each piece with its `sent` column as a list. With `hash_later`, OpenSSL hashes a piece's
+    `sent` on a thread of its own, without the GIL, while this thread makes the strings of the
+    piece before (see `_digest.c`); and the pre-hashed digests, left out of `sent`, are put
+    back in their rows."""
+    if not hash_later:
+        for piece in pieces:
+            yield *piece, piece[3].get_column("sent").to_list()
+        return
+    assert _DIGEST is not None
+    digest = _DIGEST
+
+    def finish(piece: Piece, digests: Future[bytes]) -> ListedPiece:
+        sent: list[str | None] = digest.hex_list(digests.result())
+        frame = piece[3]
+        if "prehashed" in frame.columns:
+            given = frame.get_column("prehashed")
+            rows = given.is_not_null().arg_true()
+            for i, value in zip(rows.to_list(), given.gather(rows).to_list(), strict=True):
+                sent[i] = value
+        return *piece, sent
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+        queued: deque[tuple[Piece, Future[bytes]]] = deque()
+        for piece in pieces:
+            queued.append((piece, pool.submit(digest.sha256_digests, piece[3].get_column("sent"))))
+            if len(queued) > 1:
+                yield finish(*queued.popleft())
+        while queued:
+            yield finish(*queued.popleft())
+
+
 def _reference(field: Field, platform: SyncPlatform, region: str) -> Callable[[Any], Outcome]:
     """`normalize`, once per distinct string: the junk of an export repeats (the benchmark's
     0.6% of 'john smith@x.io', settled one by one at ~16 µs, cost Google's emails ~90 ms a
@@ -192,8 +244,8 @@ def _reference(field: Field, platform: SyncPlatform, region: str) -> Callable[[A
 
 
 def _pieces(
-    values: Values, field: Field, platform: SyncPlatform
-) -> Iterator[tuple[int, pl.Series, list[int], pl.DataFrame]]:
+    values: Values, field: Field, platform: SyncPlatform, hash_later: bool
+) -> Iterator[Piece]:
     """`_collect` of consecutive slices of the values (offset, column, odd rows, frame), in
     order. The slices are all sent off at once as background queries, run by Polars' threads
     while the caller uses the ones before. Two Python worker threads did it ~10% slower on
@@ -204,19 +256,19 @@ def _pieces(
     size = len(values)
     if size <= _PIECE:
         series, odd = _to_series(values)
-        yield 0, series, odd, _collect(series, field, platform, False)
+        yield 0, series, odd, _collect(series, field, platform, False, hash_later)
         return
     pending: list[tuple[int, pl.Series, list[int], InProcessQuery]] = []
     try:
         # The first piece goes off at once; the others are slices of one column of all the
         # values (slicing a list of many values costs about as much as a column of them).
         series, odd = _to_series(values[:_PIECE])
-        pending.append((0, series, odd, _background(series, field, platform)))
+        pending.append((0, series, odd, _background(series, field, platform, hash_later)))
         whole, odd = _to_series(values)
         for start in range(_PIECE, size, _PIECE):
             series = whole.slice(start, _PIECE)
             own = [i - start for i in odd if start <= i < start + _PIECE]
-            pending.append((start, series, own, _background(series, field, platform)))
+            pending.append((start, series, own, _background(series, field, platform, hash_later)))
         for start, series, odd, query in pending:
             yield start, series, odd, query.fetch_blocking()
     finally:
@@ -224,17 +276,24 @@ def _pieces(
             query.cancel()
 
 
-def _background(series: pl.Series, field: Field, platform: SyncPlatform) -> InProcessQuery:
+def _background(
+    series: pl.Series, field: Field, platform: SyncPlatform, hash_later: bool
+) -> InProcessQuery:
     """`_collect`, started: `fetch_blocking` waits for the frame (without the GIL)."""
-    query = _vectorized(series, field, platform, False)
+    query = _vectorized(series, field, platform, False, hash_later)
     return query.collect(engine="streaming", background=True)
 
 
 def _collect(
-    series: pl.Series, field: Field, platform: SyncPlatform, with_reasons: bool
+    series: pl.Series,
+    field: Field,
+    platform: SyncPlatform,
+    with_reasons: bool,
+    hash_later: bool = False,
 ) -> pl.DataFrame:
     """`_vectorized`, collected on the streaming engine (which spreads it over the cores)."""
-    return _vectorized(series, field, platform, with_reasons).collect(engine="streaming")
+    query = _vectorized(series, field, platform, with_reasons, hash_later)
+    return query.collect(engine="streaming")
 
 
 def _slow_rows(frame: pl.DataFrame, series: pl.Series, odd: list[int]) -> list[int]:
@@ -273,10 +332,15 @@ def _to_series(values: Values) -> tuple[pl.Series, list[int]]:
 
 
 def _vectorized(
-    series: pl.Series, field: Field, platform: SyncPlatform, with_reasons: bool
+    series: pl.Series,
+    field: Field,
+    platform: SyncPlatform,
+    with_reasons: bool,
+    hash_later: bool = False,
 ) -> pl.LazyFrame:
     """The columns `sent`, `slow` (needs the per-item reference) and, when asked, `reason`, for
-    the fields done in Polars."""
+    the fields done in Polars. With `hash_later`, `sent` holds what is to be hashed, unhashed,
+    and the pre-hashed digests are in a column of their own, `prehashed` (see `_as_lists`)."""
     raw, text = pl.col("v"), pl.col("t")
     # Staged columns are computed once, however many expressions read them. Every non-ASCII row
     # but a phone's goes to the reference, so Rust's Unicode trim (the cheaper one) is the ASCII
@@ -310,9 +374,14 @@ def _vectorized(
     # An empty or null row is never `usable` nor `prehashed`, so it is None. The plugin skips
     # nulls (half of them halve its time): only the usable rows are hashed.
     kept = pl.when(usable).then(value)
-    sent = _sha256(kept) if hashed else kept
-    if check_prehashed:
-        sent = pl.when(prehashed).then(pl.col("lower")).otherwise(sent)
+    if hash_later:
+        sent = pl.when(prehashed).then(None).otherwise(kept) if check_prehashed else kept
+        if check_prehashed:
+            columns.append(pl.when(prehashed).then(pl.col("lower")).alias("prehashed"))
+    else:
+        sent = _sha256(kept) if hashed else kept
+        if check_prehashed:
+            sent = pl.when(prehashed).then(pl.col("lower")).otherwise(sent)
     columns += [sent.alias("sent"), slow.alias("slow")]
     if with_reasons:
         reason = (

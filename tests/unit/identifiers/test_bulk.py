@@ -24,6 +24,19 @@ from audience_sync.identifiers import (
 from audience_sync.identifiers.phone import e164_table
 
 PLATFORMS = list(SyncPlatform)
+
+
+@pytest.fixture(autouse=True, params=["openssl", "polars-hash"])
+def hashing(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both of `hash_many`'s ways of hashing: OpenSSL through the
+    compiled `_digest` (when built) and the polars-hash plugin (its fallback)."""
+    if request.param == "openssl":
+        request.getfixturevalue("openssl_digest")
+    else:
+        monkeypatch.setattr(bulk, "_DIGEST", None)
+    return str(request.param)
+
+
 FAST = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # --- messy input ------------------------------------------------------------------------------
