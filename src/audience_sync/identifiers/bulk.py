@@ -1,6 +1,10 @@
-"""The fast bulk path: the rules of `rules.py` over millions of values, in Polars.
+"""The fast bulk path: the rules of `rules.py` over millions of values, in Polars and C.
 
 How each field is done (measured by `make bench`):
+- `hash_many` of emails and of the mobile ids a platform hashes, given as a list: the ASCII
+  rows in C (`_digest.emails` / `_digest.mobile_ids`: trim, lowercase, check, SHA-256 on every
+  core, then the strings), the other rows as below. Elsewhere, where the compiled `_digest` is
+  built, `hash_many` hashes with OpenSSL (`_digest.sha256_digests`) rather than the plugin.
 - email, mobile id, external id: Polars string expressions and SHA-256 from the polars-hash
   plugin over the ASCII rows (and the emails of Latin-1 letters), on both cores (the streaming
   engine); the rare other non-ASCII row (NFC, Unicode case and whitespace) goes through the
@@ -74,6 +78,8 @@ def _load_digest() -> ModuleType | None:
 
 
 _DIGEST = _load_digest()
+_IN_C = frozenset({Field.EMAIL, Field.MOBILE_ID})  # `hash_many` does their ASCII rows in C
+_LOCAL_RULES = {GOOGLE: 1, TIKTOK: 2}  # `_digest.emails`' local_rule: gmail rewrite, +tag
 _REASONS = {reason.value: reason for reason in Reason}
 # `hash_many`'s pieces: small enough for the list of one to be built while Polars works on the
 # next ones, large enough for a query's fixed cost not to matter.
@@ -104,6 +110,45 @@ def hash_many(
 ) -> list[str | None]:
     """`hash_identifier` for every value, in order, on the fast path."""
     field, target = as_field(identifier_type), as_platform(platform)
+    in_c = field in _IN_C and field in SUPPORTED[target] and is_hashed(target, field)
+    if in_c and _DIGEST is not None and isinstance(values, list | tuple):
+        return _in_c(values, field, target, region)
+    return _in_polars(values, field, target, region)
+
+
+def _in_c(
+    values: Sequence[str | None], field: Field, platform: SyncPlatform, region: str
+) -> list[str | None]:
+    """`hash_many` of emails and hashed mobile ids: the ASCII rows normalized and hashed in C
+    (see `_digest.c`), a piece at a time (Python's other threads get the GIL between pieces);
+    the other rows (non-ASCII, not a str) on the Polars path. Mobile ids sent as they are (Meta,
+    Google) stay on the Polars path: without hashing to save, C was slower there (reading each
+    string again to copy it)."""
+    assert _DIGEST is not None
+    sent: list[str | None] = []
+    deferred: list[int] = []
+    for start in range(0, len(values), _PIECE):
+        part, rows = _in_c_piece(values[start : start + _PIECE], field, platform)
+        deferred += [start + i for i in rows]
+        sent += part
+    if deferred:
+        settled = _in_polars([values[i] for i in deferred], field, platform, region)
+        for i, value in zip(deferred, settled, strict=True):
+            sent[i] = value
+    return sent
+
+
+def _in_c_piece(
+    values: Sequence[str | None], field: Field, platform: SyncPlatform
+) -> tuple[list[str | None], list[int]]:
+    assert _DIGEST is not None
+    if field is Field.EMAIL:
+        return _DIGEST.emails(values, _LOCAL_RULES.get(platform, 0))  # type: ignore[no-any-return]
+    return _DIGEST.mobile_ids(values)  # type: ignore[no-any-return]
+
+
+def _in_polars(values: Values, field: Field, target: SyncPlatform, region: str) -> list[str | None]:
+    """`hash_many` on the Polars path."""
     if field not in _RULES or field not in SUPPORTED[target]:
         column, _ = _run(values, field, target, region, False)
         return column.to_list()

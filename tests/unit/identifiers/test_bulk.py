@@ -423,7 +423,9 @@ def test_gmail_addresses_for_google_equal_the_reference(values: list[str | None]
     assert hash_many(values, Field.EMAIL, SyncPlatform.GOOGLE) == result.sent
 
 
-def test_the_reference_runs_once_per_distinct_slow_value(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_reference_runs_once_per_distinct_slow_value(
+    monkeypatch: pytest.MonkeyPatch, hashing: str
+) -> None:
     calls: list[object] = []
 
     def counted(value: str | None, *args: object) -> object:
@@ -434,7 +436,9 @@ def test_the_reference_runs_once_per_distinct_slow_value(monkeypatch: pytest.Mon
     values = ["john smith@x.io", "jo hn@gmail.com", "a@b.co", 42] * 3
     expected = [normalize(v, "email", "google")[0] for v in values]  # type: ignore[arg-type]
     assert hash_many(values, "email", "google") == expected  # type: ignore[arg-type]
-    assert sorted(map(str, calls)) == ["42", "42", "42", "jo hn@gmail.com", "john smith@x.io"]
+    # In C (`_digest.emails`) the ASCII rows with whitespace inside need no reference.
+    slow = [] if hashing == "openssl" else ["jo hn@gmail.com", "john smith@x.io"]
+    assert sorted(map(str, calls)) == ["42", "42", "42", *slow]
     calls.clear()
     result = hash_many_with_reasons(values, "email", "google")  # type: ignore[arg-type]
     assert result.sent == expected

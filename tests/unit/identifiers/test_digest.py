@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import random
 from types import ModuleType
 
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from audience_sync.domain.models import SyncPlatform
+from audience_sync.identifiers import Field, hash_many, normalize
 
 
 def expected(values: list[str | None]) -> list[str | None]:
@@ -56,3 +60,70 @@ def test_what_is_not_a_string_column_is_refused_with_a_clear_error(
         openssl_digest.sha256_digests(pl.Series([1, 2, 3]))
     with pytest.raises(TypeError, match="bytes sha256_digests returns"):
         openssl_digest.hex_list(b"x" * 34)
+
+
+# --- hash_many's ASCII emails and mobile ids, done in C ----------------------------------------
+
+ascii_emails = st.text(alphabet="aB9.+_-@ \t\r\x0b\x0c\x1c", max_size=14).flatmap(
+    lambda local: st.sampled_from(
+        ["gmail.com", "GoogleMail.com", "gmail.co", "x.gmail.com", "b.c", "b..c", "b.", ""]
+    ).map(lambda domain: local + domain)
+)
+ascii_mobile_ids = st.one_of(
+    st.uuids().map(str),
+    st.uuids().map(lambda u: f" {str(u).upper()}\r\n"),
+    st.text(alphabet="0aF-g ", min_size=30, max_size=40),
+    st.just("00000000-0000-0000-0000-000000000000"),
+)
+
+
+@pytest.mark.parametrize("platform", list(SyncPlatform))
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_ascii_rows_in_c_equal_the_reference(
+    openssl_digest: ModuleType, platform: SyncPlatform, data: st.DataObject
+) -> None:
+    for field, values in (
+        (Field.EMAIL, ascii_emails),
+        (Field.MOBILE_ID, ascii_mobile_ids),
+    ):
+        batch = data.draw(st.lists(st.one_of(values, st.none()), max_size=20))
+        assert hash_many(batch, field, platform) == [
+            normalize(v, field, platform)[0] for v in batch
+        ]
+
+
+def test_rows_c_leaves_to_polars_and_many_rows_on_several_threads(
+    openssl_digest: ModuleType,
+) -> None:
+    rnd = random.Random(5)
+    pool: list[str | None] = [
+        None,
+        "",
+        " x@Y.io ",
+        "é@b.fr",
+        "\u3000a@b.co",
+        "a" * 2000 + "@b.co",  # longer than C takes
+        "j.o+x@gmail.com",
+        "6D92078A-8246-4BA4-AE5B-76104861E7DC",
+        " 6d92078a-8246-4ba4-ae5b-76104861e7dc\u3000",
+        "A" * 64,
+    ]
+    values = [rnd.choice(pool) for _ in range(40_000)]  # several threads' shares
+    for platform in SyncPlatform:
+        for field in (Field.EMAIL, Field.MOBILE_ID):
+            expected = [normalize(v, field, platform)[0] for v in values]
+            assert hash_many(values, field, platform) == expected
+            assert hash_many(tuple(values), field, platform) == expected
+
+
+def test_a_value_that_is_not_a_str_is_left_to_the_reference(openssl_digest: ModuleType) -> None:
+    values = ["a@b.co", 42, b"a@b.co", None]
+    assert hash_many(values, "email", "meta") == [  # type: ignore[arg-type]
+        hashlib.sha256(b"a@b.co").hexdigest(),
+        None,
+        None,
+        None,
+    ]
