@@ -371,19 +371,13 @@ def work_plan(path: Path, keys: Path, audience: str) -> dict[str, Any]:
 
 
 def write_snapshot(bench: Bench, frame: pl.DataFrame) -> None:
-    """Plain DBAPI executemany, values as SQLAlchemy stores them on SQLite (setup only)."""
-    audience = bench.audience_id.hex
-    confirmed = NOW.strftime("%Y-%m-%d %H:%M:%S.%f")
-    with bench.engine.begin() as connection:
-        for chunk in frame.iter_slices(200_000):
-            connection.exec_driver_sql(
-                "INSERT INTO audience_snapshot_records (audience_id, record_hash, tenant_id, "
-                "record, confirmed_at) VALUES (?, ?, ?, ?, ?)",
-                [
-                    (audience, h, bench.tenant_id, r, confirmed)
-                    for r, h in chunk.select("record", "record_hash").iter_rows()
-                ],
-            )
+    """The snapshot's parts, as compaction writes them (setup only)."""
+    from audience_sync.store.snapshot import PART_ROWS, SnapshotRepository
+
+    with db.transaction(bench.factory) as session:
+        snapshot = SnapshotRepository(session, bench.tenant_id)
+        for chunk in frame.iter_slices(PART_ROWS):
+            snapshot.confirm_records(bench.audience_id, NOW, chunk.select("record_hash", "record"))
 
 
 def worker(args: list[str]) -> dict[str, Any]:

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import Engine, inspect
+from sqlalchemy import (
+    DateTime,
+    Engine,
+    Integer,
+    String,
+    Text,
+    Uuid,
+    column,
+    inspect,
+    select,
+    table,
+)
 
+from audience_sync.domain.models import SyncPlatform
 from audience_sync.store import db
-from audience_sync.store.tables import Base
+from audience_sync.store.repositories import AudienceRepository, SegmentRepository, TenantRepository
+from audience_sync.store.snapshot import SnapshotRepository
+from audience_sync.store.tables import Base, PlatformAudience
+from audience_sync.sync.plan import encode_record
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
 SPEC_AUDIENCE_FIELDS = {
     "id", "tenant_id", "segment_id", "platform", "platform_audience_id",
@@ -47,3 +66,53 @@ def test_upgrading_twice_is_harmless(engine: Engine) -> None:
     db.upgrade(engine)
     db.upgrade(engine)
     assert db.is_migrated(engine)
+
+
+def test_the_snapshot_records_move_into_parts_and_back(engine: Engine) -> None:
+    """0007 moves each audience's snapshot rows into parts; its downgrade moves the held records
+    (the fold of the parts, a removal included) back into rows."""
+    factory = db.session_factory(engine)
+    records = [encode_record([("EMAIL_SHA256", f"{i:064x}")]) for i in range(30)]
+    with db.transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment = SegmentRepository(session, tenant_id).ensure("VIP")
+        audience_id = (
+            AudienceRepository(session, tenant_id)
+            .add(
+                PlatformAudience(
+                    segment_id=segment.id,
+                    platform=SyncPlatform.SNAPCHAT,
+                    platform_audience_name="VIP",
+                    ad_account_id="a",
+                )
+            )
+            .id
+        )
+    db.downgrade(engine, "0006")
+    rows = table(
+        "audience_snapshot_records",
+        column("tenant_id", Integer()),
+        column("audience_id", Uuid()),
+        column("record_hash", String()),
+        column("record", Text()),
+        column("confirmed_at", DateTime(timezone=True)),
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            rows.insert(),
+            [
+                {"tenant_id": tenant_id, "audience_id": audience_id, "record_hash": h,
+                 "record": r, "confirmed_at": NOW}
+                for h, r in records
+            ],
+        )  # fmt: skip
+    db.upgrade(engine)
+    with db.transaction(factory) as session:
+        snapshot = SnapshotRepository(session, tenant_id)
+        assert set(snapshot.records(audience_id).iter_rows()) == set(records)
+        snapshot.confirm(audience_id, NOW, removed=[h for h, _ in records[:10]])
+    db.downgrade(engine, "0006")
+    with engine.connect() as connection:
+        back = connection.execute(select(rows.c.record_hash, rows.c.record)).all()
+    assert set(map(tuple, back)) == set(records[10:])
+    db.upgrade(engine)

@@ -1,13 +1,17 @@
-"""The confirmed snapshot: add, re-confirm, remove, clear — tenant-scoped, on both databases."""
+"""The confirmed snapshot: add, re-confirm, remove, clear, compact — tenant-scoped, on both
+databases; the fold of its parts against a set."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.domain.models import SyncPlatform
+from audience_sync.store import snapshot as snapshot_module
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SegmentRepository, TenantRepository
 from audience_sync.store.snapshot import SnapshotRepository
@@ -76,3 +80,55 @@ def test_another_tenant_sees_and_clears_nothing(factory: sessionmaker[Session]) 
     with transaction(factory) as session:
         SnapshotRepository(session, tenant_id).clear(audience_id)
         assert SnapshotRepository(session, tenant_id).count(audience_id) == 0
+
+
+def test_the_parts_fold_to_what_was_confirmed_last(factory: sessionmaker[Session]) -> None:
+    """Random chunks of adds (some records again, some in two parts) and removals (some of
+    records never held), read after each: the snapshot equals a set that saw the same."""
+    tenant_id, audience_id = audience(factory)
+    pool = records(60)
+    expected: set[tuple[str, str]] = set()
+    rnd = random.Random(11)
+    for step in range(40):
+        chosen = rnd.sample(pool, rnd.randint(1, 12))
+        with transaction(factory) as session:
+            snapshot = SnapshotRepository(session, tenant_id)
+            if rnd.random() < 0.6:
+                snapshot.confirm(audience_id, NOW, added=chosen + chosen[:2])
+                expected |= set(chosen)
+            else:
+                snapshot.confirm(audience_id, NOW, removed=[h for h, _ in chosen])
+                expected -= set(chosen)
+            if step % 13 == 12:
+                snapshot.compact(audience_id, NOW)
+        assert held(factory, tenant_id, audience_id) == expected
+    with transaction(factory) as session:
+        snapshot = SnapshotRepository(session, tenant_id)
+        assert snapshot.count(audience_id) == len(expected)
+        streamed = [h for frame in snapshot.hash_batches(audience_id) for h in frame["record_hash"]]
+        assert set(streamed) == {h for h, _ in expected}  # a hash may come twice (two parts)
+        gone = [h for h, _ in pool if (h, _) not in expected][:3]
+        kept = sorted(expected)[:3]
+        asked = [h for h, _ in kept] + gone
+        assert snapshot.records_of(audience_id, asked).rows() == kept
+
+
+def test_many_parts_are_compacted_without_changing_what_is_held(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot_module, "COMPACT_AFTER", 5)
+    tenant_id, audience_id = audience(factory)
+    pool = records(30)
+    for start in range(0, 30, 3):  # ten parts of adds, then a removal
+        with transaction(factory) as session:
+            SnapshotRepository(session, tenant_id).confirm(
+                audience_id, NOW, added=pool[start : start + 3]
+            )
+    with transaction(factory) as session:
+        SnapshotRepository(session, tenant_id).confirm(
+            audience_id, NOW, removed=[h for h, _ in pool[:4]]
+        )
+    with transaction(factory) as session:
+        snapshot = SnapshotRepository(session, tenant_id)
+        assert len(snapshot._part_ids(audience_id)) <= 5
+    assert held(factory, tenant_id, audience_id) == set(pool[4:])

@@ -1,117 +1,80 @@
 """The per-audience snapshot: records the platform confirmed, exactly as sent (no raw PII beyond
-what a platform itself takes raw)."""
+what a platform itself takes raw), kept as parts (`tables.SnapshotPart`).
+
+Each confirmed chunk is one part: its records as LZ4 Arrow IPC, written in one sequential insert
+(as rows under a random 64-digit key, a million-member create spent a third of its engine time
+in SQLite's index; docs/sync.md, Performance). A removal is a part of keys. What the platform
+holds is the fold of an audience's parts in order: a record's last part says whether it is held
+(`_dead` folds only the removed keys, so reading never holds every record's key at once).
+Re-confirming a record after a crash is harmless: it is held, in two parts. When an audience's
+parts grow many (`compact`), the held records are written again, each once, as few parts.
+"""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import datetime
-from itertools import repeat
-from typing import Any, cast
 
 import polars as pl
-from sqlalchemy import Table, delete, func, select
+from sqlalchemy import delete, func, select
 
-from audience_sync.store.db import bound, driver_executemany, driver_rows, driver_sql
 from audience_sync.store.member_state import reset_converged
 from audience_sync.store.repositories import TenantScoped
-from audience_sync.store.tables import SnapshotRecord
+from audience_sync.store.tables import SnapshotPart
+from audience_sync.sync.plan import KEYS, hash_keys
 
-SNAPSHOT = cast(Table, SnapshotRecord.__table__)
 RECORD_SCHEMA = {"record_hash": pl.String, "record": pl.String}
-READ_BATCH = 200_000
-HASHES_SQL = (
-    "SELECT record_hash FROM audience_snapshot_records WHERE tenant_id = ? AND audience_id = ?"
-)
-# ON CONFLICT DO NOTHING (no target: the key is the only unique constraint), on SQLite and
-# PostgreSQL alike; written on the driver's cursor (`db.driver_executemany`).
-INSERT_SQL = (
-    "INSERT INTO audience_snapshot_records (tenant_id, audience_id, record_hash, record, "
-    "confirmed_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
-)
-# The hashes starting with one 128-bit key: a range of the key's index (hex sorts alike in
-# SQLite's binary collation and PostgreSQL's).
-KEY_RANGE_SQL = (
-    "SELECT record_hash FROM audience_snapshot_records WHERE tenant_id = ? AND audience_id = ? "
-    "AND record_hash >= ? AND record_hash <= ?"
-)
-DELETE_CHUNK = 500  # hashes per DELETE … IN (…), well under parameter limits
+KEY_SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64}
+PART_SCHEMA = {**KEY_SCHEMA, **RECORD_SCHEMA}  # an added part's columns
+LIVE_SCHEMA = {**KEY_SCHEMA, "part": pl.Int64}
+PART_ROWS = 250_000  # records per part written by `compact` (a read holds one part: ~100 MB)
+COMPACT_AFTER = 64  # parts an audience may have, beyond 4 for each PART_ROWS records it holds
 
 
 class SnapshotRepository(TenantScoped):
     """Confirmed records per audience; the caller's transaction also holds the job's counters."""
 
+    # --- reading ------------------------------------------------------------------------------
+
+    def count(self, audience_id: uuid.UUID) -> int:
+        keys = [frame.select(KEYS) for frame in self._held(audience_id, list(KEY_SCHEMA))]
+        return pl.concat([pl.DataFrame(schema=KEY_SCHEMA), *keys]).n_unique()
+
     def records(self, audience_id: uuid.UUID) -> pl.DataFrame:
-        """Every confirmed record (`record_hash`, `record`), read in batches into one frame."""
-        query = select(SNAPSHOT.c.record_hash, SNAPSHOT.c.record).where(
-            SNAPSHOT.c.tenant_id == self.tenant_id, SNAPSHOT.c.audience_id == audience_id
-        )
-        result = self.session.execute(query.execution_options(stream_results=True))
-        frames = [
-            pl.DataFrame(rows, schema=RECORD_SCHEMA, orient="row")
-            for rows in iter(lambda: result.fetchmany(READ_BATCH), [])
-        ]
-        if not frames:
-            return pl.DataFrame(schema=RECORD_SCHEMA)
-        return pl.concat(frames, rechunk=False)
+        """Every held record (`record_hash`, `record`), each once."""
+        frames = [f.select(*RECORD_SCHEMA) for f in self._held(audience_id, list(PART_SCHEMA))]
+        return pl.concat([pl.DataFrame(schema=RECORD_SCHEMA), *frames]).unique(maintain_order=True)
 
     def hash_batches(self, audience_id: uuid.UUID) -> Iterator[pl.DataFrame]:
-        """Every confirmed `record_hash` (nothing else), streamed in frames of `READ_BATCH`:
-        what planning needs, without holding ten million records' text. Answered from the
-        table's key alone (it leads with the tenant), on the driver's own cursor."""
-        params = (self.tenant_id, audience_id)
-        for rows in driver_rows(self.session.connection(), HASHES_SQL, params, READ_BATCH):
-            # A column from a list of values: half the cost of a frame from row tuples.
-            yield pl.Series("record_hash", [row[0] for row in rows], dtype=pl.String).to_frame()
+        """Every held `record_hash` with its keys (`k1`, `k2`), a part at a time: what planning
+        needs, without holding ten million records' text. A record confirmed in two parts (two
+        members sharing it, a chunk sent again after a crash) comes twice: `plan_streamed`
+        counts it once."""
+        for frame in self._held(audience_id, [*KEY_SCHEMA, "record_hash"]):
+            yield frame.select("record_hash", *KEYS)
 
     def records_of(self, audience_id: uuid.UUID, hashes: Sequence[str]) -> pl.DataFrame:
-        """The confirmed records (`record_hash`, `record`) with these hashes, in their order."""
-        rows: list[Any] = []
-        for start in range(0, len(hashes), DELETE_CHUNK):
-            rows.extend(
-                self.session.execute(
-                    select(SNAPSHOT.c.record_hash, SNAPSHOT.c.record).where(
-                        SNAPSHOT.c.tenant_id == self.tenant_id,
-                        SNAPSHOT.c.audience_id == audience_id,
-                        SNAPSHOT.c.record_hash.in_(hashes[start : start + DELETE_CHUNK]),
-                    )
-                ).all()
-            )
-        found = pl.DataFrame(rows, schema=RECORD_SCHEMA, orient="row")
+        """The held records (`record_hash`, `record`) with these hashes, in their order."""
         order = pl.DataFrame({"record_hash": list(hashes)}, schema={"record_hash": pl.String})
+        wanted = order.select(hash_keys()).unique()
+        frames = [pl.DataFrame(schema=RECORD_SCHEMA)]
+        for frame in self._held(audience_id, list(PART_SCHEMA)):
+            frames.append(frame.join(wanted, on=KEYS, how="semi").select(*RECORD_SCHEMA))
+        found = pl.concat(frames).unique("record_hash")
         return order.join(found, on="record_hash", how="inner", maintain_order="left")
 
     def hashes_of_keys(self, audience_id: uuid.UUID, keys: pl.DataFrame) -> list[str]:
-        """The confirmed hashes whose first 128 bits are these `k1`, `k2` (see
-        `plan.hash_keys`): an index range per key, on the driver's cursor."""
-        connection = self.session.connection()
-        audience = bound(connection, SNAPSHOT.c.audience_id, audience_id)
-        dbapi: Any = connection.connection.dbapi_connection
-        sql = driver_sql(connection, KEY_RANGE_SQL)
-        cursor = dbapi.cursor()
-        found: list[str] = []
-        try:
-            for k1, k2 in keys.select("k1", "k2").iter_rows():
-                prefix = f"{k1:016x}{k2:016x}"
-                cursor.execute(
-                    sql, (self.tenant_id, audience, prefix + "0" * 32, prefix + "f" * 32)
-                )
-                found.extend(row[0] for row in cursor.fetchall())
-        finally:
-            cursor.close()
+        """The held hashes whose first 128 bits are these `k1`, `k2` (see `plan.hash_keys`)."""
+        wanted = keys.select(KEYS).unique()
+        frames = [pl.DataFrame(schema={"record_hash": pl.String})]
+        for frame in self._held(audience_id, [*KEY_SCHEMA, "record_hash"]):
+            frames.append(frame.join(wanted, on=KEYS, how="semi").select("record_hash"))
+        found: list[str] = pl.concat(frames).unique(maintain_order=True)["record_hash"].to_list()
         return found
 
-    def count(self, audience_id: uuid.UUID) -> int:
-        return int(
-            self.session.scalar(
-                select(func.count())
-                .select_from(SNAPSHOT)
-                .where(
-                    SNAPSHOT.c.tenant_id == self.tenant_id, SNAPSHOT.c.audience_id == audience_id
-                )
-            )
-            or 0
-        )
+    # --- writing ------------------------------------------------------------------------------
 
     def confirm(
         self,
@@ -126,37 +89,136 @@ class SnapshotRepository(TenantScoped):
             frame = pl.DataFrame(list(added), schema=RECORD_SCHEMA, orient="row")
             self.confirm_records(audience_id, now, frame)
         if removed:
-            reset_converged(self.session, self.tenant_id, audience_id)
-        for start in range(0, len(removed), DELETE_CHUNK):
-            self.session.execute(
-                delete(SNAPSHOT).where(
-                    SNAPSHOT.c.tenant_id == self.tenant_id,
-                    SNAPSHOT.c.audience_id == audience_id,
-                    SNAPSHOT.c.record_hash.in_(removed[start : start + DELETE_CHUNK]),
-                )
-            )
+            hashes = pl.DataFrame({"record_hash": list(removed)}, schema={"record_hash": pl.String})
+            self._write(audience_id, now, hashes.select(hash_keys()), removes=True)
 
     def confirm_records(self, audience_id: uuid.UUID, now: datetime, records: pl.DataFrame) -> None:
-        """`confirm` of the records of a frame (`record_hash`, `record`), without a Python
-        tuple per record."""
+        """`confirm` of the records of a frame (`record_hash`, `record`): one part."""
         if records.is_empty():
             return
-        reset_converged(self.session, self.tenant_id, audience_id)
-        connection = self.session.connection()
-        audience = bound(connection, SNAPSHOT.c.audience_id, audience_id)
-        confirmed = bound(connection, SNAPSHOT.c.confirmed_at, now)
-        # In key order: each page of the key's index is visited once per chunk, not again and
-        # again (2.4M rows in chunks of 100,000 on SQLite: 43.6 s random, 30.5 s sorted).
-        ordered = records.select(*RECORD_SCHEMA).sort("record_hash")
-        hashes, texts = (ordered.get_column(name).to_list() for name in RECORD_SCHEMA)
-        rows = zip(repeat(self.tenant_id), repeat(audience), hashes, texts, repeat(confirmed))
-        driver_executemany(connection, INSERT_SQL, rows)
+        frame = records.select(*hash_keys(), *RECORD_SCHEMA)
+        self._write(audience_id, now, frame, removes=False)
 
     def clear(self, audience_id: uuid.UUID) -> None:
         """Forget every record (after a delete, or when a replace's records are confirmed)."""
         reset_converged(self.session, self.tenant_id, audience_id)
         self.session.execute(
-            delete(SNAPSHOT).where(
-                SNAPSHOT.c.tenant_id == self.tenant_id, SNAPSHOT.c.audience_id == audience_id
+            delete(SnapshotPart).where(
+                SnapshotPart.tenant_id == self.tenant_id, SnapshotPart.audience_id == audience_id
             )
         )
+
+    def compact(self, audience_id: uuid.UUID, now: datetime) -> None:
+        """Write the held records again, each once, as parts of `PART_ROWS`, without the
+        removal parts and what they removed, and drop the old parts. What is held stays."""
+        parts = self._part_ids(audience_id)
+        dead = self._dead(parts)
+        located = [pl.DataFrame(schema={**LIVE_SCHEMA, "row": pl.UInt32})]
+        for part, removes in parts:
+            if not removes:
+                keys = self._read(part, list(KEY_SCHEMA)).with_row_index("row")
+                keys = keys.join(dead, on=KEYS, how="anti", maintain_order="left")
+                located.append(keys.with_columns(part=pl.lit(part, pl.Int64)))
+        first = pl.concat(located, how="diagonal").unique(KEYS, keep="first", maintain_order=True)
+        waiting: list[pl.DataFrame] = []
+        for (part,), rows in first.partition_by("part", as_dict=True, maintain_order=True).items():
+            frame = self._read(int(part), list(PART_SCHEMA)).with_row_index("row")
+            waiting.append(frame.join(rows.select("row"), on="row", how="semi").drop("row"))
+            if sum(map(len, waiting)) >= PART_ROWS:
+                self._insert(audience_id, now, pl.concat(waiting), removes=False)
+                waiting = []
+        if waiting:
+            self._insert(audience_id, now, pl.concat(waiting), removes=False)
+        old = [part for part, _ in parts]
+        self.session.execute(delete(SnapshotPart).where(SnapshotPart.id.in_(old)))
+
+    # --- parts --------------------------------------------------------------------------------
+
+    def _part_ids(self, audience_id: uuid.UUID) -> list[tuple[int, bool]]:
+        query = (
+            select(SnapshotPart.id, SnapshotPart.removes)
+            .where(
+                SnapshotPart.tenant_id == self.tenant_id, SnapshotPart.audience_id == audience_id
+            )
+            .order_by(SnapshotPart.id)
+        )
+        return [(int(part), bool(removes)) for part, removes in self.session.execute(query)]
+
+    def _read(self, part: int, columns: list[str]) -> pl.DataFrame:
+        """One part's columns (read one part at a time: an audience's parts may be gigabytes)."""
+        data = self.session.scalar(
+            select(SnapshotPart.data).where(
+                SnapshotPart.tenant_id == self.tenant_id, SnapshotPart.id == part
+            )
+        )
+        assert data is not None
+        return pl.read_ipc(io.BytesIO(data), columns=columns)
+
+    def _held(self, audience_id: uuid.UUID, columns: list[str]) -> Iterator[pl.DataFrame]:
+        """The held rows of each added part, a part at a time (`columns` include `k1`, `k2`):
+        its rows but those of records removed since. A record added twice (in two parts, or
+        twice in one) comes twice: the callers count it once."""
+        parts = self._part_ids(audience_id)
+        dead = self._dead(parts)
+        for part, removes in parts:
+            if removes:
+                continue
+            rows = self._read(part, columns)
+            yield rows.join(dead, on=KEYS, how="anti", maintain_order="left") if len(dead) else rows
+
+    def _dead(self, parts: list[tuple[int, bool]]) -> pl.DataFrame:
+        """The keys (`k1`, `k2`) whose last part is a removal: the fold of the parts, on the
+        removed keys only (a churn's worth), never on every record."""
+        removals = [
+            self._read(part, list(KEY_SCHEMA)).with_columns(gone=pl.lit(part, pl.Int64))
+            for part, removes in parts
+            if removes
+        ]
+        if not removals:
+            return pl.DataFrame(schema=KEY_SCHEMA)
+        gone = pl.concat(removals).group_by(KEYS).agg(pl.col("gone").max())
+        added = [pl.DataFrame(schema={**KEY_SCHEMA, "added": pl.Int64})]
+        for part, removes in parts:
+            if not removes:
+                keys = self._read(part, list(KEY_SCHEMA)).join(gone, on=KEYS, how="semi")
+                added.append(keys.with_columns(added=pl.lit(part, pl.Int64)))
+        last = pl.concat(added).group_by(KEYS).agg(pl.col("added").max())
+        folded = gone.join(last, on=KEYS, how="left")
+        return folded.filter(pl.col("added").is_null() | (pl.col("gone") > pl.col("added")))[
+            list(KEYS)
+        ]
+
+    def _write(
+        self, audience_id: uuid.UUID, now: datetime, frame: pl.DataFrame, *, removes: bool
+    ) -> None:
+        reset_converged(self.session, self.tenant_id, audience_id)
+        self._insert(audience_id, now, frame, removes=removes)
+        parts, records = self._sizes(audience_id)
+        if parts > COMPACT_AFTER + 4 * records // PART_ROWS:
+            self.compact(audience_id, now)
+
+    def _insert(
+        self, audience_id: uuid.UUID, now: datetime, frame: pl.DataFrame, *, removes: bool
+    ) -> None:
+        buffer = io.BytesIO()
+        frame.write_ipc(buffer, compression="lz4")
+        self.session.add(
+            SnapshotPart(
+                tenant_id=self.tenant_id,
+                audience_id=audience_id,
+                removes=removes,
+                rows=len(frame),
+                data=buffer.getvalue(),
+                confirmed_at=now,
+            )
+        )
+        self.session.flush()
+
+    def _sizes(self, audience_id: uuid.UUID) -> tuple[int, int]:
+        """How many parts the audience has, and how many records its added parts hold."""
+        parts, records = self.session.execute(
+            select(func.count(), func.coalesce(func.sum(SnapshotPart.rows), 0)).where(
+                SnapshotPart.tenant_id == self.tenant_id, SnapshotPart.audience_id == audience_id
+            )
+        ).one()
+        return int(parts), int(records)

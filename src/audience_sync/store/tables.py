@@ -15,7 +15,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -268,27 +267,32 @@ class AudienceSyncJob(Timestamps, Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
 
 
-class SnapshotRecord(Base):
-    """A record the platform confirmed for an audience, exactly as it was sent.
+class SnapshotPart(Base):
+    """Records the platform confirmed for an audience, exactly as they were sent: one part per
+    confirmed chunk (see `store/snapshot.py`).
 
     A record is what one upload row carried: a single identifier (Snapchat), or several keys of
-    one member (a Meta multi-key row, a Google `userData`, a TikTok row). `record` is its
-    canonical JSON (sorted `[key, value]` pairs: digests, or the raw values a platform takes
-    raw); `record_hash` its SHA-256. Removing a departed member sends these records back.
+    one member (a Meta multi-key row, a Google `userData`, a TikTok row); its text is canonical
+    JSON (sorted `[key, value]` pairs: digests, or the raw values a platform takes raw), its
+    `record_hash` the SHA-256 of that, `k1`/`k2` the hash's first 128 bits. `data` is LZ4 Arrow
+    IPC: an added part holds `k1`, `k2`, `record_hash`, `record`; a removal part (`removes`)
+    only the removed records' `k1`, `k2`. What the platform holds is the fold of the parts in
+    `id` order: a record's last part says whether it is held.
     """
 
-    __tablename__ = "audience_snapshot_records"
-    # The key leads with the tenant, so the tenant-scoped read of an audience's hashes (every
-    # update plans against them) is answered from the key's index alone, never the table's
-    # rows: five times faster on SQLite.
-    __table_args__ = (PrimaryKeyConstraint("tenant_id", "audience_id", "record_hash"),)
+    __tablename__ = "audience_snapshot_parts"
+    __table_args__ = (
+        Index("ix_audience_snapshot_parts_audience", "tenant_id", "audience_id", "id"),
+    )
 
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
     audience_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("platform_audiences.id", ondelete="CASCADE")
     )
-    record_hash: Mapped[str] = mapped_column(String(64))
-    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
-    record: Mapped[str] = mapped_column(Text)
+    removes: Mapped[bool] = mapped_column(Boolean, default=False)
+    rows: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
     confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

@@ -1,6 +1,6 @@
 """Plan a sync set-wise: which records to add and which to remove, current vs the snapshot.
 
-A record is what one upload row carries (see `store.tables.SnapshotRecord`), identified by
+A record is what one upload row carries (see `store.tables.SnapshotPart`), identified by
 `record_hash`. The snapshot holds only records this system sent and the platform confirmed, so a
 removal never touches anything someone else put there; a record still produced by any current
 member is current, so it is never removed. Pure Polars joins: no Python loop over members.
@@ -95,7 +95,8 @@ def plan_delta(current: pl.LazyFrame, snapshot: pl.LazyFrame) -> Plan:
 def plan_streamed(current: pl.DataFrame, snapshot: Iterable[pl.DataFrame]) -> Plan:
     """`plan_delta` for large audiences. `current` has `k1`, `k2` (see `hash_keys`) and any
     other columns (the runner's `owner`); `snapshot` yields frames with a `record_hash` column,
-    each hash once (the snapshot table's primary key).
+    and its `k1`, `k2` when known (a hash may come in more than one frame: the snapshot's parts
+    may each hold it).
 
     `adds` are current rows (keys and the rest), `removes` snapshot rows (`record_hash`). Each
     snapshot batch is looked up in the sorted current keys as it arrives (its removed hashes
@@ -106,17 +107,20 @@ def plan_streamed(current: pl.DataFrame, snapshot: Iterable[pl.DataFrame]) -> Pl
     held_parts: list[pl.DataFrame] = [pl.DataFrame(schema=dict.fromkeys(KEYS, pl.UInt64))]
     removed_parts: list[pl.DataFrame] = [pl.DataFrame(schema={ON: pl.String})]
     for batch in snapshot:
-        keyed = batch.select(ON, *hash_keys())
+        # The snapshot's parts store the keys; a batch of hashes alone gets them computed.
+        known = set(KEYS) <= set(batch.columns)
+        keyed = batch.select(ON, *KEYS) if known else batch.select(ON, *hash_keys())
         gone = keyed.filter(~now.contains(keyed))[ON].to_list()
         # Rebuilt from Python strings: a filtered string column shares its batch's buffers,
         # which would keep every hash read alive (640 MB at ten million records).
         removed_parts.append(pl.DataFrame({ON: gone}, schema={ON: pl.String}))
         held_parts.append(keyed.select(KEYS))
-    held = pl.concat(held_parts)
+    held = SortedKeys(pl.concat(held_parts))
     del held_parts
-    removes = pl.concat(removed_parts)
-    adds = current.filter(~SortedKeys(held).contains(current))
-    return Plan(adds, removes, len(held) - len(removes), len(held))
+    removes = pl.concat(removed_parts).unique(maintain_order=True)
+    adds = current.filter(~held.contains(current))
+    count = held.distinct()
+    return Plan(adds, removes, count - len(removes), count)
 
 
 class SortedKeys:
@@ -133,6 +137,18 @@ class SortedKeys:
         self.exact = n > 1 and bool(
             ((k1.slice(1) == k1.slice(0, n - 1)) & (k2.slice(1) != k2.slice(0, n - 1))).any()
         )
+
+    def distinct(self) -> int:
+        """How many different keys the set holds. Sorted on `k1`, equal keys are adjacent
+        unless two keys share `k1` (`exact`): then a hash count."""
+        if self.exact:
+            return self.keys.n_unique()
+        k1, k2 = self.keys["k1"], self.keys["k2"]
+        n = len(k1)
+        if n < 2:
+            return n
+        repeated = (k1.slice(1) == k1.slice(0, n - 1)) & (k2.slice(1) == k2.slice(0, n - 1))
+        return n - int(repeated.sum())
 
     def contains(self, probe: pl.DataFrame) -> pl.Series:
         """Whether each row's (`k1`, `k2`) is in the set."""

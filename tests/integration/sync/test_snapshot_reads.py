@@ -1,16 +1,14 @@
-"""The snapshot reads planning uses: hashes streamed on the driver's cursor, records by hash."""
+"""The snapshot reads planning uses: hashes streamed a part at a time, records by hash."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.domain.models import SyncPlatform
-from audience_sync.store import snapshot as snapshot_module
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SegmentRepository, TenantRepository
 from audience_sync.store.snapshot import SnapshotRepository
@@ -39,16 +37,16 @@ def audience(factory: sessionmaker[Session]) -> tuple[int, uuid.UUID, uuid.UUID]
         return tenant_id, ids[0], ids[1]
 
 
-def test_hashes_stream_in_batches_and_records_come_back_by_hash(
-    engine: Engine, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+def test_hashes_stream_a_part_at_a_time_and_records_come_back_by_hash(
+    engine: Engine, factory: sessionmaker[Session]
 ) -> None:
     tenant_id, mine, other = audience(factory)
     records = [encode_record([("EMAIL_SHA256", f"{i:064x}")]) for i in range(25)]
     with transaction(factory) as session:
         repository = SnapshotRepository(session, tenant_id)
-        repository.confirm(mine, NOW, added=records)
+        for start in (0, 10, 20):  # three confirmed chunks: three parts
+            repository.confirm(mine, NOW, added=records[start : start + 10])
         repository.confirm(other, NOW, added=[encode_record([("PHONE_SHA256", "f" * 64)])])
-    monkeypatch.setattr(snapshot_module, "READ_BATCH", 10)
     with transaction(factory) as session:
         repository = SnapshotRepository(session, tenant_id)
         frames = list(repository.hash_batches(mine))

@@ -87,19 +87,28 @@ SCHEMA = {"record_hash": pl.String, "owner": pl.Int64}
 
 
 @settings(max_examples=200, deadline=None)
-@given(current=st.lists(digests, max_size=4), snapshot=digests, size=st.integers(1, 7))
+@given(
+    current=st.lists(digests, max_size=4),
+    snapshot=digests,
+    size=st.integers(1, 7),
+    again=st.integers(0, 5),
+)
 def test_the_streamed_plan_equals_the_reference(
-    current: list[set[str]], snapshot: set[str], size: int
+    current: list[set[str]], snapshot: set[str], size: int, again: int
 ) -> None:
     # Each owner's records; a record shared by two owners stays current while either remains.
     items = [(h, owner) for owner, hashes in enumerate(current) for h in sorted(hashes)]
     rows = pl.DataFrame(items, schema=SCHEMA, orient="row")
     held = pl.DataFrame({"record_hash": list(snapshot)}, schema={"record_hash": pl.String})
     reference = plan_delta(rows.lazy(), held.lazy())
+    # The snapshot's parts may each hold a record: some hashes come again in later batches.
+    repeated = batches(set(sorted(snapshot)[:again]), size)
     streamed = plan_streamed(
-        keyed([h for h, _ in items], [o for _, o in items]), batches(snapshot, size)
+        keyed([h for h, _ in items], [o for _, o in items]), batches(snapshot, size) + repeated
     )
-    assert set(streamed.removes["record_hash"]) == set(reference.removes["record_hash"])
+    removed = streamed.removes["record_hash"].to_list()
+    assert len(removed) == len(set(removed))
+    assert set(removed) == set(reference.removes["record_hash"])
     added = rows.select(*hash_keys(), "owner").join(
         reference.adds.select(*hash_keys(), "owner"), on=["k1", "k2", "owner"], how="semi"
     )
@@ -117,6 +126,9 @@ def test_records_sharing_their_first_64_bits_are_still_told_apart() -> None:
     held_first = plan_streamed(keyed([two], [1]), batches({one, two, three}, 2))
     assert sorted(held_first.removes["record_hash"]) == [one, three]
     assert held_first.adds.is_empty()
+    twice = plan_streamed(keyed([two], [1]), batches({one, two, three}, 2) + batches({one}, 1))
+    assert sorted(twice.removes["record_hash"]) == [one, three]
+    assert (twice.unchanged, twice.held) == (1, 3)
 
 
 def test_the_streamed_plan_of_an_empty_snapshot_adds_everything() -> None:
