@@ -40,6 +40,7 @@ from audience_sync.identifiers import (
     normalize_country,
     tiktok_mobile_id_schema,
 )
+from audience_sync.sources.members import MemberFields
 
 PAIRS = {"owner": pl.Int64, "slot": pl.Int64, "key": pl.String, "value": pl.String}
 RECORDS = {"owner": pl.Int64, "record": pl.String}
@@ -85,24 +86,45 @@ def record_frame(
     mobile_list: bool = False,
 ) -> RecordFrame:
     """The records a connector of `platform` would send for these members (see the module)."""
+    fields = record_fields(platform, mobile_list)
+    sent = sent_values(profiles, identifiers, platform, fields, allowed, region)
     if platform is SyncPlatform.META:
-        sent = sent_values(profiles, identifiers, platform, [*META_KEYS], allowed, region)
         pairs = meta_pairs(sent, _births(profiles, allowed))
     elif platform is SyncPlatform.GOOGLE:
-        fields = [Field.MOBILE_ID] if mobile_list else google.CONTACT_FIELDS
-        sent = sent_values(profiles, identifiers, platform, fields, allowed, region)
         pairs = google_pairs(sent, mobile_list=mobile_list)
     elif platform is SyncPlatform.TIKTOK:
-        fields = [Field.EMAIL, Field.PHONE, Field.MOBILE_ID]
-        sent = sent_values(profiles, identifiers, platform, fields, allowed, region)
         pairs = tiktok_pairs(sent)
     else:
-        sent = sent_values(profiles, identifiers, platform, [*snapchat.SCHEMAS], allowed, region)
         pairs = snapchat_pairs(sent)
     # A Google member's one record holds all its emails and phones; other records hold at
     # most one value a key.
     texts = record_texts(pairs, one_value_a_key=platform is not SyncPlatform.GOOGLE)
     return RecordFrame(texts, sent.drops)
+
+
+def record_fields(platform: SyncPlatform, mobile_list: bool = False) -> list[Field]:
+    """The fields a platform's records are made of (an audience's config may narrow them)."""
+    if platform is SyncPlatform.META:
+        return [*META_KEYS]
+    if platform is SyncPlatform.GOOGLE:
+        return [Field.MOBILE_ID] if mobile_list else list(google.CONTACT_FIELDS)
+    if platform is SyncPlatform.TIKTOK:
+        return [Field.EMAIL, Field.PHONE, Field.MOBILE_ID]
+    return [*snapchat.SCHEMAS]
+
+
+def member_fields(platform: SyncPlatform, mobile_list: bool = False) -> MemberFields:
+    """What `record_frame` reads of the members (`sources.members.MemberFields`): the profile
+    fields among the platform's, the country when phones are sent (a phone stored without
+    E.164 is dialled in its profile's country), Meta's birth date; its identifier types."""
+    fields = record_fields(platform, mobile_list)
+    columns = [f.value for f in fields if f in USER_ATTRIBUTES]
+    if Field.PHONE in fields:
+        columns.append("country")
+    if platform is SyncPlatform.META:
+        columns.append("date_of_birth")
+    types = tuple(f.value for f in fields if f in IDENTIFIER_FIELDS)
+    return MemberFields(tuple(dict.fromkeys(columns)), types)
 
 
 # --- what is sent -----------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import polars as pl
 from sqlalchemy import Engine, String, select, type_coerce
@@ -23,21 +24,20 @@ CONTENT_SCHEMA = {"owner": pl.Int64, "content_hash": pl.String}
 # Tenant-scoped by the profile's (or identifier's) own tenant: the members' side is then read
 # from its key's index alone (segment_id, profile_pk), never its rows, and in its order (ORDER BY
 # p.id would make SQLite sort the whole segment before the first row).
+# `{columns}`: the profile fields read (`MemberFields`); `{types}`: `AND i.type IN (…)` or ''.
 PROFILES_SQL = (
-    "SELECT p.id, p.profile_id, p.first_name, p.last_name, p.city, p.state, p.zip, p.country, "
-    "p.date_of_birth, p.gender FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
-    "WHERE m.segment_id = ? AND p.tenant_id = ? ORDER BY m.profile_pk"
+    "SELECT p.id, p.profile_id{columns} FROM segment_members m JOIN profiles p "
+    "ON p.id = m.profile_pk WHERE m.segment_id = ? AND p.tenant_id = ? ORDER BY m.profile_pk"
 )
 # The identifiers of the members whose pks lie in a batch's span (profile pks ascending).
 IDENTIFIERS_SQL = (
     "SELECT i.profile_pk, i.type, i.value, i.e164, i.kind FROM profile_identifiers i "
     "JOIN segment_members m ON m.profile_pk = i.profile_pk "
     "WHERE m.segment_id = ? AND i.tenant_id = ? "
-    "AND i.profile_pk BETWEEN ? AND ? ORDER BY i.profile_pk, i.id"
+    "AND i.profile_pk BETWEEN ? AND ?{types} ORDER BY i.profile_pk, i.id"
 )
 PROFILES_OF_SQL = (
-    "SELECT p.id, p.profile_id, p.first_name, p.last_name, p.city, p.state, p.zip, p.country, "
-    "p.date_of_birth, p.gender FROM profiles p CROSS JOIN segment_members m "
+    "SELECT p.id, p.profile_id{columns} FROM profiles p CROSS JOIN segment_members m "
     "WHERE p.id IN ({marks}) AND m.profile_pk = p.id AND m.segment_id = ? AND +p.tenant_id = ? "
     "ORDER BY p.id"
 )
@@ -45,8 +45,8 @@ PROFILES_OF_SQL = (
 # `+tenant_id` keeps SQLite off the (tenant_id, type, value) index, which it would otherwise scan
 # for the whole tenant (3 s at a million members) instead of looking up the listed profiles.
 IDENTIFIERS_OF_SQL = (
-    "SELECT profile_pk, type, value, e164, kind FROM profile_identifiers "
-    "WHERE profile_pk IN ({marks}) AND +tenant_id = ? ORDER BY profile_pk, id"
+    "SELECT i.profile_pk, i.type, i.value, i.e164, i.kind FROM profile_identifiers i "
+    "WHERE i.profile_pk IN ({marks}) AND +i.tenant_id = ?{types} ORDER BY i.profile_pk, i.id"
 )
 CONTENTS_SQL = (
     "SELECT p.id, p.content_hash FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
@@ -72,29 +72,85 @@ PROFILE_SCHEMA = {
     "date_of_birth": pl.String,
     "gender": pl.String,
 }
+PROFILE_COLUMNS = tuple(name for name in PROFILE_SCHEMA if name not in ("profile_pk", "profile_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class MemberFields:
+    """What a reader of members needs: these profile fields and identifier types (a sync reads
+    only what its platform sends: Snapchat no names, no external ids). The frames keep every
+    column of `PROFILE_SCHEMA`; a field not read is null."""
+
+    columns: tuple[str, ...] = PROFILE_COLUMNS
+    types: tuple[str, ...] | None = None  # None: every type
+
+    def __post_init__(self) -> None:
+        if not set(self.columns) <= set(PROFILE_COLUMNS):  # they are written into the SQL
+            raise ValueError(
+                f"unknown profile fields: {sorted(set(self.columns) - set(PROFILE_COLUMNS))}"
+            )
+
+    def sql(self, template: str, **more: str) -> str:
+        """The query with these fields' columns and types in it."""
+        columns = "".join(f", p.{name}" for name in self.columns)
+        if self.types is None:
+            types = ""
+        elif not self.types:
+            types = " AND 0 = 1"  # no identifier type wanted
+        else:
+            types = f" AND i.type IN ({', '.join('?' * len(self.types))})"
+        return template.format(columns=columns, types=types, **more)
+
+    def params(self) -> tuple[str, ...]:
+        return self.types or ()
+
+    def frame(self, rows: list[object]) -> pl.DataFrame:
+        """A profiles frame of these rows, with every column of `PROFILE_SCHEMA`."""
+        read = ("profile_pk", "profile_id", *self.columns)
+        frame = pl.DataFrame(
+            rows, schema={name: PROFILE_SCHEMA[name] for name in read}, orient="row"
+        )
+        missing = [
+            pl.lit(None, pl.String).alias(n) for n in PROFILE_COLUMNS if n not in self.columns
+        ]
+        return frame.with_columns(missing).select(*PROFILE_SCHEMA)
+
+
+EVERYTHING = MemberFields()
 
 
 def member_batches(
-    engine: Engine, tenant_id: int, segment_id: uuid.UUID, batch_rows: int = 50_000
+    engine: Engine,
+    tenant_id: int,
+    segment_id: uuid.UUID,
+    batch_rows: int = 50_000,
+    fields: MemberFields = EVERYTHING,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """Members a batch at a time: (profile fields, their identifiers), both by `profile_pk`.
 
     Read on the driver's cursor (`db.driver_rows`): a sync reads every member, and SQLAlchemy's
     result rows would cost more than the database's work."""
     params = (segment_id, tenant_id)
+    profiles_sql, identifiers_sql = fields.sql(PROFILES_SQL), fields.sql(IDENTIFIERS_SQL)
     with engine.connect() as connection:
-        for rows in driver_rows(connection, PROFILES_SQL, params, batch_rows):
-            profiles = pl.DataFrame(rows, schema=PROFILE_SCHEMA, orient="row")
+        for rows in driver_rows(connection, profiles_sql, params, batch_rows):
+            profiles = fields.frame(rows)
             span = (int(profiles["profile_pk"][0]), int(profiles["profile_pk"][-1]))
             found = [
                 pl.DataFrame(part, schema=IDENTIFIER_SCHEMA, orient="row")
-                for part in driver_rows(connection, IDENTIFIERS_SQL, (*params, *span), BATCH_ROWS)
+                for part in driver_rows(
+                    connection, identifiers_sql, (*params, *span, *fields.params()), BATCH_ROWS
+                )
             ]
             yield profiles, pl.concat(found) if found else pl.DataFrame(schema=IDENTIFIER_SCHEMA)
 
 
 def member_batches_of(
-    engine: Engine, tenant_id: int, segment_id: uuid.UUID, pks: Sequence[int]
+    engine: Engine,
+    tenant_id: int,
+    segment_id: uuid.UUID,
+    pks: Sequence[int],
+    fields: MemberFields = EVERYTHING,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """`member_batches` for these members only (those an update has to prepare again).
 
@@ -106,7 +162,7 @@ def member_batches_of(
         for start in range(0, len(ordered), IN_CHUNK):
             chunk = ordered[start : start + IN_CHUNK]
             marks = ", ".join("?" * len(chunk))
-            sql = PROFILES_OF_SQL.format(marks=marks)
+            sql = fields.sql(PROFILES_OF_SQL, marks=marks)
             rows = [
                 r
                 for part in driver_rows(connection, sql, (*chunk, segment_id, tenant_id), IN_CHUNK)
@@ -114,14 +170,11 @@ def member_batches_of(
             ]
             if not rows:
                 continue
-            sql = IDENTIFIERS_OF_SQL.format(marks=marks)
-            found = [
-                r
-                for part in driver_rows(connection, sql, (*chunk, tenant_id), BATCH_ROWS)
-                for r in part
-            ]
+            sql = fields.sql(IDENTIFIERS_OF_SQL, marks=marks)
+            params = (*chunk, tenant_id, *fields.params())
+            found = [r for part in driver_rows(connection, sql, params, BATCH_ROWS) for r in part]
             yield (
-                pl.DataFrame(rows, schema=PROFILE_SCHEMA, orient="row"),
+                fields.frame(rows),
                 pl.DataFrame(found, schema=IDENTIFIER_SCHEMA, orient="row"),
             )
 

@@ -30,8 +30,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync import __version__
 from audience_sync.connectors import BaseAudienceConnector
-from audience_sync.domain.models import AudienceUser
-from audience_sync.sources.members import member_batches, member_batches_of, member_contents
+from audience_sync.connectors.columnar import member_fields
+from audience_sync.domain.models import AudienceUser, SyncPlatform
+from audience_sync.sources.members import (
+    MemberFields,
+    member_batches,
+    member_batches_of,
+    member_contents,
+)
 from audience_sync.store.db import transaction
 from audience_sync.store.member_state import STATE_SCHEMA, MemberStateRepository, StoredState
 from audience_sync.sync.members import SUMMARY_SCHEMA, Current, allowed_fields, current_records
@@ -99,9 +105,9 @@ class Preparer:
         stored = None if full else self._load()
         users: list[AudienceUser] = []
         if stored is None:
-            current, users = await self._records(
-                member_batches(scope.engine, scope.tenant_id, scope.segment_id), keep_users=full
-            )
+            fields = await self._fields()
+            batches = member_batches(scope.engine, scope.tenant_id, scope.segment_id, fields=fields)
+            current, users = await self._records(batches, keep_users=full)
             new_state, same = _state_of(contents, current), False
         else:
             current, new_state, same = await self._incremental(contents, stored)
@@ -111,8 +117,9 @@ class Preparer:
 
     async def prepare_owners(self, owners: list[int]) -> Current:
         """Prepare these members again (unchanged members with records still to send)."""
+        scope, fields = self.scope, await self._fields()
         batches = member_batches_of(
-            self.scope.engine, self.scope.tenant_id, self.scope.segment_id, owners
+            scope.engine, scope.tenant_id, scope.segment_id, owners, fields=fields
         )
         current, _ = await self._records(batches, keep_users=False)
         return current
@@ -129,9 +136,9 @@ class Preparer:
         kept = marked.filter(same_content.fill_null(False)).drop("_now")
         gone = marked.filter(~same_content.fill_null(False) & pl.col("k1").is_not_null())
         stale = contents.filter(~pl.col("owner").is_in(kept["owner"].unique().implode()))
-        scope = self.scope
+        scope, fields = self.scope, await self._fields()
         batches = member_batches_of(
-            scope.engine, scope.tenant_id, scope.segment_id, stale["owner"].to_list()
+            scope.engine, scope.tenant_id, scope.segment_id, stale["owner"].to_list(), fields=fields
         )
         current, _ = await self._records(batches, keep_users=False)
         fresh = _state_of(stale, current)
@@ -164,6 +171,11 @@ class Preparer:
             spill=spill,
             keep_users=keep_users,
         )
+
+    async def _fields(self) -> MemberFields:
+        """What to read of the members: only what this platform's records are made of."""
+        mobile_list = await self.connector.mobile_list(self.platform_audience_id)
+        return member_fields(SyncPlatform(self.scope.platform), mobile_list)
 
     def _load(self) -> StoredState | None:
         with transaction(self.scope.factory) as session:
