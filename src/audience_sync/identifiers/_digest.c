@@ -456,11 +456,11 @@ enum { MAX_THREADS = 4, ROWS_A_THREAD = 8192 };
 static void
 decide_all(PyObject **items, struct Row *rows, Py_ssize_t size, const struct Rule *rule)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN); /* -1 when it cannot tell */
     Py_ssize_t threads = size / ROWS_A_THREAD;
-    threads = threads < 1 ? 1 : threads;
     threads = threads > cores ? cores : threads;
     threads = threads > MAX_THREADS ? MAX_THREADS : threads;
+    threads = threads < 1 ? 1 : threads;
     struct Share shares[MAX_THREADS];
     pthread_t helpers[MAX_THREADS];
     int started[MAX_THREADS] = {0};
