@@ -7,6 +7,7 @@ import random
 import uuid
 from datetime import UTC, datetime
 
+import polars as pl
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -16,7 +17,7 @@ from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SegmentRepository, TenantRepository
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import PlatformAudience
-from audience_sync.sync.plan import encode_record
+from audience_sync.sync.plan import encode_record, hash_keys
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -132,3 +133,19 @@ def test_many_parts_are_compacted_without_changing_what_is_held(
         snapshot = SnapshotRepository(session, tenant_id)
         assert len(snapshot._part_ids(audience_id)) <= 5
     assert held(factory, tenant_id, audience_id) == set(pool[4:])
+
+
+def test_records_of_keys_reads_each_held_record_once(factory: sessionmaker[Session]) -> None:
+    tenant_id, audience_id = audience(factory)
+    pool = records(6)
+    with transaction(factory) as session:
+        snapshot = SnapshotRepository(session, tenant_id)
+        snapshot.confirm(audience_id, NOW, added=pool[:4])
+        snapshot.confirm(audience_id, NOW, added=pool[2:])  # 2 and 3 in two parts
+        snapshot.confirm(audience_id, NOW, removed=[pool[0][0]])
+    asked = pl.DataFrame({"record_hash": [h for h, _ in pool[:4]] + ["f" * 64]})
+    with transaction(factory) as session:
+        found = SnapshotRepository(session, tenant_id).records_of_keys(
+            audience_id, asked.select(hash_keys())
+        )
+    assert sorted(found.rows()) == sorted(pool[1:4])  # 0 removed, the unknown key absent

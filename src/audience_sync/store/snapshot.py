@@ -65,6 +65,15 @@ class SnapshotRepository(TenantScoped):
         found = pl.concat(frames).unique("record_hash")
         return order.join(found, on="record_hash", how="inner", maintain_order="left")
 
+    def records_of_keys(self, audience_id: uuid.UUID, keys: pl.DataFrame) -> pl.DataFrame:
+        """The held records (`record_hash`, `record`) whose first 128 bits are these `k1`, `k2`,
+        each once: `hashes_of_keys` and `records_of` in one pass over the parts."""
+        wanted = keys.select(KEYS).unique()
+        frames = [pl.DataFrame(schema=RECORD_SCHEMA)]
+        for frame in self._held(audience_id, list(PART_SCHEMA)):
+            frames.append(frame.join(wanted, on=KEYS, how="semi").select(*RECORD_SCHEMA))
+        return pl.concat(frames).unique("record_hash", maintain_order=True)
+
     def hashes_of_keys(self, audience_id: uuid.UUID, keys: pl.DataFrame) -> list[str]:
         """The held hashes whose first 128 bits are these `k1`, `k2` (see `plan.hash_keys`)."""
         wanted = keys.select(KEYS).unique()

@@ -55,15 +55,18 @@ from audience_sync.sync.prepare import Preparer, Scope
 log = logging.getLogger(__name__)
 ConnectorFactory = Callable[["Target"], BaseAudienceConnector]
 # Records per checkpoint: about CHUNK_BYTES of record text, from MIN_CHUNK_BATCHES to
-# CHUNK_BATCHES platform batches. A checkpoint commits its chunk's snapshot rows, and on SQLite a
-# commit rewrites every index page the chunk touched and fsyncs at the WAL checkpoint: 2.4M
-# sorted rows took 37.4 s in chunks of 60,000, 18.1 s in chunks of 240,000. But an uploaded
-# chunk is also held as Python objects: 25 batches of Meta's wide rows peaked at 2.5 GB for a
-# million members, 10 batches at 1.7 GB. A crash re-sends at most one chunk (the platforms take
-# a record twice as once).
+# CHUNK_BATCHES platform batches. A checkpoint commits its chunk as one snapshot part with the
+# job's counters: larger chunks, fewer commits and parts (when the snapshot was rows under a
+# random key, 2.4M rows took 37.4 s in chunks of 60,000, 18.1 s in chunks of 240,000). But an
+# uploaded chunk is also held as Python objects: 25 batches of Meta's wide rows peaked at 2.5 GB
+# for a million members, 10 batches at 1.7 GB. A crash re-sends at most one chunk (the platforms
+# take a record twice as once).
 CHUNK_BYTES = 32 * 2**20
 MIN_CHUNK_BATCHES = 10
 CHUNK_BATCHES = 25
+# An update planned from the member state reads the text of at most this many removed records
+# with the plan (one pass over the snapshot's parts, not two); more are read a chunk at a time.
+REMOVED_TEXTS_IN_PLAN = 250_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,14 +357,17 @@ class Run:
         if waiting is not None:
             for chunk in waiting.rest():
                 await self.upload(platform_id, Operation.ADD, chunk, waiting.size)
-        # Removed records are sent back as the snapshot holds them, read a chunk at a time.
+        # Removed records are sent back as the snapshot holds them: read with the plan when
+        # they are few (`plan`), else a chunk at a time.
         size = self.connector.batch_size * MIN_CHUNK_BATCHES
         for start in range(0, len(plan.removes), size):
-            hashes = plan.removes["record_hash"].slice(start, size).to_list()
-            with transaction(self.service.factory) as session:
-                removed = SnapshotRepository(session, self.target.tenant_id).records_of(
-                    self.target.audience_id, hashes
-                )
+            removed = plan.removes.slice(start, size)
+            if "record" not in removed.columns:
+                hashes = removed["record_hash"].to_list()
+                with transaction(self.service.factory) as session:
+                    removed = SnapshotRepository(session, self.target.tenant_id).records_of(
+                        self.target.audience_id, hashes
+                    )
             sent += len(removed)
             await self.upload(platform_id, Operation.REMOVE, removed, size)
         if sent == len(adds) + len(plan.removes) and not self.refused:
@@ -376,10 +382,14 @@ class Run:
             return plan_against_snapshot(self.service.factory, tenant_id, audience_id, current.keys)
         keyed = plan_from_delta(preparer.delta, current.keys)
         with transaction(self.service.factory) as session:
-            hashes = SnapshotRepository(session, tenant_id).hashes_of_keys(
-                audience_id, keyed.removes
-            )
-        removes = pl.DataFrame({"record_hash": hashes}, schema={"record_hash": pl.String})
+            snapshot = SnapshotRepository(session, tenant_id)
+            if len(keyed.removes) <= REMOVED_TEXTS_IN_PLAN:
+                # With their text: every part is read once, not once for the hashes and again
+                # for the records (`update`).
+                removes = snapshot.records_of_keys(audience_id, keyed.removes)
+            else:
+                hashes = snapshot.hashes_of_keys(audience_id, keyed.removes)
+                removes = pl.DataFrame({"record_hash": hashes}, schema={"record_hash": pl.String})
         return Plan(keyed.adds, removes, keyed.unchanged, keyed.held)
 
     def converged(self) -> None:
