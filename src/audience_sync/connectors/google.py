@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import polars as pl
 
 from audience_sync.config import Settings
 from audience_sync.connectors.base import (
@@ -236,6 +237,24 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         prepared = Prepared(users=len(records))
         for i, pairs in enumerate(records):
             prepared.add([self.wire_item(key, value) for key, value in pairs], i)
+        return prepared
+
+    def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
+        """`prepared_from_records` of the records' text, split in columns (no JSON decoding):
+        the pairs come out of Polars, each becomes its wire item here."""
+        from audience_sync.connectors.columnar import text_pairs  # imports this module
+
+        pairs = text_pairs(texts)
+        if pairs is None:
+            return None
+        records: list[list[Any]] = [[] for _ in range(len(texts))]
+        wire = self.wire_item
+        columns = (pairs[name].to_list() for name in ("i", "key", "value"))
+        for i, key, value in zip(*columns, strict=True):
+            records[i].append(wire(key, value))
+        prepared = Prepared(users=len(texts))
+        prepared.records = records
+        prepared.owners = list(range(len(texts)))
         return prepared
 
     def wire_item(self, key: str, value: str) -> Any:

@@ -208,3 +208,31 @@ def test_upload_rows_from_text_equal_the_decoded_records(
     )
     # Tuples or lists alike: what is sent is their JSON.
     assert [list(r) for r in found.records] == [list(r) for r in expected.records]
+
+
+GOOGLE_PAIRS = st.one_of(
+    st.tuples(st.sampled_from(["hashedEmail", "hashedPhoneNumber", "mobileId"]), PLAIN),
+    st.tuples(st.just("address"), st.lists(PLAIN, min_size=4, max_size=4).map("|".join)),
+)
+
+
+@given(rows=st.lists(st.lists(GOOGLE_PAIRS, min_size=1, max_size=6), min_size=1, max_size=20))
+@settings(max_examples=100, deadline=None)
+def test_google_members_from_text_equal_the_decoded_records(
+    rows: list[list[tuple[str, str]]],
+) -> None:
+    # A Google record may hold several values of a key (all of a member's emails and phones).
+    connector = connector_for(
+        SyncPlatform.GOOGLE, Settings(), Credentials(access_token="t"), ad_account_id="1"
+    )
+    texts = [record_text(row) for row in rows]
+    expected = connector.prepared_from_records([decode_record(text) for text in texts])
+    found = connector.prepared_from_texts(pl.Series(texts, dtype=pl.String))
+    assert found is not None
+    assert (found.records, found.owners, found.users) == (
+        expected.records,
+        expected.owners,
+        expected.users,
+    )
+    escaped = record_text([("hashedEmail", 'a"b')])
+    assert connector.prepared_from_texts(pl.Series([escaped])) is None  # decoded as JSON
