@@ -12,6 +12,7 @@ import pytest
 
 from audience_sync.connectors.columnar import member_fields, record_frame
 from audience_sync.domain.models import SyncPlatform
+from audience_sync.sources import members as members_module
 from audience_sync.sources.importer import import_profiles
 from audience_sync.sources.members import (
     EVERYTHING,
@@ -104,3 +105,46 @@ async def test_fields_not_read_are_null_and_other_types_absent(world: World) -> 
     assert none.is_empty()
     with pytest.raises(ValueError, match="unknown profile fields"):
         MemberFields(columns=("1; DROP TABLE profiles",))
+
+
+async def test_rows_packed_as_json_read_the_same_as_plain_rows(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's rows come as one JSON text each (`members.PACKED`): every value, whatever it
+    holds, arrives as the plain row would bring it."""
+    odd = ['O"Brien \\ back', "tab\there", "é ü 漢字 🙂", "0042", "", "null", "[1,2]", "\x01"]
+    rows = [
+        {
+            "profile_id": f"P{i}",
+            "email": f"{odd[i % len(odd)]}{i}@example.com",
+            "phone": "+16505551212" if i % 2 else "(650) 555-1212",
+            "first_name": odd[i % len(odd)],
+            "last_name": odd[(i + 3) % len(odd)],
+            "city": odd[(i + 5) % len(odd)],
+            "zip": "00501" if i % 3 else "",
+            "external_id": odd[(i + 1) % len(odd)],
+        }
+        for i in range(24)
+    ]
+    path = world.tmp / "odd.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    import_profiles(world.factory, Path(path), tenant="default", segment="VIP")
+    with transaction(world.factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment_id = SegmentRepository(session, tenant_id).ensure("VIP").id
+
+    def read() -> list[tuple[list[Any], list[Any]]]:
+        batches = [
+            *member_batches(world.engine, tenant_id, segment_id, 5),
+            *member_batches_of(world.engine, tenant_id, segment_id, list(range(1, 30, 2))),
+        ]
+        return [(p.rows(), i.rows()) for p, i in batches]
+
+    packed = read()
+    monkeypatch.setattr(members_module, "PACKED", frozenset())
+    assert packed == read()
+    assert any(p for p, _ in packed)
+    assert any(i for _, i in packed)
