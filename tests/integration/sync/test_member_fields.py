@@ -50,7 +50,12 @@ def load(world: World, members: int) -> tuple[int, uuid.UUID]:
         }
         for i in range(members)
     ]
-    path = world.tmp / "members.csv"
+    return import_rows(world, rows)
+
+
+def import_rows(world: World, rows: list[dict[str, str]]) -> tuple[int, uuid.UUID]:
+    """The rows imported as a CSV file into the segment VIP: its tenant and id."""
+    path = world.tmp / f"rows-{uuid.uuid4().hex}.csv"
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -126,15 +131,7 @@ async def test_rows_packed_as_json_read_the_same_as_plain_rows(
         }
         for i in range(24)
     ]
-    path = world.tmp / "odd.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    import_profiles(world.factory, Path(path), tenant="default", segment="VIP")
-    with transaction(world.factory) as session:
-        tenant_id = TenantRepository(session).get("default").id
-        segment_id = SegmentRepository(session, tenant_id).ensure("VIP").id
+    tenant_id, segment_id = import_rows(world, rows)
 
     def read() -> list[tuple[list[Any], list[Any]]]:
         batches = [
