@@ -58,29 +58,19 @@ class SnapshotRepository(TenantScoped):
     def records_of(self, audience_id: uuid.UUID, hashes: Sequence[str]) -> pl.DataFrame:
         """The held records (`record_hash`, `record`) with these hashes, in their order."""
         order = pl.DataFrame({"record_hash": list(hashes)}, schema={"record_hash": pl.String})
-        wanted = order.select(hash_keys()).unique()
-        frames = [pl.DataFrame(schema=RECORD_SCHEMA)]
-        for frame in self._held(audience_id, list(PART_SCHEMA)):
-            frames.append(frame.join(wanted, on=KEYS, how="semi").select(*RECORD_SCHEMA))
-        found = pl.concat(frames).unique("record_hash")
+        found = self.records_of_keys(audience_id, order.select(hash_keys()))
         return order.join(found, on="record_hash", how="inner", maintain_order="left")
 
     def records_of_keys(self, audience_id: uuid.UUID, keys: pl.DataFrame) -> pl.DataFrame:
         """The held records (`record_hash`, `record`) whose first 128 bits are these `k1`, `k2`,
         each once: `hashes_of_keys` and `records_of` in one pass over the parts."""
-        wanted = keys.select(KEYS).unique()
-        frames = [pl.DataFrame(schema=RECORD_SCHEMA)]
-        for frame in self._held(audience_id, list(PART_SCHEMA)):
-            frames.append(frame.join(wanted, on=KEYS, how="semi").select(*RECORD_SCHEMA))
-        return pl.concat(frames).unique("record_hash", maintain_order=True)
+        return self._with_keys(audience_id, keys, list(RECORD_SCHEMA))
 
     def hashes_of_keys(self, audience_id: uuid.UUID, keys: pl.DataFrame) -> list[str]:
         """The held hashes whose first 128 bits are these `k1`, `k2` (see `plan.hash_keys`)."""
-        wanted = keys.select(KEYS).unique()
-        frames = [pl.DataFrame(schema={"record_hash": pl.String})]
-        for frame in self._held(audience_id, [*KEY_SCHEMA, "record_hash"]):
-            frames.append(frame.join(wanted, on=KEYS, how="semi").select("record_hash"))
-        found: list[str] = pl.concat(frames).unique(maintain_order=True)["record_hash"].to_list()
+        found: list[str] = self._with_keys(audience_id, keys, ["record_hash"])[
+            "record_hash"
+        ].to_list()
         return found
 
     # --- writing ------------------------------------------------------------------------------
@@ -174,6 +164,17 @@ class SnapshotRepository(TenantScoped):
                 continue
             rows = self._read(part, columns)
             yield rows.join(dead, on=KEYS, how="anti", maintain_order="left") if len(dead) else rows
+
+    def _with_keys(
+        self, audience_id: uuid.UUID, keys: pl.DataFrame, columns: list[str]
+    ) -> pl.DataFrame:
+        """The `columns` (`record_hash` among them) of the held records whose `k1`, `k2` are
+        among `keys`, each record once, read a part at a time."""
+        wanted = keys.select(KEYS).unique()
+        frames = [pl.DataFrame(schema={name: RECORD_SCHEMA[name] for name in columns})]
+        for frame in self._held(audience_id, [*KEY_SCHEMA, *columns]):
+            frames.append(frame.join(wanted, on=KEYS, how="semi").select(columns))
+        return pl.concat(frames).unique("record_hash", maintain_order=True)
 
     def _dead(self, parts: list[tuple[int, bool]]) -> pl.DataFrame:
         """The keys (`k1`, `k2`) whose last part is a removal: the fold of the parts, on the
