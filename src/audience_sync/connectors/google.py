@@ -241,21 +241,17 @@ class GoogleAudienceConnector(BaseAudienceConnector):
 
     def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
         """`prepared_from_records` of the records' text, split in columns (no JSON decoding):
-        the pairs come out of Polars, each becomes its wire item here."""
+        the pairs come out of Polars, grouped back into their records here."""
         from audience_sync.connectors.columnar import text_pairs  # imports this module
 
         pairs = text_pairs(texts)
         if pairs is None:
             return None
-        records: list[list[Any]] = [[] for _ in range(len(texts))]
-        wire = self.wire_item
+        records: list[list[tuple[str, str]]] = [[] for _ in range(len(texts))]
         columns = (pairs[name].to_list() for name in ("i", "key", "value"))
         for i, key, value in zip(*columns, strict=True):
-            records[i].append(wire(key, value))
-        prepared = Prepared(users=len(texts))
-        prepared.records = records
-        prepared.owners = list(range(len(texts)))
-        return prepared
+            records[i].append((key, value))
+        return self.prepared_from_records(records)
 
     def wire_item(self, key: str, value: str) -> Any:
         """One identifier of a member, as `record_pairs` named it, back in wire form."""
