@@ -99,6 +99,28 @@ view_text(const struct ArrowArray *array, int64_t row, const uint8_t **text, siz
     *size = (size_t)length;
 }
 
+static void
+sha256(const unsigned char *text, size_t size, unsigned char *digest)
+{
+    SHA256_CTX context;
+    SHA256_Init(&context);
+    SHA256_Update(&context, text, size);
+    SHA256_Final(digest, &context);
+}
+
+/* A new str of the digest in lowercase hex. */
+static PyObject *
+hex_str(const unsigned char *digest)
+{
+    PyObject *item = PyUnicode_New(64, 127);
+    if (item != NULL) {
+        Py_UCS1 *hex = PyUnicode_1BYTE_DATA(item);
+        for (int k = 0; k < 32; k++)
+            memcpy(hex + 2 * k, HEX_PAIRS + 2 * digest[k], 2);
+    }
+    return item;
+}
+
 /* The chunk's rows into `records` (RECORD bytes a row), without the GIL. */
 static void
 digest_chunk(unsigned char *records, const struct ArrowArray *array)
@@ -112,11 +134,8 @@ digest_chunk(unsigned char *records, const struct ArrowArray *array)
             continue;
         const uint8_t *text;
         size_t size;
-        SHA256_CTX context;
         view_text(array, row, &text, &size);
-        SHA256_Init(&context);
-        SHA256_Update(&context, text, size);
-        SHA256_Final(record + 1, &context);
+        sha256(text, size, record + 1);
     }
     Py_END_ALLOW_THREADS
 }
@@ -208,15 +227,10 @@ hex_list(PyObject *module, PyObject *records)
     const unsigned char *record = (const unsigned char *)PyBytes_AS_STRING(records);
     PyObject *out = PyList_New(size);
     for (Py_ssize_t i = 0; out != NULL && i < size; i++, record += RECORD) {
-        PyObject *item = record[0] ? PyUnicode_New(64, 127) : Py_NewRef(Py_None);
+        PyObject *item = record[0] ? hex_str(record + 1) : Py_NewRef(Py_None);
         if (item == NULL) {
             Py_CLEAR(out); /* rows not yet filled are NULL: fine for a list being freed */
             break;
-        }
-        if (record[0]) {
-            Py_UCS1 *hex = PyUnicode_1BYTE_DATA(item);
-            for (int k = 0; k < 32; k++)
-                memcpy(hex + 2 * k, HEX_PAIRS + 2 * record[1 + k], 2);
         }
         PyList_SET_ITEM(out, i, item);
     }
@@ -253,19 +267,6 @@ static unsigned char
 lower(unsigned char c)
 {
     return (c >= 'A' && c <= 'Z') ? c + 32 : c;
-}
-
-/* A new str of the digest in lowercase hex. */
-static PyObject *
-hex_str(const unsigned char *digest)
-{
-    PyObject *item = PyUnicode_New(64, 127);
-    if (item != NULL) {
-        Py_UCS1 *hex = PyUnicode_1BYTE_DATA(item);
-        for (int k = 0; k < 32; k++)
-            memcpy(hex + 2 * k, HEX_PAIRS + 2 * digest[k], 2);
-    }
-    return item;
 }
 
 /* A new str of text[:size], lowercased. */
@@ -387,15 +388,6 @@ struct Row {
     unsigned char status;
     unsigned char digest[32]; /* when DIGEST */
 };
-
-static void
-sha256(const unsigned char *text, size_t size, unsigned char *digest)
-{
-    SHA256_CTX context;
-    SHA256_Init(&context);
-    SHA256_Update(&context, text, size);
-    SHA256_Final(digest, &context);
-}
 
 /* The row's status (and digest). Reads the str's own bytes only: no GIL needed while the
  * caller holds a reference to it. PREHASHED: the trimmed text is sent, lowercased. */
