@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint typecheck format bench lock clean
 
-$(STAMP): pyproject.toml constraints.txt setup.py src/audience_sync/identifiers/_digest.c
+$(STAMP): pyproject.toml constraints.txt setup.py src/audience_sync/identifiers/_digest.c \
+		src/audience_sync/sources/_columns.c
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'

@@ -57,6 +57,23 @@ def openssl_digest() -> ModuleType:
     return bulk._DIGEST
 
 
+@pytest.fixture
+def sqlite_columns() -> ModuleType:
+    """The compiled `_columns` reader, usable with this Python's sqlite3 (setup.py builds it
+    when gcc and SQLite's headers are there; `columns._load` checks the library is the same);
+    without it member reads go through the driver, and these tests skip, or fail under CI=true,
+    where the build must have it."""
+    from audience_sync.sources import columns
+
+    if columns._COLUMNS is None:
+        service_unavailable(
+            "audience_sync.sources._columns is not usable: install gcc and SQLite's headers "
+            "(Debian: libsqlite3-dev), then `make` again"
+        )
+    assert columns._COLUMNS is not None
+    return columns._COLUMNS
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file, copied for each test (migrating once is the slow part)."""

@@ -16,6 +16,7 @@ import polars as pl
 from sqlalchemy import Engine, String, select, type_coerce
 from sqlalchemy.sql.expression import Executable
 
+from audience_sync.sources.columns import ColumnReader, reader_for
 from audience_sync.store.db import driver_rows
 from audience_sync.store.tables import Profile, ProfileIdentifier, SegmentMember
 
@@ -31,13 +32,31 @@ PROFILES_SQL = (
     "SELECT {profile} FROM segment_members m JOIN profiles p "
     "ON p.id = m.profile_pk WHERE m.segment_id = ? AND p.tenant_id = ? ORDER BY m.profile_pk"
 )
-# The identifiers of the members whose pks lie in a batch's span (profile pks ascending).
+# The identifiers of the members whose pks lie in a batch's span (profile pks ascending;
+# ordered by `m.profile_pk`, equal to `i.profile_pk`, SQLite needs no temporary B-tree).
 IDENTIFIERS_SQL = (
     "SELECT {identifier} FROM profile_identifiers i "
     "JOIN segment_members m ON m.profile_pk = i.profile_pk "
     "WHERE m.segment_id = ? AND i.tenant_id = ? "
-    "AND i.profile_pk BETWEEN ? AND ?{types} ORDER BY i.profile_pk, i.id"
+    "AND i.profile_pk BETWEEN ? AND ?{types} ORDER BY m.profile_pk, i.id"
 )
+# Read in columns (`columns.ColumnReader`): the next page of members after a pk, and every
+# identifier of the profiles in a pk span, members or not (the members are kept in Polars). One
+# walk along the `profile_pk` index: the join above seeks that index once a member instead
+# (a million members: ~0.9 s against ~3.2 s of SQLite's time). `+` keeps SQLite off the
+# (tenant_id, type, value) index, which would scan the tenant's identifiers for every span.
+PROFILES_PAGE_SQL = (
+    "SELECT {profile} FROM segment_members m JOIN profiles p "
+    "ON p.id = m.profile_pk WHERE m.segment_id = ? AND p.tenant_id = ? AND m.profile_pk > ? "
+    "ORDER BY m.profile_pk LIMIT ?"
+)
+IDENTIFIERS_SPAN_SQL = (
+    "SELECT {identifier} FROM profile_identifiers i "
+    "WHERE i.profile_pk BETWEEN ? AND ? AND +i.tenant_id = ?{types} ORDER BY i.profile_pk, i.id"
+)
+# The span read pays for the identifiers of every profile in the span; the join for each member.
+# The span is read when at least this share of its pks are the batch's members.
+SPAN_DENSITY = 0.25
 PROFILES_OF_SQL = (
     "SELECT {profile} FROM profiles p CROSS JOIN segment_members m "
     "WHERE p.id IN ({marks}) AND m.profile_pk = p.id AND m.segment_id = ? AND +p.tenant_id = ? "
@@ -131,10 +150,18 @@ class MemberFields:
     def params(self) -> tuple[str, ...]:
         return self.types or ()
 
+    @property
+    def schema(self) -> dict[str, Any]:
+        """The profile columns read."""
+        read = ("profile_pk", "profile_id", *self.columns)
+        return {name: PROFILE_SCHEMA[name] for name in read}
+
     def frame(self, rows: list[Any], packed: bool = False) -> pl.DataFrame:
         """A profiles frame of these rows, with every column of `PROFILE_SCHEMA`."""
-        read = ("profile_pk", "profile_id", *self.columns)
-        frame = rows_frame(rows, {name: PROFILE_SCHEMA[name] for name in read}, packed)
+        return self.complete(rows_frame(rows, self.schema, packed))
+
+    def complete(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """A frame of the profile columns read, with the others added (null)."""
         missing = [
             pl.lit(None, pl.String).alias(n) for n in PROFILE_COLUMNS if n not in self.columns
         ]
@@ -153,8 +180,13 @@ def member_batches(
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """Members a batch at a time: (profile fields, their identifiers), both by `profile_pk`.
 
-    Read on the driver's cursor (`db.driver_rows`): a sync reads every member, and SQLAlchemy's
-    result rows would cost more than the database's work."""
+    Read in columns on SQLite where `columns.reader_for` can (`_member_columns`), else on the
+    driver's cursor (`db.driver_rows`): a sync reads every member, and SQLAlchemy's result rows
+    would cost more than the database's work."""
+    with reader_for(engine) as reader:
+        if reader is not None:
+            yield from _member_columns(reader, tenant_id, segment_id, batch_rows, fields)
+            return
     params = (segment_id, tenant_id)
     packed = engine.dialect.name in PACKED
     profiles_sql = fields.sql(PROFILES_SQL, packed)
@@ -170,6 +202,34 @@ def member_batches(
                 )
             ]
             yield profiles, pl.concat(found) if found else pl.DataFrame(schema=IDENTIFIER_SCHEMA)
+
+
+def _member_columns(
+    reader: ColumnReader,
+    tenant_id: int,
+    segment_id: uuid.UUID,
+    batch_rows: int,
+    fields: MemberFields,
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """`member_batches` through the column reader: a page of members at a time, then their
+    identifiers (a span read, or the join when the members are sparse among the span's pks)."""
+    profiles_sql = fields.sql(PROFILES_PAGE_SQL)
+    after = -(2**63)
+    while True:
+        page = reader.frame(profiles_sql, (segment_id, tenant_id, after, batch_rows), fields.schema)
+        if page.is_empty():
+            return
+        pks = page["profile_pk"]
+        first, after = int(pks[0]), int(pks[-1])
+        params: tuple[object, ...]
+        if len(page) >= SPAN_DENSITY * (after - first + 1):
+            sql, params = fields.sql(IDENTIFIERS_SPAN_SQL), (first, after, tenant_id)
+        else:
+            sql, params = fields.sql(IDENTIFIERS_SQL), (segment_id, tenant_id, first, after)
+        found = reader.frame(sql, (*params, *fields.params()), IDENTIFIER_SCHEMA)
+        yield fields.complete(page), found.filter(pl.col("profile_pk").is_in(pks.implode()))
+        if len(page) < batch_rows:
+            return
 
 
 def member_batches_of(
@@ -207,14 +267,23 @@ def member_batches_of(
 def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl.DataFrame:
     """Every member (`owner`, its profile pk) with `content`, the first 64 bits of its
     profile's `content_hash` as an integer: it changes whenever the profile's content does."""
+    params = (segment_id, tenant_id)
+    with reader_for(engine) as reader:
+        if reader is not None:
+            found = reader.frame(CONTENTS_SQL, params, CONTENT_SCHEMA)
+        else:
+            found = _content_rows(engine, params)
+    content = pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
+    return found.select("owner", content.alias("content"))
+
+
+def _content_rows(engine: Engine, params: tuple[object, ...]) -> pl.DataFrame:
     with engine.connect() as connection:
         frames = [
             pl.DataFrame(rows, schema=CONTENT_SCHEMA, orient="row")
-            for rows in driver_rows(connection, CONTENTS_SQL, (segment_id, tenant_id), BATCH_ROWS)
+            for rows in driver_rows(connection, CONTENTS_SQL, params, BATCH_ROWS)
         ]
-    found = pl.concat(frames) if frames else pl.DataFrame(schema=CONTENT_SCHEMA)
-    content = pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
-    return found.select("owner", content.alias("content"))
+    return pl.concat(frames) if frames else pl.DataFrame(schema=CONTENT_SCHEMA)
 
 
 def identifier_batches(

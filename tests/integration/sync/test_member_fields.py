@@ -12,6 +12,7 @@ import pytest
 
 from audience_sync.connectors.columnar import member_fields, record_frame
 from audience_sync.domain.models import SyncPlatform
+from audience_sync.sources import columns
 from audience_sync.sources import members as members_module
 from audience_sync.sources.importer import import_profiles
 from audience_sync.sources.members import (
@@ -112,11 +113,22 @@ async def test_fields_not_read_are_null_and_other_types_absent(world: World) -> 
         MemberFields(columns=("1; DROP TABLE profiles",))
 
 
-async def test_rows_packed_as_json_read_the_same_as_plain_rows(
+def read_all(
+    world: World, tenant_id: int, segment_id: uuid.UUID, size: int, again: list[int]
+) -> list[tuple[list[Any], list[Any]]]:
+    """Every member batch of `size`, then the batches of the members `again`, as rows."""
+    batches = [
+        *member_batches(world.engine, tenant_id, segment_id, size),
+        *member_batches_of(world.engine, tenant_id, segment_id, again),
+    ]
+    return [(p.rows(), i.rows()) for p, i in batches]
+
+
+async def test_every_way_of_reading_rows_reads_the_same(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """SQLite's rows come as one JSON text each (`members.PACKED`): every value, whatever it
-    holds, arrives as the plain row would bring it."""
+    """On SQLite members are read in columns (`columns.ColumnReader`), else as one JSON text a
+    row (`members.PACKED`), else as plain rows: every value, whatever it holds, arrives alike."""
     odd = ['O"Brien \\ back', "tab\there", "é ü 漢字 🙂", "0042", "", "null", "[1,2]", "\x01"]
     rows = [
         {
@@ -132,16 +144,50 @@ async def test_rows_packed_as_json_read_the_same_as_plain_rows(
         for i in range(24)
     ]
     tenant_id, segment_id = import_rows(world, rows)
+    again = list(range(1, 30, 2))
 
-    def read() -> list[tuple[list[Any], list[Any]]]:
-        batches = [
-            *member_batches(world.engine, tenant_id, segment_id, 5),
-            *member_batches_of(world.engine, tenant_id, segment_id, list(range(1, 30, 2))),
-        ]
-        return [(p.rows(), i.rows()) for p, i in batches]
-
-    packed = read()
+    in_columns = read_all(world, tenant_id, segment_id, 5, again)
+    monkeypatch.setattr(columns, "_COLUMNS", None)
+    packed = read_all(world, tenant_id, segment_id, 5, again)
     monkeypatch.setattr(members_module, "PACKED", frozenset())
-    assert packed == read()
+    assert in_columns == packed == read_all(world, tenant_id, segment_id, 5, again)
     assert any(p for p, _ in packed)
     assert any(i for _, i in packed)
+
+
+async def test_span_and_join_reads_agree_among_other_profiles(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in columns, a batch's identifiers come from a read of its pk span (members or
+    not, any tenant) or from the join with the members (`SPAN_DENSITY`): both keep exactly the
+    batch's members' identifiers, on a dense and a sparse segment, with another tenant's
+    profiles between theirs."""
+    with transaction(world.factory) as session:
+        TenantRepository(session).create("other")
+    for start, tenant in ((0, "default"), (10, "other"), (20, "default"), (30, "other")):
+        path = world.tmp / f"{tenant}-{start}.csv"
+        with path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["profile_id", "email", "phone", "external_id"])
+            for i in range(start, start + 10):
+                writer.writerow([f"P{i}", f"p{i}@example.com", f"+1650555{i:04d}", f"C{i}"])
+        import_profiles(world.factory, path, tenant=tenant, segment="All")
+    with transaction(world.factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segments = SegmentRepository(session, tenant_id)
+        ids = [f"P{i}" for i in (*range(10), *range(20, 30))]
+        dense, sparse = segments.ensure("Dense").id, segments.ensure("Sparse").id
+        segments.add_members(dense, [p for k, p in enumerate(ids) if k % 7 != 3])
+        segments.add_members(sparse, ids[::6])
+
+    for segment_id, members in ((dense, 17), (sparse, 4)):
+        monkeypatch.setattr(members_module, "SPAN_DENSITY", 0.0)  # always a span read
+        by_span = read_all(world, tenant_id, segment_id, 4, [])
+        monkeypatch.setattr(members_module, "SPAN_DENSITY", 2.0)  # never
+        by_join = read_all(world, tenant_id, segment_id, 4, [])
+        monkeypatch.setattr(columns, "_COLUMNS", None)
+        assert by_span == by_join == read_all(world, tenant_id, segment_id, 4, [])
+        monkeypatch.undo()
+        assert sum(len(p) for p, _ in by_span) == members
+        for profiles, identifiers in by_span:
+            assert {i[0] for i in identifiers} == {p[0] for p in profiles}
