@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import polars as pl
 from sqlalchemy import Engine, String, select, type_coerce
@@ -73,6 +74,9 @@ CONTENTS_SQL = (
     "SELECT p.id, p.content_hash FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
     "WHERE m.segment_id = ? AND p.tenant_id = ?"
 )
+
+T = TypeVar("T")
+_END = object()
 
 IDENTIFIER_SCHEMA = {
     "profile_pk": pl.Int64,
@@ -230,6 +234,25 @@ def _member_columns(
         yield fields.complete(page), found.filter(pl.col("profile_pk").is_in(pks.implode()))
         if len(page) < batch_rows:
             return
+
+
+def read_ahead(batches: Iterator[T]) -> Iterator[T]:
+    """The items of `batches`, the next one read on a thread while the caller works on this one.
+
+    The column reader steps SQLite without the GIL and Polars works without it too, so on two
+    cores a batch's read overlaps the previous batch's normalizing and hashing. One batch is
+    read ahead, never more; closing this iterator waits for that read, then closes `batches`."""
+    with ThreadPoolExecutor(1, thread_name_prefix="read-ahead") as pool:
+        pending = pool.submit(next, batches, _END)
+        try:
+            while (item := pending.result()) is not _END:
+                pending = pool.submit(next, batches, _END)
+                yield item  # type: ignore[misc]
+        finally:
+            pending.cancel() or pending.exception()  # the read in flight, if any, ends first
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()
 
 
 def member_batches_of(

@@ -22,6 +22,7 @@ from audience_sync.domain.models import (
     UserIdentifier,
 )
 from audience_sync.exceptions import ValidationError
+from audience_sync.sources.members import read_ahead
 from audience_sync.sync.plan import KEYS, hash_keys, record_hashes
 
 CURRENT_SCHEMA = {"record_hash": pl.String, "record": pl.String, "owner": pl.Int64}
@@ -141,7 +142,7 @@ async def current_records(
     drops: list[pl.DataFrame] = [pl.DataFrame(schema=SUMMARY_SCHEMA)]
     users_all: list[AudienceUser] = []
     current = Current(keys[0])
-    for profiles, identifiers in batches:
+    for profiles, identifiers in read_ahead(batches):
         built = await connector.record_frame(audience_id, profiles, identifiers, allowed)
         owners = profiles["profile_pk"].to_list()
         frame = built.records.select(
