@@ -19,7 +19,8 @@ def test_every_item_in_order_read_on_another_thread() -> None:
             yield i
 
     assert list(read_ahead(source())) == list(range(50))
-    assert threads and threading.current_thread().name not in threads
+    assert threads
+    assert threading.current_thread().name not in threads
     assert list(read_ahead(iter([]))) == []
 
 
