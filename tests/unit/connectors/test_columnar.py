@@ -236,3 +236,20 @@ def test_google_members_from_text_equal_the_decoded_records(
     )
     escaped = record_text([("hashedEmail", 'a"b')])
     assert connector.prepared_from_texts(pl.Series([escaped])) is None  # decoded as JSON
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.sampled_from(["EMAIL", "PHONE", None])), max_size=40)
+)
+def test_ranks_are_positions_among_rows_sharing_the_keys(
+    rows: list[tuple[int, str | None]],
+) -> None:
+    """`_ranked` (by sorting) equals Polars' window formulation, nulls as one group."""
+    from audience_sync.connectors.columnar import _ranked
+
+    frame = pl.DataFrame(rows, schema={"owner": pl.Int64, "key": pl.String}, orient="row")
+    expected = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).over("owner", "key"))
+    assert _ranked(frame, "owner", "key").to_list() == expected.to_series().to_list()
+    expected = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).over("key"))
+    assert _ranked(frame, "key").to_list() == expected.to_series().to_list()
