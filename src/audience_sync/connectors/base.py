@@ -15,13 +15,12 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
-import orjson
 import polars as pl
 
 from audience_sync.config import Settings
@@ -66,59 +65,17 @@ class Capabilities:
     min_replace_size: int = 1  # members a replace must leave (TikTok: 1,000)
 
 
-class FrameRows(Sequence[tuple[Any, ...]]):
-    """Positional wire records (Meta's and TikTok's rows) held as a Polars frame, a column a
-    key, rather than a Python tuple each. Anything may read them as tuples; a connector that
-    writes its request body from `frame` (in Polars, see `json_arrays`) never makes a Python
-    object per value. Slices are frames too (`plan`, `_isolate`)."""
-
-    __slots__ = ("frame",)
-
-    def __init__(self, frame: pl.DataFrame) -> None:
-        self.frame = frame
-
-    def __len__(self) -> int:
-        return self.frame.height
-
-    @overload
-    def __getitem__(self, index: int) -> tuple[Any, ...]: ...
-    @overload
-    def __getitem__(self, index: slice) -> FrameRows: ...
-    def __getitem__(self, index: int | slice) -> tuple[Any, ...] | FrameRows:
-        if isinstance(index, slice):
-            start, stop, step = index.indices(len(self))
-            if step != 1:
-                return FrameRows(self.frame.gather(range(start, stop, step)))
-            return FrameRows(self.frame.slice(start, max(0, stop - start)))
-        return self.frame.row(index)
-
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        return self.frame.iter_rows()
-
-
-def json_arrays(frame: pl.DataFrame) -> orjson.Fragment:
-    """The frame's rows as a JSON array of arrays, as `json_bytes` writes a list of tuples,
-    made in Polars (its JSON encoder escapes the values)."""
-    if frame.is_empty():
-        return orjson.Fragment(b"[]")
-    # `{"r":[…]}` a row, the list's JSON cut out of it.
-    row = pl.struct(pl.concat_list(pl.all()).alias("r")).struct.json_encode()
-    text = frame.select(row.str.slice(5).str.head(-1).str.join(",")).item()
-    return orjson.Fragment(f"[{text}]".encode())
-
-
 @dataclass
 class Prepared:
     """Users turned into wire records: `owners[i]` is the user index of `records[i]`."""
 
     users: int
-    records: list[Any] | FrameRows = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
     owners: list[int] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
     schema: tuple[str, ...] = ()  # the wire keys of positional records (Meta, TikTok rows)
 
     def add(self, record: Any, owner: int) -> None:
-        assert isinstance(self.records, list)  # FrameRows come whole, from a connector
         self.records.append(record)
         self.owners.append(owner)
 
@@ -128,7 +85,7 @@ class Batch:
     """One request's records. `index` counts requests within the operation, from 0."""
 
     index: int
-    records: Sequence[Any]
+    records: list[Any]
     last: bool
 
 
@@ -360,11 +317,6 @@ class BaseAudienceConnector(ABC):
         """Records of different groups never share a request (Snapchat: one schema each)."""
         return None
 
-    @property
-    def grouped(self) -> bool:
-        """Whether `group_of` is this connector's own (else every record is in one group)."""
-        return type(self).group_of is not BaseAudienceConnector.group_of
-
     def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
         """A wire record as `(key, value)` pairs: what the sync engine stores in its snapshot."""
         raise NotImplementedError
@@ -404,17 +356,14 @@ class BaseAudienceConnector(ABC):
 
     # --- the engine -----------------------------------------------------------------------
 
-    def plan(self, prepared: Prepared) -> list[tuple[Sequence[Any], list[int]]]:
+    def plan(self, prepared: Prepared) -> list[tuple[list[Any], list[int]]]:
         """Split records into batches of at most `batch_size`, one group per batch."""
-        size = self.batch_size
-        if isinstance(prepared.records, FrameRows) and not self.grouped:
-            rows, owned = prepared.records, prepared.owners
-            return [(rows[i : i + size], owned[i : i + size]) for i in range(0, len(rows), size)]
         groups: dict[Hashable, tuple[list[Any], list[int]]] = {}
         for record, owner in zip(prepared.records, prepared.owners, strict=True):
             records, owners = groups.setdefault(self.group_of(record), ([], []))
             records.append(record)
             owners.append(owner)
+        size = self.batch_size
         return [
             (records[i : i + size], owners[i : i + size])
             for records, owners in groups.values()
@@ -444,7 +393,7 @@ class BaseAudienceConnector(ABC):
         op: Operation,
         audience_id: str,
         index: int,
-        records: Sequence[Any],
+        records: list[Any],
         owners: list[int],
         last: bool,
         state: Any,

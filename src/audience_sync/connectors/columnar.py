@@ -24,11 +24,11 @@ import json
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
 from audience_sync.connectors import google, meta, snapchat, tiktok
-from audience_sync.connectors.base import FrameRows
 from audience_sync.connectors.records import IDENTIFIER_FIELDS, USER_ATTRIBUTES
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers import (
@@ -386,16 +386,17 @@ def text_pairs(texts: pl.Series) -> pl.DataFrame | None:
     )
 
 
-def rows_by_key(pairs: pl.DataFrame, keys: Sequence[str], fill: str | None) -> FrameRows:
+def rows_by_key(
+    pairs: pl.DataFrame, keys: Sequence[str], fill: str | None
+) -> list[tuple[Any, ...]]:
     """Each text's values of `text_pairs` as a row in `keys` order, `fill` where it has none
-    (the last value where it has several, as `dict(pairs)` keeps). Held as a frame: the
-    connectors write their request bodies from it in Polars."""
+    (the last value where it has several, as `dict(pairs)` keeps)."""
     wide = pairs.pivot(on="key", index="i", values="value", aggregate_function="last").sort("i")
     present = [
         pl.col(key) if key in wide.columns else pl.lit(None, pl.String).alias(key) for key in keys
     ]
     cells = present if fill is None else [cell.fill_null(fill) for cell in present]
-    return FrameRows(wide.select(cells))
+    return wide.select(cells).rows()
 
 
 def _pieces(pairs: pl.DataFrame) -> pl.DataFrame:

@@ -20,10 +20,8 @@ from audience_sync.connectors.base import (
     Batch,
     BatchOutcome,
     Capabilities,
-    FrameRows,
     Operation,
     Prepared,
-    json_arrays,
 )
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
@@ -191,16 +189,14 @@ class MetaAudienceConnector(BaseAudienceConnector):
             return None
         prepared = Prepared(users=len(texts))
         prepared.schema = _schema(set(pairs["key"].unique().to_list()))
-        prepared.records = rows_by_key(pairs, prepared.schema, "")
+        prepared.records = rows_by_key(pairs, prepared.schema, "")  # tuples: JSON arrays too
         prepared.owners = list(range(len(texts)))
         return prepared
 
     async def send_batch(
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:
-        rows = batch.records
-        data = json_arrays(rows.frame) if isinstance(rows, FrameRows) else rows
-        payload = {"schema": state["schema"], "is_raw": True, "data": data}
+        payload = {"schema": state["schema"], "is_raw": True, "data": batch.records}
         session = {
             "session_id": state["session_id"],
             "batch_seq": batch.index + 1,

@@ -12,7 +12,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-import orjson
 import polars as pl
 
 from audience_sync.config import Settings
@@ -21,7 +20,6 @@ from audience_sync.connectors.base import (
     Batch,
     BatchOutcome,
     Capabilities,
-    FrameRows,
     Operation,
     Prepared,
 )
@@ -50,33 +48,6 @@ FILES_PER_UPDATE = 49  # `file_paths`: fewer than 50 recommended (§3.3 B)
 _RATE = {40100, 40133, 40016, 40132}
 _AUTH = {40102, 40104, 40105}
 _RECORD_MARKERS = ("batch_data[", "Line ")  # how the refusal names an entry [INFER]
-
-
-def batch_data(frame: pl.DataFrame, audience_id: str) -> tuple[list[int], orjson.Fragment]:
-    """The positions of the schema's columns with a value in this batch, and `batch_data`
-    for them, written in Polars from the rows' frame: an item `{"id": value, "audience_ids":
-    [audience]}` a value, `{}` where a row has none (as `send_batch` writes it from tuples)."""
-    present = [pl.col(c).is_not_null() & (pl.col(c) != "") for c in frame.columns]
-    found = frame.select(p.any().alias(str(j)) for j, p in enumerate(present)).row(0)
-    used = [j for j, any_value in enumerate(found) if any_value]
-    targets = orjson.dumps([audience_id]).decode()
-    items = [
-        pl.when(present[j])
-        .then(
-            pl.concat_str(
-                # `{"id":"…"` (Polars' JSON encoder escapes the value), then the audiences.
-                pl.struct(pl.col(frame.columns[j]).alias("id")).struct.json_encode().str.head(-1),
-                pl.lit(f',"audience_ids":{targets}}}'),
-            )
-        )
-        .otherwise(pl.lit("{}"))
-        for j in used
-    ]
-    if not used or frame.is_empty():  # rows without any value (none are made so)
-        return used, orjson.Fragment(f"[{','.join(['[]'] * len(frame))}]".encode())
-    rows = pl.concat_str(pl.lit("["), pl.concat_str(items, separator=","), pl.lit("]"))
-    text = frame.select(rows.str.join(",")).item()
-    return used, orjson.Fragment(f"[{text}]".encode())
 
 
 class TikTokAudienceConnector(BaseAudienceConnector):
@@ -179,19 +150,10 @@ class TikTokAudienceConnector(BaseAudienceConnector):
     async def send_batch(
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:
-        rows = batch.records
-        data: orjson.Fragment | list[list[dict[str, Any]]]
-        if isinstance(rows, FrameRows):
-            used, data = batch_data(rows.frame, audience_id)
-        else:
-            used = [j for j in range(len(SCHEMA)) if any(row[j] for row in rows)]
-            targets = [audience_id]
-            data = [
-                [{"id": row[j], "audience_ids": targets} if row[j] else {} for j in used]
-                for row in rows
-            ]
+        used = [j for j in range(len(SCHEMA)) if any(row[j] for row in batch.records)]
         if op is Operation.REPLACE:
             return await self._upload_file(audience_id, batch, used, state)
+        targets = [audience_id]
         body = await self.http.request(
             "POST",
             "segment/mapping/",
@@ -199,7 +161,10 @@ class TikTokAudienceConnector(BaseAudienceConnector):
                 "advertiser_ids": [self._advertiser(audience_id)],
                 "action": "add" if op is Operation.ADD else "delete",
                 "id_schema": [SCHEMA[j] for j in used],
-                "batch_data": data,
+                "batch_data": [
+                    [{"id": row[j], "audience_ids": targets} if row[j] else {} for j in used]
+                    for row in batch.records
+                ],
             },
             audience_id=audience_id,
             batch=batch.index,

@@ -340,7 +340,6 @@ class ConnectorConformance:
         async def corrupted(audience: str, given: Any) -> Any:
             prepared = await original(audience, given)
             spot = prepared.owners.index(victim)
-            prepared.records = list(prepared.records)
             prepared.records[spot] = corrupt(prepared.records[spot])
             return prepared
 

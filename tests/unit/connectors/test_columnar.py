@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audience_sync.config import Settings
-from audience_sync.connectors import connector_for, tiktok
+from audience_sync.connectors import connector_for
 from audience_sync.connectors.columnar import record_frame
 from audience_sync.connectors.http import Credentials
 from audience_sync.domain.models import SyncPlatform
@@ -253,41 +253,3 @@ def test_ranks_are_positions_among_rows_sharing_the_keys(
     assert _ranked(frame, "owner", "key").to_list() == expected.to_series().to_list()
     expected = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).over("key"))
     assert _ranked(frame, "key").to_list() == expected.to_series().to_list()
-
-
-CELL = st.none() | st.text(st.characters(exclude_categories=("Cs",)), max_size=8)
-TIKTOK_ROW = st.lists(CELL, min_size=len(tiktok.SCHEMA), max_size=len(tiktok.SCHEMA)).map(tuple)
-
-
-@settings(max_examples=150, deadline=None)
-@given(rows=st.lists(TIKTOK_ROW, max_size=12), audience=PLAIN)
-def test_request_bodies_from_frames_equal_those_from_tuples(
-    rows: list[tuple[str | None, ...]], audience: str
-) -> None:
-    """Meta's `data` and TikTok's `batch_data` written in Polars from `FrameRows` read back as
-    what `json_bytes` writes from the same rows as tuples, whatever the values hold."""
-    import orjson
-
-    from audience_sync.connectors.base import FrameRows, json_arrays
-    from audience_sync.connectors.tiktok import SCHEMA, batch_data
-
-    columns = {key: [r[j] for r in rows] for j, key in enumerate(SCHEMA)}
-    frame = pl.DataFrame(columns, schema=dict.fromkeys(SCHEMA, pl.String))
-    assert orjson.loads(orjson.dumps(json_arrays(frame))) == [list(r) for r in rows]
-    used, data = batch_data(frame, audience)
-    expected_used = [j for j in range(len(SCHEMA)) if any(r[j] for r in rows)]
-    expected = [
-        [{"id": r[j], "audience_ids": [audience]} if r[j] else {} for j in expected_used]
-        for r in rows
-    ]
-    assert used == expected_used
-    assert orjson.loads(orjson.dumps(data)) == expected
-    held = FrameRows(frame)
-    assert (len(held), list(held), list(held[1:-1]), list(held[::2])) == (
-        len(rows),
-        rows,
-        rows[1:-1],
-        rows[::2],
-    )
-    if rows:
-        assert (held[0], held[-1]) == (rows[0], rows[-1])
