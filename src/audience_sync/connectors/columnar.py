@@ -386,6 +386,23 @@ def text_pairs(texts: pl.Series) -> pl.DataFrame | None:
     )
 
 
+def single_pairs(texts: pl.Series) -> pl.DataFrame | None:
+    """`text_pairs` of texts holding one pair each (Snapchat's records), by one split at the
+    `","` between key and value: 0.10 s against 0.31 s for 250,000 texts. None when a text is
+    not one `[["key","value"]]` without escapes: then `text_pairs`."""
+    if texts.is_empty() or texts.str.contains("\\", literal=True).any():
+        return None
+    text = pl.col("t")
+    frame = pl.DataFrame({"t": texts})
+    one = text.str.starts_with('[["') & text.str.ends_with('"]]')
+    one &= text.str.count_matches('"', literal=True) == 4
+    if not frame.select(one.all()).item():
+        return None
+    inner = text.str.strip_prefix('[["').str.strip_suffix('"]]').str.split_exact('","', 1)
+    pair = inner.struct.rename_fields(["key", "value"]).alias("pair")
+    return frame.with_row_index("i").select("i", pair).unnest("pair")
+
+
 def rows_by_key(
     pairs: pl.DataFrame, keys: Sequence[str], fill: str | None
 ) -> list[tuple[Any, ...]]:

@@ -124,9 +124,11 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
 
     def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
         """`prepared_from_records` of the records' text, in columns: a record per pair."""
-        from audience_sync.connectors.columnar import text_pairs  # it imports this module
+        from audience_sync.connectors.columnar import single_pairs, text_pairs  # imports us
 
-        pairs = text_pairs(texts)
+        pairs = single_pairs(texts)
+        if pairs is None:
+            pairs = text_pairs(texts)
         if pairs is None:
             return None
         prepared = Prepared(users=len(texts))

@@ -346,7 +346,8 @@ class Run:
             span = pl.col("owner").is_between(part["owner"].min(), part["owner"].max())
             mine = adds.filter(span)
             rows = part.join(mine, on=[*KEYS, "owner"], how="semi", maintain_order="left")
-            rows = rows.unique("record_hash", keep="first", maintain_order=True)
+            # By the 128-bit key (two integers), not the 64-character hash it is cut from.
+            rows = rows.unique(KEYS, keep="first", maintain_order=True)
             sent += len(rows)
             if rows.is_empty():
                 continue

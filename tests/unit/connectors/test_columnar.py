@@ -253,3 +253,20 @@ def test_ranks_are_positions_among_rows_sharing_the_keys(
     assert _ranked(frame, "owner", "key").to_list() == expected.to_series().to_list()
     expected = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).over("key"))
     assert _ranked(frame, "key").to_list() == expected.to_series().to_list()
+
+
+@given(rows=st.lists(st.lists(st.tuples(PLAIN, PLAIN), min_size=1, max_size=2), max_size=12))
+@settings(max_examples=100, deadline=None)
+def test_one_pair_texts_split_once_as_text_pairs_splits_them(
+    rows: list[list[tuple[str, str]]],
+) -> None:
+    from audience_sync.connectors.columnar import single_pairs, text_pairs
+
+    texts = pl.Series([record_text(row) for row in rows], dtype=pl.String)
+    found = single_pairs(texts)
+    if rows and all(len(row) == 1 for row in rows):
+        assert found is not None
+        assert found.equals(text_pairs(texts))
+    else:
+        assert found is None  # none, or a text of two pairs: `text_pairs` does those
+    assert single_pairs(pl.Series([record_text([("EMAIL_SHA256", 'a"b')])])) is None
