@@ -249,6 +249,17 @@ class OwnerTally:
         return len(fresh)
 
 
+def _adds_of(part: pl.DataFrame, adds: pl.DataFrame) -> pl.DataFrame:
+    """The rows of a spilled part that are adds, each record once."""
+    # A part holds one member batch: only the adds of its owners' span are joined
+    # (0.14 s → 0.006 s a part against a million adds).
+    span = pl.col("owner").is_between(part["owner"].min(), part["owner"].max())
+    mine = adds.filter(span)
+    rows = part.join(mine, on=[*KEYS, "owner"], how="semi", maintain_order="left")
+    # By the 128-bit key (two integers), not the 64-character hash it is cut from.
+    return rows.unique(KEYS, keep="first", maintain_order=True)
+
+
 class Run:
     """One execution of one job (steps 3 to 8)."""
 
@@ -340,14 +351,11 @@ class Run:
             return
         await self.prepare_unsent(plan, current, preparer)
         sent, waiting = 0, None
+        # Every current record an add, no two sharing a key (a create, mostly): every row of
+        # every part is sent, as the join below would find (~2 s of joins for 2.4M records).
+        whole = len(adds) == len(current.keys)
         for part in current.records():
-            # A part holds one member batch: only the adds of its owners' span are joined
-            # (0.14 s → 0.006 s a part against a million adds).
-            span = pl.col("owner").is_between(part["owner"].min(), part["owner"].max())
-            mine = adds.filter(span)
-            rows = part.join(mine, on=[*KEYS, "owner"], how="semi", maintain_order="left")
-            # By the 128-bit key (two integers), not the 64-character hash it is cut from.
-            rows = rows.unique(KEYS, keep="first", maintain_order=True)
+            rows = part if whole else _adds_of(part, adds)
             sent += len(rows)
             if rows.is_empty():
                 continue

@@ -49,6 +49,22 @@ async def test_an_update_prepares_only_the_members_that_changed_or_joined(
     assert (again.details["plan"]["adds"], again.details["plan"]["removes"]) == (0, 0)
 
 
+@pytest.mark.parametrize("shared", [False, True])
+async def test_a_create_sends_each_record_once_and_converges(world: World, shared: bool) -> None:
+    """A create sends its spilled records whole when no two share a key, else each shared
+    record once (by its first owner); either way it sends exactly what it planned, so the next
+    update plans from the member state."""
+    others = [row(40, email="person.1@example.com")] if shared else []  # P1's email too
+    world.load([row(i) for i in range(40)] + others)
+    audience = world.audience(SNAP)
+    created = await world.sync(audience, SyncOperation.CREATE)
+    assert created.status is SyncStatus.COMPLETED
+    updated = await world.sync(audience)
+    assert updated.details["plan"]["against"] == "member state"
+    assert (updated.details["plan"]["adds"], updated.details["plan"]["removes"]) == (0, 0)
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
+
+
 async def test_an_update_reports_the_dropped_values_of_the_whole_segment(world: World) -> None:
     world.load([row(i) for i in range(20)] + [row(i, email="not-an-email") for i in range(20, 25)])
     audience = world.audience(SNAP)
