@@ -10,6 +10,7 @@ through the driver as before.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from typing import Any
 import polars as pl
 from sqlalchemy import Engine
 
+log = logging.getLogger(__name__)
 BUSY_MS = 10_000  # as the engine's `PRAGMA busy_timeout` (store/db.py)
 
 
@@ -93,7 +95,12 @@ def reader_for(engine: Engine) -> Iterator[ColumnReader | None]:
     if _COLUMNS is None or path is None:
         yield None
         return
-    reader = ColumnReader(_COLUMNS, path)
+    try:
+        reader = ColumnReader(_COLUMNS, path)
+    except OSError as error:  # e.g. a read-only folder without the WAL's files: the driver can
+        log.warning("reading members through the driver: %s", error)
+        yield None
+        return
     try:
         yield reader
     finally:

@@ -110,6 +110,18 @@ def test_used_only_on_sqlite_files(tmp_path: Path) -> None:
         assert reader is None
 
 
+def test_a_file_it_cannot_open_is_read_through_the_driver(
+    sqlite_columns: ModuleType, tmp_path: Path
+) -> None:
+    del sqlite_columns  # built: it is the open that fails
+    with reader_for(create_engine(f"sqlite:///{tmp_path}/missing/a.db")) as reader:
+        assert reader is None
+    table(tmp_path / "t.db", [(1, "a", "b")])
+    with reader_for(create_engine(f"sqlite:///{tmp_path}/t.db")) as reader:
+        assert reader is not None
+        assert reader.frame("SELECT n, a, b FROM t", (), SCHEMA).rows() == [(1, "a", "b")]
+
+
 def test_the_library_check_refuses_another_sqlite(sqlite_columns: ModuleType) -> None:
     import _sqlite3
 
