@@ -74,6 +74,8 @@ class Prepared:
     owners: list[int] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
     schema: tuple[str, ...] = ()  # the wire keys of positional records (Meta, TikTok rows)
+    # Set when the records lie in runs of one group each (`group_of`): (group, start, stop).
+    runs: list[tuple[Hashable, int, int]] | None = None
 
     def add(self, record: Any, owner: int) -> None:
         self.records.append(record)
@@ -317,6 +319,11 @@ class BaseAudienceConnector(ABC):
         """Records of different groups never share a request (Snapchat: one schema each)."""
         return None
 
+    @property
+    def grouped(self) -> bool:
+        """Whether this connector has groups (its own `group_of`)."""
+        return type(self).group_of is not BaseAudienceConnector.group_of
+
     def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
         """A wire record as `(key, value)` pairs: what the sync engine stores in its snapshot."""
         raise NotImplementedError
@@ -357,18 +364,31 @@ class BaseAudienceConnector(ABC):
     # --- the engine -----------------------------------------------------------------------
 
     def plan(self, prepared: Prepared) -> list[tuple[list[Any], list[int]]]:
-        """Split records into batches of at most `batch_size`, one group per batch."""
+        """Split records into batches of at most `batch_size`, one group per batch. Sliced
+        without a look at each record when there are no groups, or the records lie in runs of
+        one (`Prepared.runs`): a million records took ~0.8 s record by record."""
+        size = self.batch_size
+        if self.grouped and prepared.runs is None:
+            return [
+                (records[i : i + size], owners[i : i + size])
+                for records, owners in self._groups(prepared)
+                for i in range(0, len(records), size)
+            ]
+        runs = prepared.runs or [(None, 0, len(prepared.records))]
+        records, owners = prepared.records, prepared.owners
+        return [
+            (records[i : min(i + size, stop)], owners[i : min(i + size, stop)])
+            for _, start, stop in runs
+            for i in range(start, stop, size)
+        ]
+
+    def _groups(self, prepared: Prepared) -> list[tuple[list[Any], list[int]]]:
         groups: dict[Hashable, tuple[list[Any], list[int]]] = {}
         for record, owner in zip(prepared.records, prepared.owners, strict=True):
             records, owners = groups.setdefault(self.group_of(record), ([], []))
             records.append(record)
             owners.append(owner)
-        size = self.batch_size
-        return [
-            (records[i : i + size], owners[i : i + size])
-            for records, owners in groups.values()
-            for i in range(0, len(records), size)
-        ]
+        return list(groups.values())
 
     async def upload(
         self, op: Operation, audience_id: str, prepared: Prepared

@@ -6,6 +6,7 @@ Contract: shared/platforms/snapchat.md §4.3 (endpoints), §4.5 (limits), §4.6 
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
+from itertools import accumulate
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -131,9 +132,17 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
             pairs = text_pairs(texts)
         if pairs is None:
             return None
+        # In runs of one schema each (`Prepared.runs`), schemas in order of first appearance:
+        # the batches are slices, the very batches `plan` makes of the records in text order.
+        runs = pairs.group_by("key", maintain_order=True).agg(pl.len()).rows()
+        rank = {key: position for position, (key, _) in enumerate(runs)}
+        order = pl.col("key").replace_strict(rank, return_dtype=pl.Int64)
+        pairs = pairs.sort(order, maintain_order=True)
+        stops = list(accumulate(count for _, count in runs))
         prepared = Prepared(users=len(texts))
         prepared.records = pairs.select("key", "value").rows()
         prepared.owners = pairs["i"].cast(pl.Int64).to_list()
+        prepared.runs = [(k, stop - n, stop) for (k, n), stop in zip(runs, stops, strict=True)]
         return prepared
 
     async def send_batch(
