@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck format bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt setup.py src/audience_sync/identifiers/_digest.c \
-		src/audience_sync/sources/_columns.c
+		src/audience_sync/sources/_columns.c src/audience_sync/_arrow.h
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'

@@ -16,6 +16,7 @@ setup(
         Extension(
             "audience_sync.identifiers._digest",
             sources=["src/audience_sync/identifiers/_digest.c"],
+            depends=["src/audience_sync/_arrow.h"],
             libraries=["crypto"],
             extra_compile_args=["-O2"],
             optional=True,
@@ -23,6 +24,7 @@ setup(
         Extension(
             "audience_sync.sources._columns",
             sources=["src/audience_sync/sources/_columns.c"],
+            depends=["src/audience_sync/_arrow.h"],
             libraries=["sqlite3"],
             extra_compile_args=["-O2"],
             optional=True,

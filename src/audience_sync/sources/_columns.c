@@ -26,33 +26,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The Arrow C data interface's structures, as the specification gives them. */
-struct ArrowSchema {
-    const char *format;
-    const char *name;
-    const char *metadata;
-    int64_t flags;
-    int64_t n_children;
-    struct ArrowSchema **children;
-    struct ArrowSchema *dictionary;
-    void (*release)(struct ArrowSchema *);
-    void *private_data;
-};
+#include "../_arrow.h" /* the Arrow C data interface's structures */
 
-struct ArrowArray {
-    int64_t length;
-    int64_t null_count;
-    int64_t offset;
-    int64_t n_buffers;
-    int64_t n_children;
-    const void **buffers;
-    struct ArrowArray **children;
-    struct ArrowArray *dictionary;
-    void (*release)(struct ArrowArray *);
-    void *private_data;
-};
-
-#define ARROW_FLAG_NULLABLE 2
 
 /* --- one column being filled ------------------------------------------------------------ */
 
