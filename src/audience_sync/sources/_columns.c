@@ -280,10 +280,11 @@ static PyObject *query(PyObject *Py_UNUSED(self), PyObject *args) {
         return NULL;
     }
     int width = (int)strlen(kinds);
-    if (sqlite3_column_count(stmt) != width || strspn(kinds, "it") != (size_t)width) {
+    int count = sqlite3_column_count(stmt); /* read before any finalize */
+    if (count != width || strspn(kinds, "it") != (size_t)width) {
         sqlite3_finalize(stmt);
         PyErr_Format(PyExc_ValueError, "kinds %R: one 'i' or 't' for each of the %d columns",
-                     PyTuple_GET_ITEM(args, 3), sqlite3_column_count(stmt));
+                     PyTuple_GET_ITEM(args, 3), count);
         return NULL;
     }
     if (bind_params(stmt, params)) {
