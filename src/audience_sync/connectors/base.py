@@ -74,8 +74,8 @@ class Prepared:
     owners: list[int] = field(default_factory=list)
     dropped: Counter[str] = field(default_factory=Counter)
     schema: tuple[str, ...] = ()  # the wire keys of positional records (Meta, TikTok rows)
-    # Set when the records lie in runs of one group each (`group_of`): (group, start, stop).
-    runs: list[tuple[Hashable, int, int]] | None = None
+    # Set when the records lie in runs of one group each (`group_of`): each run's start, stop.
+    runs: list[tuple[int, int]] | None = None
 
     def add(self, record: Any, owner: int) -> None:
         self.records.append(record)
@@ -374,11 +374,11 @@ class BaseAudienceConnector(ABC):
                 for records, owners in self._groups(prepared)
                 for i in range(0, len(records), size)
             ]
-        runs = prepared.runs or [(None, 0, len(prepared.records))]
+        runs = prepared.runs or [(0, len(prepared.records))]
         records, owners = prepared.records, prepared.owners
         return [
             (records[i : min(i + size, stop)], owners[i : min(i + size, stop)])
-            for _, start, stop in runs
+            for start, stop in runs
             for i in range(start, stop, size)
         ]
 

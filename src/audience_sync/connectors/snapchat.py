@@ -142,7 +142,7 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
         prepared = Prepared(users=len(texts))
         prepared.records = pairs.select("key", "value").rows()
         prepared.owners = pairs["i"].cast(pl.Int64).to_list()
-        prepared.runs = [(k, stop - n, stop) for (k, n), stop in zip(runs, stops, strict=True)]
+        prepared.runs = [(stop - n, stop) for (_, n), stop in zip(runs, stops, strict=True)]
         return prepared
 
     async def send_batch(

@@ -352,7 +352,7 @@ class Run:
         await self.prepare_unsent(plan, current, preparer)
         sent, waiting = 0, None
         # Every current record an add, no two sharing a key (a create, mostly): every row of
-        # every part is sent, as the join below would find (~2 s of joins for 2.4M records).
+        # every part is sent, as `_adds_of` would find (~2 s of joins for 2.4M records).
         whole = len(adds) == len(current.keys)
         for part in current.records():
             rows = part if whole else _adds_of(part, adds)
