@@ -8,6 +8,9 @@ which retries transient ones later (durably) and explains the rest.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import logging
 import tempfile
 import uuid
@@ -280,6 +283,7 @@ class Run:
         self.refused = 0  # records the platform refused in this run
         self.sent_to = OwnerTally()  # members whose records were sent to be added
         self.added = OwnerTally()  # members with at least one record the platform accepted
+        self.confirming: asyncio.Future[Heartbeat] | None = None  # the checkpoint in flight
 
     async def execute(self) -> None:
         if self.job.operation is SyncOperation.DELETE:
@@ -350,6 +354,17 @@ class Run:
         if self.job.dry_run:
             return
         await self.prepare_unsent(plan, current, preparer)
+        try:
+            sent = await self.send(platform_id, plan, adds, current)
+            await self.drain()
+        except BaseException:
+            await self.settle()
+            raise
+        if sent == len(adds) + len(plan.removes) and not self.refused:
+            self.converged()
+
+    async def send(self, platform_id: str, plan: Plan, adds: pl.DataFrame, current: Current) -> int:
+        """Step 6: upload the plan's adds, then its removes; how many records were sent."""
         sent, waiting = 0, None
         # Every current record an add, no two sharing a key (a create, mostly): every row of
         # every part is sent, as `_adds_of` would find (~2 s of joins for 2.4M records).
@@ -367,7 +382,9 @@ class Run:
             for chunk in waiting.rest():
                 await self.upload(platform_id, Operation.ADD, chunk, waiting.size)
         # Removed records are sent back as the snapshot holds them: read with the plan when
-        # they are few (`plan`), else a chunk at a time.
+        # they are few (`plan`), else a chunk at a time — with no checkpoint in flight, whose
+        # compaction could drop a part between listing the parts and reading them.
+        await self.drain()
         size = self.connector.batch_size * MIN_CHUNK_BATCHES
         for start in range(0, len(plan.removes), size):
             removed = plan.removes.slice(start, size)
@@ -379,8 +396,7 @@ class Run:
                     )
             sent += len(removed)
             await self.upload(platform_id, Operation.REMOVE, removed, size)
-        if sent == len(adds) + len(plan.removes) and not self.refused:
-            self.converged()
+        return sent
 
     def plan(self, current: Current, preparer: Preparer) -> Plan:
         """Step 5. Against the converged member state when there is one (the snapshot holds
@@ -503,13 +519,56 @@ class Run:
             if failed:
                 refused = pl.Series(failed, dtype=pl.Int64).implode()
                 accepted = chunk.filter(~pl.int_range(pl.len()).is_in(refused))
-            self.checkpoint(op, chunk, accepted, len(failed))
-            self.beat()
+            await self.confirm(op, chunk, accepted, len(failed))
+
+    async def confirm(
+        self, op: Operation, chunk: pl.DataFrame, accepted: pl.DataFrame, failed: int
+    ) -> None:
+        """Checkpoint a sent chunk in a worker thread while the next one is prepared and sent.
+
+        Checkpoints run one at a time, in order. Writing a chunk's part and committing it
+        (compressing ~40 MB, then SQLite writing it twice, WAL and database) is as long as
+        sending it; with a real platform the send is network time, so this hides the
+        checkpoint entirely. A cancel or a lost lease, reported by the heartbeat after a
+        checkpoint, stops the run once the chunk sent meanwhile is checkpointed too: the
+        snapshot holds everything the platform accepted."""
+        answer = await self.confirmed()
+        # Submitted now, not as a task: a task would start at the loop's next turn, and a send
+        # to an in-process app (the sandbox) may never yield to the loop.
+        work = functools.partial(self.checkpoint, op, chunk, accepted, failed)
+        context = contextvars.copy_context()  # the log context, as `asyncio.to_thread` does
+        loop = asyncio.get_running_loop()
+        self.confirming = loop.run_in_executor(None, context.run, work)
+        if answer is not Heartbeat.CONTINUE:
+            await self.confirmed()
+            raise RunInterruptedError(answer)
+
+    async def confirmed(self) -> Heartbeat:
+        """Wait for the checkpoint in flight; the heartbeat's answer after it."""
+        if self.confirming is None:
+            return Heartbeat.CONTINUE
+        confirming, self.confirming = self.confirming, None
+        return await confirming
+
+    async def drain(self) -> None:
+        """Wait for the checkpoint in flight; stop if its heartbeat says so."""
+        answer = await self.confirmed()
+        if answer is not Heartbeat.CONTINUE:
+            raise RunInterruptedError(answer)
+
+    async def settle(self) -> None:
+        """On the way out of a failed run: let the checkpoint in flight finish (its chunk was
+        accepted), logging rather than raising its own failure over the run's."""
+        try:
+            await self.confirmed()
+        except Exception:
+            log.warning("the last checkpoint of a failed run did not commit", exc_info=True)
 
     def checkpoint(
         self, op: Operation, chunk: pl.DataFrame, accepted: pl.DataFrame, failed: int
-    ) -> None:
-        """I2: a chunk's records enter the snapshot in the same transaction as the counters."""
+    ) -> Heartbeat:
+        """I2: a chunk's records enter the snapshot in the same transaction as the counters;
+        then the heartbeat (see `confirm`)."""
         now = self.service.clock()
         with transaction(self.service.factory) as session:
             snapshot = SnapshotRepository(session, self.target.tenant_id)
@@ -528,6 +587,9 @@ class Run:
             job.profiles_added = self.metrics.profiles_added
             job.profiles_removed = self.metrics.profiles_removed
             job.profiles_failed = self.metrics.profiles_failed
+        return heartbeat(
+            self.service.factory, self.target.tenant_id, self.job.id, self.service.clock()
+        )
 
     def beat(self) -> None:
         answer = heartbeat(

@@ -11,15 +11,18 @@ import pytest
 
 from audience_sync.config import FeatureFlag, Settings
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.exceptions import ValidationError
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import (
     AudienceRepository,
     ConnectionRepository,
     FeatureFlagRepository,
     SegmentRepository,
+    SyncJobRepository,
 )
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.sync.health import audience_health
+from audience_sync.sync.jobs import cancel_job
 from audience_sync.testing.conformance import corrupt
 
 from .world import World, row
@@ -123,6 +126,87 @@ async def test_members_whose_records_straddle_two_chunks_are_counted_once(world:
     assert await world.held(SyncPlatform.SNAPCHAT, audience) == world.expected(
         SyncPlatform.SNAPCHAT
     )
+
+
+def on_upload(world: World, nth: int, act: Callable[[], object]) -> None:
+    """Connectors whose `nth` upload (counted over the test) is followed by `act`."""
+    build, calls = world.connect, [0]
+
+    def connect(target: Any) -> Any:
+        connector = build(target)
+        upload = connector.upload
+
+        async def counted(*args: Any) -> Any:
+            result = await upload(*args)
+            calls[0] += 1
+            if calls[0] == nth:
+                act()
+            return result
+
+        connector.upload = counted
+        return connector
+
+    world.service = dataclasses.replace(
+        world.service, connect=connect, settings=Settings(max_batch_size=1)
+    )
+
+
+async def snapshot_matches_platform(world: World, audience: Any) -> int:
+    """The snapshot holds exactly what the platform holds (one identifier a Snapchat record);
+    how many records that is."""
+    held = await world.held(SNAP, audience)
+    with transaction(world.factory) as session:
+        count = SnapshotRepository(session, world.tenant_id).count(audience)
+    assert count == sum(map(len, held.values()))
+    return count
+
+
+async def test_a_cancelled_run_stops_at_a_chunk_with_every_accepted_chunk_confirmed(
+    world: World,
+) -> None:
+    # Chunks of 10 to 25 records; each is checkpointed while the next is sent (Run.confirm),
+    # so the cancel is seen a chunk or two later: what was sent by then must be confirmed.
+    world.load([row(i) for i in range(60)])
+    audience = world.audience(SNAP)
+
+    def cancel() -> None:
+        with transaction(world.factory) as session:
+            jobs = SyncJobRepository(session, world.tenant_id).for_audience(audience)
+            (job,) = [j for j in jobs if j.status is SyncStatus.RUNNING]
+        cancel_job(world.factory, world.tenant_id, job.id, world.clock)
+
+    on_upload(world, 2, cancel)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.status is SyncStatus.CANCELLED
+    confirmed = await snapshot_matches_platform(world, audience)
+    assert 0 < confirmed < sum(map(len, world.expected(SNAP).values()))
+    assert job.profiles_sent > 0
+    assert (await world.sync(audience)).status is SyncStatus.COMPLETED
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
+
+
+async def test_a_run_failing_mid_way_keeps_the_chunk_confirming_in_the_background(
+    world: World,
+) -> None:
+    world.load([row(i) for i in range(60)])
+    audience = world.audience(SNAP)
+
+    def refuse() -> None:
+        raise ValidationError("the platform refused the request")
+
+    on_upload(world, 3, refuse)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.status is SyncStatus.FAILED
+    assert "refused" in (job.error_message or "")
+    # The third chunk was accepted, then the run failed before its checkpoint: the snapshot
+    # holds the first two chunks (the second confirmed in the background while the third was
+    # sent), fewer records than the platform; the next run sends the rest again.
+    held = await world.held(SNAP, audience)
+    with transaction(world.factory) as session:
+        count = SnapshotRepository(session, world.tenant_id).count(audience)
+    assert 0 < count < sum(map(len, held.values()))
+    assert (await world.sync(audience)).status is SyncStatus.COMPLETED
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
 
 
 async def test_a_record_the_platform_refuses_stays_out_of_the_snapshot(world: World) -> None:
