@@ -12,6 +12,7 @@ import polars as pl
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from audience_sync.store.ipc import ipc_bytes
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import MemberStatePart
 
@@ -60,15 +61,13 @@ class MemberStateRepository(TenantScoped):
         self.clear(audience_id)
         frame = state.select(pl.col(name).cast(kind) for name, kind in STATE_SCHEMA.items())
         for number, part in enumerate(frame.iter_slices(PART_ROWS)):
-            buffer = io.BytesIO()
-            part.write_ipc(buffer, compression="lz4")
             self.session.add(
                 MemberStatePart(
                     audience_id=audience_id,
                     part=number,
                     tenant_id=self.tenant_id,
                     fingerprint=fingerprint,
-                    data=buffer.getvalue(),
+                    data=ipc_bytes(part),
                     prepared_at=now,
                 )
             )

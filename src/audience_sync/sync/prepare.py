@@ -94,12 +94,14 @@ class Preparer:
         # Set when the stored state was converged (the snapshot held exactly its records): the
         # update then plans from it, without reading the snapshot (`plan.plan_from_delta`).
         self.delta: Delta | None = None
+        # The state `prepare` found, when it is to be saved: `save` stores it (the runner does,
+        # in a worker thread while the first chunk is sent).
+        self.unsaved: pl.DataFrame | None = None
 
-    async def prepare(
-        self, *, full: bool, save: bool, now: datetime
-    ) -> tuple[Current, list[AudienceUser]]:
+    async def prepare(self, *, full: bool, save: bool) -> tuple[Current, list[AudienceUser]]:
         """The current records; every member's (`full`), or the changed members' plus the
-        state's. With `save`, the state is replaced by what this run found (when it differs)."""
+        state's. With `save`, what this run found is kept for `save` (when it differs from the
+        stored state)."""
         scope = self.scope
         contents = member_contents(scope.engine, scope.tenant_id, scope.segment_id)
         stored = None if full else self._load()
@@ -112,7 +114,7 @@ class Preparer:
         else:
             current, new_state, same = await self._incremental(contents, stored)
         if save and not same:
-            self._save(new_state, now)
+            self.unsaved = new_state
         return current, users
 
     async def prepare_owners(self, owners: list[int]) -> Current:
@@ -182,11 +184,15 @@ class Preparer:
             repository = MemberStateRepository(session, self.scope.tenant_id)
             return repository.load(self.scope.audience_id, self.fingerprint)
 
-    def _save(self, state: pl.DataFrame, now: datetime) -> None:
+    def save(self, now: datetime) -> None:
+        """Replace the stored state with the one `prepare` found, if there is one to save."""
+        if self.unsaved is None:
+            return
         with transaction(self.scope.factory) as session:
             MemberStateRepository(session, self.scope.tenant_id).save(
-                self.scope.audience_id, self.fingerprint, state, now
+                self.scope.audience_id, self.fingerprint, self.unsaved, now
             )
+        self.unsaved = None
 
 
 def _state_of(contents: pl.DataFrame, current: Current) -> pl.DataFrame:

@@ -283,7 +283,7 @@ class Run:
         self.refused = 0  # records the platform refused in this run
         self.sent_to = OwnerTally()  # members whose records were sent to be added
         self.added = OwnerTally()  # members with at least one record the platform accepted
-        self.confirming: asyncio.Future[Heartbeat] | None = None  # the checkpoint in flight
+        self.writing: asyncio.Future[Heartbeat | None] | None = None  # see `in_background`
 
     async def execute(self) -> None:
         if self.job.operation is SyncOperation.DELETE:
@@ -293,14 +293,20 @@ class Run:
         replacing = self.job.operation is SyncOperation.REPLACE
         with tempfile.TemporaryDirectory(prefix="audience-sync-") as spill:
             preparer = Preparer(self.scope(), self.connector, platform_id, Path(spill))
-            current, users = await preparer.prepare(
-                full=replacing, save=not self.job.dry_run, now=self.service.clock()
-            )
-            self.diagnose(current)
-            if replacing:
-                await self.replace(platform_id, current, users)
-            else:
-                await self.update(platform_id, current, preparer)
+            current, users = await preparer.prepare(full=replacing, save=not self.job.dry_run)
+            try:
+                # The member state is written while the plan is made and the first chunk sent.
+                self.in_background(functools.partial(preparer.save, self.service.clock()))
+                self.diagnose(current)
+                if replacing:
+                    await self.drain()
+                    await self.replace(platform_id, current, users)
+                else:
+                    await self.update(platform_id, current, preparer)
+                await self.drain()
+            except BaseException:
+                await self.settle()
+                raise
         if not self.job.dry_run:
             await self.refresh(platform_id, current)
 
@@ -354,12 +360,8 @@ class Run:
         if self.job.dry_run:
             return
         await self.prepare_unsent(plan, current, preparer)
-        try:
-            sent = await self.send(platform_id, plan, adds, current)
-            await self.drain()
-        except BaseException:
-            await self.settle()
-            raise
+        sent = await self.send(platform_id, plan, adds, current)
+        await self.drain()
         if sent == len(adds) + len(plan.removes) and not self.refused:
             self.converged()
 
@@ -526,43 +528,47 @@ class Run:
     ) -> None:
         """Checkpoint a sent chunk in a worker thread while the next one is prepared and sent.
 
-        Checkpoints run one at a time, in order. Writing a chunk's part and committing it
-        (compressing ~40 MB, then SQLite writing it twice, WAL and database) is as long as
-        sending it; with a real platform the send is network time, so this hides the
-        checkpoint entirely. A cancel or a lost lease, reported by the heartbeat after a
+        Checkpoints run one at a time, in order (`in_background`). Writing a chunk's part and
+        committing it (compressing ~40 MB, then SQLite writing it twice, WAL and database) takes
+        about as long as sending it; with a real platform the send is network time, so this
+        hides the checkpoint entirely. A cancel or a lost lease, reported by the heartbeat after a
         checkpoint, stops the run once the chunk sent meanwhile is checkpointed too: the
         snapshot holds everything the platform accepted."""
-        answer = await self.confirmed()
-        # Submitted now, not as a task: a task would start at the loop's next turn, and a send
-        # to an in-process app (the sandbox) may never yield to the loop.
-        work = functools.partial(self.checkpoint, op, chunk, accepted, failed)
-        context = contextvars.copy_context()  # the log context, as `asyncio.to_thread` does
-        loop = asyncio.get_running_loop()
-        self.confirming = loop.run_in_executor(None, context.run, work)
+        answer = await self.written()
+        self.in_background(functools.partial(self.checkpoint, op, chunk, accepted, failed))
         if answer is not Heartbeat.CONTINUE:
-            await self.confirmed()
+            await self.written()
             raise RunInterruptedError(answer)
 
-    async def confirmed(self) -> Heartbeat:
-        """Wait for the checkpoint in flight; the heartbeat's answer after it."""
-        if self.confirming is None:
+    def in_background(self, work: Callable[[], Heartbeat | None]) -> None:
+        """Start `work` (a database write) in a worker thread; the caller waits for the write
+        in flight first (`written`), so writes run one at a time, in order."""
+        assert self.writing is None, "one write in flight at a time"
+        # Submitted now, not as a task: a task would start at the loop's next turn, and a send
+        # to an in-process app (the sandbox) may never yield to the loop.
+        context = contextvars.copy_context()  # the log context, as `asyncio.to_thread` does
+        self.writing = asyncio.get_running_loop().run_in_executor(None, context.run, work)
+
+    async def written(self) -> Heartbeat:
+        """Wait for the write in flight; the heartbeat's answer after it (a checkpoint's)."""
+        if self.writing is None:
             return Heartbeat.CONTINUE
-        confirming, self.confirming = self.confirming, None
-        return await confirming
+        writing, self.writing = self.writing, None
+        return await writing or Heartbeat.CONTINUE
 
     async def drain(self) -> None:
-        """Wait for the checkpoint in flight; stop if its heartbeat says so."""
-        answer = await self.confirmed()
+        """Wait for the write in flight; stop if its heartbeat says so."""
+        answer = await self.written()
         if answer is not Heartbeat.CONTINUE:
             raise RunInterruptedError(answer)
 
     async def settle(self) -> None:
-        """On the way out of a failed run: let the checkpoint in flight finish (its chunk was
-        accepted), logging rather than raising its own failure over the run's."""
+        """On the way out of a failed run: let the write in flight finish (a checkpoint's
+        chunk was accepted), logging rather than raising its own failure over the run's."""
         try:
-            await self.confirmed()
+            await self.written()
         except Exception:
-            log.warning("the last checkpoint of a failed run did not commit", exc_info=True)
+            log.warning("a write in flight when the run failed did not commit", exc_info=True)
 
     def checkpoint(
         self, op: Operation, chunk: pl.DataFrame, accepted: pl.DataFrame, failed: int
