@@ -14,7 +14,7 @@ import functools
 import logging
 import tempfile
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,9 +27,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.config import FeatureFlag, Settings
 from audience_sync.connectors import BaseAudienceConnector, Operation
+from audience_sync.connectors.base import Prepared
 from audience_sync.crypto import CredentialCipher
 from audience_sync.domain.models import AudienceConfig, SyncOperation, SyncPlatform, SyncStatus
 from audience_sync.exceptions import AudienceSyncError, ValidationError
+from audience_sync.sources.members import read_ahead
 from audience_sync.store.db import transaction
 from audience_sync.store.member_state import MemberStateRepository
 from audience_sync.store.repositories import (
@@ -367,22 +369,12 @@ class Run:
 
     async def send(self, platform_id: str, plan: Plan, adds: pl.DataFrame, current: Current) -> int:
         """Step 6: upload the plan's adds, then its removes; how many records were sent."""
-        sent, waiting = 0, None
-        # Every current record an add, no two sharing a key (a create, mostly): every row of
-        # every part is sent, as `_adds_of` would find (~2 s of joins for 2.4M records).
-        whole = len(adds) == len(current.keys)
-        for part in current.records():
-            rows = part if whole else _adds_of(part, adds)
-            sent += len(rows)
-            if rows.is_empty():
-                continue
-            # Whole chunks across parts: a checkpoint per part would commit small chunks.
-            waiting = waiting or Waiting(self.chunk_size(rows))
-            for chunk in waiting.add(rows.select(*CURRENT_SCHEMA)):
-                await self.upload(platform_id, Operation.ADD, chunk, waiting.size)
-        if waiting is not None:
-            for chunk in waiting.rest():
-                await self.upload(platform_id, Operation.ADD, chunk, waiting.size)
+        sent = 0
+        # The next chunk is read from the spill and prepared on a thread while this one is
+        # sent: Polars splits and sorts its records without the GIL (`prepared_adds`).
+        for chunk, prepared in read_ahead(self.prepared_adds(adds, current)):
+            sent += len(chunk)
+            await self.upload(platform_id, Operation.ADD, chunk, prepared)
         # Removed records are sent back as the snapshot holds them: read with the plan when
         # they are few (`plan`), else a chunk at a time — with no checkpoint in flight, whose
         # compaction could drop a part between listing the parts and reading them.
@@ -397,8 +389,35 @@ class Run:
                         self.target.audience_id, hashes
                     )
             sent += len(removed)
-            await self.upload(platform_id, Operation.REMOVE, removed, size)
+            await self.upload(platform_id, Operation.REMOVE, removed, self.prepared(removed))
         return sent
+
+    def prepared_adds(
+        self, adds: pl.DataFrame, current: Current
+    ) -> Iterator[tuple[pl.DataFrame, Prepared]]:
+        """The adds' rows in chunks of one checkpoint each, with what the connector sends of
+        them. Whole chunks across spilled parts: a checkpoint per part would commit small ones."""
+        waiting = None
+        # Every current record an add, no two sharing a key (a create, mostly): every row of
+        # every part is sent, as `_adds_of` would find (~2 s of joins for 2.4M records).
+        whole = len(adds) == len(current.keys)
+        for part in current.records():
+            rows = part if whole else _adds_of(part, adds)
+            if rows.is_empty():
+                continue
+            waiting = waiting or Waiting(self.chunk_size(rows))
+            for chunk in waiting.add(rows.select(*CURRENT_SCHEMA)):
+                yield chunk, self.prepared(chunk)
+        for chunk in waiting.rest() if waiting is not None else []:
+            yield chunk, self.prepared(chunk)
+
+    def prepared(self, chunk: pl.DataFrame) -> Prepared:
+        """The chunk's records as the connector sends them."""
+        prepared = self.connector.prepared_from_texts(chunk["record"])
+        if prepared is None:
+            records = [decode_record(text) for text in chunk["record"].to_list()]
+            prepared = self.connector.prepared_from_records(records)
+        return prepared
 
     def plan(self, current: Current, preparer: Preparer) -> Plan:
         """Step 5. Against the converged member state when there is one (the snapshot holds
@@ -505,23 +524,18 @@ class Run:
         wanted = CHUNK_BYTES // max(1, int(mean)) if isinstance(mean, int | float) else 0
         return min(max(wanted, batch * MIN_CHUNK_BATCHES), batch * CHUNK_BATCHES)
 
-    async def upload(self, platform_id: str, op: Operation, frame: pl.DataFrame, size: int) -> None:
-        """Send records in chunks of `size`; confirm each accepted chunk with the job's
-        counters."""
-        for start in range(0, len(frame), size):
-            chunk = frame.slice(start, size)
-            prepared = self.connector.prepared_from_texts(chunk["record"])
-            if prepared is None:
-                records = [decode_record(text) for text in chunk["record"].to_list()]
-                prepared = self.connector.prepared_from_records(records)
-            result = await self.connector.upload(op, platform_id, prepared)
-            failed = sorted({int(i) for i in result.details.get("failed_users", [])})
-            self.refused += len(failed)
-            accepted = chunk
-            if failed:
-                refused = pl.Series(failed, dtype=pl.Int64).implode()
-                accepted = chunk.filter(~pl.int_range(pl.len()).is_in(refused))
-            await self.confirm(op, chunk, accepted, len(failed))
+    async def upload(
+        self, platform_id: str, op: Operation, chunk: pl.DataFrame, prepared: Prepared
+    ) -> None:
+        """Send one chunk; confirm what the platform accepted with the job's counters."""
+        result = await self.connector.upload(op, platform_id, prepared)
+        failed = sorted({int(i) for i in result.details.get("failed_users", [])})
+        self.refused += len(failed)
+        accepted = chunk
+        if failed:
+            refused = pl.Series(failed, dtype=pl.Int64).implode()
+            accepted = chunk.filter(~pl.int_range(pl.len()).is_in(refused))
+        await self.confirm(op, chunk, accepted, len(failed))
 
     async def confirm(
         self, op: Operation, chunk: pl.DataFrame, accepted: pl.DataFrame, failed: int
