@@ -151,12 +151,16 @@ def on_upload(world: World, nth: int, act: Callable[[], object]) -> None:
     )
 
 
+def snapshot_count(world: World, audience: Any) -> int:
+    with transaction(world.factory) as session:
+        return SnapshotRepository(session, world.tenant_id).count(audience)
+
+
 async def snapshot_matches_platform(world: World, audience: Any) -> int:
     """The snapshot holds exactly what the platform holds (one identifier a Snapchat record);
     how many records that is."""
     held = await world.held(SNAP, audience)
-    with transaction(world.factory) as session:
-        count = SnapshotRepository(session, world.tenant_id).count(audience)
+    count = snapshot_count(world, audience)
     assert count == sum(map(len, held.values()))
     return count
 
@@ -202,9 +206,7 @@ async def test_a_run_failing_mid_way_keeps_the_chunk_confirming_in_the_backgroun
     # holds the first two chunks (the second confirmed in the background while the third was
     # sent), fewer records than the platform; the next run sends the rest again.
     held = await world.held(SNAP, audience)
-    with transaction(world.factory) as session:
-        count = SnapshotRepository(session, world.tenant_id).count(audience)
-    assert 0 < count < sum(map(len, held.values()))
+    assert 0 < snapshot_count(world, audience) < sum(map(len, held.values()))
     assert (await world.sync(audience)).status is SyncStatus.COMPLETED
     assert await world.held(SNAP, audience) == world.expected(SNAP)
 
