@@ -607,14 +607,16 @@ class Run:
             job.profiles_added = self.metrics.profiles_added
             job.profiles_removed = self.metrics.profiles_removed
             job.profiles_failed = self.metrics.profiles_failed
+        return self.lease()
+
+    def lease(self) -> Heartbeat:
+        """Renew the job's lease; whether to go on, cancel, or stop (`jobs.heartbeat`)."""
         return heartbeat(
             self.service.factory, self.target.tenant_id, self.job.id, self.service.clock()
         )
 
     def beat(self) -> None:
-        answer = heartbeat(
-            self.service.factory, self.target.tenant_id, self.job.id, self.service.clock()
-        )
+        answer = self.lease()
         if answer is not Heartbeat.CONTINUE:
             raise RunInterruptedError(answer)
 
