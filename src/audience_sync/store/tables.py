@@ -178,6 +178,9 @@ class PlatformConnection(Timestamps, Base):
     # they are stored, so reading a connection never decrypts it.
     credentials_hint: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     base_url: Mapped[str | None] = mapped_column(String(500))  # e.g. the sandbox
+    # Non-secret settings of the connection, per platform (Google `login_account_id`, the
+    # Customer Match terms acceptance, consent defaults; Meta data processing options).
+    settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(32), default="connected")
     status_message: Mapped[str | None] = mapped_column(Text)
 
