@@ -37,6 +37,7 @@ from audience_sync.identifiers.fields import INVALID, Field, Reason, as_field, a
 from audience_sync.identifiers.phone import e164_table
 from audience_sync.identifiers.rules import (
     GOOGLE,
+    META,
     SUPPORTED,
     TIKTOK,
     ZERO_MAID,
@@ -526,12 +527,15 @@ def _external_id(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
 
 
 def _name(text: pl.Expr, platform: SyncPlatform, field: Field) -> _Exprs:
-    name = (
-        pl.col("lower")
-        .str.replace_all(_ASCII_PUNCTUATION, "")
-        .str.replace_all(f"[{_WS}]+", " ")
-        .str.strip_chars(" ")
-    )
+    if platform is META:  # letters only (rules._first_name); non-ASCII rows are redone there
+        name = pl.col("lower").str.replace_all("[^a-z]", "")
+    else:
+        name = (
+            pl.col("lower")
+            .str.replace_all(_ASCII_PUNCTUATION, "")
+            .str.replace_all(f"[{_WS}]+", " ")
+            .str.strip_chars(" ")
+        )
     return name, name.str.len_bytes() > 0, pl.lit(INVALID[field].value), pl.lit(False)
 
 

@@ -174,24 +174,35 @@ def _external_id(text: str, platform: SyncPlatform, region: str) -> str | Reason
     return text
 
 
+# Meta's FN/LN are letters only, as its SDK's customer-list normalization keeps them
+# ([SEEN: facebook/facebook-python-business-sdk:facebook_business/adobjects/helpers/
+# customaudiencemixin.py] `re.sub(r'[^a-zA-Z]', '', v)`: `Mary Ann` and `Mary-Ann` → `maryann`),
+# except that letters of other scripts stay, as UTF-8 ([SEEN: https://developers.facebook.com/
+# docs/marketing-api/audiences/guides/custom-audiences, hashing table: FN/LN "a-z lowercase
+# only, no punctuation; special characters in UTF-8 format"]; the SDK drops them, which would
+# make `José` `jos`). Google keeps the space between words.
 def _name(text: str, reason: Reason) -> str | Reason:
     kept = "".join(ch for ch in text.lower() if not unicodedata.category(ch).startswith("P"))
     name = WHITESPACE_RUN.sub(" ", kept).strip(" ")
     return name or reason
 
 
-def _first_name(text: str, platform: SyncPlatform, region: str) -> str | Reason:
-    return _name(text, Reason.INVALID_FIRST_NAME)
-
-
-def _last_name(text: str, platform: SyncPlatform, region: str) -> str | Reason:
-    return _name(text, Reason.INVALID_LAST_NAME)
-
-
 def _letters(text: str) -> str:
     # Letters of any script, with their combining marks (a Devanagari vowel sign is part of the
     # letter); spaces, digits, punctuation and symbols go: `New York` → `newyork`.
     return "".join(ch for ch in text.lower() if unicodedata.category(ch)[0] in "LM")
+
+
+def _first_name(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+    if platform is META:
+        return _letters(text) or Reason.INVALID_FIRST_NAME
+    return _name(text, Reason.INVALID_FIRST_NAME)
+
+
+def _last_name(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+    if platform is META:
+        return _letters(text) or Reason.INVALID_LAST_NAME
+    return _name(text, Reason.INVALID_LAST_NAME)
 
 
 def _city(text: str, platform: SyncPlatform, region: str) -> str | Reason:

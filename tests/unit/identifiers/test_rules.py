@@ -128,7 +128,9 @@ def test_an_external_id_is_meta_only_and_sent_raw() -> None:
         ("last_name", "O'Brien", "obrien"),
         ("first_name", "Mary-Jane", "maryjane"),
         ("first_name", "Valéry", "valéry"),
-        ("first_name", "  Anne   Marie ", "anne marie"),
+        ("first_name", "  Anne   Marie ", "annemarie"),
+        ("first_name", "Mary Ann", "maryann"),
+        ("last_name", "Smith 3rd", "smithrd"),
         ("last_name", "정", "정"),
         ("city", "New York", "newyork"),
         ("city", "St. Louis", "stlouis"),
@@ -173,6 +175,7 @@ def test_an_unusable_enhanced_field_is_dropped_never_defaulted(
 
 def test_google_takes_the_address_parts_only() -> None:
     assert hash_identifier("O'Brien", Field.LAST_NAME, "google") == sha("obrien")
+    assert hash_identifier("  Anne   Marie ", Field.FIRST_NAME, "google") == sha("anne marie")
     assert hash_identifier("United Kingdom", "country", "google") == "GB"
     assert hash_identifier(" 94035-1234 ", "zip", "google") == "94035-1234"
     for field in ("city", "state", "gender", "external_id"):
