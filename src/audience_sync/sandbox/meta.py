@@ -352,6 +352,12 @@ def build_router() -> APIRouter:
             _upload_answer(audience, _record(state, audience, session, upload), upload)
         )
 
+    # A node's own path, with and without a trailing slash: the official SDK reads, updates
+    # and deletes a node at `/{id}/` (its FacebookRequest joins node id and endpoint "/"), and
+    # Graph answers it as `/{id}`. [SEEN: facebook/facebook-python-business-sdk:facebook_business/
+    # api.py `self._path = (node_id, endpoint.replace('/', ''))`; adobjects/customaudience.py
+    # `api_get`/`api_delete` use endpoint='/'] Edges (`/{id}/users`) have no trailing slash there.
+    @router.get("/{audience_id}/")
     @router.get("/{audience_id}")
     async def get_audience(request: Request, version: str, audience_id: str) -> Response:
         call = await _Call.open(request, version)
@@ -360,6 +366,7 @@ def build_router() -> APIRouter:
         call.charge(audience.ad_account_id)
         return call.answer(select_fields(audience, call.params))
 
+    @router.delete("/{audience_id}/")
     @router.delete("/{audience_id}")
     async def delete_audience(request: Request, version: str, audience_id: str) -> Response:
         call = await _Call.open(request, version)
