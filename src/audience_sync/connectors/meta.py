@@ -65,8 +65,17 @@ def _schema(present: set[str]) -> tuple[str, ...]:
 
 _FIELDS = [f for f in KEYS.values() if f is not None]
 
-# The error table (meta.md §1.6), by code.
-_RATE = {4, 17, 32, 80003, 341, 368, 613}
+# The error table, by code (docs/connectors.md, "Evidence"). Throttling, retried after backing
+# off: Graph's 4, 17, 341 ("wait and retry the operation", [SEEN: https://developers.facebook.com/
+# docs/graph-api/guides/error-handling]), 32 (Page-level), 613/1487742 and 17/2446079 ([SEEN:
+# https://developers.facebook.com/docs/marketing-api/overview/rate-limiting]) and the Business
+# Use Case codes 80000-80014 (80003 custom audiences, 80004 ads management, [SEEN: reference
+# error tables of custom-audience/users and custom-audience/ads]; the others [INFER] alike).
+_RATE = {4, 17, 32, 341, 613, *range(80000, 80015)}
+# 368, "temporarily blocked for policies violations": the guide says wait and retry, but a block
+# lasts hours to days and retrying within one sync only burns calls, so it is final for this
+# run and the message says why. [INFER]
+POLICY_BLOCK = 368
 _SERVER = {1, 2}
 _AUTH = {102, 190}
 _NOT_FOUND_SUBCODES = {33}
@@ -115,6 +124,13 @@ class MetaAudienceConnector(BaseAudienceConnector):
         }
         if code in _RATE:
             return RateLimitError(message, **kwargs)
+        if code == POLICY_BLOCK:
+            return PlatformRequestError(
+                "Meta has blocked this action for a policy violation (code 368); the sync will "
+                "not retry it. Check the ad account's standing in Meta Business Suite (Account "
+                "Quality), then sync again",
+                **kwargs,
+            )
         if code in _SERVER or (error.get("is_transient") and status >= 500):
             return PlatformServerError(message, **kwargs)
         if code in _AUTH:
@@ -122,7 +138,11 @@ class MetaAudienceConnector(BaseAudienceConnector):
         if (code == 100 and sub in _NOT_FOUND_SUBCODES) or sub in _GONE:
             return NotFoundError(message, **kwargs)
         if code == 10 or (isinstance(code, int) and 200 <= code <= 299):
-            return PlatformRequestError(message, **kwargs)
+            return PlatformRequestError(
+                f"Meta refused the request for lack of permission (code {code}): the connected "
+                "user needs access to the ad account and the ads_management permission",
+                **kwargs,
+            )
         if code in (100, 105, 194, 2650, 2635, 2655):
             return ValidationError(message, **kwargs)
         if status >= 500:

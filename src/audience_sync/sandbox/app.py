@@ -96,6 +96,9 @@ class SandboxMiddleware:
             await response(scope, receive, send)
         elif rule.kind is FaultKind.EXPIRED_TOKEN:
             await dialect.auth_error(AuthFailure.EXPIRED)(scope, receive, send)
+        elif rule.kind is FaultKind.PLATFORM_ERROR:
+            assert rule.code is not None
+            await dialect.coded_error(rule.code, rule.subcode)(scope, receive, send)
         elif rule.kind is FaultKind.TIMEOUT:
             held: list[Message] = []
 

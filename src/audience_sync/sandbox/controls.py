@@ -26,6 +26,8 @@ class FaultIn(BaseModel):
     retry_after: float = Field(default=1.0, ge=0)
     delay_seconds: float = Field(default=30.0, ge=0)
     process: bool | None = None
+    code: int | None = None
+    subcode: int | None = None
 
 
 class RateLimitIn(BaseModel):
@@ -104,8 +106,8 @@ def build_router() -> APIRouter:
             raise HTTPException(422, f"platform must be one of {', '.join(FAMILIES)}")
         try:
             rule = FaultRule(**fault.model_dump())
-        except Exception as exc:  # a bad path pattern
-            raise HTTPException(422, f"invalid path pattern: {exc}") from exc
+        except Exception as exc:  # a bad path pattern, a platform_error without a code
+            raise HTTPException(422, f"invalid fault: {exc}") from exc
         return sandbox_state(request).faults.add(rule).to_json()
 
     @router.delete("/faults")

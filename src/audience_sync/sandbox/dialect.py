@@ -61,6 +61,11 @@ class Dialect(ABC):
     def bad_request(self, message: str) -> Response:
         """A request the platform cannot parse at all (malformed JSON, wrong content type)."""
 
+    def coded_error(self, code: int, subcode: int | None) -> Response:
+        """The platform's answer for its error `code` (the `platform_error` fault). A dialect
+        without a catalogue of codes answers its bad-request shape."""
+        return self.bad_request(f"injected platform error {code}")
+
     def fail(self, response: Response) -> SandboxError:
         return SandboxError(response)
 

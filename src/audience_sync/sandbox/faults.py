@@ -16,6 +16,7 @@ class FaultKind(StrEnum):
     DROP_CONNECTION = "drop_connection"  # the connection closes without an answer
     EXPIRED_TOKEN = "expired_token"  # noqa: S105 - the platform's expired-token answer
     LATENCY = "latency"  # a fixed delay before the request is handled
+    PLATFORM_ERROR = "platform_error"  # the platform's answer for error `code` (and `subcode`)
 
 
 _ids = itertools.count(1)
@@ -38,12 +39,16 @@ class FaultRule:
     retry_after: float = 1.0
     delay_seconds: float = 30.0
     process: bool | None = None
+    code: int | None = None
+    subcode: int | None = None
     id: int = field(default_factory=lambda: next(_ids))
     hits: int = 0
 
     def __post_init__(self) -> None:
         if self.process is None:
             self.process = self.kind is FaultKind.TIMEOUT
+        if self.kind is FaultKind.PLATFORM_ERROR and self.code is None:
+            raise ValueError("a platform_error fault needs a code")
         if self.path is not None:
             re.compile(self.path)  # raise early on a bad pattern
 

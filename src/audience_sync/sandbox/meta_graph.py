@@ -69,6 +69,69 @@ def graph_error(
     return json_response({"error": error}, status, headers)
 
 
+@dataclass(frozen=True)
+class GraphCode:
+    """How Graph answers one error code: its message, type, HTTP status and default subcode."""
+
+    message: str
+    kind: str = "OAuthException"
+    status: int = 400
+    transient: bool = False
+    subcode: int | None = None
+
+
+GRAPH_CODES: dict[int, GraphCode] = {
+    # [SEEN: https://developers.facebook.com/docs/graph-api/guides/error-handling] 1 "API
+    # Unknown" and 2 "API Service": temporary, wait and retry; 4 "API Too Many Calls" and 17
+    # "API User Too Many Calls": throttling, wait and retry; 10 and 200-299 permissions; 341
+    # "Application limit reached": wait and retry; 368 "Temporarily blocked for policies
+    # violations". HTTP statuses and is_transient values are not in our sources. [INFER]
+    1: GraphCode("An unknown error occurred", status=500, transient=True),
+    2: GraphCode(
+        "An unexpected error has occurred. Please retry your request later.",
+        status=500,
+        transient=True,
+    ),
+    4: GraphCode("(#4) Application request limit reached", transient=True),
+    10: GraphCode("(#10) Application does not have permission for this action"),
+    # [SEEN: https://developers.facebook.com/docs/marketing-api/overview/rate-limiting] "error
+    # code: 17, Error subcode: 2446079, Message: User request limit reached"; "613, Error
+    # subcode: 1487742, Message: There have been too many calls from this ad-account".
+    17: GraphCode("(#17) User request limit reached", transient=True, subcode=2446079),
+    # Graph's Page-level throttling code (api-evangelist rate-limits yml, re-read from
+    # https://developers.facebook.com/docs/graph-api/overview/rate-limiting). [INFER message]
+    32: GraphCode("(#32) Page request limit reached", transient=True),
+    # [SEEN: https://developers.facebook.com/documentation/ads-commerce/marketing-api/reference/
+    # custom-audience/ads, error table] 200 "Permissions error"; 368 "The action attempted has
+    # been deemed abusive or is otherwise disallowed"; 80004 "too many calls to this ad-account".
+    200: GraphCode("(#200) Permissions error"),
+    341: GraphCode("(#341) Application limit reached", transient=True),
+    368: GraphCode(
+        "(#368) The action attempted has been deemed abusive or is otherwise disallowed"
+    ),
+    613: GraphCode(
+        "(#613) There have been too many calls from this ad-account. Please wait a bit and "
+        "try again.",
+        transient=True,
+        subcode=1487742,
+    ),
+    # /users error table lists 2650 (meta.md §1.3); the message is Graph's usual one. [INFER]
+    2650: GraphCode("(#2650) Failed to update the custom audience"),
+    80003: GraphCode(
+        "(#80003) There have been too many calls to this ad-account. Wait a bit and try again.",
+        transient=True,
+    ),
+    80004: GraphCode(
+        "(#80004) There have been too many calls to this ad-account. Wait a bit and try "
+        "again. For more info, please refer to "
+        "/docs/graph-api/overview/rate-limiting#ads-management.",
+        transient=True,
+    ),
+}
+"""Graph's answer for each error code the `platform_error` fault can inject (any other code
+gets a generic message); 190 is the token error of `MetaDialect.auth_error`."""
+
+
 def invalid_parameter(message: str, subcode: int | None = None) -> SandboxError:
     return SandboxError(graph_error(f"(#100) {message}", 100, subcode=subcode))
 
@@ -107,6 +170,20 @@ class MetaDialect(Dialect):
 
     def bad_request(self, message: str) -> Response:
         return graph_error(f"(#100) {message}", 100)
+
+    def coded_error(self, code: int, subcode: int | None) -> Response:
+        if code == 190:
+            # Subcodes 458-467 say why the token is refused (error-handling guide). [SEEN]
+            return graph_error("Error validating access token", 190, subcode=subcode)
+        known = GRAPH_CODES.get(code) or GraphCode(f"(#{code}) An error occurred")  # [INFER]
+        return graph_error(
+            known.message,
+            code,
+            subcode=subcode if subcode is not None else known.subcode,
+            kind=known.kind,
+            status=known.status,
+            transient=known.transient,
+        )
 
 
 def _graph_value(raw: str) -> Any:
