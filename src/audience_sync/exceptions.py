@@ -4,6 +4,7 @@
     ├── RetryableError                 try again later (carries `retry_after` seconds)
     │   ├── RateLimitError             the platform said slow down (429, throttling codes)
     │   ├── PlatformTimeoutError       the request timed out or the connection dropped
+    │   ├── PlatformConnectError       no connection at all (refused, host unknown): not a timeout
     │   └── PlatformServerError        the platform failed (5xx): retry
     ├── NonRetryableError              retrying will not help: fail now, tell a human
     │   ├── AuthExpiredError           token missing, invalid or expired: reconnect the account
@@ -77,6 +78,14 @@ class RateLimitError(RetryableError):
 
 class PlatformTimeoutError(RetryableError):
     """The request timed out or the connection dropped before an answer."""
+
+
+class PlatformConnectError(RetryableError):
+    """No connection could be made: nothing listens there, or the host name does not resolve.
+
+    Retried like a dropped connection (the platform may be restarting), but reported as what it
+    is, with the host in `details["host"]`: a wrong base URL shows up here, not as a timeout.
+    """
 
 
 class PlatformServerError(RetryableError):

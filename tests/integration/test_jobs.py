@@ -171,7 +171,10 @@ def test_an_expired_token_fails_at_once_and_flags_the_connection(
     job, _ = trigger_job(factory, tenant, audience, Trigger(), T0)
     start_job(factory, tenant, job.id, T0)
     failed = fail_job(factory, tenant, job.id, AuthExpiredError("code 190"), T0, DELAYS)
-    expected = "Meta access token expired or was revoked — reconnect the Meta account."
+    expected = (
+        "Meta access token expired or was revoked — reconnect the Meta account "
+        "(`audience-sync connections set meta …` or `PUT /api/v1/connections/meta`)."
+    )
     assert (failed.status, failed.error_message) == (SyncStatus.FAILED, expected)
     with transaction(factory) as session:
         stored = AudienceRepository(session, tenant).get(audience)

@@ -6,9 +6,11 @@ an error of our tree (`audience_sync.exceptions`), never an httpx error or platf
 - a whole-call deadline (`asyncio.timeout`, so it holds for in-process transports too);
 - the platform's `translate` hook turns an answer into our error, or None for success (TikTok
   answers errors with HTTP 200 and a `code`, so the status alone never decides);
-- transient failures (rate limit, 5xx, timeout, dropped connection) are retried a bounded number
-  of times with exponential backoff and full jitter, honouring `Retry-After`; a call that is not
-  idempotent (creating an audience) is not retried once it may have reached the platform;
+- transient failures (rate limit, 5xx, timeout, dropped or refused connection) are retried a
+  bounded number of times with exponential backoff and full jitter, honouring `Retry-After`; a
+  call that is not idempotent (creating an audience) is not retried once it may have reached the
+  platform; a connection that could not be made at all is "could not connect to <platform> at
+  <host>" (`PlatformConnectError`), never a timeout;
 - an expired token is refreshed once through the OAuth refresh grant where the platform has one,
   then the call is repeated;
 - a client-side token bucket per platform and access token keeps us under the documented rate;
@@ -36,6 +38,7 @@ import orjson
 from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
+    PlatformConnectError,
     PlatformTimeoutError,
     RetryableError,
 )
@@ -183,6 +186,8 @@ class TokenSource:
                 response = await client.post(str(self.token_url), data=form)
                 body = response.json() if response.is_success else {}
                 token = body.get("access_token")
+            except httpx.ConnectError as exc:
+                raise unreachable(platform, str(self.token_url)) from exc
             except (httpx.HTTPError, OSError, ValueError, AttributeError) as exc:
                 raise AuthExpiredError(
                     "The access token expired and could not be refreshed", platform=platform
@@ -208,6 +213,14 @@ def scrub(message: str, secrets: list[str]) -> str:
         if secret:
             message = message.replace(secret, "<redacted>")
     return _UUID.sub("<id>", _EMAIL.sub("<email>", message))
+
+
+def unreachable(platform: str, url: str) -> PlatformConnectError:
+    """ "Could not connect to <platform> at <host[:port]>" (the host only: no path, no query)."""
+    host = httpx.URL(url).netloc.decode("ascii", "replace")
+    return PlatformConnectError(
+        f"Could not connect to {platform} at {host}", platform=platform, details={"host": host}
+    )
 
 
 def retry_after_seconds(headers: httpx.Headers, now: float) -> float | None:
@@ -350,8 +363,8 @@ class HttpClient:
         except (TimeoutError, httpx.TimeoutException) as exc:
             late = PlatformTimeoutError(f"The platform did not answer within {self.timeout}s")
             return late, True, None, exc
-        except httpx.ConnectError as exc:
-            return PlatformTimeoutError("Could not connect to the platform"), False, None, exc
+        except httpx.ConnectError as exc:  # refused, or the host name does not resolve
+            return unreachable(self.platform, self.url(path)), False, None, exc
         except (httpx.TransportError, OSError) as exc:
             dropped = PlatformTimeoutError("The connection dropped before an answer")
             return dropped, True, None, exc

@@ -7,6 +7,7 @@ from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
     NotFoundError,
+    PlatformConnectError,
     PlatformRequestError,
     PlatformServerError,
     PlatformTimeoutError,
@@ -27,9 +28,19 @@ def describe(error: AudienceSyncError, platform: SyncPlatform) -> str:
     name = PLATFORM_NAMES[platform]
     detail = error.message
     if isinstance(error, AuthExpiredError):
-        return f"{name} access token expired or was revoked — reconnect the {name} account."
+        return (
+            f"{name} access token expired or was revoked — reconnect the {name} account "
+            f"(`audience-sync connections set {platform.value} …` or "
+            f"`PUT /api/v1/connections/{platform.value}`)."
+        )
     if isinstance(error, RateLimitError):
         return f"{name} is rate limiting requests; the sync will retry automatically."
+    if isinstance(error, PlatformConnectError):
+        host = error.details.get("host") or "its address"
+        return (
+            f"Could not connect to {name} at {host}: check the connection's base URL and this "
+            "server's network; the sync will retry automatically."
+        )
     if isinstance(error, PlatformTimeoutError):
         return f"{name} did not answer in time; the sync will retry automatically."
     if isinstance(error, PlatformServerError):

@@ -281,7 +281,8 @@ async def test_an_expired_token_fails_at_once_with_a_reconnect_message(world: Wo
     failed = await world.sync(audience, SyncOperation.CREATE)
     assert failed.status is SyncStatus.FAILED
     assert failed.error_message == (
-        "TikTok access token expired or was revoked — reconnect the TikTok account."
+        "TikTok access token expired or was revoked — reconnect the TikTok account "
+        "(`audience-sync connections set tiktok …` or `PUT /api/v1/connections/tiktok`)."
     )
     assert "sandbox-token" not in (failed.error_message or "")
     with transaction(world.factory) as session:
