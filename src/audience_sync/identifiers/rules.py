@@ -177,10 +177,11 @@ def _external_id(text: str, platform: SyncPlatform, region: str) -> str | Reason
 # Meta's FN/LN are letters only, as its SDK's customer-list normalization keeps them
 # ([SEEN: facebook/facebook-python-business-sdk:facebook_business/adobjects/helpers/
 # customaudiencemixin.py] `re.sub(r'[^a-zA-Z]', '', v)`: `Mary Ann` and `Mary-Ann` → `maryann`),
-# except that letters of other scripts stay, as UTF-8 ([SEEN: https://developers.facebook.com/
-# docs/marketing-api/audiences/guides/custom-audiences, hashing table: FN/LN "a-z lowercase
-# only, no punctuation; special characters in UTF-8 format"]; the SDK drops them, which would
-# make `José` `jos`). Google keeps the space between words.
+# except that letters of other scripts stay, as UTF-8 ([SEEN: Meta's customer-file hashing
+# table as copied in https://help.hcltechsw.com/unica/Link/en/12.1.5/Link/Facebook/
+# data_normalization.html, "LN and FN ... Use a-z only. Lowercase only, no punctuation. Special
+# characters in UTF-8 format."]; the SDK drops them, which would make `José` `jos`). Google
+# keeps the space between words.
 def _name(text: str, reason: Reason) -> str | Reason:
     kept = "".join(ch for ch in text.lower() if not unicodedata.category(ch).startswith("P"))
     name = WHITESPACE_RUN.sub(" ", kept).strip(" ")
