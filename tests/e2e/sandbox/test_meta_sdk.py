@@ -146,3 +146,20 @@ def test_the_sdk_deletes_an_audience_through_its_trailing_slash_path(
     audience = CustomAudience(_create(sdk)[CustomAudience.Field.id], api=sdk.api)
     audience.api_delete()
     assert control.get("/_sandbox/audiences").json() == []
+
+
+@pytest.mark.parametrize(
+    ("code", "subcode", "transient"), [(613, 1487742, True), (368, None, False)]
+)
+def test_the_sdk_reads_an_injected_graph_error_as_its_own_request_error(
+    sdk: Sdk, control: httpx.Client, code: int, subcode: int | None, transient: bool
+) -> None:
+    audience = CustomAudience(_create(sdk)[CustomAudience.Field.id], api=sdk.api)
+    fault = {"kind": "platform_error", "platform": "meta", "path": "/users$", "code": code}
+    control.post("/_sandbox/faults", json=fault)
+    with pytest.raises(FacebookRequestError) as caught:
+        audience.add_users(CustomAudience.Schema.email_hash, ["a@example.com"])
+    error = caught.value
+    assert (error.api_error_code(), error.api_error_subcode()) == (code, subcode)
+    assert error.api_transient_error() is transient
+    assert error.api_error_type() == "OAuthException"
