@@ -52,6 +52,11 @@ SEGMENT_SCHEMAS = (
     "AAID_MD5",
 )
 CALCULATE_TYPES = (*(s.name for s in TIKTOK_KEYS.specs), "MULTIPLE_TYPES")
+# The header names of a `MULTIPLE_TYPES` customer file (hashed ids only: the sandbox takes no raw
+# values). Mobile ids are MAID, whatever the device: IDFA_*/AAID_* are `segment/mapping` id_schema
+# names, not file headers. [SEEN: https://ads.tiktok.com/help/article/list-of-supported-ids-and-formats-for-a-customer-file
+# "Email or Email_SHA256", "Phone or Phone_SHA256", "MAID or MAID_MD5 or MAID_SHA256"]
+FILE_HEADERS = ("EMAIL_SHA256", "PHONE_SHA256", "MAID_SHA256", "MAID_MD5")
 MAX_MAPPING_USERS = 10_000  # not documented anywhere; an unverified assumption (tiktok.md §3.5)
 MIN_SIZE = 1_000  # update operations fail below 1,000 members (tiktok.md §3.3, TT-SDK)
 
