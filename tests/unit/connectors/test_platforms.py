@@ -187,16 +187,34 @@ def test_tiktok_http_200_with_a_non_zero_code_is_an_error(
     assert tiktok.translate(200, {"code": 0, "message": "OK"}, httpx.Headers()) is None
 
 
-async def test_tiktok_refuses_a_replace_below_1000_members_before_uploading(
+async def test_tiktok_refuses_a_replace_before_sending_anything(
     sandbox: FastAPI, control: httpx.AsyncClient
 ) -> None:
+    # Its audiences are segment-API ones, which TikTok's file REPLACE does not take: the sync
+    # engine replaces them by difference instead.
     tiktok = build(TikTokAudienceConnector, sandbox, "tiktok")
+    assert tiktok.CAPABILITIES.replace_by_difference
     audience_id = await tiktok.create(AudienceConfig(name="B", ad_account_id="42"))
-    with pytest.raises(ValidationError, match="1,000"):
-        await tiktok.replace_audience(audience_id, make_users(0, 999))
+    with pytest.raises(ValidationError, match="--operation replace"):
+        await tiktok.replace_audience(audience_id, make_users(0, 1_200))
     log = (await control.get("/_sandbox/requests", params={"platform": "tiktok"})).json()
     assert [e["path"].rsplit("/v1.3/", 1)[1] for e in log] == ["segment/audience/"]
     await tiktok.aclose()
+
+
+async def test_tiktok_maps_1000_users_a_call_unless_configured(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    tiktok = build(TikTokAudienceConnector, sandbox, "tiktok")
+    assert tiktok.batch_size == 1_000
+    result = await tiktok.create_audience(
+        AudienceConfig(name="B", ad_account_id="42"), make_users(0, 2_500)
+    )
+    assert result.details["batches"] == [1_000, 1_000, 500]
+    await tiktok.aclose()
+    small = TikTokAudienceConnector(Settings(tiktok_mapping_batch_size=300), TOKEN)
+    assert small.batch_size == 300
+    await small.aclose()
 
 
 async def test_tiktok_sends_a_gaid_as_aaid_and_an_idfa_as_idfa(
