@@ -34,7 +34,9 @@ from audience_sync.domain.models import (
 )
 from audience_sync.exceptions import (
     AuthExpiredError,
+    InvalidRecordsError,
     NotFoundError,
+    PlatformRequestError,
     PlatformServerError,
     RateLimitError,
     ValidationError,
@@ -176,6 +178,19 @@ def test_meta_errors_follow_the_error_table(error: dict[str, Any], expected: typ
         (40002, "custom_audience_name: 1 to 128 characters.", ValidationError),
         (40007, "Custom audience 1 does not exist.", NotFoundError),
         (51065, "System error.", PlatformServerError),
+        # The rest of the SDK's table (tiktok_code.py, NumericErrorCodes).
+        (40000, "Invalid params.", ValidationError),
+        (40001, "No permission to operate this audience.", PlatformRequestError),
+        (40016, "Frequency control.", RateLimitError),
+        (40132, "Request frequency limited.", RateLimitError),
+        (40104, "Access token is null.", AuthExpiredError),
+        (40105, "Access token is incorrect or has been revoked.", AuthExpiredError),
+        (40114, "Advertiser logged out.", AuthExpiredError),
+        (40202, "Write conflict.", PlatformServerError),
+        (40300, "Advertiser does not exist.", NotFoundError),
+        (50002, "System timeout.", PlatformServerError),
+        (40400, "Unknown API.", PlatformRequestError),
+        (40002, "batch_data[3]: EMAIL_SHA256 id is not a valid hash.", InvalidRecordsError),
     ],
 )
 def test_tiktok_http_200_with_a_non_zero_code_is_an_error(

@@ -312,3 +312,8 @@ async def test_a_file_header_of_maid_sha256_is_taken(client: httpx.AsyncClient) 
     email, maid = digests(2)
     path = await upload(client, ["EMAIL_SHA256,MAID_SHA256", f"{email},{maid}"], "MULTIPLE_TYPES")
     assert path
+
+
+async def test_an_unknown_route_is_code_40400(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{BASE}/segment/nothing/", json={}, headers=AUTH)
+    assert response.json()["code"] == 40400
