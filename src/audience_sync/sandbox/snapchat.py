@@ -7,6 +7,7 @@ Mounted at `/snapchat/v1` (snapchat.md §4.3); the token endpoint at
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,8 +95,22 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def matched_users(audience: Audience) -> int:
+    """Snapchatters found: `approximate_number_users` is "Approximate # of users in the segment"
+    [SEEN: https://developers.snap.com/api/marketing-api/Ads-API/customer-lists], people, not
+    identifiers. A person's email, phone and mobile id find one Snapchatter; uploads carry one
+    schema each and link none, so the sandbox counts the schema with the most matches: a floor
+    on the people found, never more than the members sent a value of it. [INFER]"""
+    members = audience.members
+    found: Counter[str] = Counter()
+    for row in members:
+        if members.row_matches(row):
+            found.update(spec.name for spec, _ in SNAP_KEYS.decode(row))
+    return max(found.values(), default=0)
+
+
 def _segment(state: SandboxState, audience: Audience) -> dict[str, Any]:
-    matched = audience.members.matched
+    matched = matched_users(audience)
     uploaded = audience.last_upload_at
     processing = uploaded is not None and state.now() < uploaded + state.settings.processing_seconds
     if uploaded is None:

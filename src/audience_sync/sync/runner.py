@@ -641,8 +641,10 @@ class Run:
         matched = info.get("size")
         usable = current.members - current.unusable_members
         rate = info.get("match_rate")
-        if rate is None and matched is not None and usable:
-            rate = min(1.0, int(matched) / usable)
+        if rate is None and matched is not None and usable and int(matched) <= usable:
+            # The platform's count as a share of the members sent. A count above them (members
+            # added on the platform, identifiers counted) is no such share: no rate, not 100%.
+            rate = int(matched) / usable
         self.metrics.match_rate = rate
         now = self.service.clock()
         with transaction(self.service.factory) as session:
