@@ -255,6 +255,45 @@ async def test_tiktok_sends_a_gaid_as_aaid_and_an_idfa_as_idfa(
 # --- Snapchat -------------------------------------------------------------------------------
 
 
+PERMISSION = {
+    "request_status": "ERROR",
+    "request_id": "98e2a602",
+    "debug_message": "Caller does not have permission",
+    "display_message": "We're sorry, but the requested resource is not available at this time",
+    "error_code": "E3002",
+}  # rudder-transformer's recorded answer (snapchat_custom_audience/network.ts)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected", "words"),
+    [
+        (401, None, AuthExpiredError, "Snapchat answered HTTP 401"),  # the bare `unauthorized`
+        (403, PERMISSION, PlatformRequestError, "no permission on this ad account"),
+        (429, None, RateLimitError, "HTTP 429"),
+        (503, None, PlatformServerError, "HTTP 503"),
+        (404, {"request_status": "ERROR", "debug_message": "gone"}, NotFoundError, "gone"),
+        (
+            200,
+            {
+                "request_status": "SUCCESS",
+                "users": [{"sub_request_status": "ERROR", "sub_request_error_reason": "bad"}],
+            },
+            PlatformRequestError,
+            "bad",
+        ),
+    ],
+)
+def test_snapchat_errors_follow_the_status_and_the_envelope(
+    status: int, body: Any, expected: type, words: str
+) -> None:
+    snap = SnapchatAudienceConnector(Settings(), TOKEN)
+    found = snap.translate(status, body, httpx.Headers())
+    assert type(found) is expected
+    assert found is not None
+    assert words in found.message
+    assert not found.message.endswith(": ")
+
+
 async def test_snapchat_sends_one_schema_a_request_without_duplicates() -> None:
     bodies: list[dict[str, Any]] = []
 
