@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     google_base_url: str = "https://datamanager.googleapis.com/v1"
     google_ads_base_url: str = "https://googleads.googleapis.com/v26"
     tiktok_base_url: str = "https://business-api.tiktok.com/open_api/v1.3"
+    # Users per TikTok `segment/mapping` call: TikTok publishes no limit; peers send at most
+    # 1,000 rows or 1 MB a call, so do we unless told otherwise.
+    tiktok_mapping_batch_size: int = Field(1_000, ge=1, le=10_000)
     snapchat_base_url: str = "https://adsapi.snapchat.com/v1"
 
     feature_flags: FeatureFlags = FeatureFlags()

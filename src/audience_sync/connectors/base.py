@@ -62,7 +62,10 @@ class Capabilities:
     native_replace: bool  # the platform replaces members itself (else: remove all, re-add)
     rate_limit: RateLimit | None  # client-side budget per access token
     refreshes_tokens: bool  # an OAuth refresh grant exists
-    min_replace_size: int = 1  # members a replace must leave (TikTok: 1,000)
+    min_replace_size: int = 1  # members a replace must leave
+    # No replace call, nor a way to drop members not named: the sync engine replaces by the
+    # difference from its confirmed snapshot (`replace_audience` is refused).
+    replace_by_difference: bool = False
 
 
 @dataclass

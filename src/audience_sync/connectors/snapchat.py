@@ -1,6 +1,6 @@
 """Snapchat Customer Lists (Marketing API v1): one schema per request, remove-all then re-add.
 
-Contract: shared/platforms/snapchat.md §4.3 (endpoints), §4.5 (limits), §4.6 (errors).
+Endpoints, limits and the error table: docs/connectors.md (Snapchat).
 """
 
 from __future__ import annotations
@@ -44,6 +44,18 @@ TOKEN_URL = "https://accounts.snapchat.com/login/oauth2/access_token"  # noqa: S
 DEFAULT_RETENTION_DAYS = 9999  # lifetime (snapchat.md §4.3)
 
 
+def _failed_entry(envelope: dict[str, Any]) -> dict[str, Any] | None:
+    """The first entry of a batch answer (`users`, `segments`) whose `sub_request_status` is
+    ERROR: Snap answers each entry of a request so [SEEN: customer-lists page's examples show
+    `sub_request_status`]; an entry's failure under a SUCCESS request is our guess. [INFER]"""
+    for name in ("users", "segments"):
+        entries = envelope.get(name)
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and str(entry.get("sub_request_status")).upper() == "ERROR":
+                return entry
+    return None
+
+
 def snapchat_token_url(base_url: str) -> str:
     """Snap's token host, or the sandbox's token path when the API is the sandbox's."""
     parts = urlsplit(base_url)
@@ -74,23 +86,40 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
         return {"Authorization": f"Bearer {token}"}
 
     def translate(self, status: int, body: Any, headers: httpx.Headers) -> AudienceSyncError | None:
+        """By HTTP status, the envelope's words in the message (docs/connectors.md, Snapchat).
+
+        Errors come as `{"request_status": "ERROR", "request_id", "debug_message",
+        "display_message", "error_code"}`; a bad token as HTTP 401 with the bare text
+        `unauthorized`; no permission on the ad account as HTTP 403, `E3002` [SEEN:
+        rudderlabs/rudder-transformer: test/integrations/destinations/snapchat_custom_audience/
+        network.ts, src/v0/destinations/snapchat_custom_audience/networkHandler.js]. Snap's
+        list of `error_code`s is not public: only E3002 is read."""
         envelope = body if isinstance(body, dict) else {}
+        failed = _failed_entry(envelope)
         outcome = str(envelope.get("request_status", "")).upper()
-        if status < 400 and outcome != "ERROR":
+        if status < 400 and outcome != "ERROR" and failed is None:
             return None
-        debug = str(envelope.get("debug_message") or envelope.get("display_message") or "")
         code = envelope.get("error_code")
-        message = f"Snapchat error {code}: {debug}" if code else f"Snapchat HTTP {status}: {debug}"
+        debug = str(
+            envelope.get("debug_message")
+            or envelope.get("display_message")
+            or (failed or {}).get("sub_request_error_reason")
+            or ""
+        )
+        if code == "E3002":
+            debug = f"{debug} (the connected user has no permission on this ad account)"
+        head = f"Snapchat error {code}" if code else f"Snapchat answered HTTP {status}"
+        message = f"{head}: {debug}" if debug else head
         kwargs: dict[str, Any] = {
             "details": {"error_code": code, "request_id": envelope.get("request_id")},
         }
         if status == 400:
-            # The batch is all-or-nothing (§4.6); the sandbox names the refused entry as
-            # `data[i]`, Snap's own wording is not in our sources. [INFER]
+            # The batch is all-or-nothing; the sandbox names the refused entry as `data[i]`,
+            # Snap's own wording is not in our sources. [INFER]
             if debug.startswith("data["):
                 return InvalidRecordsError(message, status_code=status, **kwargs)
             return ValidationError(message, status_code=status, **kwargs)
-        if status < 400:
+        if status < 400:  # an ERROR in a 2xx, or a failed entry: never taken for success [INFER]
             return PlatformRequestError(message, status_code=status, **kwargs)
         return platform_error_for_status(status, message, **kwargs)
 

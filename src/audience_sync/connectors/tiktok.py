@@ -1,12 +1,14 @@
-"""TikTok custom audiences (API for Business v1.3): segment mapping, file `REPLACE`, return codes.
+"""TikTok custom audiences (API for Business v1.3): segment-API audiences, `segment/mapping`.
 
-Contract: shared/platforms/tiktok.md §3.3 (endpoints), §3.5 (limits), §3.6 (return codes).
-TikTok answers errors with HTTP 200: the envelope's `code` decides, never the status alone.
+Audiences are made with `segment/audience` (partner audiences) and their members added and
+deleted with `segment/mapping`. TikTok's only replace, a customer-file `REPLACE`, works on
+Customer File audiences alone, so these audiences have no replace: the sync engine replaces
+them by difference (`Capabilities.replace_by_difference`, docs/connectors.md). TikTok answers
+errors with HTTP 200: the envelope's `code` decides, never the status alone (docs/connectors.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -40,27 +42,64 @@ from audience_sync.exceptions import (
 )
 from audience_sync.identifiers import Field, tiktok_mobile_id_schema
 
+# `segment/mapping` id_schema names [SEEN: rudderlabs/rudder-transformer:
+# src/v0/destinations/tiktok_audience/config.ts SHA256_TRAITS]; customer files name mobile ids
+# MAID_* instead, a route this connector does not use.
 SCHEMA = ("EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "AAID_SHA256")
-MIN_AUDIENCE = 1_000  # update operations fail below 1,000 members (tiktok.md §3.3)
-FILES_PER_UPDATE = 49  # `file_paths`: fewer than 50 recommended (§3.3 B)
 
-# Return codes (§3.6).
-_RATE = {40100, 40133, 40016, 40132}
-_AUTH = {40102, 40104, 40105}
-_RECORD_MARKERS = ("batch_data[", "Line ")  # how the refusal names an entry [INFER]
+# Return codes, from TikTok's SDK (tiktok/tiktok-business-api-sdk:
+# python_sdk/business_api_client/tiktok_business/tiktok_code.py, `NumericErrorCodes`) [SEEN].
+# Which of them a retry can cure is ours [INFER], after their names.
+_RATE = {
+    40016,  # ERROR_CODE_BIZ_FC_ERROR (a frequency-control refusal)
+    40100,  # ERROR_CODE_REQUEST_TOO_FREQUENT
+    40132,  # ERROR_CODE_REQUEST_FREQUENCY_LIMITED
+    40133,  # advertiser-level QPS: not in the SDK, quoted by public clients [INFER]
+}
+_AUTH = {
+    40102,  # ERROR_CODE_ACCESS_TOKEN_EXPIRE
+    40104,  # ERROR_CODE_EMPTY_ACCESS_TOKEN
+    40105,  # ERROR_CODE_INVALID_ACCESS_TOKEN
+    40107,  # ERROR_CODE_INVALID_REFRESH_TOKEN
+    40114,  # ERROR_CODE_ADVERTISER_LOGOUT
+}
+_PERMISSION = {
+    40001,  # ERROR_CODE_PERMISSION_ERROR: the app or user may not act for this advertiser
+    40003,  # ERROR_CODE_FORBIDDEN
+    40113,  # ERROR_CODE_APP_FORBIDDEN
+    40130,  # ERROR_CODE_SCOPE_NOT_AUTHORIZED
+}
+_PARAMS = {40000, 40002}  # ERROR_CODE_INVALID_PARAMS, ERROR_CODE_PARAM_ERROR
+_NOT_FOUND = {40007, 40300}  # ERROR_CODE_NOT_EXIST, ERROR_CODE_ADVERTISER_NOT_EXIST
+_TRANSIENT = {
+    40200,  # ERROR_CODE_GENERAL_TASK_ERROR
+    40201,  # ERROR_CODE_TASK_NOT_READY
+    40202,  # ERROR_CODE_WRITE_CONFLICT
+    50000,  # ERROR_CODE_SYS_ERROR
+    50002,  # ERROR_CODE_SYS_TIMEOUT
+}  # and 51000-51999: internal services' errors (ERROR_CODE_RPC_ERROR, ERROR_CODE_DMP_ERROR…)
+_RECORD_MARKERS = ("batch_data[",)  # how the refusal names an entry: the sandbox's [INFER]
 
 
 class TikTokAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "tiktok"
-    BATCH_SIZE = 10_000
+    BATCH_SIZE = 1_000
     CAPABILITIES = Capabilities(
-        batch_limit=10_000,  # not documented for segment/mapping: an assumption (§3.5)
+        # No published limit for segment/mapping; 10,000 is the sandbox's ceiling [INFER]. The
+        # size sent is `AUDIENCE_SYNC_TIKTOK_MAPPING_BATCH_SIZE` (1,000), see `batch_size`.
+        batch_limit=10_000,
         identifier_keys=SCHEMA,
-        native_replace=True,
+        native_replace=False,
         rate_limit=RateLimit(requests=10, per_seconds=1),  # QPS figure not documented [INFER]
-        refreshes_tokens=False,  # tokens do not expire unless revoked (§3.2)
-        min_replace_size=MIN_AUDIENCE,
+        refreshes_tokens=False,  # tokens do not expire unless revoked
+        replace_by_difference=True,
     )
+
+    @property
+    def batch_size(self) -> int:
+        """Users per `segment/mapping` call: the TikTok setting, within the general bound."""
+        limit = min(self.CAPABILITIES.batch_limit, self.settings.tiktok_mapping_batch_size)
+        return min(limit, self.settings.max_batch_size)
 
     @classmethod
     def default_base_url(cls, settings: Settings) -> str:
@@ -87,15 +126,15 @@ class TikTokAudienceConnector(BaseAudienceConnector):
             return RateLimitError(message, **kwargs)
         if code in _AUTH:
             return AuthExpiredError(message, **kwargs)
-        if code == 40002:
+        if code in _PARAMS:
             if text.startswith(_RECORD_MARKERS):
                 return InvalidRecordsError(message, **kwargs)
             return ValidationError(message, **kwargs)
-        if code == 40007:
+        if code in _NOT_FOUND:
             return NotFoundError(message, **kwargs)
-        if code == 50000 or 51000 <= code < 52000:
+        if code in _TRANSIENT or 51000 <= code < 52000:
             return PlatformServerError(message, **kwargs)
-        return PlatformRequestError(message, **kwargs)
+        return PlatformRequestError(message, **kwargs)  # _PERMISSION and the rest: no retry
 
     def _advertiser(self, audience_id: str | None = None) -> str:
         if not self.ad_account_id:
@@ -151,8 +190,6 @@ class TikTokAudienceConnector(BaseAudienceConnector):
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:
         used = [j for j in range(len(SCHEMA)) if any(row[j] for row in batch.records)]
-        if op is Operation.REPLACE:
-            return await self._upload_file(audience_id, batch, used, state)
         targets = [audience_id]
         body = await self.http.request(
             "POST",
@@ -171,67 +208,18 @@ class TikTokAudienceConnector(BaseAudienceConnector):
         )
         return BatchOutcome(received=len(batch.records), request_id=body.get("request_id"))
 
-    async def _upload_file(
-        self, audience_id: str, batch: Batch, used: list[int], state: Any
-    ) -> BatchOutcome:
-        """One customer file (`MULTIPLE_TYPES`: a header of id types, then one user a line)."""
-        lines = [",".join(SCHEMA[j] for j in used)]
-        lines += [",".join(row[j] or "" for j in used) for row in batch.records]
-        content = ("\n".join(lines) + "\n").encode()
-        body = await self.http.request(
-            "POST",
-            "dmp/custom_audience/file/upload/",
-            data={
-                "advertiser_id": self._advertiser(audience_id),
-                "calculate_type": "MULTIPLE_TYPES",
-                "file_signature": hashlib.md5(content).hexdigest(),  # noqa: S324 - TikTok's
-            },
-            files={"file": (f"audience-{audience_id}-{batch.index}.csv", content, "text/csv")},
-            audience_id=audience_id,
-            batch=batch.index,
-        )
-        state["paths"].append(body["data"]["file_path"])
-        return BatchOutcome(received=len(batch.records), request_id=body.get("request_id"))
-
-    async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
-        return {"paths": []}
-
-    async def finish(
-        self, op: Operation, audience_id: str, state: Any, result: AudienceSyncResult
-    ) -> None:
-        if op is not Operation.REPLACE:
-            return
-        paths: list[str] = state["paths"]
-        for start in range(0, len(paths), FILES_PER_UPDATE):
-            # The first update replaces; the rest of a large list is appended to it.
-            body = await self.http.request(
-                "POST",
-                "dmp/custom_audience/update/",
-                json={
-                    "advertiser_id": self._advertiser(audience_id),
-                    "custom_audience_id": audience_id,
-                    "action": "REPLACE" if start == 0 else "APPEND",
-                    "file_paths": paths[start : start + FILES_PER_UPDATE],
-                },
-                idempotent=start > 0,  # a second REPLACE the same day is refused
-                audience_id=audience_id,
-            )
-            result.request_ids.append(str(body.get("request_id")))
-
     async def replace_audience(
         self, audience_id: str, users: Sequence[AudienceUser]
     ) -> AudienceSyncResult:
-        prepared = self.prepare(users)
-        if len(set(prepared.records)) < MIN_AUDIENCE:
-            raise ValidationError(
-                f"TikTok refuses a REPLACE that leaves fewer than {MIN_AUDIENCE:,} members; "
-                "sync the difference with add and remove instead",
-                platform=self.PLATFORM_NAME,
-                audience_id=audience_id,
-            )
-        result = await self.upload(Operation.REPLACE, audience_id, prepared)
-        result.details["replace"] = "file_replace"
-        return result
+        """Refused: a segment-API audience has no replace, and what it holds is not readable."""
+        raise ValidationError(
+            "TikTok replaces only Customer File audiences, and this audience was made with the "
+            "segment API; run a replace sync of the audience instead "
+            "(`audience-sync audiences sync ID --operation replace`): it deletes the members it "
+            "confirmed that are no longer in the segment and adds the rest",
+            platform=self.PLATFORM_NAME,
+            audience_id=audience_id,
+        )
 
     async def create(self, config: AudienceConfig) -> str:
         self.ad_account_id = self.ad_account_id or config.ad_account_id

@@ -7,11 +7,12 @@ Mounted at `/snapchat/v1` (snapchat.md §4.3); the token endpoint at
 from __future__ import annotations
 
 import secrets
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from audience_sync.sandbox.dialect import (
     Dialect,
@@ -38,14 +39,12 @@ SNAP_KEYS = KeySpace(
 MAX_IDENTIFIERS = 100_000  # per request (snapchat.md §4.5)
 MIN_TARGETABLE = 1_000  # matched users needed to target (snapchat.md §4.5)
 
-# Error codes: E3002 (permission) is documented; the others are guesses in Snap's style. [INFER]
-E_VALIDATION, E_UNAUTHORIZED, E_NOT_FOUND, E_RATE, E_INTERNAL = (
-    "E1001",
-    "E3001",
-    "E3003",
-    "E1008",
-    "E9999",
-)
+# The error envelope (`request_status`, `request_id`, `debug_message`, `display_message`,
+# `error_code`) and E3002 "Caller does not have permission" with HTTP 403 are a peer's recorded
+# answers [SEEN: rudderlabs/rudder-transformer:
+# test/integrations/destinations/snapchat_custom_audience/network.ts]; the other codes are
+# guesses in Snap's style, and our connector decides by HTTP status alone. [INFER]
+E_VALIDATION, E_NOT_FOUND, E_RATE, E_INTERNAL = ("E1001", "E3003", "E1008", "E9999")
 
 
 def snap_error(status: int, code: str, debug: str, display: str | None = None) -> Response:
@@ -67,12 +66,9 @@ class SnapchatDialect(Dialect):
     family = "snapchat"
 
     def auth_error(self, failure: AuthFailure) -> Response:
-        debug = {
-            AuthFailure.MISSING: "Missing access token",
-            AuthFailure.INVALID: "Invalid access token",
-            AuthFailure.EXPIRED: "Access token expired",
-        }[failure]
-        return snap_error(401, E_UNAUTHORIZED, debug, "Unauthorized")
+        # A bad or expired token is HTTP 401 with the bare text `unauthorized`, no envelope
+        # [SEEN: the same rudder-transformer network.ts].
+        return PlainTextResponse("unauthorized", status_code=401)
 
     def rate_limited(self, retry_after: float | None) -> Response:
         return snap_error(429, E_RATE, "Too many requests", "Too many requests")
@@ -94,8 +90,22 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def matched_users(audience: Audience) -> int:
+    """Snapchatters found: `approximate_number_users` is "Approximate # of users in the segment"
+    [SEEN: https://developers.snap.com/api/marketing-api/Ads-API/customer-lists], people, not
+    identifiers. A person's email, phone and mobile id find one Snapchatter; uploads carry one
+    schema each and link none, so the sandbox counts the schema with the most matches: a floor
+    on the people found, never more than the members sent a value of it. [INFER]"""
+    members = audience.members
+    found: Counter[str] = Counter()
+    for row in members:
+        if members.row_matches(row):
+            found.update(spec.name for spec, _ in SNAP_KEYS.decode(row))
+    return max(found.values(), default=0)
+
+
 def _segment(state: SandboxState, audience: Audience) -> dict[str, Any]:
-    matched = audience.members.matched
+    matched = matched_users(audience)
     uploaded = audience.last_upload_at
     processing = uploaded is not None and state.now() < uploaded + state.settings.processing_seconds
     if uploaded is None:

@@ -52,13 +52,20 @@ SEGMENT_SCHEMAS = (
     "AAID_MD5",
 )
 CALCULATE_TYPES = (*(s.name for s in TIKTOK_KEYS.specs), "MULTIPLE_TYPES")
+# The header names of a `MULTIPLE_TYPES` customer file (hashed ids only: the sandbox takes no raw
+# values). Mobile ids are MAID, whatever the device: IDFA_*/AAID_* are `segment/mapping` id_schema
+# names, not file headers. [SEEN: https://ads.tiktok.com/help/article/list-of-supported-ids-and-formats-for-a-customer-file
+# "Email or Email_SHA256", "Phone or Phone_SHA256", "MAID or MAID_MD5 or MAID_SHA256"]
+FILE_HEADERS = ("EMAIL_SHA256", "PHONE_SHA256", "MAID_SHA256", "MAID_MD5")
 MAX_MAPPING_USERS = 10_000  # not documented anywhere; an unverified assumption (tiktok.md §3.5)
 MIN_SIZE = 1_000  # update operations fail below 1,000 members (tiktok.md §3.3, TT-SDK)
 
-# Return codes (tiktok.md §3.6); 40002 for every parameter problem. [INFER: messages]
+# Return codes, as TikTok's SDK names them [SEEN: tiktok/tiktok-business-api-sdk:
+# python_sdk/business_api_client/tiktok_business/tiktok_code.py]; 40002 for every parameter
+# problem, and the messages, are ours [INFER].
 OK, NO_PERMISSION, PARAM_ERROR, NOT_FOUND = 0, 40001, 40002, 40007
 TOO_FREQUENT, TOKEN_EXPIRED, TOKEN_EMPTY, TOKEN_INVALID = 40100, 40102, 40104, 40105
-SYSTEM_ERROR = 50000
+ROUTE_NOT_FOUND, SYSTEM_ERROR = 40400, 50000
 
 
 def envelope(code: int, message: str, data: Any = None, status: int = 200) -> Response:
@@ -92,7 +99,7 @@ class TikTokDialect(Dialect):
         return envelope(SYSTEM_ERROR, "System error.", status=status)
 
     def not_found(self, method: str, path: str) -> Response:
-        return envelope(NOT_FOUND, f"Unknown API: {method} {path}", status=404)
+        return envelope(ROUTE_NOT_FOUND, f"Unknown API: {method} {path}", status=404)
 
     def bad_request(self, message: str) -> Response:
         return envelope(PARAM_ERROR, message)

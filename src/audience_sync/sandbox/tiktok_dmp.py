@@ -18,6 +18,7 @@ from audience_sync.sandbox.state import Audience, SandboxState
 from audience_sync.sandbox.tiktok_common import (
     CALCULATE_TYPES,
     DIALECT,
+    FILE_HEADERS,
     MIN_SIZE,
     OK,
     PARAM_ERROR,
@@ -56,9 +57,14 @@ def _parse_file(content: bytes, calculate_type: str) -> list[Row]:
     if calculate_type == "MULTIPLE_TYPES":
         if not lines:
             raise error(PARAM_ERROR, "The file is empty.")
-        header = [h.strip() for h in lines[0].split(",")]
-        if any(h not in TIKTOK_KEYS for h in header):
-            raise error(PARAM_ERROR, "The file header names an unsupported ID type.")
+        # "Email_SHA 256" is how TikTok's help page spells it: case and spaces do not count.
+        header = [h.replace(" ", "").upper() for h in lines[0].split(",")]
+        if any(h not in FILE_HEADERS for h in header):
+            # Code and wording [INFER]; the accepted names are TikTok's (`FILE_HEADERS`).
+            raise error(
+                PARAM_ERROR,
+                f"The file header names an unsupported ID type; use {', '.join(FILE_HEADERS)}.",
+            )
         if any(header.count(h) > 3 for h in header):
             raise error(PARAM_ERROR, "Each ID type may appear at most 3 times in the header.")
         lines = lines[1:]
@@ -81,9 +87,9 @@ def _parse_file(content: bytes, calculate_type: str) -> list[Row]:
 
 
 def _file_rows(
-    state: SandboxState, advertiser_id: str, paths: Any, calculate_type: str | None
+    state: SandboxState, advertiser_id: str, paths: Any, calculate_type: str
 ) -> list[Row]:
-    """The rows of uploaded files; `calculate_type` None (a segment audience) takes any type."""
+    """The rows of uploaded files, each of the audience's `calculate_type`."""
     if not isinstance(paths, list) or not paths:
         raise error(PARAM_ERROR, "file_paths: Missing data for required field.")
     rows: list[Row] = []
@@ -91,7 +97,7 @@ def _file_rows(
         stored = tiktok_state(state).files.get(str(path))
         if stored is None or stored.advertiser_id != advertiser_id:
             raise error(PARAM_ERROR, f"file_path {path} does not exist.")
-        if calculate_type is not None and stored.calculate_type != calculate_type:
+        if stored.calculate_type != calculate_type:
             raise error(PARAM_ERROR, "Files must use the audience's calculate_type.")
         rows.extend(stored.rows)
     return rows
@@ -163,10 +169,20 @@ def add_dmp_routes(router: APIRouter) -> None:
         if body.get("file_paths") is None:
             audience.touch(now)
             return envelope(OK, "OK", {"custom_audience_id": audience.audience_id})
-        # A segment (partner) audience has no calculate type: its files may hold any id
-        # types, as its segment/mapping uploads do. [INFER]
+        # Files update Customer File audiences only, with files of the audience's own
+        # encryption type [SEEN: tiktok/tiktok-business-api-sdk:
+        # python_sdk/docs/CustomAudienceUpdateBody.md "Upload files to replace the Customer File
+        # audience", "The files must be encrypted with the same encryption method/type with the
+        # audience"]. A segment-API (partner) audience has no calculate type: refused. Code and
+        # wording [INFER].
         calc = audience.attributes.get("calculate_type")
-        rows = _file_rows(state, advertiser, body.get("file_paths"), calc)
+        if calc is None:
+            raise error(
+                PARAM_ERROR,
+                "file_paths: only Customer File audiences are updated with files; "
+                "this audience was made with the segment API (segment/mapping updates it).",
+            )
+        rows = _file_rows(state, advertiser, body.get("file_paths"), str(calc))
         interval = state.settings.tiktok_replace_interval_seconds
         last_replace = audience.last_replace_at
         if action == "REPLACE" and last_replace is not None and now - last_replace < interval:

@@ -300,11 +300,11 @@ class Run:
                 # The member state is written while the plan is made and the first chunk sent.
                 self.in_background(functools.partial(preparer.save, self.service.clock()))
                 self.diagnose(current)
-                if replacing:
+                if replacing and not self.connector.CAPABILITIES.replace_by_difference:
                     await self.drain()
                     await self.replace(platform_id, current, users)
                 else:
-                    await self.update(platform_id, current, preparer)
+                    await self.update(platform_id, current, preparer, replacing=replacing)
                 await self.drain()
             except BaseException:
                 await self.settle()
@@ -347,7 +347,13 @@ class Run:
             config=target.config,
         )
 
-    async def update(self, platform_id: str, current: Current, preparer: Preparer) -> None:
+    async def update(
+        self, platform_id: str, current: Current, preparer: Preparer, *, replacing: bool = False
+    ) -> None:
+        """Send the delta. A replace on a platform without one (`replace_by_difference`) is
+        this too: prepared in full, planned against every confirmed record of the snapshot."""
+        if replacing:
+            self.refuse_emptying(current)
         plan = self.plan(current, preparer)
         # Each new record is sent once, by its first owner; its text comes from the spill.
         adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
@@ -358,7 +364,8 @@ class Run:
             "members_to_add": plan.adds["owner"].n_unique(),
             "against": "snapshot" if preparer.delta is None else "member state",
         }
-        self.guard(len(plan.removes), plan.held)
+        if not replacing:  # a replace means to remove whatever the segment no longer holds
+            self.guard(len(plan.removes), plan.held)
         if self.job.dry_run:
             return
         await self.prepare_unsent(plan, current, preparer)
@@ -500,6 +507,14 @@ class Run:
 
     # --- steps ----------------------------------------------------------------------------
 
+    def refuse_emptying(self, current: Current) -> None:
+        """Refuse, unless forced, a replace that would empty the audience."""
+        if current.is_empty and not self.force:
+            raise ValidationError(
+                "Replace refused: the segment has no member with a usable identifier, so the "
+                "audience would be emptied. Sync again with force to do it anyway."
+            )
+
     def guard(self, removes: int, held: int) -> None:
         """Refuse a mass removal unless forced (a broken segment must not empty an audience)."""
         share = self.service.settings.max_removal_share
@@ -626,8 +641,10 @@ class Run:
         matched = info.get("size")
         usable = current.members - current.unusable_members
         rate = info.get("match_rate")
-        if rate is None and matched is not None and usable:
-            rate = min(1.0, int(matched) / usable)
+        if rate is None and matched is not None and usable and int(matched) <= usable:
+            # The platform's count as a share of the members sent. A count above them (members
+            # added on the platform, identifiers counted) is no such share: no rate, not 100%.
+            rate = int(matched) / usable
         self.metrics.match_rate = rate
         now = self.service.clock()
         with transaction(self.service.factory) as session:

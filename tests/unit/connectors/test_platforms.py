@@ -34,7 +34,9 @@ from audience_sync.domain.models import (
 )
 from audience_sync.exceptions import (
     AuthExpiredError,
+    InvalidRecordsError,
     NotFoundError,
+    PlatformRequestError,
     PlatformServerError,
     RateLimitError,
     ValidationError,
@@ -176,6 +178,19 @@ def test_meta_errors_follow_the_error_table(error: dict[str, Any], expected: typ
         (40002, "custom_audience_name: 1 to 128 characters.", ValidationError),
         (40007, "Custom audience 1 does not exist.", NotFoundError),
         (51065, "System error.", PlatformServerError),
+        # The rest of the SDK's table (tiktok_code.py, NumericErrorCodes).
+        (40000, "Invalid params.", ValidationError),
+        (40001, "No permission to operate this audience.", PlatformRequestError),
+        (40016, "Frequency control.", RateLimitError),
+        (40132, "Request frequency limited.", RateLimitError),
+        (40104, "Access token is null.", AuthExpiredError),
+        (40105, "Access token is incorrect or has been revoked.", AuthExpiredError),
+        (40114, "Advertiser logged out.", AuthExpiredError),
+        (40202, "Write conflict.", PlatformServerError),
+        (40300, "Advertiser does not exist.", NotFoundError),
+        (50002, "System timeout.", PlatformServerError),
+        (40400, "Unknown API.", PlatformRequestError),
+        (40002, "batch_data[3]: EMAIL_SHA256 id is not a valid hash.", InvalidRecordsError),
     ],
 )
 def test_tiktok_http_200_with_a_non_zero_code_is_an_error(
@@ -187,16 +202,34 @@ def test_tiktok_http_200_with_a_non_zero_code_is_an_error(
     assert tiktok.translate(200, {"code": 0, "message": "OK"}, httpx.Headers()) is None
 
 
-async def test_tiktok_refuses_a_replace_below_1000_members_before_uploading(
+async def test_tiktok_refuses_a_replace_before_sending_anything(
     sandbox: FastAPI, control: httpx.AsyncClient
 ) -> None:
+    # Its audiences are segment-API ones, which TikTok's file REPLACE does not take: the sync
+    # engine replaces them by difference instead.
     tiktok = build(TikTokAudienceConnector, sandbox, "tiktok")
+    assert tiktok.CAPABILITIES.replace_by_difference
     audience_id = await tiktok.create(AudienceConfig(name="B", ad_account_id="42"))
-    with pytest.raises(ValidationError, match="1,000"):
-        await tiktok.replace_audience(audience_id, make_users(0, 999))
+    with pytest.raises(ValidationError, match="--operation replace"):
+        await tiktok.replace_audience(audience_id, make_users(0, 1_200))
     log = (await control.get("/_sandbox/requests", params={"platform": "tiktok"})).json()
     assert [e["path"].rsplit("/v1.3/", 1)[1] for e in log] == ["segment/audience/"]
     await tiktok.aclose()
+
+
+async def test_tiktok_maps_1000_users_a_call_unless_configured(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    tiktok = build(TikTokAudienceConnector, sandbox, "tiktok")
+    assert tiktok.batch_size == 1_000
+    result = await tiktok.create_audience(
+        AudienceConfig(name="B", ad_account_id="42"), make_users(0, 2_500)
+    )
+    assert result.details["batches"] == [1_000, 1_000, 500]
+    await tiktok.aclose()
+    small = TikTokAudienceConnector(Settings(tiktok_mapping_batch_size=300), TOKEN)
+    assert small.batch_size == 300
+    await small.aclose()
 
 
 async def test_tiktok_sends_a_gaid_as_aaid_and_an_idfa_as_idfa(
@@ -220,6 +253,45 @@ async def test_tiktok_sends_a_gaid_as_aaid_and_an_idfa_as_idfa(
 
 
 # --- Snapchat -------------------------------------------------------------------------------
+
+
+PERMISSION = {
+    "request_status": "ERROR",
+    "request_id": "98e2a602",
+    "debug_message": "Caller does not have permission",
+    "display_message": "We're sorry, but the requested resource is not available at this time",
+    "error_code": "E3002",
+}  # rudder-transformer's recorded answer (snapchat_custom_audience/network.ts)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "expected", "words"),
+    [
+        (401, None, AuthExpiredError, "Snapchat answered HTTP 401"),  # the bare `unauthorized`
+        (403, PERMISSION, PlatformRequestError, "no permission on this ad account"),
+        (429, None, RateLimitError, "HTTP 429"),
+        (503, None, PlatformServerError, "HTTP 503"),
+        (404, {"request_status": "ERROR", "debug_message": "gone"}, NotFoundError, "gone"),
+        (
+            200,
+            {
+                "request_status": "SUCCESS",
+                "users": [{"sub_request_status": "ERROR", "sub_request_error_reason": "bad"}],
+            },
+            PlatformRequestError,
+            "bad",
+        ),
+    ],
+)
+def test_snapchat_errors_follow_the_status_and_the_envelope(
+    status: int, body: Any, expected: type, words: str
+) -> None:
+    snap = SnapchatAudienceConnector(Settings(), TOKEN)
+    found = snap.translate(status, body, httpx.Headers())
+    assert type(found) is expected
+    assert found is not None
+    assert words in found.message
+    assert not found.message.endswith(": ")
 
 
 async def test_snapchat_sends_one_schema_a_request_without_duplicates() -> None:

@@ -262,3 +262,58 @@ async def test_another_advertisers_audience_is_refused(client: httpx.AsyncClient
     body = {"advertiser_id": "999", "audience_id": audience_id, "action": "delete"}
     response = await client.post(f"{BASE}/segment/audience/", json=body, headers=AUTH)
     assert response.json()["code"] == 40001
+
+
+async def test_a_file_update_on_a_segment_api_audience_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    audience_id = await segment(client)
+    assert (await mapping(client, audience_id, "add", digests(1200))).json()["code"] == 0
+    response = await update(client, audience_id, "REPLACE", digests(1100, "new"))
+    assert response.json()["code"] == 40002
+    assert "Customer File" in response.json()["message"]
+    [held] = await audiences(client, "tiktok")
+    assert held["size"] == 1200, "a refused update changes nothing"
+
+
+async def test_a_file_of_another_encryption_type_is_refused(client: httpx.AsyncClient) -> None:
+    audience_id = await file_audience(client, digests(1000))
+    body = {
+        "advertiser_id": "123",
+        "custom_audience_id": audience_id,
+        "action": "APPEND",
+        "file_paths": [await upload(client, digests(5, "p"), "PHONE_SHA256")],
+    }
+    response = await client.post(f"{BASE}/dmp/custom_audience/update/", json=body, headers=AUTH)
+    assert response.json()["code"] == 40002
+
+
+async def test_a_file_header_naming_idfa_or_aaid_is_refused(client: httpx.AsyncClient) -> None:
+    # Customer files name mobile ids MAID, MAID_MD5 or MAID_SHA256; IDFA/AAID are
+    # segment-mapping id_schema names.
+    for header in ("EMAIL_SHA256,IDFA_SHA256", "AAID_SHA256", "EMAIL_SHA256,NOT_A_TYPE"):
+        columns = header.count(",") + 1
+        content = "\n".join([header, ",".join(digests(columns))]).encode()
+        response = await client.post(
+            f"{BASE}/dmp/custom_audience/file/upload/",
+            data={
+                "advertiser_id": "123",
+                "calculate_type": "MULTIPLE_TYPES",
+                "file_signature": hashlib.md5(content).hexdigest(),
+            },
+            files={"file": ("ids.csv", content, "text/csv")},
+            headers=AUTH,
+        )
+        assert response.json()["code"] == 40002, header
+        assert "header" in response.json()["message"]
+
+
+async def test_a_file_header_of_maid_sha256_is_taken(client: httpx.AsyncClient) -> None:
+    email, maid = digests(2)
+    path = await upload(client, ["EMAIL_SHA256,MAID_SHA256", f"{email},{maid}"], "MULTIPLE_TYPES")
+    assert path
+
+
+async def test_an_unknown_route_is_code_40400(client: httpx.AsyncClient) -> None:
+    response = await client.post(f"{BASE}/segment/nothing/", json={}, headers=AUTH)
+    assert response.json()["code"] == 40400
