@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository
 from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.testing.conformance import corrupt
 from audience_sync.testing.support import SANDBOX_URL
 
 from .world import PLATFORMS, World, row
@@ -89,3 +91,26 @@ async def test_a_platform_size_above_what_was_sent_comes_with_a_reason(
     (warning,) = [w for w in updated.details["warnings"] if w["code"] == "platform_size_above_sent"]
     assert (warning["platform_size"], warning["members_synced"]) == (size, 30)
     assert "outside Audience Sync" in warning["message"]
+
+
+async def test_a_member_with_one_of_two_records_refused_is_added_not_failed(world: World) -> None:
+    world.load([row(i) for i in range(12)])  # P0: an email and a phone, two Snapchat records
+    audience = world.audience(SyncPlatform.SNAPCHAT)
+    build = world.connect
+
+    def connect(target: Any) -> Any:
+        connector = build(target)
+        original = connector.prepared_from_texts
+
+        def spoiled(texts: Any) -> Any:  # the chunk's first record (one of P0's) is malformed
+            prepared = original(texts)
+            prepared.records[0] = corrupt(prepared.records[0])
+            return prepared
+
+        connector.prepared_from_texts = spoiled
+        return connector
+
+    world.service = dataclasses.replace(world.service, connect=connect)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert_adds_up(job)
+    assert (job.profiles_sent, job.profiles_added, job.profiles_failed) == (12, 12, 0)
