@@ -10,10 +10,10 @@ import pytest
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
 from audience_sync.store.db import transaction
-from audience_sync.store.repositories import AudienceRepository
+from audience_sync.store.repositories import AudienceRepository, ConnectionRepository
 from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.testing.conformance import corrupt
-from audience_sync.testing.support import SANDBOX_URL
+from audience_sync.testing.support import PREFIXES, SANDBOX_URL
 
 from .world import PLATFORMS, World, row
 
@@ -35,12 +35,35 @@ def assert_adds_up(job: AudienceSyncJob) -> None:
     assert figures["members"] == job.profiles_added + job.profiles_failed + figures["unchanged"]
 
 
-@pytest.mark.parametrize("platform", PLATFORMS)
+def ads_api(world: World) -> None:
+    """Point the Google connection at the Ads API's sandbox (replace: remove-all job, then add)."""
+    with transaction(world.factory) as session:
+        connections = ConnectionRepository(session, world.tenant_id, world.cipher)
+        stored = connections.credentials(SyncPlatform.GOOGLE)
+        url = SANDBOX_URL + PREFIXES["googleads"]
+        connections.put(SyncPlatform.GOOGLE, "1234567890", stored, base_url=url)
+
+
+async def ads_requests(world: World) -> list[dict[str, Any]]:
+    transport = httpx.ASGITransport(app=world.sandbox)
+    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+        found: list[dict[str, Any]] = (
+            await client.get("/_sandbox/requests", params={"platform": "googleads"})
+        ).json()
+        return found
+
+
+ROUTES = [(p, {}) for p in PLATFORMS] + [(SyncPlatform.GOOGLE, {"google_api": "ads"})]
+
+
+@pytest.mark.parametrize(("platform", "config"), ROUTES, ids=[*(p.value for p in PLATFORMS), "ads"])
 async def test_an_update_and_a_replace_of_the_same_members_fail_the_same_members(
-    world: World, platform: SyncPlatform
+    world: World, platform: SyncPlatform, config: dict[str, str]
 ) -> None:
     world.load(members(platform))
-    audience = world.audience(platform)
+    audience = world.audience(platform, config=config)
+    if config:
+        ads_api(world)
     created = await world.sync(audience, SyncOperation.CREATE)
     updated = await world.sync(audience)
     replaced = await world.sync(audience, SyncOperation.REPLACE)
@@ -49,6 +72,8 @@ async def test_an_update_and_a_replace_of_the_same_members_fail_the_same_members
     for job in (created, updated, replaced):
         assert_adds_up(job)
         assert job.profiles_failed == len(UNUSABLE)
+    if config:
+        assert await ads_requests(world), "the Ads API route was not taken"
     total = len(members(platform))
     assert (updated.profiles_sent, updated.details["figures"]["unchanged"]) == (0, total - 3)
     assert replaced.profiles_sent == replaced.profiles_added == total - len(UNUSABLE)
