@@ -23,8 +23,9 @@ SIZE_NOTES = {
     # [SEEN: googleapis user_list.proto size_for_display "Estimated number of users"; Google's
     # Customer Match example: "It may take several hours for the user list to be populated"]
     SyncPlatform.GOOGLE: "Google's size is an estimate of users, populated over several hours",
-    # [SEEN (third-party docs, mParticle, Amperity-style FAQs): sizes update 24-48 hours after
-    # an upload] [INFER: removals are counted on the same delay]
+    # [SEEN, third-party only: KrishnaMehta123/Suggestedits tiktok-remarketing-faqs.md, sizes
+    # update 24-48 hours after an upload; mParticle/docs TikTok audience page, 1,000 users
+    # before an audience is reflected] [INFER: removals are counted on the same delay]
     SyncPlatform.TIKTOK: "TikTok updates cover_num 24 to 48 hours after an upload",
     # [SEEN: Snap Customer Lists API, read-only approximate_number_users]
     SyncPlatform.SNAPCHAT: "Snapchat reports approximate_number_users, an approximation",
