@@ -55,6 +55,25 @@ def test_import_then_list_segments_as_json(invoke: Invoke) -> None:
     assert (segment["name"], segment["member_count"], segment["is_active"]) == ("VIP", 4, True)
 
 
+def test_a_segment_exports_with_the_specs_defaults_and_names_the_normalization(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    assert invoke("db", "upgrade").exit_code == 0
+    assert invoke("import", "profiles", str(DATA / "good.csv"), "--segment", "VIP").exit_code == 0
+    result = invoke("segments", "export", "VIP", "--dir", str(tmp_path / "out"), "--json")
+    assert result.exit_code == 0, result.output
+    made = json.loads(result.stdout)
+    assert (made["normalization"], made["profile_count"]) == ("neutral", 4)
+    path = Path(made["path"])
+    assert path.name == "vip.neutral.csv"
+    assert path.stat().st_size == made["file_size_bytes"]
+    assert "@" not in path.read_text()  # hashed: no raw email left
+    google = invoke("segments", "export", "VIP", "--dir", str(tmp_path / "out"), "--platform",
+                    "google", "--format", "json")  # fmt: skip
+    assert google.exit_code == 0, google.output
+    assert (tmp_path / "out" / "vip.google.json").is_file()
+
+
 def test_a_broken_file_exits_non_zero_with_lines_and_summary(
     invoke: Invoke, tmp_path: Path
 ) -> None:

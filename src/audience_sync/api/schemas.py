@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 from audience_sync.config import FeatureFlag
 from audience_sync.domain.models import (
@@ -270,17 +270,11 @@ class ExportIn(Strict):
     hash_identifiers: bool = True
     platform: SyncPlatform | None = Field(
         None,
-        description="Hash exactly as this platform's upload would; required to hash.",
+        description=(
+            "Hash exactly as this platform's upload would. Without it, hashed identifiers follow "
+            "the platform-neutral normalization (`neutral`); a platform's own matches it best."
+        ),
     )
-
-    @model_validator(mode="after")
-    def _platform_to_hash(self) -> ExportIn:
-        if self.hash_identifiers and self.platform is None:
-            raise ValueError(
-                "platform is required when hash_identifiers is true (each platform normalizes "
-                "before hashing differently): meta, google, tiktok or snapchat"
-            )
-        return self
 
 
 class ExportOut(BaseModel):
@@ -288,3 +282,8 @@ class ExportOut(BaseModel):
     expires_at: datetime
     profile_count: int
     file_size_bytes: int
+    normalization: str = Field(
+        description="How identifiers were normalized before hashing: meta, google, tiktok, "
+        "snapchat, neutral (hashed without a platform), or none (not hashed). Also in the "
+        "downloaded file's name: segment-export-<id>.<normalization>.<format>."
+    )

@@ -28,6 +28,7 @@ class ExportLink:
     expires_at: datetime
     profile_count: int
     file_size_bytes: int
+    normalization: str
 
 
 def create_export(
@@ -55,6 +56,7 @@ def create_export(
                 "hash_identifiers": spec.hash_identifiers,
                 "include_traits": spec.include_traits,
                 "include_events": spec.include_events,
+                "normalization": spec.normalization,
             },
             status="running",
             created_at=now,
@@ -62,7 +64,7 @@ def create_export(
         session.add(export)
         session.flush()
         export_id = export.id
-    path = folder / str(tenant_id) / f"{export_id}.{spec.format}"
+    path = folder / str(tenant_id) / file_name(str(export_id), spec)
     try:
         written = write_export(engine, tenant_id, segment_id, spec, path, region)
     except Exception:
@@ -85,7 +87,14 @@ def create_export(
         expires_at,
         written.profile_count,
         written.file_size_bytes,
+        spec.normalization,
     )
+
+
+def file_name(stem: str, spec: ExportSpec) -> str:
+    """`<stem>.<normalization>.<format>`: the file itself says how its identifiers were
+    normalized, however it is later read or passed on (a CSV comment line would break readers)."""
+    return f"{stem}.{spec.normalization}.{spec.format}"
 
 
 def resolve_link(
@@ -96,7 +105,8 @@ def resolve_link(
     signature: str,
     now: datetime,
 ) -> tuple[LinkCheck, Path | None, str]:
-    """What a download link leads to: its check, and when valid the file and its format.
+    """What a download link leads to: its check, and when valid the file and its format (the
+    file's name ends `.<normalization>.<format>`).
 
     The signature is checked before the database is read, so a forged link learns nothing.
     """

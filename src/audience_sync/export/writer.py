@@ -5,10 +5,12 @@ holds one batch whatever the segment's size; the file is written under a tempora
 renamed when complete, so a half-written export is never served.
 
 Columns: `profile_id`, one per requested identifier type (a list; `;`-joined in CSV), then
-`traits` and `events` when asked. Hashed identifiers are exactly what that platform's upload
-would send (`identifiers.hash_many`; phones from their stored E.164, as the sync does); raw ones
-are as imported. Events are the `RECENT_EVENTS` latest per profile, name and time only: their
-free-form properties may hold identifiers.
+`traits` and `events` when asked. Hashed for a platform, identifiers are exactly what that
+platform's upload would send (`identifiers.hash_many`; phones from their stored E.164, as the
+sync does); hashed without one, they follow the platform-neutral normalization (`NEUTRAL`,
+below); raw ones are as imported. `ExportSpec.normalization` names which. Events are the
+`RECENT_EVENTS` latest per profile, name and time only: their free-form properties may hold
+identifiers.
 """
 
 from __future__ import annotations
@@ -23,15 +25,26 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import polars as pl
+import polars_hash  # noqa: F401  (registers the `chash` namespace on expressions)
 from sqlalchemy import Engine, func, select
 
 from audience_sync.domain.models import IdentifierType, SyncPlatform
-from audience_sync.identifiers import hash_many
+from audience_sync.identifiers import hash_many, is_hashed
+from audience_sync.identifiers.fields import as_field
 from audience_sync.sources.members import member_batches
 from audience_sync.store.tables import Event, Profile
 
 RECENT_EVENTS = 10
 BATCH_ROWS = 50_000
+# The platform-neutral normalization, for a hashed export with no platform: every value hashed
+# (SHA-256, lowercase hex) after the normalization most platforms share — Meta's rules (email
+# trimmed and lowercased; phone E.164 digits without `+`; mobile id lowercased; external id
+# trimmed), which Snapchat shares for email and phone and TikTok for phone. A platform's own
+# normalization matches best on that platform: Google strips Gmail dots and `+tags` and hashes
+# phones with their `+`, TikTok drops `+tags`, Meta and Google take mobile ids raw.
+NEUTRAL = "neutral"
+NEUTRAL_RULES = SyncPlatform.META
+UNHASHED = "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +67,13 @@ class ExportSpec:
         ]
         return ["profile_id", *(t.value for t in self.identifier_types), *extra]
 
+    @property
+    def normalization(self) -> str:
+        """What the identifiers went through: a platform's name, `neutral`, or `none` (raw)."""
+        if not self.hash_identifiers:
+            return UNHASHED
+        return self.platform.value if self.platform is not None else NEUTRAL
+
 
 @dataclass(frozen=True, slots=True)
 class Written:
@@ -71,8 +91,6 @@ def write_export(
     batch_rows: int = BATCH_ROWS,
 ) -> Written:
     """Write the export to `path` (replaced atomically when complete)."""
-    if spec.hash_identifiers and spec.platform is None:
-        raise ValueError("hashing needs a platform: each platform normalizes differently")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     count = 0
@@ -122,10 +140,13 @@ def _identifier_lists(
 ) -> pl.DataFrame:
     """`profile_pk` → the list of that type's values (hashed for the platform, or raw)."""
     chosen = identifiers.filter(pl.col("type") == identifier_type.value)
-    if spec.hash_identifiers and spec.platform is not None and len(chosen):
+    if spec.hash_identifiers and len(chosen):
         column = "e164" if identifier_type is IdentifierType.PHONE else "value"
-        sent = hash_many(chosen[column], identifier_type, spec.platform, region=region)
-        chosen = chosen.with_columns(value=pl.Series(sent, dtype=pl.String))
+        platform = spec.platform or NEUTRAL_RULES
+        sent = pl.Series(hash_many(chosen[column], identifier_type, platform, region=region))
+        if spec.platform is None and not is_hashed(platform, as_field(identifier_type)):
+            sent = _sha256(sent)  # neutral: every value hashed, even those Meta takes raw
+        chosen = chosen.with_columns(value=sent.cast(pl.String))
     return (
         chosen.select("profile_pk", "value")
         .drop_nulls("value")
@@ -133,6 +154,20 @@ def _identifier_lists(
         .group_by("profile_pk", maintain_order=True)
         .agg(pl.col("value").alias(identifier_type.value))
     )
+
+
+def _sha256(values: pl.Series) -> pl.Series:
+    """Each value's SHA-256 (lowercase hex), nulls kept; a value already a digest stays."""
+    digest = pl.col("v").str.contains("^[0-9a-fA-F]{64}$")
+    hashed: Any = pl.col("v")  # polars-hash registers `chash`; type checkers cannot see it
+    frame = pl.DataFrame({"v": values.cast(pl.String)})
+    out = frame.select(
+        pl.when(digest)
+        .then(pl.col("v").str.to_lowercase())
+        .otherwise(hashed.chash.sha2_256())
+        .alias("v")
+    )
+    return out["v"]
 
 
 def _traits(engine: Engine, tenant_id: int, pk_range: tuple[int, int]) -> dict[int, Any]:

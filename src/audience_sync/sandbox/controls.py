@@ -36,7 +36,10 @@ class RateLimitIn(BaseModel):
 
 
 class AudiencePatch(BaseModel):
-    match_rate: float = Field(ge=0.0, le=1.0)
+    match_rate: float | None = Field(default=None, ge=0.0, le=1.0)
+    # People added to the audience outside Audience Sync (the platform's UI, another tool):
+    # every platform's reported size counts them.
+    outside_members: int | None = Field(default=None, ge=0)
 
 
 class TokenIn(BaseModel):
@@ -82,11 +85,15 @@ def build_router() -> APIRouter:
     async def patch_audience(
         request: Request, platform: str, audience_id: str, patch: AudiencePatch
     ) -> dict[str, Any]:
-        """Set an audience's simulated match rate (its matched count is recomputed)."""
+        """Set an audience's simulated match rate (its matched count is recomputed), or add
+        people to it as if added outside Audience Sync (`outside_members`)."""
         audience = sandbox_state(request).audience(platform, audience_id)
         if audience is None:
             raise HTTPException(404, f"no {platform} audience {audience_id}")
-        audience.members.set_match_rate(patch.match_rate)
+        if patch.match_rate is not None:
+            audience.members.set_match_rate(patch.match_rate)
+        if patch.outside_members:
+            audience.members.add_outside(patch.outside_members)
         return _audience_json(audience, identifiers=False)
 
     @router.get("/requests")

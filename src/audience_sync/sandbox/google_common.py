@@ -176,8 +176,12 @@ def decode_digest(value: Any, encoding: str) -> str | None:
 
 
 def match_rate_percentage(audience: Audience) -> int:
+    """The share of the uploaded records that matched: people added outside the uploads count
+    in the size, never in this rate, which stays within 0-100. [INFER: the field is a
+    percentage of the list's uploaded data]"""
     size = audience.size
-    return round(100 * audience.members.matched / size) if size else 0
+    members = audience.members
+    return round(100 * (members.matched - members.outside) / size) if size else 0
 
 
 def list_key_type(audience: Audience) -> str | None:

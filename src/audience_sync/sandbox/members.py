@@ -96,9 +96,16 @@ def match_point(spec: KeySpec, value: bytes) -> int:
 
 
 class MemberStore:
-    """The rows one audience holds, each with the time it was last added, and a matched count."""
+    """The rows one audience holds, each with the time it was last added, and a matched count.
 
-    __slots__ = ("_members", "_threshold", "keyspace", "match_rate", "matched")
+    `outside` people were added to the audience by something other than its uploads (the
+    platform's own UI, another tool): the platform counts them in its size, no upload of ours
+    holds them, and a replace or a remove-all takes them out like any member.
+    [INFER: every platform's audience can also be edited in its ads manager; what the sizes
+    count is each platform's matched people, not which tool added them]
+    """
+
+    __slots__ = ("_members", "_threshold", "keyspace", "match_rate", "matched", "outside")
 
     def __init__(self, keyspace: KeySpace, match_rate: float) -> None:
         self.keyspace = keyspace
@@ -106,6 +113,7 @@ class MemberStore:
         self.match_rate = match_rate
         self._threshold = int(match_rate * 2**32)
         self.matched = 0
+        self.outside = 0
 
     def __len__(self) -> int:
         return len(self._members)
@@ -150,9 +158,16 @@ class MemberStore:
         self.matched -= matched
         return removed
 
+    def add_outside(self, people: int) -> None:
+        """People added outside our uploads: counted in the matched size only."""
+        self.outside += people
+        self.matched += people
+
     def remove_added_before(self, when: float) -> int:
-        """Remove every row last added before `when` (Google `removeAsOfTime`)."""
+        """Remove every row last added before `when` (Google `removeAsOfTime`), and the people
+        added outside our uploads (they were added before any replace that asks this)."""
         before = len(self._members)
+        self.outside = 0
         self._members = {row: at for row, at in self._members.items() if at >= when}
         self._recount()
         return before - len(self._members)
@@ -160,7 +175,7 @@ class MemberStore:
     def clear(self) -> int:
         removed = len(self._members)
         self._members = {}
-        self.matched = 0
+        self.matched = self.outside = 0
         return removed
 
     def set_match_rate(self, match_rate: float) -> None:
@@ -169,7 +184,7 @@ class MemberStore:
         self._recount()
 
     def _recount(self) -> None:
-        self.matched = sum(1 for row in self._members if self.row_matches(row))
+        self.matched = self.outside + sum(1 for row in self._members if self.row_matches(row))
 
     def identifiers(self) -> dict[str, list[str]]:
         """Every held value grouped by wire key, sorted: what `/_sandbox/audiences` shows."""

@@ -45,6 +45,7 @@ from audience_sync.store.repositories import (
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.sync.collector import rarer_collections
+from audience_sync.sync.health import size_warning
 from audience_sync.sync.jobs import (
     Heartbeat,
     JobMetrics,
@@ -253,6 +254,48 @@ class OwnerTally:
         self.seen = pl.concat([self.seen, fresh.cast(pl.Int64)])
         return len(fresh)
 
+    @property
+    def count(self) -> int:
+        return len(self.seen)
+
+
+@dataclass(slots=True)
+class Figures:
+    """A run's figures, in members (profiles), the same for every platform and operation.
+
+    Every member of the segment is exactly one of: *added* (at least one record sent in this
+    run and accepted), *failed* (`unusable`: no identifier the platform takes; or `refused`:
+    records sent, none accepted) or *unchanged* (nothing to send: the platform already holds
+    all its records). `profiles_sent` = added + refused. Removals are counted in records
+    (`profiles_removed`, `removes_sent`, `removes_refused`): the snapshot keeps the records
+    sent, not which member each came from.
+    """
+
+    members: int = 0
+    unusable: int = 0
+    sent: int = 0
+    added: int = 0
+    removes_sent: int = 0
+    removes_refused: int = 0
+
+    @property
+    def refused(self) -> int:
+        return self.sent - self.added
+
+    @property
+    def unchanged(self) -> int:
+        return max(0, self.members - self.unusable - self.sent)
+
+    def as_json(self) -> dict[str, int]:
+        return {
+            "members": self.members,
+            "unusable": self.unusable,
+            "refused": self.refused,
+            "unchanged": self.unchanged,
+            "removes_sent": self.removes_sent,
+            "removes_refused": self.removes_refused,
+        }
+
 
 def _adds_of(part: pl.DataFrame, adds: pl.DataFrame) -> pl.DataFrame:
     """The rows of a spilled part that are adds, each record once."""
@@ -285,6 +328,7 @@ class Run:
         self.refused = 0  # records the platform refused in this run
         self.sent_to = OwnerTally()  # members whose records were sent to be added
         self.added = OwnerTally()  # members with at least one record the platform accepted
+        self.figures = Figures()
         self.writing: asyncio.Future[Heartbeat | None] | None = None  # see `in_background`
 
     async def execute(self) -> None:
@@ -486,9 +530,10 @@ class Run:
             for part in current.records():
                 kept = part.filter(~pl.col("owner").is_in(failed)).unique("record_hash")
                 snapshot.confirm_records(self.target.audience_id, now, kept)
-        self.metrics.profiles_sent += result.sent
-        self.metrics.profiles_added += result.accepted
-        self.metrics.profiles_failed += result.failed
+        # `users` is every member, the unusable ones too (they have no record, so the
+        # connector counts them failed): they are in `profiles_failed` once, from `diagnose`.
+        sent = max(0, result.sent - self.figures.unusable)
+        self.count_members(sent=sent, added=min(result.accepted, sent))
 
     async def delete(self) -> None:
         if self.job.dry_run:
@@ -526,7 +571,8 @@ class Run:
             )
 
     def diagnose(self, current: Current) -> None:
-        self.metrics.profiles_failed = current.unusable_members
+        self.figures = Figures(members=current.members, unusable=current.unusable_members)
+        self.count_members(sent=0, added=0)
         self.metrics.details["members"] = current.members
         self.metrics.details["prepared_members"] = len(current.member_pks)
         self.metrics.details["dropped"] = dict(current.dropped)
@@ -609,20 +655,32 @@ class Run:
             snapshot = SnapshotRepository(session, self.target.tenant_id)
             if op is Operation.ADD:
                 snapshot.confirm_records(self.target.audience_id, now, accepted)
-                self.metrics.profiles_added += self.added.add(accepted["owner"])
-                self.metrics.profiles_sent += self.sent_to.add(chunk["owner"])
+                self.added.add(accepted["owner"])
+                self.sent_to.add(chunk["owner"])
+                self.count_members(sent=self.sent_to.count, added=self.added.count)
             else:
                 removed = accepted["record_hash"].to_list()
                 snapshot.confirm(self.target.audience_id, now, removed=removed)
                 self.metrics.profiles_removed += len(accepted)
-                self.metrics.profiles_sent += len(chunk)
-            self.metrics.profiles_failed += failed
+                self.figures.removes_sent += len(chunk)
+                self.figures.removes_refused += failed
+                self.metrics.details["figures"] = self.figures.as_json()
             job = SyncJobRepository(session, self.target.tenant_id).get(self.job.id)
             job.profiles_sent = self.metrics.profiles_sent
             job.profiles_added = self.metrics.profiles_added
             job.profiles_removed = self.metrics.profiles_removed
             job.profiles_failed = self.metrics.profiles_failed
         return self.lease()
+
+    def count_members(self, *, sent: int, added: int) -> None:
+        """The job's member figures from this run's members sent to be added and accepted
+        (see `Figures`)."""
+        figures = self.figures
+        figures.sent, figures.added = sent, added
+        self.metrics.profiles_sent = sent
+        self.metrics.profiles_added = added
+        self.metrics.profiles_failed = figures.unusable + figures.refused
+        self.metrics.details["figures"] = figures.as_json()
 
     def lease(self) -> Heartbeat:
         """Renew the job's lease; whether to go on, cancel, or stop (`jobs.heartbeat`)."""
@@ -640,6 +698,11 @@ class Run:
         info = await self.connector.get_audience_info(platform_id)
         matched = info.get("size")
         usable = current.members - current.unusable_members
+        if matched is not None:
+            synced = max(0, usable - self.figures.refused)
+            warning = size_warning(self.target.platform, int(matched), synced)
+            if warning is not None:
+                self.metrics.details.setdefault("warnings", []).append(warning)
         rate = info.get("match_rate")
         if rate is None and matched is not None and usable and int(matched) <= usable:
             # The platform's count as a share of the members sent. A count above them (members

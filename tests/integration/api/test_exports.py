@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import uuid
@@ -41,7 +42,14 @@ async def test_a_hashed_csv_export_matches_the_platforms_upload(
     made = await export(api, segment_id, platform="meta")
     assert made.status_code == 200, made.text
     body = made.json()
-    assert set(body) == {"download_url", "expires_at", "profile_count", "file_size_bytes"}
+    assert set(body) == {
+        "download_url",
+        "expires_at",
+        "profile_count",
+        "file_size_bytes",
+        "normalization",
+    }
+    assert body["normalization"] == "meta"
     assert body["profile_count"] == 6
     got = await download(client, body["download_url"])
     assert got.status_code == 200
@@ -132,13 +140,47 @@ async def test_an_altered_or_expired_link_is_refused(
     assert expired.json()["error"]["code"] == "link_expired"
 
 
-async def test_hashing_needs_a_platform(client: httpx.AsyncClient, alice: Tenant) -> None:
+async def test_the_specs_defaults_hash_with_the_neutral_normalization_and_say_so(
+    client: httpx.AsyncClient, alice: Tenant
+) -> None:
+    api = Api(client, alice)
+    segment_id = await api.segment(profiles=4)
+    made = await export(api, segment_id)  # the spec's ExportOptions: hashed, no platform
+    assert made.status_code == 200, made.text
+    body = made.json()
+    assert body["normalization"] == "neutral"
+    got = await download(client, body["download_url"])
+    assert "neutral" in got.headers["content-disposition"]
+    by_id = {row["profile_id"]: row for row in csv.DictReader(io.StringIO(got.text))}
+    email = "  Person.0@Example.COM "
+    assert by_id["P0"]["email"] == hashlib.sha256(b"person.0@example.com").hexdigest()
+    assert by_id["P0"]["email"] == hash_identifier(email, "email", "meta")
+    assert by_id["P0"]["phone"] == hashlib.sha256(b"16505550000").hexdigest()
+    assert "example.com" not in got.text.lower()
+
+
+@pytest.mark.parametrize(
+    ("options", "normalization"),
+    [({"platform": "google"}, "google"), ({"hash_identifiers": False}, "none")],
+)
+async def test_the_response_names_the_normalization_used(
+    client: httpx.AsyncClient, alice: Tenant, options: dict[str, object], normalization: str
+) -> None:
     api = Api(client, alice)
     segment_id = await api.segment(profiles=1)
-    response = await export(api, segment_id)
-    assert response.status_code == 422
-    assert "platform is required" in response.json()["error"]["message"]
+    made = await export(api, segment_id, **options)
+    assert made.json()["normalization"] == normalization
+    got = await download(client, made.json()["download_url"])
+    assert f".{normalization}.csv" in got.headers["content-disposition"]
+
+
+async def test_an_unknown_identifier_type_is_refused(
+    client: httpx.AsyncClient, alice: Tenant
+) -> None:
+    api = Api(client, alice)
+    segment_id = await api.segment(profiles=1)
     unknown = await export(api, segment_id, platform="meta", identifier_types=["ssn"])
+    assert unknown.status_code == 422
     assert unknown.json()["error"]["details"]["errors"][0]["field"] == "body.identifier_types.0"
 
 
@@ -193,3 +235,18 @@ async def test_an_empty_segment_exports_an_empty_file(
     )
     assert made.json()["profile_count"] == 0
     assert (await download(client, made.json()["download_url"])).text == content
+
+
+async def test_the_neutral_normalization_hashes_mobile_ids_that_meta_takes_raw(
+    client: httpx.AsyncClient, alice: Tenant
+) -> None:
+    api = Api(client, alice)
+    segment_id = (await api.call("POST", "/api/v1/segments", json={"name": "M"})).json()["id"]
+    maid = "AB12CD34-5678-90EF-ABCD-1234567890AB"
+    rows = [{"profile_id": "A", "mobile_id": maid}]
+    await api.call(
+        "POST", "/api/v1/profiles:batch", json={"profiles": rows, "segment_id": segment_id}
+    )
+    made = await export(api, segment_id, format="json", identifier_types=["mobile_id"])
+    data = json.loads((await download(client, made.json()["download_url"])).text)
+    assert data[0]["mobile_id"] == [hashlib.sha256(maid.lower().encode()).hexdigest()]

@@ -59,6 +59,7 @@ async def export_segment(
             expires_at=link.expires_at,
             profile_count=link.profile_count,
             file_size_bytes=link.file_size_bytes,
+            normalization=link.normalization,
         )
 
     return await run_in_threadpool(run)
@@ -81,6 +82,5 @@ def download_export(
     if verdict is LinkCheck.EXPIRED:
         raise ApiError(410, "link_expired", "This download link has expired; export again.")
     assert path is not None
-    return FileResponse(
-        path, media_type=MEDIA_TYPES[fmt], filename=f"segment-export-{export_id}.{fmt}"
-    )
+    # The stored name ends `.<normalization>.<format>` (`export.service.file_name`).
+    return FileResponse(path, media_type=MEDIA_TYPES[fmt], filename=f"segment-export-{path.name}")
