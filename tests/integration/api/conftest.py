@@ -122,7 +122,9 @@ def bob(factory: sessionmaker[Session]) -> Tenant:
 
 
 def connection_body(platform: str, ad_account: str = "1234567890") -> dict[str, Any]:
+    settings = {"settings": {"customer_match_terms_accepted": True}} if platform == "google" else {}
     return {
+        **settings,
         "ad_account_id": ad_account,
         "credentials": {
             "access_token": TOKEN,
