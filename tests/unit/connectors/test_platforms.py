@@ -440,3 +440,12 @@ async def test_an_upload_cut_short_reports_which_users_the_platform_already_acce
     assert partial.details["accepted_users"] == [0, 1, 2]
     assert caught.value.batch == 1
     await snap.aclose()
+
+
+def test_google_ads_sends_the_connections_login_account_as_login_customer_id() -> None:
+    managed = {"connection": {"login_account_id": "99"}}
+    ads = connector_for("google", Settings(), TOKEN, options={"google_api": "ads", **managed})
+    assert ads.auth_headers("t")["login-customer-id"] == "99"
+    legacy = Credentials(access_token="t", developer_token="d", login_customer_id="77")
+    old = connector_for("google", Settings(), legacy, options={"google_api": "ads"})
+    assert old.auth_headers("t")["login-customer-id"] == "77"
