@@ -67,6 +67,7 @@ async def run_one(platform: str, users: list[AudienceUser]) -> dict[str, float]:
         Settings(),
         credentials,
         ad_account_id="1234567890",
+        options={"connection": {"customer_match_terms_accepted": True}},  # Google's terms
         base_url=SANDBOX_URL + PREFIXES[platform],
         transport=httpx.ASGITransport(app=timed),
         limiters=RateLimiters(),

@@ -217,6 +217,7 @@ class Bench:
                 "1234567890",
                 {"access_token": "sandbox-token", "developer_token": "d"},
                 base_url=SANDBOX_URL + PREFIXES[platform],
+                settings={"customer_match_terms_accepted": True},  # Google's; others ignore it
             )
             self.audience_id = (
                 AudienceRepository(session, self.tenant_id)

@@ -51,6 +51,9 @@ PLAN = {
     SyncPlatform.TIKTOK: "Newsletter Subscribers",
     SyncPlatform.SNAPCHAT: "At Risk Churning",
 }
+# The demo's Google account is the sandbox's: its "Customer Match terms" are accepted here so
+# the demo syncs; a real connection records the user's own acceptance (docs/connectors.md).
+DEMO_SETTINGS = {SyncPlatform.GOOGLE: {"customer_match_terms_accepted": True}}
 CREDENTIALS = {
     "access_token": "sandbox-token",
     "refresh_token": "sandbox-refresh-token",
@@ -90,7 +93,11 @@ def setup_audiences(service: SyncService, tenant_id: int) -> dict[SyncPlatform, 
         connections = ConnectionRepository(session, tenant_id, service.cipher)
         for platform, segment_name in PLAN.items():
             connections.put(
-                platform, "1234567890", CREDENTIALS, base_url=SANDBOX + PREFIX[platform]
+                platform,
+                "1234567890",
+                CREDENTIALS,
+                base_url=SANDBOX + PREFIX[platform],
+                settings=DEMO_SETTINGS.get(platform),
             )
             segment = SegmentRepository(session, tenant_id).by_name(segment_name)
             if segment is None:

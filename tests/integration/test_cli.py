@@ -6,12 +6,15 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from typer.testing import CliRunner, Result
 
 from audience_sync import cli
+from audience_sync.domain.models import SyncPlatform
+from audience_sync.store.tables import PlatformConnection
 
 DATA = Path(__file__).parents[1] / "data" / "import"
 Invoke = Callable[..., Result]
@@ -153,3 +156,41 @@ def test_workers_without_a_broker_say_what_to_set(
     result = invoke(command)
     assert result.exit_code == 2
     assert "AUDIENCE_SYNC_BROKER_URL" in result.stderr
+
+
+def test_connections_set_records_googles_login_account_and_terms(
+    invoke: Invoke, engine: Engine
+) -> None:
+    assert invoke("db", "upgrade").exit_code == 0
+    google = ("connections", "set", "google", "--ad-account", "42", "--access-token", "t")
+    plain = invoke(*google)
+    assert plain.exit_code == 0, plain.output
+    assert "--accept-customer-match-terms" in plain.stderr
+    assert settings_of(engine) is None
+    done = invoke(*google, "--login-account", "123-456-7890", "--accept-customer-match-terms")
+    assert done.exit_code == 0, done.output
+    assert "--accept-customer-match-terms" not in done.stderr
+    assert settings_of(engine) == {
+        "login_account_id": "1234567890",
+        "customer_match_terms_accepted": True,
+    }
+    assert invoke(*google).exit_code == 0  # a new token keeps the settings
+    assert settings_of(engine) == {
+        "login_account_id": "1234567890",
+        "customer_match_terms_accepted": True,
+    }
+    assert invoke(*google, "--withdraw-customer-match-terms").exit_code == 0
+    assert settings_of(engine) == {"login_account_id": "1234567890"}
+    meta = invoke("connections", "set", "meta", "--ad-account", "1", "--access-token", "t",
+                  "--accept-customer-match-terms")  # fmt: skip
+    assert meta.exit_code != 0
+    assert "Google settings" in meta.output
+
+
+def settings_of(engine: Engine) -> Any:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(PlatformConnection.settings).where(
+                PlatformConnection.platform == SyncPlatform.GOOGLE
+            )
+        ).scalar_one()

@@ -111,9 +111,37 @@ class CredentialsIn(Strict):
         return out
 
 
+class ConnectionSettingsIn(Strict):
+    """Non-secret settings; each one given replaces the stored one (`null` removes it), the
+    others stay as they are."""
+
+    login_account_id: str | None = Field(
+        None,
+        pattern=r"^[0-9][0-9-]{0,31}$",
+        description="Google: the manager account the calls go through (dashes allowed).",
+    )
+    customer_match_terms_accepted: bool | None = Field(
+        None,
+        description="Google: the account accepts the Customer Match terms "
+        "(https://support.google.com/adspolicy/answer/6299717); required to upload.",
+    )
+
+    def changes(self) -> dict[str, Any]:
+        """The settings given, as stored (`None` removes a key; `false` is stored as absent)."""
+        given = self.model_dump(exclude_unset=True)
+        if given.get("login_account_id"):
+            given["login_account_id"] = given["login_account_id"].replace("-", "")
+        if given.get("customer_match_terms_accepted") is False:
+            given["customer_match_terms_accepted"] = None
+        return given
+
+
 class ConnectionIn(Strict):
     ad_account_id: str = Field(min_length=1, max_length=255)
     credentials: CredentialsIn
+    settings: ConnectionSettingsIn | None = Field(
+        None, description="Per-connection settings (Google's are the only ones so far)."
+    )
     base_url: str | None = Field(
         None,
         max_length=500,
@@ -130,6 +158,9 @@ class ConnectionOut(BaseModel):
     base_url: str | None
     credentials: dict[str, str] = Field(
         description="Each stored credential's name with a masked hint; never a secret."
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="The connection's non-secret settings."
     )
     updated_at: datetime
 

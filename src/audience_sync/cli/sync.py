@@ -75,7 +75,22 @@ def connections_set(
     client_secret: Secret = None,
     app_secret: Secret = None,
     developer_token: Secret = None,
-    login_customer_id: Annotated[str | None, typer.Option()] = None,
+    login_account: Annotated[
+        str | None,
+        typer.Option(
+            "--login-account",
+            "--login-customer-id",
+            help='Google: the manager account the calls go through ("" to clear).',
+        ),
+    ] = None,
+    accept_customer_match_terms: Annotated[
+        bool | None,
+        typer.Option(
+            "--accept-customer-match-terms/--withdraw-customer-match-terms",
+            help="Google: record that the account accepts the Customer Match terms "
+            "(https://support.google.com/adspolicy/answer/6299717); required to upload.",
+        ),
+    ] = None,
     base_url: Annotated[
         str | None, typer.Option(help="API base URL, e.g. the sandbox's; default the real one.")
     ] = None,
@@ -90,17 +105,45 @@ def connections_set(
         "client_secret": client_secret,
         "app_secret": app_secret,
         "developer_token": developer_token,
-        "login_customer_id": login_customer_id,
     }
     credentials = {key: value for key, value in given.items() if value}
+    settings = google_settings(platform, login_account, accept_customer_match_terms)
     service = _service(ctx)
     with transaction(ctx.factory) as session:
         tenant_id = TenantRepository(session).get(tenant).id
-        ConnectionRepository(session, tenant_id, service.cipher).put(
-            platform, ad_account, credentials, base_url=base_url
+        connection = ConnectionRepository(session, tenant_id, service.cipher).put(
+            platform, ad_account, credentials, base_url=base_url, settings=settings
         )
+        stored = dict(connection.settings or {})
     where = f" at {base_url}" if base_url else ""
     out.print(f"{platform.value} connected: ad account {ad_account}{where}.", highlight=False)
+    if platform is SyncPlatform.GOOGLE and not stored.get("customer_match_terms_accepted"):
+        err.print(
+            "Uploads to Google need the Customer Match terms accepted "
+            "(https://support.google.com/adspolicy/answer/6299717): once they are, run this "
+            "command again with --accept-customer-match-terms.",
+            highlight=False,
+        )
+
+
+def google_settings(
+    platform: SyncPlatform, login_account: str | None, accept_terms: bool | None
+) -> dict[str, Any]:
+    """The connection settings the Google options change (None: an option not given)."""
+    settings: dict[str, Any] = {}
+    given = login_account is not None or accept_terms is not None
+    if given and platform is not SyncPlatform.GOOGLE:
+        raise ValidationError(
+            "--login-account and --accept-customer-match-terms are Google settings"
+        )
+    if login_account is not None:
+        account = login_account.replace("-", "").strip()
+        if account and not account.isdigit():
+            raise ValidationError("--login-account is a Google Ads account id (digits)")
+        settings["login_account_id"] = account or None
+    if accept_terms is not None:
+        settings["customer_match_terms_accepted"] = accept_terms or None
+    return settings
 
 
 @connections_app.command("list")
@@ -108,14 +151,17 @@ def connections_set(
 def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG) -> None:
     """Every connected platform (never a secret)."""
     ctx = migrated_context()
-    table = Table("Platform", "Ad account", "Status", "Base URL")
+    table = Table("Platform", "Ad account", "Status", "Base URL", "Settings")
     with transaction(ctx.factory) as session:
         tenant_id = TenantRepository(session).get(tenant).id
         repo = ConnectionRepository(session, tenant_id, _service(ctx).cipher)
         for platform in SyncPlatform:
             found = repo.find(platform)
             if found is not None:
-                table.add_row(platform.value, found.ad_account_id, found.status, found.base_url)
+                settings = ", ".join(f"{k}={v}" for k, v in (found.settings or {}).items())
+                table.add_row(
+                    platform.value, found.ad_account_id, found.status, found.base_url, settings
+                )
     out.print(table)
 
 

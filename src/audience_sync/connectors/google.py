@@ -3,6 +3,11 @@
 Contract: shared/platforms/google.md §2.3a (endpoints), §2.4 (identifiers), §2.5 (limits),
 §2.6 (errors). A list holds one key type: contact info (email, phone, address) or mobile ids
 (with the app id), chosen at creation by `options["list_type"]` (`contact` | `mobile`).
+
+The connection's settings come in `options["connection"]`: `login_account_id` (a manager
+account the credentials' user belongs to, sent with every call that takes it) and
+`customer_match_terms_accepted` (the user's acceptance of the Customer Match terms, required
+before any upload).
 """
 
 from __future__ import annotations
@@ -38,6 +43,14 @@ from audience_sync.exceptions import (
 from audience_sync.identifiers import Field
 
 TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL
+TERMS_URL = "https://support.google.com/adspolicy/answer/6299717"
+TERMS_ADVICE = (
+    "Google Customer Match uploads need the Customer Match terms accepted ({url}). Once the "
+    "account's owner has read and accepted them, record it on the connection: "
+    "`audience-sync connections set google --ad-account ACCOUNT --accept-customer-match-terms`, "
+    "or PUT /api/v1/connections/google with "
+    '`"settings": {{"customer_match_terms_accepted": true}}`.'
+)
 MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
 # A contact member's identifiers: its emails and phones, then an address of four parts.
 CONTACT_KEYS = {Field.EMAIL: "emailAddress", Field.PHONE: "phoneNumber"}
@@ -135,6 +148,27 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         super().__init__(*args, **kwargs)
         self.key_types: dict[str, str] = {}  # list id → CONTACT_ID | MOBILE_ID
 
+    def connection_setting(self, name: str) -> Any:
+        """One of the connection's settings (`options["connection"]`), or None."""
+        settings = self.options.get("connection")
+        return settings.get(name) if isinstance(settings, dict) else None
+
+    @property
+    def login_account(self) -> str | None:
+        """The manager account the calls go through, if any. The connection's
+        `login_account_id`; credentials stored with `login_customer_id` still count."""
+        found = self.connection_setting("login_account_id") or self.credentials.login_customer_id
+        return str(found) if found else None
+
+    def require_terms(self, audience_id: str | None = None) -> None:
+        """Refuse to upload before the connection records the Customer Match terms accepted:
+        Google requires them for every upload of user or mobile data [SEEN: googleapis/googleapis
+        google/ads/datamanager/v1/terms_of_service.proto]."""
+        if self.connection_setting("customer_match_terms_accepted") is not True:
+            raise ValidationError(
+                TERMS_ADVICE.format(url=TERMS_URL), platform="google", audience_id=audience_id
+            )
+
     @classmethod
     def default_base_url(cls, settings: Settings) -> str:
         return settings.google_base_url
@@ -163,15 +197,21 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         path = f"accountTypes/GOOGLE_ADS/accounts/{self._account(audience_id)}/userLists"
         return f"{path}/{audience_id}" if audience_id else path
 
+    def _list_headers(self) -> dict[str, str]:
+        """Every user-list call takes the `login-account` header [SEEN: googleapis/googleapis
+        google/ads/datamanager/v1/user_list_service.proto, "Authorization Headers"]."""
+        login = self.login_account
+        return {"login-account": f"accountTypes/GOOGLE_ADS/accounts/{login}"} if login else {}
+
     # --- members --------------------------------------------------------------------------
 
     async def key_type(self, audience_id: str) -> str:
-        if not audience_id:  # not created yet (a dry run): the type it will be created with
-            return "MOBILE_ID" if self.options.get("list_type") == "mobile" else "CONTACT_ID"
+        """The list's key type, as it was created: `options["list_type"]` (an audience's options
+        never change after creation), or what this connector created. Never read from Google,
+        so no add or remove waits on a read of the list."""
         if audience_id not in self.key_types:
-            body = await self.http.request("GET", self._list_path(audience_id))
-            types = (body.get("ingestedUserListInfo") or {}).get("uploadKeyTypes") or []
-            self.key_types[audience_id] = types[0] if types else "CONTACT_ID"
+            mobile = self.options.get("list_type") == "mobile"
+            self.key_types[audience_id] = "MOBILE_ID" if mobile else "CONTACT_ID"
         return self.key_types[audience_id]
 
     async def records_for(self, audience_id: str, users: Sequence[AudienceUser]) -> Prepared:
@@ -211,14 +251,16 @@ class GoogleAudienceConnector(BaseAudienceConnector):
             "operatingAccount": account,
             "productDestinationId": audience_id,
         }
-        if self.credentials.login_customer_id:
+        if self.login_account:  # [SEEN: destination.proto `login_account`]
             destination["loginAccount"] = {
                 "accountType": "GOOGLE_ADS",
-                "accountId": self.credentials.login_customer_id,
+                "accountId": self.login_account,
             }
         return destination
 
     async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
+        if op is not Operation.REMOVE:
+            self.require_terms(audience_id)
         return {"requests": [], "mobile": await self.mobile_list(audience_id)}
 
     def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
@@ -276,9 +318,8 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         consent = self.options.get("consent")
         if consent and op is not Operation.REMOVE:
             body["consent"] = consent
-        terms = self.options.get("terms_of_service")
-        if terms and op is not Operation.REMOVE:
-            body["termsOfService"] = {"customerMatchTermsOfServiceStatus": terms}
+        if op is not Operation.REMOVE:  # accepted: `begin` refused the upload otherwise
+            body["termsOfService"] = {"customerMatchTermsOfServiceStatus": "ACCEPTED"}
         verb = "remove" if op is Operation.REMOVE else "ingest"
         answer = await self.http.request(
             "POST",
@@ -349,6 +390,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     # --- lists ----------------------------------------------------------------------------
 
     async def create(self, config: AudienceConfig) -> str:
+        self.require_terms()  # no list is made for members that could never be uploaded
         self.ad_account_id = self.ad_account_id or config.ad_account_id
         options = {**self.options, **config.options}
         mobile = options.get("list_type") == "mobile"
@@ -372,6 +414,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
                 "membershipDuration": f"{days * 86400}s",
                 "ingestedUserListInfo": info,
             },
+            headers=self._list_headers(),
             idempotent=False,
         )
         list_id = str(body["id"])
@@ -379,11 +422,21 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         return list_id
 
     async def delete(self, audience_id: str) -> None:
-        await self.http.request("DELETE", self._list_path(audience_id), audience_id=audience_id)
+        await self.http.request(
+            "DELETE",
+            self._list_path(audience_id),
+            headers=self._list_headers(),
+            audience_id=audience_id,
+        )
         self.key_types.pop(audience_id, None)
 
     async def info(self, audience_id: str) -> dict[str, Any]:
-        body = await self.http.request("GET", self._list_path(audience_id), audience_id=audience_id)
+        body = await self.http.request(
+            "GET",
+            self._list_path(audience_id),
+            headers=self._list_headers(),
+            audience_id=audience_id,
+        )
         sizes = body.get("sizeInfo") or {}
         contact = (body.get("ingestedUserListInfo") or {}).get("contactIdInfo") or {}
         size = sizes.get("displayNetworkMembersCount")

@@ -19,7 +19,6 @@ from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, Audi
 from audience_sync.exceptions import NotFoundError, PlatformServerError, ValidationError
 
 UPLOAD_KEY_TYPES = {"CONTACT_ID": "CONTACT_INFO", "MOBILE_ID": "MOBILE_ADVERTISING_ID"}
-KEY_TYPES = {ads: dm for dm, ads in UPLOAD_KEY_TYPES.items()}
 ADS_KEYS = {"emailAddress": "hashedEmail", "phoneNumber": "hashedPhoneNumber"}
 DM_KEYS = {ads: dm for dm, ads in ADS_KEYS.items()}
 ADS_ADDRESS_PARTS = ("hashedFirstName", "hashedLastName", "countryCode", "postalCode")
@@ -52,8 +51,8 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         headers = {"Authorization": f"Bearer {token}"}
         if self.credentials.developer_token:
             headers["developer-token"] = self.credentials.developer_token
-        if self.credentials.login_customer_id:
-            headers["login-customer-id"] = self.credentials.login_customer_id
+        if self.login_account:
+            headers["login-customer-id"] = self.login_account
         return headers
 
     def _customer(self, audience_id: str | None = None) -> str:
@@ -90,12 +89,6 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
             )
         found: dict[str, Any] = rows[0]["userList"]
         return found
-
-    async def key_type(self, audience_id: str) -> str:
-        if audience_id not in self.key_types:
-            crm = (await self._list(audience_id)).get("crmBasedUserList") or {}
-            self.key_types[audience_id] = KEY_TYPES.get(str(crm.get("uploadKeyType")), "CONTACT_ID")
-        return self.key_types[audience_id]
 
     def identifiers(self, hashed: Any, i: int, mobile: bool) -> list[Any]:
         if mobile:
@@ -137,6 +130,10 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
     async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
         if not batches and op is not Operation.REPLACE:
             return None
+        if op is not Operation.REMOVE:
+            # The Ads API has no terms field: the account accepts them in Google Ads. [INFER:
+            # the same acceptance is asked of the connection before any upload, either API]
+            self.require_terms(audience_id)
         metadata: dict[str, Any] = {"userList": self._list_name(audience_id)}
         if self.options.get("consent"):
             metadata["consent"] = self.options["consent"]
@@ -220,6 +217,7 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         return result
 
     async def create(self, config: AudienceConfig) -> str:
+        self.require_terms()
         self.ad_account_id = self.ad_account_id or config.ad_account_id
         options = {**self.options, **config.options}
         key_type = "MOBILE_ID" if options.get("list_type") == "mobile" else "CONTACT_ID"

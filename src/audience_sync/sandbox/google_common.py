@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +12,13 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from audience_sync.sandbox.dialect import Dialect, is_hex_digest, json_response, sandbox_state
+from audience_sync.sandbox.dialect import (
+    Dialect,
+    SandboxError,
+    is_hex_digest,
+    json_response,
+    sandbox_state,
+)
 from audience_sync.sandbox.members import KeyKind, KeySpace, KeySpec
 from audience_sync.sandbox.state import Audience, AuthFailure, SandboxState
 
@@ -156,10 +163,120 @@ class GoogleState:
 
     requests: dict[str, Any] = field(default_factory=dict)
     jobs: dict[str, Any] = field(default_factory=dict)
+    managers: dict[str, str] = field(default_factory=dict)  # client account → its manager
 
 
 def google_state(state: SandboxState) -> GoogleState:
     return state.platform_state("google", GoogleState)
+
+
+# Proto3 JSON: "Parsers accept both enum names and integer values" [SEEN:
+# https://protobuf.dev/programming-guides/json/]. Google's official client sends the numbers
+# (`$alt=json;enum-encoding=int`) [SEEN: googleapis/python-api-core
+# google/api_core/rest_helpers.py]. Each tuple is the enum's values in number order [SEEN:
+# googleapis/googleapis google/ads/datamanager/v1/{ingestion_service,destination,
+# terms_of_service,consent,user_list}.proto].
+ENCODINGS = ("ENCODING_UNSPECIFIED", "HEX", "BASE64")
+ACCOUNT_TYPES = (
+    "ACCOUNT_TYPE_UNSPECIFIED",
+    "GOOGLE_ADS",
+    "DISPLAY_VIDEO_PARTNER",
+    "DISPLAY_VIDEO_ADVERTISER",
+    "DATA_PARTNER",
+    "GOOGLE_ANALYTICS_PROPERTY",
+    "GOOGLE_AD_MANAGER_AUDIENCE_LINK",
+    "FLOODLIGHT_CONFIG",
+)
+TERMS_STATUSES = ("TERMS_OF_SERVICE_STATUS_UNSPECIFIED", "ACCEPTED", "REJECTED")
+CONSENT_STATUSES = ("CONSENT_STATUS_UNSPECIFIED", "CONSENT_GRANTED", "CONSENT_DENIED")
+UPLOAD_KEY_TYPES = (
+    "UPLOAD_KEY_TYPE_UNSPECIFIED",
+    "CONTACT_ID",
+    "MOBILE_ID",
+    "USER_ID",
+    "PAIR_ID",
+    "PSEUDONYMOUS_ID",
+)
+KEY_SPACES = ("KEY_SPACE_UNSPECIFIED", "IOS", "ANDROID")
+MEMBERSHIP_STATUSES = ("MEMBERSHIP_STATUS_UNSPECIFIED", "OPEN", "CLOSED")
+DATA_SOURCE_TYPES = (
+    "DATA_SOURCE_TYPE_UNSPECIFIED",
+    "DATA_SOURCE_TYPE_FIRST_PARTY",
+    "DATA_SOURCE_TYPE_THIRD_PARTY_CREDIT_BUREAU",
+    "DATA_SOURCE_TYPE_THIRD_PARTY_VOTER_FILE",
+    "DATA_SOURCE_TYPE_THIRD_PARTY_PARTNER_DATA",
+)
+
+
+def enum_name(value: Any, names: tuple[str, ...]) -> Any:
+    """An enum field as its name, whether it came as the name or as the number. A number out
+    of range stays a number, for the field's own check to refuse."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
+        return names[value]
+    return value
+
+
+def name_enums(body: Any, names: tuple[str, ...], *keys: str) -> None:
+    """Rewrite `body[key]` (a value or a list of values) as enum names, where present."""
+    if not isinstance(body, dict):
+        return
+    for key in keys:
+        value = body.get(key)
+        if isinstance(value, list):
+            body[key] = [enum_name(v, names) for v in value]
+        elif value is not None:
+            body[key] = enum_name(value, names)
+
+
+LOGIN_ACCOUNT = re.compile(r"accountTypes/([A-Z_]+|\d+)/accounts/(\d+)")
+
+
+def login_account_header(value: str | None) -> str | None:
+    """The account id in a `login-account: accountTypes/{type}/accounts/{id}` header [SEEN:
+    googleapis/googleapis google/ads/datamanager/v1/user_list_service.proto]."""
+    if not value:
+        return None
+    match = LOGIN_ACCOUNT.fullmatch(value.strip())
+    if match is None or enum_name(_number(match.group(1)), ACCOUNT_TYPES) != "GOOGLE_ADS":
+        raise SandboxError(
+            dm_error(
+                400,
+                "login-account must read accountTypes/GOOGLE_ADS/accounts/{id}.",
+                "INVALID_ARGUMENT",
+                [("login-account", "Malformed.", "INVALID_ARGUMENT")],
+            )
+        )
+    return match.group(2)
+
+
+def _number(text: str) -> Any:
+    return int(text) if text.isdigit() else text
+
+
+def check_access(state: SandboxState, operating: str, login: str | None) -> None:
+    """Refuse a call whose login account may not operate the account.
+
+    An account placed under a manager (`PUT /_sandbox/google/managers/{account}`) is reached
+    only with that manager, or the manager's own manager, as the login account [SEEN:
+    https://developers.google.com/data-manager/api/devguides/concepts/destinations, "Manager
+    access scenario"]. Any other account takes any login account: the sandbox token stands for
+    a user of every account not placed under a manager. [INFER: the sandbox has no Google
+    Accounts or account users to check against]
+    """
+    managers = google_state(state).managers
+    if operating not in managers:
+        return
+    allowed: set[str] = set()
+    above = managers.get(operating)
+    while above is not None and above not in allowed:
+        allowed.add(above)
+        above = managers.get(above)
+    if login not in allowed:
+        # PERMISSION_DENIED: "The user does not have permission or the resource is not found"
+        # [SEEN: googleapis/googleapis google/ads/datamanager/v1/error.proto]
+        raise SandboxError(
+            dm_error(403, "The caller does not have permission", "PERMISSION_DENIED")
+        )
 
 
 def decode_digest(value: Any, encoding: str) -> str | None:

@@ -24,11 +24,18 @@ from audience_sync.sandbox.dialect import (
     throttle,
 )
 from audience_sync.sandbox.google_common import (
+    ACCOUNT_TYPES,
+    CONSENT_STATUSES,
     DIALECT,
+    ENCODINGS,
     MATCH_RANGES,
+    TERMS_STATUSES,
+    check_access,
     dm_error,
+    enum_name,
     google_state,
     list_key_type,
+    name_enums,
     new_request_id,
 )
 from audience_sync.sandbox.google_lists import add_list_routes
@@ -126,14 +133,17 @@ def _destinations(
         raise invalid([("destinations", "Too many destinations.", "TOO_MANY_DESTINATIONS")])
     found = []
     for i, dest in enumerate(raw):
-        account = dest.get("operatingAccount") if isinstance(dest, dict) else None
-        if not isinstance(account, dict) or not account.get("accountId"):
+        operating = _account(dest, "operatingAccount", i)
+        if operating is None:
             raise invalid(
                 [(f"destinations[{i}].operating_account", "Required.", "REQUIRED_FIELD_MISSING")]
             )
+        # The login account travels in the destination on ingest and remove [SEEN:
+        # googleapis/googleapis google/ads/datamanager/v1/destination.proto `login_account`].
+        check_access(state, operating, _account(dest, "loginAccount", i))
         list_id = str(dest.get("productDestinationId", ""))
         audience = state.audience("google", list_id)
-        if audience is None or audience.ad_account_id != str(account["accountId"]):
+        if audience is None or audience.ad_account_id != operating:
             raise invalid(
                 [
                     (
@@ -147,6 +157,61 @@ def _destinations(
     return found
 
 
+def _account(dest: Any, key: str, i: int) -> str | None:
+    """A destination's `ProductAccount` id; only Google Ads accounts are emulated."""
+    account = dest.get(key) if isinstance(dest, dict) else None
+    if account is None:
+        return None
+    if not isinstance(account, dict) or not account.get("accountId"):
+        return None
+    kind = enum_name(account.get("accountType", account.get("product")), ACCOUNT_TYPES)
+    if kind != "GOOGLE_ADS":
+        # account_type is required [SEEN: destination.proto]; other products not emulated
+        raise invalid(
+            [
+                (
+                    f"destinations[{i}].{key}.account_type",
+                    "GOOGLE_ADS is the only account type the sandbox emulates.",
+                    "INVALID_ARGUMENT",
+                )
+            ]
+        )
+    return str(account["accountId"])
+
+
+def _name_request_enums(body: dict[str, Any]) -> None:
+    """The request's enum fields as names (the official client sends numbers)."""
+    name_enums(body, ENCODINGS, "encoding")
+    name_enums(body.get("termsOfService"), TERMS_STATUSES, "customerMatchTermsOfServiceStatus")
+    consents = [body.get("consent")]
+    members = body.get("audienceMembers")
+    if isinstance(members, list):
+        consents += [m.get("consent") for m in members if isinstance(m, dict)]
+    for consent in consents:
+        name_enums(consent, CONSENT_STATUSES, "adUserData", "adPersonalization")
+
+
+def _check_terms(body: dict[str, Any], members: list[Any]) -> None:
+    """Customer Match terms "must be accepted when ingesting UserData or MobileData" [SEEN:
+    googleapis/googleapis google/ads/datamanager/v1/terms_of_service.proto]; missing or
+    rejected, the request fails. [INFER: the reason and the 400, by error.proto's
+    TERMS_AND_CONDITIONS_NOT_SIGNED "Required terms and conditions are not accepted"]"""
+    if not any(isinstance(m, dict) and ("userData" in m or "mobileData" in m) for m in members):
+        return
+    terms = body.get("termsOfService")
+    status = terms.get("customerMatchTermsOfServiceStatus") if isinstance(terms, dict) else None
+    if status != "ACCEPTED":
+        raise invalid(
+            [
+                (
+                    "terms_of_service.customer_match_terms_of_service_status",
+                    "The Customer Match terms of service must be accepted.",
+                    "TERMS_AND_CONDITIONS_NOT_SIGNED",
+                )
+            ]
+        )
+
+
 def _authorize(request: Request) -> SandboxState:
     state = sandbox_state(request)
     token = authorize(state, DIALECT, bearer(request), "google")
@@ -155,6 +220,7 @@ def _authorize(request: Request) -> SandboxState:
 
 
 def _members_request(state: SandboxState, body: dict[str, Any], kind: str) -> Response:
+    _name_request_enums(body)
     targets = _destinations(state, body)
     members = body.get("audienceMembers")
     if not isinstance(members, list) or not members:
@@ -170,17 +236,7 @@ def _members_request(state: SandboxState, body: dict[str, Any], kind: str) -> Re
             ]
         )
     if kind == "ingest":
-        tos = (body.get("termsOfService") or {}).get("customerMatchTermsOfServiceStatus")
-        if tos == "REJECTED":
-            raise invalid(
-                [
-                    (
-                        "terms_of_service",
-                        "Customer Match terms rejected.",
-                        "TERMS_AND_CONDITIONS_NOT_SIGNED",
-                    )
-                ]
-            )
+        _check_terms(body, members)
     encoding = body.get("encoding")
     try:
         parsed = parse_members(members, encoding, request_consent=body.get("consent"))
@@ -277,6 +333,20 @@ def build_router() -> APIRouter:
         processing = state.now() < req.submitted_at + state.settings.processing_seconds
         statuses = [_status_json(req, o, processing) for o in req.outcomes]
         return json_response({"requestStatusPerDestination": statuses})
+
+    @router.put("/_sandbox/google/managers/{account_id}")
+    async def set_manager(request: Request, account_id: str) -> Response:
+        """Make a Google Ads account a client of a manager: `{"manager_id": "..."}` (null: none).
+        Its calls then need the manager as login account."""
+        state = sandbox_state(request)
+        body = await json_object(request, DIALECT)
+        managers = google_state(state).managers
+        manager = body.get("manager_id")
+        if manager:
+            managers[account_id] = str(manager)
+        else:
+            managers.pop(account_id, None)
+        return json_response({"account_id": account_id, "manager_id": managers.get(account_id)})
 
     add_list_routes(router, _authorize)
     return router

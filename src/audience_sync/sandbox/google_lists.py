@@ -11,10 +11,17 @@ from starlette.responses import Response
 
 from audience_sync.sandbox.dialect import SandboxError, json_object, json_response
 from audience_sync.sandbox.google_common import (
+    DATA_SOURCE_TYPES,
     DIALECT,
     GOOGLE_KEYS,
+    KEY_SPACES,
+    MEMBERSHIP_STATUSES,
+    UPLOAD_KEY_TYPES,
+    check_access,
     dm_error,
     google_state,
+    login_account_header,
+    name_enums,
     rpc_error,
     user_list_json,
 )
@@ -56,11 +63,31 @@ def _name_taken(state: SandboxState, account_id: str, name: str, other: str = ""
     )
 
 
+def _name_list_enums(body: dict[str, Any]) -> None:
+    """A `UserList` body's enum fields as names (the official client sends numbers)."""
+    name_enums(body, MEMBERSHIP_STATUSES, "membershipStatus")
+    info = body.get("ingestedUserListInfo")
+    name_enums(info, UPLOAD_KEY_TYPES, "uploadKeyTypes")
+    if isinstance(info, dict):
+        name_enums(info.get("mobileIdInfo"), KEY_SPACES, "keySpace")
+        for key in ("contactIdInfo", "mobileIdInfo", "userIdInfo"):
+            name_enums(info.get(key), DATA_SOURCE_TYPES, "dataSourceType")
+
+
 def add_list_routes(router: APIRouter, authorize: Callable[[Request], SandboxState]) -> None:
+    def operate(request: Request, account_id: str) -> SandboxState:
+        """Authorize, then check the `login-account` header may operate the account: every
+        user-list call takes it [SEEN: googleapis/googleapis
+        google/ads/datamanager/v1/user_list_service.proto, "Authorization Headers"]."""
+        state = authorize(request)
+        check_access(state, account_id, login_account_header(request.headers.get("login-account")))
+        return state
+
     @router.post(BASE)
     async def create(request: Request, account_type: str, account_id: str) -> Response:
-        state = authorize(request)
+        state = operate(request, account_id)
         body = await json_object(request, DIALECT)
+        _name_list_enums(body)
         name = body.get("displayName")
         if not isinstance(name, str) or not name.strip():
             raise _invalid("display_name", "Required.", "REQUIRED_FIELD_MISSING")
@@ -95,7 +122,7 @@ def add_list_routes(router: APIRouter, authorize: Callable[[Request], SandboxSta
 
     @router.get(BASE)
     async def list_lists(request: Request, account_type: str, account_id: str) -> Response:
-        state = authorize(request)
+        state = operate(request, account_id)
         lists = sorted(state.audiences_of("google", account_id), key=lambda a: a.audience_id)
         token = request.query_params.get("pageToken")
         if token:
@@ -108,14 +135,15 @@ def add_list_routes(router: APIRouter, authorize: Callable[[Request], SandboxSta
 
     @router.get(BASE + "/{list_id}")
     async def get(request: Request, account_type: str, account_id: str, list_id: str) -> Response:
-        state = authorize(request)
+        state = operate(request, account_id)
         return json_response(user_list_json(_find(state, account_id, list_id)))
 
     @router.patch(BASE + "/{list_id}")
     async def patch(request: Request, account_type: str, account_id: str, list_id: str) -> Response:
-        state = authorize(request)
+        state = operate(request, account_id)
         audience = _find(state, account_id, list_id)
         body = await json_object(request, DIALECT)
+        _name_list_enums(body)
         mask = request.query_params.get("updateMask")
         fields = (
             [f.strip() for f in mask.split(",")] if mask else [k for k in body if k in PATCHABLE]
@@ -147,7 +175,7 @@ def add_list_routes(router: APIRouter, authorize: Callable[[Request], SandboxSta
     async def delete(
         request: Request, account_type: str, account_id: str, list_id: str
     ) -> Response:
-        state = authorize(request)
+        state = operate(request, account_id)
         _find(state, account_id, list_id)
         state.delete_audience("google", list_id)
         google_state(state)  # jobs that point at the list fail when they run

@@ -271,6 +271,13 @@ class ProfileRepository(TenantScoped):
         ).all()
 
 
+def merged_settings(stored: dict[str, Any] | None, changes: dict[str, Any]) -> dict[str, Any]:
+    """A connection's settings after `changes` (a `None` value removes its key). A new dict,
+    so the JSON column sees the change."""
+    merged = {**(stored or {}), **changes}
+    return {key: value for key, value in merged.items() if value is not None}
+
+
 class ConnectionRepository(TenantScoped):
     """Platform connections; credentials go in and out only through the cipher."""
 
@@ -284,7 +291,10 @@ class ConnectionRepository(TenantScoped):
         ad_account_id: str,
         credentials: dict[str, Any],
         base_url: str | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> PlatformConnection:
+        """Connect or reconnect. `settings` change the stored settings key by key (a `None`
+        value removes one); the others, and all of them when `settings` is None, stay."""
         connection = self.find(platform)
         if connection is None:
             connection = PlatformConnection(tenant_id=self.tenant_id, platform=platform)
@@ -293,6 +303,8 @@ class ConnectionRepository(TenantScoped):
         connection.credentials_encrypted = self.cipher.encrypt(credentials)
         connection.credentials_hint = credential_hints(credentials)
         connection.base_url = base_url
+        if settings:
+            connection.settings = merged_settings(connection.settings, settings)
         connection.status = "connected"
         connection.status_message = None
         self.session.flush()

@@ -91,6 +91,9 @@ class Target:
     sealed_credentials: str  # still encrypted: opened only where the connector is built
     base_url: str | None
     region: str
+    # The connection's non-secret settings (Google `login_account_id`,
+    # `customer_match_terms_accepted`), handed to the connector as `options["connection"]`.
+    connection_settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -173,6 +176,7 @@ def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) ->
             sealed_credentials=connection.credentials_encrypted,
             base_url=connection.base_url,
             region=TenantRepository(session).region_of(tenant_id),
+            connection_settings=dict(connection.settings or {}),
         )
 
 

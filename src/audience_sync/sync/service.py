@@ -30,8 +30,13 @@ def credentials_of(stored: dict[str, object]) -> Credentials:
 
 def connector_options(target: Target) -> dict[str, object]:
     """The audience's platform options, with the tenant's phone region as the default region
-    for numbers stored without an E.164 form (a profile's own country still wins)."""
-    return {"default_region": target.region, **target.config}
+    for numbers stored without an E.164 form (a profile's own country still wins), and the
+    connection's settings under `connection` (never an audience's to override)."""
+    return {
+        "default_region": target.region,
+        **target.config,
+        "connection": dict(target.connection_settings),
+    }
 
 
 def build_service(settings: Settings, engine: Engine) -> SyncService:

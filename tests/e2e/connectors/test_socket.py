@@ -22,8 +22,8 @@ def base_url() -> Iterator[str]:
 
 CASES: list[tuple[str, dict[str, Any]]] = [
     ("meta", {}),
-    ("google", {}),
-    ("google", {"google_api": "ads"}),
+    ("google", {"connection": {"customer_match_terms_accepted": True}}),
+    ("google", {"google_api": "ads", "connection": {"customer_match_terms_accepted": True}}),
     ("tiktok", {}),
     ("snapchat", {}),
 ]
@@ -35,7 +35,7 @@ CASES: list[tuple[str, dict[str, Any]]] = [
 async def test_a_connector_creates_fills_reads_and_deletes_an_audience_over_http(
     base_url: str, platform: str, options: dict[str, Any]
 ) -> None:
-    family = "googleads" if options else platform
+    family = "googleads" if options.get("google_api") else platform
     credentials = Credentials(
         access_token="sandbox-token",
         refresh_token="sandbox-refresh-token",

@@ -79,9 +79,13 @@ def test_a_google_request_status_reaches_success(client: httpx.Client) -> None:
     )
     body = {
         "destinations": [
-            {"operatingAccount": {"accountId": "1"}, "productDestinationId": created.json()["id"]}
+            {
+                "operatingAccount": {"accountType": "GOOGLE_ADS", "accountId": "1"},
+                "productDestinationId": created.json()["id"],
+            }
         ],
         "encoding": "HEX",
+        "termsOfService": {"customerMatchTermsOfServiceStatus": "ACCEPTED"},
         "audienceMembers": [{"userData": {"userIdentifiers": [{"emailAddress": "a" * 64}]}}],
     }
     request_id = client.post("/google/v1/audienceMembers:ingest", json=body, headers=auth).json()[

@@ -25,6 +25,7 @@ from audience_sync.sandbox import create_app as create_sandbox
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ApiKeyRepository, TenantRepository
 from audience_sync.sync.runner import SyncService, Target
+from audience_sync.sync.service import connector_options
 from audience_sync.testing.support import PREFIXES, SANDBOX_URL, FakeTime
 
 TOKEN = "sandbox-token"
@@ -80,7 +81,7 @@ def service(
             settings,
             Credentials(**cipher.decrypt(target.sealed_credentials)),
             ad_account_id=target.ad_account_id,
-            options=target.config,
+            options=connector_options(target),
             base_url=target.base_url,
             transport=httpx.ASGITransport(app=sandbox),
             sleep=time.sleep,
@@ -122,7 +123,9 @@ def bob(factory: sessionmaker[Session]) -> Tenant:
 
 
 def connection_body(platform: str, ad_account: str = "1234567890") -> dict[str, Any]:
+    settings = {"settings": {"customer_match_terms_accepted": True}} if platform == "google" else {}
     return {
+        **settings,
         "ad_account_id": ad_account,
         "credentials": {
             "access_token": TOKEN,

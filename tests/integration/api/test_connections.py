@@ -93,3 +93,32 @@ async def test_every_platform_can_be_connected(
     client: httpx.AsyncClient, alice: Tenant, platform: str
 ) -> None:
     await Api(client, alice).connect(platform)
+
+
+async def test_a_google_connection_records_its_login_account_and_the_terms(
+    client: httpx.AsyncClient, alice: Tenant
+) -> None:
+    api = Api(client, alice)
+    body = connection_body("google")
+    body["settings"] = {"login_account_id": "123-456-7890", "customer_match_terms_accepted": True}
+    put = await api.call("PUT", "/api/v1/connections/google", json=body)
+    assert put.status_code == 200, put.text
+    settings = {"login_account_id": "1234567890", "customer_match_terms_accepted": True}
+    assert put.json()["settings"] == settings
+    del body["settings"]  # reconnecting (a new token) keeps the settings
+    assert (await api.call("PUT", "/api/v1/connections/google", json=body)).json()[
+        "settings"
+    ] == settings
+    body["settings"] = {"customer_match_terms_accepted": False, "login_account_id": None}
+    await api.call("PUT", "/api/v1/connections/google", json=body)
+    assert (await api.call("GET", "/api/v1/connections/google")).json()["settings"] == {}
+
+
+async def test_google_settings_on_another_platform_are_refused(
+    client: httpx.AsyncClient, alice: Tenant
+) -> None:
+    api = Api(client, alice)
+    body = {**connection_body("meta"), "settings": {"customer_match_terms_accepted": True}}
+    refused = await api.call("PUT", "/api/v1/connections/meta", json=body)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["details"]["errors"][0]["field"] == "body.settings"

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from audience_sync.config import FeatureFlag, Settings
@@ -24,6 +25,7 @@ from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.sync.health import audience_health
 from audience_sync.sync.jobs import cancel_job
 from audience_sync.testing.conformance import corrupt
+from audience_sync.testing.support import SANDBOX_URL
 
 from .world import World, row
 
@@ -363,3 +365,45 @@ async def test_health_counts_real_syncs_of_the_last_30_days(world: World) -> Non
             session, world.tenant_id, audience, world.clock + timedelta(days=31)
         )
     assert later["sync_success_rate"] is None
+
+
+def set_google_settings(world: World, **settings: Any) -> None:
+    with transaction(world.factory) as session:
+        connections = ConnectionRepository(session, world.tenant_id, world.cipher)
+        found = connections.get(SyncPlatform.GOOGLE)
+        stored = world.cipher.decrypt(found.credentials_encrypted)
+        connections.put(
+            SyncPlatform.GOOGLE, found.ad_account_id, stored, found.base_url, settings=settings
+        )
+
+
+async def test_a_google_sync_without_the_terms_accepted_fails_before_uploading(
+    world: World,
+) -> None:
+    world.load([row(i) for i in range(5)])
+    audience = world.audience(SyncPlatform.GOOGLE)
+    set_google_settings(world, customer_match_terms_accepted=None)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.status is SyncStatus.FAILED
+    assert "audience-sync connections set google" in (job.error_message or "")
+    assert "--accept-customer-match-terms" in (job.error_message or "")
+    assert await world.sandbox_audiences(SyncPlatform.GOOGLE) == []
+    set_google_settings(world, customer_match_terms_accepted=True)
+    again = await world.sync(audience, SyncOperation.CREATE)
+    assert again.status is SyncStatus.COMPLETED, again.error_message
+
+
+async def test_a_google_sync_reaches_a_managed_account_through_the_login_account(
+    world: World,
+) -> None:
+    world.load([row(i) for i in range(5)])
+    audience = world.audience(SyncPlatform.GOOGLE)
+    transport = httpx.ASGITransport(app=world.sandbox)
+    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+        await client.put("/_sandbox/google/managers/1234567890", json={"manager_id": "777"})
+    refused = await world.sync(audience, SyncOperation.CREATE)
+    assert refused.status is SyncStatus.FAILED
+    set_google_settings(world, login_account_id="777")
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.status is SyncStatus.COMPLETED, job.error_message
+    assert await world.held(SyncPlatform.GOOGLE, audience) == world.expected(SyncPlatform.GOOGLE)

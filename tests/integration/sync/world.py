@@ -42,6 +42,7 @@ from audience_sync.testing.support import (
 
 COLUMNS = ["profile_id", "email", "phone", "mobile_id", "mobile_id_kind", "first_name",
            "last_name", "country", "zip"]  # fmt: skip
+GOOGLE_SETTINGS = {"customer_match_terms_accepted": True}
 PLATFORMS = [SyncPlatform.META, SyncPlatform.GOOGLE, SyncPlatform.TIKTOK, SyncPlatform.SNAPCHAT]
 
 
@@ -122,6 +123,7 @@ class World:
                     "developer_token": "d",
                 },
                 base_url=SANDBOX_URL + PREFIXES[platform.value],
+                settings=GOOGLE_SETTINGS if platform is SyncPlatform.GOOGLE else None,
             )
             audience = AudienceRepository(session, tenant.id).add(
                 PlatformAudience(

@@ -5,4 +5,7 @@ from audience_sync.testing import ConnectorConformance
 
 class TestGoogleAdsConformance(ConnectorConformance):
     platform = "google"
-    options = {"google_api": "ads"}  # noqa: RUF012 - a class-level setting of the suite
+    options = {  # noqa: RUF012 - a class-level setting of the suite
+        "google_api": "ads",
+        "connection": {"customer_match_terms_accepted": True},
+    }

@@ -33,6 +33,7 @@ from audience_sync.domain.models import (
     UserIdentifier,
 )
 from audience_sync.exceptions import (
+    AudienceSyncError,
     AuthExpiredError,
     InvalidRecordsError,
     NotFoundError,
@@ -343,16 +344,101 @@ async def test_our_rate_limiter_keeps_snapchat_under_its_budget_in_real_time(
 
 # --- Google ---------------------------------------------------------------------------------
 
+ACCEPTED = {"connection": {"customer_match_terms_accepted": True}}
+
+
+async def google_log(control: httpx.AsyncClient) -> list[dict[str, Any]]:
+    return list((await control.get("/_sandbox/requests?platform=google")).json())
+
+
+async def test_google_refuses_to_upload_before_the_connection_accepts_the_terms(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    accepted = build(GoogleAudienceConnector, sandbox, "google", options=ACCEPTED)
+    audience_id = await accepted.create(AudienceConfig(name="B", ad_account_id="42"))
+    google = build(GoogleAudienceConnector, sandbox, "google")
+    for attempt in (
+        google.add_users(audience_id, make_users(0, 3)),
+        google.replace_audience(audience_id, make_users(0, 3)),
+        google.create(AudienceConfig(name="C", ad_account_id="42")),
+    ):
+        with pytest.raises(ValidationError, match="--accept-customer-match-terms"):
+            await attempt
+    assert [e["path"].rsplit("/", 1)[-1] for e in await google_log(control)] == ["userLists"]
+    removed = await google.remove_users(audience_id, make_users(0, 3))  # removes need none
+    assert removed.success
+    await google.aclose()
+    await accepted.aclose()
+
+
+async def test_google_sends_the_terms_accepted_with_every_upload(sandbox: FastAPI) -> None:
+    seen: list[Any] = []
+    google = build(GoogleAudienceConnector, sandbox, "google", options=ACCEPTED)
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    sent = google.http.request
+
+    async def spy(method: str, path: str, **kwargs: Any) -> Any:
+        if path.startswith("audienceMembers:"):
+            seen.append((path, kwargs.get("json", {}).get("termsOfService")))
+        return await sent(method, path, **kwargs)
+
+    google.http.request = spy  # type: ignore[method-assign]
+    await google.add_users(audience_id, make_users(0, 3))
+    await google.remove_users(audience_id, make_users(0, 1))
+    accepted = {"customerMatchTermsOfServiceStatus": "ACCEPTED"}
+    assert seen == [("audienceMembers:ingest", accepted), ("audienceMembers:remove", None)]
+    await google.aclose()
+
+
+async def test_google_reaches_a_managed_account_through_the_connections_login_account(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    await control.put("/_sandbox/google/managers/42", json={"manager_id": "99"})
+    without = build(GoogleAudienceConnector, sandbox, "google", options=ACCEPTED)
+    with pytest.raises(AudienceSyncError) as refused:
+        await without.create(AudienceConfig(name="B", ad_account_id="42"))
+    assert refused.value.status_code == 403
+    managed = {"connection": {**ACCEPTED["connection"], "login_account_id": "99"}}
+    google = build(GoogleAudienceConnector, sandbox, "google", options=managed)
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    await google.add_users(audience_id, make_users(0, 4))
+    await google.remove_users(audience_id, make_users(0, 1))
+    await google.replace_audience(audience_id, make_users(5, 7))
+    assert (await google.get_audience_info(audience_id))["id"] == audience_id
+    await google.delete_audience(audience_id)
+    statuses = [e["status"] for e in await google_log(control)]
+    assert statuses[0] == 403
+    assert set(statuses[1:]) == {200}
+    await google.aclose()
+    await without.aclose()
+
+
+async def test_a_google_run_adds_and_removes_without_reading_the_list(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    google = build(GoogleAudienceConnector, sandbox, "google", options=ACCEPTED)
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    later = build(GoogleAudienceConnector, sandbox, "google", options=ACCEPTED)  # a later run
+    await later.add_users(audience_id, make_users(0, 4))
+    await later.remove_users(audience_id, make_users(0, 2))
+    reads = [
+        e for e in await google_log(control) if e["method"] == "GET" and "userLists" in e["path"]
+    ]
+    assert reads == []
+    await google.aclose()
+    await later.aclose()
+
 
 async def test_google_mobile_id_lists_get_raw_uppercase_ids_with_the_app_id(
     sandbox: FastAPI, control: httpx.AsyncClient
 ) -> None:
-    options = {"list_type": "mobile", "app_id": "com.example.app"}
+    options = {"list_type": "mobile", "app_id": "com.example.app", **ACCEPTED}
     google = build(GoogleAudienceConnector, sandbox, "google", options=options)
     audience_id = await google.create(AudienceConfig(name="Apps", ad_account_id="42"))
     maid = "6d92078a-8246-4ba4-ae5b-76104861e7dc"
     user = AudienceUser("m", (UserIdentifier(IdentifierType.MOBILE_ID, maid),))
-    fresh = build(GoogleAudienceConnector, sandbox, "google")  # learns the list's key type
+    # A later run: the audience's options (kept as created) say what the list holds.
+    fresh = build(GoogleAudienceConnector, sandbox, "google", options=options)
     await fresh.add_users(audience_id, [user, email("a@example.com")])
     assert await held_identifiers(control, "google", audience_id) == {"mobileId": [maid.upper()]}
     info = await fresh.get_audience_info(audience_id)
@@ -364,7 +450,10 @@ async def test_google_mobile_id_lists_get_raw_uppercase_ids_with_the_app_id(
 async def test_google_counts_members_refused_for_denied_consent_from_the_request_status(
     sandbox: FastAPI,
 ) -> None:
-    denied = {"consent": {"adUserData": "CONSENT_DENIED", "adPersonalization": "CONSENT_DENIED"}}
+    denied = {
+        "consent": {"adUserData": "CONSENT_DENIED", "adPersonalization": "CONSENT_DENIED"},
+        **ACCEPTED,
+    }
     google = build(GoogleAudienceConnector, sandbox, "google", options=denied)
     audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
     result = await google.add_users(audience_id, make_users(0, 5))
@@ -383,11 +472,13 @@ async def test_google_ads_retries_a_concurrent_modification_until_the_other_job_
         async def sleep(seconds: float) -> None:  # each wait moves the sandbox clock 20 s on
             await slow_control.post("/_sandbox/clock", json={"advance_seconds": seconds + 20})
 
-        hasty = build(GoogleAdsAudienceConnector, slow, "googleads", poll_timeout=0)
+        hasty = build(
+            GoogleAdsAudienceConnector, slow, "googleads", poll_timeout=0, options=ACCEPTED
+        )
         audience_id = await hasty.create(AudienceConfig(name="B", ad_account_id="42"))
         first = await hasty.add_users(audience_id, make_users(0, 3))
         assert first.details["requests_pending"] == 1  # its job is RUNNING for 60 s
-        ads = build(GoogleAdsAudienceConnector, slow, "googleads", sleep=sleep)
+        ads = build(GoogleAdsAudienceConnector, slow, "googleads", sleep=sleep, options=ACCEPTED)
         result = await ads.add_users(audience_id, make_users(3, 6))
         assert result.accepted == 3
         log = (await slow_control.get("/_sandbox/requests?platform=googleads")).json()
@@ -421,3 +512,12 @@ async def test_an_upload_cut_short_reports_which_users_the_platform_already_acce
     assert partial.details["accepted_users"] == [0, 1, 2]
     assert caught.value.batch == 1
     await snap.aclose()
+
+
+def test_google_ads_sends_the_connections_login_account_as_login_customer_id() -> None:
+    managed = {"connection": {"login_account_id": "99"}}
+    ads = connector_for("google", Settings(), TOKEN, options={"google_api": "ads", **managed})
+    assert ads.auth_headers("t")["login-customer-id"] == "99"
+    legacy = Credentials(access_token="t", developer_token="d", login_customer_id="77")
+    old = connector_for("google", Settings(), legacy, options={"google_api": "ads"})
+    assert old.auth_headers("t")["login-customer-id"] == "77"

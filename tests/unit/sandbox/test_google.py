@@ -452,3 +452,86 @@ async def test_searching_jobs_ignores_other_customers_jobs(client: httpx.AsyncCl
 async def test_a_missing_developer_token_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.post(f"{ADS}/userLists:mutate", json={"operations": []}, headers=AUTH)
     assert response.status_code == 401
+
+
+async def test_an_ingest_without_the_customer_match_terms_accepted_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    list_id = await create_list(client)
+    for terms in (None, {"customerMatchTermsOfServiceStatus": "REJECTED"}):
+        body = ingest_body(list_id, emails(digests(1)))
+        body["termsOfService"] = terms
+        response = await client.post(f"{DM}/audienceMembers:ingest", json=body, headers=AUTH)
+        assert response.status_code == 400
+        [info, bad] = response.json()["error"]["details"]
+        assert info["reason"] == "TERMS_AND_CONDITIONS_NOT_SIGNED"
+        assert bad["fieldViolations"][0]["field"].startswith("terms_of_service")
+    assert (await audiences(client, "google"))[0]["size"] == 0
+
+
+async def test_a_remove_needs_no_terms_of_service(client: httpx.AsyncClient) -> None:
+    list_id = await create_list(client)
+    body = ingest_body(list_id, emails(digests(1)))
+    del body["termsOfService"]
+    response = await client.post(f"{DM}/audienceMembers:remove", json=body, headers=AUTH)
+    assert response.status_code == 200
+
+
+async def test_enums_sent_as_numbers_are_read_as_their_names(client: httpx.AsyncClient) -> None:
+    created = await client.post(
+        f"{DM}/accountTypes/GOOGLE_ADS/accounts/1234567890/userLists",
+        params={"$alt": "json;enum-encoding=int"},
+        json={"displayName": "Numbers", "ingestedUserListInfo": {"uploadKeyTypes": [1]}},
+        headers=AUTH,
+    )
+    assert created.status_code == 200, created.text
+    assert created.json()["ingestedUserListInfo"]["uploadKeyTypes"] == ["CONTACT_ID"]
+    body = ingest_body(created.json()["id"], emails(digests(2)))
+    body["encoding"] = 1
+    body["termsOfService"] = {"customerMatchTermsOfServiceStatus": 1}
+    body["consent"] = {"adUserData": 1, "adPersonalization": 1}
+    for destination in body["destinations"]:  # type: ignore[attr-defined]
+        destination["operatingAccount"]["accountType"] = 1
+        destination["loginAccount"]["accountType"] = 1
+    response = await client.post(f"{DM}/audienceMembers:ingest", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert (await audiences(client, "google"))[0]["size"] == 2
+
+
+async def manage(client: httpx.AsyncClient, account: str, manager: str) -> None:
+    response = await client.put(
+        f"/_sandbox/google/managers/{account}", json={"manager_id": manager}
+    )
+    assert response.status_code == 200
+
+
+async def test_a_managed_account_is_reached_only_through_its_manager(
+    client: httpx.AsyncClient,
+) -> None:
+    list_id = await create_list(client)
+    await manage(client, "1234567890", "9876543210")
+    path = f"{DM}/accountTypes/GOOGLE_ADS/accounts/1234567890/userLists/{list_id}"
+    refused = await client.get(path, headers=AUTH)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["details"][0]["reason"] == "PERMISSION_DENIED"
+    login = {"login-account": "accountTypes/GOOGLE_ADS/accounts/9876543210"}
+    assert (await client.get(path, headers={**AUTH, **login})).status_code == 200
+    wrong = {"login-account": "accountTypes/GOOGLE_ADS/accounts/555"}
+    assert (await client.get(path, headers={**AUTH, **wrong})).status_code == 403
+    body = ingest_body(list_id, emails(digests(1)))
+    ok = await client.post(f"{DM}/audienceMembers:ingest", json=body, headers=AUTH)
+    assert ok.status_code == 200  # ingest_body names the manager as loginAccount
+    for destination in body["destinations"]:  # type: ignore[attr-defined]
+        del destination["loginAccount"]
+    for verb in ("ingest", "remove", "removeAll"):
+        response = await client.post(f"{DM}/audienceMembers:{verb}", json=body, headers=AUTH)
+        assert response.status_code == 403, verb
+
+
+async def test_a_managers_own_manager_may_operate_the_account(client: httpx.AsyncClient) -> None:
+    list_id = await create_list(client)
+    await manage(client, "1234567890", "111")
+    await manage(client, "111", "9876543210")
+    body = ingest_body(list_id, emails(digests(1)))
+    response = await client.post(f"{DM}/audienceMembers:ingest", json=body, headers=AUTH)
+    assert response.status_code == 200

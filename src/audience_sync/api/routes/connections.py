@@ -23,6 +23,7 @@ def _out(connection: PlatformConnection) -> ConnectionOut:
         status_message=connection.status_message,
         base_url=connection.base_url,
         credentials=dict(connection.credentials_hint or {}),
+        settings=dict(connection.settings or {}),
         updated_at=connection.updated_at,
     )
 
@@ -38,9 +39,16 @@ def put_connection(
             "body.base_url", "not_in_production", "base_url can only be set outside production"
         )
     credentials = body.credentials.plain()
+    settings = body.settings.changes() if body.settings else None
+    if settings and platform is not SyncPlatform.GOOGLE:
+        raise field_error(
+            "body.settings", "google_only", "these settings apply to Google connections only"
+        )
     with transaction(ctx.factory) as session:
         repo = ConnectionRepository(session, tenant_id, ctx.service.cipher)
-        connection = repo.put(platform, body.ad_account_id, credentials, base_url=body.base_url)
+        connection = repo.put(
+            platform, body.ad_account_id, credentials, base_url=body.base_url, settings=settings
+        )
         return _out(connection)
 
 
