@@ -120,6 +120,16 @@ class ConnectionIn(Strict):
         pattern=r"^https?://",
         description="API base URL (e.g. the sandbox's); only outside production.",
     )
+    # Defaults for members who say nothing themselves (docs/connectors.md); null: unchanged.
+    consent_ad_user_data: Literal["granted", "denied", "unspecified"] | None = Field(
+        None, description="Google: ad user data consent of members without their own."
+    )
+    consent_ad_personalization: Literal["granted", "denied", "unspecified"] | None = Field(
+        None, description="Google: ad personalization consent of members without their own."
+    )
+    limited_data_use: Literal["off", "geolocate", "california"] | None = Field(
+        None, description="Meta: Limited Data Use of members without their own."
+    )
 
 
 class ConnectionOut(BaseModel):
@@ -130,6 +140,9 @@ class ConnectionOut(BaseModel):
     base_url: str | None
     credentials: dict[str, str] = Field(
         description="Each stored credential's name with a masked hint; never a secret."
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Non-secret settings, e.g. consent defaults."
     )
     updated_at: datetime
 

@@ -455,6 +455,22 @@ def record_texts(
     return joined.select("owner", record=pl.concat_str(pl.lit("["), "piece", pl.lit("]")))
 
 
+# A record's data-use pairs (Google consent, Meta LDU) say how the platform may use the member,
+# not who it is: a record differing only in them is the same member (`identity_texts`).
+_DATA_USE_PAIR = (
+    r'\["(?:DATA_PROCESSING_OPTIONS(?:_COUNTRY|_STATE)?|adUserData|adPersonalization)",'
+    r'"[^"]*"\],?'
+)
+
+
+def identity_texts(texts: pl.Series) -> pl.Series:
+    """Each record's text without its data-use pairs: who the record names. When a member's
+    consent or LDU changes, its new record is added and its old one would then be removed, which
+    the platform applies to the person (it matches on identifiers): a removal whose identity is
+    re-added in the same run must not be sent."""
+    return texts.str.replace_all(_DATA_USE_PAIR, "").str.replace(r",\]$", "]")
+
+
 def text_pairs(texts: pl.Series) -> pl.DataFrame | None:
     """`record_texts` undone in columns: `i` (the text's position), `key`, `value`, one row a
     pair, in each text's order; None when a text holds an escaped character (a backslash) or

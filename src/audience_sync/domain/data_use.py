@@ -109,3 +109,10 @@ def ldu_location(own: str | None, options: Mapping[str, Any]) -> tuple[int, int]
     """A member's Limited Data Use (country, state), or None: its own, else the audience's."""
     chosen = parse_ldu(own) or parse_ldu(options.get(LDU_COLUMN)) or "off"
     return LDU_LOCATIONS[chosen]
+
+
+def data_use_settings(**given: str | None) -> dict[str, str | None]:
+    """The connection settings of the data-use defaults given (`None`: not given), checked;
+    `unspecified` consent is None, which removes a stored default."""
+    parsers = {**dict.fromkeys(CONSENT_FIELDS, parse_consent), LDU_COLUMN: parse_ldu}
+    return {name: parsers[name](value) for name, value in given.items() if value is not None}

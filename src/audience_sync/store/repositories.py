@@ -284,7 +284,10 @@ class ConnectionRepository(TenantScoped):
         ad_account_id: str,
         credentials: dict[str, Any],
         base_url: str | None = None,
+        settings: dict[str, Any] | None = None,
     ) -> PlatformConnection:
+        """Store the connection; `settings` are merged into its non-secret settings (a key
+        given None is removed, keys not given are kept)."""
         connection = self.find(platform)
         if connection is None:
             connection = PlatformConnection(tenant_id=self.tenant_id, platform=platform)
@@ -293,6 +296,9 @@ class ConnectionRepository(TenantScoped):
         connection.credentials_encrypted = self.cipher.encrypt(credentials)
         connection.credentials_hint = credential_hints(credentials)
         connection.base_url = base_url
+        if settings:
+            merged = {**(connection.settings or {}), **settings}
+            connection.settings = {k: v for k, v in merged.items() if v is not None}
         connection.status = "connected"
         connection.status_message = None
         self.session.flush()

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Response, status
 from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import field_error
 from audience_sync.api.schemas import ConnectionIn, ConnectionOut
+from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ConnectionRepository
@@ -23,6 +24,7 @@ def _out(connection: PlatformConnection) -> ConnectionOut:
         status_message=connection.status_message,
         base_url=connection.base_url,
         credentials=dict(connection.credentials_hint or {}),
+        settings=dict(connection.settings or {}),
         updated_at=connection.updated_at,
     )
 
@@ -38,9 +40,16 @@ def put_connection(
             "body.base_url", "not_in_production", "base_url can only be set outside production"
         )
     credentials = body.credentials.plain()
+    settings = data_use_settings(
+        consent_ad_user_data=body.consent_ad_user_data,
+        consent_ad_personalization=body.consent_ad_personalization,
+        limited_data_use=body.limited_data_use,
+    )
     with transaction(ctx.factory) as session:
         repo = ConnectionRepository(session, tenant_id, ctx.service.cipher)
-        connection = repo.put(platform, body.ad_account_id, credentials, base_url=body.base_url)
+        connection = repo.put(
+            platform, body.ad_account_id, credentials, base_url=body.base_url, settings=settings
+        )
         return _out(connection)
 
 
