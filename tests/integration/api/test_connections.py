@@ -93,3 +93,23 @@ async def test_every_platform_can_be_connected(
     client: httpx.AsyncClient, alice: Tenant, platform: str
 ) -> None:
     await Api(client, alice).connect(platform)
+
+
+async def test_a_connection_keeps_its_data_use_defaults_until_told_otherwise(
+    client: httpx.AsyncClient, alice: Tenant
+) -> None:
+    api = Api(client, alice)
+    body = connection_body("google")
+    body.update(consent_ad_user_data="granted", consent_ad_personalization="denied")
+    put = await api.call("PUT", "/api/v1/connections/google", json=body)
+    assert put.json()["settings"] == {
+        "consent_ad_user_data": "granted",
+        "consent_ad_personalization": "denied",
+    }
+    again = connection_body("google")
+    again["consent_ad_personalization"] = "unspecified"  # forgets that default only
+    got = (await api.call("PUT", "/api/v1/connections/google", json=again)).json()
+    assert got["settings"] == {"consent_ad_user_data": "granted"}
+    body = connection_body("meta")
+    body["limited_data_use"] = "sometimes"
+    assert (await api.call("PUT", "/api/v1/connections/meta", json=body)).status_code == 422
