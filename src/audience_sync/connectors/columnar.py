@@ -340,20 +340,26 @@ def meta_ldu(profiles: pl.DataFrame, options: Mapping[str, Any]) -> pl.DataFrame
     gives them: its own choice, else the audience's; none for a member without LDU. A column
     null for everyone costs one null count."""
     schema = {"owner": pl.Int64, "key": pl.String, "value": pl.String}
-    default = ldu_location(None, options)
     column = profiles[LDU_COLUMN]
-    if column.null_count() == len(column) and default is None:
+    if column.null_count() == len(column) and ldu_location(None, options) is None:
         return pl.DataFrame(schema=schema)
-    choices = {c: ldu_location(c, options) for c in column.unique().to_list()}
-    frames = []
-    for k, key in enumerate(meta.LDU_KEYS):
-        cells = {c: meta.ldu_values(loc)[k][0] for c, loc in choices.items() if loc is not None}
-        own = {c: v for c, v in cells.items() if c is not None}
-        chosen = pl.col(LDU_COLUMN).replace_strict(own, default=None, return_dtype=pl.String)
-        unset = pl.lit(cells.get(None), pl.String)  # the audience's, for members without
-        value = pl.when(pl.col(LDU_COLUMN).is_null()).then(unset).otherwise(chosen)
-        frames.append(profiles.select(owner="profile_pk", key=pl.lit(key), value=value))
-    return pl.concat(frames).drop_nulls("value")
+    chosen = column.fill_null("")  # "": the member has none of its own
+    locations = {c: ldu_location(c or None, options) for c in chosen.unique().to_list()}
+    cells = {c: meta.ldu_values(loc) for c, loc in locations.items() if loc is not None}
+    rows = profiles.select(owner="profile_pk", choice=chosen).filter(
+        pl.col("choice").is_in(list(cells))
+    )
+    frames = [
+        rows.select(
+            "owner",
+            key=pl.lit(key),
+            value=pl.col("choice").replace_strict(
+                {c: v[k][0] for c, v in cells.items()}, return_dtype=pl.String
+            ),
+        )
+        for k, key in enumerate(meta.LDU_KEYS)
+    ]
+    return pl.concat([pl.DataFrame(schema=schema), *frames])
 
 
 def google_consent(
