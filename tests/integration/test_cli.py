@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from typer.testing import CliRunner, Result
 
 from audience_sync import cli
@@ -194,3 +194,20 @@ def settings_of(engine: Engine) -> Any:
                 PlatformConnection.platform == SyncPlatform.GOOGLE
             )
         ).scalar_one()
+
+
+def test_connections_set_stores_data_use_defaults_and_refuses_other_words(
+    invoke: Invoke, engine: Engine
+) -> None:
+    invoke("db", "upgrade")
+    common = ["connections", "set", "meta", "--ad-account", "1", "--access-token", "t"]
+    result = invoke(*common, "--limited-data-use", "California")
+    assert result.exit_code == 0, result.output
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT settings FROM platform_connections")).scalar()
+    settings = json.loads(stored) if isinstance(stored, str) else stored
+    assert settings == {"limited_data_use": "california"}
+    refused = invoke(*common, "--limited-data-use", "texas")
+    assert refused.exit_code != 0
+    assert "limited_data_use must be one of off, geolocate, california" in refused.output
+    assert "Traceback" not in refused.output

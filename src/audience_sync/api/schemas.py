@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 
 from audience_sync.config import FeatureFlag
+from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import (
     IdentifierType,
     SyncOperation,
@@ -111,6 +112,17 @@ class CredentialsIn(Strict):
         return out
 
 
+# The platform each connection setting belongs to.
+SETTING_PLATFORMS = {
+    "login_account_id": SyncPlatform.GOOGLE,
+    "customer_match_terms_accepted": SyncPlatform.GOOGLE,
+    "consent_ad_user_data": SyncPlatform.GOOGLE,
+    "consent_ad_personalization": SyncPlatform.GOOGLE,
+    "limited_data_use": SyncPlatform.META,
+}
+DATA_USE_SETTINGS = ("consent_ad_user_data", "consent_ad_personalization", "limited_data_use")
+
+
 class ConnectionSettingsIn(Strict):
     """Non-secret settings; each one given replaces the stored one (`null` removes it), the
     others stay as they are."""
@@ -126,9 +138,24 @@ class ConnectionSettingsIn(Strict):
         "(https://support.google.com/adspolicy/answer/6299717); required to upload.",
     )
 
+    # Defaults for members who say nothing themselves (docs/connectors.md).
+    consent_ad_user_data: Literal["granted", "denied", "unspecified"] | None = Field(
+        None, description="Google: ad user data consent of members without their own."
+    )
+    consent_ad_personalization: Literal["granted", "denied", "unspecified"] | None = Field(
+        None, description="Google: ad personalization consent of members without their own."
+    )
+    limited_data_use: Literal["off", "geolocate", "california"] | None = Field(
+        None, description="Meta: Limited Data Use of members without their own."
+    )
+
     def changes(self) -> dict[str, Any]:
-        """The settings given, as stored (`None` removes a key; `false` is stored as absent)."""
+        """The settings given, as stored (`None` removes a key; `false` and `unspecified` are
+        stored as absent)."""
         given = self.model_dump(exclude_unset=True)
+        given.update(
+            data_use_settings(**{k: v for k, v in given.items() if k in DATA_USE_SETTINGS})
+        )
         if given.get("login_account_id"):
             given["login_account_id"] = given["login_account_id"].replace("-", "")
         if given.get("customer_match_terms_accepted") is False:
@@ -140,7 +167,7 @@ class ConnectionIn(Strict):
     ad_account_id: str = Field(min_length=1, max_length=255)
     credentials: CredentialsIn
     settings: ConnectionSettingsIn | None = Field(
-        None, description="Per-connection settings (Google's are the only ones so far)."
+        None, description="Per-connection settings; each applies to one platform."
     )
     base_url: str | None = Field(
         None,

@@ -27,6 +27,7 @@ from audience_sync.cli.common import (
     migrated_context,
     out,
 )
+from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
 from audience_sync.exceptions import NotFoundError, ValidationError
 from audience_sync.scheduler.queue import check_interval
@@ -94,6 +95,27 @@ def connections_set(
     base_url: Annotated[
         str | None, typer.Option(help="API base URL, e.g. the sandbox's; default the real one.")
     ] = None,
+    consent_ad_user_data: Annotated[
+        str | None,
+        typer.Option(
+            help="Google: members' ad user data consent unless they or the audience say"
+            " (granted, denied, unspecified)."
+        ),
+    ] = None,
+    consent_ad_personalization: Annotated[
+        str | None,
+        typer.Option(
+            help="Google: members' ad personalization consent unless they or the"
+            " audience say (granted, denied, unspecified)."
+        ),
+    ] = None,
+    limited_data_use: Annotated[
+        str | None,
+        typer.Option(
+            help="Meta: Limited Data Use unless the member or audience says"
+            " (off, geolocate, california)."
+        ),
+    ] = None,
     tenant: TenantOption = DEFAULT_TENANT_SLUG,
 ) -> None:
     """Connect (or reconnect) an ad platform account; credentials are encrypted at rest."""
@@ -108,6 +130,13 @@ def connections_set(
     }
     credentials = {key: value for key, value in given.items() if value}
     settings = google_settings(platform, login_account, accept_customer_match_terms)
+    settings.update(
+        data_use_settings(
+            consent_ad_user_data=consent_ad_user_data,
+            consent_ad_personalization=consent_ad_personalization,
+            limited_data_use=limited_data_use,
+        )
+    )
     service = _service(ctx)
     with transaction(ctx.factory) as session:
         tenant_id = TenantRepository(session).get(tenant).id

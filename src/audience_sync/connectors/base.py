@@ -307,6 +307,7 @@ class BaseAudienceConnector(ABC):
             allowed,
             region=self.default_region,
             mobile_list=await self.mobile_list(audience_id),
+            options=self.options,
         )
 
     async def mobile_list(self, audience_id: str) -> bool:

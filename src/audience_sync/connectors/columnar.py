@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,14 @@ import polars as pl
 
 from audience_sync.connectors import google, meta, snapchat, tiktok
 from audience_sync.connectors.records import IDENTIFIER_FIELDS, USER_ATTRIBUTES
+from audience_sync.domain.data_use import (
+    CONSENT_FIELDS,
+    LDU_COLUMN,
+    WIRE_CONSENT,
+    audience_consent,
+    is_denied,
+    ldu_location,
+)
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers import (
     DOB_KEYS,
@@ -84,14 +92,23 @@ def record_frame(
     *,
     region: str,
     mobile_list: bool = False,
+    options: Mapping[str, Any] | None = None,
 ) -> RecordFrame:
-    """The records a connector of `platform` would send for these members (see the module)."""
+    """The records a connector of `platform` would send for these members (see the module);
+    `options` the audience's (consent, Limited Data Use: `domain.data_use`)."""
+    options = options or {}
     fields = record_fields(platform, mobile_list)
+    consent = pl.DataFrame(schema=PAIRS)
+    denied = pl.DataFrame(schema=DROPS)
+    if platform is SyncPlatform.GOOGLE:
+        profiles, identifiers, consent, denied = google_consent(profiles, identifiers, options)
     sent = sent_values(profiles, identifiers, platform, fields, allowed, region)
+    if not denied.is_empty():
+        sent.drops = pl.concat([sent.drops, denied])
     if platform is SyncPlatform.META:
-        pairs = meta_pairs(sent, _births(profiles, allowed))
+        pairs = meta_pairs(sent, _births(profiles, allowed), meta_ldu(profiles, options))
     elif platform is SyncPlatform.GOOGLE:
-        pairs = google_pairs(sent, mobile_list=mobile_list)
+        pairs = google_pairs(sent, mobile_list=mobile_list, consent=consent)
     elif platform is SyncPlatform.TIKTOK:
         pairs = tiktok_pairs(sent)
     else:
@@ -120,13 +137,16 @@ def record_fields(platform: SyncPlatform, mobile_list: bool = False) -> list[Fie
 def member_fields(platform: SyncPlatform, mobile_list: bool = False) -> MemberFields:
     """What `record_frame` reads of the members (`sources.members.MemberFields`): the profile
     fields among the platform's, the country when phones are sent (a phone stored without
-    E.164 is dialled in its profile's country), Meta's birth date; its identifier types."""
+    E.164 is dialled in its profile's country), Meta's birth date and Limited Data Use, Google's
+    consent; its identifier types."""
     fields = record_fields(platform, mobile_list)
     columns = [f.value for f in fields if f in USER_ATTRIBUTES]
     if Field.PHONE in fields:
         columns.append("country")
     if platform is SyncPlatform.META:
-        columns.append("date_of_birth")
+        columns += ["date_of_birth", LDU_COLUMN]
+    if platform is SyncPlatform.GOOGLE:
+        columns += list(CONSENT_FIELDS)
     types = tuple(f.value for f in fields if f in IDENTIFIER_FIELDS)
     return MemberFields(tuple(dict.fromkeys(columns)), types)
 
@@ -289,11 +309,13 @@ def _ranked(frame: pl.DataFrame, *by: str) -> pl.Series:
     return ranks.gather(order.arg_sort()).alias("slot")
 
 
-def meta_pairs(sent: Sent, births: pl.DataFrame) -> pl.DataFrame:
+def meta_pairs(sent: Sent, births: pl.DataFrame, ldu: pl.DataFrame | None = None) -> pl.DataFrame:
     ids = _keyed(sent.identifiers, META_KEYS)
     ids = ids.with_columns(_ranked(ids, "owner", "key"))
     rows = ids.select("owner", "slot").unique()
     extras = pl.concat([_keyed(sent.attributes, META_KEYS).select(*births.columns), births])
+    if ldu is not None and not ldu.is_empty():
+        extras = pl.concat([extras, ldu])
     shared = rows.join(extras, on="owner", how="inner")
     return pl.concat([ids.select(*PAIRS), shared.select(*PAIRS)])
 
@@ -313,8 +335,73 @@ def snapchat_pairs(sent: Sent) -> pl.DataFrame:
     return ids.with_columns(slot=pl.int_range(pl.len(), dtype=pl.Int64)).select(*PAIRS)
 
 
-def google_pairs(sent: Sent, *, mobile_list: bool) -> pl.DataFrame:
-    """One record a member: emails, then phones, then the address, the first ten of them."""
+def meta_ldu(profiles: pl.DataFrame, options: Mapping[str, Any]) -> pl.DataFrame:
+    """Each member's Limited Data Use cells (`owner`, `key`, `value`), as `meta.ldu_values`
+    gives them: its own choice, else the audience's; none for a member without LDU. A column
+    null for everyone costs one null count."""
+    schema = {"owner": pl.Int64, "key": pl.String, "value": pl.String}
+    column = profiles[LDU_COLUMN]
+    if column.null_count() == len(column) and ldu_location(None, options) is None:
+        return pl.DataFrame(schema=schema)
+    chosen = column.fill_null("")  # "": the member has none of its own
+    locations = {c: ldu_location(c or None, options) for c in chosen.unique().to_list()}
+    cells = {c: meta.ldu_values(loc) for c, loc in locations.items() if loc is not None}
+    rows = profiles.select(owner="profile_pk", choice=chosen).filter(
+        pl.col("choice").is_in(list(cells))
+    )
+    frames = [
+        rows.select(
+            "owner",
+            key=pl.lit(key),
+            value=pl.col("choice").replace_strict(
+                {c: v[k][0] for c, v in cells.items()}, return_dtype=pl.String
+            ),
+        )
+        for k, key in enumerate(meta.LDU_KEYS)
+    ]
+    return pl.concat([pl.DataFrame(schema=schema), *frames])
+
+
+def google_consent(
+    profiles: pl.DataFrame, identifiers: pl.DataFrame, options: Mapping[str, Any]
+) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """The members Google may take and their own consent, as `GoogleAudienceConnector.members`
+    decides: (profiles, identifiers) of the members kept, each kept member's own consent as
+    pairs (`owner`, `slot`, `key`, `value`), and one `consent_denied` drop a member left out."""
+    audience = audience_consent(options)
+    columns = list(CONSENT_FIELDS)
+    nobody = all(profiles[c].null_count() == len(profiles) for c in columns)
+    no_pairs = pl.DataFrame(schema=PAIRS)
+    if nobody and not is_denied(audience):
+        return profiles, identifiers, no_pairs, pl.DataFrame(schema=DROPS)
+    chosen = [pl.coalesce(pl.col(c), pl.lit(audience[c], pl.String)).alias(c) for c in columns]
+    own = pl.any_horizontal([pl.col(c).is_not_null() for c in columns]).alias("own")
+    marked = profiles.select("profile_pk", own, *chosen).with_columns(
+        denied=pl.any_horizontal([pl.col(c) == "denied" for c in columns]).fill_null(False)
+    )
+    denied = marked.filter("denied")["profile_pk"]
+    kept = profiles.filter(~pl.col("profile_pk").is_in(denied.implode()))
+    kept_ids = identifiers.filter(~pl.col("profile_pk").is_in(denied.implode()))
+    mine = marked.filter(pl.col("own") & ~pl.col("denied"))
+    wire = {value: WIRE_CONSENT[value] for value in WIRE_CONSENT}
+    pairs = [
+        mine.select(
+            owner="profile_pk",
+            slot=pl.lit(0, pl.Int64),
+            key=pl.lit(CONSENT_FIELDS[c]),
+            value=pl.col(c).replace_strict(wire, default=None, return_dtype=pl.String),
+        )
+        for c in columns
+    ]
+    drops = pl.DataFrame({"owner": denied, "reason": "consent_denied"}, schema=DROPS)
+    return kept, kept_ids, pl.concat([no_pairs, *pairs]).drop_nulls("value"), drops
+
+
+def google_pairs(
+    sent: Sent, *, mobile_list: bool, consent: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """One record a member: emails, then phones, then the address, the first ten of them; then
+    the member's own consent (`google_consent`), when it has a record."""
     if mobile_list:
         items = sent.identifiers.with_columns(key=pl.lit("mobileId"), order=pl.lit(0))
     else:
@@ -324,7 +411,11 @@ def google_pairs(sent: Sent, *, mobile_list: bool) -> pl.DataFrame:
         items = pl.concat([items.select("owner", "key", "value", "order"), _addresses(sent)])
     items = items.sort("order", maintain_order=True)  # stable: stored order within each
     kept = items.filter(_ranked(items, "owner") < google.MAX_IDENTIFIERS)
-    return kept.with_columns(slot=pl.lit(0, dtype=pl.Int64)).select(*PAIRS)
+    kept = kept.with_columns(slot=pl.lit(0, dtype=pl.Int64)).select(*PAIRS)
+    if consent is None or consent.is_empty():
+        return kept
+    owners = kept.select("owner").unique()
+    return pl.concat([kept, consent.join(owners, on="owner", how="semi").select(*PAIRS)])
 
 
 def _addresses(sent: Sent) -> pl.DataFrame:
@@ -368,6 +459,22 @@ def record_texts(
             pl.col("piece").str.join(",")
         )
     return joined.select("owner", record=pl.concat_str(pl.lit("["), "piece", pl.lit("]")))
+
+
+# A record's data-use pairs (Google consent, Meta LDU) say how the platform may use the member,
+# not who it is: a record differing only in them is the same member (`identity_texts`).
+_DATA_USE_PAIR = (
+    r'\["(?:DATA_PROCESSING_OPTIONS(?:_COUNTRY|_STATE)?|adUserData|adPersonalization)",'
+    r'"[^"]*"\],?'
+)
+
+
+def identity_texts(texts: pl.Series) -> pl.Series:
+    """Each record's text without its data-use pairs: who the record names. When a member's
+    consent or LDU changes, its new record is added and its old one would then be removed, which
+    the platform applies to the person (it matches on identifiers): a removal whose identity is
+    re-added in the same run must not be sent."""
+    return texts.str.replace_all(_DATA_USE_PAIR, "").str.replace(r",\]$", "]")
 
 
 def text_pairs(texts: pl.Series) -> pl.DataFrame | None:

@@ -31,6 +31,13 @@ from audience_sync.connectors.base import (
 )
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
+from audience_sync.domain.data_use import (
+    CONSENT_FIELDS,
+    audience_consent,
+    is_denied,
+    member_consent,
+    wire_consent,
+)
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
 from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
@@ -122,6 +129,12 @@ def google_error(status: int, body: Any, api: str) -> AudienceSyncError:
 
 
 ADDRESS_PARTS = ("givenName", "familyName", "regionCode", "postalCode")
+CONSENT_KEYS = frozenset(CONSENT_FIELDS.values())  # a member's own consent, in its record
+
+
+def own_consent(user: AudienceUser) -> dict[str, str | None]:
+    """The consent a user's profile gives, by column (None: unspecified)."""
+    return {column: getattr(user, column) for column in CONSENT_FIELDS}
 
 
 def percent_to_fraction(value: object) -> float | None:
@@ -221,18 +234,31 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         return await self.key_type(audience_id) == "MOBILE_ID"
 
     def members(self, users: Sequence[AudienceUser], *, mobile: bool) -> Prepared:
-        """One member a user: its identifiers (≤10), or its mobile ids for a mobile-id list."""
+        """One member a user: its identifiers (≤10), or its mobile ids for a mobile-id list,
+        then its own consent if it has one. A member who denied consent is not sent."""
         region = self.default_region
         fields = [Field.MOBILE_ID] if mobile else CONTACT_FIELDS
-        hashed = hash_users(users, P.GOOGLE, fields, default_region=region)
+        audience = self.audience_consent()
+        consents = [member_consent(own_consent(u), audience) for u in users]
+        kept = [i for i, c in enumerate(consents) if not is_denied(audience if c is None else c)]
+        hashed = hash_users([users[i] for i in kept], P.GOOGLE, fields, default_region=region)
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
-        for i in range(len(users)):
-            identifiers = self.identifiers(hashed, i, mobile)[:MAX_IDENTIFIERS]
-            if identifiers:
-                prepared.add(identifiers, i)
-            else:
+        if len(kept) < len(users):
+            prepared.dropped["consent_denied"] += len(users) - len(kept)
+        for j, i in enumerate(kept):
+            identifiers = self.identifiers(hashed, j, mobile)[:MAX_IDENTIFIERS]
+            if not identifiers:
                 prepared.dropped["no_usable_identifier"] += 1
+                continue
+            consent = consents[i]
+            if consent is not None:  # the member's own: sent on the member, not the request
+                identifiers.append({"consent": wire_consent(consent)})
+            prepared.add(identifiers, i)
         return prepared
+
+    def audience_consent(self) -> dict[str, str | None]:
+        """The consent of members without their own (`domain.data_use.audience_consent`)."""
+        return audience_consent(self.options)
 
     def identifiers(self, hashed: Any, i: int, mobile: bool) -> list[Any]:
         if mobile:
@@ -270,6 +296,9 @@ class GoogleAudienceConnector(BaseAudienceConnector):
                 pairs.append(("mobileId", item))
                 continue
             ((key, value),) = item.items()
+            if key == "consent":  # the member's own consent: one pair a field
+                pairs.extend(value.items())
+                continue
             if key == "address":
                 value = "|".join(value[part] for part in ADDRESS_PARTS)
             pairs.append((key, value))
@@ -299,6 +328,8 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         """One identifier of a member, as `record_pairs` named it, back in wire form."""
         if key == "mobileId":
             return value
+        if key in CONSENT_KEYS:
+            return {"consent": {key: value}}
         if key == "address":
             return {"address": dict(zip(ADDRESS_PARTS, value.split("|"), strict=True))}
         return {key: value}
@@ -306,17 +337,17 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     async def send_batch(
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:
-        if state["mobile"]:
-            members = [{"mobileData": {"mobileIds": ids}} for ids in batch.records]
-        else:
-            members = [{"userData": {"userIdentifiers": ids}} for ids in batch.records]
+        adding = op is not Operation.REMOVE
+        members = [self.wire_member(record, state["mobile"], adding) for record in batch.records]
         body: dict[str, Any] = {
             "destinations": [self._destination(audience_id)],
             "audienceMembers": members,
             "encoding": "HEX",
         }
-        consent = self.options.get("consent")
-        if consent and op is not Operation.REMOVE:
+        # The audience's (or connection's) consent on the request; a member's own on the member
+        # overrides it. [SEEN: googleapis google/ads/datamanager/v1/ingestion_service.proto]
+        consent = wire_consent(self.audience_consent())
+        if consent and adding:
             body["consent"] = consent
         if op is not Operation.REMOVE:  # accepted: `begin` refused the upload otherwise
             body["termsOfService"] = {"customerMatchTermsOfServiceStatus": "ACCEPTED"}
@@ -331,6 +362,24 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         request_id = str(answer.get("requestId", ""))
         state["requests"].append(request_id)
         return BatchOutcome(received=len(batch.records), request_id=request_id)
+
+    @staticmethod
+    def wire_member(record: Sequence[Any], mobile: bool, adding: bool) -> dict[str, Any]:
+        """An `AudienceMember` of a record: its identifiers, and its own consent when adding
+        (a removal carries none: [INFER] consent speaks to how data is used, not who leaves)."""
+        ids: list[Any] = []
+        consent: dict[str, str] = {}
+        for item in record:
+            if isinstance(item, dict) and "consent" in item:
+                consent.update(item["consent"])
+            else:
+                ids.append(item)
+        member: dict[str, Any] = (
+            {"mobileData": {"mobileIds": ids}} if mobile else {"userData": {"userIdentifiers": ids}}
+        )
+        if consent and adding:
+            member["consent"] = consent
+        return member
 
     async def finish(
         self, op: Operation, audience_id: str, state: Any, result: AudienceSyncResult

@@ -14,7 +14,11 @@ from typing import Any
 
 from audience_sync.config import Settings
 from audience_sync.connectors.base import Batch, BatchOutcome, Capabilities, Operation, Prepared
-from audience_sync.connectors.google import GoogleAudienceConnector, percent_to_fraction
+from audience_sync.connectors.google import (
+    CONSENT_KEYS,
+    GoogleAudienceConnector,
+    percent_to_fraction,
+)
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
 from audience_sync.exceptions import NotFoundError, PlatformServerError, ValidationError
 
@@ -113,7 +117,9 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         pairs: list[tuple[str, str]] = []
         for item in record:
             ((key, value),) = item.items()
-            if key == "addressInfo":
+            if key == "consent":  # the member's own consent, named as Data Manager names it
+                pairs.extend(value.items())
+            elif key == "addressInfo":
                 parts = [value[part] for part in ADS_ADDRESS_PARTS]
                 pairs.append(("address", "|".join(parts)))
             else:
@@ -123,6 +129,8 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
     def wire_item(self, key: str, value: str) -> Any:
         if key == "mobileId":
             return {"mobileId": value}
+        if key in CONSENT_KEYS:
+            return {"consent": {key: value}}
         if key == "address":
             return {"addressInfo": dict(zip(ADS_ADDRESS_PARTS, value.split("|"), strict=True))}
         return {ADS_KEYS[key]: value}
@@ -169,7 +177,12 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:
         kind = "remove" if op is Operation.REMOVE else "create"
-        operations = [{kind: {"userIdentifiers": ids}} for ids in batch.records]
+        # The Ads API path sends the job's consent only [INFER: member-level consent not
+        # emulated here]; members who denied consent were already left out (`members`).
+        operations = [
+            {kind: {"userIdentifiers": [i for i in ids if "consent" not in i]}}
+            for ids in batch.records
+        ]
         body = await self._add_operations(state["job"], operations, audience_id, batch.index)
         failed: list[int] = []
         for detail in (body.get("partialFailureError") or {}).get("details") or []:

@@ -25,6 +25,7 @@ from audience_sync.connectors.base import (
 )
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
+from audience_sync.domain.data_use import ldu_location
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
 from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
@@ -55,12 +56,51 @@ KEYS: dict[str, Field | None] = {
     **dict.fromkeys(DOB_KEYS),
 }
 _IDENTIFYING = ("EMAIL", "PHONE", "MADID", "EXTERN_ID")
+# Limited Data Use, a row's data processing options and their location (country 1 = US, state
+# 1000 = California, 0 = Meta geolocates), last in the schema. In a record as text: `LDU`, `1`,
+# `1000`; on the wire `["LDU"]`, 1, 1000, and `[]`, 0, 0 in rows without it. [SEEN:
+# https://developers.facebook.com/docs/marketing-apis/data-processing-options (customer list
+# custom audiences, country/state); the schema keys INFER: see docs/connectors.md, Evidence]
+LDU_KEYS = (
+    "DATA_PROCESSING_OPTIONS",
+    "DATA_PROCESSING_OPTIONS_COUNTRY",
+    "DATA_PROCESSING_OPTIONS_STATE",
+)
 
 
 def _schema(present: set[str]) -> tuple[str, ...]:
     """The wire keys of these records' rows: the identifying ones first, then the others."""
     first = tuple(key for key in _IDENTIFYING if key in present)
-    return first + tuple(key for key in KEYS if key in present and key not in _IDENTIFYING)
+    others = tuple(key for key in (*KEYS, *LDU_KEYS) if key in present and key not in _IDENTIFYING)
+    return first + others
+
+
+def ldu_values(location: tuple[int, int] | None) -> list[list[str]]:
+    """A member's LDU cells in `LDU_KEYS` order, as `prepare`'s columns hold them."""
+    if location is None:
+        return [[], [], []]
+    return [["LDU"], [str(location[0])], [str(location[1])]]
+
+
+def wire_rows(schema: Sequence[str], rows: Sequence[Sequence[str]], op: Operation) -> Any:
+    """The rows as sent: LDU cells in Meta's types; a removal sends no LDU columns ([INFER]:
+    the options say how Meta may use the data, a removal matches people by identifiers)."""
+    at = [k for k, key in enumerate(schema) if key in LDU_KEYS]
+    if not at:
+        return list(schema), rows
+    if op is Operation.REMOVE:
+        keep = [k for k in range(len(schema)) if k not in at]
+        return [schema[k] for k in keep], [[row[k] for k in keep] for row in rows]
+    kinds = {k: schema[k] for k in at}
+    return list(schema), [
+        [_ldu_cell(kinds[k], v) if k in kinds else v for k, v in enumerate(row)] for row in rows
+    ]
+
+
+def _ldu_cell(key: str, value: str) -> Any:
+    if key == "DATA_PROCESSING_OPTIONS":
+        return [value] if value else []
+    return int(value) if value else 0
 
 
 _FIELDS = [f for f in KEYS.values() if f is not None]
@@ -159,6 +199,11 @@ class MetaAudienceConnector(BaseAudienceConnector):
                 columns[key] = hashed.values[field]
             else:  # DOBY / DOBM / DOBD: one date of birth, three keys
                 columns[key] = [[d[key]] if d else [] for d in dobs]
+        locations = [self.ldu_location(u) for u in users]
+        if any(locations):
+            cells = [ldu_values(location) for location in locations]
+            for k, key in enumerate(LDU_KEYS):
+                columns[key] = [mine[k] for mine in cells]
         # The operation's schema: only the keys some user has a value for.
         schema = tuple(key for key, column in columns.items() if any(column))
         ids = [columns[key] for key in _IDENTIFYING if key in schema]
@@ -178,6 +223,10 @@ class MetaAudienceConnector(BaseAudienceConnector):
             for k in range(rows):
                 prepared.add([v[k] if k < len(v) else "" for v in mine] + others, i)
         return prepared
+
+    def ldu_location(self, user: AudienceUser) -> tuple[int, int] | None:
+        """The user's Limited Data Use location, or None (`domain.data_use.ldu_location`)."""
+        return ldu_location(user.limited_data_use, self.options)
 
     async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
         # One session spans the batches of an operation (advertiser-generated int64, §1.3).
@@ -216,7 +265,8 @@ class MetaAudienceConnector(BaseAudienceConnector):
     async def send_batch(
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:
-        payload = {"schema": state["schema"], "is_raw": True, "data": batch.records}
+        schema, rows = wire_rows(state["schema"], batch.records, op)
+        payload = {"schema": schema, "is_raw": True, "data": rows}
         session = {
             "session_id": state["session_id"],
             "batch_seq": batch.index + 1,

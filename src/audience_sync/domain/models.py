@@ -91,6 +91,10 @@ class AudienceUser:
     zip_code: str | None = None
     date_of_birth: str | None = None  # YYYYMMDD or YYYY-MM-DD
     gender: str | None = None  # m/f
+    # What the member allows (`domain.data_use`); None: the audience's or connection's default.
+    consent_ad_user_data: str | None = None  # granted / denied (Google)
+    consent_ad_personalization: str | None = None  # granted / denied (Google)
+    limited_data_use: str | None = None  # off / geolocate / california (Meta)
 
     def values_of(self, identifier_type: IdentifierType) -> list[str]:
         """The raw values of one identifier type, in stored order."""

@@ -63,6 +63,8 @@ def _audience_json(audience: Audience, identifiers: bool) -> dict[str, Any]:
     }
     if identifiers:
         body["identifiers"] = audience.members.identifiers()
+        # What members said of how their data may be used (Meta LDU, Google consent), by member.
+        body["data_use"] = audience.attributes.get("data_use", {})
     return body
 
 

@@ -39,7 +39,12 @@ from audience_sync.sandbox.google_common import (
     new_request_id,
 )
 from audience_sync.sandbox.google_lists import add_list_routes
-from audience_sync.sandbox.google_members import MemberProblemError, parse_members
+from audience_sync.sandbox.google_members import (
+    MemberProblemError,
+    consent_problems,
+    parse_members,
+    row_label,
+)
 from audience_sync.sandbox.state import Audience, SandboxState
 
 MAX_MEMBERS = 10_000  # per request (google.md §2.5)
@@ -238,8 +243,17 @@ def _members_request(state: SandboxState, body: dict[str, Any], kind: str) -> Re
     if kind == "ingest":
         _check_terms(body, members)
     encoding = body.get("encoding")
+    request_consent = body.get("consent")
+    if kind == "remove" and request_consent is not None:
+        # RemoveAudienceMembersRequest has no `consent` field. [SEEN: googleapis
+        # google/ads/datamanager/v1/ingestion_service.proto]
+        raise invalid([("consent", "Unknown field.", "INVALID_ARGUMENT")])
+    if consent_problems(request_consent, "consent"):
+        raise invalid(consent_problems(request_consent, "consent"))
     try:
-        parsed = parse_members(members, encoding, request_consent=body.get("consent"))
+        parsed = parse_members(
+            members, encoding, request_consent=request_consent, ingest=kind == "ingest"
+        )
     except MemberProblemError as problem:
         raise invalid(problem.violations) from problem
     for i, (_, audience) in enumerate(targets):
@@ -264,11 +278,15 @@ def _members_request(state: SandboxState, body: dict[str, Any], kind: str) -> Re
         outcome = _Outcome(dest, parsed.data_type, len(members), parsed.identifiers)
         if parsed.denied:
             outcome.errors["PROCESSING_ERROR_REASON_DENIED_CONSENT"] = parsed.denied  # [INFER]
+        held = audience.attributes.setdefault("data_use", {})
         if kind == "ingest":
             audience.members.add(parsed.rows, now)
             outcome.matched = sum(1 for r in parsed.rows if audience.members.row_matches(r))
+            held.update(zip(map(row_label, parsed.rows), parsed.consents, strict=True))
         else:
             audience.members.remove(parsed.rows)
+            for row in parsed.rows:
+                held.pop(row_label(row), None)
         audience.touch(now, upload=True)
         outcomes.append(outcome)
     google_state(state).requests[request_id] = _Request(kind, now, outcomes)

@@ -38,6 +38,38 @@ class ParsedMembers:
     key_type: str = "CONTACT_ID"
     identifiers: int = 0
     denied: int = 0
+    consents: list[dict[str, str]] = field(default_factory=list)  # each row's, as it applies
+
+
+# Data Manager's `Consent` (google/ads/datamanager/v1/consent.proto): two optional fields of
+# `ConsentStatus`. [SEEN: googleapis google/ads/datamanager/v1/consent.proto]
+CONSENT_FIELDS = {"adUserData": "ad_user_data", "adPersonalization": "ad_personalization"}
+CONSENT_STATUSES = frozenset({"CONSENT_STATUS_UNSPECIFIED", "CONSENT_GRANTED", "CONSENT_DENIED"})
+
+
+def consent_problems(consent: Any, where: str) -> list[Violation]:
+    """What is wrong with a `Consent` object (None when absent)."""
+    if consent is None:
+        return []
+    if not isinstance(consent, dict):
+        return [(where, "Must be a Consent object.", "INVALID_ARGUMENT")]
+    found: list[Violation] = []
+    for key, value in consent.items():
+        if key not in CONSENT_FIELDS:
+            found.append((f"{where}.{key}", "Unknown field.", "INVALID_ARGUMENT"))
+        elif value not in CONSENT_STATUSES:
+            found.append((f"{where}.{CONSENT_FIELDS[key]}", "Invalid enum.", "INVALID_ARGUMENT"))
+    return found
+
+
+def applied_consent(member: dict[str, Any], request_consent: Any) -> dict[str, str]:
+    """The consent that applies to a member: its own when it has one, else the request's
+    ("User-level consent overrides request-level consent": [INFER] the member's message
+    replaces the request's whole, not field by field)."""
+    consent = member.get("consent")
+    if consent is None:
+        consent = request_consent
+    return {k: v for k, v in (consent or {}).items() if v != "CONSENT_STATUS_UNSPECIFIED"}
 
 
 def _digest(value: Any, encoding: str, where: str) -> tuple[str | None, Violation | None]:
@@ -104,8 +136,16 @@ def _raw_values(values: Any, where: str) -> tuple[list[str], list[Violation]]:
     return values, []
 
 
-def parse_members(members: list[Any], encoding: Any, request_consent: Any) -> ParsedMembers:
-    """Validate every member; raise `MemberProblemError` with the violations (the request fails)."""
+def row_label(row: Row) -> str:
+    """A member row as `/_sandbox/audiences` names it in `data_use`: its identifiers."""
+    return "|".join(f"{s.name}:{GOOGLE_KEYS.render(s, v)}" for s, v in GOOGLE_KEYS.decode(row))
+
+
+def parse_members(
+    members: list[Any], encoding: Any, request_consent: Any, *, ingest: bool = True
+) -> ParsedMembers:
+    """Validate every member; raise `MemberProblemError` with the violations (the request fails).
+    Consent decides only what is ingested: a removal removes whatever it says."""
     parsed = ParsedMembers()
     problems: list[Violation] = []
     data_types: set[str] = set()
@@ -163,16 +203,23 @@ def parse_members(members: list[Any], encoding: Any, request_consent: Any) -> Pa
             values, found = _raw_values([data.get("userId")], f"{where}.user_id_data.user_id")
             problems.extend(found)
             pairs = [("userId", v) for v in values]
+        problems.extend(consent_problems(member.get("consent"), f"{where}.consent"))
         if len(problems) >= 20:
             break
         if problems or not pairs:
             continue
-        consent = member.get("consent") or request_consent or {}
-        if isinstance(consent, dict) and consent.get("adUserData") == "CONSENT_DENIED":
-            parsed.denied += 1  # refused while processing, reported in the request status
+        consent = applied_consent(member, request_consent)
+        if ingest and "CONSENT_DENIED" in consent.values():
+            # Either consent denied: the request succeeds, the member's data is not used and
+            # shows as a processing error in the request status. [SEEN: "denied consent will
+            # keep the user data from being used", https://developers.google.com/data-manager/
+            # api/devguides/audiences/display-video/customer-match/upgrade/steps] [INFER: the
+            # error reason, PROCESSING_ERROR_REASON_DENIED_CONSENT of processing_errors.proto]
+            parsed.denied += 1
             parsed.identifiers += len(pairs)
             continue
         parsed.rows.append(GOOGLE_KEYS.encode(pairs))
+        parsed.consents.append(consent)
         parsed.identifiers += len(pairs)
     if len(data_types) > 1:
         problems.insert(

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from audience_sync.sandbox.dialect import SandboxError, authorize, json_response, sandbox_state
-from audience_sync.sandbox.members import MemberStore
+from audience_sync.sandbox.members import MemberStore, Row
 from audience_sync.sandbox.meta_graph import (
     CUSTOMER_FILE_SOURCES,
     META_KEYS,
@@ -163,6 +163,26 @@ def _record(
     return str(sid)
 
 
+def row_label(row: Row) -> str:
+    """A member row as `/_sandbox/audiences` names it in `data_use`: its identifying keys."""
+    return "|".join(
+        f"{spec.name}:{META_KEYS.render(spec, value)}"
+        for spec, value in META_KEYS.decode(row)
+        if spec.identifying
+    )
+
+
+def keep_data_use(held: dict[str, Any], upload: Upload, add: bool) -> None:
+    """Record what each added row said of its data processing options (a row re-added without
+    them loses them); forget the removed rows'."""
+    for row, options in zip(upload.rows, upload.data_use or [None] * len(upload.rows), strict=True):
+        label = row_label(row)
+        if add and options is not None:
+            held[label] = options
+        else:
+            held.pop(label, None)
+
+
 def _upload_answer(audience: Audience, session_id: str, upload: Upload) -> dict[str, Any]:
     return {
         "audience_id": audience.audience_id,
@@ -295,6 +315,7 @@ def build_router() -> APIRouter:
             audience.members.add(upload.rows, now)
         else:
             audience.members.remove(upload.rows)
+        keep_data_use(audience.attributes.setdefault("data_use", {}), upload, add)
         audience.touch(now, upload=True)
         return call.answer(
             _upload_answer(audience, _record(state, audience, session, upload), upload)
@@ -331,6 +352,7 @@ def build_router() -> APIRouter:
             # batch_seq=1 after 1870147, so the restart must discard what was staged.
             staged = MemberStore(META_KEYS, audience.members.match_rate)
             replace = _Replace(session.session_id, state.now(), staged)
+            audience.attributes["data_use_staged"] = {}
             _meta(state).replaces[audience.audience_id] = replace
         elif replace is None:
             raise SandboxError(
@@ -343,9 +365,11 @@ def build_router() -> APIRouter:
             )
         now = state.now()
         replace.staged.add(upload.rows, now)
+        keep_data_use(audience.attributes.setdefault("data_use_staged", {}), upload, True)
         if session.last_batch_flag:
             # The swap happens when the last batch is processed (meta.md §1.3).
             audience.members = replace.staged
+            audience.attributes["data_use"] = audience.attributes.pop("data_use_staged")
             del _meta(state).replaces[audience.audience_id]
         audience.touch(now, upload=True)
         return call.answer(

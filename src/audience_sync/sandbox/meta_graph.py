@@ -42,8 +42,24 @@ SINGLE_KEY_SCHEMAS = {
 }
 """Single-key schemas (a 1-D `data` list) and the multi-key key each one stands for."""
 
-# LOOKALIKE_VALUE (value-based audiences) and DATA_PROCESSING_OPTIONS (LDU) are real Meta keys
-# that the sandbox does not emulate: a schema naming them is refused as unknown.
+# LOOKALIKE_VALUE (value-based audiences) is a real Meta key that the sandbox does not emulate:
+# a schema naming it is refused as unknown.
+
+# Limited Data Use, per row of a multi-key payload: `DATA_PROCESSING_OPTIONS` holds `["LDU"]` or
+# `[]`, `DATA_PROCESSING_OPTIONS_COUNTRY` 1 (United States) or 0 (Meta geolocates),
+# `DATA_PROCESSING_OPTIONS_STATE` 1000 (California) or 0. They say how Meta may use the row, not
+# who it is: they are kept beside the member (`data_use`), not in it. [SEEN: the values and their
+# meaning, https://developers.facebook.com/docs/marketing-apis/data-processing-options; the
+# per-row schema key DATA_PROCESSING_OPTIONS with `[]` for rows without LDU, CData's Facebook
+# Ads connector (cdn.cdata.com/help/HRK/.../pg_sp-addcustomaudienceusers.htm)] [INFER: the
+# COUNTRY/STATE keys as schema keys beside it, named as Meta's other APIs name the parameters;
+# a row with another value is an invalid entry, counted like a bad hash]
+LDU_OPTIONS = "DATA_PROCESSING_OPTIONS"
+LDU_VALUES: dict[str, frozenset[int]] = {
+    "DATA_PROCESSING_OPTIONS_COUNTRY": frozenset({0, 1}),
+    "DATA_PROCESSING_OPTIONS_STATE": frozenset({0, 1000}),
+}
+LDU_KEYS = (LDU_OPTIONS, *LDU_VALUES)
 
 
 def graph_error(
@@ -239,6 +255,8 @@ class Upload:
     rows: list[Row]
     received: int
     invalid: dict[str, str] = field(default_factory=dict)
+    # Each row's data processing options when the schema has them (`LDU_KEYS`), else None.
+    data_use: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 def _schema(raw: Any) -> tuple[list[str], bool]:
@@ -252,12 +270,26 @@ def _schema(raw: Any) -> tuple[list[str], bool]:
     keys = []
     for key in raw:
         key = SINGLE_KEY_SCHEMAS.get(key, key) if isinstance(key, str) else key
-        if not isinstance(key, str) or key not in META_KEYS:
+        if not isinstance(key, str) or (key not in META_KEYS and key not in LDU_KEYS):
             raise invalid_parameter(f"Invalid schema key: {key}")
         keys.append(key)
     if len(set(keys)) != len(keys):
         raise invalid_parameter("payload.schema repeats a key")
+    if any(key in LDU_VALUES for key in keys) and LDU_OPTIONS not in keys:
+        # A location without the options it qualifies. [INFER]
+        raise invalid_parameter(f"DATA_PROCESSING_OPTIONS_COUNTRY/STATE need {LDU_OPTIONS}")
     return keys, False
+
+
+def _ldu_cell(key: str, value: Any) -> str | None:
+    """What is wrong with one LDU cell of a row, or None."""
+    if key == LDU_OPTIONS:
+        if not isinstance(value, list) or any(v != "LDU" for v in value):
+            return f'{key} must be ["LDU"] or []'
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value not in LDU_VALUES[key]:
+        return f"{key} must be one of {sorted(LDU_VALUES[key])}"
+    return None
 
 
 def _cell_problem(key: str, value: Any) -> str | None:
@@ -294,19 +326,25 @@ def parse_payload(raw: Any) -> Upload:
             upload.invalid[str(index)] = f"a row must have {len(keys)} values, one per schema key"
             continue
         pairs: list[tuple[str, str]] = []
+        options: dict[str, Any] = {}
         problem = None
         for key, value in zip(keys, cells, strict=True):
-            if value == "" and not single:
+            if key in LDU_KEYS:
+                problem = _ldu_cell(key, value)
+                options[key] = value
+            elif value == "" and not single:
                 continue  # an unknown value in a multi-key row is sent as ""
-            problem = _cell_problem(key, value)
+            else:
+                problem = _cell_problem(key, value)
+                pairs.append((key, value))
             if problem:
                 break
-            pairs.append((key, value))
         if problem or not pairs:
             # Samples name the entry and the reason, never the value (it may be PII).
             upload.invalid[str(index)] = problem or "every value of the row is empty"
             continue
         upload.rows.append(META_KEYS.encode(pairs))
+        upload.data_use.append(options or None)
     if not upload.rows:
         # Meta counts malformed entries in num_invalid_entries; a batch with no valid entry at
         # all is refused outright. [INFER]

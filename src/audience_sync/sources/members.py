@@ -96,6 +96,10 @@ PROFILE_SCHEMA = {
     "country": pl.String,
     "date_of_birth": pl.String,
     "gender": pl.String,
+    # What the member allows (`domain.data_use`): read only for the platforms that use them.
+    "consent_ad_user_data": pl.String,
+    "consent_ad_personalization": pl.String,
+    "limited_data_use": pl.String,
 }
 PROFILE_COLUMNS = tuple(name for name in PROFILE_SCHEMA if name not in ("profile_pk", "profile_id"))
 
@@ -341,7 +345,8 @@ def identifier_batches(
 def profile_batches(
     engine: Engine, tenant_id: int, segment_id: uuid.UUID, batch_rows: int = BATCH_ROWS
 ) -> Iterator[pl.DataFrame]:
-    """Every member's own id and enhanced-matching fields (names, address, birth date, gender)."""
+    """Every member's own id, enhanced-matching fields (names, address, birth date, gender)
+    and data-use choices (consent, Limited Data Use)."""
     query = (
         select(
             Profile.id.label("profile_pk"),
@@ -354,6 +359,9 @@ def profile_batches(
             Profile.country,
             Profile.date_of_birth,
             Profile.gender,
+            Profile.consent_ad_user_data,
+            Profile.consent_ad_personalization,
+            Profile.limited_data_use,
         )
         .join(SegmentMember, SegmentMember.profile_pk == Profile.id)
         .where(

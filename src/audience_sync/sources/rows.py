@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, cast
 
+from audience_sync.domain.data_use import CONSENT_FIELDS, LDU_COLUMN, parse_consent, parse_ldu
 from audience_sync.domain.models import IdentifierType, MobileIdKind
 from audience_sync.exceptions import ValidationError
 
@@ -36,7 +37,14 @@ IDENTIFIER_COLUMNS = {
     "mobile_id": IdentifierType.MOBILE_ID,
     "external_id": IdentifierType.EXTERNAL_ID,
 }
-KNOWN_COLUMNS = frozenset({"profile_id", "mobile_id_kind", *PROFILE_FIELDS, *IDENTIFIER_COLUMNS})
+# What the member allows (`domain.data_use`): a value outside the column's words rejects the row.
+DATA_USE_PARSERS: dict[str, Callable[[object], str | None]] = {
+    **dict.fromkeys(CONSENT_FIELDS, parse_consent),
+    LDU_COLUMN: parse_ldu,
+}
+KNOWN_COLUMNS = frozenset(
+    {"profile_id", "mobile_id_kind", *PROFILE_FIELDS, *DATA_USE_PARSERS, *IDENTIFIER_COLUMNS}
+)
 MOBILE_KINDS = {
     "idfa": MobileIdKind.IDFA,
     "ios": MobileIdKind.IDFA,
@@ -73,9 +81,11 @@ class ProfileRecord:
 
     def content_hash(self, default_region: str) -> str:
         """Same row (and same tenant region) → same hash: re-importing it changes nothing."""
+        # Data-use columns count only when set: rows imported before they existed keep their hash.
+        fields = {k: v for k, v in self.fields.items() if v is not None or k in PROFILE_FIELDS}
         canonical = json.dumps(
             [
-                self.fields,
+                fields,
                 [(i.type.value, i.value, i.kind and i.kind.value) for i in self.identifiers],
                 self.traits,
                 default_region,
@@ -179,7 +189,8 @@ def _read_header(reader: Iterator[list[str]]) -> list[str]:
         raise ValidationError(
             "The CSV header has no profile_id column; expected columns: profile_id, email, "
             "phone, mobile_id, mobile_id_kind, external_id, first_name, last_name, city, state, "
-            "zip, country, date_of_birth, gender (any other column becomes a trait)."
+            "zip, country, date_of_birth, gender, consent_ad_user_data, "
+            "consent_ad_personalization, limited_data_use (any other column becomes a trait)."
         )
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -228,6 +239,11 @@ def _record(line: int, values: dict[str, Any]) -> ProfileRecord:
     if profile_id is None:
         raise RowError("missing profile_id")
     fields = {name: _scalar(name, values.get(name)) for name in PROFILE_FIELDS}
+    for name, parse in DATA_USE_PARSERS.items():
+        try:
+            fields[name] = parse(_scalar(name, values.get(name)))
+        except ValidationError as exc:
+            raise RowError(str(exc)) from None
     kinds = _kinds(values.get("mobile_id_kind"))
     identifiers: list[IdentifierValue] = []
     for column, identifier_type in IDENTIFIER_COLUMNS.items():

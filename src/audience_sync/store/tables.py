@@ -103,6 +103,11 @@ class Profile(Timestamps, Base):
     # Kept as written (YYYYMMDD or YYYY-MM-DD); normalization decides per platform.
     date_of_birth: Mapped[str | None] = mapped_column(String(32))
     gender: Mapped[str | None] = mapped_column(String(32))
+    # The member's own data-use choices (docs/import.md): Google consent `granted` | `denied`,
+    # Meta Limited Data Use `off` | `geolocate` | `california`; null: the connection's default.
+    consent_ad_user_data: Mapped[str | None] = mapped_column(String(16))
+    consent_ad_personalization: Mapped[str | None] = mapped_column(String(16))
+    limited_data_use: Mapped[str | None] = mapped_column(String(16))
     traits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
     # SHA-256 of the imported row's canonical form: re-importing the same row changes nothing.
     content_hash: Mapped[str] = mapped_column(String(64))

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from audience_sync.connectors import BaseAudienceConnector
+from audience_sync.domain.data_use import DATA_USE_COLUMNS
 from audience_sync.domain.models import (
     AudienceUser,
     IdentifierType,
@@ -68,6 +69,8 @@ PROFILE_FIELDS = {
     "gender": "gender",
 }
 SENDABLE = frozenset({*(t.value for t in IdentifierType), *PROFILE_FIELDS})
+# What a member allows is read whatever the audience sends (`domain.data_use`).
+DATA_USE_FIELDS = {name: name for name in DATA_USE_COLUMNS}
 # Enum members by value: a dict lookup, not an `Enum(...)` call, per identifier.
 _TYPES = {t.value: t for t in IdentifierType}
 _KINDS = {k.value: k for k in MobileIdKind}
@@ -115,6 +118,7 @@ def users_of(
             UserIdentifier(_TYPES[kind_of_id], value, _KINDS[kind] if kind else None, e164)
         )
     fields = {column: name for column, name in PROFILE_FIELDS.items() if column in allowed}
+    fields.update({c: name for c, name in DATA_USE_FIELDS.items() if c in profiles.columns})
     return [
         AudienceUser(
             profile_id=row["profile_id"],

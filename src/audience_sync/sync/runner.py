@@ -28,7 +28,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync.config import FeatureFlag, Settings
 from audience_sync.connectors import BaseAudienceConnector, Operation
 from audience_sync.connectors.base import Prepared
+from audience_sync.connectors.columnar import identity_texts
 from audience_sync.crypto import CredentialCipher
+from audience_sync.domain.data_use import with_connection_defaults
 from audience_sync.domain.models import AudienceConfig, SyncOperation, SyncPlatform, SyncStatus
 from audience_sync.exceptions import AudienceSyncError, ValidationError
 from audience_sync.sources.members import read_ahead
@@ -172,7 +174,8 @@ def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) ->
             name=audience.platform_audience_name,
             ad_account_id=audience.ad_account_id or connection.ad_account_id,
             description=audience.description,
-            config=dict(audience.config or {}),
+            # The connection's consent and Limited Data Use defaults, beneath the audience's.
+            config=with_connection_defaults(connection.settings, audience.config or {}),
             sealed_credentials=connection.credentials_encrypted,
             base_url=connection.base_url,
             region=TenantRepository(session).region_of(tenant_id),
@@ -425,11 +428,15 @@ class Run:
     async def send(self, platform_id: str, plan: Plan, adds: pl.DataFrame, current: Current) -> int:
         """Step 6: upload the plan's adds, then its removes; how many records were sent."""
         sent = 0
+        added: list[pl.Series] = [pl.Series(dtype=pl.String)]  # who the adds name (removals)
         # The next chunk is read from the spill and prepared on a thread while this one is
         # sent: Polars splits and sorts its records without the GIL (`prepared_adds`).
         for chunk, prepared in read_ahead(self.prepared_adds(adds, current)):
             sent += len(chunk)
+            if len(plan.removes):
+                added.append(identity_texts(chunk["record"]))
             await self.upload(platform_id, Operation.ADD, chunk, prepared)
+        readded = pl.concat(added).implode()
         # Removed records are sent back as the snapshot holds them: read with the plan when
         # they are few (`plan`), else a chunk at a time — with no checkpoint in flight, whose
         # compaction could drop a part between listing the parts and reading them.
@@ -444,6 +451,15 @@ class Run:
                         self.target.audience_id, hashes
                     )
             sent += len(removed)
+            # A record replaced only by its data use (consent, LDU): the new one was added, the
+            # old one is confirmed gone without asking the platform to remove the person.
+            superseded = identity_texts(removed["record"]).is_in(readded)
+            if superseded.any():
+                gone = removed.filter(superseded)
+                await self.confirm(Operation.REMOVE, gone, gone, 0)
+                removed = removed.filter(~superseded)
+                if removed.is_empty():
+                    continue
             await self.upload(platform_id, Operation.REMOVE, removed, self.prepared(removed))
         return sent
 

@@ -122,3 +122,28 @@ async def test_google_settings_on_another_platform_are_refused(
     refused = await api.call("PUT", "/api/v1/connections/meta", json=body)
     assert refused.status_code == 422
     assert refused.json()["error"]["details"]["errors"][0]["field"] == "body.settings"
+
+
+async def test_a_connection_keeps_its_data_use_defaults_until_told_otherwise(
+    client: httpx.AsyncClient, alice: Tenant
+) -> None:
+    api = Api(client, alice)
+    body = connection_body("google")
+    body["settings"] = {"consent_ad_user_data": "granted", "consent_ad_personalization": "denied"}
+    put = await api.call("PUT", "/api/v1/connections/google", json=body)
+    assert put.json()["settings"] == {
+        "consent_ad_user_data": "granted",
+        "consent_ad_personalization": "denied",
+    }
+    again = connection_body("google")
+    again["settings"] = {"consent_ad_personalization": "unspecified"}  # forgets that default only
+    got = (await api.call("PUT", "/api/v1/connections/google", json=again)).json()
+    assert got["settings"] == {"consent_ad_user_data": "granted"}
+    body = connection_body("meta")
+    body["settings"] = {"limited_data_use": "sometimes"}
+    assert (await api.call("PUT", "/api/v1/connections/meta", json=body)).status_code == 422
+    body["settings"] = {"limited_data_use": "california"}
+    put = await api.call("PUT", "/api/v1/connections/meta", json=body)
+    assert put.json()["settings"] == {"limited_data_use": "california"}
+    body["settings"] = {"consent_ad_user_data": "granted"}  # a Google setting on Meta
+    assert (await api.call("PUT", "/api/v1/connections/meta", json=body)).status_code == 422

@@ -58,6 +58,8 @@ EXTERNAL_IDS = ["CUST-1", 'quo"te', "back\\slash", "tab\there", "ünï", "  ", "
 COUNTRIES = ["US", "fr", "Germany", "XX", None, ""]
 NAMES = ["Mary", "José", "O'Brien", "  ", None, "李"]
 BIRTHS = ["19800115", "1990-02-30", "2001-12-31", "garbage", None]
+CONSENTS = ["granted", "denied", None, None, None]  # as imported: our words, or unspecified
+LDUS = ["off", "geolocate", "california", None, None]
 
 
 def members(seed: int, count: int) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -68,7 +70,8 @@ def members(seed: int, count: int) -> tuple[pl.DataFrame, pl.DataFrame]:
         profiles.append(
             (pk, f"P{pk}", rnd.choice(NAMES), rnd.choice(NAMES), rnd.choice(["Paris", "", None]),
              rnd.choice(["CA", "ny", None]), rnd.choice(["94107", "75-001", None, "9410 7"]),
-             rnd.choice(COUNTRIES), rnd.choice(BIRTHS), rnd.choice(["m", "Female", "x", None]))
+             rnd.choice(COUNTRIES), rnd.choice(BIRTHS), rnd.choice(["m", "Female", "x", None]),
+             rnd.choice(CONSENTS), rnd.choice(CONSENTS), rnd.choice(LDUS))
         )  # fmt: skip
         for _ in range(rnd.choice([0, 1, 1, 2, 3])):
             identifiers.append((pk, "email", rnd.choice(EMAILS), None, None))
@@ -94,6 +97,7 @@ class Case:
     mobile_list: bool = False
     allowed: frozenset[str] = SENDABLE
     region: str = "US"
+    options: tuple[tuple[str, object], ...] = ()  # the audience's: consent, Limited Data Use
 
 
 Records = tuple[list[tuple[int, str]], Counter[str]]
@@ -105,7 +109,7 @@ def by_connector(case: Case, profiles: pl.DataFrame, identifiers: pl.DataFrame) 
         Settings(),
         Credentials(access_token="t"),
         ad_account_id="1",
-        options={"default_region": case.region},
+        options={"default_region": case.region, **dict(case.options)},
     )
     if case.platform == "google":
         list_type = "MOBILE_ID" if case.mobile_list else "CONTACT_ID"
@@ -130,6 +134,7 @@ def by_columns(case: Case, profiles: pl.DataFrame, identifiers: pl.DataFrame) ->
         case.allowed,
         region=case.region,
         mobile_list=case.mobile_list,
+        options={"default_region": case.region, **dict(case.options)},
     )
     return sorted(built.records.rows()), +built.dropped
 
@@ -151,17 +156,41 @@ def test_the_same_records_on_a_fixed_set(
     assert by_columns(case, profiles, identifiers) == expected
 
 
+DATA_USE = [
+    (),
+    (("consent", {"adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_GRANTED"}),),
+    (("consent_ad_personalization", "denied"),),
+    (("limited_data_use", "geolocate"),),
+    (("limited_data_use", "california"), ("consent", "granted")),
+]
+
+
+@pytest.mark.parametrize(("platform", "mobile_list"), PLATFORMS)
+@pytest.mark.parametrize("options", DATA_USE, ids=["none", "granted", "denied", "ldu", "ca"])
+def test_the_same_records_whatever_the_members_allow(
+    platform: str, mobile_list: bool, options: tuple[tuple[str, object], ...]
+) -> None:
+    case = Case(platform, mobile_list, options=options)
+    profiles, identifiers = members(seed=11, count=300)
+    assert by_columns(case, profiles, identifiers) == by_connector(case, profiles, identifiers)
+
+
 @settings(max_examples=25, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
     count=st.integers(0, 40),
     platform=st.sampled_from(PLATFORMS),
     region=st.sampled_from(["US", "FR", "DE"]),
+    options=st.sampled_from(DATA_USE),
 )
 def test_the_same_records_on_random_members(
-    seed: int, count: int, platform: tuple[str, bool], region: str
+    seed: int,
+    count: int,
+    platform: tuple[str, bool],
+    region: str,
+    options: tuple[tuple[str, object], ...],
 ) -> None:
-    case = Case(*platform, region=region)
+    case = Case(*platform, region=region, options=options)
     profiles, identifiers = members(seed, count)
     assert by_columns(case, profiles, identifiers) == by_connector(case, profiles, identifiers)
 

@@ -447,8 +447,8 @@ async def test_google_mobile_id_lists_get_raw_uppercase_ids_with_the_app_id(
     await fresh.aclose()
 
 
-async def test_google_counts_members_refused_for_denied_consent_from_the_request_status(
-    sandbox: FastAPI,
+async def test_google_leaves_out_every_member_of_an_audience_whose_consent_is_denied(
+    sandbox: FastAPI, control: httpx.AsyncClient
 ) -> None:
     denied = {
         "consent": {"adUserData": "CONSENT_DENIED", "adPersonalization": "CONSENT_DENIED"},
@@ -457,7 +457,10 @@ async def test_google_counts_members_refused_for_denied_consent_from_the_request
     google = build(GoogleAudienceConnector, sandbox, "google", options=denied)
     audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
     result = await google.add_users(audience_id, make_users(0, 5))
-    assert (result.accepted, result.failed, result.platform_invalid) == (0, 5, 5)
+    assert (result.accepted, result.failed, result.platform_invalid) == (0, 5, None)
+    assert result.details["dropped"] == {"consent_denied": 5}
+    log = (await control.get("/_sandbox/requests?platform=google")).json()
+    assert not any(e["path"].endswith(":ingest") for e in log)
     await google.aclose()
 
 

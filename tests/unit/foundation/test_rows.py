@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,52 @@ def test_a_trailing_comma_in_the_header_adds_no_nameless_trait() -> None:
     (result,) = csv_rows("profile_id,plan,\nP,pro,x\n")
     assert isinstance(result, ProfileRecord)
     assert result.traits == {"plan": "pro"}
+
+
+def test_data_use_columns_take_their_words_in_any_case() -> None:
+    text = (
+        "profile_id,email,consent_ad_user_data,consent_ad_personalization,limited_data_use\n"
+        "P1,a@example.com, GRANTED ,Denied,California\n"
+        "P2,b@example.com,,,\n"
+    )
+    first, second = csv_rows(text)
+    assert isinstance(first, ProfileRecord)
+    assert isinstance(second, ProfileRecord)
+    assert (
+        first.fields["consent_ad_user_data"],
+        first.fields["consent_ad_personalization"],
+        first.fields["limited_data_use"],
+    ) == ("granted", "denied", "california")
+    assert second.fields["consent_ad_user_data"] is None  # unspecified: the defaults apply
+    assert first.traits == {}  # known columns, never traits
+
+
+def test_json_lines_take_data_use_columns_and_refuse_other_words() -> None:
+    lines = [
+        {"profile_id": "P1", "consent_ad_user_data": "consent_granted", "limited_data_use": "off"},
+        {"profile_id": "P2", "consent_ad_personalization": "maybe"},
+        {"profile_id": "P3", "limited_data_use": "texas"},
+        {"profile_id": "P4", "consent_ad_user_data": True},
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\n"
+    first, *rejected = read_rows(io.BytesIO(text.encode()), "jsonl")
+    assert isinstance(first, ProfileRecord)
+    assert first.fields["consent_ad_user_data"] == "granted"
+    assert first.fields["limited_data_use"] == "off"
+    assert [r.line for r in rejected if isinstance(r, Rejection)] == [2, 3, 4]
+    assert "consent must be one of granted, denied" in str(rejected[0])
+    assert "limited_data_use must be one of off, geolocate, california" in str(rejected[1])
+
+
+def test_rows_without_data_use_keep_the_hash_they_had_before_the_columns_existed() -> None:
+    (row,) = csv_rows("profile_id,email\nP,a@example.com\n")
+    (same,) = csv_rows("profile_id,email,limited_data_use\nP,a@example.com,\n")
+    (other,) = csv_rows("profile_id,email,limited_data_use\nP,a@example.com,geolocate\n")
+    assert isinstance(row, ProfileRecord)
+    assert isinstance(same, ProfileRecord)
+    assert isinstance(other, ProfileRecord)
+    assert row.content_hash("US") == same.content_hash("US") != other.content_hash("US")
+    # What this row hashed to before the data-use columns existed: no profile looks changed.
+    assert row.content_hash("US") == (
+        "c2454c62d74e5a326346f70f4a59dc71f3d3801844772cc87798f271883be889"
+    )

@@ -41,6 +41,13 @@ def ingest_body(list_id: str, members: list[dict[str, object]]) -> dict[str, obj
     }
 
 
+def remove_body(list_id: str, members: list[dict[str, object]]) -> dict[str, object]:
+    """A RemoveAudienceMembersRequest: no consent, no terms (the proto has neither)."""
+    body = ingest_body(list_id, members)
+    del body["consent"], body["termsOfService"]
+    return body
+
+
 def emails(values: list[str]) -> list[dict[str, object]]:
     return [{"userData": {"userIdentifiers": [{"emailAddress": v}]}} for v in values]
 
@@ -213,7 +220,7 @@ async def test_remove_takes_members_out(client: httpx.AsyncClient) -> None:
         f"{DM}/audienceMembers:ingest", json=ingest_body(list_id, emails(hashes)), headers=AUTH
     )
     await client.post(
-        f"{DM}/audienceMembers:remove", json=ingest_body(list_id, emails(hashes[:1])), headers=AUTH
+        f"{DM}/audienceMembers:remove", json=remove_body(list_id, emails(hashes[:1])), headers=AUTH
     )
     [held] = await audiences(client, "google")
     assert held["identifiers"] == {"emailAddress": sorted(hashes[1:])}
@@ -469,12 +476,72 @@ async def test_an_ingest_without_the_customer_match_terms_accepted_is_refused(
     assert (await audiences(client, "google"))[0]["size"] == 0
 
 
-async def test_a_remove_needs_no_terms_of_service(client: httpx.AsyncClient) -> None:
+# --- consent -----------------------------------------------------------------------------------
+
+
+async def status_of(client: httpx.AsyncClient, request_id: str) -> dict[str, object]:
+    await client.post("/_sandbox/clock", json={"advance_seconds": 61})
+    got = await client.get(
+        f"{DM}/requestStatus:retrieve", params={"requestId": request_id}, headers=AUTH
+    )
+    status: dict[str, object] = got.json()["requestStatusPerDestination"][0]
+    return status
+
+
+async def test_a_member_who_denied_ad_personalization_is_not_used(
+    client: httpx.AsyncClient,
+) -> None:
+    list_id = await create_list(client)
+    members = emails(digests(2))
+    members[0]["consent"] = {"adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_DENIED"}
+    sent = await client.post(
+        f"{DM}/audienceMembers:ingest", json=ingest_body(list_id, members), headers=AUTH
+    )
+    assert sent.status_code == 200, sent.text
+    assert (await status_of(client, sent.json()["requestId"]))["requestStatus"] == "PARTIAL_SUCCESS"
+    [held] = await audiences(client, "google")
+    assert held["size"] == 1
+
+
+async def test_a_member_s_own_consent_overrides_the_request_s(client: httpx.AsyncClient) -> None:
+    list_id = await create_list(client)
+    first, second = digests(2)
+    members = emails([first, second])
+    members[0]["consent"] = {"adUserData": "CONSENT_GRANTED"}
+    body = ingest_body(list_id, members)
+    body["consent"] = {"adUserData": "CONSENT_DENIED", "adPersonalization": "CONSENT_DENIED"}
+    await client.post(f"{DM}/audienceMembers:ingest", json=body, headers=AUTH)
+    [held] = await audiences(client, "google")
+    assert held["identifiers"] == {"emailAddress": [first]}
+    assert held["data_use"] == {f"emailAddress:{first}": {"adUserData": "CONSENT_GRANTED"}}
+
+
+async def test_a_consent_outside_the_enum_is_invalid_argument(client: httpx.AsyncClient) -> None:
+    list_id = await create_list(client)
+    for consent in ("granted", {"adUserData": "GRANTED"}, {"adStorage": "CONSENT_GRANTED"}):
+        body = ingest_body(list_id, emails(digests(1)))
+        body["consent"] = consent
+        response = await client.post(f"{DM}/audienceMembers:ingest", json=body, headers=AUTH)
+        assert response.status_code == 400, consent
+    members = emails(digests(1))
+    members[0]["consent"] = {"adPersonalization": "DENIED"}
+    response = await client.post(
+        f"{DM}/audienceMembers:ingest", json=ingest_body(list_id, members), headers=AUTH
+    )
+    assert response.status_code == 400
+
+
+async def test_a_removal_takes_neither_terms_of_service_nor_consent(
+    client: httpx.AsyncClient,
+) -> None:
     list_id = await create_list(client)
     body = ingest_body(list_id, emails(digests(1)))
     del body["termsOfService"]
     response = await client.post(f"{DM}/audienceMembers:remove", json=body, headers=AUTH)
-    assert response.status_code == 200
+    assert response.status_code == 400
+    del body["consent"]
+    response = await client.post(f"{DM}/audienceMembers:remove", json=body, headers=AUTH)
+    assert response.status_code == 200, response.text
 
 
 async def test_enums_sent_as_numbers_are_read_as_their_names(client: httpx.AsyncClient) -> None:

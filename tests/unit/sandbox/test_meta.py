@@ -281,3 +281,70 @@ async def test_a_replace_session_left_unfinished_is_abandoned(client: httpx.Asyn
     assert held["identifiers"] == {"EMAIL": sorted(old)}
     added = await add(client, audience_id, {"schema": "EMAIL_SHA256", "data": digests(1, "x")})
     assert added.status_code == 200
+
+
+# --- Limited Data Use --------------------------------------------------------------------------
+
+LDU_SCHEMA = [
+    "EMAIL",
+    "DATA_PROCESSING_OPTIONS",
+    "DATA_PROCESSING_OPTIONS_COUNTRY",
+    "DATA_PROCESSING_OPTIONS_STATE",
+]
+
+
+async def test_rows_with_limited_data_use_are_added_and_their_options_kept(
+    client: httpx.AsyncClient,
+) -> None:
+    audience_id = await create(client)
+    first, second = digests(2)
+    rows = [[first, ["LDU"], 1, 1000], [second, [], 0, 0]]
+    response = await add(client, audience_id, {"schema": LDU_SCHEMA, "data": rows})
+    assert response.status_code == 200, response.text
+    assert response.json()["num_invalid_entries"] == 0
+    [held] = await audiences(client, "meta")
+    assert held["identifiers"] == {"EMAIL": sorted([first, second])}
+    assert held["data_use"][f"EMAIL:{first}"] == {
+        "DATA_PROCESSING_OPTIONS": ["LDU"],
+        "DATA_PROCESSING_OPTIONS_COUNTRY": 1,
+        "DATA_PROCESSING_OPTIONS_STATE": 1000,
+    }
+    assert held["data_use"][f"EMAIL:{second}"]["DATA_PROCESSING_OPTIONS"] == []
+
+
+async def test_a_row_with_an_undocumented_ldu_value_is_an_invalid_entry(
+    client: httpx.AsyncClient,
+) -> None:
+    audience_id = await create(client)
+    first, second, third = digests(3)
+    rows = [[first, ["LDU"], 2, 1000], [second, ["CCPA"], 0, 0], [third, ["LDU"], 0, 0]]
+    response = await add(client, audience_id, {"schema": LDU_SCHEMA, "data": rows})
+    body = response.json()
+    assert body["num_invalid_entries"] == 2
+    assert set(body["invalid_entry_samples"]) == {"0", "1"}
+    [held] = await audiences(client, "meta")
+    assert held["identifiers"] == {"EMAIL": [third]}
+
+
+async def test_a_location_without_the_options_is_refused(client: httpx.AsyncClient) -> None:
+    audience_id = await create(client)
+    schema = ["EMAIL", "DATA_PROCESSING_OPTIONS_COUNTRY"]
+    response = await add(client, audience_id, {"schema": schema, "data": [[digests(1)[0], 1]]})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == 100
+
+
+async def test_removing_a_row_forgets_its_data_processing_options(
+    client: httpx.AsyncClient,
+) -> None:
+    audience_id = await create(client)
+    [email] = digests(1)
+    await add(client, audience_id, {"schema": LDU_SCHEMA, "data": [[email, ["LDU"], 0, 0]]})
+    payload = json.dumps({"schema": ["EMAIL"], "data": [[email]]})
+    response = await client.request(
+        "DELETE", f"{BASE}/{audience_id}/users", data={"payload": payload, **AUTH}
+    )
+    assert response.status_code == 200, response.text
+    [held] = await audiences(client, "meta")
+    assert held["size"] == 0
+    assert held["data_use"] == {}

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import field_error
-from audience_sync.api.schemas import ConnectionIn, ConnectionOut
+from audience_sync.api.schemas import SETTING_PLATFORMS, ConnectionIn, ConnectionOut
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ConnectionRepository
@@ -40,10 +40,14 @@ def put_connection(
         )
     credentials = body.credentials.plain()
     settings = body.settings.changes() if body.settings else None
-    if settings and platform is not SyncPlatform.GOOGLE:
-        raise field_error(
-            "body.settings", "google_only", "these settings apply to Google connections only"
-        )
+    for key in settings or {}:
+        owner = SETTING_PLATFORMS[key]
+        if platform is not owner:
+            raise field_error(
+                "body.settings",
+                "wrong_platform",
+                f"{key} applies to {owner.value} connections only",
+            )
     with transaction(ctx.factory) as session:
         repo = ConnectionRepository(session, tenant_id, ctx.service.cipher)
         connection = repo.put(
