@@ -15,8 +15,9 @@ from typing import Any
 from audience_sync.config import Settings
 from audience_sync.connectors.base import Batch, BatchOutcome, Capabilities, Operation, Prepared
 from audience_sync.connectors.google import GoogleAudienceConnector, percent_to_fraction
+from audience_sync.connectors.processing import FAILED, PROCESSING, RequestCheck
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.exceptions import NotFoundError, PlatformServerError, ValidationError
+from audience_sync.exceptions import NotFoundError, ValidationError
 
 UPLOAD_KEY_TYPES = {"CONTACT_ID": "CONTACT_INFO", "MOBILE_ID": "MOBILE_ADVERTISING_ID"}
 KEY_TYPES = {ads: dm for dm, ads in UPLOAD_KEY_TYPES.items()}
@@ -187,29 +188,32 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         if state is None:
             return
         job = state["job"]
+        # Run the job and return: Google processes it in up to ~24 hours (google.md §2.5); its
+        # status is read later, on the confirmation step's schedule (`check_request`).
         await self.http.request("POST", f"{job}:run", json={}, audience_id=audience_id)
         result.request_ids.append(job)
+        result.details["requests_pending"] = 1
 
-        async def check() -> dict[str, Any] | None:
-            rows = await self._search(
-                gaql(
-                    "offline_user_data_job.status, offline_user_data_job.failure_reason",
-                    "offline_user_data_job",
-                    job,
-                ),
-                audience_id,
-            )
-            row: dict[str, Any] = rows[0]["offlineUserDataJob"] if rows else {}
-            return row if row.get("status") in ("SUCCESS", "FAILED") else None
+    async def check_request(self, request_id: str, audience_id: str) -> RequestCheck:
+        """One search of the job's status: PENDING/RUNNING read as still processing."""
+        rows = await self._search(
+            gaql(
+                "offline_user_data_job.status, offline_user_data_job.failure_reason",
+                "offline_user_data_job",
+                request_id,
+            ),
+            audience_id,
+        )
+        row: dict[str, Any] = rows[0]["offlineUserDataJob"] if rows else {}
+        status = str(row.get("status") or "")
+        if status == "FAILED":
+            reason = str(row.get("failureReason") or "UNSPECIFIED")
+            return RequestCheck(request_id, FAILED, errors={reason: 0})
+        return RequestCheck(request_id, status if status == "SUCCESS" else PROCESSING)
 
-        done = await self.poll(check, "job")
-        if done is not None and done["status"] == "FAILED":
-            raise PlatformServerError(
-                f"Google Ads job failed: {done.get('failureReason')}",
-                platform="google",
-                audience_id=audience_id,
-            )
-        result.details["requests_pending"] = 0 if done is not None else 1
+    async def remove_all_as_of(self, audience_id: str, as_of: str) -> str | None:
+        """Nothing: a job's replace opens with `removeAll` and completes within the job."""
+        return None
 
     async def replace_audience(
         self, audience_id: str, users: Sequence[AudienceUser]

@@ -289,21 +289,99 @@ async def test_google_mobile_id_lists_get_raw_uppercase_ids_with_the_app_id(
     await fresh.aclose()
 
 
+async def status_reads(control: httpx.AsyncClient) -> int:
+    log = (await control.get("/_sandbox/requests?platform=google")).json()
+    return sum(1 for e in log if "requestStatus:retrieve" in e["path"])
+
+
+async def test_a_google_upload_ends_at_acceptance_without_reading_its_status(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    google = build(GoogleAudienceConnector, sandbox, "google")
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    result = await google.add_users(audience_id, make_users(0, 5))
+    assert result.accepted == 5
+    assert result.details["requests_pending"] == 1
+    assert await status_reads(control) == 0  # processing takes 30 minutes: nobody waits
+    await google.aclose()
+
+
 async def test_google_counts_members_refused_for_denied_consent_from_the_request_status(
-    sandbox: FastAPI,
+    sandbox: FastAPI, control: httpx.AsyncClient
 ) -> None:
     denied = {"consent": {"adUserData": "CONSENT_DENIED", "adPersonalization": "CONSENT_DENIED"}}
     google = build(GoogleAudienceConnector, sandbox, "google", options=denied)
     audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
     result = await google.add_users(audience_id, make_users(0, 5))
-    assert (result.accepted, result.failed, result.platform_invalid) == (0, 5, 5)
+    [request_id] = result.request_ids
+    assert not (await google.check_request(request_id, audience_id)).done
+    await control.post("/_sandbox/clock", json={"advance_seconds": 30 * 60})
+    check = await google.check_request(request_id, audience_id)
+    assert (check.status, check.refused, check.failed) == ("FAILED", 5, True)
+    assert check.errors == {"PROCESSING_ERROR_REASON_DENIED_CONSENT": 5}
+    await google.aclose()
+
+
+async def test_a_google_request_failed_without_error_counts_is_a_failure(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    await control.post("/_sandbox/google/outcomes", json={"failed": True})
+    google = build(GoogleAudienceConnector, sandbox, "google")
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    result = await google.add_users(audience_id, make_users(0, 5))
+    await control.post("/_sandbox/clock", json={"advance_seconds": 30 * 60})
+    check = await google.check_request(result.request_ids[0], audience_id)
+    assert (check.done, check.failed, check.refused) == (True, True, 0)
+    await google.aclose()
+
+
+async def test_google_warnings_are_surfaced_from_the_answer_and_the_status(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    rule = {
+        "warnings": {"PROCESSING_WARNING_REASON_INTERNAL_ERROR": 2},
+        "field_warnings": [{"reason": "WARNING_REASON_UNSPECIFIED", "field": "x"}],
+    }
+    await control.post("/_sandbox/google/outcomes", json=rule)
+    google = build(GoogleAudienceConnector, sandbox, "google")
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    result = await google.add_users(audience_id, make_users(0, 5))
+    assert result.details["field_warnings"] == {"WARNING_REASON_UNSPECIFIED": 1}
+    await control.post("/_sandbox/clock", json={"advance_seconds": 30 * 60})
+    check = await google.check_request(result.request_ids[0], audience_id)
+    assert (check.status, check.warnings) == (
+        "SUCCESS",
+        {"PROCESSING_WARNING_REASON_INTERNAL_ERROR": 2},
+    )
+    assert check.match_range is not None
+    await google.aclose()
+
+
+async def test_a_google_replace_leaves_its_remove_all_to_the_confirmation(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    google = build(GoogleAudienceConnector, sandbox, "google")
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    await google.add_users(audience_id, make_users(0, 4))
+    await control.post("/_sandbox/clock", json={"advance_seconds": 60})
+    result = await google.replace_audience(audience_id, make_users(2, 6))
+    assert "remove_all_as_of" in result.details
+    before = await held_identifiers(control, "google", audience_id)
+    assert len(before["emailAddress"]) == 6  # the old members stay until the removeAll
+    log = (await control.get("/_sandbox/requests?platform=google")).json()
+    assert not any("removeAll" in e["path"] for e in log)
+    assert await status_reads(control) == 0
+    await control.post("/_sandbox/clock", json={"advance_seconds": 30 * 60})
+    assert await google.remove_all_as_of(audience_id, result.details["remove_all_as_of"])
+    held = await held_identifiers(control, "google", audience_id)
+    assert len(held["emailAddress"]) == 4  # users 2..5: those added before the replace went
     await google.aclose()
 
 
 async def test_google_ads_retries_a_concurrent_modification_until_the_other_job_ends(
     control: httpx.AsyncClient,
 ) -> None:
-    slow = create_app(SandboxSettings(processing_seconds=60))
+    slow = create_app(SandboxSettings(google_processing_seconds=60))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=slow), base_url=SANDBOX_URL
     ) as slow_control:
@@ -311,7 +389,7 @@ async def test_google_ads_retries_a_concurrent_modification_until_the_other_job_
         async def sleep(seconds: float) -> None:  # each wait moves the sandbox clock 20 s on
             await slow_control.post("/_sandbox/clock", json={"advance_seconds": seconds + 20})
 
-        hasty = build(GoogleAdsAudienceConnector, slow, "googleads", poll_timeout=0)
+        hasty = build(GoogleAdsAudienceConnector, slow, "googleads")
         audience_id = await hasty.create(AudienceConfig(name="B", ad_account_id="42"))
         first = await hasty.add_users(audience_id, make_users(0, 3))
         assert first.details["requests_pending"] == 1  # its job is RUNNING for 60 s
