@@ -45,6 +45,10 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
     )
     API = "Google Ads"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.running: dict[str, str] = {}  # list id → the job this connector ran last on it
+
     @classmethod
     def default_base_url(cls, settings: Settings) -> str:
         return settings.google_ads_base_url
@@ -188,11 +192,21 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         if state is None:
             return
         job = state["job"]
+        # Google refuses to run a job while another on the list runs (CONCURRENT_MODIFICATION):
+        # an upload after another in the same sync (adds, then removes) waits for that one.
+        earlier = self.running.get(audience_id)
+        if earlier is not None:
+            await self.poll(lambda: self._ended(earlier, audience_id), "job")
         # Run the job and return: Google processes it in up to ~24 hours (google.md §2.5); its
         # status is read later, on the confirmation step's schedule (`check_request`).
         await self.http.request("POST", f"{job}:run", json={}, audience_id=audience_id)
+        self.running[audience_id] = job
         result.request_ids.append(job)
         result.details["requests_pending"] = 1
+
+    async def _ended(self, job: str, audience_id: str) -> RequestCheck | None:
+        check = await self.check_request(job, audience_id)
+        return check if check.done else None
 
     async def check_request(self, request_id: str, audience_id: str) -> RequestCheck:
         """One search of the job's status: PENDING/RUNNING read as still processing."""

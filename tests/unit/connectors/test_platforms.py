@@ -405,6 +405,31 @@ async def test_google_ads_retries_a_concurrent_modification_until_the_other_job_
         await hasty.aclose()
 
 
+async def test_a_google_ads_upload_waits_only_for_its_own_earlier_job_on_the_list() -> None:
+    slow = create_app(SandboxSettings(google_processing_seconds=60))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=slow), base_url=SANDBOX_URL
+    ) as slow_control:
+
+        async def sleep(seconds: float) -> None:
+            await slow_control.post("/_sandbox/clock", json={"advance_seconds": seconds})
+
+        ads = build(GoogleAdsAudienceConnector, slow, "googleads", sleep=sleep, poll_interval=10)
+        audience_id = await ads.create(AudienceConfig(name="B", ad_account_id="42"))
+        added = await ads.add_users(audience_id, make_users(0, 6))
+        assert added.details["requests_pending"] == 1  # ran, not waited for
+        removed = await ads.remove_users(audience_id, make_users(0, 2))  # a second job
+        assert removed.accepted == 2
+        log = (await slow_control.get("/_sandbox/requests?platform=googleads")).json()
+        runs = [e["status"] for e in log if e["path"].endswith(":run")]
+        assert runs == [200, 200]  # the second ran once the first had ended: no conflict
+        check = await ads.check_request(removed.request_ids[0], audience_id)
+        assert not check.done
+        await sleep(60)
+        assert (await ads.check_request(removed.request_ids[0], audience_id)).status == "SUCCESS"
+        await ads.aclose()
+
+
 async def test_an_upload_cut_short_reports_which_users_the_platform_already_accepted() -> None:
     calls: list[int] = []
 
