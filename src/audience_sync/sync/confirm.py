@@ -37,7 +37,7 @@ from audience_sync.exceptions import AudienceSyncError
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.tables import AudienceSyncJob
-from audience_sync.sync.runner import SyncService, load_target
+from audience_sync.sync.runner import SyncService, keep_refreshed_token, load_target
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +124,16 @@ async def _confirm(service: SyncService, claim: _Claimed, report: ConfirmReport)
                 connector, BaseAudienceConnector
             ):
                 return _record(service, claim, [], None, error="the platform reads no statuses")
-            for request_id in claim.requests:
-                report.reads += 1
-                checks.append(await connector.check_request(request_id, platform_id))
-            follow_up = await _follow_up(service, claim, checks, connector, platform_id)
-            info = None
-            if _finished(claim, checks, follow_up):
-                info = await connector.get_audience_info(platform_id)
+            try:
+                for request_id in claim.requests:
+                    report.reads += 1
+                    checks.append(await connector.check_request(request_id, platform_id))
+                follow_up = await _follow_up(service, claim, checks, connector, platform_id)
+                info = None
+                if _finished(claim, checks, follow_up):
+                    info = await connector.get_audience_info(platform_id)
+            finally:
+                keep_refreshed_token(service, target, connector)
     except AudienceSyncError as error:
         # The type only: a message may quote the platform. Read again at the next interval.
         log.warning("confirmation of job %s: %s", claim.job_id, type(error).__name__)
