@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     # A running job whose worker has not sent a heartbeat for this long is failed and re-queued.
     job_lease_seconds: int = Field(300, ge=10)
     scheduler_tick_seconds: int = Field(900, ge=1)
+    # Requests a platform processes after the job ends (Google: 30 minutes to 24 hours) are
+    # confirmed by the tick: first read this long after acceptance, then at doubling intervals
+    # up to the cap; still processing after `confirmation_give_up_seconds`, the confirmation
+    # fails. Each tick reads at most `confirmation_reads_per_tick` statuses (docs/sync.md).
+    confirmation_first_check_seconds: int = Field(1800, ge=0)
+    confirmation_max_interval_seconds: int = Field(4 * 3600, ge=1)
+    confirmation_give_up_seconds: int = Field(48 * 3600, ge=1)
+    confirmation_reads_per_tick: int = Field(500, ge=1)
     # The distributed mode (`audience-sync worker` / `beat`): a Celery broker, Redis
     # (`redis://host:6379/0`) or RabbitMQ (`amqp://user:password@host:5672//`). Empty: syncs run
     # in the process that serves the API (`audience-sync serve`).

@@ -271,6 +271,18 @@ class JobOut(BaseModel):
     details: dict[str, Any] = Field(
         description="Plan, dropped values by reason, member counts (never an identifier)."
     )
+    confirmation: str = Field(
+        "none",
+        description=(
+            "What the platform made of the accepted requests, learnt after the job ended "
+            "(Google): `none` (nothing to confirm), `processing`, `confirmed`, `failed`. "
+            "The figures of processing are in `details.confirmation`."
+        ),
+    )
+    confirmation_next_at: datetime | None = Field(
+        None, description="When the scheduler reads the requests' statuses next."
+    )
+    confirmation_checks: int = Field(0, description="Status reads so far (ticks that read).")
 
 
 class AudienceCreated(AudienceOut):

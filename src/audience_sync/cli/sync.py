@@ -320,7 +320,18 @@ def audiences_jobs(
     if as_json:
         _json(views)
         return
-    table = Table("Job", "Operation", "Status", "Sent", "Added", "Removed", "Failed", "Match", "ms")
+    table = Table(
+        "Job",
+        "Operation",
+        "Status",
+        "Sent",
+        "Added",
+        "Removed",
+        "Failed",
+        "Match",
+        "ms",
+        "Platform",
+    )
     for v in views:
         rate = f"{v['match_rate']:.0%}" if v["match_rate"] is not None else "—"
         table.add_row(
@@ -331,8 +342,19 @@ def audiences_jobs(
             f"{v['profiles_failed']:,}",
             rate,
             str(v["duration_ms"] or ""),
+            confirmation_label(v),
         )
     out.print(table)
+
+
+def confirmation_label(v: dict[str, Any]) -> str:
+    """The platform's confirmation of a job, as the CLI shows it (empty when none is due)."""
+    state = v.get("confirmation") or "none"
+    if state == "none":
+        return ""
+    if state == "processing" and v.get("confirmation_next_at"):
+        return f"processing (next check {v['confirmation_next_at'][:16].replace('T', ' ')})"
+    return str(state)
 
 
 def _run(
@@ -406,6 +428,8 @@ def _print_job(job: AudienceSyncJob) -> None:
         f"{v['profiles_removed']:,} removed, {v['profiles_failed']:,} failed{rate}{took}.",
         highlight=False,
     )
+    if confirmation_label(v):
+        out.print(f"Platform confirmation: {confirmation_label(v)}", highlight=False)
     if job.dry_run and job.details.get("plan"):
         out.print(f"Plan: {json.dumps(job.details['plan'])}", highlight=False)
     if job.details.get("dropped"):

@@ -12,6 +12,7 @@ before any upload).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from audience_sync.connectors.base import (
     Prepared,
 )
 from audience_sync.connectors.http import RateLimit
+from audience_sync.connectors.processing import PROCESSING, RequestCheck
 from audience_sync.connectors.records import hash_users
 from audience_sync.domain.data_use import (
     CONSENT_FIELDS,
@@ -143,6 +145,36 @@ def percent_to_fraction(value: object) -> float | None:
         return None if value is None else float(str(value)) / 100
     except ValueError:
         return None
+
+
+def status_check(request_id: str, status: dict[str, Any]) -> RequestCheck:
+    """A `RequestStatusPerDestination` as our check. A status Google leaves unset
+    (`REQUEST_STATUS_UNKNOWN`) is read as still processing. [INFER: the reference gives no
+    meaning to it; asking again later is the safe reading]"""
+    word = str(status.get("requestStatus") or PROCESSING)
+    if word == "REQUEST_STATUS_UNKNOWN":
+        word = PROCESSING
+    errors = _reason_counts((status.get("errorInfo") or {}).get("errorCounts"))
+    warnings = _reason_counts((status.get("warningInfo") or {}).get("warningCounts"))
+    ingested = status.get("audienceMembersIngestionStatus") or {}
+    user_data = ingested.get("userDataIngestionStatus") or {}
+    return RequestCheck(
+        request_id=request_id,
+        status=word,
+        refused=sum(errors.values()),
+        errors=errors,
+        warnings=warnings,
+        match_range=user_data.get("uploadMatchRateRange"),
+    )
+
+
+def _reason_counts(counts: Any) -> dict[str, int]:
+    """`[{"reason": R, "recordCount": "N"}, ...]` (int64 as JSON strings) as `{R: N}`."""
+    found: Counter[str] = Counter()
+    for count in counts or []:
+        if isinstance(count, dict):
+            found[str(count.get("reason", "UNSPECIFIED"))] += int(count.get("recordCount") or 0)
+    return dict(found)
 
 
 class GoogleAudienceConnector(BaseAudienceConnector):
@@ -287,7 +319,8 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     async def begin(self, op: Operation, audience_id: str, prepared: Prepared, batches: int) -> Any:
         if op is not Operation.REMOVE:
             self.require_terms(audience_id)
-        return {"requests": [], "mobile": await self.mobile_list(audience_id)}
+        mobile = await self.mobile_list(audience_id)
+        return {"requests": [], "mobile": mobile, "field_warnings": Counter()}
 
     def record_pairs(self, prepared: Prepared, record: Any) -> list[tuple[str, str]]:
         pairs: list[tuple[str, str]] = []
@@ -361,6 +394,10 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         )
         request_id = str(answer.get("requestId", ""))
         state["requests"].append(request_id)
+        # Row-level, non-blocking warnings (IngestAudienceMembersResponse.field_warnings):
+        # counted by reason, never the field paths' values.
+        warnings = [w for w in answer.get("fieldWarnings") or [] if isinstance(w, dict)]
+        state["field_warnings"].update(str(w.get("reason", "UNSPECIFIED")) for w in warnings)
         return BatchOutcome(received=len(batch.records), request_id=request_id)
 
     @staticmethod
@@ -384,56 +421,45 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     async def finish(
         self, op: Operation, audience_id: str, state: Any, result: AudienceSyncResult
     ) -> None:
-        failed, pending = 0, 0
-        for request_id in state["requests"]:
-            status = await self.request_status(request_id, audience_id)
-            if status is None:
-                pending += 1
-                continue
-            for count in (status.get("errorInfo") or {}).get("errorCounts") or []:
-                failed += int(count.get("recordCount", 0))
-        # Members refused while processing (denied consent, ...): no per-member detail.
-        result.failed = min(result.sent, result.failed + failed)
-        result.accepted = max(0, result.accepted - failed)
-        if failed:
-            result.platform_invalid = (result.platform_invalid or 0) + failed
-        result.details["requests_pending"] = pending
+        """Nothing to wait for: each request is accepted, and processed in 30 minutes to 24
+        hours. Its status is read later, on Google's schedule (`check_request`)."""
+        result.details["requests_pending"] = len(state["requests"])
+        if state["field_warnings"]:
+            result.details["field_warnings"] = dict(state["field_warnings"])
 
-    async def request_status(self, request_id: str, audience_id: str) -> dict[str, Any] | None:
-        """The request's status once it is no longer PROCESSING (None if still so at timeout)."""
+    async def check_request(self, request_id: str, audience_id: str) -> RequestCheck:
+        """One `requestStatus:retrieve`: how the request stands at its (only) destination."""
+        body = await self.http.request(
+            "GET",
+            "requestStatus:retrieve",
+            params={"requestId": request_id},
+            audience_id=audience_id,
+        )
+        statuses = body.get("requestStatusPerDestination") or [{}]
+        return status_check(request_id, statuses[0])
 
-        async def check() -> dict[str, Any] | None:
-            body = await self.http.request(
-                "GET",
-                "requestStatus:retrieve",
-                params={"requestId": request_id},
-                audience_id=audience_id,
-            )
-            statuses = body.get("requestStatusPerDestination") or [{}]
-            status: dict[str, Any] = statuses[0]
-            return None if status.get("requestStatus") == "PROCESSING" else status
-
-        found: dict[str, Any] | None = await self.poll(check, "request status")
-        return found
+    async def remove_all_as_of(self, audience_id: str, as_of: str) -> str | None:
+        """A replace's second half: remove the members last added before `as_of`."""
+        answer = await self.http.request(
+            "POST",
+            "audienceMembers:removeAll",
+            json={"destinations": [self._destination(audience_id)], "removeAsOfTime": as_of},
+            audience_id=audience_id,
+        )
+        return str(answer.get("requestId", ""))
 
     async def replace_audience(
         self, audience_id: str, users: Sequence[AudienceUser]
     ) -> AudienceSyncResult:
-        # Record T, ingest the full list, wait for it, then remove what was last added before T
-        # (google.md §2.3a, "Remove all members from an audience").
+        # Record T and ingest the full list. Google's route then waits for every ingest request
+        # to finish and removes what was last added before T ("Remove all members from an
+        # audience", google.md §2.3a): the confirmation step does that half
+        # (`details["remove_all_as_of"]`), so no worker waits on Google's processing.
         started = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         prepared = await self.records_for(audience_id, users)
         result = await self.upload(Operation.ADD, audience_id, prepared)
-        answer = await self.http.request(
-            "POST",
-            "audienceMembers:removeAll",
-            json={"destinations": [self._destination(audience_id)], "removeAsOfTime": started},
-            audience_id=audience_id,
-        )
-        request_id = str(answer.get("requestId", ""))
-        result.request_ids.append(request_id)
-        await self.request_status(request_id, audience_id)
         result.details["replace"] = "ingest_then_remove_all_as_of_start"
+        result.details["remove_all_as_of"] = started
         return result
 
     # --- lists ----------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from audience_sync.connectors.google import (
     GoogleAudienceConnector,
     percent_to_fraction,
 )
+from audience_sync.connectors.processing import FAILED, PROCESSING, RequestCheck
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.exceptions import NotFoundError, PlatformServerError, ValidationError
+from audience_sync.exceptions import NotFoundError, ValidationError
 
 UPLOAD_KEY_TYPES = {"CONTACT_ID": "CONTACT_INFO", "MOBILE_ID": "MOBILE_ADVERTISING_ID"}
 ADS_KEYS = {"emailAddress": "hashedEmail", "phoneNumber": "hashedPhoneNumber"}
@@ -46,6 +47,10 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         refreshes_tokens=True,
     )
     API = "Google Ads"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.running: dict[str, str] = {}  # list id → the job this connector ran last on it
 
     @classmethod
     def default_base_url(cls, settings: Settings) -> str:
@@ -197,29 +202,42 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         if state is None:
             return
         job = state["job"]
+        # Google refuses to run a job while another on the list runs (CONCURRENT_MODIFICATION):
+        # an upload after another in the same sync (adds, then removes) waits for that one.
+        earlier = self.running.get(audience_id)
+        if earlier is not None:
+            await self.poll(lambda: self._ended(earlier, audience_id), "job")
+        # Run the job and return: Google processes it in up to ~24 hours (google.md §2.5); its
+        # status is read later, on the confirmation step's schedule (`check_request`).
         await self.http.request("POST", f"{job}:run", json={}, audience_id=audience_id)
+        self.running[audience_id] = job
         result.request_ids.append(job)
+        result.details["requests_pending"] = 1
 
-        async def check() -> dict[str, Any] | None:
-            rows = await self._search(
-                gaql(
-                    "offline_user_data_job.status, offline_user_data_job.failure_reason",
-                    "offline_user_data_job",
-                    job,
-                ),
-                audience_id,
-            )
-            row: dict[str, Any] = rows[0]["offlineUserDataJob"] if rows else {}
-            return row if row.get("status") in ("SUCCESS", "FAILED") else None
+    async def _ended(self, job: str, audience_id: str) -> RequestCheck | None:
+        check = await self.check_request(job, audience_id)
+        return check if check.done else None
 
-        done = await self.poll(check, "job")
-        if done is not None and done["status"] == "FAILED":
-            raise PlatformServerError(
-                f"Google Ads job failed: {done.get('failureReason')}",
-                platform="google",
-                audience_id=audience_id,
-            )
-        result.details["requests_pending"] = 0 if done is not None else 1
+    async def check_request(self, request_id: str, audience_id: str) -> RequestCheck:
+        """One search of the job's status: PENDING/RUNNING read as still processing."""
+        rows = await self._search(
+            gaql(
+                "offline_user_data_job.status, offline_user_data_job.failure_reason",
+                "offline_user_data_job",
+                request_id,
+            ),
+            audience_id,
+        )
+        row: dict[str, Any] = rows[0]["offlineUserDataJob"] if rows else {}
+        status = str(row.get("status") or "")
+        if status == "FAILED":
+            reason = str(row.get("failureReason") or "UNSPECIFIED")
+            return RequestCheck(request_id, FAILED, errors={reason: 0})
+        return RequestCheck(request_id, status if status == "SUCCESS" else PROCESSING)
+
+    async def remove_all_as_of(self, audience_id: str, as_of: str) -> str | None:
+        """Nothing: a job's replace opens with `removeAll` and completes within the job."""
+        return None
 
     async def replace_audience(
         self, audience_id: str, users: Sequence[AudienceUser]

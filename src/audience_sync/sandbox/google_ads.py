@@ -1,8 +1,8 @@
 """Google Ads API emulator (legacy Customer Match path): user lists, OfflineUserDataJobs, search.
 
 Mounted at `/googleads/{version}` (google.md §2.3b). A job is PENDING while operations are
-added; `:run` applies them and it reads RUNNING for `processing_seconds`, then SUCCESS. Running a
-job while another job on the same list is RUNNING fails with `CONCURRENT_MODIFICATION`.
+added; `:run` applies them and it reads RUNNING for `google_processing_seconds`, then SUCCESS.
+Running a job while another job on the same list is RUNNING fails with `CONCURRENT_MODIFICATION`.
 """
 
 from __future__ import annotations

@@ -110,9 +110,9 @@ def job_of(state: SandboxState, customer_id: str, job_id: str) -> AdsJob:
 
 
 def refresh(state: SandboxState, job: object) -> AdsJob:
-    """Move a RUNNING job to SUCCESS once `processing_seconds` have passed since `:run`."""
+    """Move a RUNNING job to SUCCESS once `google_processing_seconds` have passed since `:run`."""
     assert isinstance(job, AdsJob)
-    done_at = (job.run_at or 0.0) + state.settings.processing_seconds
+    done_at = (job.run_at or 0.0) + state.settings.google_processing_seconds
     if job.status == "RUNNING" and state.now() >= done_at:
         job.status = "SUCCESS"
     return job

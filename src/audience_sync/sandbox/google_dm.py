@@ -1,7 +1,9 @@
 """Google Data Manager API v1 emulator: user lists, ingest/remove/removeAll, request status.
 
 Mounted at `/google/v1` (google.md §2.3a). Work is applied when the request arrives; its status
-reads `PROCESSING` for `processing_seconds`, then `SUCCESS`, `PARTIAL_SUCCESS` or `FAILED`.
+reads `PROCESSING` for `google_processing_seconds`, then `SUCCESS`, `PARTIAL_SUCCESS` or `FAILED`.
+`POST /_sandbox/google/outcomes` sets how the next requests end (a `FAILED` with no counts,
+processing warnings, `fieldWarnings` on the answer), for tests of what Google may report.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from audience_sync.sandbox.dialect import (
@@ -66,6 +69,8 @@ class _Outcome:
     identifiers: int = 0
     matched: int = 0
     errors: Counter[str] = field(default_factory=Counter)
+    warnings: Counter[str] = field(default_factory=Counter)
+    failed: bool = False  # FAILED whatever the counts (a set outcome)
 
 
 @dataclass
@@ -73,6 +78,32 @@ class _Request:
     kind: str  # ingest | remove | removeAll
     submitted_at: float
     outcomes: list[_Outcome]
+
+
+class OutcomeIn(BaseModel):
+    """How the next `count` member requests end once processed (a test control)."""
+
+    count: int = Field(default=1, ge=1)
+    failed: bool = False  # FAILED, with `errors` as the only counts (none: no errorInfo)
+    errors: dict[str, int] = Field(default_factory=dict)  # ProcessingErrorReason → records
+    warnings: dict[str, int] = Field(default_factory=dict)  # ProcessingWarningReason → records
+    field_warnings: list[dict[str, str]] = Field(default_factory=list)  # on the answer
+
+
+@dataclass
+class _Outcomes:
+    """The set outcomes waiting for the next requests, first set first served."""
+
+    waiting: list[OutcomeIn] = field(default_factory=list)
+
+    def take(self) -> OutcomeIn | None:
+        if not self.waiting:
+            return None
+        rule = self.waiting[0]
+        rule.count -= 1
+        if rule.count <= 0:
+            self.waiting.pop(0)
+        return rule
 
 
 def _match_range(matched: int, records: int) -> str:
@@ -85,21 +116,29 @@ def _match_range(matched: int, records: int) -> str:
     return "MATCH_RATE_RANGE_91_TO_100"
 
 
+def _counts(counter: Counter[str]) -> list[dict[str, str]]:
+    return [{"recordCount": str(n), "reason": r} for r, n in counter.items()]
+
+
 def _status_json(req: _Request, outcome: _Outcome, processing: bool) -> dict[str, Any]:
     failed = sum(outcome.errors.values())
     if processing:
         status = "PROCESSING"
-    elif outcome.records and failed >= outcome.records:
+    elif outcome.failed or (outcome.records and failed >= outcome.records):
         status = "FAILED"
     elif failed:
         status = "PARTIAL_SUCCESS"
     else:
         status = "SUCCESS"
     body: dict[str, Any] = {"destination": outcome.destination, "requestStatus": status}
-    if outcome.errors:
-        body["errorInfo"] = {
-            "errorCounts": [{"reason": r, "recordCount": str(n)} for r, n in outcome.errors.items()]
-        }
+    # errorInfo is "only populated if the request_status is FAILED or PARTIAL_SUCCESS"
+    # [SEEN: https://docs.cloud.google.com/php/docs/reference/data-manager/latest/V1.RequestStatusPerDestination];
+    # warningInfo (field 7) holds `warningCounts` of `recordCount` and `reason`
+    # [SEEN: googleapis/googleapis:google/ads/datamanager/v1/processing_errors.proto].
+    if outcome.errors and status in ("FAILED", "PARTIAL_SUCCESS"):
+        body["errorInfo"] = {"errorCounts": _counts(outcome.errors)}
+    if outcome.warnings and not processing:
+        body["warningInfo"] = {"warningCounts": _counts(outcome.warnings)}
     if req.kind == "removeAll":
         body["removeAllAudienceMembersStatus"] = {}  # fields not in our sources [INFER]
         return body
@@ -272,6 +311,7 @@ def _members_request(state: SandboxState, body: dict[str, Any], kind: str) -> Re
     if body.get("validateOnly"):
         return json_response({"requestId": request_id})
     now = state.now()
+    rule = outcomes_of(state).take()
     outcomes = []
     for dest, audience in targets:
         audience.attributes.setdefault("upload_key_type", parsed.key_type)
@@ -288,9 +328,29 @@ def _members_request(state: SandboxState, body: dict[str, Any], kind: str) -> Re
             for row in parsed.rows:
                 held.pop(row_label(row), None)
         audience.touch(now, upload=True)
+        if rule is not None:
+            _set_outcome(outcome, rule)
         outcomes.append(outcome)
     google_state(state).requests[request_id] = _Request(kind, now, outcomes)
-    return json_response({"requestId": request_id})
+    answer: dict[str, Any] = {"requestId": request_id}
+    if rule is not None and rule.field_warnings and kind == "ingest":
+        # IngestAudienceMembersResponse.field_warnings: reason, description, field
+        # [SEEN: googleapis/googleapis:google/ads/datamanager/v1/ingestion_service.proto]
+        answer["fieldWarnings"] = rule.field_warnings
+    return json_response(answer)
+
+
+def _set_outcome(outcome: _Outcome, rule: OutcomeIn) -> None:
+    outcome.failed = rule.failed
+    if rule.failed:
+        outcome.errors = Counter(rule.errors)
+    else:
+        outcome.errors.update(rule.errors)
+    outcome.warnings.update(rule.warnings)
+
+
+def outcomes_of(state: SandboxState) -> _Outcomes:
+    return state.platform_state("google_outcomes", _Outcomes)
 
 
 def _timestamp(value: Any, now: float) -> float:
@@ -348,7 +408,7 @@ def build_router() -> APIRouter:
         req = google_state(state).requests.get(request_id)
         if not isinstance(req, _Request):
             return dm_error(404, f"Request {request_id!r} was not found.", "INVALID_ARGUMENT")
-        processing = state.now() < req.submitted_at + state.settings.processing_seconds
+        processing = state.now() < req.submitted_at + state.settings.google_processing_seconds
         statuses = [_status_json(req, o, processing) for o in req.outcomes]
         return json_response({"requestStatusPerDestination": statuses})
 
@@ -365,6 +425,12 @@ def build_router() -> APIRouter:
         else:
             managers.pop(account_id, None)
         return json_response({"account_id": account_id, "manager_id": managers.get(account_id)})
+
+    @router.post("/_sandbox/google/outcomes", status_code=201, tags=["sandbox controls"])
+    async def set_outcome(request: Request, rule: OutcomeIn) -> dict[str, Any]:
+        """How the next `count` ingest/remove requests end once processed."""
+        outcomes_of(sandbox_state(request)).waiting.append(rule)
+        return rule.model_dump()
 
     add_list_routes(router, _authorize)
     return router

@@ -52,9 +52,13 @@ class SandboxSettings(BaseModel):
     """Share of identifiers that "match" a platform user unless an audience says otherwise."""
 
     processing_seconds: float = Field(default=2.0, ge=0.0)
-    """How long asynchronous work stays in progress: Google request status and Ads jobs
-    (`PROCESSING`/`RUNNING`), Snapchat `upload_status=PROCESSING`. Real platforms take minutes to
-    hours; the sandbox keeps the states but shortens the wait. [INFER]"""
+    """How long Snapchat's `upload_status=PROCESSING` lasts (the sandbox shortens the wait)."""
+
+    google_processing_seconds: float = Field(default=30 * 60, ge=0.0)
+    """How long a Data Manager request reads `PROCESSING` and a Google Ads job `RUNNING`. Google
+    processes in "30 minutes to 24 hours" and says to wait 30 minutes before the first status
+    read [SEEN: https://developers.google.com/data-manager/api/devguides/diagnostics]; the
+    default is the shortest of that, so a test moves `POST /_sandbox/clock` past it."""
 
     meta_replace_session_seconds: float = Field(default=90 * 60, gt=0)
     """A Meta `usersreplace` session not finished within this time is abandoned. [INFER]"""

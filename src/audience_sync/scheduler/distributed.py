@@ -32,6 +32,7 @@ from audience_sync.exceptions import ConfigurationError
 from audience_sync.log import configure_logging
 from audience_sync.scheduler.tick import upkeep
 from audience_sync.store import db
+from audience_sync.sync.confirm import confirm_due
 from audience_sync.sync.runner import SyncService, run_job
 from audience_sync.sync.service import build_service
 
@@ -91,7 +92,8 @@ def worker_service() -> SyncService:
 
 
 def tick(task: Task[Any, Any]) -> dict[str, int]:
-    """Beat's task: reap silent jobs, queue due audiences, send every due job to a worker."""
+    """Beat's task: reap silent jobs, queue due audiences, read due confirmations, send every
+    due job to a worker."""
     return dispatch_due(worker_service(), task.app)
 
 
@@ -111,7 +113,16 @@ def dispatch_due(service: SyncService, app: Celery) -> dict[str, int]:
     jobs are sent to the workers instead of run here."""
     done, due = upkeep(service)
     sent = sum(send_job(app, tenant_id, job_id) for tenant_id, job_id in due)
-    report = {"reaped": len(done.reaped), "queued": done.queued, "due": len(due), "sent": sent}
+    # Status reads are short and bounded by their budget: the tick reads them itself.
+    confirmed = asyncio.run(confirm_due(service))
+    report = {
+        "reaped": len(done.reaped),
+        "queued": done.queued,
+        "due": len(due),
+        "sent": sent,
+        "confirmations": confirmed.jobs,
+        "status_reads": confirmed.reads,
+    }
     log.info("distributed tick: %s", report)
     return report
 

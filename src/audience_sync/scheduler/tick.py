@@ -1,8 +1,9 @@
 """The scheduler's tick (`process_audience_sync_queue`) and the loop that repeats it.
 
 One tick: fail jobs whose worker went silent (and queue their resumption), queue a job for every
-due audience, then run every job whose time has come — due retries included — at most
-`AUDIENCE_SYNC_MAX_CONCURRENT_SYNCS` at once in this process.
+due audience, read the due confirmations of requests Google processes after the job ended
+(`sync.confirm`, within its own read budget), then run every job whose time has come — due
+retries included — at most `AUDIENCE_SYNC_MAX_CONCURRENT_SYNCS` at once in this process.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from audience_sync.scheduler.queue import enqueue_due_audiences
+from audience_sync.sync.confirm import confirm_due
 from audience_sync.sync.jobs import due_jobs, reap_stale_jobs
 from audience_sync.sync.runner import SyncService, run_job
 
@@ -25,6 +27,8 @@ class TickReport:
     queued: int = 0
     ran: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    confirmations: int = 0  # jobs whose confirmation was read
+    status_reads: int = 0
 
 
 def upkeep(service: SyncService) -> tuple[TickReport, list[tuple[int, uuid.UUID]]]:
@@ -40,6 +44,8 @@ def upkeep(service: SyncService) -> tuple[TickReport, list[tuple[int, uuid.UUID]
 async def process_audience_sync_queue(service: SyncService) -> TickReport:
     """Run one scheduler tick (safe to run on many processes at once)."""
     report, due = upkeep(service)
+    confirmed = await confirm_due(service)
+    report.confirmations, report.status_reads = confirmed.jobs, confirmed.reads
     gate = asyncio.Semaphore(service.settings.max_concurrent_syncs)
 
     async def one(tenant_id: int, job_id: uuid.UUID) -> None:
@@ -59,11 +65,12 @@ async def run_scheduler(service: SyncService, stop: asyncio.Event) -> None:
         try:
             report = await process_audience_sync_queue(service)
             log.info(
-                "scheduler tick: %d queued, %d ran %s, %d reaped",
+                "scheduler tick: %d queued, %d ran %s, %d reaped, %d confirmations read",
                 report.queued,
                 report.ran,
                 report.statuses,
                 len(report.reaped),
+                report.confirmations,
             )
         except Exception:  # a bad tick must not end the loop; the next one tries again
             log.exception("scheduler tick failed")

@@ -239,6 +239,14 @@ class AudienceSyncJob(Timestamps, Base):
             sqlite_where=text("status IN ('pending', 'running')"),
             postgresql_where=text("status IN ('pending', 'running')"),
         ),
+        # The confirmation step's due read: only jobs whose confirmation is processing are in
+        # it, in due order, so the read walks the index whatever the planner's statistics say.
+        Index(
+            "ix_audience_sync_jobs_confirmation_due",
+            "confirmation_next_at",
+            sqlite_where=text("confirmation = 'processing'"),
+            postgresql_where=text("confirmation = 'processing'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -273,6 +281,14 @@ class AudienceSyncJob(Timestamps, Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
+
+    # What the platform made of the accepted requests, learnt after the job ended (Google):
+    # none | processing | confirmed | failed; when to read the statuses next, which requests
+    # are still processing, and how many times they were read.
+    confirmation: Mapped[str] = mapped_column(String(16), default="none", server_default="none")
+    confirmation_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmation_requests: Mapped[list[str] | None] = mapped_column(JSONType)
+    confirmation_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class SnapshotPart(Base):

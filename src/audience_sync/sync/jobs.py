@@ -57,6 +57,10 @@ class JobMetrics:
     profiles_failed: int = 0
     match_rate: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    # Requests the platform accepted and processes after the job ends (`sync.confirm`), and
+    # when their statuses are first read; a replace's second half waits in `details`.
+    pending_requests: list[str] = field(default_factory=list)
+    confirm_at: datetime | None = None
 
 
 class Heartbeat(StrEnum):
@@ -185,6 +189,10 @@ def complete_job(
         job = SyncJobRepository(session, tenant_id).get(job_id)
         _set_metrics(job, metrics)
         _finish(job, status, now, error=None)
+        if metrics.pending_requests:
+            job.confirmation = "processing"
+            job.confirmation_requests = list(metrics.pending_requests)
+            job.confirmation_next_at = metrics.confirm_at or now
         audience = AudienceRepository(session, tenant_id).get(job.platform_audience_id)
         _record_on_audience(audience, job, now)
         return job

@@ -31,7 +31,13 @@ from audience_sync.connectors.base import Prepared
 from audience_sync.connectors.columnar import identity_texts
 from audience_sync.crypto import CredentialCipher
 from audience_sync.domain.data_use import with_connection_defaults
-from audience_sync.domain.models import AudienceConfig, SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.domain.models import (
+    AudienceConfig,
+    AudienceSyncResult,
+    SyncOperation,
+    SyncPlatform,
+    SyncStatus,
+)
 from audience_sync.exceptions import AudienceSyncError, ValidationError
 from audience_sync.sources.members import read_ahead
 from audience_sync.store.db import transaction
@@ -149,7 +155,12 @@ async def _run_job(
     except AudienceSyncError as error:
         delays = service.settings.retry_delays_seconds
         return fail_job(service.factory, tenant_id, job_id, error, service.clock(), delays, metrics)
-    return complete_job(service.factory, tenant_id, job_id, metrics, service.clock())
+    now = service.clock()
+    if metrics.pending_requests:  # read their statuses later, on the platform's schedule
+        metrics.confirm_at = now + timedelta(
+            seconds=service.settings.confirmation_first_check_seconds
+        )
+    return complete_job(service.factory, tenant_id, job_id, metrics, now)
 
 
 def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) -> Target:
@@ -540,6 +551,11 @@ class Run:
         if self.job.dry_run:
             return
         result = await self.connector.replace_audience(platform_id, users)
+        self.accepted_for_processing(result)
+        if result.details.get("remove_all_as_of"):
+            # Google's replace: the members last added before this time are removed once the
+            # ingest requests have been processed (`sync.confirm`).
+            self.metrics.details["remove_all_as_of"] = result.details["remove_all_as_of"]
         failed = sorted(
             {current.member_pks[int(i)] for i in result.details.get("failed_users", [])}
         )
@@ -610,6 +626,7 @@ class Run:
     ) -> None:
         """Send one chunk; confirm what the platform accepted with the job's counters."""
         result = await self.connector.upload(op, platform_id, prepared)
+        self.accepted_for_processing(result)
         failed = sorted({int(i) for i in result.details.get("failed_users", [])})
         self.refused += len(failed)
         accepted = chunk
@@ -617,6 +634,17 @@ class Run:
             refused = pl.Series(failed, dtype=pl.Int64).implode()
             accepted = chunk.filter(~pl.int_range(pl.len()).is_in(refused))
         await self.confirm(op, chunk, accepted, len(failed))
+
+    def accepted_for_processing(self, result: AudienceSyncResult) -> None:
+        """Requests the platform accepted and processes later are kept for the confirmation
+        step; row-level warnings at acceptance are added up on the job."""
+        if result.details.get("requests_pending"):
+            self.metrics.pending_requests.extend(result.request_ids)
+        warnings = result.details.get("field_warnings") or {}
+        if warnings:
+            held = self.metrics.details.setdefault("field_warnings", {})
+            for reason, count in warnings.items():
+                held[reason] = held.get(reason, 0) + int(count)
 
     async def confirm(
         self, op: Operation, chunk: pl.DataFrame, accepted: pl.DataFrame, failed: int

@@ -30,6 +30,7 @@ from audience_sync.connectors import (
     connector_class,
 )
 from audience_sync.connectors.http import RateLimiters, RetryPolicy
+from audience_sync.connectors.processing import ProcessingConnector
 from audience_sync.domain.models import (
     AudienceConfig,
     AudienceUser,
@@ -91,7 +92,9 @@ class ConnectorConformance:
 
     @pytest.fixture
     def sandbox(self) -> FastAPI:
-        return create_app(SandboxSettings(processing_seconds=0))
+        # The interface, not Google's processing time: one Ads job may run right after another
+        # on the same list (with 30 minutes of processing it would be CONCURRENT_MODIFICATION).
+        return create_app(SandboxSettings(processing_seconds=0, google_processing_seconds=0))
 
     @pytest.fixture
     async def control(self, sandbox: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
@@ -217,6 +220,10 @@ class ConnectorConformance:
         audience_id = await self.create(connector, make_users(0, 1_200))  # TikTok: ≥ 1,000
         replaced = await connector.replace_audience(audience_id, make_users(600, 1_800))
         assert replaced.accepted == 1_200
+        as_of = replaced.details.get("remove_all_as_of")
+        if as_of and isinstance(connector, ProcessingConnector):
+            # Google's second half, sent by the confirmation step once the ingest is processed.
+            await connector.remove_all_as_of(audience_id, as_of)
         await self.assert_holds(control, audience_id, make_users(600, 1_800))
 
     async def test_delete_removes_the_audience(

@@ -182,11 +182,12 @@ async def held_identifiers(
 
 @contextmanager
 def sandbox_server(settings: SandboxSettings | None = None) -> Iterator[str]:
-    """The sandbox over a real socket (uvicorn in a thread); yields its base URL."""
+    """The sandbox over a real socket (uvicorn in a thread); yields its base URL. By default
+    nothing takes processing time: these tests run on real time, not the sandbox's clock."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    app = create_app(settings or SandboxSettings(processing_seconds=0))
+    app = create_app(settings or SandboxSettings(processing_seconds=0, google_processing_seconds=0))
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

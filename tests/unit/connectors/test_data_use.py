@@ -42,6 +42,8 @@ def build(
     cls: type[BaseAudienceConnector], app: FastAPI, family: str, **options: Any
 ) -> BaseAudienceConnector:
     time = FakeTime()
+    if family == "google":  # uploads need the Customer Match terms recorded on the connection
+        options.setdefault("connection", {"customer_match_terms_accepted": True})
     return cls(
         Settings(),
         TOKEN,

@@ -447,6 +447,23 @@ async def test_google_mobile_id_lists_get_raw_uppercase_ids_with_the_app_id(
     await fresh.aclose()
 
 
+async def status_reads(control: httpx.AsyncClient) -> int:
+    log = (await control.get("/_sandbox/requests?platform=google")).json()
+    return sum(1 for e in log if "requestStatus:retrieve" in e["path"])
+
+
+async def test_a_google_upload_ends_at_acceptance_without_reading_its_status(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    google = build(GoogleAudienceConnector, sandbox, "google", options=ACCEPTED)
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    result = await google.add_users(audience_id, make_users(0, 5))
+    assert result.accepted == 5
+    assert result.details["requests_pending"] == 1
+    assert await status_reads(control) == 0  # processing takes 30 minutes: nobody waits
+    await google.aclose()
+
+
 async def test_google_leaves_out_every_member_of_an_audience_whose_consent_is_denied(
     sandbox: FastAPI, control: httpx.AsyncClient
 ) -> None:
@@ -464,10 +481,66 @@ async def test_google_leaves_out_every_member_of_an_audience_whose_consent_is_de
     await google.aclose()
 
 
+async def test_a_google_request_failed_without_error_counts_is_a_failure(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    await control.post("/_sandbox/google/outcomes", json={"failed": True})
+    google = build(GoogleAudienceConnector, sandbox, "google", options=ACCEPTED)
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    result = await google.add_users(audience_id, make_users(0, 5))
+    await control.post("/_sandbox/clock", json={"advance_seconds": 30 * 60})
+    check = await google.check_request(result.request_ids[0], audience_id)
+    assert (check.done, check.failed, check.refused) == (True, True, 0)
+    await google.aclose()
+
+
+async def test_google_warnings_are_surfaced_from_the_answer_and_the_status(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    rule = {
+        "warnings": {"PROCESSING_WARNING_REASON_INTERNAL_ERROR": 2},
+        "field_warnings": [{"reason": "WARNING_REASON_UNSPECIFIED", "field": "x"}],
+    }
+    await control.post("/_sandbox/google/outcomes", json=rule)
+    google = build(GoogleAudienceConnector, sandbox, "google", options=ACCEPTED)
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    result = await google.add_users(audience_id, make_users(0, 5))
+    assert result.details["field_warnings"] == {"WARNING_REASON_UNSPECIFIED": 1}
+    await control.post("/_sandbox/clock", json={"advance_seconds": 30 * 60})
+    check = await google.check_request(result.request_ids[0], audience_id)
+    assert (check.status, check.warnings) == (
+        "SUCCESS",
+        {"PROCESSING_WARNING_REASON_INTERNAL_ERROR": 2},
+    )
+    assert check.match_range is not None
+    await google.aclose()
+
+
+async def test_a_google_replace_leaves_its_remove_all_to_the_confirmation(
+    sandbox: FastAPI, control: httpx.AsyncClient
+) -> None:
+    google = build(GoogleAudienceConnector, sandbox, "google", options=ACCEPTED)
+    audience_id = await google.create(AudienceConfig(name="B", ad_account_id="42"))
+    await google.add_users(audience_id, make_users(0, 4))
+    await control.post("/_sandbox/clock", json={"advance_seconds": 60})
+    result = await google.replace_audience(audience_id, make_users(2, 6))
+    assert "remove_all_as_of" in result.details
+    before = await held_identifiers(control, "google", audience_id)
+    assert len(before["emailAddress"]) == 6  # the old members stay until the removeAll
+    log = (await control.get("/_sandbox/requests?platform=google")).json()
+    assert not any("removeAll" in e["path"] for e in log)
+    assert await status_reads(control) == 0
+    await control.post("/_sandbox/clock", json={"advance_seconds": 30 * 60})
+    assert await google.remove_all_as_of(audience_id, result.details["remove_all_as_of"])
+    held = await held_identifiers(control, "google", audience_id)
+    assert len(held["emailAddress"]) == 4  # users 2..5: those added before the replace went
+    await google.aclose()
+
+
 async def test_google_ads_retries_a_concurrent_modification_until_the_other_job_ends(
     control: httpx.AsyncClient,
 ) -> None:
-    slow = create_app(SandboxSettings(processing_seconds=60))
+    slow = create_app(SandboxSettings(google_processing_seconds=60))
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=slow), base_url=SANDBOX_URL
     ) as slow_control:
@@ -475,9 +548,7 @@ async def test_google_ads_retries_a_concurrent_modification_until_the_other_job_
         async def sleep(seconds: float) -> None:  # each wait moves the sandbox clock 20 s on
             await slow_control.post("/_sandbox/clock", json={"advance_seconds": seconds + 20})
 
-        hasty = build(
-            GoogleAdsAudienceConnector, slow, "googleads", poll_timeout=0, options=ACCEPTED
-        )
+        hasty = build(GoogleAdsAudienceConnector, slow, "googleads", options=ACCEPTED)
         audience_id = await hasty.create(AudienceConfig(name="B", ad_account_id="42"))
         first = await hasty.add_users(audience_id, make_users(0, 3))
         assert first.details["requests_pending"] == 1  # its job is RUNNING for 60 s
@@ -491,6 +562,31 @@ async def test_google_ads_retries_a_concurrent_modification_until_the_other_job_
         assert runs[-1] == 200
         await ads.aclose()
         await hasty.aclose()
+
+
+async def test_a_google_ads_upload_waits_only_for_its_own_earlier_job_on_the_list() -> None:
+    slow = create_app(SandboxSettings(google_processing_seconds=60))
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=slow), base_url=SANDBOX_URL
+    ) as slow_control:
+
+        async def sleep(seconds: float) -> None:
+            await slow_control.post("/_sandbox/clock", json={"advance_seconds": seconds})
+
+        ads = build(GoogleAdsAudienceConnector, slow, "googleads", sleep=sleep, poll_interval=10)
+        audience_id = await ads.create(AudienceConfig(name="B", ad_account_id="42"))
+        added = await ads.add_users(audience_id, make_users(0, 6))
+        assert added.details["requests_pending"] == 1  # ran, not waited for
+        removed = await ads.remove_users(audience_id, make_users(0, 2))  # a second job
+        assert removed.accepted == 2
+        log = (await slow_control.get("/_sandbox/requests?platform=googleads")).json()
+        runs = [e["status"] for e in log if e["path"].endswith(":run")]
+        assert runs == [200, 200]  # the second ran once the first had ended: no conflict
+        check = await ads.check_request(removed.request_ids[0], audience_id)
+        assert not check.done
+        await sleep(60)
+        assert (await ads.check_request(removed.request_ids[0], audience_id)).status == "SUCCESS"
+        await ads.aclose()
 
 
 async def test_an_upload_cut_short_reports_which_users_the_platform_already_accepted() -> None:

@@ -12,6 +12,7 @@ DM = "/google/v1"
 ADS = "/googleads/v26/customers/1234567890"
 AUTH = {"Authorization": "Bearer sandbox-token"}
 ADS_AUTH = {**AUTH, "developer-token": "dev"}
+PROCESSED = 30 * 60 + 1  # seconds: past the sandbox's default Google processing time
 EMAIL = "223ebda6f6889b1494551ba902d9d381daf2f642bae055888e96343d53e9f9c4"
 PHONE = "fb4f73a6ec5fdb7077d564cdd22c3554b43ce49168550c3b12c547b78c517b30"
 
@@ -101,6 +102,8 @@ async def test_request_status_is_processing_then_success_with_a_match_range(
         return dict(got.json()["requestStatusPerDestination"][0])
 
     assert (await status())["requestStatus"] == "PROCESSING"
+    await client.post("/_sandbox/clock", json={"advance_seconds": 29 * 60})
+    assert (await status())["requestStatus"] == "PROCESSING"  # Google: 30 min to 24 h
     await client.post("/_sandbox/clock", json={"advance_seconds": 61})
     done = await status()
     assert done["requestStatus"] == "SUCCESS"
@@ -121,13 +124,82 @@ async def test_members_with_denied_consent_make_a_partial_success(
     sent = await client.post(
         f"{DM}/audienceMembers:ingest", json=ingest_body(list_id, members), headers=AUTH
     )
-    await client.post("/_sandbox/clock", json={"advance_seconds": 61})
+    await client.post("/_sandbox/clock", json={"advance_seconds": PROCESSED})
     got = await client.get(
         f"{DM}/requestStatus:retrieve", params={"requestId": sent.json()["requestId"]}, headers=AUTH
     )
     assert got.json()["requestStatusPerDestination"][0]["requestStatus"] == "PARTIAL_SUCCESS"
     [held] = await audiences(client, "google")
     assert held["size"] == 1
+
+
+async def status_of(client: httpx.AsyncClient, request_id: str) -> dict[str, object]:
+    got = await client.get(
+        f"{DM}/requestStatus:retrieve", params={"requestId": request_id}, headers=AUTH
+    )
+    return dict(got.json()["requestStatusPerDestination"][0])
+
+
+async def test_error_counts_show_only_once_the_request_has_ended(
+    client: httpx.AsyncClient,
+) -> None:
+    list_id = await create_list(client)
+    members = emails(digests(2))
+    members[0]["consent"] = {"adUserData": "CONSENT_DENIED"}
+    sent = await client.post(
+        f"{DM}/audienceMembers:ingest", json=ingest_body(list_id, members), headers=AUTH
+    )
+    processing = await status_of(client, sent.json()["requestId"])
+    assert processing["requestStatus"] == "PROCESSING"
+    assert "errorInfo" not in processing
+    await client.post("/_sandbox/clock", json={"advance_seconds": PROCESSED})
+    done = await status_of(client, sent.json()["requestId"])
+    assert done["errorInfo"] == {
+        "errorCounts": [{"recordCount": "1", "reason": "PROCESSING_ERROR_REASON_DENIED_CONSENT"}]
+    }
+
+
+async def test_a_set_outcome_fails_a_request_with_no_error_counts(
+    client: httpx.AsyncClient,
+) -> None:
+    await client.post("/_sandbox/google/outcomes", json={"failed": True})
+    list_id = await create_list(client)
+    sent = await client.post(
+        f"{DM}/audienceMembers:ingest", json=ingest_body(list_id, emails(digests(3))), headers=AUTH
+    )
+    await client.post("/_sandbox/clock", json={"advance_seconds": PROCESSED})
+    done = await status_of(client, sent.json()["requestId"])
+    assert done["requestStatus"] == "FAILED"
+    assert "errorInfo" not in done
+    again = await client.post(
+        f"{DM}/audienceMembers:ingest", json=ingest_body(list_id, emails(digests(3))), headers=AUTH
+    )
+    await client.post("/_sandbox/clock", json={"advance_seconds": PROCESSED})
+    assert (await status_of(client, again.json()["requestId"]))["requestStatus"] == "SUCCESS"
+
+
+async def test_warnings_come_as_warning_info_and_field_warnings(
+    client: httpx.AsyncClient,
+) -> None:
+    field_warning = {"reason": "WARNING_REASON_UNSPECIFIED", "field": "audience_members[0]"}
+    rule = {
+        "warnings": {"PROCESSING_WARNING_REASON_INTERNAL_ERROR": 2},
+        "field_warnings": [field_warning],
+    }
+    await client.post("/_sandbox/google/outcomes", json=rule)
+    list_id = await create_list(client)
+    sent = await client.post(
+        f"{DM}/audienceMembers:ingest", json=ingest_body(list_id, emails(digests(3))), headers=AUTH
+    )
+    assert sent.json()["fieldWarnings"] == [field_warning]
+    await client.post("/_sandbox/clock", json={"advance_seconds": PROCESSED})
+    done = await status_of(client, sent.json()["requestId"])
+    assert done["requestStatus"] == "SUCCESS"
+    assert done["warningInfo"] == {
+        "warningCounts": [
+            {"recordCount": "2", "reason": "PROCESSING_WARNING_REASON_INTERNAL_ERROR"}
+        ]
+    }
 
 
 async def test_base64_digests_are_stored_as_hex(client: httpx.AsyncClient) -> None:
@@ -352,7 +424,7 @@ async def test_the_ads_job_flow_uploads_with_partial_failure(client: httpx.Async
     )
     found = await client.post(f"{ADS}/googleAds:search", json={"query": query}, headers=ADS_AUTH)
     assert found.json()["results"][0]["offlineUserDataJob"]["status"] == "RUNNING"
-    await client.post("/_sandbox/clock", json={"advance_seconds": 61})
+    await client.post("/_sandbox/clock", json={"advance_seconds": PROCESSED})
     found = await client.post(f"{ADS}/googleAds:search", json={"query": query}, headers=ADS_AUTH)
     assert found.json()["results"][0]["offlineUserDataJob"]["status"] == "SUCCESS"
     [held] = await audiences(client, "google")
@@ -479,13 +551,9 @@ async def test_an_ingest_without_the_customer_match_terms_accepted_is_refused(
 # --- consent -----------------------------------------------------------------------------------
 
 
-async def status_of(client: httpx.AsyncClient, request_id: str) -> dict[str, object]:
-    await client.post("/_sandbox/clock", json={"advance_seconds": 61})
-    got = await client.get(
-        f"{DM}/requestStatus:retrieve", params={"requestId": request_id}, headers=AUTH
-    )
-    status: dict[str, object] = got.json()["requestStatusPerDestination"][0]
-    return status
+async def status_once_processed(client: httpx.AsyncClient, request_id: str) -> dict[str, object]:
+    await client.post("/_sandbox/clock", json={"advance_seconds": 24 * 3600})
+    return await status_of(client, request_id)
 
 
 async def test_a_member_who_denied_ad_personalization_is_not_used(
@@ -498,7 +566,8 @@ async def test_a_member_who_denied_ad_personalization_is_not_used(
         f"{DM}/audienceMembers:ingest", json=ingest_body(list_id, members), headers=AUTH
     )
     assert sent.status_code == 200, sent.text
-    assert (await status_of(client, sent.json()["requestId"]))["requestStatus"] == "PARTIAL_SUCCESS"
+    status = await status_once_processed(client, sent.json()["requestId"])
+    assert status["requestStatus"] == "PARTIAL_SUCCESS"
     [held] = await audiences(client, "google")
     assert held["size"] == 1
 
