@@ -1,4 +1,4 @@
-"""`audience-sync serve`: the API and the embedded scheduler in one process (DESIGN.md §7)."""
+"""`audience-sync serve`: the API and the embedded scheduler in one process."""
 
 from __future__ import annotations
 

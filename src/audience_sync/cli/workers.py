@@ -1,4 +1,4 @@
-"""`audience-sync worker` and `audience-sync beat`: the distributed mode (DESIGN.md §7)."""
+"""`audience-sync worker` and `audience-sync beat`: the distributed mode."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Identifier normalization and hashing for Meta, Google, TikTok and Snapchat (pure code).
 
-The rules are `shared/platforms/normalization.md`; `docs/normalization.md` explains them.
+The rules, and their sources, are `docs/normalization.md`.
 
 - `hash_identifier(value, type, platform, region=)` — what is sent for one value, or None.
 - `hash_many(values, type, platform, region=)` — the same for a sequence, on the fast path.

@@ -1,4 +1,4 @@
-"""The per-item rules of `shared/platforms/normalization.md`: one value in, what is sent out.
+"""The per-item rules of `docs/normalization.md`: one value in, what is sent out.
 
 This is the simple reference. `bulk.py` computes the same results for millions of values at a
 time and the tests hold the two to agreement on random messy input.

@@ -1,4 +1,4 @@
-"""The distributed mode (DESIGN.md §7): Celery workers run sync jobs, Celery beat sends the tick.
+"""The distributed mode: Celery workers run sync jobs, Celery beat sends the tick.
 
 The database stays the queue of record; a message only says "look at job X":
 - a job is a row (`pending`, due at `next_retry_at`) before any message names it, so a message

@@ -1,4 +1,4 @@
-"""Run one sync job end to end: DESIGN.md §3, steps 2 to 8 (step 1 is `jobs.trigger_job`).
+"""Run one sync job end to end: docs/sync.md, steps 2 to 8 (step 1 is `jobs.trigger_job`).
 
 validate → read members → normalize and hash (the connector's own records) → plan against the
 snapshot → upload in chunks, each confirmed in one transaction with the job's counters →

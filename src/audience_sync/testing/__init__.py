@@ -1,4 +1,4 @@
-"""Test support shipped with the package: the connector conformance suite (STYLE.md §6).
+"""Test support shipped with the package: the connector conformance suite.
 
 from audience_sync.testing import ConnectorConformance
 

@@ -65,6 +65,7 @@ async def test_the_connection_default_applies_to_members_without_their_own(world
         connections = ConnectionRepository(session, world.tenant_id, world.cipher)
         connection = connections.get(SyncPlatform.GOOGLE)
         connection.settings = {
+            **(connection.settings or {}),  # the Customer Match terms the world accepted
             "consent_ad_user_data": "granted",
             "consent_ad_personalization": "denied",
         }

@@ -573,7 +573,14 @@ async def test_a_google_ads_upload_waits_only_for_its_own_earlier_job_on_the_lis
         async def sleep(seconds: float) -> None:
             await slow_control.post("/_sandbox/clock", json={"advance_seconds": seconds})
 
-        ads = build(GoogleAdsAudienceConnector, slow, "googleads", sleep=sleep, poll_interval=10)
+        ads = build(
+            GoogleAdsAudienceConnector,
+            slow,
+            "googleads",
+            sleep=sleep,
+            poll_interval=10,
+            options=ACCEPTED,
+        )
         audience_id = await ads.create(AudienceConfig(name="B", ad_account_id="42"))
         added = await ads.add_users(audience_id, make_users(0, 6))
         assert added.details["requests_pending"] == 1  # ran, not waited for
