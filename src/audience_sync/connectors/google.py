@@ -1,6 +1,6 @@
 """Google Customer Match over the Data Manager API v1 (the default Google path).
 
-Contract: docs/platforms/google.md §2.3a (endpoints), §2.4 (identifiers), §2.5 (limits),
+Contract: google.md §2.3a (endpoints), §2.4 (identifiers), §2.5 (limits),
 §2.6 (errors). A list holds one key type: contact info (email, phone, address) or mobile ids
 (with the app id), chosen at creation by `options["list_type"]` (`contact` | `mobile`).
 
@@ -60,7 +60,7 @@ TERMS_ADVICE = (
     "or PUT /api/v1/connections/google with "
     '`"settings": {{"customer_match_terms_accepted": true}}`.'
 )
-MAX_IDENTIFIERS = 10  # per member (docs/platforms/google.md §2.5)
+MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
 # A contact member's identifiers: its emails and phones, then an address of four parts.
 CONTACT_KEYS = {Field.EMAIL: "emailAddress", Field.PHONE: "phoneNumber"}
 ADDRESS_FIELDS = (Field.FIRST_NAME, Field.LAST_NAME, Field.COUNTRY, Field.ZIP)  # ADDRESS_PARTS
@@ -121,13 +121,13 @@ def google_error(status: int, body: Any, api: str) -> AudienceSyncError:
         if "CONCURRENT_MODIFICATION" in reasons:
             return platform_error_for_status(
                 503, message, **kwargs
-            )  # retry (docs/platforms/google.md §2.5)
+            )  # retry (google.md §2.5)
         return ValidationError(message, status_code=status, **kwargs)
     if status == 409:
         return ValidationError(message, status_code=status, **kwargs)
     if status == 429 and api == "Google Ads" and "RESOURCE_EXHAUSTED" in reasons:
         # The Ads API's daily quota (QuotaError.RESOURCE_EXHAUSTED): wait for the reset, not a
-        # retry; Data Manager's per-minute RESOURCE_EXHAUSTED is retried (docs/platforms/google.md §2.6).
+        # retry; Data Manager's per-minute RESOURCE_EXHAUSTED is retried (google.md §2.6).
         return PlatformRequestError(message, status_code=status, **kwargs)
     return platform_error_for_status(status, message, **kwargs)
 
@@ -183,7 +183,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "google"
     BATCH_SIZE = 10_000
     CAPABILITIES = Capabilities(
-        batch_limit=10_000,  # audience members per request (docs/platforms/google.md §2.5)
+        batch_limit=10_000,  # audience members per request (google.md §2.5)
         identifier_keys=("emailAddress", "phoneNumber", "address", "mobileId"),
         native_replace=True,  # ingest the new list, then removeAll as of the start
         rate_limit=RateLimit(requests=300, per_seconds=60),  # per Cloud project (§2.5)
@@ -455,7 +455,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     ) -> AudienceSyncResult:
         # Record T and ingest the full list. Google's route then waits for every ingest request
         # to finish and removes what was last added before T ("Remove all members from an
-        # audience", docs/platforms/google.md §2.3a): the confirmation step does that half
+        # audience", google.md §2.3a): the confirmation step does that half
         # (`details["remove_all_as_of"]`), so no worker waits on Google's processing.
         started = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         prepared = await self.records_for(audience_id, users)

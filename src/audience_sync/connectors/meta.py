@@ -1,6 +1,6 @@
 """Meta Custom Audiences (Marketing API v26.0): multi-key rows, sessions, `usersreplace`.
 
-Contract: docs/platforms/meta.md §1.3 (endpoints), §1.4 (keys), §1.6 (error table).
+Contract: meta.md §1.3 (endpoints), §1.4 (keys), §1.6 (error table).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class MetaAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "meta"
     BATCH_SIZE = 10_000
     CAPABILITIES = Capabilities(
-        batch_limit=10_000,  # "only a maximum of 10000 at a time" (docs/platforms/meta.md §1.5)
+        batch_limit=10_000,  # "only a maximum of 10000 at a time" (meta.md §1.5)
         identifier_keys=tuple(KEYS),
         native_replace=True,
         # Custom-audience budget, Limited tier: 5000 (+40 per audience) calls an hour (§1.5).
@@ -143,7 +143,7 @@ class MetaAudienceConnector(BaseAudienceConnector):
         return {"Authorization": f"Bearer {token}"}
 
     def _proof(self) -> dict[str, str]:
-        """`appsecret_proof`: HMAC-SHA256 of the token keyed by the app secret (docs/platforms/meta.md §1.2)."""
+        """`appsecret_proof`: HMAC-SHA256 of the token keyed by the app secret (meta.md §1.2)."""
         secret = self.credentials.app_secret
         if not secret:
             return {}
@@ -277,7 +277,7 @@ class MetaAudienceConnector(BaseAudienceConnector):
         body = await self.http.request(
             "DELETE" if op is Operation.REMOVE else "POST",
             f"{audience_id}/{edge}",
-            # A JSON body, which Graph reads like form fields (docs/platforms/meta.md §1.3): it encodes
+            # A JSON body, which Graph reads like form fields (meta.md §1.3): it encodes
             # 10,000 rows far faster than form URL-encoding does.
             json={"payload": payload, "session": session, **self._proof()},
             audience_id=audience_id,
