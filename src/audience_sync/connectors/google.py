@@ -119,9 +119,7 @@ def google_error(status: int, body: Any, api: str) -> AudienceSyncError:
         if per_member and all(v.get("reason") in RECORD_REASONS for v in per_member):
             return InvalidRecordsError(message, status_code=status, **kwargs)
         if "CONCURRENT_MODIFICATION" in reasons:
-            return platform_error_for_status(
-                503, message, **kwargs
-            )  # retry (google.md §2.5)
+            return platform_error_for_status(503, message, **kwargs)  # retry (google.md §2.5)
         return ValidationError(message, status_code=status, **kwargs)
     if status == 409:
         return ValidationError(message, status_code=status, **kwargs)

@@ -385,9 +385,7 @@ def parse_session(raw: Any, *, required: bool) -> SessionParam | None:
 
 def _fields(audience: Audience) -> dict[str, Any]:
     matched = audience.members.matched
-    small = (
-        matched < 100
-    )  # "Lists of fewer than 100 people" cannot deliver (meta.md §1.5)
+    small = matched < 100  # "Lists of fewer than 100 people" cannot deliver (meta.md §1.5)
     return {
         "id": audience.audience_id,
         "account_id": audience.ad_account_id,

@@ -57,12 +57,8 @@ CALCULATE_TYPES = (*(s.name for s in TIKTOK_KEYS.specs), "MULTIPLE_TYPES")
 # names, not file headers. [SEEN: https://ads.tiktok.com/help/article/list-of-supported-ids-and-formats-for-a-customer-file
 # "Email or Email_SHA256", "Phone or Phone_SHA256", "MAID or MAID_MD5 or MAID_SHA256"]
 FILE_HEADERS = ("EMAIL_SHA256", "PHONE_SHA256", "MAID_SHA256", "MAID_MD5")
-MAX_MAPPING_USERS = (
-    10_000  # not documented anywhere; an unverified assumption (tiktok.md §3.5)
-)
-MIN_SIZE = (
-    1_000  # update operations fail below 1,000 members (tiktok.md §3.3, TT-SDK)
-)
+MAX_MAPPING_USERS = 10_000  # not documented anywhere; an unverified assumption (tiktok.md §3.5)
+MIN_SIZE = 1_000  # update operations fail below 1,000 members (tiktok.md §3.3, TT-SDK)
 
 # Return codes, as TikTok's SDK names them [SEEN: tiktok/tiktok-business-api-sdk:
 # python_sdk/business_api_client/tiktok_business/tiktok_code.py]; 40002 for every parameter

@@ -41,8 +41,7 @@ def _details(audience: Audience) -> dict[str, Any]:
         "custom_audience_id": audience.audience_id,
         "name": audience.name,
         "cover_num": cover,
-        "is_valid": cover
-        >= MIN_SIZE,  # targetable from 1,000 (tiktok.md §3.5) [INFER]
+        "is_valid": cover >= MIN_SIZE,  # targetable from 1,000 (tiktok.md §3.5) [INFER]
         "is_expiring": False,
         "expired_time": None,
         "calculate_type": audience.attributes.get("calculate_type"),
