@@ -4,7 +4,6 @@ sandbox (`/_sandbox/audiences`, `data_use`)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,24 +17,11 @@ from audience_sync.connectors.http import RateLimiters
 from audience_sync.domain.models import AudienceConfig, AudienceUser, IdentifierType
 from audience_sync.domain.models import UserIdentifier as Id
 from audience_sync.exceptions import ValidationError
-from audience_sync.sandbox import SandboxSettings, create_app
 from audience_sync.testing import PREFIXES, SANDBOX_URL, FakeTime
 from audience_sync.testing.support import sandbox_audiences
 
 TOKEN = Credentials(access_token="sandbox-token")
 GRANTED = {"adUserData": "CONSENT_GRANTED", "adPersonalization": "CONSENT_GRANTED"}
-
-
-@pytest.fixture
-def sandbox() -> FastAPI:
-    return create_app(SandboxSettings(processing_seconds=0))
-
-
-@pytest.fixture
-async def control(sandbox: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=sandbox)
-    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
-        yield client
 
 
 def build(

@@ -18,21 +18,8 @@ from audience_sync.exceptions import (
     RateLimitError,
     ValidationError,
 )
-from audience_sync.sandbox import SandboxSettings, create_app
 from audience_sync.sync.messages import describe
 from audience_sync.testing import PREFIXES, SANDBOX_URL, FakeTime, make_users
-
-
-@pytest.fixture
-def sandbox() -> FastAPI:
-    return create_app(SandboxSettings(processing_seconds=0))
-
-
-@pytest.fixture
-async def control(sandbox: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=sandbox)
-    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
-        yield client
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import hashlib
 import hmac
 import json
 import time as wall
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -46,18 +45,6 @@ from audience_sync.sandbox import SandboxSettings, create_app
 from audience_sync.testing import PREFIXES, SANDBOX_URL, FakeTime, held_identifiers, make_users
 
 TOKEN = Credentials(access_token="sandbox-token", developer_token="dev")
-
-
-@pytest.fixture
-def sandbox() -> FastAPI:
-    return create_app(SandboxSettings(processing_seconds=0))
-
-
-@pytest.fixture
-async def control(sandbox: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=sandbox)
-    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
-        yield client
 
 
 def build(
