@@ -100,6 +100,9 @@ class Preparer:
         # The state `prepare` found, when it is to be saved, made when it is: `save` stores it
         # (the runner calls it in a worker thread while the first chunk is sent).
         self.unsaved: Callable[[], pl.DataFrame] | None = None
+        # The stored state `prepare` found (columns of `STATE_SCHEMA`): who owned each record
+        # the last run prepared, for the members a removal takes off (`runner.RemovedMembers`).
+        self.previous: pl.DataFrame | None = None
 
     async def prepare(self, *, full: bool, save: bool) -> tuple[Current, list[AudienceUser]]:
         """The current records; every member's (`full`), or the changed members' plus the
@@ -124,6 +127,7 @@ class Preparer:
                 state = _state_later(contents.result(), current)
                 same = False
             else:
+                self.previous = stored.frame
                 current, new_state, same = await self._incremental(contents.result(), stored)
                 state = _made(new_state)
         if save and not same:

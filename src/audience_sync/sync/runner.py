@@ -63,7 +63,14 @@ from audience_sync.sync.jobs import (
     start_job,
 )
 from audience_sync.sync.members import CURRENT_SCHEMA, Current
-from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_from_delta, plan_streamed
+from audience_sync.sync.plan import (
+    KEYS,
+    Plan,
+    decode_record,
+    hash_keys,
+    plan_from_delta,
+    plan_streamed,
+)
 from audience_sync.sync.prepare import Preparer, Scope
 
 log = logging.getLogger(__name__)
@@ -277,6 +284,54 @@ class OwnerTally:
         return len(self.seen)
 
 
+class RemovedMembers:
+    """The members a run's accepted removals took off the platform (`profiles_removed`, see
+    `Figures`). A removed record's members are its owners in the last run's member state; one
+    counts once, when it produces no record now (it left the segment or lost every identifier).
+    A removed record with no known owner (no stored state: a first update after an upgrade, a
+    replace) counts as one, and is tallied in `without_owner`."""
+
+    def __init__(self, owners: pl.DataFrame | None = None) -> None:
+        # `k1`, `k2`, `owner`, `gone` of the plan's removed records that the state names an
+        # owner of (`gone`: the owner produces no record now); None without a stored state.
+        self.owners = owners
+        self.gone = OwnerTally()
+        self.without_owner = 0
+
+    @classmethod
+    def of(
+        cls, removes: pl.DataFrame, previous: pl.DataFrame | None, current: pl.DataFrame
+    ) -> RemovedMembers:
+        """For a plan's `removes` (`record_hash`), the last state (`previous`: `owner`, `k1`,
+        `k2`) and the current records (`current`: `k1`, `k2`, `owner`). Joins of the removed
+        keys, a scan of the state and one of the current owners: no loop over records."""
+        if previous is None:
+            return cls()
+        keys = removes.select(hash_keys()).unique()
+        named = (
+            previous.filter(pl.col("k1").is_in(keys["k1"].implode()))
+            .select(*KEYS, pl.col("owner").cast(pl.Int64))
+            .join(keys, on=KEYS, how="semi")
+        )
+        owners = named["owner"].unique().implode()
+        still = current.filter(pl.col("owner").is_in(owners))["owner"].unique().implode()
+        return cls(named.with_columns(gone=~pl.col("owner").is_in(still)))
+
+    def add(self, removed: pl.DataFrame) -> None:
+        """Records (`record_hash`) the platform accepted to remove."""
+        keys = removed.select(hash_keys())
+        if self.owners is None:
+            self.without_owner += len(keys)
+            return
+        self.without_owner += len(keys.join(self.owners, on=KEYS, how="anti"))
+        gone = self.owners.filter(pl.col("gone")).join(keys, on=KEYS, how="semi")
+        self.gone.add(gone["owner"])
+
+    @property
+    def count(self) -> int:
+        return self.gone.count + self.without_owner
+
+
 @dataclass(slots=True)
 class Figures:
     """A run's figures, in members (profiles), the same for every platform and operation.
@@ -284,9 +339,15 @@ class Figures:
     Every member of the segment is exactly one of: *added* (at least one record sent in this
     run and accepted), *failed* (`unusable`: no identifier the platform takes; or `refused`:
     records sent, none accepted) or *unchanged* (nothing to send: the platform already holds
-    all its records). `profiles_sent` = added + refused. Removals are counted in records
-    (`profiles_removed`, `removes_sent`, `removes_refused`): the snapshot keeps the records
-    sent, not which member each came from.
+    all its records). `profiles_sent` = added + refused.
+
+    `profiles_removed` counts members too: those with at least one record removed and accepted
+    by the platform who produce no record now (left the segment, or lost every identifier),
+    each found as the owner of a removed record in the last run's member state. A member who
+    only changed an identifier is not removed. A removed record with no known owner (no stored
+    state: a first update after an upgrade, a replace) counts as one member, and as one in
+    `removes_without_owner`, so the figure never hides removals. `removes_sent` and
+    `removes_refused` count records (the removal requests).
     """
 
     members: int = 0
@@ -295,6 +356,7 @@ class Figures:
     added: int = 0
     removes_sent: int = 0
     removes_refused: int = 0
+    removes_without_owner: int = 0
 
     @property
     def refused(self) -> int:
@@ -312,6 +374,7 @@ class Figures:
             "unchanged": self.unchanged,
             "removes_sent": self.removes_sent,
             "removes_refused": self.removes_refused,
+            "removed_records_without_owner": self.removes_without_owner,
         }
 
 
@@ -347,6 +410,7 @@ class Run:
         self.sent_to = OwnerTally()  # members whose records were sent to be added
         self.added = OwnerTally()  # members with at least one record the platform accepted
         self.figures = Figures()
+        self.removed = RemovedMembers()
         self.writing: asyncio.Future[Heartbeat | None] | None = None  # see `in_background`
 
     async def execute(self) -> None:
@@ -431,6 +495,8 @@ class Run:
         if self.job.dry_run:
             return
         await self.prepare_unsent(plan, current, preparer)
+        if len(plan.removes):
+            self.removed = RemovedMembers.of(plan.removes, preparer.previous, current.keys)
         sent = await self.send(platform_id, plan, adds, current)
         await self.drain()
         if sent == len(adds) + len(plan.removes) and not self.refused:
@@ -467,7 +533,7 @@ class Run:
             superseded = identity_texts(removed["record"]).is_in(readded)
             if superseded.any():
                 gone = removed.filter(superseded)
-                await self.confirm(Operation.REMOVE, gone, gone, 0)
+                await self.confirm(Operation.REMOVE, gone, gone, 0, superseded=True)
                 removed = removed.filter(~superseded)
                 if removed.is_empty():
                     continue
@@ -647,7 +713,13 @@ class Run:
                 held[reason] = held.get(reason, 0) + int(count)
 
     async def confirm(
-        self, op: Operation, chunk: pl.DataFrame, accepted: pl.DataFrame, failed: int
+        self,
+        op: Operation,
+        chunk: pl.DataFrame,
+        accepted: pl.DataFrame,
+        failed: int,
+        *,
+        superseded: bool = False,
     ) -> None:
         """Checkpoint a sent chunk in a worker thread while the next one is prepared and sent.
 
@@ -658,7 +730,8 @@ class Run:
         checkpoint, stops the run once the chunk sent meanwhile is checkpointed too: the
         snapshot holds everything the platform accepted."""
         answer = await self.written()
-        self.in_background(functools.partial(self.checkpoint, op, chunk, accepted, failed))
+        work = functools.partial(self.checkpoint, op, chunk, accepted, failed, superseded)
+        self.in_background(work)
         if answer is not Heartbeat.CONTINUE:
             await self.written()
             raise RunInterruptedError(answer)
@@ -694,10 +767,16 @@ class Run:
             log.warning("a write in flight when the run failed did not commit", exc_info=True)
 
     def checkpoint(
-        self, op: Operation, chunk: pl.DataFrame, accepted: pl.DataFrame, failed: int
+        self,
+        op: Operation,
+        chunk: pl.DataFrame,
+        accepted: pl.DataFrame,
+        failed: int,
+        superseded: bool = False,
     ) -> Heartbeat:
         """I2: a chunk's records enter the snapshot in the same transaction as the counters;
-        then the heartbeat (see `confirm`)."""
+        then the heartbeat (see `confirm`). `superseded` removals were replaced by a record of
+        the same person (`send`): nobody left, so no member is counted removed."""
         now = self.service.clock()
         with transaction(self.service.factory) as session:
             snapshot = SnapshotRepository(session, self.target.tenant_id)
@@ -709,7 +788,10 @@ class Run:
             else:
                 removed = accepted["record_hash"].to_list()
                 snapshot.confirm(self.target.audience_id, now, removed=removed)
-                self.metrics.profiles_removed += len(accepted)
+                if not superseded:
+                    self.removed.add(accepted)
+                self.metrics.profiles_removed = self.removed.count
+                self.figures.removes_without_owner = self.removed.without_owner
                 self.figures.removes_sent += len(chunk)
                 self.figures.removes_refused += failed
                 self.metrics.details["figures"] = self.figures.as_json()
