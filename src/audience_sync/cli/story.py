@@ -62,7 +62,7 @@ def tell_story(ctx: Context, tenant: str, folder: Path) -> bool:
 def _print_jobs(jobs: list[tuple[SyncPlatform, AudienceSyncJob]]) -> None:
     table = Table(
         "Platform", "Segment", "Operation", "Status", "Sent", "Added", "Removed", "Failed",
-        "Match rate", "ms", title="Sync jobs",
+        "Match rate", "ms", "Platform", title="Sync jobs",
     )  # fmt: skip
     for platform, job in jobs:
         rate = f"{job.match_rate:.0%}" if job.match_rate is not None else "—"
@@ -79,5 +79,13 @@ def _print_jobs(jobs: list[tuple[SyncPlatform, AudienceSyncJob]]) -> None:
             f"{job.profiles_failed:,}",
             rate,
             f"{job.duration_ms or 0:,}",
+            "" if job.confirmation in (None, "none") else job.confirmation,
         )
     out.print(table)
+    if any(job.confirmation == "processing" for _, job in jobs):
+        out.print(
+            "Google processes an upload after accepting it (30 minutes to 24 hours; the sandbox"
+            " takes 30 minutes): the scheduler confirms it later and updates the job's figures"
+            " (`audience-sync audiences jobs ID` shows the confirmation).",
+            highlight=False,
+        )
