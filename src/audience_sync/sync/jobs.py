@@ -6,12 +6,19 @@ scheduler's tick starts it when due, so a retry survives restarts and no worker 
 database allows one pending-or-running job per audience (I3); a second trigger gets that job back.
 
 Every function takes `now` so tests drive a clock; none sleeps.
+
+Fencing: `start_job` gives each run a fresh `lease_token`. Every write the run makes (checkpoint,
+counters, final status) first renews the lease with an UPDATE that checks the token and the
+`running` status in the same statement (`hold_lease`, `fenced`); no row matched means the job was
+reaped or started again, and the transaction rolls back (`LeaseLostError`) with whatever else it
+wrote. The reaper fails a job with a conditional UPDATE too, so a lease renewed meanwhile wins.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -61,6 +68,20 @@ class JobMetrics:
     # when their statuses are first read; a replace's second half waits in `details`.
     pending_requests: list[str] = field(default_factory=list)
     confirm_at: datetime | None = None
+
+
+class LeaseLostError(Exception):
+    """The job is no longer this run's (reaped after a missed lease, or started again): the
+    transaction that found it out rolls back, and the run stops without writing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A run's hold on its job: the token `start_job` gave it."""
+
+    tenant_id: int
+    job_id: uuid.UUID
+    token: str | None
 
 
 class Heartbeat(StrEnum):
@@ -140,6 +161,7 @@ def start_job(
                 heartbeat_at=now,
                 next_retry_at=None,
                 attempt=AudienceSyncJob.attempt + 1,
+                lease_token=uuid.uuid4().hex,
             )
             .execution_options(synchronize_session=False),
         )
@@ -153,27 +175,57 @@ def start_job(
 
 
 def heartbeat(
-    factory: sessionmaker[Session], tenant_id: int, job_id: uuid.UUID, now: datetime
+    factory: sessionmaker[Session],
+    tenant_id: int,
+    job_id: uuid.UUID,
+    now: datetime,
+    lease_token: str | None = None,
 ) -> Heartbeat:
-    """Renew the running job's lease; say whether to go on, cancel, or stop (lease lost)."""
+    """Renew the running job's lease; say whether to go on, cancel, or stop (lease lost).
+    With `lease_token`, only the run holding that lease renews it."""
+    try:
+        with transaction(factory) as session:
+            return hold_lease(session, Lease(tenant_id, job_id, lease_token), now)
+    except LeaseLostError:
+        return Heartbeat.LOST
+
+
+def hold_lease(session: Session, lease: Lease, now: datetime) -> Heartbeat:
+    """Renew the lease in this transaction, checking in the same UPDATE that the job still runs
+    under this lease (the fence); go on or cancel. Raises `LeaseLostError` when the job is no
+    longer ours. Called first in a fenced transaction: on PostgreSQL the UPDATE also locks the
+    job's row until commit, so the reaper cannot fail the job while the transaction writes."""
+    owned = [
+        AudienceSyncJob.tenant_id == lease.tenant_id,
+        AudienceSyncJob.id == lease.job_id,
+        AudienceSyncJob.status == SyncStatus.RUNNING,
+    ]
+    if lease.token is not None:
+        owned.append(AudienceSyncJob.lease_token == lease.token)
+    renewed = _execute(
+        session,
+        update(AudienceSyncJob)
+        .where(*owned)
+        .values(heartbeat_at=now)
+        .execution_options(synchronize_session=False),
+    )
+    if renewed.rowcount != 1:
+        raise LeaseLostError(f"job {lease.job_id} is no longer held by this run")
+    cancel = session.scalar(
+        select(AudienceSyncJob.cancel_requested).where(
+            AudienceSyncJob.tenant_id == lease.tenant_id, AudienceSyncJob.id == lease.job_id
+        )
+    )
+    return Heartbeat.CANCEL if cancel else Heartbeat.CONTINUE
+
+
+@contextmanager
+def fenced(factory: sessionmaker[Session], lease: Lease, now: datetime) -> Iterator[Session]:
+    """A transaction that writes only while the run holds its job: the lease is checked (and
+    renewed) first; `LeaseLostError` when lost, and nothing in the transaction commits."""
     with transaction(factory) as session:
-        renewed = _execute(
-            session,
-            update(AudienceSyncJob)
-            .where(
-                AudienceSyncJob.tenant_id == tenant_id,
-                AudienceSyncJob.id == job_id,
-                AudienceSyncJob.status == SyncStatus.RUNNING,
-            )
-            .values(heartbeat_at=now)
-            .execution_options(synchronize_session=False),
-        )
-        if renewed.rowcount != 1:
-            return Heartbeat.LOST
-        cancel = session.scalar(
-            select(AudienceSyncJob.cancel_requested).where(AudienceSyncJob.id == job_id)
-        )
-        return Heartbeat.CANCEL if cancel else Heartbeat.CONTINUE
+        hold_lease(session, lease, now)
+        yield session
 
 
 def complete_job(
@@ -183,9 +235,12 @@ def complete_job(
     metrics: JobMetrics,
     now: datetime,
     status: SyncStatus = SyncStatus.COMPLETED,
+    lease_token: str | None = None,
 ) -> AudienceSyncJob:
-    """Record the final metrics (completed or cancelled) and refresh the audience's status."""
-    with transaction(factory) as session:
+    """Record the final metrics (completed or cancelled) and refresh the audience's status.
+    With `lease_token`, only while that run holds the job: else `LeaseLostError`, and neither
+    the job nor the audience is touched."""
+    with _owned(factory, tenant_id, job_id, now, lease_token) as session:
         job = SyncJobRepository(session, tenant_id).get(job_id)
         _set_metrics(job, metrics)
         _finish(job, status, now, error=None)
@@ -206,9 +261,11 @@ def fail_job(
     now: datetime,
     retry_delays: Sequence[int],
     metrics: JobMetrics | None = None,
+    lease_token: str | None = None,
 ) -> AudienceSyncJob:
-    """A retryable error with delays left re-queues the job; anything else fails it now."""
-    with transaction(factory) as session:
+    """A retryable error with delays left re-queues the job; anything else fails it now.
+    With `lease_token`, only while that run holds the job (see `complete_job`)."""
+    with _owned(factory, tenant_id, job_id, now, lease_token) as session:
         job = SyncJobRepository(session, tenant_id).get(job_id)
         audience = AudienceRepository(session, tenant_id).get(job.platform_audience_id)
         message = describe(error, audience.platform)
@@ -250,24 +307,18 @@ def reap_stale_jobs(
     A system task across tenants (the scheduler's tick); each job is then handled in its tenant.
     """
     cutoff = now - timedelta(seconds=lease_seconds)
+    message = (
+        f"The sync worker stopped responding (no heartbeat for {lease_seconds} s); "
+        "a new job was queued to resume from the last confirmed batch."
+    )
     with transaction(factory) as session:
-        stale = session.scalars(
+        found = session.scalars(
             select(AudienceSyncJob).where(
                 AudienceSyncJob.status == SyncStatus.RUNNING,
                 AudienceSyncJob.heartbeat_at < cutoff,
             )
         ).all()
-        for job in stale:
-            _finish(
-                job,
-                SyncStatus.FAILED,
-                now,
-                error=(
-                    f"The sync worker stopped responding (no heartbeat for {lease_seconds} s); "
-                    "a new job was queued to resume from the last confirmed batch."
-                ),
-            )
-        session.flush()
+        stale = [job for job in found if _reap(session, job, now, cutoff, message)]
         resumed: list[uuid.UUID] = []
         for job in stale:
             retry = AudienceSyncJob(
@@ -298,6 +349,51 @@ def due_jobs(factory: sessionmaker[Session], now: datetime) -> list[tuple[int, u
             .order_by(AudienceSyncJob.next_retry_at)
         ).all()
     return [(tenant_id, job_id) for tenant_id, job_id in rows]
+
+
+def _reap(
+    session: Session, job: AudienceSyncJob, now: datetime, cutoff: datetime, message: str
+) -> bool:
+    """Fail one stale job, unless its run renewed the lease since it was read: the condition is
+    checked in the UPDATE itself (a run renewing at the same moment wins, or loses the job).
+    The lease token is cleared: the old run's writes then match no row."""
+    started = job.started_at or now
+    reaped = _execute(
+        session,
+        update(AudienceSyncJob)
+        .where(
+            AudienceSyncJob.id == job.id,
+            AudienceSyncJob.status == SyncStatus.RUNNING,
+            AudienceSyncJob.heartbeat_at < cutoff,
+        )
+        .values(
+            status=SyncStatus.FAILED,
+            completed_at=now,
+            next_retry_at=None,
+            error_message=message,
+            duration_ms=int((now - started).total_seconds() * 1000),
+            lease_token=None,
+        )
+        .execution_options(synchronize_session=False),
+    )
+    return reaped.rowcount == 1
+
+
+@contextmanager
+def _owned(
+    factory: sessionmaker[Session],
+    tenant_id: int,
+    job_id: uuid.UUID,
+    now: datetime,
+    lease_token: str | None,
+) -> Iterator[Session]:
+    """`fenced` when a run's lease token is given; a plain transaction otherwise."""
+    if lease_token is None:
+        with transaction(factory) as session:
+            yield session
+        return
+    with fenced(factory, Lease(tenant_id, job_id, lease_token), now) as session:
+        yield session
 
 
 def _execute(session: Session, statement: Any) -> CursorResult[Any]:

@@ -22,6 +22,7 @@ import json
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -201,12 +202,16 @@ class Preparer:
             repository = MemberStateRepository(session, self.scope.tenant_id)
             return repository.load(self.scope.audience_id, self.fingerprint)
 
-    def save(self, now: datetime) -> None:
-        """Replace the stored state with the one `prepare` found, if there is one to save."""
+    def save(
+        self, now: datetime, begin: Callable[[], AbstractContextManager[Session]] | None = None
+    ) -> None:
+        """Replace the stored state with the one `prepare` found, if there is one to save;
+        in the transaction `begin` opens (a run's: under its lease), else a plain one."""
         if self.unsaved is None:
             return
         state = self.unsaved()
-        with transaction(self.scope.factory) as session:
+        opened = begin() if begin is not None else transaction(self.scope.factory)
+        with opened as session:
             MemberStateRepository(session, self.scope.tenant_id).save(
                 self.scope.audience_id, self.fingerprint, state, now
             )

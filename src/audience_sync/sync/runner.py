@@ -15,6 +15,7 @@ import logging
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,11 +58,16 @@ from audience_sync.sync.health import size_warning
 from audience_sync.sync.jobs import (
     Heartbeat,
     JobMetrics,
+    Lease,
+    LeaseLostError,
     complete_job,
     fail_job,
+    fenced,
     heartbeat,
+    hold_lease,
     start_job,
 )
+from audience_sync.sync.lease import LeasedSleep
 from audience_sync.sync.members import CURRENT_SCHEMA, Current
 from audience_sync.sync.plan import (
     KEYS,
@@ -145,6 +151,20 @@ async def _run_job(
     job = start_job(service.factory, tenant_id, job_id, service.clock())
     if job is None:
         return None
+    try:
+        return await _run_owned(service, tenant_id, job)
+    except LeaseLostError:
+        # Reaped (or started again) while it ran: another run owns the audience now, and this
+        # one wrote nothing since it lost the job (every write is fenced).
+        log.warning("sync job %s lost its lease and stopped", job_id)
+        return None
+
+
+async def _run_owned(
+    service: SyncService, tenant_id: int, job: AudienceSyncJob
+) -> AudienceSyncJob | None:
+    """Run a started job and record how it ended, every write under the run's lease."""
+    job_id, token = job.id, job.lease_token
     metrics = JobMetrics()
     try:
         target = load_target(service, tenant_id, job.platform_audience_id)
@@ -155,19 +175,34 @@ async def _run_job(
                 keep_refreshed_token(service, target, connector)
     except RunInterruptedError as stop:
         if stop.beat is Heartbeat.LOST:
-            return None
+            raise LeaseLostError(f"job {job_id} is no longer held by this run") from None
         return complete_job(
-            service.factory, tenant_id, job_id, metrics, service.clock(), SyncStatus.CANCELLED
+            service.factory,
+            tenant_id,
+            job_id,
+            metrics,
+            service.clock(),
+            SyncStatus.CANCELLED,
+            lease_token=token,
         )
     except AudienceSyncError as error:
         delays = service.settings.retry_delays_seconds
-        return fail_job(service.factory, tenant_id, job_id, error, service.clock(), delays, metrics)
+        return fail_job(
+            service.factory,
+            tenant_id,
+            job_id,
+            error,
+            service.clock(),
+            delays,
+            metrics,
+            lease_token=token,
+        )
     now = service.clock()
     if metrics.pending_requests:  # read their statuses later, on the platform's schedule
         metrics.confirm_at = now + timedelta(
             seconds=service.settings.confirmation_first_check_seconds
         )
-    return complete_job(service.factory, tenant_id, job_id, metrics, now)
+    return complete_job(service.factory, tenant_id, job_id, metrics, now, lease_token=token)
 
 
 def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) -> Target:
@@ -412,6 +447,38 @@ class Run:
         self.figures = Figures()
         self.removed = RemovedMembers()
         self.writing: asyncio.Future[Heartbeat | None] | None = None  # see `in_background`
+        self.hold = Lease(target.tenant_id, job.id, job.lease_token)
+        self.keep_lease_while_waiting()
+
+    def keep_lease_while_waiting(self) -> None:
+        """The connector's waits (`Retry-After`, backoff, rate limit, polls) renew the lease in
+        slices of at most a third of it, and stop the run once it lost its job (`LeasedSleep`)."""
+        third = self.service.settings.job_lease_seconds / 3
+        http, renew = self.connector.http, self.renew_while_waiting
+        leased = LeasedSleep(http.sleep, renew, third)
+        if self.connector.sleep is http.sleep:
+            self.connector.sleep = leased
+        else:
+            self.connector.sleep = LeasedSleep(self.connector.sleep, renew, third)
+        http.sleep = leased
+
+    async def renew_while_waiting(self) -> None:
+        """Renew the lease from a wait, on a thread (the database call is synchronous); a
+        cancel is left for the next checkpoint, as before."""
+        if await asyncio.to_thread(self.lease) is Heartbeat.LOST:
+            raise LeaseLostError(f"job {self.job.id} is no longer held by this run")
+
+    def fenced(self) -> AbstractContextManager[Session]:
+        """A transaction that commits only while this run holds its job (`jobs.fenced`)."""
+        return fenced(self.service.factory, self.hold, self.service.clock())
+
+    def save_state(self, preparer: Preparer) -> Heartbeat:
+        """The member state `prepare` found, saved under the run's lease (`in_background`)."""
+        try:
+            preparer.save(self.service.clock(), begin=self.fenced)
+        except LeaseLostError:
+            return Heartbeat.LOST
+        return Heartbeat.CONTINUE
 
     async def execute(self) -> None:
         if self.job.operation is SyncOperation.DELETE:
@@ -424,7 +491,7 @@ class Run:
             current, users = await preparer.prepare(full=replacing, save=not self.job.dry_run)
             try:
                 # The member state is written while the plan is made and the first chunk sent.
-                self.in_background(functools.partial(preparer.save, self.service.clock()))
+                self.in_background(functools.partial(self.save_state, preparer))
                 self.diagnose(current)
                 if replacing and not self.connector.CAPABILITIES.replace_by_difference:
                     await self.drain()
@@ -454,7 +521,7 @@ class Run:
         )
         created = await self.connector.create_audience(config)
         platform_id = str(created.platform_audience_id)
-        with transaction(self.service.factory) as session:
+        with self.fenced() as session:
             AudienceRepository(session, self.target.tenant_id).get(
                 self.target.audience_id
             ).platform_audience_id = platform_id
@@ -588,10 +655,9 @@ class Run:
 
     def converged(self) -> None:
         """Every planned record was confirmed: the snapshot now holds exactly the member state's
-        records, so the next update can plan from the state. Checked against the job's lease
-        first, so a run that lost its job never vouches for a snapshot another run changes."""
-        self.beat()
-        with transaction(self.service.factory) as session:
+        records, so the next update can plan from the state. Under the job's lease, so a run
+        that lost its job never vouches for a snapshot another run changes."""
+        with self.fenced() as session:
             MemberStateRepository(session, self.target.tenant_id).mark_converged(
                 self.target.audience_id
             )
@@ -626,7 +692,7 @@ class Run:
             {current.member_pks[int(i)] for i in result.details.get("failed_users", [])}
         )
         now = self.service.clock()
-        with transaction(self.service.factory) as session:
+        with self.fenced() as session:
             snapshot = SnapshotRepository(session, self.target.tenant_id)
             snapshot.clear(self.target.audience_id)
             for part in current.records():
@@ -642,7 +708,7 @@ class Run:
             return
         if self.target.platform_audience_id:
             await self.connector.delete_audience(self.target.platform_audience_id)
-        with transaction(self.service.factory) as session:
+        with self.fenced() as session:
             audience = AudienceRepository(session, self.target.tenant_id).get(
                 self.target.audience_id
             )
@@ -774,33 +840,53 @@ class Run:
         failed: int,
         superseded: bool = False,
     ) -> Heartbeat:
-        """I2: a chunk's records enter the snapshot in the same transaction as the counters;
-        then the heartbeat (see `confirm`). `superseded` removals were replaced by a record of
-        the same person (`send`): nobody left, so no member is counted removed."""
+        """I2: a chunk's records enter the snapshot in the same transaction as the counters,
+        and as the lease's renewal, which checks the run still holds its job (else nothing
+        commits and the answer is `LOST`; see `confirm`). `superseded` removals were replaced
+        by a record of the same person (`send`): nobody left, so no member is counted removed."""
         now = self.service.clock()
-        with transaction(self.service.factory) as session:
-            snapshot = SnapshotRepository(session, self.target.tenant_id)
-            if op is Operation.ADD:
-                snapshot.confirm_records(self.target.audience_id, now, accepted)
-                self.added.add(accepted["owner"])
-                self.sent_to.add(chunk["owner"])
-                self.count_members(sent=self.sent_to.count, added=self.added.count)
-            else:
-                removed = accepted["record_hash"].to_list()
-                snapshot.confirm(self.target.audience_id, now, removed=removed)
-                if not superseded:
-                    self.removed.add(accepted)
-                self.metrics.profiles_removed = self.removed.count
-                self.figures.removes_without_owner = self.removed.without_owner
-                self.figures.removes_sent += len(chunk)
-                self.figures.removes_refused += failed
-                self.metrics.details["figures"] = self.figures.as_json()
-            job = SyncJobRepository(session, self.target.tenant_id).get(self.job.id)
-            job.profiles_sent = self.metrics.profiles_sent
-            job.profiles_added = self.metrics.profiles_added
-            job.profiles_removed = self.metrics.profiles_removed
-            job.profiles_failed = self.metrics.profiles_failed
-        return self.lease()
+        try:
+            with transaction(self.service.factory) as session:
+                # The lease first, in the same transaction: when it is lost, the chunk's part
+                # and the counters roll back with it.
+                answer = hold_lease(session, self.hold, now)
+                self.write_checkpoint(session, now, op, chunk, accepted, failed, superseded)
+        except LeaseLostError:
+            return Heartbeat.LOST
+        return answer
+
+    def write_checkpoint(
+        self,
+        session: Session,
+        now: datetime,
+        op: Operation,
+        chunk: pl.DataFrame,
+        accepted: pl.DataFrame,
+        failed: int,
+        superseded: bool,
+    ) -> None:
+        """The checkpoint's writes, in the caller's fenced transaction."""
+        snapshot = SnapshotRepository(session, self.target.tenant_id)
+        if op is Operation.ADD:
+            snapshot.confirm_records(self.target.audience_id, now, accepted)
+            self.added.add(accepted["owner"])
+            self.sent_to.add(chunk["owner"])
+            self.count_members(sent=self.sent_to.count, added=self.added.count)
+        else:
+            removed = accepted["record_hash"].to_list()
+            snapshot.confirm(self.target.audience_id, now, removed=removed)
+            if not superseded:
+                self.removed.add(accepted)
+            self.metrics.profiles_removed = self.removed.count
+            self.figures.removes_without_owner = self.removed.without_owner
+            self.figures.removes_sent += len(chunk)
+            self.figures.removes_refused += failed
+            self.metrics.details["figures"] = self.figures.as_json()
+        job = SyncJobRepository(session, self.target.tenant_id).get(self.job.id)
+        job.profiles_sent = self.metrics.profiles_sent
+        job.profiles_added = self.metrics.profiles_added
+        job.profiles_removed = self.metrics.profiles_removed
+        job.profiles_failed = self.metrics.profiles_failed
 
     def count_members(self, *, sent: int, added: int) -> None:
         """The job's member figures from this run's members sent to be added and accepted
@@ -815,7 +901,11 @@ class Run:
     def lease(self) -> Heartbeat:
         """Renew the job's lease; whether to go on, cancel, or stop (`jobs.heartbeat`)."""
         return heartbeat(
-            self.service.factory, self.target.tenant_id, self.job.id, self.service.clock()
+            self.service.factory,
+            self.target.tenant_id,
+            self.job.id,
+            self.service.clock(),
+            self.hold.token,
         )
 
     def beat(self) -> None:
@@ -840,7 +930,7 @@ class Run:
             rate = int(matched) / usable
         self.metrics.match_rate = rate
         now = self.service.clock()
-        with transaction(self.service.factory) as session:
+        with self.fenced() as session:
             audience = AudienceRepository(session, self.target.tenant_id).get(
                 self.target.audience_id
             )

@@ -1,0 +1,46 @@
+"""A run's lease kept through long waits: the connectors' sleep, in slices, renewing between them.
+
+A platform call may wait out `Retry-After` (up to `RetryPolicy.max_retry_after` per attempt), a
+backoff, our own rate limiter or a processing poll: longer, added up, than the job's lease
+(`AUDIENCE_SYNC_JOB_LEASE_SECONDS`). The lease is otherwise renewed only at checkpoints, so the
+scheduler would reap a live run and queue a second one. `LeasedSleep` sleeps at most a third of
+the lease at a time and renews the lease after each slice; the renewal checks the run still holds
+its job, so a run that lost it stops (`LeaseLostError`) before its next platform call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from audience_sync.connectors.http import Sleep
+
+RENEW_AFTER = 1.0
+"""Seconds of waiting, added up, after which the lease is renewed: a rate limiter's waits of a
+few milliseconds between calls do not each cost a database write."""
+
+
+class LeasedSleep:
+    """`sleep(seconds)` in slices of at most `slice_seconds`, renewing the lease after each."""
+
+    def __init__(
+        self, sleep: Sleep, renew: Callable[[], Awaitable[None]], slice_seconds: float
+    ) -> None:
+        self.sleep = sleep
+        self.renew = renew  # raises `LeaseLostError` when the job is no longer the run's
+        self.slice = max(0.001, slice_seconds)
+        self.unrenewed = 0.0  # seconds waited since the last renewal
+
+    async def __call__(self, seconds: float) -> None:
+        left = max(0.0, seconds)
+        while True:
+            step = min(left, self.slice)
+            await self.sleep(step)
+            left -= step
+            self.unrenewed += step
+            # Renewed after the last slice too: the call that follows the wait is made only
+            # while the run still holds its job.
+            if self.unrenewed >= RENEW_AFTER:
+                self.unrenewed = 0.0
+                await self.renew()
+            if left <= 0:
+                return

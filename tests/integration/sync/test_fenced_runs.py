@@ -1,0 +1,162 @@
+"""Fenced runs (issue 17, finding 2): a run that waits out a `Retry-After` longer than the job's
+lease keeps its lease through the wait; a run whose job was reaped while it waited stops at once
+and writes nothing, and the job that resumes it ends with exact figures.
+
+The connectors' sleep is the test's: it moves the HTTP client's clock and the engine's, and runs
+the scheduler's reaper (`reap_stale_jobs`) during every wait, as a concurrent tick would."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from audience_sync.config import Settings
+from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.store.db import transaction
+from audience_sync.store.repositories import SyncJobRepository
+from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.sync.jobs import Trigger, reap_stale_jobs, trigger_job
+from audience_sync.sync.runner import run_job
+from audience_sync.testing.support import SANDBOX_URL
+
+from .world import World, row
+
+LEASE = 60
+RETRY_AFTER = 110  # longer than the lease; under `RetryPolicy.max_retry_after` (120), so slept
+MEMBERS, LEAVING, JOINING = 30, 5, 3
+CASES = [
+    (SyncOperation.UPDATE, SyncPlatform.META),
+    (SyncOperation.REPLACE, SyncPlatform.META),  # the platform's own replace
+    (SyncOperation.REPLACE, SyncPlatform.TIKTOK),  # a replace by difference
+]
+
+
+@dataclass
+class Waits:
+    """The connectors' sleep. Every wait moves both clocks and lets the reaper run; with
+    `lose_job`, the first wait moves the engine's clock past the lease before the reaper runs
+    (the worker stalled), so the job is reaped while its run waits."""
+
+    world: World
+    lose_job: bool = False
+    slept: list[float] = field(default_factory=list)
+    reaped: list[uuid.UUID] = field(default_factory=list)
+
+    async def __call__(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.world.time.now += seconds
+        self.world.clock += timedelta(seconds=seconds)
+        if self.lose_job and len(self.slept) == 1:
+            self.world.clock += timedelta(seconds=LEASE + 1)
+        self.reaped += reap_stale_jobs(self.world.factory, self.world.clock, LEASE)
+
+
+async def prepared(world: World, platform: SyncPlatform) -> uuid.UUID:
+    """An audience created with MEMBERS members; then LEAVING leave and JOINING join."""
+    world.service.settings = Settings(job_lease_seconds=LEASE)
+    world.load([row(i) for i in range(MEMBERS)])
+    audience = world.audience(platform)
+    created = await world.sync(audience, SyncOperation.CREATE)
+    assert created.status is SyncStatus.COMPLETED, created.error_message
+    world.leave(*[f"P{i}" for i in range(LEAVING)])
+    world.load([row(i) for i in range(MEMBERS, MEMBERS + JOINING)])
+    return audience
+
+
+async def rate_limited(world: World, platform: SyncPlatform, count: int = 3) -> None:
+    """The platform's next `count` calls are throttled with a `Retry-After` beyond the lease."""
+    transport = httpx.ASGITransport(app=world.sandbox)
+    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+        body = {
+            "kind": "rate_limit",
+            "platform": platform.value,
+            "count": count,
+            "retry_after": RETRY_AFTER,
+        }
+        assert (await client.post("/_sandbox/faults", json=body)).status_code == 201
+
+
+async def requests(world: World, platform: SyncPlatform) -> list[dict[str, Any]]:
+    transport = httpx.ASGITransport(app=world.sandbox)
+    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+        params = {"platform": platform.value, "limit": 10_000}
+        found: list[dict[str, Any]] = (await client.get("/_sandbox/requests", params=params)).json()
+        return found
+
+
+def assert_exact(job: AudienceSyncJob, operation: SyncOperation, platform: SyncPlatform) -> None:
+    """The figures of the sync, counted once: every remaining member sent and accepted by a
+    replace (the platform's own replace reports no removal), the joiners added and the leavers
+    removed by an update or a replace by difference."""
+    assert job.status is SyncStatus.COMPLETED, job.error_message
+    assert job.profiles_failed == 0
+    remaining = MEMBERS - LEAVING + JOINING
+    by_difference = platform is SyncPlatform.TIKTOK
+    if operation is SyncOperation.UPDATE or by_difference:
+        assert (job.profiles_sent, job.profiles_added) == (JOINING, JOINING)
+        assert job.profiles_removed == LEAVING
+    else:
+        assert (job.profiles_sent, job.profiles_added) == (remaining, remaining)
+        assert job.profiles_removed == 0
+
+
+def job_row(world: World, job_id: uuid.UUID) -> AudienceSyncJob:
+    with transaction(world.factory) as session:
+        return SyncJobRepository(session, world.tenant_id).get(job_id)
+
+
+@pytest.mark.parametrize(("operation", "platform"), CASES)
+async def test_a_retry_after_longer_than_the_lease_keeps_the_job(
+    world: World, operation: SyncOperation, platform: SyncPlatform
+) -> None:
+    audience = await prepared(world, platform)
+    waits = Waits(world)
+    world.time.sleep = waits  # type: ignore[method-assign]
+    await rate_limited(world, platform)
+
+    job = await world.sync(audience, operation)  # None (lost) fails inside `sync`
+
+    assert sum(waits.slept) >= 3 * RETRY_AFTER  # the three Retry-After waits, slept through
+    assert max(waits.slept) <= LEASE / 3  # slept in slices, the lease renewed between them
+    assert waits.reaped == []
+    assert_exact(job, operation, platform)
+    assert await world.held(platform, audience) == world.expected(platform)
+
+
+@pytest.mark.parametrize(("operation", "platform"), CASES)
+async def test_a_run_whose_job_was_reaped_while_it_waited_stops_without_writing(
+    world: World, operation: SyncOperation, platform: SyncPlatform
+) -> None:
+    audience = await prepared(world, platform)
+    waits = Waits(world, lose_job=True)
+    world.time.sleep = waits  # type: ignore[method-assign]
+    await rate_limited(world, platform)
+    before = len(await requests(world, platform))
+    held = await world.held(platform, audience)
+    job, _ = trigger_job(
+        world.factory, world.tenant_id, audience, Trigger(operation=operation), world.clock
+    )
+
+    assert await run_job(world.service, world.tenant_id, job.id) is None  # stopped: lost
+
+    (resumed,) = waits.reaped
+    old = job_row(world, job.id)
+    assert old.status is SyncStatus.FAILED
+    assert old.error_message is not None
+    assert old.error_message.startswith("The sync worker stopped responding")
+    figures = (old.profiles_sent, old.profiles_added, old.profiles_removed, old.profiles_failed)
+    assert figures == (0, 0, 0, 0)  # nothing from the old run
+    sent = (await requests(world, platform))[before:]
+    assert [entry["fault"] for entry in sent] == ["rate_limit"]  # no call after the loss
+    assert await world.held(platform, audience) == held
+
+    world.time.sleep = Waits(world)  # type: ignore[method-assign]
+    done = await run_job(world.service, world.tenant_id, resumed)
+    assert done is not None
+    assert_exact(done, operation, platform)  # the removals counted once, by the resume
+    assert await world.held(platform, audience) == world.expected(platform)
