@@ -12,23 +12,32 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from audience_sync.connectors.http import Sleep
+from audience_sync.connectors.http import Clock, Sleep
 
 RENEW_AFTER = 1.0
-"""Seconds of waiting, added up, after which the lease is renewed: a rate limiter's waits of a
-few milliseconds between calls do not each cost a database write."""
+"""Seconds since the last renewal after which a wait renews the lease: a rate limiter's waits of
+a few milliseconds between calls do not each cost a database write."""
 
 
 class LeasedSleep:
-    """`sleep(seconds)` in slices of at most `slice_seconds`, renewing the lease after each."""
+    """`sleep(seconds)` in slices of at most `slice_seconds`, renewing the lease after each.
+
+    Time is read on the HTTP client's `clock`, so a call that hung until its timeout counts
+    too: five 60 s timeouts separated by backoffs of a few milliseconds renew the lease at each
+    backoff."""
 
     def __init__(
-        self, sleep: Sleep, renew: Callable[[], Awaitable[None]], slice_seconds: float
+        self,
+        sleep: Sleep,
+        renew: Callable[[], Awaitable[None]],
+        slice_seconds: float,
+        clock: Clock,
     ) -> None:
         self.sleep = sleep
         self.renew = renew  # raises `LeaseLostError` when the job is no longer the run's
         self.slice = max(0.001, slice_seconds)
-        self.unrenewed = 0.0  # seconds waited since the last renewal
+        self.clock = clock
+        self.renewed_at = clock()
 
     async def __call__(self, seconds: float) -> None:
         left = max(0.0, seconds)
@@ -36,11 +45,10 @@ class LeasedSleep:
             step = min(left, self.slice)
             await self.sleep(step)
             left -= step
-            self.unrenewed += step
             # Renewed after the last slice too: the call that follows the wait is made only
             # while the run still holds its job.
-            if self.unrenewed >= RENEW_AFTER:
-                self.unrenewed = 0.0
+            if self.clock() - self.renewed_at >= RENEW_AFTER:
                 await self.renew()
+                self.renewed_at = self.clock()
             if left <= 0:
                 return

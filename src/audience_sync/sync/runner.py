@@ -455,11 +455,11 @@ class Run:
         slices of at most a third of it, and stop the run once it lost its job (`LeasedSleep`)."""
         third = self.service.settings.job_lease_seconds / 3
         http, renew = self.connector.http, self.renew_while_waiting
-        leased = LeasedSleep(http.sleep, renew, third)
+        leased = LeasedSleep(http.sleep, renew, third, http.clock)
         if self.connector.sleep is http.sleep:
             self.connector.sleep = leased
         else:
-            self.connector.sleep = LeasedSleep(self.connector.sleep, renew, third)
+            self.connector.sleep = LeasedSleep(self.connector.sleep, renew, third, http.clock)
         http.sleep = leased
 
     async def renew_while_waiting(self) -> None:

@@ -13,14 +13,30 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import polars as pl
 import pytest
 
 from audience_sync.config import Settings
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.exceptions import RetryableError
 from audience_sync.store.db import transaction
-from audience_sync.store.repositories import SyncJobRepository
+from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
+from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import AudienceSyncJob
-from audience_sync.sync.jobs import Trigger, reap_stale_jobs, trigger_job
+from audience_sync.sync.jobs import (
+    Heartbeat,
+    JobMetrics,
+    Lease,
+    LeaseLostError,
+    Trigger,
+    complete_job,
+    fail_job,
+    fenced,
+    heartbeat,
+    reap_stale_jobs,
+    start_job,
+    trigger_job,
+)
 from audience_sync.sync.runner import run_job
 from audience_sync.testing.support import SANDBOX_URL
 
@@ -160,3 +176,65 @@ async def test_a_run_whose_job_was_reaped_while_it_waited_stops_without_writing(
     assert done is not None
     assert_exact(done, operation, platform)  # the removals counted once, by the resume
     assert await world.held(platform, audience) == world.expected(platform)
+
+
+def started(world: World) -> tuple[uuid.UUID, uuid.UUID, str]:
+    """A running job of a fresh Meta audience: (audience, job, the run's lease token)."""
+    world.load([row(i) for i in range(3)])
+    audience = world.audience(SyncPlatform.META)
+    job, _ = trigger_job(world.factory, world.tenant_id, audience, Trigger(), world.clock)
+    running = start_job(world.factory, world.tenant_id, job.id, world.clock)
+    assert running is not None
+    assert running.lease_token
+    return audience, job.id, running.lease_token
+
+
+async def test_a_lost_run_cannot_finish_its_job_nor_touch_the_audience(world: World) -> None:
+    audience, job_id, token = started(world)
+    later = world.clock + timedelta(seconds=LEASE + 1)
+    assert len(reap_stale_jobs(world.factory, later, LEASE)) == 1
+    metrics = JobMetrics(profiles_sent=3, profiles_added=3, profiles_removed=239)
+    tenant = world.tenant_id
+
+    assert heartbeat(world.factory, tenant, job_id, later, token) is Heartbeat.LOST
+    with pytest.raises(LeaseLostError):
+        complete_job(world.factory, tenant, job_id, metrics, later, lease_token=token)
+    error = RetryableError("throttled")
+    with pytest.raises(LeaseLostError):
+        fail_job(world.factory, tenant, job_id, error, later, [60], metrics, lease_token=token)
+
+    old = job_row(world, job_id)
+    assert old.status is SyncStatus.FAILED
+    assert old.error_message is not None
+    assert old.error_message.startswith("The sync worker stopped")
+    assert (old.profiles_sent, old.profiles_added, old.profiles_removed) == (0, 0, 0)
+    with transaction(world.factory) as session:
+        assert AudienceRepository(session, tenant).get(audience).last_sync_status is None
+
+
+async def test_a_run_fenced_out_by_a_new_start_of_its_job_writes_nothing(world: World) -> None:
+    """A job sent back to pending and started again has a new lease: the first run's writes,
+    a snapshot part with them, roll back."""
+    audience, job_id, first = started(world)
+    tenant = world.tenant_id
+    fail_job(world.factory, tenant, job_id, RetryableError("throttled"), world.clock, [0])
+    second = start_job(world.factory, tenant, job_id, world.clock)
+    assert second is not None
+    assert second.lease_token not in (None, first)
+    record = pl.DataFrame({"record_hash": ["a" * 64], "record": ["EMAIL_SHA256=" + "a" * 64]})
+
+    def checkpoint(token: str | None) -> None:
+        with fenced(world.factory, Lease(tenant, job_id, token), world.clock) as session:
+            SnapshotRepository(session, tenant).confirm_records(audience, world.clock, record)
+
+    with pytest.raises(LeaseLostError):
+        checkpoint(first)
+    assert heartbeat(world.factory, tenant, job_id, world.clock, first) is Heartbeat.LOST
+    assert heartbeat(world.factory, tenant, job_id, world.clock, second.lease_token) is (
+        Heartbeat.CONTINUE
+    )
+    with transaction(world.factory) as session:
+        assert SnapshotRepository(session, tenant).count(audience) == 0
+    checkpoint(second.lease_token)  # the run holding the lease writes
+    with transaction(world.factory) as session:
+        assert SnapshotRepository(session, tenant).count(audience) == 1
