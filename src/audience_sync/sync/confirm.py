@@ -6,7 +6,10 @@ confirm, and when to read their statuses first. The scheduler's tick calls `conf
 
 - due jobs are claimed with `FOR UPDATE SKIP LOCKED` and their next read moved a lease ahead,
   so two ticks (processes, machines) never read the same job's statuses at once, and a tick
-  that dies leaves the job due again when the lease ends;
+  that dies leaves the job due again when the lease ends. The claim is renewed while its reads
+  wait (`Retry-After`: `lease.lease_waits`), and a tick records its reads only while the claim
+  is still its own (checked in the same UPDATE): a tick whose claim was taken over writes
+  nothing;
 - a tick reads at most `confirmation_reads_per_tick` statuses (Google's reads are a budget of
   their own: 300 a minute and 100,000 a day per project);
 - a request still processing is read again after a doubling interval (first read
@@ -22,13 +25,16 @@ confirm, and when to read their statuses first. The scheduler's tick calls `conf
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, select
+from sqlalchemy import CursorResult, Select, select, update
+from sqlalchemy.orm import Session
 
 from audience_sync.connectors.base import BaseAudienceConnector
 from audience_sync.connectors.processing import ProcessingConnector, RequestCheck
@@ -37,6 +43,8 @@ from audience_sync.exceptions import AudienceSyncError
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.sync.jobs import LeaseLostError
+from audience_sync.sync.lease import lease_waits
 from audience_sync.sync.runner import SyncService, keep_refreshed_token, load_target
 
 log = logging.getLogger(__name__)
@@ -63,6 +71,9 @@ class _Claimed:
     job_id: uuid.UUID
     audience_id: uuid.UUID
     requests: list[str]
+    # The claim's lease: the `confirmation_next_at` this tick set. It fences the tick's writes
+    # (`_hold_claim`): another tick that claimed the job after it ran out changed it.
+    until: datetime
 
 
 def due_confirmations(now: datetime, limit: int) -> Select[Any]:
@@ -96,7 +107,9 @@ def claim_due(service: SyncService, now: datetime, budget: int) -> list[_Claimed
             requests = list(job.confirmation_requests or [])[:budget]
             budget -= max(1, len(requests))
             job.confirmation_next_at = now + lease
-            claimed.append(_Claimed(job.tenant_id, job.id, job.platform_audience_id, requests))
+            claimed.append(
+                _Claimed(job.tenant_id, job.id, job.platform_audience_id, requests, now + lease)
+            )
     return claimed
 
 
@@ -124,6 +137,7 @@ async def _confirm(service: SyncService, claim: _Claimed, report: ConfirmReport)
                 connector, BaseAudienceConnector
             ):
                 return _record(service, claim, [], None, error="the platform reads no statuses")
+            lease_waits(connector, functools.partial(_renew, service, claim), _lease(service))
             try:
                 for request_id in claim.requests:
                     report.reads += 1
@@ -134,6 +148,9 @@ async def _confirm(service: SyncService, claim: _Claimed, report: ConfirmReport)
                     info = await connector.get_audience_info(platform_id)
             finally:
                 keep_refreshed_token(service, target, connector)
+    except LeaseLostError:
+        log.warning("confirmation of job %s: claim taken over by another tick", claim.job_id)
+        return PROCESSING  # the other tick reads and records them
     except AudienceSyncError as error:
         # The type only: a message may quote the platform. Read again at the next interval.
         log.warning("confirmation of job %s: %s", claim.job_id, type(error).__name__)
@@ -162,6 +179,8 @@ async def _follow_up(
     if any(c.failed for c in checks) or not all(c.done for c in checks):
         return None
     with transaction(service.factory) as session:
+        if not _hold_claim(session, service, claim):  # sent only while the claim is ours
+            raise LeaseLostError(f"confirmation of job {claim.job_id} claimed by another tick")
         job = SyncJobRepository(session, claim.tenant_id).get(claim.job_id)
         as_of = (job.details or {}).get("remove_all_as_of")
         sent = (job.details or {}).get("remove_all_request")
@@ -185,8 +204,9 @@ def _record(
     settings = service.settings
     now = service.clock()
     with transaction(service.factory) as session:
+        held = _hold_claim(session, service, claim)
         job = SyncJobRepository(session, claim.tenant_id).get(claim.job_id)
-        if job.confirmation != PROCESSING:  # a claim outlived its lease: another tick did it
+        if not held:  # the claim outlived its lease: another tick took the job over
             return job.confirmation
         details = dict(job.details or {})
         seen = dict(details.get("confirmation") or {})
@@ -228,6 +248,42 @@ def _record(
             audience.platform_size = audience.matched_size = int(size)
         audience.match_rate = job.match_rate if rate is not None else audience.match_rate
         return CONFIRMED
+
+
+def _lease(service: SyncService) -> int:
+    return service.settings.job_lease_seconds
+
+
+def _hold_claim(session: Session, service: SyncService, claim: _Claimed) -> bool:
+    """Renew the claim, in this transaction, if it is still this tick's: checked in the same
+    UPDATE (its job still processing, its next read still the one this claim set)."""
+    until = service.clock() + timedelta(seconds=_lease(service))
+    held = session.execute(
+        update(AudienceSyncJob)
+        .where(
+            AudienceSyncJob.tenant_id == claim.tenant_id,
+            AudienceSyncJob.id == claim.job_id,
+            AudienceSyncJob.confirmation == PROCESSING,
+            AudienceSyncJob.confirmation_next_at == claim.until,
+        )
+        .values(confirmation_next_at=until)
+        .execution_options(synchronize_session=False)
+    )
+    if cast(CursorResult[Any], held).rowcount != 1:
+        return False
+    claim.until = until
+    return True
+
+
+async def _renew(service: SyncService, claim: _Claimed) -> None:
+    """Renew the claim from a wait of the reads, on a thread (the call is synchronous)."""
+    if not await asyncio.to_thread(_renew_now, service, claim):
+        raise LeaseLostError(f"confirmation of job {claim.job_id} claimed by another tick")
+
+
+def _renew_now(service: SyncService, claim: _Claimed) -> bool:
+    with transaction(service.factory) as session:
+        return _hold_claim(session, service, claim)
 
 
 def _interval(settings: Any, checks: int, follow_up: str | None) -> timedelta:

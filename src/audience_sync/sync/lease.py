@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from audience_sync.connectors.base import BaseAudienceConnector
 from audience_sync.connectors.http import Clock, Sleep
 
 RENEW_AFTER = 1.0
@@ -52,3 +53,17 @@ class LeasedSleep:
                 self.renewed_at = self.clock()
             if left <= 0:
                 return
+
+
+def lease_waits(
+    connector: BaseAudienceConnector, renew: Callable[[], Awaitable[None]], lease_seconds: float
+) -> None:
+    """Make the connector's waits (its HTTP client's: `Retry-After`, backoff, rate limit; its
+    own processing polls) renew a lease of `lease_seconds`, in slices of a third of it."""
+    http, third = connector.http, lease_seconds / 3
+    leased = LeasedSleep(http.sleep, renew, third, http.clock)
+    if connector.sleep is http.sleep:
+        connector.sleep = leased
+    else:
+        connector.sleep = LeasedSleep(connector.sleep, renew, third, http.clock)
+    http.sleep = leased

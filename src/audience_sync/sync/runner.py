@@ -67,7 +67,7 @@ from audience_sync.sync.jobs import (
     hold_lease,
     start_job,
 )
-from audience_sync.sync.lease import LeasedSleep
+from audience_sync.sync.lease import lease_waits
 from audience_sync.sync.members import CURRENT_SCHEMA, Current
 from audience_sync.sync.plan import (
     KEYS,
@@ -453,14 +453,8 @@ class Run:
     def keep_lease_while_waiting(self) -> None:
         """The connector's waits (`Retry-After`, backoff, rate limit, polls) renew the lease in
         slices of at most a third of it, and stop the run once it lost its job (`LeasedSleep`)."""
-        third = self.service.settings.job_lease_seconds / 3
-        http, renew = self.connector.http, self.renew_while_waiting
-        leased = LeasedSleep(http.sleep, renew, third, http.clock)
-        if self.connector.sleep is http.sleep:
-            self.connector.sleep = leased
-        else:
-            self.connector.sleep = LeasedSleep(self.connector.sleep, renew, third, http.clock)
-        http.sleep = leased
+        lease_seconds = self.service.settings.job_lease_seconds
+        lease_waits(self.connector, self.renew_while_waiting, lease_seconds)
 
     async def renew_while_waiting(self) -> None:
         """Renew the lease from a wait, on a thread (the database call is synchronous); a

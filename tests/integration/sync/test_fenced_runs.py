@@ -23,6 +23,7 @@ from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.sync.confirm import ConfirmReport, confirm_due
 from audience_sync.sync.jobs import (
     Heartbeat,
     JobMetrics,
@@ -238,3 +239,42 @@ async def test_a_run_fenced_out_by_a_new_start_of_its_job_writes_nothing(world: 
     checkpoint(second.lease_token)  # the run holding the lease writes
     with transaction(world.factory) as session:
         assert SnapshotRepository(session, tenant).count(audience) == 1
+
+
+async def test_a_confirmation_waiting_out_a_long_retry_after_keeps_its_claim(
+    world: World,
+) -> None:
+    """Google's status reads of a job are one tick's at a time: a read that waits out a
+    `Retry-After` longer than the claim's lease renews the claim, so a second tick at the end of
+    the wait neither reads the same statuses nor records them again."""
+    world.service.settings = Settings(job_lease_seconds=LEASE)
+    world.load([row(i) for i in range(25)])
+    audience = world.audience(SyncPlatform.GOOGLE)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    assert job.confirmation == "processing"
+    world.clock += timedelta(minutes=30)
+    transport = httpx.ASGITransport(app=world.sandbox)
+    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX_URL) as client:
+        await client.post("/_sandbox/clock", json={"advance_seconds": 30 * 60})
+        fault = {"kind": "rate_limit", "platform": "google", "path": "requestStatus",
+                 "retry_after": RETRY_AFTER}  # fmt: skip
+        assert (await client.post("/_sandbox/faults", json=fault)).status_code == 201
+    other: list[ConfirmReport] = []
+    waited: list[float] = []
+
+    async def wait(seconds: float) -> None:
+        waited.append(seconds)
+        world.time.now += seconds
+        world.clock += timedelta(seconds=seconds)
+        if sum(waited) >= RETRY_AFTER and not other:  # another tick, at the end of the wait
+            other.append(await confirm_due(world.service))
+
+    world.time.sleep = wait  # type: ignore[method-assign]
+    first = await confirm_due(world.service)
+
+    assert other[0].jobs == 0  # the claim was renewed through the wait
+    assert (first.jobs, first.statuses) == (1, ["confirmed"])
+    reads = [e for e in await requests(world, SyncPlatform.GOOGLE) if "requestStatus" in e["path"]]
+    assert [e["fault"] for e in reads] == ["rate_limit", None]  # one tick read them
+    done = job_row(world, job.id)
+    assert (done.confirmation, done.confirmation_checks) == ("confirmed", 1)
