@@ -650,8 +650,12 @@ class Run:
     def converged(self) -> None:
         """Every planned record was confirmed: the snapshot now holds exactly the member state's
         records, so the next update can plan from the state. Under the job's lease, so a run
-        that lost its job never vouches for a snapshot another run changes."""
-        with self.fenced() as session:
+        that lost its job never vouches for a snapshot another run changes; a cancel
+        requested meanwhile stops the run here, as at a checkpoint."""
+        with transaction(self.service.factory) as session:
+            answer = hold_lease(session, self.hold, self.service.clock())
+            if answer is not Heartbeat.CONTINUE:
+                raise RunInterruptedError(answer)
             MemberStateRepository(session, self.target.tenant_id).mark_converged(
                 self.target.audience_id
             )
