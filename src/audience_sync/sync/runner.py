@@ -60,6 +60,7 @@ from audience_sync.sync.jobs import (
     complete_job,
     fail_job,
     heartbeat,
+    release_job,
     start_job,
 )
 from audience_sync.sync.members import CURRENT_SCHEMA, Current
@@ -121,6 +122,9 @@ class SyncService:
     cipher: CredentialCipher
     connect: ConnectorFactory
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # True once this process is shutting down: a run stops at its next checkpoint and hands
+    # its job back (`jobs.release_job`). Read from the checkpoint's thread: thread-safe.
+    stopping: Callable[[], bool] = field(default=lambda: False)
 
 
 class RunInterruptedError(Exception):
@@ -156,6 +160,8 @@ async def _run_job(
     except RunInterruptedError as stop:
         if stop.beat is Heartbeat.LOST:
             return None
+        if stop.beat is Heartbeat.SHUTDOWN:
+            return release_job(service.factory, tenant_id, job_id, metrics, service.clock())
         return complete_job(
             service.factory, tenant_id, job_id, metrics, service.clock(), SyncStatus.CANCELLED
         )
@@ -813,10 +819,14 @@ class Run:
         self.metrics.details["figures"] = figures.as_json()
 
     def lease(self) -> Heartbeat:
-        """Renew the job's lease; whether to go on, cancel, or stop (`jobs.heartbeat`)."""
-        return heartbeat(
+        """Renew the job's lease; whether to go on, cancel, or stop (`jobs.heartbeat`), or
+        stop because this process is shutting down."""
+        answer = heartbeat(
             self.service.factory, self.target.tenant_id, self.job.id, self.service.clock()
         )
+        if answer is Heartbeat.CONTINUE and self.service.stopping():
+            return Heartbeat.SHUTDOWN
+        return answer
 
     def beat(self) -> None:
         answer = self.lease()
