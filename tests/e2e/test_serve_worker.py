@@ -290,3 +290,56 @@ def test_sigterm_lets_a_running_sync_checkpoint_and_resume(sandbox: str, tmp_pat
     finally:
         second.kill()
         world.engine.dispose()
+
+
+def children(pid: int) -> list[int]:
+    """The live processes whose parent is `pid`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+def test_a_dead_worker_is_restarted_and_an_orphan_stops(sandbox: str, tmp_path: Path) -> None:
+    """The worker process killed outright is started again and runs the next sync; the worker
+    of a `serve` killed outright stops by itself."""
+    world = make_world(tmp_path, sandbox, 500)
+    serve = Serve(world, "serve")
+    try:
+        deadline = time.monotonic() + 30
+        while not (workers := children(serve.process.pid)):
+            assert time.monotonic() < deadline, "no worker process"
+            time.sleep(0.1)
+        (worker,) = workers
+        os.kill(worker, signal.SIGKILL)
+        while not (workers := children(serve.process.pid)) or workers == [worker]:
+            assert time.monotonic() < deadline, "the worker was not restarted"
+            time.sleep(0.1)
+        (restarted,) = workers
+        assert "the sync worker exited" in serve.log.read_text()
+        job_id = trigger(serve, world)
+        while (job := world.job(job_id))["status"] in (SyncStatus.PENDING, SyncStatus.RUNNING):
+            assert time.monotonic() < deadline + 30, job
+            time.sleep(0.1)
+        assert job["status"] is SyncStatus.COMPLETED, job
+        assert job["profiles_added"] == world.members
+    finally:
+        serve.kill()
+        world.engine.dispose()
+    deadline = time.monotonic() + 15
+    while Path(f"/proc/{restarted}").exists() and "Z" not in _state(restarted):
+        assert time.monotonic() < deadline, "the orphaned worker did not stop"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
