@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5  # how often the worker looks for due jobs (API-triggered syncs start then)
 KILL_MARGIN_SECONDS = 10  # after the grace time, how long `serve` waits before killing
-RESTART_DELAYS = (1, 2, 5, 10, 30)  # seconds before restarting a worker that keeps dying
+# Seconds before restarting a dead worker: at once, then longer while it keeps dying quickly.
+RESTART_DELAYS = (0, 1, 2, 5, 10, 30)
 
 
 class SyncWorker:
@@ -164,7 +165,8 @@ class WorkerProcess:
         self.started_at = time.monotonic()
 
     async def watch(self) -> None:
-        """Restart the worker whenever it dies (until `stop`); quick deaths back off."""
+        """Restart the worker whenever it dies (until `stop`); deaths within a minute of the
+        start back off (a worker that cannot start must not spin)."""
         while not self.stopped:
             await asyncio.sleep(1)
             if self.stopped or self.process is None or self.process.poll() is None:
