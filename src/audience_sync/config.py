@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # A running job whose worker has not sent a heartbeat for this long is failed and re-queued.
     job_lease_seconds: int = Field(300, ge=10)
     scheduler_tick_seconds: int = Field(900, ge=1)
+    # `serve` stopping (SIGTERM, Ctrl-C): running syncs get this long to reach a checkpoint and
+    # hand their job back; a sync still running then is killed and resumed by the lease reaper.
+    shutdown_grace_seconds: int = Field(30, ge=0)
     # Requests a platform processes after the job ends (Google: 30 minutes to 24 hours) are
     # confirmed by the tick: first read this long after acceptance, then at doubling intervals
     # up to the cap; still processing after `confirmation_give_up_seconds`, the confirmation

@@ -7,8 +7,10 @@ fresh sandbox, so audiences left by an earlier run (whose platform ids died with
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -66,6 +68,38 @@ CREDENTIALS = {
 def sandbox_service(service: SyncService, app: FastAPI | None = None) -> SyncService:
     """The same engine, its connectors wired to an in-process sandbox (a fresh one by default)."""
     app = app or create_app(SandboxSettings(processing_seconds=0))
+    return _wired(service, lambda: httpx.ASGITransport(app=app))
+
+
+def served_sandbox_service(service: SyncService, url: str) -> SyncService:
+    """The same engine, its connectors wired to a sandbox served at `url` (`serve --demo`
+    mounts it at `/sandbox`; its sync worker, another process, reaches it over HTTP)."""
+    return _wired(service, lambda: ToSandbox(url))
+
+
+class ToSandbox(httpx.AsyncBaseTransport):
+    """Sends a request for `http://sandbox/PATH` (the demo connections' base URLs) to
+    `url/PATH`: the stored connections stay the same whichever process runs the sync."""
+
+    def __init__(self, url: str) -> None:
+        self.url = httpx.URL(url.rstrip("/"))
+        self.inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = request.url.copy_with(
+            scheme=self.url.scheme,
+            host=self.url.host,
+            port=self.url.port,
+            path=self.url.path + request.url.path,
+        )
+        request.headers["Host"] = request.url.netloc.decode("ascii")
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _wired(service: SyncService, transport: Callable[[], httpx.AsyncBaseTransport]) -> SyncService:
     limiters = RateLimiters()
 
     def connect(target: Target) -> BaseAudienceConnector:
@@ -76,12 +110,12 @@ def sandbox_service(service: SyncService, app: FastAPI | None = None) -> SyncSer
             ad_account_id=target.ad_account_id,
             options=connector_options(target),
             base_url=target.base_url,
-            transport=httpx.ASGITransport(app=app),
+            transport=transport(),
             limiters=limiters,
             poll_interval=0.05,
         )
 
-    return SyncService(service.factory, service.engine, service.settings, service.cipher, connect)
+    return dataclasses.replace(service, connect=connect)
 
 
 def setup_audiences(service: SyncService, tenant_id: int) -> dict[SyncPlatform, uuid.UUID]:

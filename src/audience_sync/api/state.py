@@ -1,4 +1,4 @@
-"""What every request needs (settings, database, the sync engine) and the in-process job runner."""
+"""What every request needs (settings, database, the sync engine) and how a queued job starts."""
 
 from __future__ import annotations
 
@@ -18,8 +18,26 @@ from audience_sync.sync.runner import SyncService, run_job
 log = logging.getLogger(__name__)
 
 
+class QueuedLauncher:
+    """`serve`'s launcher: nothing runs here. The job is already queued in the database, due
+    now; the embedded worker process (`scheduler.embedded`) starts it within about a second.
+    Syncs are CPU work that would hold the API's event loop for seconds."""
+
+    def launch(self, tenant_id: int, job_id: uuid.UUID) -> None:
+        del tenant_id, job_id  # the worker finds the job in the database
+
+    async def drain(self) -> None:
+        """Nothing to wait for: the jobs run in the worker process."""
+
+    async def close(self) -> None:
+        """The worker process is `serve`'s to stop."""
+
+
 class JobLauncher:
     """Runs sync jobs as asyncio tasks in this process, at most `max_concurrent_syncs` at once.
+
+    For tests and embedding `create_app` in a process of one's own; `serve` does not use it: a
+    sync run here holds the API's event loop while it prepares (`QueuedLauncher`).
 
     A job is queued in the database before it is launched, so nothing is lost if this process
     stops: the scheduler's tick starts a pending job when due and reaps a running one whose
@@ -92,7 +110,8 @@ class ApiContext:
     engine: Engine
     factory: sessionmaker[Session]
     service: SyncService
-    launcher: JobLauncher | CeleryLauncher = field(init=False)
+    # `serve` swaps in a `QueuedLauncher` (its syncs run in the embedded worker process).
+    launcher: JobLauncher | CeleryLauncher | QueuedLauncher = field(init=False)
     registry: CollectorRegistry = field(init=False)
 
     def __post_init__(self) -> None:

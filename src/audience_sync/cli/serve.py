@@ -1,9 +1,12 @@
-"""`audience-sync serve`: the API and the embedded scheduler in one process."""
+"""`audience-sync serve`: the API, with its syncs and scheduler in a worker process of their own
+(or on the Celery workers, with a broker)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -11,11 +14,12 @@ import uvicorn
 
 from audience_sync import demo
 from audience_sync.api import create_app
+from audience_sync.api.state import QueuedLauncher
 from audience_sync.cli.common import Context, app, context, friendly_errors, migrated_context, out
 from audience_sync.domain.models import SyncOperation
 from audience_sync.sandbox import SandboxSettings
 from audience_sync.sandbox import create_app as create_sandbox_app
-from audience_sync.scheduler.tick import run_scheduler
+from audience_sync.scheduler.embedded import WorkerProcess, run_worker
 from audience_sync.sources import demo as demo_data
 from audience_sync.sources.importer import import_profiles
 from audience_sync.store import db
@@ -24,8 +28,7 @@ from audience_sync.sync.runner import SyncService
 from audience_sync.sync.service import build_service
 
 DEMO_TENANT = "demo"
-
-SCHEDULER_GRACE_SECONDS = 10  # a tick still running after this is cancelled; reaping resumes it
+WORKER_COMMAND = "embedded-worker"
 
 
 @app.command("serve")
@@ -42,7 +45,7 @@ def serve(
         ),
     ] = False,
 ) -> None:
-    """Serve the REST API (docs at /docs) with the scheduler running in the same process."""
+    """Serve the REST API (docs at /docs); syncs and the scheduler run in a worker process."""
     if demo_mode:
         ctx = context()
         db.upgrade(ctx.engine)
@@ -60,10 +63,17 @@ def serve(
     config = uvicorn.Config(api, host=host, port=port, log_config=None, access_log=False)
     server = uvicorn.Server(config)
     # With a broker, syncs run on `audience-sync worker`s and the tick comes from `beat`.
-    embedded = not ctx.settings.broker_url
+    worker = None
+    if not ctx.settings.broker_url:
+        # The API only queues jobs: the worker process runs them (the API stays responsive).
+        api.state.context.launcher = QueuedLauncher()
+        command = [sys.executable, "-m", "audience_sync.cli", WORKER_COMMAND]
+        if demo_mode:
+            command += ["--demo-sandbox", f"{_local_url(host, port)}/sandbox"]
+        worker = WorkerProcess(command, ctx.settings.shutdown_grace_seconds)
     where = (
-        f"scheduler every {ctx.settings.scheduler_tick_seconds} s"
-        if embedded
+        f"syncs in a worker process, scheduler every {ctx.settings.scheduler_tick_seconds} s"
+        if worker is not None
         else "syncs sent to the Celery workers (run `audience-sync worker` and `beat`)"
     )
     out.print(
@@ -72,30 +82,58 @@ def serve(
     )
 
     async def main() -> None:
-        if demo_mode:
+        if demo_mode:  # before the worker starts: these first syncs run here, before serving
             await _prepare_demo(ctx, service, f"http://{host}:{port}")
-        stop = asyncio.Event()
-        scheduler = asyncio.create_task(run_scheduler(service, stop)) if embedded else None
+        watching = None
+        if worker is not None:
+            worker.start()
+            watching = asyncio.create_task(worker.watch())
         try:
             await server.serve()
         finally:
-            stop.set()
-            if scheduler is not None:
-                await _stop(scheduler)
+            if watching is not None:
+                watching.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watching
 
+    # uvicorn handles SIGTERM, then raises it again once it has stopped: with the default
+    # action the process would die there, before the worker is stopped. As an interrupt, it
+    # runs the `finally` below.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         asyncio.run(main())
-    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled: a normal stop
-        out.print("Stopped.")
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C (or SIGTERM) it handled
+        pass
+    finally:
+        if worker is not None:
+            out.print("Stopping: running syncs stop at their next checkpoint…", highlight=False)
+            worker.stop()
+    out.print("Stopped.")
 
 
-async def _stop(scheduler: asyncio.Task[None]) -> None:
-    try:
-        await asyncio.wait_for(scheduler, SCHEDULER_GRACE_SECONDS)
-    except TimeoutError:
-        scheduler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await scheduler
+@app.command(WORKER_COMMAND, hidden=True)
+@friendly_errors
+def embedded_worker(
+    demo_sandbox: Annotated[
+        str | None, typer.Option(help="serve --demo: the sandbox's URL (under the API).")
+    ] = None,
+) -> None:
+    """`serve`'s sync worker (started by `serve`): runs due syncs and the scheduler's upkeep
+    until SIGTERM, then lets running syncs reach a checkpoint."""
+    ctx = migrated_context()
+    service = build_service(ctx.settings, ctx.engine)
+    if demo_sandbox:
+        service = demo.served_sandbox_service(service, demo_sandbox)
+    run_worker(service)
+
+
+def _local_url(host: str, port: int) -> str:
+    """Where a process on this machine reaches the server listening on `host`."""
+    if host in ("", "0.0.0.0"):  # noqa: S104 (a client address, not a bind)
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 async def _prepare_demo(ctx: Context, service: SyncService, url: str) -> None:

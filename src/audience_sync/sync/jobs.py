@@ -90,6 +90,7 @@ class Heartbeat(StrEnum):
     CONTINUE = "continue"
     CANCEL = "cancel"  # a cancel was requested: stop at this batch boundary
     LOST = "lost"  # the job is no longer ours (reaped after a missed lease): stop now
+    SHUTDOWN = "shutdown"  # this process is stopping: checkpoint, then `release_job`
 
 
 def trigger_job(
@@ -439,3 +440,55 @@ def _flag_connection(
     if connection is not None:
         connection.status = "needs_reconnect"
         connection.status_message = message
+
+
+def release_job(
+    factory: sessionmaker[Session],
+    tenant_id: int,
+    job_id: uuid.UUID,
+    metrics: JobMetrics,
+    now: datetime,
+    lease_token: str | None = None,
+) -> AudienceSyncJob | None:
+    """Hand a running job back as `pending`, due now: its process is shutting down and the run
+    stopped at a checkpoint, so the next start resumes from the last confirmed batch at once
+    (no wait for the lease reaper). Like a retry, the job's figures are then the next attempt's;
+    this attempt's are kept in `details.released`. None when the job is no longer running here
+    (reaped, or finished meanwhile). With `lease_token`, only while that run holds the job."""
+    try:
+        with _owned(factory, tenant_id, job_id, now, lease_token) as session:
+            return _release(session, tenant_id, job_id, metrics, now)
+    except LeaseLostError:
+        return None
+
+
+def _release(
+    session: Session, tenant_id: int, job_id: uuid.UUID, metrics: JobMetrics, now: datetime
+) -> AudienceSyncJob | None:
+    """A shutdown's hand-back, in the caller's transaction."""
+    job = session.scalars(
+        select(AudienceSyncJob).where(
+            AudienceSyncJob.tenant_id == tenant_id,
+            AudienceSyncJob.id == job_id,
+            AudienceSyncJob.status == SyncStatus.RUNNING,
+        )
+    ).one_or_none()
+    if job is None:
+        return None
+    _set_metrics(job, metrics)
+    released = {
+        "attempt": job.attempt,
+        "at": now.isoformat(),
+        "profiles_sent": metrics.profiles_sent,
+        "profiles_added": metrics.profiles_added,
+        "profiles_removed": metrics.profiles_removed,
+        "profiles_failed": metrics.profiles_failed,
+    }
+    job.details = {**job.details, "released": [*job.details.get("released", []), released]}
+    job.status = SyncStatus.PENDING
+    job.next_retry_at = now
+    job.error_message = None
+    job.lease_token = None  # the next start takes a new one
+    # A shutdown is no failed attempt: it must not use up the job's retries (`fail_job`).
+    job.attempt = max(0, job.attempt - 1)
+    return job

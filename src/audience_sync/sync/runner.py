@@ -65,6 +65,7 @@ from audience_sync.sync.jobs import (
     fenced,
     heartbeat,
     hold_lease,
+    release_job,
     start_job,
 )
 from audience_sync.sync.lease import lease_waits
@@ -127,6 +128,9 @@ class SyncService:
     cipher: CredentialCipher
     connect: ConnectorFactory
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    # True once this process is shutting down: a run stops at its next checkpoint and hands
+    # its job back (`jobs.release_job`). Read from the checkpoint's thread: thread-safe.
+    stopping: Callable[[], bool] = field(default=lambda: False)
 
 
 class RunInterruptedError(Exception):
@@ -176,6 +180,10 @@ async def _run_owned(
     except RunInterruptedError as stop:
         if stop.beat is Heartbeat.LOST:
             raise LeaseLostError(f"job {job_id} is no longer held by this run") from None
+        if stop.beat is Heartbeat.SHUTDOWN:
+            return release_job(
+                service.factory, tenant_id, job_id, metrics, service.clock(), lease_token=token
+            )
         return complete_job(
             service.factory,
             tenant_id,
@@ -851,7 +859,7 @@ class Run:
                 self.write_checkpoint(session, now, op, chunk, accepted, failed, superseded)
         except LeaseLostError:
             return Heartbeat.LOST
-        return answer
+        return self.or_shutdown(answer)
 
     def write_checkpoint(
         self,
@@ -897,14 +905,22 @@ class Run:
         self.metrics.details["figures"] = figures.as_json()
 
     def lease(self) -> Heartbeat:
-        """Renew the job's lease; whether to go on, cancel, or stop (`jobs.heartbeat`)."""
-        return heartbeat(
+        """Renew the job's lease; whether to go on, cancel, or stop (`jobs.heartbeat`), or
+        stop because this process is shutting down."""
+        answer = heartbeat(
             self.service.factory,
             self.target.tenant_id,
             self.job.id,
             self.service.clock(),
             self.hold.token,
         )
+        return self.or_shutdown(answer)
+
+    def or_shutdown(self, answer: Heartbeat) -> Heartbeat:
+        """`SHUTDOWN` instead of `CONTINUE` once this process is stopping (`serve`'s worker)."""
+        if answer is Heartbeat.CONTINUE and self.service.stopping():
+            return Heartbeat.SHUTDOWN
+        return answer
 
     def beat(self) -> None:
         answer = self.lease()
