@@ -26,11 +26,11 @@ from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
     RetryableError,
-    ValidationError,
 )
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, PlatformConnection
+from audience_sync.sync.audiences import AudienceDeletedError
 from audience_sync.sync.messages import describe
 
 ACTIVE = (SyncStatus.PENDING, SyncStatus.RUNNING)
@@ -80,14 +80,14 @@ def trigger_job(
 ) -> tuple[AudienceSyncJob, bool]:
     """Queue a job for the audience; `(job, True)` when new, `(active job, False)` otherwise.
     Someone asking for a sync (not the scheduler) also brings a retry waiting for its delay
-    forward to now: they asked for it now."""
+    forward to now: they asked for it now. Nothing is queued for a deleted audience
+    (`AudienceDeletedError`), not even a second delete."""
     try:
         with transaction(factory) as session:
-            audience = AudienceRepository(session, tenant_id).get(audience_id)
-            if not audience.is_active and trigger.operation is not SyncOperation.DELETE:
-                raise ValidationError(
-                    f"Audience {audience.platform_audience_name!r} was deleted; create a new one."
-                )
+            audiences = AudienceRepository(session, tenant_id)
+            audience = audiences.get(audience_id)
+            if not audience.is_active:
+                raise AudienceDeletedError(audience.platform_audience_name)
             job = AudienceSyncJob(
                 platform_audience_id=audience_id,
                 operation=trigger.operation,
@@ -98,15 +98,38 @@ def trigger_job(
                 next_retry_at=now,
                 details={"force": trigger.force},
             )
-            return SyncJobRepository(session, tenant_id).add(job), True
+            SyncJobRepository(session, tenant_id).add(job)
+            # Race with a delete: the check above may predate a delete job that completed
+            # before our insert (the one-active-job index let it in). The delete deactivated
+            # the audience before its job completed, so a read made after the insert sees it:
+            # on PostgreSQL each statement reads what is committed by then; on SQLite the
+            # insert took the write lock, so nothing can commit in between.
+            if not audiences.is_active(audience_id):
+                raise AudienceDeletedError(audience.platform_audience_name)
+            return job, True
     except IntegrityError:
         with transaction(factory) as session:
-            active = active_job(session, tenant_id, audience_id)
+            active = _active_or_none(session, tenant_id, audience_id)
+            if active is None:  # not a second active job: the audience went (purged) meanwhile
+                audience = AudienceRepository(session, tenant_id).get(audience_id)
+                raise AudienceDeletedError(audience.platform_audience_name) from None
             due = active.next_retry_at
             waiting = active.status is SyncStatus.PENDING and due is not None and due > now
             if waiting and trigger.triggered_by is not TriggeredBy.SCHEDULED:
                 active.next_retry_at = now
             return active, False
+
+
+def _active_or_none(
+    session: Session, tenant_id: int, audience_id: uuid.UUID
+) -> AudienceSyncJob | None:
+    return session.scalars(
+        select(AudienceSyncJob).where(
+            AudienceSyncJob.tenant_id == tenant_id,
+            AudienceSyncJob.platform_audience_id == audience_id,
+            AudienceSyncJob.status.in_(ACTIVE),
+        )
+    ).one_or_none()
 
 
 def active_job(session: Session, tenant_id: int, audience_id: uuid.UUID) -> AudienceSyncJob:

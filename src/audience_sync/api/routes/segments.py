@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, status
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audience_sync.api.deps import Ctx, TenantId
@@ -62,12 +63,18 @@ def list_segments(ctx: Ctx, tenant_id: TenantId) -> list[SegmentOut]:
 @router.post("/segments", status_code=status.HTTP_201_CREATED, response_model=SegmentOut)
 def create_segment(body: SegmentIn, ctx: Ctx, tenant_id: TenantId) -> SegmentOut:
     """A new, empty segment; names are unique per tenant (409 otherwise)."""
-    with transaction(ctx.factory) as session:
-        repo = SegmentRepository(session, tenant_id)
-        if repo.by_name(body.name) is not None:
-            raise conflict("segment_exists", f"A segment named {body.name!r} already exists.")
-        segment = repo.create(body.name, body.description)
-        return _segment_out(session, tenant_id, segment.id)
+    taken = conflict("segment_exists", f"A segment named {body.name!r} already exists.")
+    try:
+        with transaction(ctx.factory) as session:
+            repo = SegmentRepository(session, tenant_id)
+            if repo.by_name(body.name) is not None:
+                raise taken
+            segment = repo.create(body.name, body.description)
+            return _segment_out(session, tenant_id, segment.id)
+    except IntegrityError as exc:
+        # Two requests with one name both pass the check above; the unique (tenant, name)
+        # constraint stops the second at its insert or commit. It is the same 409.
+        raise taken from exc
 
 
 @router.get("/segments/{segment_id}", response_model=SegmentOut)
