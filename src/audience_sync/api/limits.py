@@ -54,7 +54,7 @@ class RequestGate:
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _under(scope["path"], self.prefix):
+        if scope["type"] != "http" or not _under(_route_path(scope), self.prefix):
             await self.app(scope, receive, send)
             return
         try:
@@ -161,6 +161,12 @@ def _deeper_than(value: Any, limit: int) -> bool:
 def _authenticate(factory: sessionmaker[Session], key: str) -> int | None:
     with transaction(factory) as session:
         return ApiKeyRepository(session).authenticate(key)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path the router matches: without the root path a proxy may mount the app under."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _under(path: str, prefix: str) -> bool:

@@ -157,10 +157,16 @@ def add_segment_members(
     insert_ignore(session, SegmentMember, rows, ("segment_id", "profile_pk"))
 
 
+class SegmentExistsError(ValidationError):
+    """A segment of this name exists in the tenant already."""
+
+
 class SegmentRepository(TenantScoped):
     def create(self, name: str, description: str | None = None) -> Segment:
+        """A new segment. Two sessions creating one name at once can both pass the check here:
+        the unique (tenant, name) constraint then stops the second (IntegrityError)."""
         if self.by_name(name) is not None:
-            raise ValidationError(f"A segment named {name!r} already exists.")
+            raise SegmentExistsError(f"A segment named {name!r} already exists.")
         segment = Segment(tenant_id=self.tenant_id, name=name, description=description)
         self.session.add(segment)
         self.session.flush()

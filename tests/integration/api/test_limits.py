@@ -319,3 +319,14 @@ async def test_the_cli_lists_deleted_audiences_on_request_and_purges_them(
     assert json.loads(purged.stdout) == {"audience_id": made["id"], "purged": True}
     listed = run_cli("audiences", "list", "--tenant", "alice", "--json", "--include-deleted")
     assert json.loads(listed.stdout) == []
+
+
+async def test_the_gate_holds_behind_a_proxys_root_path(app: FastAPI, alice: Tenant) -> None:
+    transport = httpx.ASGITransport(app=app, root_path="/svc")
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        body = Body(2 * MB)
+        response = await client.post(f"/svc{BATCH}", content=body.stream())
+        assert_error(response, 401, "unauthorized")
+        assert body.pulled == 0
+        listed = await client.get("/svc/api/v1/segments", headers=alice.headers)
+        assert listed.status_code == 200, listed.text
