@@ -109,6 +109,12 @@ class Settings(BaseSettings):
     tiktok_mapping_batch_size: int = Field(1_000, ge=1, le=10_000)
     snapchat_base_url: str = "https://adsapi.snapchat.com/v1"
 
+    # Request limits, checked before any work (docs/api.md, "Limits"): the largest request body
+    # `/api/v1` reads (10 MiB: a full 1,000-row `profiles:batch` or 20,000 member ids fit with
+    # room to spare), and the largest `options` of an audience, as JSON.
+    max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024)
+    max_options_bytes: int = Field(16 * 1024, ge=256)
+
     feature_flags: FeatureFlags = FeatureFlags()
 
     @model_validator(mode="after")

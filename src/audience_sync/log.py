@@ -26,6 +26,25 @@ _REDACTIONS = (
 )
 
 
+# C0 and C1 control characters, DEL, and the Unicode line and paragraph separators: any of them
+# in a logged value could end the line and start a forged one (or hide text on a terminal).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control(text: str) -> str:
+    """`text` with every control character written as an escape (`\\n`, `\\x00`, `\\u2028`),
+    so a value taken from a request (a path, a header) can never forge or split a log line."""
+    return _CONTROL.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if char in named:
+        return named[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
 def redact_text(text: str) -> str:
     for pattern, replacement in _REDACTIONS:
         text = pattern.sub(replacement, text)

@@ -1,7 +1,8 @@
 """The access log: method, path, status and duration — never the query string.
 
 Replaces uvicorn's access log, which prints the query string: a download link's signature is a
-credential and must not reach a log file.
+credential and must not reach a log file. The path is the client's (percent-decoded): its control
+characters are escaped, or `GET /x%0a…` would write a forged line of its own.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import logging
 import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from audience_sync.log import escape_control
 
 log = logging.getLogger("audience_sync.api.access")
 
@@ -36,8 +39,8 @@ class AccessLog:
         finally:
             log.info(
                 "%s %s %d %.0f ms",
-                scope["method"],
-                scope["path"],
+                escape_control(str(scope["method"])),
+                escape_control(str(scope["path"])),
                 status,
                 (time.perf_counter() - started) * 1000,
             )

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from audience_sync.api import errors
 from audience_sync.api.access import AccessLog
 from audience_sync.api.deps import authenticated_tenant
+from audience_sync.api.limits import RequestGate
 from audience_sync.api.routes import audiences, connections, exports, flags, segments, system
 from audience_sync.api.state import ApiContext
 from audience_sync.config import Settings
@@ -42,6 +43,14 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.context = context
+    # Innermost of the three: the gate's own failures (a database down during the key lookup)
+    # are contained as 500s, and its 401/413/422 answers reach the access log.
+    app.add_middleware(
+        RequestGate,
+        factory=context.factory,
+        max_request_bytes=settings.max_request_bytes,
+        prefix=API_PREFIX,
+    )
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authenticated_tenant)])

@@ -9,6 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from audience_sync.api.errors import feature_disabled, unauthorized
+from audience_sync.api.limits import TENANT_SCOPE_KEY
 from audience_sync.api.state import ApiContext
 from audience_sync.config import FeatureFlag, Settings
 from audience_sync.domain.models import SyncPlatform
@@ -29,7 +30,13 @@ def authenticated_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> int:
-    """The tenant id of the request's API key; 401 when the key is missing, wrong or revoked."""
+    """The tenant id of the request's API key; 401 when the key is missing, wrong or revoked.
+
+    The request gate (`api.limits`) has checked the key before the body was read and left the
+    tenant in the scope; the lookup here serves an app mounted without the gate."""
+    checked = request.scope.get(TENANT_SCOPE_KEY)
+    if isinstance(checked, int):
+        return checked
     if credentials is None or not credentials.credentials:
         raise unauthorized("Missing API key: send `Authorization: Bearer KEY`.")
     with transaction(api_context(request).factory) as session:

@@ -28,6 +28,7 @@ from audience_sync.exceptions import (
     RetryableError,
     ValidationError,
 )
+from audience_sync.log import escape_control
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,23 @@ def field_error(field: str, rule: str, message: str) -> ApiError:
     )
 
 
+def too_large(limit: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        f"The request body is larger than {limit:,} bytes (AUDIENCE_SYNC_MAX_REQUEST_BYTES); "
+        "send it in smaller batches.",
+        {"max_bytes": limit},
+    )
+
+
 def body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def respond(error: ApiError) -> JSONResponse:
+    """The answer for an `ApiError` raised outside the routes (the request gate)."""
+    return _respond(error.status_code, error.code, error.message, error.details, error.headers)
 
 
 def _respond(
@@ -194,8 +210,8 @@ class ContainUnexpected:
             log.error(
                 "unhandled %s on %s %s\n%s",
                 type(exc).__name__,
-                scope.get("method"),
-                scope.get("path"),
+                escape_control(str(scope.get("method"))),
+                escape_control(str(scope.get("path"))),
                 frames,
             )
             if started:  # too late for an error answer; the client sees a cut response

@@ -42,7 +42,7 @@ from audience_sync.store.repositories import (
 )
 from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.store.views import audience_view, job_view
-from audience_sync.sync.audiences import add_audience
+from audience_sync.sync.audiences import add_audience, purge_audience
 from audience_sync.sync.jobs import Trigger, trigger_job
 from audience_sync.sync.runner import SyncService, run_job
 from audience_sync.sync.service import build_service
@@ -261,12 +261,19 @@ def _options(pairs: list[str]) -> dict[str, Any]:
 
 @audiences_app.command("list")
 @friendly_errors
-def audiences_list(tenant: TenantOption = DEFAULT_TENANT_SLUG, as_json: JsonFlag = False) -> None:
-    """Every audience with its last sync and the platform's figures."""
+def audiences_list(
+    include_deleted: Annotated[
+        bool, typer.Option("--include-deleted", help="Also list deleted audiences.")
+    ] = False,
+    tenant: TenantOption = DEFAULT_TENANT_SLUG,
+    as_json: JsonFlag = False,
+) -> None:
+    """Every audience with its last sync and the platform's figures (deleted ones on request)."""
     ctx = migrated_context()
     with transaction(ctx.factory) as session:
         tenant_id = TenantRepository(session).get(tenant).id
-        views = [audience_view(a) for a in AudienceRepository(session, tenant_id).list()]
+        found = AudienceRepository(session, tenant_id).list(include_deleted)
+        views = [audience_view(a) for a in found]
     if as_json:
         _json(views)
         return
@@ -302,6 +309,22 @@ def audiences_sync(
     if as_json:
         _json(job_view(job))
     _exit_for(job)
+
+
+@audiences_app.command("purge")
+@friendly_errors
+def audiences_purge(
+    audience_id: uuid.UUID, tenant: TenantOption = DEFAULT_TENANT_SLUG, as_json: JsonFlag = False
+) -> None:
+    """Remove a deleted audience with its jobs, snapshot and member state, for good."""
+    ctx = migrated_context()
+    with transaction(ctx.factory) as session:
+        tenant_id = TenantRepository(session).get(tenant).id
+        purge_audience(session, tenant_id, audience_id)
+    if as_json:
+        _json({"audience_id": str(audience_id), "purged": True})
+    else:
+        out.print(f"Audience {audience_id} purged.", highlight=False)
 
 
 @audiences_app.command("jobs")

@@ -26,12 +26,14 @@ from audience_sync.store.tables import (
     ApiKey,
     AudienceSyncJob,
     FeatureFlagOverride,
+    MemberStatePart,
     PlatformAudience,
     PlatformConnection,
     Profile,
     ProfileIdentifier,
     Segment,
     SegmentMember,
+    SnapshotPart,
     Tenant,
 )
 from audience_sync.store.types import utcnow
@@ -155,10 +157,16 @@ def add_segment_members(
     insert_ignore(session, SegmentMember, rows, ("segment_id", "profile_pk"))
 
 
+class SegmentExistsError(ValidationError):
+    """A segment of this name exists in the tenant already."""
+
+
 class SegmentRepository(TenantScoped):
     def create(self, name: str, description: str | None = None) -> Segment:
+        """A new segment. Two sessions creating one name at once can both pass the check here:
+        the unique (tenant, name) constraint then stops the second (IntegrityError)."""
         if self.by_name(name) is not None:
-            raise ValidationError(f"A segment named {name!r} already exists.")
+            raise SegmentExistsError(f"A segment named {name!r} already exists.")
         segment = Segment(tenant_id=self.tenant_id, name=name, description=description)
         self.session.add(segment)
         self.session.flush()
@@ -338,10 +346,42 @@ class AudienceRepository(TenantScoped):
     def get(self, audience_id: uuid.UUID) -> PlatformAudience:
         return self._get(PlatformAudience, audience_id, "Audience")
 
-    def list(self) -> Sequence[PlatformAudience]:
-        return self.session.scalars(
-            self._select(PlatformAudience).order_by(PlatformAudience.created_at)
-        ).all()
+    def list(self, include_deleted: bool = False) -> Sequence[PlatformAudience]:
+        """The tenant's audiences, oldest first; deleted ones only when asked for."""
+        query = self._select(PlatformAudience)
+        if not include_deleted:
+            query = query.where(PlatformAudience.is_active.is_(True))
+        return self.session.scalars(query.order_by(PlatformAudience.created_at)).all()
+
+    def is_active(self, audience_id: uuid.UUID) -> bool | None:
+        """Whether the audience is active, read from the database now (not the session's copy);
+        None when it does not exist."""
+        return self.session.scalar(
+            select(PlatformAudience.is_active).where(
+                PlatformAudience.tenant_id == self.tenant_id, PlatformAudience.id == audience_id
+            )
+        )
+
+    def purge(self, audience_id: uuid.UUID) -> None:
+        """Remove the audience and every row kept for it (jobs, snapshot, member state) for good.
+        The caller has checked that it was deleted and no job of it is active."""
+        for model in (MemberStatePart, SnapshotPart):
+            self.session.execute(
+                delete(model).where(
+                    model.tenant_id == self.tenant_id, model.audience_id == audience_id
+                )
+            )
+        self.session.execute(
+            delete(AudienceSyncJob).where(
+                AudienceSyncJob.tenant_id == self.tenant_id,
+                AudienceSyncJob.platform_audience_id == audience_id,
+            )
+        )
+        self.session.execute(
+            delete(PlatformAudience).where(
+                PlatformAudience.tenant_id == self.tenant_id, PlatformAudience.id == audience_id
+            )
+        )
 
     def due(self, now: datetime) -> Sequence[PlatformAudience]:
         return self.session.scalars(

@@ -38,6 +38,7 @@ from audience_sync.exceptions import (
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, PlatformConnection
+from audience_sync.sync.audiences import AudienceDeletedError
 from audience_sync.sync.messages import describe
 
 ACTIVE = (SyncStatus.PENDING, SyncStatus.RUNNING)
@@ -102,33 +103,76 @@ def trigger_job(
 ) -> tuple[AudienceSyncJob, bool]:
     """Queue a job for the audience; `(job, True)` when new, `(active job, False)` otherwise.
     Someone asking for a sync (not the scheduler) also brings a retry waiting for its delay
-    forward to now: they asked for it now."""
-    try:
-        with transaction(factory) as session:
-            audience = AudienceRepository(session, tenant_id).get(audience_id)
-            if not audience.is_active and trigger.operation is not SyncOperation.DELETE:
-                raise ValidationError(
-                    f"Audience {audience.platform_audience_name!r} was deleted; create a new one."
-                )
-            job = AudienceSyncJob(
-                platform_audience_id=audience_id,
-                operation=trigger.operation,
-                status=SyncStatus.PENDING,
-                triggered_by=trigger.triggered_by,
-                triggered_by_user_id=trigger.user_id,
-                dry_run=trigger.dry_run,
-                next_retry_at=now,
-                details={"force": trigger.force},
-            )
-            return SyncJobRepository(session, tenant_id).add(job), True
-    except IntegrityError:
-        with transaction(factory) as session:
-            active = active_job(session, tenant_id, audience_id)
-            due = active.next_retry_at
-            waiting = active.status is SyncStatus.PENDING and due is not None and due > now
-            if waiting and trigger.triggered_by is not TriggeredBy.SCHEDULED:
-                active.next_retry_at = now
-            return active, False
+    forward to now: they asked for it now. Nothing is queued for a deleted audience
+    (`AudienceDeletedError`), not even a second delete."""
+    for _ in range(TRIGGER_ATTEMPTS):
+        try:
+            return _queue_new(factory, tenant_id, audience_id, trigger, now), True
+        except IntegrityError:
+            with transaction(factory) as session:
+                active = _active_or_none(session, tenant_id, audience_id)
+                if active is None:
+                    # The job we collided with ended in between (or the audience was purged:
+                    # `get` answers 404 then). Deleted: refuse; else queue ours now.
+                    audience = AudienceRepository(session, tenant_id).get(audience_id)
+                    if not audience.is_active:
+                        raise AudienceDeletedError(audience.platform_audience_name) from None
+                    continue
+                due = active.next_retry_at
+                waiting = active.status is SyncStatus.PENDING and due is not None and due > now
+                if waiting and trigger.triggered_by is not TriggeredBy.SCHEDULED:
+                    active.next_retry_at = now
+                return active, False
+    raise ValidationError("The audience's jobs changed during the request; ask again.")
+
+
+TRIGGER_ATTEMPTS = 3
+
+
+def _queue_new(
+    factory: sessionmaker[Session],
+    tenant_id: int,
+    audience_id: uuid.UUID,
+    trigger: Trigger,
+    now: datetime,
+) -> AudienceSyncJob:
+    """Insert a pending job (IntegrityError when one is already active: I3)."""
+    with transaction(factory) as session:
+        audiences = AudienceRepository(session, tenant_id)
+        audience = audiences.get(audience_id)
+        if not audience.is_active:
+            raise AudienceDeletedError(audience.platform_audience_name)
+        job = AudienceSyncJob(
+            platform_audience_id=audience_id,
+            operation=trigger.operation,
+            status=SyncStatus.PENDING,
+            triggered_by=trigger.triggered_by,
+            triggered_by_user_id=trigger.user_id,
+            dry_run=trigger.dry_run,
+            next_retry_at=now,
+            details={"force": trigger.force},
+        )
+        SyncJobRepository(session, tenant_id).add(job)
+        # Race with a delete: the check above may predate a delete job that completed before
+        # our insert (the one-active-job index let it in). The delete deactivated the audience
+        # before its job completed, so a read made after the insert sees it: on PostgreSQL
+        # each statement reads what is committed by then; on SQLite the insert took the write
+        # lock, so nothing can commit in between.
+        if not audiences.is_active(audience_id):
+            raise AudienceDeletedError(audience.platform_audience_name)
+        return job
+
+
+def _active_or_none(
+    session: Session, tenant_id: int, audience_id: uuid.UUID
+) -> AudienceSyncJob | None:
+    return session.scalars(
+        select(AudienceSyncJob).where(
+            AudienceSyncJob.tenant_id == tenant_id,
+            AudienceSyncJob.platform_audience_id == audience_id,
+            AudienceSyncJob.status.in_(ACTIVE),
+        )
+    ).one_or_none()
 
 
 def active_job(session: Session, tenant_id: int, audience_id: uuid.UUID) -> AudienceSyncJob:

@@ -30,7 +30,13 @@ from audience_sync.store.repositories import (
     SegmentRepository,
     SyncJobRepository,
 )
-from audience_sync.sync.audiences import add_audience
+from audience_sync.sync.audiences import (
+    AudienceDeletedError,
+    AudienceNotPurgeableError,
+    add_audience,
+    options_problem,
+    purge_audience,
+)
 from audience_sync.sync.health import audience_health
 from audience_sync.sync.jobs import Trigger, cancel_job, trigger_job
 
@@ -56,11 +62,17 @@ def _trigger(
 
 
 @router.get("/audiences", response_model=list[AudienceOut])
-def list_audiences(ctx: Ctx, tenant_id: TenantId) -> list[AudienceOut]:
+def list_audiences(
+    ctx: Ctx,
+    tenant_id: TenantId,
+    include_deleted: Annotated[
+        bool, Query(description="Also list deleted audiences (until they are purged).")
+    ] = False,
+) -> list[AudienceOut]:
+    """The tenant's audiences, oldest first; deleted ones only with `include_deleted=true`."""
     with transaction(ctx.factory) as session:
-        return [
-            AudienceOut.model_validate(a) for a in AudienceRepository(session, tenant_id).list()
-        ]
+        found = AudienceRepository(session, tenant_id).list(include_deleted)
+        return [AudienceOut.model_validate(a) for a in found]
 
 
 @router.post("/audiences", status_code=status.HTTP_201_CREATED, response_model=AudienceCreated)
@@ -68,6 +80,9 @@ async def create_audience(body: AudienceIn, ctx: Ctx, tenant_id: TenantId) -> Au
     """Link a segment to a new platform audience; by default its first sync is queued at once
     (the platform audience is created by that sync)."""
     hours = _interval(ctx, body.sync_interval_hours or ctx.settings.default_interval_hours)
+    too_large = options_problem(body.options, ctx.settings.max_options_bytes)
+    if too_large:
+        raise field_error("body.options", "max_size", too_large)
 
     def create() -> AudienceOut:
         now = ctx.service.clock()
@@ -134,18 +149,34 @@ def patch_audience(
 
 
 @router.delete(
-    "/audiences/{audience_id}", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut
+    "/audiences/{audience_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses={204: {"description": "Purged (`purge=true`): the audience and its rows are gone."}},
 )
-async def delete_audience(audience_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> JobOut:
+async def delete_audience(
+    audience_id: uuid.UUID,
+    ctx: Ctx,
+    tenant_id: TenantId,
+    purge: Annotated[
+        bool,
+        Query(description="Remove an already deleted audience and its history for good."),
+    ] = False,
+) -> JobOut | Response:
     """Queue the delete job: it deletes the audience on the platform, deactivates it here and
-    keeps its history. 409 while another sync of the audience is pending or running."""
+    keeps its history. 409 while another sync of the audience is pending or running.
+    With `purge=true`, a deleted audience is removed with its jobs, snapshot and member state
+    (204); 409 while it is not deleted yet."""
+    if purge:
+        await run_in_threadpool(_purge, ctx, tenant_id, audience_id)
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
 
     def queue() -> tuple[JobOut, bool]:
-        with transaction(ctx.factory) as session:
-            audience = AudienceRepository(session, tenant_id).get(audience_id)
-            if not audience.is_active:
-                raise conflict("audience_deleted", "The audience is already deleted.")
-        return _trigger(ctx, tenant_id, audience_id, Trigger(SyncOperation.DELETE, TriggeredBy.API))
+        trigger = Trigger(SyncOperation.DELETE, TriggeredBy.API)
+        try:
+            return _trigger(ctx, tenant_id, audience_id, trigger)
+        except AudienceDeletedError as exc:
+            raise conflict("audience_deleted", "The audience is already deleted.") from exc
 
     job, created = await run_in_threadpool(queue)
     if not created and job.operation is not SyncOperation.DELETE:
@@ -158,6 +189,14 @@ async def delete_audience(audience_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId)
     if created:
         ctx.launcher.launch(tenant_id, job.id)
     return job
+
+
+def _purge(ctx: ApiContext, tenant_id: int, audience_id: uuid.UUID) -> None:
+    try:
+        with transaction(ctx.factory) as session:
+            purge_audience(session, tenant_id, audience_id)
+    except AudienceNotPurgeableError as exc:
+        raise conflict(exc.code, exc.message) from exc
 
 
 @router.post(

@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, status
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audience_sync.api.deps import Ctx, TenantId
@@ -25,7 +26,11 @@ from audience_sync.identifiers import normalize_country, parse_phone_e164
 from audience_sync.sources.rows import ProfileRecord, Rejection, read_rows
 from audience_sync.store.db import transaction
 from audience_sync.store.profile_writer import ProfileWriter
-from audience_sync.store.repositories import SegmentRepository, TenantRepository
+from audience_sync.store.repositories import (
+    SegmentExistsError,
+    SegmentRepository,
+    TenantRepository,
+)
 
 router = APIRouter(tags=["segments"])
 
@@ -62,12 +67,14 @@ def list_segments(ctx: Ctx, tenant_id: TenantId) -> list[SegmentOut]:
 @router.post("/segments", status_code=status.HTTP_201_CREATED, response_model=SegmentOut)
 def create_segment(body: SegmentIn, ctx: Ctx, tenant_id: TenantId) -> SegmentOut:
     """A new, empty segment; names are unique per tenant (409 otherwise)."""
-    with transaction(ctx.factory) as session:
-        repo = SegmentRepository(session, tenant_id)
-        if repo.by_name(body.name) is not None:
-            raise conflict("segment_exists", f"A segment named {body.name!r} already exists.")
-        segment = repo.create(body.name, body.description)
-        return _segment_out(session, tenant_id, segment.id)
+    try:
+        with transaction(ctx.factory) as session:
+            segment = SegmentRepository(session, tenant_id).create(body.name, body.description)
+            return _segment_out(session, tenant_id, segment.id)
+    except (SegmentExistsError, IntegrityError) as exc:
+        # Requests with one name at once can all pass `create`'s check; the unique (tenant,
+        # name) constraint stops the later ones at their insert or commit: the same 409.
+        raise conflict("segment_exists", f"A segment named {body.name!r} already exists.") from exc
 
 
 @router.get("/segments/{segment_id}", response_model=SegmentOut)
