@@ -6,7 +6,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
 
 from audience_sync.config import FeatureFlag
 from audience_sync.domain.data_use import data_use_settings
@@ -17,7 +25,7 @@ from audience_sync.domain.models import (
     SyncStatus,
     TriggeredBy,
 )
-from audience_sync.sources.rows import BAD_TEXT
+from audience_sync.sources.rows import BAD_TEXT, value_problem
 
 Interval = Literal[1, 6, 12, 24, 168]
 MAX_IDS = 10_000
@@ -189,7 +197,7 @@ class ConnectionIn(Strict):
     settings: ConnectionSettingsIn | None = Field(
         None, description="Per-connection settings; each applies to one platform."
     )
-    base_url: str | None = Field(
+    base_url: Text | None = Field(
         None,
         max_length=500,
         pattern=r"^https?://",
@@ -230,6 +238,16 @@ class AudienceIn(Strict):
         description="Platform options (docs/sync.md), e.g. Google `consent`, `identifier_types`.",
     )
     sync_now: bool = Field(True, description="Queue the first (create) sync at once.")
+
+    @field_validator("options")
+    @classmethod
+    def _storable_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Stored as JSON: a NUL (PostgreSQL refuses it), a lone surrogate, NaN or a value
+        nested too deep is a 422, not a 500."""
+        problem = value_problem(options)
+        if problem is not None:
+            raise ValueError(f"a value {problem}")
+        return options
 
 
 class AudiencePatch(Strict):
