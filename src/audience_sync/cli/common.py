@@ -107,8 +107,8 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
                 f"{exc.orig or exc}".splitlines()[0],
                 highlight=False,
             )
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
+            raise  # the command's own exit code, and typer's usage errors
         except Exception as exc:  # shown without its message: see _unexpected
             _unexpected(command.__name__, exc)
         raise typer.Exit(2)

@@ -4,6 +4,7 @@ kept. Issue 17, findings 5 and 6; on SQLite and PostgreSQL (NUL is only fatal on
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.sources import rows
 from audience_sync.store.db import transaction
 from audience_sync.store.tables import Profile
 
@@ -172,3 +174,40 @@ async def test_audience_options_and_a_base_url_with_a_nul_are_a_422(
     text = json.dumps(connection).replace("PLACEHOLDER", "\\u0000")
     response = await post_raw(api, "/api/v1/connections/meta", text, method="PUT")
     assert_refused_field(response, "body.base_url")
+
+
+CANARIES = ("leakcanary-123@example.com", "Leakcanaryville", "LC-4242", "tok-leakcanary-9f3a")
+
+
+def canary_row(number: int) -> dict[str, object]:
+    return {
+        "profile_id": f"G{number}",
+        "email": CANARIES[0],
+        "first_name": "Leakcanary",
+        "city": CANARIES[1],
+        "zip": CANARIES[2],
+        "token": CANARIES[3],
+    }
+
+
+async def test_a_failing_batch_shows_no_customer_data_in_the_answer_or_the_log(
+    client: httpx.AsyncClient,
+    alice: Tenant,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The reader's checks off: the database refuses the bad rows; the answer and the log name
+    the rows by index and the error by type, never a value of any row."""
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setattr(rows, "value_problem", lambda value: None)
+    monkeypatch.setattr(rows, "BAD_TEXT", rows.re.compile("(?!)"))
+    body = {"profiles": [canary_row(1), {"profile_id": "B", "note": "\ud800"}, canary_row(2)]}
+    text_body = json.dumps(body)  # ASCII: the surrogate travels as the escape "\ud800"
+    response = await client.post(
+        "/api/v1/profiles:batch",
+        content=text_body.encode(),
+        headers={**alice.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["rejected"] == 1
+    assert [c for c in CANARIES if c in response.text or c in caplog.text] == []
