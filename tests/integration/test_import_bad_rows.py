@@ -150,3 +150,14 @@ def test_a_row_the_database_refuses_is_rejected_alone_even_past_the_readers_chec
     assert [(r.line, r.reason) for r in report.rejections] == [(2, profile_writer.REFUSED_REASON)]
     assert report.counts.created == 2
     assert stored_ids(factory) == ["G1", "G2"]
+
+
+@pytest.mark.parametrize("segment", ["VIP\udcff", "V\x00IP"])
+def test_a_segment_name_that_is_not_text_is_refused_with_a_clear_message(
+    factory: sessionmaker[Session], tmp_path: Path, segment: str
+) -> None:
+    """`--segment` from argv bytes that were not UTF-8 arrives with a surrogate."""
+    path = tmp_path / "good.jsonl"
+    path.write_text(good_row(1) + "\n")
+    with pytest.raises(ValidationError, match="segment name is not valid text"):
+        run(factory, path, segment=segment)

@@ -13,8 +13,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.exceptions import ValidationError
 from audience_sync.identifiers import normalize_country, parse_phone_e164
 from audience_sync.sources.rows import (
+    BAD_TEXT,
     ProfileRecord,
     Rejection,
     RowResult,
@@ -71,6 +73,10 @@ def import_profiles(
 ) -> ImportReport:
     """Upsert every readable row of `path`; unreadable rows are reported, never fatal."""
     fmt = fmt or detect_format(path)
+    if segment is not None and BAD_TEXT.search(segment):  # e.g. argv bytes that were not UTF-8
+        raise ValidationError(
+            "The segment name is not valid text (a NUL character or bytes that are not UTF-8)."
+        )
     with transaction(factory) as session:
         found = TenantRepository(session).get(tenant)
         tenant_id, region = found.id, found.default_region
