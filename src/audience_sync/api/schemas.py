@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+)
 
 from audience_sync.config import FeatureFlag
 from audience_sync.domain.data_use import data_use_settings
@@ -17,10 +25,30 @@ from audience_sync.domain.models import (
     SyncStatus,
     TriggeredBy,
 )
+from audience_sync.sources.rows import BAD_TEXT, value_problem
 
 Interval = Literal[1, 6, 12, 24, 168]
 MAX_IDS = 10_000
 MAX_BATCH_PROFILES = 1_000
+
+
+def _storable(value: str) -> str:
+    """Refuse text no database stores: PostgreSQL refuses NUL, and a lone surrogate (the JSON
+    escape "\\ud800") cannot be encoded at all; either was a 500. The message never quotes the
+    value (the 422 names the field, `errors.py`)."""
+    if BAD_TEXT.search(value):
+        raise ValueError("must not contain NUL characters or lone surrogates (invalid Unicode)")
+    return value
+
+
+def _storable_secret(value: SecretStr) -> SecretStr:
+    _storable(value.get_secret_value())
+    return value
+
+
+# Every free-text field of a request body: a bad value is a 422 naming the field, never a 500.
+Text = Annotated[str, AfterValidator(_storable)]
+SecretText = Annotated[SecretStr, AfterValidator(_storable_secret)]
 
 
 class Strict(BaseModel):
@@ -33,8 +61,8 @@ class Strict(BaseModel):
 
 
 class SegmentIn(Strict):
-    name: str = Field(min_length=1, max_length=255)
-    description: str | None = Field(None, max_length=10_000)
+    name: Text = Field(min_length=1, max_length=255)
+    description: Text | None = Field(None, max_length=10_000)
 
 
 class SegmentOut(BaseModel):
@@ -48,8 +76,8 @@ class SegmentOut(BaseModel):
 class MembersIn(Strict):
     """Profiles to add to and remove from the segment, by the customer's own profile ids."""
 
-    add: list[str] = Field(default_factory=list, max_length=MAX_IDS)
-    remove: list[str] = Field(default_factory=list, max_length=MAX_IDS)
+    add: list[Text] = Field(default_factory=list, max_length=MAX_IDS)
+    remove: list[Text] = Field(default_factory=list, max_length=MAX_IDS)
 
 
 class MembersOut(BaseModel):
@@ -92,13 +120,13 @@ class ProfilesBatchOut(BaseModel):
 
 
 class CredentialsIn(Strict):
-    access_token: SecretStr = Field(min_length=1, max_length=4096)
-    refresh_token: SecretStr | None = Field(None, max_length=4096)
-    client_id: SecretStr | None = Field(None, max_length=4096)
-    client_secret: SecretStr | None = Field(None, max_length=4096)
-    app_secret: SecretStr | None = Field(None, max_length=4096)
-    developer_token: SecretStr | None = Field(None, max_length=4096)
-    login_customer_id: str | None = Field(None, max_length=64)
+    access_token: SecretText = Field(min_length=1, max_length=4096)
+    refresh_token: SecretText | None = Field(None, max_length=4096)
+    client_id: SecretText | None = Field(None, max_length=4096)
+    client_secret: SecretText | None = Field(None, max_length=4096)
+    app_secret: SecretText | None = Field(None, max_length=4096)
+    developer_token: SecretText | None = Field(None, max_length=4096)
+    login_customer_id: Text | None = Field(None, max_length=64)
 
     def plain(self) -> dict[str, str]:
         """The values to encrypt (only here do secrets leave their SecretStr)."""
@@ -164,12 +192,12 @@ class ConnectionSettingsIn(Strict):
 
 
 class ConnectionIn(Strict):
-    ad_account_id: str = Field(min_length=1, max_length=255)
+    ad_account_id: Text = Field(min_length=1, max_length=255)
     credentials: CredentialsIn
     settings: ConnectionSettingsIn | None = Field(
         None, description="Per-connection settings; each applies to one platform."
     )
-    base_url: str | None = Field(
+    base_url: Text | None = Field(
         None,
         max_length=500,
         pattern=r"^https?://",
@@ -198,9 +226,9 @@ class ConnectionOut(BaseModel):
 class AudienceIn(Strict):
     segment_id: uuid.UUID
     platform: SyncPlatform
-    platform_audience_name: str = Field(min_length=1, max_length=255)
-    ad_account_id: str = Field(min_length=1, max_length=255)
-    description: str | None = Field(None, max_length=10_000)
+    platform_audience_name: Text = Field(min_length=1, max_length=255)
+    ad_account_id: Text = Field(min_length=1, max_length=255)
+    description: Text | None = Field(None, max_length=10_000)
     auto_sync: bool = True
     sync_interval_hours: Interval | None = Field(
         None, description="1, 6, 12, 24 or 168; default AUDIENCE_SYNC_DEFAULT_INTERVAL_HOURS."
@@ -211,9 +239,19 @@ class AudienceIn(Strict):
     )
     sync_now: bool = Field(True, description="Queue the first (create) sync at once.")
 
+    @field_validator("options")
+    @classmethod
+    def _storable_options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Stored as JSON: a NUL (PostgreSQL refuses it), a lone surrogate, NaN or a value
+        nested too deep is a 422, not a 500."""
+        problem = value_problem(options)
+        if problem is not None:
+            raise ValueError(f"a value {problem}")
+        return options
+
 
 class AudiencePatch(Strict):
-    description: str | None = Field(None, max_length=10_000)
+    description: Text | None = Field(None, max_length=10_000)
     auto_sync: bool | None = None
     sync_interval_hours: Interval | None = None
 

@@ -151,7 +151,8 @@ def _print_report(file: Path, report: ImportReport) -> None:
     )
     shown = report.rejections[:20]
     for rejection in shown:
-        err.print(f"  line {rejection.line}: {rejection.reason}", highlight=False)
+        # markup=False: a reason names a column of the file, which may look like rich markup.
+        err.print(f"  line {rejection.line}: {rejection.reason}", highlight=False, markup=False)
     if report.rejected > len(shown):
         err.print(
             f"  … and {report.rejected - len(shown):,} more (use --rejects FILE for all).",

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import logging
 import sys
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, ParamSpec, TypeVar
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -52,6 +56,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -102,6 +107,28 @@ def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
                 f"{exc.orig or exc}".splitlines()[0],
                 highlight=False,
             )
+        except (typer.Exit, typer.Abort, click.exceptions.Exit, click.ClickException):
+            raise  # the command's own exit code, and typer's usage errors
+        except Exception as exc:  # shown without its message: see _unexpected
+            _unexpected(command.__name__, exc)
         raise typer.Exit(2)
 
     return wrapper
+
+
+def _unexpected(command: str, exc: Exception) -> None:
+    """Any other failure: its type and where, never its message nor a traceback with values.
+
+    Messages of database and encoding errors quote the data they failed on (an SQL error's
+    parameters are other customers' rows of the same chunk); only the code's frames are logged,
+    at DEBUG."""
+    where = traceback.extract_tb(exc.__traceback__)[-1:]
+    place = f" at {where[0].filename.rsplit('/', 1)[-1]}:{where[0].lineno}" if where else ""
+    log.error("%s failed: unexpected %s%s", command, type(exc).__name__, place)
+    log.debug("frames:\n%s", "".join(traceback.format_tb(exc.__traceback__)))
+    err.print(
+        f"[red]Error:[/red] unexpected {type(exc).__name__}{escape(place)}; its message is not "
+        "shown because it may quote your data. Work already committed is kept; run the command "
+        "again, and report the error if it repeats.",
+        highlight=False,
+    )

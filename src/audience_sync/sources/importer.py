@@ -13,8 +13,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.exceptions import ValidationError
 from audience_sync.identifiers import normalize_country, parse_phone_e164
 from audience_sync.sources.rows import (
+    BAD_TEXT,
     ProfileRecord,
     Rejection,
     RowResult,
@@ -23,7 +25,12 @@ from audience_sync.sources.rows import (
     read_rows,
 )
 from audience_sync.store.db import transaction
-from audience_sync.store.profile_writer import ProfileWriter, WriteCounts
+from audience_sync.store.profile_writer import (
+    REFUSED_REASON,
+    ProfileWriter,
+    WriteCounts,
+    write_chunk,
+)
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
 
 CHUNK_ROWS = 2_000
@@ -66,19 +73,27 @@ def import_profiles(
 ) -> ImportReport:
     """Upsert every readable row of `path`; unreadable rows are reported, never fatal."""
     fmt = fmt or detect_format(path)
+    if segment is not None and BAD_TEXT.search(segment):  # e.g. argv bytes that were not UTF-8
+        raise ValidationError(
+            "The segment name is not valid text (a NUL character or bytes that are not UTF-8)."
+        )
     with transaction(factory) as session:
         found = TenantRepository(session).get(tenant)
         tenant_id, region = found.id, found.default_region
         segment_id = SegmentRepository(session, tenant_id).ensure(segment).id if segment else None
     report = ImportReport(segment=segment)
+
+    def writer(session: Session) -> ProfileWriter:
+        return ProfileWriter(
+            session, tenant_id, region, parse_phone_e164, normalize_country, segment_id
+        )
+
     with open_source(path) as stream:
         for chunk in _chunks(read_rows(stream, fmt, on_bytes), chunk_rows):
-            records = _split(chunk, report, on_reject)
-            with transaction(factory) as session:
-                writer = ProfileWriter(
-                    session, tenant_id, region, parse_phone_e164, normalize_country, segment_id
-                )
-                report.counts.add(writer.write(records))
+            written = write_chunk(factory, writer, _split(chunk, report, on_reject))
+            report.counts.add(written.counts)
+            for record in written.refused:
+                _reject(report, Rejection(record.line, REFUSED_REASON), on_reject)
     return report
 
 
@@ -95,9 +110,15 @@ def _split(
     records: list[ProfileRecord] = []
     for row in chunk:
         if isinstance(row, Rejection):
-            report.reject(row)
-            if on_reject is not None:
-                on_reject(row)
+            _reject(report, row, on_reject)
         else:
             records.append(row)
     return records
+
+
+def _reject(
+    report: ImportReport, rejection: Rejection, on_reject: Callable[[Rejection], None] | None
+) -> None:
+    report.reject(rejection)
+    if on_reject is not None:
+        on_reject(rejection)

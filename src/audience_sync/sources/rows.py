@@ -11,6 +11,7 @@ import csv
 import gzip
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -60,6 +61,19 @@ MAX_IDENTIFIER_LENGTH = 512
 MAX_LINE_BYTES = 1_000_000
 # Bytes that were not UTF-8, as decoded with errors="surrogateescape".
 UNDECODABLE = re.compile("[\udc80-\udcff]")
+# Text no database stores: PostgreSQL refuses NUL in text and JSON, and a lone surrogate (a JSON
+# escape such as "\ud800") cannot be encoded at all. Either one rejects its row, never the chunk.
+BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+# A value nested deeper (lists and objects) rejects its row: deep values break JSON encoders and
+# readers far from here (a RecursionError in an export, an API answer).
+MAX_DEPTH = 32
+# An integer longer than this rejects its row: Python refuses to print one of more than 4,300
+# digits (a ValueError where the row is hashed), and no trait needs one.
+MAX_NUMBER_DIGITS = 100
+_NUMBER_LIMIT = 10**MAX_NUMBER_DIGITS
+NUL_REASON = "contains a NUL character"
+NUMBER_REASON = f"holds a number longer than {MAX_NUMBER_DIGITS} digits"
+SURROGATE_REASON = "is not valid Unicode (it holds a lone surrogate such as \\ud800)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +199,11 @@ def _read_header(reader: Iterator[list[str]]) -> list[str]:
     if not header:
         raise ValidationError("The CSV file is empty: the first line must be a header row.")
     names = [name.strip().lower() for name in header]
+    if any(BAD_TEXT.search(name) for name in names):  # never echoed: it is not printable
+        raise ValidationError(
+            "The CSV header is not valid text: a column name holds a NUL character or bytes "
+            "that are not UTF-8. Fix the first line of the file."
+        )
     if "profile_id" not in names:
         raise ValidationError(
             "The CSV header has no profile_id column; expected columns: profile_id, email, "
@@ -215,16 +234,27 @@ def _read_jsonl(lines: Iterator[bytes]) -> Iterator[RowResult]:
             continue
         try:
             data = json.loads(raw)
-        except UnicodeDecodeError:
+        except UnicodeDecodeError:  # a ValueError too: caught first
             yield Rejection(number, "not valid UTF-8")
             continue
-        except json.JSONDecodeError as exc:
+        except json.JSONDecodeError as exc:  # a ValueError too: caught before the next one
             yield Rejection(number, f"malformed JSON: {exc.msg} at column {exc.colno}")
             continue
-        if not isinstance(data, dict):
-            yield Rejection(number, f"expected a JSON object, found {type(data).__name__}")
+        except ValueError:  # int() of more than 4,300 digits; the message quotes no value
+            yield Rejection(number, f"a value {NUMBER_REASON}")
             continue
-        yield _build(number, {str(k).strip().lower(): v for k, v in data.items()})
+        except RecursionError:  # the decoder's own stack guard, thousands of levels deep
+            yield Rejection(number, f"a value is nested deeper than {MAX_DEPTH} levels")
+            continue
+        yield read_object(number, data)
+
+
+def read_object(line: int, data: Any) -> RowResult:
+    """One decoded JSON row (a JSON Lines line, a row of `POST /profiles:batch`) as a record or
+    a rejection; never raises, whatever `data` holds."""
+    if not isinstance(data, dict):
+        return Rejection(line, f"expected a JSON object, found {type(data).__name__}")
+    return _build(line, {str(k).strip().lower(): v for k, v in data.items()})
 
 
 def _build(line: int, values: dict[str, Any]) -> RowResult:
@@ -235,6 +265,7 @@ def _build(line: int, values: dict[str, Any]) -> RowResult:
 
 
 def _record(line: int, values: dict[str, Any]) -> ProfileRecord:
+    _check_values(values)
     profile_id = _scalar("profile_id", values.get("profile_id"))
     if profile_id is None:
         raise RowError("missing profile_id")
@@ -256,6 +287,58 @@ def _record(line: int, values: dict[str, Any]) -> ProfileRecord:
         k: v for k, v in values.items() if k and k not in KNOWN_COLUMNS and v not in ("", None)
     }
     return ProfileRecord(line, profile_id, fields, identifiers, traits)
+
+
+def _check_values(values: dict[str, Any]) -> None:
+    """Refuse the row when any value (a field, an identifier, a trait at any depth) could not be
+    stored or hashed. The reason names the column, never the value."""
+    for key, value in values.items():
+        if BAD_TEXT.search(key):
+            raise RowError(f"a column name {_text_reason(key)}")
+        problem = value_problem(value)
+        if problem is not None:
+            raise RowError(f"{_column(key)} {problem}")
+
+
+def value_problem(value: Any) -> str | None:
+    """Why a decoded JSON value cannot be stored, or None.
+
+    Walks the value with its own stack, not recursion: a value nested thousands of levels deep
+    is refused, not a RecursionError."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if BAD_TEXT.search(item):
+                return _text_reason(item)
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            if not -_NUMBER_LIMIT < item < _NUMBER_LIMIT:
+                return NUMBER_REASON
+        elif isinstance(item, float):
+            if not math.isfinite(item):  # NaN, Infinity, 1e999: not JSON, PostgreSQL refuses them
+                return "holds a number that is not finite (NaN or Infinity)"
+        elif isinstance(item, dict | list):
+            if depth >= MAX_DEPTH:
+                return f"is nested deeper than {MAX_DEPTH} levels"
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return None
+
+
+def _text_reason(text: str) -> str:
+    found = BAD_TEXT.search(text)
+    return NUL_REASON if found is not None and found.group() == "\x00" else SURROGATE_REASON
+
+
+def _column(key: str) -> str:
+    """A column's name for a reason: known columns and short plain trait names as they are."""
+    if key in KNOWN_COLUMNS:
+        return key
+    if len(key) <= 64 and key.isprintable():
+        return f"trait {key!r}"
+    return "a trait"
 
 
 def _scalar(name: str, value: Any) -> str | None:
@@ -301,8 +384,8 @@ def _many(name: str, value: Any) -> list[str]:
 
 
 def _clean(name: str, text: str) -> str | None:
-    if "\x00" in text:
-        raise RowError(f"{name} contains a NUL character")
+    if BAD_TEXT.search(text):  # str() of a value checked by `_check_values`; kept as a guard
+        raise RowError(f"{name} {_text_reason(text)}")
     text = text.strip()
     return text or None
 

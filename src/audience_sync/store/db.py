@@ -22,6 +22,7 @@ MIGRATIONS = "audience_sync.store:migrations"
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for `url`; SQLite gets its folder created, foreign keys on, and WAL."""
+    kwargs.setdefault("hide_parameters", True)  # SQL errors never quote rows' values (PII)
     try:
         parsed = make_url(url)
     except ArgumentError as exc:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
+import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.domain.models import IdentifierType
 from audience_sync.sources.rows import ProfileRecord
+from audience_sync.store.db import transaction
 from audience_sync.store.repositories import add_segment_members
 from audience_sync.store.tables import Profile, ProfileIdentifier
 from audience_sync.store.types import utcnow
@@ -23,6 +26,10 @@ IDENTIFIERS = cast(Table, ProfileIdentifier.__table__)
 
 PhoneParser = Callable[[str, str], "str | None"]
 CountryNormalizer = Callable[[str], "str | None"]
+log = logging.getLogger(__name__)
+# What a row refused by the database is reported as (the database's message is never shown: it
+# may quote the row's values).
+REFUSED_REASON = "the database refused a value of this row; nothing of it was stored"
 
 
 @dataclass(slots=True)
@@ -35,6 +42,56 @@ class WriteCounts:
         self.created += other.created
         self.updated += other.updated
         self.unchanged += other.unchanged
+
+
+@dataclass(slots=True)
+class ChunkResult:
+    """What `write_chunk` stored, and the records the database refused (each alone)."""
+
+    counts: WriteCounts
+    refused: list[ProfileRecord]
+
+
+def write_chunk(
+    factory: sessionmaker[Session],
+    make_writer: Callable[[Session], ProfileWriter],
+    records: Sequence[ProfileRecord],
+) -> ChunkResult:
+    """Write `records` in one transaction; if the database refuses a value, write each record
+    in its own transaction, so a bad row costs only itself, never the chunk's good rows.
+
+    The row reader refuses what is known to break a write (`rows.value_problem`); this is the
+    net for whatever else a database refuses. Only the exception's type is logged: its message
+    may quote the rows' values."""
+    try:
+        with transaction(factory) as session:
+            return ChunkResult(make_writer(session).write(records), [])
+    except Exception as exc:
+        if not _refused(exc):
+            raise
+        log.warning("a chunk of %d rows was refused (%s): writing its rows one by one",
+                    len(records), type(exc).__name__)  # fmt: skip
+    counts, refused = WriteCounts(), []
+    for record in records:
+        try:
+            with transaction(factory) as session:
+                counts.add(make_writer(session).write([record]))
+        except Exception as exc:
+            if not _refused(exc):
+                raise
+            log.warning("line %d was refused (%s)", record.line, type(exc).__name__)
+            refused.append(record)
+    return ChunkResult(counts, refused)
+
+
+def _refused(exc: Exception) -> bool:
+    """A refusal of this data (a value, a constraint), not a failing database (connection,
+    schema), which must stop the import rather than reject every row."""
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, DataError | IntegrityError)
+    # StatementError: a value that failed before reaching the driver; ValueError: one the
+    # driver could not encode (UnicodeEncodeError), or hashing failed on.
+    return isinstance(exc, StatementError | ValueError | RecursionError)
 
 
 class ProfileWriter:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from typing import Any
@@ -23,9 +22,9 @@ from audience_sync.api.schemas import (
     SegmentOut,
 )
 from audience_sync.identifiers import normalize_country, parse_phone_e164
-from audience_sync.sources.rows import ProfileRecord, Rejection, read_rows
+from audience_sync.sources.rows import MAX_LINE_BYTES, ProfileRecord, Rejection, read_object
 from audience_sync.store.db import transaction
-from audience_sync.store.profile_writer import ProfileWriter
+from audience_sync.store.profile_writer import REFUSED_REASON, ProfileWriter, write_chunk
 from audience_sync.store.repositories import (
     SegmentExistsError,
     SegmentRepository,
@@ -112,27 +111,36 @@ def upsert_profiles(body: ProfilesBatchIn, ctx: Ctx, tenant_id: TenantId) -> Pro
         segment_id = None
         if body.segment_id is not None:
             segment_id = SegmentRepository(session, tenant_id).get(body.segment_id).id
-        writer = ProfileWriter(
+
+    def writer(session: Session) -> ProfileWriter:
+        return ProfileWriter(
             session, tenant_id, region, parse_phone_e164, normalize_country, segment_id
         )
-        counts = writer.write(records)
+
+    written = write_chunk(ctx.factory, writer, records)
+    errors += [RowError(index=r.line - 1, reason=REFUSED_REASON) for r in written.refused]
     return ProfilesBatchOut(
-        created=counts.created,
-        updated=counts.updated,
-        unchanged=counts.unchanged,
+        created=written.counts.created,
+        updated=written.counts.updated,
+        unchanged=written.counts.unchanged,
         rejected=len(errors),
-        errors=errors,
+        errors=sorted(errors, key=lambda e: e.index),
     )
 
 
 def _read(rows: list[Any]) -> tuple[list[ProfileRecord], list[RowError]]:
-    """Rows through the importer's own JSON Lines reader: one line per row, same rules."""
-    lines = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+    """Each row read as an import's JSON Lines row is, by the importer's own rules.
+
+    `read_object` first: it refuses values too deep or too odd to encode without a
+    RecursionError or ValueError; then a good row's JSON line must fit the line limit."""
     records: list[ProfileRecord] = []
     errors: list[RowError] = []
-    for result in read_rows(io.BytesIO(lines), "jsonl"):
+    for index, row in enumerate(rows):
+        result = read_object(index + 1, row)
+        if isinstance(result, ProfileRecord) and len(json.dumps(row)) > MAX_LINE_BYTES:
+            result = Rejection(index + 1, f"line longer than {MAX_LINE_BYTES} bytes")
         if isinstance(result, Rejection):
-            errors.append(RowError(index=result.line - 1, reason=result.reason))
+            errors.append(RowError(index=index, reason=result.reason))
         else:
             records.append(result)
     return records, errors
