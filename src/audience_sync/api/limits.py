@@ -31,8 +31,12 @@ from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ApiKeyRepository
 
 TENANT_SCOPE_KEY = "audience_sync.tenant_id"
-MAX_JSON_DEPTH = 32
-MAX_INTEGER_DIGITS = 20  # int64 has 19; one more leaves no valid id or count out
+# Bounds of what the parser is given, looser than the import's rules for one row (nesting 32,
+# numbers of 100 digits: `sources.rows`): a batch row past those is rejected alone with its
+# reason while the batch's good rows are kept, as in a file import. Python's own parser fails
+# at 4,300 digits (int_max_str_digits) and at its recursion limit.
+MAX_JSON_DEPTH = 64
+MAX_INTEGER_DIGITS = 4000
 # Bodies up to this size are checked on the event loop; larger ones in a worker thread, so one
 # big batch does not hold up every other request while it is parsed.
 INLINE_CHECK_BYTES = 64 * 1024
