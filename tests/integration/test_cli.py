@@ -88,12 +88,12 @@ def test_a_broken_file_exits_non_zero_with_lines_and_summary(
     assert "line 3: missing profile_id" in result.stderr
     assert "line 6: not valid UTF-8" in result.stderr
     assert "Traceback" not in result.output
-    assert rejects.read_text().splitlines() == [
-        "line,reason",
-        "3,missing profile_id",
-        '4,"expected 3 columns, found 4"',
-        '5,"expected 3 columns, found 2"',
-        "6,not valid UTF-8",
+    assert rejects.read_text().splitlines() == [  # every field quoted (formula-safe CSV)
+        '"line","reason"',
+        '"3","missing profile_id"',
+        '"4","expected 3 columns, found 4"',
+        '"5","expected 3 columns, found 2"',
+        '"6","not valid UTF-8"',
     ]
 
 
