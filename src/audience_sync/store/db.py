@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.exceptions import ConfigurationError
-from audience_sync.store.files import FILE_MODE, private_dir, private_file
+from audience_sync.store.files import private_dir, private_file
 
 MIGRATIONS = "audience_sync.store:migrations"
 
@@ -53,7 +53,7 @@ def _private_sqlite_file(path: Path) -> None:
     private_file(path)
     for companion in (Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
         if companion.exists():
-            companion.chmod(FILE_MODE)
+            private_file(companion)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -7,6 +7,7 @@ readable by every account on the machine).
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import IO
@@ -38,7 +39,14 @@ def open_private(path: Path) -> IO[str]:
 
 
 def private_file(path: Path) -> None:
-    """Make sure `path` exists and is 0600 (an empty file is a valid empty SQLite database)."""
+    """Make sure `path` exists and is 0600 (an empty file is a valid empty SQLite database).
+
+    An existing file is tightened when it is ours to change; one owned by another account (a
+    read-only database, say) is left to its owner rather than stopping the service."""
+    if path.exists():
+        with contextlib.suppress(PermissionError):
+            path.chmod(FILE_MODE)
+        return
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
     try:
         os.fchmod(fd, FILE_MODE)
