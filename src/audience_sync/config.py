@@ -18,9 +18,11 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audience_sync.exceptions import ConfigurationError
+from audience_sync.store.files import open_private, private_dir
 
 log = logging.getLogger(__name__)
 
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"  # `serve`'s default --host and --port
 SECRET_KEY_FILE = "secret.key"  # noqa: S105 - a file name, not a secret
 # Values people paste from examples; never acceptable as a real key.
 PLACEHOLDER_SECRETS = frozenset(
@@ -40,7 +42,10 @@ class FeatureFlag(StrEnum):
 
 
 class FeatureFlags(BaseModel):
-    """Defaults for every tenant, e.g. `AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_EXPORT=false`."""
+    """The operator's flags, e.g. `AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_EXPORT=false`.
+
+    A flag the operator turns off is off for every tenant, whatever a tenant's override says;
+    one left at its default (or turned on) is a default each tenant may override."""
 
     audience_sync: bool = True
     audience_sync_meta: bool = True
@@ -51,6 +56,15 @@ class FeatureFlags(BaseModel):
 
     def as_dict(self) -> dict[FeatureFlag, bool]:
         return {flag: bool(getattr(self, flag.value)) for flag in FeatureFlag}
+
+    def set_by_operator(self) -> frozenset[FeatureFlag]:
+        """The flags the operator set (environment or code), as opposed to left at default."""
+        return frozenset(FeatureFlag(name) for name in self.model_fields_set)
+
+    def operator_off(self) -> frozenset[FeatureFlag]:
+        """The flags the operator turned off: a ceiling no tenant override lifts. A flag only
+        defaulting to off (none today) would stay the tenants' to turn on."""
+        return frozenset(f for f in self.set_by_operator() if not getattr(self, f.value))
 
 
 class Settings(BaseSettings):
@@ -67,6 +81,10 @@ class Settings(BaseSettings):
     var_dir: Path = Path("var")
     database_url: str = ""  # empty: a SQLite file in var_dir
     log_level: str = "INFO"
+    # Where clients reach this service: download links are built from it, never from a
+    # request's Host header (which the client chooses). Empty: `serve`'s --host/--port, else
+    # DEFAULT_PUBLIC_URL.
+    public_url: str = Field("", pattern=r"^(https?://[^\s?#]+)?$")
 
     max_batch_size: int = Field(10_000, ge=1)
     max_concurrent_syncs: int = Field(5, ge=1)
@@ -108,6 +126,10 @@ class Settings(BaseSettings):
     # 1,000 rows or 1 MB a call, so do we unless told otherwise.
     tiktok_mapping_batch_size: int = Field(1_000, ge=1, le=10_000)
     snapchat_base_url: str = "https://adsapi.snapchat.com/v1"
+    # A connection's own `base_url` (the sandbox, tests) is taken, from the API or the CLI, and
+    # used by the connectors only when the operator allows it: otherwise a tenant could send
+    # the server and its tokens to any host. Platform addresses come from the settings above.
+    allow_connection_base_url: bool = False
 
     # Request limits, checked before any work (docs/api.md, "Limits"): the largest request body
     # `/api/v1` reads (10 MiB: a full 1,000-row `profiles:batch` or 20,000 member ids fit with
@@ -133,6 +155,11 @@ class Settings(BaseSettings):
                 )
             _parse_keys(raw)
         return self
+
+    @property
+    def effective_public_url(self) -> str:
+        """The base of links given to clients, without a trailing `/`."""
+        return (self.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
 
     @property
     def effective_database_url(self) -> str:
@@ -161,9 +188,9 @@ def secret_keys(settings: Settings) -> list[bytes]:
         raise ConfigurationError("AUDIENCE_SYNC_SECRET_KEY is required in production.")
     path = settings.var_dir / SECRET_KEY_FILE
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(Fernet.generate_key())
-        path.chmod(0o600)
+        private_dir(path.parent)
+        with open_private(path) as handle:  # 0600 from the start, not after the write
+            handle.write(Fernet.generate_key().decode())
         log.warning(
             "No AUDIENCE_SYNC_SECRET_KEY set: generated a development key in %s. "
             "Set AUDIENCE_SYNC_SECRET_KEY before running in production.",

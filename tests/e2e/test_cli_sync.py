@@ -33,6 +33,7 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("AUDIENCE_SYNC_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
     monkeypatch.setenv("AUDIENCE_SYNC_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL", "true")  # the sandbox
     cli.context.cache_clear()
     runner = CliRunner()
 

@@ -76,6 +76,7 @@ class Cluster:
             "AUDIENCE_SYNC_SECRET_KEY": self.key.decode(),
             "AUDIENCE_SYNC_SCHEDULER_TICK_SECONDS": "1",
             "AUDIENCE_SYNC_VAR_DIR": str(tmp_path / "var"),
+            "AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL": "true",  # connections point at the sandbox
         }
         self.processes: list[tuple[subprocess.Popen[bytes], Path]] = []
 
@@ -87,6 +88,7 @@ class Cluster:
             celery_queue=self.queue,
             secret_key=self.key.decode(),
             var_dir=self.tmp_path / "var",
+            allow_connection_base_url=True,
         )
 
     def start(self, *args: str) -> None:

@@ -56,8 +56,14 @@ async def test_a_killed_sync_resumes_and_converges(sandbox: str, tmp_path: Path)
         "AUDIENCE_SYNC_DATABASE_URL": url,
         "AUDIENCE_SYNC_VAR_DIR": str(tmp_path / "var"),
         "AUDIENCE_SYNC_MAX_BATCH_SIZE": "40",  # a checkpoint every 1,000 records (25 batches)
+        "AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL": "true",  # the connection points at the sandbox
     }
-    settings = Settings(database_url=url, var_dir=tmp_path / "var", max_batch_size=40)
+    settings = Settings(
+        database_url=url,
+        var_dir=tmp_path / "var",
+        max_batch_size=40,
+        allow_connection_base_url=True,
+    )
     engine = db.make_engine(url)
     db.upgrade(engine)
     factory = db.session_factory(engine)

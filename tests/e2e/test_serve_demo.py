@@ -99,6 +99,6 @@ def drive_like_a_client(base: str, headers: dict[str, str]) -> None:
     downloaded = httpx.get(link if link.startswith("http") else base + link, timeout=30)
     assert downloaded.status_code == 200
     lines = downloaded.text.splitlines()
-    assert lines[0].startswith("profile_id")
+    assert lines[0].startswith('"profile_id"')  # every field quoted (formula-safe CSV)
     assert len(lines) == export.json()["profile_count"] + 1
     assert "@" not in downloaded.text  # hashed, as Snapchat's upload would be

@@ -13,7 +13,10 @@ from sqlalchemy import Engine, select, text
 from typer.testing import CliRunner, Result
 
 from audience_sync import cli
+from audience_sync.config import FeatureFlag
 from audience_sync.domain.models import SyncPlatform
+from audience_sync.store import db
+from audience_sync.store.repositories import FeatureFlagRepository, TenantRepository
 from audience_sync.store.tables import PlatformConnection
 
 DATA = Path(__file__).parents[1] / "data" / "import"
@@ -88,12 +91,12 @@ def test_a_broken_file_exits_non_zero_with_lines_and_summary(
     assert "line 3: missing profile_id" in result.stderr
     assert "line 6: not valid UTF-8" in result.stderr
     assert "Traceback" not in result.output
-    assert rejects.read_text().splitlines() == [
-        "line,reason",
-        "3,missing profile_id",
-        '4,"expected 3 columns, found 4"',
-        '5,"expected 3 columns, found 2"',
-        "6,not valid UTF-8",
+    assert rejects.read_text().splitlines() == [  # every field quoted (formula-safe CSV)
+        '"line","reason"',
+        '"3","missing profile_id"',
+        '"4","expected 3 columns, found 4"',
+        '"5","expected 3 columns, found 2"',
+        '"6","not valid UTF-8"',
     ]
 
 
@@ -211,3 +214,43 @@ def test_connections_set_stores_data_use_defaults_and_refuses_other_words(
     assert refused.exit_code != 0
     assert "limited_data_use must be one of off, geolocate, california" in refused.output
     assert "Traceback" not in refused.output
+
+
+def reload_settings() -> None:
+    """The next command reads the environment again."""
+    cli.context().engine.dispose()
+    cli.context.cache_clear()
+
+
+def test_segments_export_obeys_the_operators_export_flag(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, engine: Engine
+) -> None:
+    assert invoke("db", "upgrade").exit_code == 0
+    assert invoke("import", "profiles", str(DATA / "good.csv"), "--segment", "VIP").exit_code == 0
+    # A tenant's override from before the operator's switch.
+    with db.transaction(db.session_factory(engine)) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        FeatureFlagRepository(session, tenant_id).set(FeatureFlag.AUDIENCE_EXPORT, True)
+    monkeypatch.setenv("AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_EXPORT", "false")
+    reload_settings()
+    refused = invoke("segments", "export", "VIP", "--dir", str(tmp_path / "out"))
+    assert refused.exit_code != 0
+    assert "turned off by the operator" in refused.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_connections_set_base_url_needs_the_operators_permission(
+    invoke: Invoke, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert invoke("db", "upgrade").exit_code == 0
+    pointed = ("connections", "set", "meta", "--ad-account", "1", "--access-token", "t",
+               "--base-url", "http://127.0.0.1:8600/meta/v26.0")  # fmt: skip
+    refused = invoke(*pointed)
+    assert refused.exit_code != 0
+    assert "AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL" in refused.output
+    with engine.connect() as connection:
+        assert connection.execute(select(PlatformConnection)).first() is None
+    monkeypatch.setenv("AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL", "true")
+    reload_settings()
+    allowed = invoke(*pointed)
+    assert allowed.exit_code == 0, allowed.output

@@ -135,20 +135,25 @@ def test_feature_flags_default_from_settings_and_override_per_tenant(
     factory: sessionmaker[Session],
 ) -> None:
     acme, globex = two_tenants(factory)
-    defaults = FeatureFlags(audience_export=False)
+    # The operator turned exports off (a ceiling) and Meta on (a default tenants may lower).
+    defaults = FeatureFlags(audience_export=False, audience_sync_meta=True)
     with transaction(factory) as session:
         FeatureFlagRepository(session, acme).set(FeatureFlag.AUDIENCE_EXPORT, True)
         FeatureFlagRepository(session, acme).set(FeatureFlag.AUDIENCE_SYNC_TIKTOK, False)
+        FeatureFlagRepository(session, acme).set(FeatureFlag.AUDIENCE_SYNC_META, False)
     with transaction(factory) as session:
         acme_flags = FeatureFlagRepository(session, acme).effective(defaults)
         globex_flags = FeatureFlagRepository(session, globex).effective(defaults)
-    assert acme_flags[FeatureFlag.AUDIENCE_EXPORT] is True
+    assert acme_flags[FeatureFlag.AUDIENCE_EXPORT] is False  # the override cannot lift it
     assert acme_flags[FeatureFlag.AUDIENCE_SYNC_TIKTOK] is False
+    assert acme_flags[FeatureFlag.AUDIENCE_SYNC_META] is False
     assert globex_flags[FeatureFlag.AUDIENCE_EXPORT] is False
     assert globex_flags[FeatureFlag.AUDIENCE_SYNC_TIKTOK] is True
+    assert globex_flags[FeatureFlag.AUDIENCE_SYNC_META] is True
     with transaction(factory) as session:
         FeatureFlagRepository(session, acme).set(FeatureFlag.AUDIENCE_EXPORT, None)
     with transaction(factory) as session:
         assert FeatureFlagRepository(session, acme).overrides() == {
-            FeatureFlag.AUDIENCE_SYNC_TIKTOK: False
+            FeatureFlag.AUDIENCE_SYNC_TIKTOK: False,
+            FeatureFlag.AUDIENCE_SYNC_META: False,
         }

@@ -201,7 +201,8 @@ class ConnectionIn(Strict):
         None,
         max_length=500,
         pattern=r"^https?://",
-        description="API base URL (e.g. the sandbox's); only outside production.",
+        description="API base URL (e.g. the sandbox's); refused unless the operator allows "
+        "per-connection addresses (AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL).",
     )
 
 
@@ -348,7 +349,10 @@ class HealthOut(BaseModel):
 
 class FlagState(BaseModel):
     enabled: bool
-    source: Literal["tenant", "default"]
+    source: Literal["operator", "tenant", "default"] = Field(
+        description="`operator`: set in the service's settings (turned off there, no tenant can "
+        "turn it on); `tenant`: this tenant's override; `default`: neither."
+    )
 
 
 class FlagsOut(BaseModel):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import sys
@@ -23,6 +22,7 @@ from rich.progress import (
 )
 from rich.table import Table
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from audience_sync.cli.common import (
     DEFAULT_TENANT_SLUG,
@@ -40,8 +40,10 @@ from audience_sync.cli.common import (
     segments_app,
     tenants_app,
 )
+from audience_sync.config import FeatureFlag, Settings
 from audience_sync.domain.models import IdentifierType, SyncPlatform
-from audience_sync.exceptions import NotFoundError
+from audience_sync.exceptions import NotFoundError, ValidationError
+from audience_sync.export.cells import safe_row, safe_writer
 from audience_sync.export.service import file_name
 from audience_sync.export.writer import ExportSpec, write_export
 from audience_sync.sources import demo as demo_data
@@ -50,6 +52,7 @@ from audience_sync.sources.rows import Rejection
 from audience_sync.store import db
 from audience_sync.store.repositories import (
     ApiKeyRepository,
+    FeatureFlagRepository,
     SegmentRepository,
     TenantRepository,
 )
@@ -123,7 +126,8 @@ def _progress() -> Progress:
 
 
 class _reject_writer:  # noqa: N801 - used as a context manager
-    """Streams every rejection to a CSV file when asked, so none is lost beyond the screen."""
+    """Streams every rejection to a CSV file when asked, so none is lost beyond the screen;
+    formula-safe like every CSV this product writes (`export.cells`)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -132,9 +136,9 @@ class _reject_writer:  # noqa: N801 - used as a context manager
         if self.path is None:
             return None
         self.handle = self.path.open("w", newline="", encoding="utf-8")
-        writer = csv.writer(self.handle)
+        writer = safe_writer(self.handle)
         writer.writerow(["line", "reason"])
-        return lambda rejection: writer.writerow([rejection.line, rejection.reason])
+        return lambda rejection: writer.writerow(safe_row([rejection.line, rejection.reason]))
 
     def __exit__(self, *exc: object) -> None:
         if self.path is not None:
@@ -226,6 +230,7 @@ def segments_export(
     ctx = migrated_context()
     with db.transaction(ctx.factory) as session:
         tenant_id = TenantRepository(session).get(tenant).id
+        _require_export_flag(session, tenant_id, ctx.settings)
         found = _segment(SegmentRepository(session, tenant_id), segment)
         segment_id, name = found.id, found.name
         region = TenantRepository(session).region_of(tenant_id)
@@ -246,6 +251,20 @@ def segments_export(
         f"bytes, identifiers normalized as {spec.normalization!r}, in {path}.",
         highlight=False,
     )
+
+
+def _require_export_flag(session: Session, tenant_id: int, settings: Settings) -> None:
+    """The API's rule here too: `audience_export` off (by the operator, or the tenant under
+    an operator's default) means no export."""
+    flags = FeatureFlagRepository(session, tenant_id).effective(settings.feature_flags)
+    if flags[FeatureFlag.AUDIENCE_EXPORT]:
+        return
+    who = (
+        "the operator (AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_EXPORT=false)"
+        if FeatureFlag.AUDIENCE_EXPORT in settings.feature_flags.operator_off()
+        else "this tenant's override"
+    )
+    raise ValidationError(f"Feature flag 'audience_export' is turned off by {who}.")
 
 
 def _identifier_types(text: str) -> tuple[IdentifierType, ...]:

@@ -50,6 +50,9 @@ def serve(
         ctx = context()
         db.upgrade(ctx.engine)
     ctx = migrated_context()
+    if not ctx.settings.public_url:  # download links point where this process listens
+        shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
+        ctx.settings.public_url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
     service = build_service(ctx.settings, ctx.engine)
     sandbox = None
     if demo_mode:

@@ -93,7 +93,11 @@ def connections_set(
         ),
     ] = None,
     base_url: Annotated[
-        str | None, typer.Option(help="API base URL, e.g. the sandbox's; default the real one.")
+        str | None,
+        typer.Option(
+            help="API base URL, e.g. the sandbox's; needs AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL"
+            "=true. Default: the settings' URL."
+        ),
     ] = None,
     consent_ad_user_data: Annotated[
         str | None,
@@ -120,6 +124,12 @@ def connections_set(
 ) -> None:
     """Connect (or reconnect) an ad platform account; credentials are encrypted at rest."""
     ctx = migrated_context()
+    if base_url and not ctx.settings.allow_connection_base_url:
+        raise ValidationError(
+            "--base-url is used only when AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL=true (for a "
+            "sandbox); platform addresses otherwise come from the settings, e.g. "
+            "AUDIENCE_SYNC_META_BASE_URL."
+        )
     given = {
         "access_token": access_token,
         "refresh_token": refresh_token,

@@ -14,10 +14,13 @@ from audience_sync.exceptions import NotFoundError
 from audience_sync.export.links import LinkCheck, check, sign
 from audience_sync.export.writer import ExportSpec, write_export
 from audience_sync.store.db import transaction
+from audience_sync.store.files import DIR_MODE, private_dir
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
 from audience_sync.store.tables import Export
 
 LINK_LIFETIME = timedelta(hours=1)
+# Slack for a link issued by another process whose clock runs ahead of this one's.
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,8 @@ def create_export(
         session.flush()
         export_id = export.id
     path = folder / str(tenant_id) / file_name(str(export_id), spec)
+    private_dir(path.parent, tighten=True)
+    folder.chmod(DIR_MODE)  # our own folders: owner-only even if made before (store.files)
     try:
         written = write_export(engine, tenant_id, segment_id, spec, path, region)
     except Exception:
@@ -110,7 +115,7 @@ def resolve_link(
 
     The signature is checked before the database is read, so a forged link learns nothing.
     """
-    verdict = check(keys, export_id, expires, signature, now)
+    verdict = check(keys, export_id, expires, signature, now, LINK_LIFETIME + CLOCK_SKEW)
     if verdict is not LinkCheck.VALID:
         return verdict, None, ""
     with transaction(factory) as session:

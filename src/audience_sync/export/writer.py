@@ -15,7 +15,6 @@ identifiers.
 
 from __future__ import annotations
 
-import csv
 import json
 import uuid
 from collections import defaultdict
@@ -29,9 +28,11 @@ import polars_hash  # noqa: F401  (registers the `chash` namespace on expression
 from sqlalchemy import Engine, func, select
 
 from audience_sync.domain.models import IdentifierType, SyncPlatform
+from audience_sync.export.cells import escape, escape_list, safe_writer
 from audience_sync.identifiers import hash_many, is_hashed
 from audience_sync.identifiers.fields import as_field
 from audience_sync.sources.members import member_batches
+from audience_sync.store.files import open_private, private_dir
 from audience_sync.store.tables import Event, Profile
 
 RECENT_EVENTS = 10
@@ -90,11 +91,13 @@ def write_export(
     region: str = "US",
     batch_rows: int = BATCH_ROWS,
 ) -> Written:
-    """Write the export to `path` (replaced atomically when complete)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write the export to `path` (replaced atomically when complete), readable by the owner
+    only; missing folders are created 0700."""
+    private_dir(path.parent)
     partial = path.with_name(path.name + ".part")
     count = 0
-    with partial.open("w", encoding="utf-8", newline="") as sink:
+    # 0600 from the first byte: an unhashed export holds raw identifiers (store.files).
+    with open_private(partial) as sink:
         out = _CsvOut(sink, spec) if spec.format == "csv" else _JsonOut(sink)
         for profiles, identifiers in member_batches(engine, tenant_id, segment_id, batch_rows):
             for row in _rows(engine, tenant_id, profiles, identifiers, spec, region):
@@ -208,9 +211,11 @@ def _iso(value: Any) -> str:
 
 
 class _CsvOut:
+    """Every field quoted, every cell formula-safe (`export.cells`)."""
+
     def __init__(self, sink: IO[str], spec: ExportSpec) -> None:
         self.columns = spec.columns
-        self.writer = csv.writer(sink)
+        self.writer = safe_writer(sink)
         self.writer.writerow(self.columns)
 
     def write(self, row: dict[str, Any]) -> None:
@@ -222,10 +227,10 @@ class _CsvOut:
 
 def _cell(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return ";".join(value)
+        return escape_list(value)
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
-    return "" if value is None else str(value)
+        return escape(json.dumps(value, ensure_ascii=False, sort_keys=True, default=str))
+    return escape("" if value is None else str(value))
 
 
 class _JsonOut:

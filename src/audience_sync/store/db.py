@@ -16,6 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.exceptions import ConfigurationError
+from audience_sync.store.files import private_dir, private_file
 
 MIGRATIONS = "audience_sync.store:migrations"
 
@@ -32,12 +33,28 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if (
+            parsed.database
+            and parsed.database != ":memory:"
+            and not parsed.database.startswith("file:")
+        ):
+            _private_sqlite_file(Path(parsed.database))
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(parsed, pool_pre_ping=True, **kwargs)
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """The database file (every profile) and its `-wal`/`-shm` companions, owner-only.
+
+    The file is created 0600 before SQLite opens it: SQLite then creates `-wal` and `-shm` with
+    the database file's own mode. Files from before are tightened too."""
+    private_dir(path.parent)
+    private_file(path)
+    for companion in (Path(f"{path}-wal"), Path(f"{path}-shm"), Path(f"{path}-journal")):
+        if companion.exists():
+            private_file(companion)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

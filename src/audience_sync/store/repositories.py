@@ -435,4 +435,9 @@ class FeatureFlagRepository(TenantScoped):
         self.session.flush()
 
     def effective(self, defaults: FeatureFlags) -> dict[FeatureFlag, bool]:
-        return defaults.as_dict() | self.overrides()
+        """Each flag's value for this tenant: its override over the default, under the
+        operator's ceiling (a flag the operator turned off stays off, even for an override
+        stored before the operator did so). Every check of a flag reads this."""
+        ceiling = defaults.operator_off()
+        merged = defaults.as_dict() | self.overrides()
+        return {flag: enabled and flag not in ceiling for flag, enabled in merged.items()}

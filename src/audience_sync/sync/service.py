@@ -49,7 +49,9 @@ def build_service(settings: Settings, engine: Engine) -> SyncService:
             open_credentials(cipher, target),
             ad_account_id=target.ad_account_id,
             options=connector_options(target),
-            base_url=target.base_url,
+            # A stored per-connection address only when the operator allows them (one set
+            # before that rule, or by a tenant, must not redirect the server's requests).
+            base_url=target.base_url if settings.allow_connection_base_url else None,
         )
 
     return SyncService(session_factory(engine), engine, settings, cipher, connect)

@@ -55,6 +55,8 @@ def settings(tmp_path: Path) -> Settings:
         var_dir=tmp_path,
         secret_key=Fernet.generate_key().decode(),
         max_removal_share=1.0,
+        # The tests point connections at the in-process sandbox through the API.
+        allow_connection_base_url=True,
     )
 
 

@@ -77,15 +77,25 @@ async def test_an_unknown_platform_or_a_missing_token_is_refused(
     )
 
 
-async def test_production_refuses_to_point_a_connection_elsewhere(
+async def test_a_tenant_cannot_point_a_connection_elsewhere_unless_the_operator_allows_it(
     client: httpx.AsyncClient, alice: Tenant, settings: Settings
 ) -> None:
-    settings.environment = "production"
-    response = await Api(client, alice).call(
-        "PUT", "/api/v1/connections/meta", json=connection_body("meta")
-    )
+    settings.allow_connection_base_url = False  # the default
+    api = Api(client, alice)
+    body = {**connection_body("meta"), "base_url": "http://169.254.169.254/latest"}
+    response = await api.call("PUT", "/api/v1/connections/meta", json=body)
     assert response.status_code == 422
-    assert response.json()["error"]["details"]["errors"][0]["field"] == "body.base_url"
+    error = response.json()["error"]["details"]["errors"][0]
+    assert error["field"] == "body.base_url"
+    assert error["rule"] == "not_allowed"
+    assert "AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL" in error["message"]
+    assert "169.254" not in response.text
+    # Nothing was stored; without base_url the same connection is accepted.
+    assert (await api.call("GET", "/api/v1/connections/meta")).status_code == 404
+    del body["base_url"]
+    put = await api.call("PUT", "/api/v1/connections/meta", json=body)
+    assert put.status_code == 200
+    assert put.json()["base_url"] is None
 
 
 @pytest.mark.parametrize("platform", ["meta", "google", "tiktok", "snapchat"])

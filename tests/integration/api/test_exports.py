@@ -219,7 +219,9 @@ async def test_batches_join_into_the_same_file_as_one_pass(
         assert len(json.loads((tmp_path / "small.json").read_text())) == 10
 
 
-@pytest.mark.parametrize(("fmt", "content"), [("csv", "profile_id,email\r\n"), ("json", "[]\n")])
+@pytest.mark.parametrize(
+    ("fmt", "content"), [("csv", '"profile_id","email"\r\n'), ("json", "[]\n")]
+)
 async def test_an_empty_segment_exports_an_empty_file(
     client: httpx.AsyncClient, alice: Tenant, fmt: str, content: str
 ) -> None:

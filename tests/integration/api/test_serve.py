@@ -48,6 +48,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         "AUDIENCE_SYNC_DATABASE_URL": url,
         "AUDIENCE_SYNC_VAR_DIR": str(tmp_path / "var"),
         "AUDIENCE_SYNC_ENVIRONMENT": "test",
+        "AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL": "true",  # connections point at the sandbox
     }
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:

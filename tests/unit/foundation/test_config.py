@@ -81,3 +81,19 @@ def test_development_generates_a_key_once_with_a_warning(
     caplog.clear()
     assert secret_keys(settings) == first
     assert "generated" not in caplog.text
+
+
+def test_only_flags_the_operator_turned_off_are_a_ceiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().feature_flags.operator_off() == frozenset()
+    monkeypatch.setenv("AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_EXPORT", "false")
+    monkeypatch.setenv("AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_SYNC_META", "true")
+    flags = Settings().feature_flags
+    assert flags.operator_off() == {FeatureFlag.AUDIENCE_EXPORT}
+    assert flags.set_by_operator() == {FeatureFlag.AUDIENCE_EXPORT, FeatureFlag.AUDIENCE_SYNC_META}
+
+
+def test_the_public_url_defaults_to_serves_address_and_must_be_a_url() -> None:
+    assert Settings().effective_public_url == "http://127.0.0.1:8000"
+    assert Settings(public_url="https://a.example/x/").effective_public_url == "https://a.example/x"
+    with pytest.raises(ConfigurationError, match="public_url"):
+        load_settings(public_url="javascript:alert(1)")

@@ -33,10 +33,15 @@ def put_connection(
     platform: SyncPlatform, body: ConnectionIn, ctx: Ctx, tenant_id: TenantId
 ) -> ConnectionOut:
     """Connect or reconnect an account; the credentials replace the stored ones."""
-    if body.base_url and ctx.settings.environment == "production":
-        # Pointing a connection elsewhere would send its tokens there (sandbox and tests only).
+    if body.base_url and not ctx.settings.allow_connection_base_url:
+        # A connection pointed elsewhere sends its tokens, and the server's requests, there
+        # (SSRF): platform addresses are the operator's, from the settings.
         raise field_error(
-            "body.base_url", "not_in_production", "base_url can only be set outside production"
+            "body.base_url",
+            "not_allowed",
+            "base_url is refused: platform addresses come from the service's settings. Leave "
+            "it out (the operator may allow it with AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL "
+            "for a sandbox)",
         )
     credentials = body.credentials.plain()
     settings = body.settings.changes() if body.settings else None

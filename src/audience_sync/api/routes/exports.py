@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
@@ -12,9 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from audience_sync.api.deps import Ctx, TenantId, require_flags
 from audience_sync.api.errors import ApiError
 from audience_sync.api.schemas import ExportIn, ExportOut
-from audience_sync.config import FeatureFlag, secret_keys
+from audience_sync.config import FeatureFlag, Settings, secret_keys
 from audience_sync.export.links import LinkCheck
-from audience_sync.export.service import create_export, resolve_link
+from audience_sync.export.service import ExportLink, create_export, resolve_link
 from audience_sync.export.writer import ExportSpec
 from audience_sync.store.db import transaction
 
@@ -51,11 +52,8 @@ async def export_segment(
             spec,
             ctx.service.clock(),
         )
-        url = request.url_for("download_export", export_id=str(link.export_id))
         return ExportOut(
-            download_url=str(
-                url.include_query_params(expires=link.expires, signature=link.signature)
-            ),
+            download_url=download_url(request, ctx.settings, link),
             expires_at=link.expires_at,
             profile_count=link.profile_count,
             file_size_bytes=link.file_size_bytes,
@@ -63,6 +61,15 @@ async def export_segment(
         )
 
     return await run_in_threadpool(run)
+
+
+def download_url(request: Request, settings: Settings, link: ExportLink) -> str:
+    """The link from `AUDIENCE_SYNC_PUBLIC_URL`, never from the request's `Host` header: a
+    client (or a proxy it fools) chooses that header, and a link pointing at its host would
+    hand the signature to whoever answers there."""
+    path = request.app.url_path_for("download_export", export_id=str(link.export_id))
+    query = urlencode({"expires": link.expires, "signature": link.signature})
+    return f"{settings.effective_public_url}{path}?{query}"
 
 
 @downloads.get("/exports/{export_id}", name="download_export", response_class=FileResponse)

@@ -1,45 +1,77 @@
-"""Per-tenant overrides of the spec's feature flags on top of the environment's defaults."""
+"""Per-tenant overrides of the spec's feature flags, beneath the operator's ceiling.
+
+The operator's environment decides first: a flag it turned off
+(`AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_EXPORT=false`) is off for every tenant, and a tenant
+cannot turn it back on (403 `flag_set_by_operator`). Other flags are defaults a tenant may
+override either way.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
 from audience_sync.api.deps import Ctx, TenantId
+from audience_sync.api.errors import ApiError
 from audience_sync.api.schemas import FlagsIn, FlagsOut, FlagState
-from audience_sync.config import Settings
+from audience_sync.config import FeatureFlag, FeatureFlags
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import FeatureFlagRepository
 
 router = APIRouter(tags=["feature flags"])
 
 
-def _flags(repo: FeatureFlagRepository, settings: Settings) -> FlagsOut:
+def _flags(repo: FeatureFlagRepository, operator: FeatureFlags) -> FlagsOut:
     overrides = repo.overrides()
-    defaults = settings.feature_flags.as_dict()
+    effective = repo.effective(operator)
+    ceiling = operator.operator_off()
+    chosen = operator.set_by_operator()
     return FlagsOut(
         flags={
             flag: FlagState(
-                enabled=overrides.get(flag, default),
-                source="tenant" if flag in overrides else "default",
+                enabled=effective[flag],
+                source=(
+                    "operator"
+                    if flag in ceiling or (flag in chosen and flag not in overrides)
+                    else "tenant"
+                    if flag in overrides
+                    else "default"
+                ),
             )
-            for flag, default in defaults.items()
+            for flag in FeatureFlag
         }
     )
 
 
+def _refuse_raising(body: FlagsIn, operator: FeatureFlags) -> None:
+    """403 before anything is stored when the request turns on a flag the operator turned off."""
+    ceiling = operator.operator_off()
+    for flag, enabled in body.flags.items():
+        if enabled and flag in ceiling:
+            raise ApiError(
+                403,
+                "flag_set_by_operator",
+                f"Feature flag {flag.value!r} is turned off by the operator of this service; "
+                "a tenant cannot turn it on. Ask the operator to enable it.",
+                {"flag": flag.value},
+            )
+
+
 @router.get("/feature-flags", response_model=FlagsOut)
 def get_flags(ctx: Ctx, tenant_id: TenantId) -> FlagsOut:
-    """Every flag's effective value for this tenant, and whether it is the tenant's override."""
+    """Every flag's effective value for this tenant and where it comes from: `operator` (the
+    service's settings), `tenant` (this tenant's override) or `default`."""
     with transaction(ctx.factory) as session:
-        return _flags(FeatureFlagRepository(session, tenant_id), ctx.settings)
+        return _flags(FeatureFlagRepository(session, tenant_id), ctx.settings.feature_flags)
 
 
 @router.put("/feature-flags", response_model=FlagsOut)
 def put_flags(body: FlagsIn, ctx: Ctx, tenant_id: TenantId) -> FlagsOut:
-    """Set (true/false) or clear (null) this tenant's overrides; flags not named are unchanged."""
+    """Set (true/false) or clear (null) this tenant's overrides; flags not named are unchanged.
+    Turning on a flag the operator turned off is refused (403) and changes nothing."""
+    _refuse_raising(body, ctx.settings.feature_flags)
     with transaction(ctx.factory) as session:
         repo = FeatureFlagRepository(session, tenant_id)
         for flag, enabled in body.flags.items():
             repo.set(flag, enabled)
         session.flush()
-        return _flags(repo, ctx.settings)
+        return _flags(repo, ctx.settings.feature_flags)
