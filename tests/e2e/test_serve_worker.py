@@ -109,6 +109,7 @@ def make_world(tmp: Path, sandbox: str, members: int, **env: str) -> World:
         **os.environ,
         "AUDIENCE_SYNC_DATABASE_URL": url,
         "AUDIENCE_SYNC_VAR_DIR": str(tmp / "var"),
+        "AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL": "true",  # the connection points at the sandbox
         **env,
     }
     engine = db.make_engine(url)

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from audience_sync.config import FeatureFlag
+from audience_sync.domain.accounts import ad_account_problem
 from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import (
     IdentifierType,
@@ -46,8 +47,16 @@ def _storable_secret(value: SecretStr) -> SecretStr:
     return value
 
 
+def _ad_account(value: str) -> str:
+    if (problem := ad_account_problem(value)) is not None:
+        raise ValueError(problem)
+    return value
+
+
 # Every free-text field of a request body: a bad value is a 422 naming the field, never a 500.
 Text = Annotated[str, AfterValidator(_storable)]
+# An ad account id goes into platform URL paths (`domain.accounts`).
+AdAccountId = Annotated[str, AfterValidator(_ad_account)]
 SecretText = Annotated[SecretStr, AfterValidator(_storable_secret)]
 
 
@@ -192,7 +201,7 @@ class ConnectionSettingsIn(Strict):
 
 
 class ConnectionIn(Strict):
-    ad_account_id: Text = Field(min_length=1, max_length=255)
+    ad_account_id: AdAccountId = Field(min_length=1, max_length=128)
     credentials: CredentialsIn
     settings: ConnectionSettingsIn | None = Field(
         None, description="Per-connection settings; each applies to one platform."
@@ -228,7 +237,7 @@ class AudienceIn(Strict):
     segment_id: uuid.UUID
     platform: SyncPlatform
     platform_audience_name: Text = Field(min_length=1, max_length=255)
-    ad_account_id: Text = Field(min_length=1, max_length=255)
+    ad_account_id: AdAccountId = Field(min_length=1, max_length=128)
     description: Text | None = Field(None, max_length=10_000)
     auto_sync: bool = True
     sync_interval_hours: Interval | None = Field(

@@ -41,6 +41,7 @@ from audience_sync.exceptions import (
     PlatformConnectError,
     PlatformTimeoutError,
     RetryableError,
+    ValidationError,
 )
 
 log = logging.getLogger(__name__)
@@ -357,8 +358,16 @@ class HttpClient:
         self.calls += 1
         sent = {**self.auth_headers(token), **(headers or {})}
         try:
+            url = httpx.URL(self.url(path))
+        except httpx.InvalidURL as exc:  # an id stored before ids were checked (domain.accounts)
+            refused = ValidationError(
+                "The platform URL built from this audience's ids is not valid; check the "
+                "connection's ad account id and the audience's platform id."
+            )
+            return refused, False, None, exc
+        try:
             async with asyncio.timeout(self.timeout):
-                response = await self.client.request(method, self.url(path), headers=sent, **kwargs)
+                response = await self.client.request(method, url, headers=sent, **kwargs)
                 content = await response.aread()
         except (TimeoutError, httpx.TimeoutException) as exc:
             late = PlatformTimeoutError(f"The platform did not answer within {self.timeout}s")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from audience_sync.config import FeatureFlag, FeatureFlags
 from audience_sync.crypto import CredentialCipher, credential_hints
+from audience_sync.domain.accounts import ad_account_problem
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import NotFoundError, ValidationError
 from audience_sync.store.bulk import insert_ignore
@@ -303,6 +304,8 @@ class ConnectionRepository(TenantScoped):
     ) -> PlatformConnection:
         """Connect or reconnect. `settings` change the stored settings key by key (a `None`
         value removes one); the others, and all of them when `settings` is None, stay."""
+        if (problem := ad_account_problem(ad_account_id)) is not None:
+            raise ValidationError(f"Invalid ad account id: {problem}.")
         connection = self.find(platform)
         if connection is None:
             connection = PlatformConnection(tenant_id=self.tenant_id, platform=platform)

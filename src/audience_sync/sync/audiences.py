@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audience_sync.crypto import CredentialCipher
+from audience_sync.domain.accounts import ad_account_problem
 from audience_sync.domain.models import SyncPlatform, SyncStatus
 from audience_sync.exceptions import ValidationError
 from audience_sync.store.repositories import AudienceRepository, ConnectionRepository
@@ -91,6 +92,8 @@ def add_audience(
 ) -> PlatformAudience:
     """Link a segment (already checked to be the tenant's) to a new audience on a connected
     platform; the first sync creates it on the platform. `interval_hours` must be checked."""
+    if (problem := ad_account_problem(ad_account_id)) is not None:
+        raise ValidationError(f"Invalid ad account id: {problem}.")
     if ConnectionRepository(session, tenant_id, cipher).find(platform) is None:
         raise ValidationError(f"{platform.value} is not connected; {connect_hint} first.")
     return AudienceRepository(session, tenant_id).add(

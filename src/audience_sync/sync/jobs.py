@@ -175,16 +175,6 @@ def _active_or_none(
     ).one_or_none()
 
 
-def active_job(session: Session, tenant_id: int, audience_id: uuid.UUID) -> AudienceSyncJob:
-    return session.scalars(
-        select(AudienceSyncJob).where(
-            AudienceSyncJob.tenant_id == tenant_id,
-            AudienceSyncJob.platform_audience_id == audience_id,
-            AudienceSyncJob.status.in_(ACTIVE),
-        )
-    ).one()
-
-
 def start_job(
     factory: sessionmaker[Session], tenant_id: int, job_id: uuid.UUID, now: datetime
 ) -> AudienceSyncJob | None:
