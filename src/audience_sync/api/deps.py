@@ -8,7 +8,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from audience_sync.api.errors import ApiError, feature_disabled, unauthorized
+from audience_sync.api.errors import feature_disabled, unauthorized
 from audience_sync.api.limits import TENANT_SCOPE_KEY
 from audience_sync.api.state import ApiContext
 from audience_sync.config import FeatureFlag, Settings
@@ -58,14 +58,8 @@ def require_flags(
     effective = FeatureFlagRepository(session, tenant_id).effective(settings.feature_flags)
     for flag in flags:
         if not effective[flag]:
-            if flag in settings.feature_flags.operator_off():
-                raise ApiError(
-                    403,
-                    "feature_disabled",
-                    f"Feature flag {flag.value!r} is turned off by the operator of this service.",
-                    {"flag": flag.value, "source": "operator"},
-                )
-            raise feature_disabled(flag.value)
+            by_operator = flag in settings.feature_flags.operator_off()
+            raise feature_disabled(flag.value, by_operator=by_operator)
 
 
 def sync_flags(platform: SyncPlatform) -> tuple[FeatureFlag, FeatureFlag]:

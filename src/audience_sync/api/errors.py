@@ -70,7 +70,15 @@ def conflict(code: str, message: str, **details: Any) -> ApiError:
     return ApiError(409, code, message, details)
 
 
-def feature_disabled(flag: str) -> ApiError:
+def feature_disabled(flag: str, *, by_operator: bool = False) -> ApiError:
+    """403 for a flag that is off: the tenant's own choice, or the operator's ceiling."""
+    if by_operator:
+        return ApiError(
+            403,
+            "feature_disabled",
+            f"Feature flag {flag!r} is turned off by the operator of this service.",
+            {"flag": flag, "source": "operator"},
+        )
     return ApiError(
         403,
         "feature_disabled",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -13,9 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.api.metrics import registry_for
 from audience_sync.config import Settings
-from audience_sync.sync.runner import SyncService, run_job
-
-log = logging.getLogger(__name__)
+from audience_sync.sync.runner import SyncService, run_job_in_background
 
 
 class QueuedLauncher:
@@ -56,11 +53,7 @@ class JobLauncher:
 
     async def _run(self, tenant_id: int, job_id: uuid.UUID) -> None:
         async with self._gate:
-            try:
-                await run_job(self.service, tenant_id, job_id)
-            except Exception as exc:  # the job stays running until its lease is reaped
-                # The type only: a message could quote SQL parameters or platform payloads.
-                log.error("sync job %s stopped by %s", job_id, type(exc).__name__)
+            await run_job_in_background(self.service, tenant_id, job_id)
 
     async def drain(self) -> None:
         """Wait until every launched job has ended (tests, graceful shutdown)."""

@@ -25,11 +25,12 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 
 from audience_sync.scheduler.tick import upkeep
 from audience_sync.sync.confirm import confirm_due
 from audience_sync.sync.jobs import due_jobs
-from audience_sync.sync.runner import SyncService, run_job
+from audience_sync.sync.runner import SyncService, run_job_in_background
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,7 @@ class SyncWorker:
 
     async def run_one(self, tenant_id: int, job_id: uuid.UUID) -> None:
         try:
-            await run_job(self.service, tenant_id, job_id)
-        except Exception as exc:  # the job stays running until its lease is reaped
-            # The type only: a message could quote SQL parameters or platform payloads.
-            log.error("sync job %s stopped by %s", job_id, type(exc).__name__)
+            await run_job_in_background(self.service, tenant_id, job_id)
         finally:
             self.running.pop(job_id, None)
 
@@ -144,8 +142,6 @@ def run_worker(service: SyncService) -> None:
 
 
 def _stoppable(service: SyncService, stopping: threading.Event) -> SyncService:
-    from dataclasses import replace
-
     return replace(service, stopping=stopping.is_set)
 
 

@@ -42,6 +42,8 @@ from audience_sync.sync.audiences import AudienceDeletedError
 from audience_sync.sync.messages import describe
 
 ACTIVE = (SyncStatus.PENDING, SyncStatus.RUNNING)
+# How often `trigger_job` tries again when the active job it collided with ended meanwhile.
+TRIGGER_ATTEMPTS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +126,6 @@ def trigger_job(
                     active.next_retry_at = now
                 return active, False
     raise ValidationError("The audience's jobs changed during the request; ask again.")
-
-
-TRIGGER_ATTEMPTS = 3
 
 
 def _queue_new(

@@ -149,6 +149,16 @@ async def run_job(
         return await _run_job(service, tenant_id, job_id)
 
 
+async def run_job_in_background(service: SyncService, tenant_id: int, job_id: uuid.UUID) -> None:
+    """`run_job` for a launcher nobody awaits (the API's tasks, `serve`'s worker): an unexpected
+    failure is logged, by its type only (a message could quote SQL parameters or platform
+    payloads); the job stays running until its lease is reaped."""
+    try:
+        await run_job(service, tenant_id, job_id)
+    except Exception as exc:
+        log.error("sync job %s stopped by %s", job_id, type(exc).__name__)
+
+
 async def _run_job(
     service: SyncService, tenant_id: int, job_id: uuid.UUID
 ) -> AudienceSyncJob | None:
@@ -921,11 +931,6 @@ class Run:
         if answer is Heartbeat.CONTINUE and self.service.stopping():
             return Heartbeat.SHUTDOWN
         return answer
-
-    def beat(self) -> None:
-        answer = self.lease()
-        if answer is not Heartbeat.CONTINUE:
-            raise RunInterruptedError(answer)
 
     async def refresh(self, platform_id: str, current: Current) -> None:
         """Step 8: the platform's size and match rate on the audience; schedule the next run."""
