@@ -10,6 +10,8 @@ line it is on, never the rows after it.
 from __future__ import annotations
 
 import csv
+import functools
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -176,9 +178,23 @@ def _candidate(lines: Sequence[bytes], dialect: Dialect) -> Outcome | None:
 
 
 def stands_alone(raw: bytes, dialect: Dialect) -> bool:
-    """Whether a line is, on its own, a well-formed row of the header's width."""
+    """Whether a line is, on its own, a strictly well-formed row of the header's width (RFC 4180:
+    a quote only around a value or doubled inside one). Strict, because the last line of a real
+    multi-line value (`end of value",next,cells`) always has a quote inside an unquoted value:
+    it must not count as a row that stops the value."""
     try:
         text = raw.decode("utf-8").removesuffix("\r")
-        return len(parse(text, dialect.delimiter)) == dialect.columns
+        cells = parse(text, dialect.delimiter)
     except (UnicodeDecodeError, OpenQuoteError, MalformedError):
         return False
+    return (
+        len(cells) == dialect.columns and strict_row(dialect.delimiter).fullmatch(text) is not None
+    )
+
+
+@functools.cache
+def strict_row(delimiter: str) -> re.Pattern[str]:
+    """One line of RFC 4180 fields: quoted (`""` inside) or without any quote."""
+    d = re.escape(delimiter)
+    field = f'(?:"(?:[^"]|"")*"|[^"{d}\n]*)'
+    return re.compile(f"{field}(?:{d}{field})*")

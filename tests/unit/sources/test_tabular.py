@@ -116,10 +116,10 @@ def test_an_unbalanced_quote_costs_its_own_line_only(tmp_path: Path) -> None:
 
 
 def test_an_open_quote_never_takes_lines_that_are_rows_on_their_own(tmp_path: Path) -> None:
-    # Taking P2's line would close the quote with three columns: still refused.
-    data = HEADER + b'P1,"oops,gold\nP2,"b",gold\nP3,c,gold\n'
+    # Lines 2-4 would make one well-formed row of three columns; line 3 is a row on its own.
+    data = HEADER + b'P1,"oops,gold\nP2,b,gold\nP3,c",gold\n'
     got = read(data, tmp_path)
-    assert [r[0] for r in got.rows] == ["P2", "P3"]
+    assert [r[:2] for r in got.rows] == [("P2", "b"), ("P3", 'c"')]
     assert got.rejected == [2]
 
 
