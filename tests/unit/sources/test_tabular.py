@@ -361,3 +361,36 @@ def test_a_file_that_is_not_parquet_is_refused(tmp_path: Path) -> None:
     path.write_bytes(HEADER)
     with pytest.raises(ValidationError, match="not a readable Parquet file"):
         read_path(path)
+
+
+PROFILE_HEADER = (
+    b"profile_id,email,phone,mobile_id,external_id,mobile_id_kind,first_name,last_name,city,"
+    b"state,zip,country,date_of_birth,gender,plan,lifetime_value\n"
+)
+
+
+def profile_line(n: int) -> bytes:
+    return (
+        b"P%07d,user%d@example.com,+1 555 %04d,,CUST-%d,,Ann,Lee,Paris,,75001,FR,,F,gold,1.5\n"
+        % (
+            n,
+            n,
+            n % 10_000,
+            n,
+        )
+    )
+
+
+def test_the_issue_file_loses_exactly_its_three_broken_lines(tmp_path: Path) -> None:
+    """Issue 18: an unbalanced quote on line 503 took lines 504-1554 into one value."""
+    lines = [profile_line(n) for n in range(2, 2002)]  # line numbers 2..2001
+    lines[503 - 2] = lines[503 - 2].replace(b",user", b',"user')  # never closed
+    lines[1200 - 2] = lines[1200 - 2].replace(b"Paris", b"Paris,TX")  # 17 columns
+    lines[1554 - 2] = lines[1554 - 2].replace(b",Ann,", b',"Ann" Jr,')  # text after a quote
+    got = read(PROFILE_HEADER + b"".join(lines), tmp_path, rows=500)
+    assert got.rejected == [503, 1200, 1554]
+    assert "unbalanced quote" in got.rejections[0].reason
+    assert got.rejections[1].reason.startswith("expected 16 columns, found 17")
+    assert "closing quote" in got.rejections[2].reason
+    assert [r[-2] for r in got.rows] == [n for n in range(2, 2002) if n not in (503, 1200, 1554)]
+    assert got.rows[0][:3] == ("P0000002", "user2@example.com", "+1 555 0002")
