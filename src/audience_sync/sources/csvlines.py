@@ -195,6 +195,17 @@ def stands_alone(raw: bytes, dialect: Dialect) -> bool:
 @functools.cache
 def strict_row(delimiter: str) -> re.Pattern[str]:
     """One line of RFC 4180 fields: quoted (`""` inside) or without any quote."""
-    d = re.escape(delimiter)
-    field = f'(?:"(?:[^"]|"")*"|[^"{d}\n]*)'
+    d, field = _field(delimiter)
     return re.compile(f"{field}(?:{d}{field})*")
+
+
+def strict_pattern(delimiter: str, columns: int) -> str:
+    """A whole line of exactly `columns` RFC 4180 fields (then an optional CR), written for
+    both Python's `re` and Rust's `regex` (Polars)."""
+    d, field = _field(delimiter)
+    return f"^{field}(?:{d}{field}){{{columns - 1}}}\\r?$"
+
+
+def _field(delimiter: str) -> tuple[str, str]:
+    d = f"\\x{ord(delimiter):02X}"  # the delimiter as an escape both engines read
+    return d, f'(?:"(?:[^"]|"")*"|[^"{d}\\n]*)'

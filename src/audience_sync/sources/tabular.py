@@ -349,10 +349,16 @@ def _csv_block(
     with the next block (a quoted value still open at the end of this one)."""
     count = block.count(b"\n")
     frame = _bulk(block, count, dialect, names)
+    simple = None
+    if frame is None:
+        simple = _one_line_rows(block, dialect)
+        if simple is not None and all(simple):
+            frame = _checked(_polars_csv(block, dialect.delimiter, names), count)
     if frame is not None:
-        lines = list(range(first, first + count))
-        return _batch(_with_lines(frame, lines, lines), [], count, 0), b""
-    return _careful_block(block.split(b"\n")[:-1], first, dialect, names, final=final)
+        numbers = list(range(first, first + count))
+        return _batch(_with_lines(frame, numbers, numbers), [], count, 0), b""
+    lines = block.split(b"\n")[:-1]
+    return _careful_block(lines, simple, first, dialect, names, final=final)
 
 
 def _bulk(
@@ -365,7 +371,29 @@ def _bulk(
         return None
     if block.count(dialect.delimiter.encode()) != (dialect.columns - 1) * count:
         return None
-    frame = _polars_csv(block, dialect.delimiter, names)
+    return _checked(_polars_csv(block, dialect.delimiter, names), count)
+
+
+def _one_line_rows(block: bytes, dialect: csvlines.Dialect) -> list[bool] | None:
+    """For each line: whether it is a strict RFC 4180 row of the header's width by itself (so
+    Polars reads it, quotes and all, as `csvlines` would), decided in bulk by Polars' regex
+    engine. None when the block is not UTF-8 (then lines are classified one by one)."""
+    try:
+        text = block.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    lines = pl.Series([text]).str.split("\n").explode().head(-1)
+    pattern = csvlines.strict_pattern(dialect.delimiter, dialect.columns)
+    simple = (
+        lines.str.contains(pattern)
+        & (lines.str.strip_chars(csvlines.BLANK) != "")
+        & ~lines.str.contains("\x00", literal=True)
+    )
+    return simple.to_list()
+
+
+def _checked(frame: pl.DataFrame | None, count: int) -> pl.DataFrame | None:
+    """The frame if Polars read one row per line and every cell, else None."""
     if frame is None or frame.height != count or _has_null(frame):
         return None
     return frame
@@ -377,7 +405,7 @@ def _polars_csv(data: bytes, delimiter: str, names: list[str]) -> pl.DataFrame |
             data,
             has_header=False,
             separator=delimiter,
-            quote_char=None,
+            quote_char='"',
             comment_prefix=None,
             schema=dict.fromkeys(names, pl.String),
             infer_schema=False,
@@ -393,16 +421,25 @@ def _has_null(frame: pl.DataFrame) -> bool:
 
 
 def _careful_block(
-    lines: list[bytes], first: int, dialect: csvlines.Dialect, names: list[str], *, final: bool
+    lines: list[bytes],
+    simple: list[bool] | None,
+    first: int,
+    dialect: csvlines.Dialect,
+    names: list[str],
+    *,
+    final: bool,
 ) -> tuple[Batch, bytes]:
-    delimiter, width = dialect.delimiter.encode(), dialect.columns - 1
-    simple = [
-        b'"' not in raw
-        and b"\x00" not in raw
-        and raw.count(delimiter) == width
-        and bool(raw.strip(_BLANK_BYTES))
-        for raw in lines
-    ]
+    """Lines one by one: rows that are one line each go to Polars together, the others (quotes
+    across lines, broken rows, blank lines) through `csvlines`."""
+    if simple is None:
+        delimiter, width = dialect.delimiter.encode(), dialect.columns - 1
+        simple = [
+            b'"' not in raw
+            and b"\x00" not in raw
+            and raw.count(delimiter) == width
+            and bool(raw.strip(_BLANK_BYTES))
+            for raw in lines
+        ]
     fast: list[int] = []
     careful: list[tuple[int, int, list[str]]] = []
     rejections: list[Rejection] = []
@@ -440,8 +477,8 @@ def _careful_block(
 def _simple_rows(
     lines: list[bytes], numbers: list[int], dialect: csvlines.Dialect, names: list[str]
 ) -> tuple[pl.DataFrame | None, list[Rejection]]:
-    """Lines without quotes and of the right width: Polars in one go; when that fails (bytes
-    that are not UTF-8), line by line with the same meaning (split on the delimiter)."""
+    """Lines that are rows by themselves: Polars in one go; when that fails (bytes that are not
+    UTF-8), line by line with `csvlines`."""
     if not lines:
         return None, []
     frame = _polars_csv(b"\n".join(lines) + b"\n", dialect.delimiter, names)
@@ -455,7 +492,7 @@ def _simple_rows(
         if text is None:
             rejections.append(Rejection(number, dialect.invalid_reason, number))
             continue
-        kept.append(text.removesuffix("\r").split(dialect.delimiter))
+        kept.append(csvlines.parse(text.removesuffix("\r"), dialect.delimiter))
         kept_lines.append(number)
     if not kept:
         return None, rejections
