@@ -25,6 +25,11 @@ MALFORMED = (
     '(write a quote inside a quoted value as "")'
 )
 NUL = "contains a NUL byte"
+# Stands for a line too long to hold in memory (the reader skipped it); NUL-led, so it is never
+# a row and never continues one.
+OVERLONG = b"\x00<a line too long to read>"
+MAX_LINE_HELD = 16 << 20  # more than a row may take (MAX_ROW_BYTES): a block's soft limit
+OVERLONG_REASON = f"a line longer than {MAX_LINE_HELD >> 20} MB"
 TOO_LONG = f"a row longer than {MAX_ROW_BYTES} bytes or {MAX_ROW_LINES} lines"
 # Python's csv reads a lone "\r" as a line end; NUL never reaches the parser (rejected first),
 # so it stands in for "\r" while parsing and is turned back after.
@@ -119,6 +124,8 @@ def _decode(raw: bytes, dialect: Dialect) -> str | Reject:
 def read_row(lines: Sequence[bytes], start: int, dialect: Dialect, *, final: bool) -> Outcome:
     """What the row starting at `lines[start]` is (lines without their `\\n`). `NeedMore` when
     the row may go on past `lines` and `final` is false."""
+    if lines[start] == OVERLONG:
+        return Reject(OVERLONG_REASON)
     text = _decode(lines[start], dialect)
     if isinstance(text, Reject):
         return text

@@ -149,7 +149,11 @@ def _chunk_bytes(rows: int) -> int:
 
 
 class _Lines:
-    """Blocks of whole lines (each ending with `\\n`) from UTF-8 chunks; lines can be put back."""
+    """Blocks of whole lines (each ending with `\\n`) from UTF-8 chunks; lines can be put back.
+
+    A block stops growing at `csvlines.MAX_LINE_HELD` bytes once it holds a whole line, and a
+    line longer than that is never held: it is skipped and stands as `csvlines.OVERLONG`, one
+    line to reject. So memory stays flat whatever the file holds."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         self._chunks = chunks
@@ -157,14 +161,24 @@ class _Lines:
         self.done = False  # no more chunks: the block returned last was the end of the file
 
     def block(self, at_least: int) -> bytes | None:
-        parts, count = [self._rest], self._rest.count(b"\n")
-        while count < at_least and not self.done:
+        parts, count, size = [self._rest], self._rest.count(b"\n"), len(self._rest)
+        limit = csvlines.MAX_LINE_HELD
+        while count < at_least and not self.done and not (count and size >= limit):
+            if size >= limit:  # no line break in all of it: one overlong line
+                rest = self._skip_line()
+                parts, count, size = (
+                    [csvlines.OVERLONG, b"\n", rest],
+                    1 + rest.count(b"\n"),
+                    len(rest),
+                )
+                continue
             chunk = next(self._chunks, None)
             if chunk is None:
                 self.done = True
                 break
             parts.append(chunk)
             count += chunk.count(b"\n")
+            size += len(chunk)
         data = b"".join(parts)
         if self.done:
             self._rest = b""
@@ -174,6 +188,15 @@ class _Lines:
         cut = data.rfind(b"\n") + 1
         self._rest = data[cut:]
         return data[:cut]
+
+    def _skip_line(self) -> bytes:
+        """Drop chunks up to the next line break; what follows it."""
+        while (chunk := next(self._chunks, None)) is not None:
+            end = chunk.find(b"\n")
+            if end >= 0:
+                return chunk[end + 1 :]
+        self.done = True
+        return b""
 
     def unread(self, data: bytes) -> None:
         self._rest = data + self._rest
@@ -542,7 +565,7 @@ def _jsonl_line(raw: bytes, number: int, batch: Batch, encoding: Encoding) -> No
     if not raw.strip():
         batch.blank += 1
         return
-    if len(raw) > MAX_LINE_BYTES:
+    if len(raw) > MAX_LINE_BYTES or raw == csvlines.OVERLONG:
         reason = f"line longer than {MAX_LINE_BYTES} bytes"
     else:
         try:

@@ -14,6 +14,7 @@ import polars as pl
 import pytest
 
 from audience_sync.exceptions import ValidationError
+from audience_sync.sources import csvlines
 from audience_sync.sources.rows import Rejection
 from audience_sync.sources.tabular import (
     Batch,
@@ -416,3 +417,18 @@ def test_rows_read_in_bulk_and_one_by_one_agree_with_python_csv(tmp_path: Path) 
     broken = read(HEADER + body + b'P99,"op\xffen\n', tmp_path)
     assert broken.rows == bulk.rows
     assert broken.rejected == [42]
+
+
+def test_a_line_too_long_to_hold_is_skipped_and_rejected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csvlines, "MAX_LINE_HELD", 4096)
+    data = HEADER + b"P1,a,b\n" + b"x" * 50_000 + b"\nP2,c,d\n" + b"y" * 9_000
+    got = read(data, tmp_path, rows=3)
+    assert [r[0] for r in got.rows] == ["P1", "P2"]
+    assert got.rejections == [
+        Rejection(3, csvlines.OVERLONG_REASON, 3),
+        Rejection(5, csvlines.OVERLONG_REASON, 5),
+    ]
+    jsonl = read(b'{"a": 1}\n' + b"z" * 50_000 + b"\n", tmp_path, name="f.jsonl", rows=1)
+    assert jsonl.rejections == [Rejection(2, "line longer than 1000000 bytes", 2)]
