@@ -432,3 +432,10 @@ def test_a_line_too_long_to_hold_is_skipped_and_rejected(
     ]
     jsonl = read(b'{"a": 1}\n' + b"z" * 50_000 + b"\n", tmp_path, name="f.jsonl", rows=1)
     assert jsonl.rejections == [Rejection(2, "line longer than 1000000 bytes", 2)]
+
+
+def test_a_header_with_a_broken_quote_or_a_reserved_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="header \\(line 1\\) has a broken quote"):
+        read(b'profile_id,"email\nP1,a\n', tmp_path)
+    with pytest.raises(ValidationError, match="'_line', a name the importer keeps"):
+        read(b"profile_id,_Line\nP1,a\n", tmp_path)
