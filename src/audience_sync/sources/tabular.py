@@ -224,6 +224,11 @@ def _csv_header(
     header = header_raw.decode("utf-8").removesuffix("\r")
     if not header.strip(csvlines.BLANK):
         raise ValidationError("The CSV file is empty: the first line must be a header row.")
+    if "\r" in header.strip(csvlines.BLANK):  # lines split on "\n" only: this is one line
+        raise ValidationError(
+            "The file's lines end with a carriage return alone (the old Mac format): save it "
+            "again with LF or CRLF line ends."
+        )
     sample = rest.split(b"\n", SAMPLE_LINES)[:SAMPLE_LINES]
     delimiter = _delimiter(options.delimiter) or detect_delimiter(header, sample)
     try:
@@ -372,6 +377,8 @@ def _csv_block(
     with the next block (a quoted value still open at the end of this one)."""
     count = block.count(b"\n")
     frame = _bulk(block, count, dialect, names)
+    if frame is None:
+        frame = _bulk_few_quotes(block, count, dialect, names)
     simple = None
     if frame is None:
         simple = _one_line_rows(block, dialect)
@@ -395,6 +402,32 @@ def _bulk(
     if block.count(dialect.delimiter.encode()) != (dialect.columns - 1) * count:
         return None
     return _checked(_polars_csv(block, dialect.delimiter, names), count)
+
+
+def _bulk_few_quotes(
+    block: bytes, count: int, dialect: csvlines.Dialect, names: list[str]
+) -> pl.DataFrame | None:
+    """The block parsed by Polars when its few lines with a quote are each a strict RFC 4180 row
+    of the header's width (checked one by one) and every other line is simple (checked in bulk
+    as in `_bulk`, the delimiters inside quoted values taken off the count)."""
+    if block.count(b'"') > count // 5 or b"\x00" in block:
+        return None
+    delimiter, inside = dialect.delimiter, 0
+    strict = csvlines.strict_row(delimiter)
+    found = block.find(b'"')
+    while found >= 0:
+        start, end = block.rfind(b"\n", 0, found) + 1, block.find(b"\n", found)
+        text = csvlines.decoded(block[start:end])
+        if text is None or not strict.fullmatch(text := text.removesuffix("\r")):
+            return None
+        cells = csvlines.parse(text, delimiter)
+        if len(cells) != dialect.columns:
+            return None
+        inside += sum(cell.count(delimiter) for cell in cells)
+        found = block.find(b'"', end)
+    if block.count(delimiter.encode()) != (dialect.columns - 1) * count + inside:
+        return None
+    return _checked(_polars_csv(block, delimiter, names), count)
 
 
 def _one_line_rows(block: bytes, dialect: csvlines.Dialect) -> list[bool] | None:
@@ -532,7 +565,7 @@ def _with_lines(frame: pl.DataFrame, starts: list[int], ends: list[int]) -> pl.D
 def _batch(
     frame: pl.DataFrame | None, rejections: list[Rejection], lines: int, blank: int
 ) -> Batch:
-    """A batch with rows whose every cell is blank taken out of the frame and counted."""
+    """A batch with rows whose every cell is blank taken out of the frame, their lines counted."""
     if frame is not None and frame.height:
         cells = [c for c in frame.columns if c not in (LINE, END_LINE)]
         first = pl.col(cells[0]).str.strip_chars(csvlines.BLANK) == ""
@@ -541,7 +574,8 @@ def _batch(
                 pl.col(c).is_null() | (pl.col(c).str.strip_chars(csvlines.BLANK) == "")
                 for c in cells
             )
-            blank += frame.select(empty.sum()).item()
+            taken = pl.col(END_LINE) - pl.col(LINE) + 1  # a blank row may span lines
+            blank += frame.select(taken.filter(empty).sum()).item()
             frame = frame.filter(~empty)
     return Batch(frame, [], rejections, lines, blank)
 

@@ -439,3 +439,14 @@ def test_a_header_with_a_broken_quote_or_a_reserved_name_is_refused(tmp_path: Pa
         read(b'profile_id,"email\nP1,a\n', tmp_path)
     with pytest.raises(ValidationError, match="'_line', a name the importer keeps"):
         read(b"profile_id,_Line\nP1,a\n", tmp_path)
+
+
+def test_a_file_with_carriage_returns_alone_as_line_ends_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="LF or CRLF"):
+        read(b"profile_id,plan\rP1,gold\rP2,silver\r", tmp_path)
+
+
+def test_a_blank_row_over_two_lines_counts_both(tmp_path: Path) -> None:
+    got = read(HEADER + b'P1,a,b\n,"\n",\n', tmp_path)
+    assert got.blank == 2
+    assert [r[0] for r in got.rows] == ["P1"]
