@@ -114,15 +114,21 @@ def protected(written: list[Written], delimiter: str) -> list[int]:
 
 
 @FUZZ
-@given(file=files(), rows=st.integers(min_value=1, max_value=40))
+@given(
+    file=files(),
+    rows=st.integers(min_value=1, max_value=40),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]),
+)
 def test_corrupted_rows_never_cost_the_untouched_rows_around_them(
-    file: tuple[str, list[Written]], rows: int
+    file: tuple[str, list[Written]], rows: int, encoding: str
 ) -> None:
     delimiter, written = file
     data = b"".join(w.data for w in written)
+    # Bytes that are not UTF-8 become lone surrogates in UTF-16: still one rejected line each.
+    text = data.decode("utf-8", "surrogateescape")
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "f.csv"
-        path.write_bytes(data)
+        path.write_bytes(data if encoding == "utf-8" else text.encode(encoding, "surrogatepass"))
         batches = list(read_batches(path, ReadOptions(), rows=rows))
     frames = [b.frame for b in batches if b.frame is not None]
     frame = pl.concat(frames) if frames else None
@@ -148,3 +154,26 @@ def test_corrupted_rows_never_cost_the_untouched_rows_around_them(
     for index in protected(written, delimiter):
         row, line = written[index], starts[index - 1]
         assert found.get(line) == (*row.cells, line, line + row.lines - 1), (delimiter, line)
+
+
+@FUZZ
+@given(
+    bad=st.lists(st.binary(max_size=30).filter(lambda b: b"\n" not in b), max_size=6),
+    rows=st.integers(min_value=1, max_value=10),
+)
+def test_any_bytes_in_json_lines_cost_their_line_only(bad: list[bytes], rows: int) -> None:
+    lines = []
+    for number, raw in enumerate(bad):
+        lines += [b'{"profile_id": "GOOD-%d"}' % number, raw]
+    lines.append(b'{"profile_id": "GOOD-%d"}' % len(bad))
+    data = b"\n".join(lines) + b"\n"
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "f.jsonl"
+        path.write_bytes(data)
+        batches = list(read_batches(path, ReadOptions(), rows=rows))
+    objects = [o for b in batches for o in b.objects]
+    rejected = [r.line for b in batches for r in b.rejections]
+    assert sum(b.lines for b in batches) == len(lines)
+    assert len(objects) + len(rejected) + sum(b.blank for b in batches) == len(lines)
+    good = [(line, value) for line, value in objects if line % 2]
+    assert good == [(2 * n + 1, {"profile_id": f"GOOD-{n}"}) for n in range(len(bad) + 1)]
