@@ -21,7 +21,7 @@ import polars as pl
 from audience_sync.exceptions import ValidationError
 from audience_sync.sources import csvlines
 from audience_sync.sources.encodings import Encoding, utf8_chunks
-from audience_sync.sources.rows import MAX_LINE_BYTES, NUMBER_REASON, Rejection
+from audience_sync.sources.rows import MAX_DEPTH, MAX_LINE_BYTES, NUMBER_REASON, Rejection
 
 LINE = "_line"
 END_LINE = "_end_line"
@@ -611,7 +611,7 @@ def _jsonl_line(raw: bytes, number: int, batch: Batch, encoding: Encoding) -> No
         except ValueError:  # int() of more than 4,300 digits; the message quotes no value
             reason = f"a value {NUMBER_REASON}"
         except RecursionError:  # the decoder's own stack guard, thousands of levels deep
-            reason = "a value is nested too deeply"
+            reason = f"a value is nested deeper than {MAX_DEPTH} levels"
     if reason is not None:
         batch.rejections.append(Rejection(number, reason, number))
 
