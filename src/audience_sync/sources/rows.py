@@ -146,7 +146,8 @@ class ProfileRecord:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A row that could not be read; its line number is the line where the row starts."""
+    """A row that could not be read; its line number is the line where the row starts, and
+    `end_line` the last line it took (None: the same line)."""
 
     line: int
     reason: str

@@ -18,9 +18,8 @@ import io
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, cast
 
 import polars as pl
@@ -163,9 +162,8 @@ def _write_round(
     pks = pl.concat([new.select(ROW, "_pk"), changed.select(ROW, "_pk")])
     store.insert_identifiers(_with_e164(rows, parse).join(pks, on=ROW, maintain_order="left"))
     if store.segment_id is not None:
-        store.add_members(profiles["_pk"].fill_null(0).to_list() if new.is_empty() else
-                          pl.concat([profiles.filter(pl.col("_pk").is_not_null())["_pk"],
-                                     new["_pk"]]).to_list())  # fmt: skip
+        kept = profiles.filter(pl.col("_pk").is_not_null())["_pk"]
+        store.add_members(pl.concat([kept, new["_pk"]]).to_list())
     unchanged = profiles.height - new.height - changed.height
     return WriteCounts(new.height, changed.height, unchanged)
 
@@ -345,11 +343,3 @@ class _Postgres(_Store):
             f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN (FORMAT csv)"
         ) as copy:
             copy.write(data.getvalue())
-
-
-def _columns(names: Sequence[str]) -> str:
-    return ", ".join(names)
-
-
-def stamp(value: datetime) -> str:
-    return value.isoformat()
