@@ -3,13 +3,19 @@ exact counts (sync/diagnostics.py)."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import delete, select
+from typer.testing import CliRunner, Result
 
+from audience_sync import cli
 from audience_sync.domain.models import SyncOperation, SyncPlatform
 from audience_sync.store.db import transaction
 from audience_sync.store.diagnostics import DiagnosticsRepository, Entry
@@ -19,6 +25,8 @@ from audience_sync.sync.audiences import purge_audience
 from audience_sync.testing.conformance import corrupt
 
 from .world import World, row
+
+Invoke = Callable[..., Result]
 
 RAW = {
     "email": "jane.doe.example.com",  # no @
@@ -162,3 +170,46 @@ async def test_a_dry_run_lists_what_a_sync_would_drop(world: World) -> None:
         ("P11", "invalid_phone"),
         ("P12", "zeroed_maid"),
     }
+
+
+@pytest.fixture
+def invoke(world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+    """The CLI in `tmp_path`, on the world's database."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("AUDIENCE_SYNC_DATABASE_URL", world.engine.url.render_as_string(False))
+    monkeypatch.setenv("AUDIENCE_SYNC_VAR_DIR", str(tmp_path / "var"))
+    cli.context.cache_clear()
+    runner = CliRunner()
+    yield lambda *args: runner.invoke(cli.app, list(args))
+    if cli.context.cache_info().currsize:
+        cli.context().engine.dispose()
+    cli.context.cache_clear()
+
+
+async def test_the_cli_shows_the_entries_and_writes_them_as_csv(
+    world: World, invoke: Invoke, tmp_path: Path
+) -> None:
+    world.load(bad_rows())
+    audience = world.audience(SyncPlatform.META)
+    job = await world.sync(audience, SyncOperation.CREATE)
+    shown = invoke("audiences", "diagnostics", str(job.id), "--reason", "zeroed_maid")
+    assert shown.exit_code == 0, shown.output
+    assert "P12" in shown.stdout
+    assert "0***0" in shown.stdout
+    assert "P10" not in shown.stdout  # another reason
+    assert "invalid_email" in shown.stdout  # the job's counts, whatever the filter
+    path = tmp_path / "out.csv"
+    written = invoke("audiences", "diagnostics", str(job.id), "--csv", str(path))
+    assert written.exit_code == 0, written.output
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    assert rows[0] == ["profile_id", "field", "reason", "masked_value"]
+    assert sorted(r[0] for r in rows[1:]) == ["P10", "P11", "P12"]
+    assert path.stat().st_mode & 0o777 == 0o600
+    as_json = json.loads(invoke("audiences", "diagnostics", str(job.id), "--json").stdout)
+    assert len(as_json["items"]) == 3
+    for output in (shown.stdout, path.read_text(), json.dumps(as_json)):
+        for raw in RAW.values():
+            assert raw not in output
+    other = invoke("audiences", "diagnostics", str(job.id), "--tenant", "nobody")
+    assert other.exit_code != 0
+    assert "Traceback" not in other.output
