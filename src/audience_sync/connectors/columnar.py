@@ -270,13 +270,14 @@ def _count(
     """Add each dropped value (`DROPS`) to `dropped`, but those of `quiet` reasons; `rows` are
     (`profile_pk`, raw value) beside `reasons`. Only the dropped rows are kept (few)."""
     owner, value = rows.columns
-    found = rows.select(
+    keep = reasons.is_not_null() & ~reasons.is_in(pl.Series(quiet, dtype=pl.String).implode())
+    found = rows.filter(keep).select(
         owner=pl.col(owner),
-        field=pl.lit(name.value),
-        reason=reasons,
+        field=pl.lit(name.value, pl.String),
+        reason=reasons.filter(keep),
         value=pl.col(value).cast(pl.String),
     )
-    dropped.append(found.filter(pl.col("reason").is_not_null() & ~pl.col("reason").is_in(quiet)))
+    dropped.append(found)
 
 
 def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> pl.DataFrame:
