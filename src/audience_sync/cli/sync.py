@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -436,7 +437,8 @@ def audiences_diagnostics(
 def _print_diagnostics(report: Report) -> None:
     counts = Table("Field", "Reason", "Count")
     for count in report.counts:
-        counts.add_row(count["field"] or "—", count["reason"], f"{count['count']:,}")
+        cells = [count["field"] or "—", count["reason"], f"{count['count']:,}"]
+        counts.add_row(*(escape(str(c)) for c in cells))
     out.print(counts)
     if report.truncated:
         out.print(
@@ -445,9 +447,9 @@ def _print_diagnostics(report: Report) -> None:
         )
     entries = Table("Profile", "Field", "Reason", "Masked value")
     for entry in report.entries:
-        entries.add_row(
-            entry.profile_id or "(deleted)", entry.field or "—", entry.reason, entry.masked_value
-        )
+        # Escaped: a profile id or a masked value (`[***]`) may read as rich markup.
+        cells = [entry.profile_id or "(deleted)", entry.field or "—", entry.reason]
+        entries.add_row(*(escape(c) for c in [*cells, entry.masked_value or ""]))
     out.print(entries)
     if report.matching > len(report.entries):
         out.print(

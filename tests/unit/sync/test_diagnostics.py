@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 
 import polars as pl
 
+from audience_sync.cli.common import out
+from audience_sync.cli.sync import _print_diagnostics
 from audience_sync.connectors.columnar import DROPS
-from audience_sync.sync.diagnostics import Diagnostics
+from audience_sync.store.diagnostics import Entry
+from audience_sync.sync.diagnostics import Diagnostics, Report
 
 
 def drops(n: int, start: int = 0) -> pl.DataFrame:
@@ -57,3 +61,18 @@ def test_nothing_left_out_is_not_truncated() -> None:
     found.add_refused(pl.Series([9], dtype=pl.Int64))
     assert found.entries()["reason"].to_list() == ["invalid_email"] * 3 + ["refused"]
     assert found.summary()["truncated"] is False
+
+
+def test_the_cli_prints_ids_and_masks_that_look_like_markup_as_they_are() -> None:
+    report = Report(
+        job_id=uuid.uuid4(),
+        counts=[{"field": "external_id", "reason": "invalid_external_id", "count": 1}],
+        truncated=False,
+        limit=10_000,
+        matching=1,
+        entries=[Entry("[bold]P1", "external_id", "invalid_external_id", "[***]")],
+    )
+    with out.capture() as captured:
+        _print_diagnostics(report)
+    assert "[bold]P1" in captured.get()
+    assert "[***]" in captured.get()
