@@ -446,10 +446,10 @@ class DiagnosticsOut(BaseModel):
         description="Every dropped or refused value of the job by (field, reason), exact."
     )
     truncated: bool = Field(
-        description="True when the job found more values than it keeps entries for (`limit`): "
-        "the counts are exact, the entries are the first ones found."
+        description="True when the job found more values than it keeps entries for "
+        "(`max_entries`): the counts are exact, the entries are the first ones found."
     )
-    limit: int = Field(description="Entries a job keeps at most.")
+    max_entries: int = Field(description="Entries a job keeps at most (10,000).")
     total: int = Field(description="Kept entries matching the filters.")
     offset: int
     next_offset: int | None = Field(description="The next page's `offset`; null on the last.")

@@ -426,7 +426,7 @@ def audiences_diagnostics(
                 "job_id": str(report.job_id),
                 "counts": report.counts,
                 "truncated": report.truncated,
-                "limit": report.limit,
+                "max_entries": report.max_entries,
                 "items": [dataclasses.asdict(e) for e in report.entries],
             }
         )
@@ -442,7 +442,7 @@ def _print_diagnostics(report: Report) -> None:
     out.print(counts)
     if report.truncated:
         out.print(
-            f"Only the first {report.limit:,} values are listed; the counts are exact.",
+            f"Only the first {report.max_entries:,} values are listed; the counts are exact.",
             highlight=False,
         )
     entries = Table("Profile", "Field", "Reason", "Masked value")

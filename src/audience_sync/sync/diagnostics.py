@@ -97,7 +97,7 @@ class Diagnostics:
 
     def summary(self) -> dict[str, Any]:
         """What the job's `details.diagnostics` keeps: the counts, the entries kept, whether
-        some were left out (more values than `limit`)."""
+        some were left out (more values than `limit`: `max_entries`)."""
         counts = [
             {"field": name, "reason": reason, "count": found}
             for (name, reason), found in sorted(
@@ -108,7 +108,7 @@ class Diagnostics:
         return {
             "counts": counts,
             "entries": self.kept,
-            "limit": self.limit,
+            "max_entries": self.limit,
             "truncated": self.total > self.kept,
         }
 
@@ -130,7 +130,7 @@ class Report:
     job_id: uuid.UUID
     counts: list[dict[str, Any]]
     truncated: bool
-    limit: int
+    max_entries: int
     matching: int  # kept entries matching the filters
     entries: list[Entry]
 
@@ -153,7 +153,7 @@ def read_report(
         job_id=job.id,
         counts=list(found.get("counts", [])),
         truncated=bool(found.get("truncated", False)),
-        limit=int(found.get("limit", LIMIT)),
+        max_entries=int(found.get("max_entries", LIMIT)),
         matching=repository.count(job_id, reason=reason, field=field),
         entries=repository.page(job_id, reason=reason, field=field, offset=offset, limit=limit),
     )

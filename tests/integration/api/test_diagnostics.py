@@ -57,7 +57,7 @@ async def test_a_job_lists_its_dropped_values_masked_with_exact_counts(
         {"field": "email", "reason": "invalid_email", "count": 2},
         {"field": "phone", "reason": "invalid_phone", "count": 1},
     ]
-    assert (body["truncated"], body["limit"], body["total"]) == (False, 10_000, 3)
+    assert (body["truncated"], body["max_entries"], body["total"]) == (False, 10_000, 3)
     assert body["next_offset"] is None
     for raw in RAW:
         assert raw not in answer.text

@@ -94,7 +94,7 @@ async def test_past_the_bound_the_first_entries_are_kept_and_the_counts_stay_exa
     assert {e.reason for e in kept} == {"invalid_email"}
     summary = job.details["diagnostics"]
     assert summary["counts"] == [{"field": "email", "reason": "invalid_email", "count": 9}]
-    assert (summary["entries"], summary["limit"], summary["truncated"]) == (4, 4, True)
+    assert (summary["entries"], summary["max_entries"], summary["truncated"]) == (4, 4, True)
 
 
 async def test_an_update_lists_the_unchanged_members_dropped_values_too(world: World) -> None:

@@ -49,7 +49,7 @@ def test_the_counts_are_exact_past_the_bound_and_say_so() -> None:
             {"field": None, "reason": "refused", "count": 2},
         ],
         "entries": 2,
-        "limit": 2,
+        "max_entries": 2,
         "truncated": True,
     }
 
@@ -68,7 +68,7 @@ def test_the_cli_prints_ids_and_masks_that_look_like_markup_as_they_are() -> Non
         job_id=uuid.uuid4(),
         counts=[{"field": "external_id", "reason": "invalid_external_id", "count": 1}],
         truncated=False,
-        limit=10_000,
+        max_entries=10_000,
         matching=1,
         entries=[Entry("[bold]P1", "external_id", "invalid_external_id", "[***]")],
     )

@@ -311,7 +311,7 @@ def get_diagnostics(
         job_id=report.job_id,
         counts=[DiagnosticCountOut(**count) for count in report.counts],
         truncated=report.truncated,
-        limit=report.limit,
+        max_entries=report.max_entries,
         total=report.matching,
         offset=offset,
         next_offset=after if after < report.matching else None,
