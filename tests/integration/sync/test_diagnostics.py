@@ -213,3 +213,35 @@ async def test_the_cli_shows_the_entries_and_writes_them_as_csv(
     other = invoke("audiences", "diagnostics", str(job.id), "--tenant", "nobody")
     assert other.exit_code != 0
     assert "Traceback" not in other.output
+
+
+async def test_a_replace_names_the_members_refused_but_not_the_unusable_ones(world: World) -> None:
+    """A platform replace (Meta's) reports failed users by position among every member; those
+    without a record (P10: its one email is broken) are unusable, not refused."""
+    world.load(bad_rows())
+    audience = world.audience(SyncPlatform.META)
+    await world.sync(audience, SyncOperation.CREATE)
+    build = world.connect
+
+    def connect(target: Any) -> Any:
+        connector = build(target)
+        original = connector.replace_audience
+
+        async def replace(audience_id: str, users: Any) -> Any:
+            result = await original(audience_id, users)
+            refused = [i for i, user in enumerate(users) if user.profile_id == "P3"]
+            result.details["failed_users"] = sorted({*result.details["failed_users"], *refused})
+            return result
+
+        connector.replace_audience = replace
+        return connector
+
+    world.service = dataclasses.replace(world.service, connect=connect)
+    job = await world.sync(audience, SyncOperation.REPLACE)
+    found = {(e.profile_id, e.reason) for e in entries(world, job)}
+    assert found == {
+        ("P3", "refused"),
+        ("P10", "invalid_email"),
+        ("P11", "invalid_phone"),
+        ("P12", "zeroed_maid"),
+    }
