@@ -100,8 +100,13 @@ def drop_counts(summaries: pl.Series) -> Counter[tuple[str, str]]:
 
 def drop_totals(summaries: pl.Series) -> Counter[str]:
     """The counts by reason of `drop_summary` texts (the job's `details.dropped`)."""
+    return by_reason(drop_counts(summaries))
+
+
+def by_reason(counts: Counter[tuple[str, str]]) -> Counter[str]:
+    """Counts by (field, reason) added up by reason."""
     totals: Counter[str] = Counter()
-    for (_, reason), count in drop_counts(summaries).items():
+    for (_, reason), count in counts.items():
         totals[reason] += count
     return totals
 

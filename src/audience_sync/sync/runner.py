@@ -69,7 +69,7 @@ from audience_sync.sync.jobs import (
     start_job,
 )
 from audience_sync.sync.lease import lease_waits
-from audience_sync.sync.members import CURRENT_SCHEMA, Current, drop_counts
+from audience_sync.sync.members import CURRENT_SCHEMA, Current, by_reason, drop_counts
 from audience_sync.sync.plan import (
     KEYS,
     Plan,
@@ -764,8 +764,9 @@ class Run:
         self.count_members(sent=0, added=0)
         self.metrics.details["members"] = current.members
         self.metrics.details["prepared_members"] = len(current.member_pks)
-        self.metrics.details["dropped"] = dict(current.dropped)
-        current.diagnostics.count(drop_counts(current.drops["dropped"]))
+        counts = drop_counts(current.drops["dropped"])  # read once, for both
+        self.metrics.details["dropped"] = dict(by_reason(counts))
+        current.diagnostics.count(counts)
         self.metrics.diagnostics = current.diagnostics
 
     def chunk_size(self, sample: pl.DataFrame) -> int:
