@@ -79,11 +79,12 @@ def mask_phone(text: str) -> str:
 
 def _country_code(text: str, digits: str) -> str | None:
     """The calling code a `+` number starts with, when libphonenumber finds one and at least
-    six digits follow it (so the code and the last two stay under a third of the number)."""
+    seven digits follow it: the two digits shown are then under 30% of the national number
+    (the code says which country, not who)."""
     if not text.startswith("+"):
         return None
     try:
         code = str(phonenumbers.parse(text, None).country_code)
     except NumberParseException:
         return None
-    return code if digits.startswith(code) and len(digits) - len(code) >= 6 else None
+    return code if digits.startswith(code) and len(digits) - len(code) >= 7 else None

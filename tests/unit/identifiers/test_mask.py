@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from audience_sync.identifiers.mask import mask_value
@@ -67,6 +67,8 @@ def test_an_email_mask_shows_the_domain_and_one_character_of_the_local_part(
 
 
 @given(st.sampled_from(["+44", "+1", "+880", "+33", "", "0"]), st.from_regex(r"[0-9 ]{0,16}"))
+@example("+44", "123456")  # the boundaries: 6 and 7 digits after the country code
+@example("+44", "1234567")
 def test_a_phone_mask_shows_the_country_code_and_two_digits_at_most(code: str, number: str) -> None:
     value = code + number
     masked = mask_value(value, "phone")
@@ -78,3 +80,7 @@ def test_a_phone_mask_shows_the_country_code_and_two_digits_at_most(code: str, n
         assert digits not in shown
     middle = digits[len(code.lstrip("+")) : -2]
     assert not any(piece in shown for piece in windows(middle))
+    # The two digits shown are under 30% of what the country code leaves.
+    country = masked[1:].split(" ", 1)[0] if masked.startswith("+") else ""
+    if shown != country:
+        assert 0.3 * (len(digits) - len(country)) > 2
