@@ -52,7 +52,9 @@ from audience_sync.sources.members import MemberFields
 
 PAIRS = {"owner": pl.Int64, "slot": pl.Int64, "key": pl.String, "value": pl.String}
 RECORDS = {"owner": pl.Int64, "record": pl.String}
-DROPS = {"owner": pl.Int64, "reason": pl.String}
+# A dropped value: its owner, field, reason and raw value (kept in memory only, for the job's
+# diagnostics, which store it masked: `sync.diagnostics`).
+DROPS = {"owner": pl.Int64, "field": pl.String, "reason": pl.String, "value": pl.String}
 # Each platform's wire keys, as its connector's module names them.
 META_KEYS = {name: key for key, name in meta.KEYS.items() if name is not None}
 TIKTOK_KEYS = dict(zip((Field.EMAIL, Field.PHONE), tiktok.SCHEMA, strict=False))  # + mobile ids
@@ -62,7 +64,7 @@ _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'  # what JSON escapes (see `plan.record_text`)
 @dataclass
 class RecordFrame:
     """A batch's records (`owner`: profile pk, `record`: canonical text) and the values it
-    dropped, each as (`owner`, `reason`)."""
+    dropped, each as (`owner`, `field`, `reason`, `value`: see `DROPS`)."""
 
     records: pl.DataFrame
     drops: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DROPS))
@@ -81,7 +83,7 @@ class Sent:
 
     identifiers: pl.DataFrame
     attributes: pl.DataFrame
-    drops: pl.DataFrame  # `owner`, `reason`: one row a dropped value
+    drops: pl.DataFrame  # `DROPS`: one row a dropped value
 
 
 def record_frame(
@@ -226,7 +228,8 @@ def _hashed(
     out = []
     for (region,), group in rows.group_by("region", maintain_order=True):
         sent, reasons = hash_series_with_reasons(group["value"], name, platform, region=str(region))
-        _count(group["profile_pk"], reasons, [Reason.UNSUPPORTED.value], dropped)
+        quiet = [Reason.UNSUPPORTED.value]
+        _count(group.select("profile_pk", "value"), name, reasons, quiet, dropped)
         out.append(group.with_columns(sent.alias("sent")).filter(pl.col("sent").is_not_null()))
     schema = {"pos": pl.UInt32, "owner": pl.Int64, "field": pl.String, "value": pl.String}
     frames = [
@@ -251,18 +254,30 @@ def _attribute(
     outcomes = pl.DataFrame({column: distinct, "value": sent, "reason": reasons})
     rows = profiles.select("profile_pk", column).join(outcomes, on=column, how="inner")
     quiet = [Reason.EMPTY.value, Reason.UNSUPPORTED.value]
-    _count(rows["profile_pk"], rows["reason"], quiet, dropped)
+    _count(rows.select("profile_pk", column), name, rows["reason"], quiet, dropped)
     return rows.filter(pl.col("value").is_not_null()).select(
         owner="profile_pk", field=pl.lit(name.value), value="value"
     )
 
 
 def _count(
-    owners: pl.Series, reasons: pl.Series, quiet: list[str], dropped: list[pl.DataFrame]
+    rows: pl.DataFrame,
+    name: Field,
+    reasons: pl.Series,
+    quiet: list[str],
+    dropped: list[pl.DataFrame],
 ) -> None:
-    """Add each dropped value (`owner`, `reason`) to `dropped`, but those of `quiet` reasons."""
-    found = pl.DataFrame({"owner": owners, "reason": reasons}, schema=DROPS)
-    dropped.append(found.filter(pl.col("reason").is_not_null() & ~pl.col("reason").is_in(quiet)))
+    """Add each dropped value (`DROPS`) to `dropped`, but those of `quiet` reasons; `rows` are
+    (`profile_pk`, raw value) beside `reasons`. Only the dropped rows are kept (few)."""
+    owner, value = rows.columns
+    keep = reasons.is_not_null() & ~reasons.is_in(pl.Series(quiet, dtype=pl.String).implode())
+    found = rows.filter(keep).select(
+        owner=pl.col(owner),
+        field=pl.lit(name.value, pl.String),
+        reason=reasons.filter(keep),
+        value=pl.col(value).cast(pl.String),
+    )
+    dropped.append(found)
 
 
 def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> pl.DataFrame:
@@ -393,7 +408,10 @@ def google_consent(
         )
         for c in columns
     ]
-    drops = pl.DataFrame({"owner": denied, "reason": "consent_denied"}, schema=DROPS)
+    drops = pl.DataFrame(
+        {"owner": denied, "field": "consent", "reason": "consent_denied", "value": None},
+        schema=DROPS,
+    )
     return kept, kept_ids, pl.concat([no_pairs, *pairs]).drop_nulls("value"), drops
 
 
