@@ -218,17 +218,41 @@ class _Store:
         raise NotImplementedError
 
 
+# The statements that find rows by the batch's ids (the plans tests check them on tables
+# without statistics: `tests/integration/sources/test_import_plans.py`).
+SQLITE_LOOKUP = (
+    "SELECT j.value, p.id, p.content_hash FROM json_each(?) AS j "
+    "CROSS JOIN profiles AS p WHERE p.tenant_id = ? AND p.profile_id = j.value"
+)
+SQLITE_DELETE_IDENTIFIERS = (
+    "DELETE FROM profile_identifiers WHERE profile_pk IN (SELECT value FROM json_each(?)) "
+    "AND tenant_id = ?"
+)
+SQLITE_ADD_MEMBERS = (
+    "INSERT INTO segment_members (segment_id, profile_pk, tenant_id, added_at) "
+    "SELECT ?, value, ?, ? FROM json_each(?) WHERE true "
+    "ON CONFLICT (segment_id, profile_pk) DO NOTHING"
+)
+POSTGRES_LOOKUP = (
+    "SELECT u.pid, p.id, p.content_hash FROM unnest(%s::text[]) AS u(pid) "
+    "JOIN profiles AS p ON p.tenant_id = %s AND p.profile_id = u.pid"
+)
+POSTGRES_DELETE_IDENTIFIERS = (
+    "DELETE FROM profile_identifiers AS i USING unnest(%s::bigint[]) AS u(pk) "
+    "WHERE i.profile_pk = u.pk AND i.tenant_id = %s"
+)
+POSTGRES_ADD_MEMBERS = (
+    "INSERT INTO segment_members (segment_id, profile_pk, tenant_id, added_at) "
+    "SELECT %s, u.pk, %s, %s FROM unnest(%s::bigint[]) AS u(pk) "
+    "ON CONFLICT (segment_id, profile_pk) DO NOTHING"
+)
 LOOKUP_SCHEMA = {"profile_id": pl.String, "_pk": pl.Int64, "_stored_hash": pl.String}
 _SET_FIELDS = ", ".join(f"{c} = ?" for c in (*FIELD_COLUMNS, "traits", "content_hash"))
 
 
 class _SQLite(_Store):
     def lookup(self, profile_ids: list[str]) -> pl.DataFrame:
-        self.cursor.execute(
-            "SELECT j.value, p.id, p.content_hash FROM json_each(?) AS j "
-            "CROSS JOIN profiles AS p WHERE p.tenant_id = ? AND p.profile_id = j.value",
-            (json.dumps(profile_ids), self.tenant_id),
-        )
+        self.cursor.execute(SQLITE_LOOKUP, (json.dumps(profile_ids), self.tenant_id))
         return pl.DataFrame(self.cursor.fetchall(), schema=LOOKUP_SCHEMA, orient="row")
 
     def insert_profiles(self, profiles: pl.DataFrame) -> None:
@@ -251,11 +275,7 @@ class _SQLite(_Store):
         )
 
     def delete_identifiers(self, pks: list[int]) -> None:
-        self.cursor.execute(
-            "DELETE FROM profile_identifiers WHERE profile_pk IN (SELECT value FROM json_each(?)) "
-            "AND tenant_id = ?",
-            (json.dumps(pks), self.tenant_id),
-        )
+        self.cursor.execute(SQLITE_DELETE_IDENTIFIERS, (json.dumps(pks), self.tenant_id))
 
     def insert_identifiers(self, identifiers: pl.DataFrame) -> None:
         rows = identifiers.select("_pk", "type", "value", "e164", "kind").iter_rows()
@@ -268,20 +288,13 @@ class _SQLite(_Store):
     def add_members(self, pks: list[int]) -> None:
         segment = bound(self.connection, MEMBERS.c.segment_id, self.segment_id)
         self.cursor.execute(
-            "INSERT INTO segment_members (segment_id, profile_pk, tenant_id, added_at) "
-            "SELECT ?, value, ?, ? FROM json_each(?) WHERE true "
-            "ON CONFLICT (segment_id, profile_pk) DO NOTHING",
-            (segment, self.tenant_id, self.timestamp(), json.dumps(pks)),
+            SQLITE_ADD_MEMBERS, (segment, self.tenant_id, self.timestamp(), json.dumps(pks))
         )
 
 
 class _Postgres(_Store):
     def lookup(self, profile_ids: list[str]) -> pl.DataFrame:
-        self.cursor.execute(
-            "SELECT u.pid, p.id, p.content_hash FROM unnest(%s::text[]) AS u(pid) "
-            "JOIN profiles AS p ON p.tenant_id = %s AND p.profile_id = u.pid",
-            (profile_ids, self.tenant_id),
-        )
+        self.cursor.execute(POSTGRES_LOOKUP, (profile_ids, self.tenant_id))
         return pl.DataFrame(self.cursor.fetchall(), schema=LOOKUP_SCHEMA, orient="row")
 
     def insert_profiles(self, profiles: pl.DataFrame) -> None:
@@ -309,11 +322,7 @@ class _Postgres(_Store):
         )
 
     def delete_identifiers(self, pks: list[int]) -> None:
-        self.cursor.execute(
-            "DELETE FROM profile_identifiers AS i USING unnest(%s::bigint[]) AS u(pk) "
-            "WHERE i.profile_pk = u.pk AND i.tenant_id = %s",
-            (pks, self.tenant_id),
-        )
+        self.cursor.execute(POSTGRES_DELETE_IDENTIFIERS, (pks, self.tenant_id))
 
     def insert_identifiers(self, identifiers: pl.DataFrame) -> None:
         frame = identifiers.select(
@@ -328,10 +337,7 @@ class _Postgres(_Store):
 
     def add_members(self, pks: list[int]) -> None:
         self.cursor.execute(
-            "INSERT INTO segment_members (segment_id, profile_pk, tenant_id, added_at) "
-            "SELECT %s, u.pk, %s, %s FROM unnest(%s::bigint[]) AS u(pk) "
-            "ON CONFLICT (segment_id, profile_pk) DO NOTHING",
-            (self.segment_id, self.tenant_id, self.now, pks),
+            POSTGRES_ADD_MEMBERS, (self.segment_id, self.tenant_id, self.now, pks)
         )
 
     def _copy(self, table: str, frame: pl.DataFrame) -> None:
