@@ -40,7 +40,7 @@ from audience_sync.store.profile_writer import (
 )
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
 
-BATCH_ROWS = 50_000
+BATCH_ROWS = 25_000
 KEPT_REJECTIONS = 1_000  # reported in full up to this many; beyond, only counted
 # After writing at least this many profiles, PostgreSQL's statistics are refreshed (`ANALYZE`):
 # a table loaded from empty has none until autovacuum runs, and some servers run without it.

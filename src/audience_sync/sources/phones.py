@@ -10,13 +10,37 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from types import TracebackType
 
+import polars as pl
+
 from audience_sync.identifiers import parse_international_phone, parse_phone_e164
+from audience_sync.identifiers.phone import e164_table
 
 # Below this many distinct phones a batch is parsed in place.
 IN_PLACE = 5_000
+
+
+# `+`, a digit, then only ASCII digits and the punctuation libphonenumber drops while parsing.
+_PLUS_PUNCTUATED = r"^\+[0-9][0-9 ().-]*$"
+
+
+def known_e164(values: pl.Expr) -> pl.Expr:
+    """The E.164 form of the phones that need no parsing, null for the others (parsed).
+
+    A number written `+` country code and digits, perhaps spaced or punctuated (`+34 91 060 49
+    69`), is its digits after `+` when `E164Table.canonical` says libphonenumber would keep them
+    exactly as written and call them possible: the region plays no part after a `+`. That is
+    most numbers in real exports, at a fraction of libphonenumber's ~20 µs."""
+    digits_only = values.str.replace_all(r"[ ().-]", "")
+    digits = digits_only.str.slice(1)
+    head = digits.str.slice(0, 4).cast(pl.Int64, strict=False)
+    keys = sorted(e164_table().head_length_keys())
+    shaped = values.str.contains(_PLUS_PUNCTUATED) & digits_only.str.contains(r"^\+[1-9][0-9]{3,}$")
+    known = shaped & (head * 100 + digits.str.len_bytes()).is_in(keys)
+    return pl.when(known.fill_null(False)).then(digits_only)
 
 
 def parse_phones(values: list[str], regions: list[str | None]) -> list[str | None]:
@@ -29,21 +53,27 @@ def parse_phones(values: list[str], regions: list[str | None]) -> list[str | Non
 
 
 class PhoneParsing:
-    """A callable `(values, regions) → E.164 list` for `profile_writer.write_prepared`; a
-    context manager that owns its worker processes (started on first need)."""
+    """The phone parser of `profile_writer.write_prepared`; a context manager that owns its
+    worker processes (started on first need)."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self._pool: Executor | None = None
 
-    def __call__(self, values: list[str], regions: list[str | None]) -> list[str | None]:
+    def start(
+        self, values: list[str], regions: list[str | None]
+    ) -> Callable[[], list[str | None]]:
+        """Begin parsing; the returned function waits for and gives the results in order."""
         if self.workers <= 1 or len(values) < IN_PLACE:
-            return parse_phones(values, regions)
+            done = parse_phones(values, regions)
+            return lambda: done
         size = -(-len(values) // self.workers)
-        parts = [(values[i : i + size], regions[i : i + size]) for i in range(0, len(values), size)]
         pool = self._ensure_pool()
-        futures = [pool.submit(parse_phones, part_values, part_regions) for part_values, part_regions in parts]
-        return [e164 for future in futures for e164 in future.result()]
+        futures = [
+            pool.submit(parse_phones, values[i : i + size], regions[i : i + size])
+            for i in range(0, len(values), size)
+        ]
+        return lambda: [e164 for future in futures for e164 in future.result()]
 
     def _ensure_pool(self) -> Executor:
         if self._pool is None:

@@ -134,7 +134,7 @@ def prepare_frame(frame: pl.DataFrame, default_region: str) -> Prepared:
     df = _with_region(df, default_region, warnings)
     _date_of_birth_warnings(df, warnings)
     df = df.with_columns(
-        _traits_json(traits).alias("traits"),
+        _traits_json(df, traits).alias("traits"),
     )
     df = _with_content_hash(df, identifiers)
     return Prepared(
@@ -333,12 +333,10 @@ def _date_of_birth_warnings(df: pl.DataFrame, warnings: Counter[Warning]) -> Non
         warnings[Warning("date_of_birth", INVALID_DATE_OF_BIRTH)] += bad
 
 
-def _traits_json(traits: Sequence[str]) -> pl.Expr:
+def _traits_json(df: pl.DataFrame, traits: Sequence[str]) -> pl.Expr:
     """`json.dumps(traits, sort_keys=True, ensure_ascii=False)` of each row's set traits."""
-    pairs = [
-        pl.when(pl.col(name).is_not_null()).then(pl.lit(_json(name) + ": ") + _json_expr(pl.col(name)))
-        for name in traits
-    ]
+    quoted = _quoter(df, traits)
+    pairs = [pl.lit(_json(name) + ": ") + quoted(name) for name in traits]
     if not pairs:
         return pl.lit("{}")
     inner = pl.concat_str(pairs, separator=", ", ignore_nulls=True)
@@ -347,32 +345,34 @@ def _traits_json(traits: Sequence[str]) -> pl.Expr:
 
 def _with_content_hash(df: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFrame:
     """`ProfileRecord.content_hash`, column-wise: the same canonical JSON, the same SHA-256."""
-    kind = pl.when(pl.col("kind").is_null()).then(pl.lit("null")).otherwise(_json_expr(pl.col("kind")))
-    listed = (
-        identifiers.with_columns(
-            (pl.lit('["') + pl.col("type") + pl.lit('", ') + _json_expr(pl.col("value")) + pl.lit(", ") + kind + pl.lit("]")).alias("_item")
-        )
-        .group_by(ROW, maintain_order=True)
-        .agg(pl.col("_item").str.join(", ").alias("_ids"))
+    item = pl.concat_str(
+        pl.lit('["'),
+        pl.col("type"),
+        pl.lit('", '),
+        _quoter(identifiers, ["value"])("value"),
+        pl.lit(", "),
+        _quoter(identifiers, ["kind"])("kind").fill_null("null"),
+        pl.lit("]"),
+    )
+    listed = identifiers.group_by(ROW, maintain_order=True).agg(
+        item.str.join(", ").alias("_ids")
     )
     df = df.join(listed, on=ROW, how="left", maintain_order="left")
+    quoted = _quoter(df, _HASH_KEYS)
     fields = []
     for key in _HASH_KEYS:
-        value = pl.when(pl.col(key).is_null()).then(pl.lit("null")).otherwise(_json_expr(pl.col(key)))
-        pair = pl.lit(_json(key) + ": ") + value
-        fields.append(pl.when(pl.col(key).is_not_null()).then(pair) if key in _OPTIONAL_KEYS else pair)
+        pair = pl.lit(_json(key) + ": ") + quoted(key)
+        fields.append(pair if key in _OPTIONAL_KEYS else pair.fill_null(_json(key) + ": null"))
     canonical = pl.concat_str(
-        [
-            pl.lit("[{"),
-            pl.concat_str(fields, separator=", ", ignore_nulls=True),
-            pl.lit("}, ["),
-            pl.col("_ids").fill_null(""),
-            pl.lit("], "),
-            pl.col("traits"),
-            pl.lit(", "),
-            _json_expr(pl.col("region").fill_null("")),
-            pl.lit("]"),
-        ]
+        pl.lit("[{"),
+        pl.concat_str(fields, separator=", ", ignore_nulls=True),
+        pl.lit("}, ["),
+        pl.col("_ids").fill_null(""),
+        pl.lit("], "),
+        pl.col("traits"),
+        pl.lit(", "),
+        _quoter(df, ["region"])("region").fill_null('""'),
+        pl.lit("]"),
     )
     digest: Any = canonical
     return df.with_columns(digest.chash.sha2_256().alias("content_hash"))
@@ -382,11 +382,20 @@ def _json(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def _json_expr(text: pl.Expr) -> pl.Expr:
-    """A JSON string literal of each value, as `json.dumps(ensure_ascii=False)` writes it."""
-    needs = text.str.contains(_NEEDS_ESCAPE)
-    escaped = text.str.replace_many(list(_ESCAPES), list(_ESCAPES.values()))
-    return pl.lit('"') + pl.when(needs).then(escaped).otherwise(text) + pl.lit('"')
+def _quoter(df: pl.DataFrame, columns: Sequence[str]) -> Callable[[str], pl.Expr]:
+    """A function giving each column's values as JSON string literals (null stays null), as
+    `json.dumps(ensure_ascii=False)` writes them. Escaping is paid only by the columns of this
+    batch that hold a character to escape (one scan each): most hold none."""
+    found = df.select(pl.col(c).str.contains(_NEEDS_ESCAPE).any() for c in columns).row(0)
+    escape = {column for column, needed in zip(columns, found, strict=True) if needed}
+
+    def quoted(column: str) -> pl.Expr:
+        value = pl.col(column)
+        if column in escape:
+            value = value.str.replace_many(list(_ESCAPES), list(_ESCAPES.values()))
+        return pl.lit('"') + value + pl.lit('"')
+
+    return quoted
 
 
 def _rejections(rejected: pl.DataFrame) -> list[Rejection]:

@@ -20,13 +20,14 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import polars as pl
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.sources.phones import known_e164
 from audience_sync.sources.prepare import FIELD_COLUMNS, LINE, ROW, Prepared
 from audience_sync.store.db import bound, transaction
 from audience_sync.store.tables import Profile, SegmentMember
@@ -39,8 +40,16 @@ MEMBERS = cast(Table, SegmentMember.__table__)
 # may quote the row's values).
 REFUSED_REASON = "the database refused a value of this row; nothing of it was stored"
 PROFILE_COLUMNS = ("profile_id", *FIELD_COLUMNS, "traits", "content_hash")
-# (value, region or None) pairs → E.164 or None, in order.
-PhoneParser = Callable[[list[str], list[str | None]], list[str | None]]
+
+
+class PhoneParser(Protocol):
+    """Parses (value, region or None) pairs to E.164 or None, in order (`sources.phones`)."""
+
+    def start(
+        self, values: list[str], regions: list[str | None]
+    ) -> Callable[[], list[str | None]]:
+        """Begin parsing; the returned function waits for and gives the results."""
+        ...
 
 
 @dataclass(slots=True)
@@ -152,15 +161,14 @@ def _write_round(
     )
     written = pl.concat([new.select(ROW, "region"), changed.select(ROW, "region")])
     rows = identifiers.join(written, on=ROW, how="inner", maintain_order="left")
+    e164 = _start_e164(rows, parse)  # parsed on other cores while the profiles are written
     if not new.is_empty():
-        store.insert_profiles(new)
-        created = store.lookup(new["profile_id"].to_list())
-        new = new.drop("_pk", "_stored_hash").join(created, on="profile_id", maintain_order="left")
+        new = new.with_columns(pl.Series("_pk", store.insert_profiles(new), dtype=pl.Int64))
     if not changed.is_empty():
         store.update_profiles(changed)
         store.delete_identifiers(changed["_pk"].to_list())
     pks = pl.concat([new.select(ROW, "_pk"), changed.select(ROW, "_pk")])
-    store.insert_identifiers(_with_e164(rows, parse).join(pks, on=ROW, maintain_order="left"))
+    store.insert_identifiers(e164().join(pks, on=ROW, maintain_order="left"))
     if store.segment_id is not None:
         kept = profiles.filter(pl.col("_pk").is_not_null())["_pk"]
         store.add_members(pl.concat([kept, new["_pk"]]).to_list())
@@ -168,16 +176,34 @@ def _write_round(
     return WriteCounts(new.height, changed.height, unchanged)
 
 
-def _with_e164(identifiers: pl.DataFrame, parse: PhoneParser) -> pl.DataFrame:
-    """Each phone's E.164 form, parsed once per distinct (value, region)."""
-    phones = identifiers.filter(pl.col("type") == "phone").select("value", "region").unique()
+def _start_e164(identifiers: pl.DataFrame, parse: PhoneParser) -> Callable[[], pl.DataFrame]:
+    """Start parsing each phone's E.164 form, once per distinct (value, region); the function
+    returned gives the identifiers with their `e164` column."""
+    phones = (
+        identifiers.filter(pl.col("type") == "phone")
+        .select("value", "region")
+        .unique()
+        .with_columns(known_e164(pl.col("value")).alias("e164"))
+    )
     if phones.is_empty():
-        return identifiers.with_columns(pl.lit(None, pl.String).alias("e164"))
-    e164 = parse(phones["value"].to_list(), phones["region"].to_list())
-    parsed = phones.with_columns(pl.Series("e164", e164, dtype=pl.String))
-    return identifiers.join(
-        parsed, on=["value", "region"], how="left", nulls_equal=True, maintain_order="left"
-    ).with_columns(pl.when(pl.col("type") == "phone").then(pl.col("e164")).alias("e164"))
+        done = identifiers.with_columns(pl.lit(None, pl.String).alias("e164"))
+        return lambda: done
+    todo = phones.filter(pl.col("e164").is_null())
+    pending = parse.start(todo["value"].to_list(), todo["region"].to_list())
+
+    def finish() -> pl.DataFrame:
+        parsed = pl.concat(
+            [
+                phones.filter(pl.col("e164").is_not_null()),
+                todo.with_columns(pl.Series("e164", pending(), dtype=pl.String)),
+            ]
+        )
+        joined = identifiers.join(
+            parsed, on=["value", "region"], how="left", nulls_equal=True, maintain_order="left"
+        )
+        return joined.with_columns(pl.when(pl.col("type") == "phone").then(pl.col("e164")))
+
+    return finish
 
 
 class _Store:
@@ -202,7 +228,8 @@ class _Store:
     def lookup(self, profile_ids: list[str]) -> pl.DataFrame:
         raise NotImplementedError
 
-    def insert_profiles(self, profiles: pl.DataFrame) -> None:
+    def insert_profiles(self, profiles: pl.DataFrame) -> list[int]:
+        """Insert new profiles in order; their ids, in the same order."""
         raise NotImplementedError
 
     def update_profiles(self, profiles: pl.DataFrame) -> None:
@@ -246,6 +273,9 @@ POSTGRES_ADD_MEMBERS = (
     "SELECT %s, u.pk, %s, %s FROM unnest(%s::bigint[]) AS u(pk) "
     "ON CONFLICT (segment_id, profile_pk) DO NOTHING"
 )
+POSTGRES_NEW_IDS = (
+    "SELECT nextval(pg_get_serial_sequence('profiles', 'id')) FROM generate_series(1, %s)"
+)
 LOOKUP_SCHEMA = {"profile_id": pl.String, "_pk": pl.Int64, "_stored_hash": pl.String}
 _SET_FIELDS = ", ".join(f"{c} = ?" for c in (*FIELD_COLUMNS, "traits", "content_hash"))
 
@@ -255,7 +285,10 @@ class _SQLite(_Store):
         self.cursor.execute(SQLITE_LOOKUP, (json.dumps(profile_ids), self.tenant_id))
         return pl.DataFrame(self.cursor.fetchall(), schema=LOOKUP_SCHEMA, orient="row")
 
-    def insert_profiles(self, profiles: pl.DataFrame) -> None:
+    def insert_profiles(self, profiles: pl.DataFrame) -> list[int]:
+        """Insert in order; the new rows' ids, which SQLite gives one after another: the
+        transaction holds the database's only write lock from the first row on, and each new
+        rowid is the largest plus one. Checked at both ends; looked up if ever not so."""
         now = self.timestamp()
         columns = ", ".join(PROFILE_COLUMNS)
         marks = ", ".join("?" * (len(PROFILE_COLUMNS) + 3))
@@ -265,6 +298,18 @@ class _SQLite(_Store):
             f"VALUES ({marks})",
             ((self.tenant_id, *row, now, now) for row in rows),
         )
+        last = self.cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
+        first = last - profiles.height + 1
+        ids = profiles["profile_id"]
+        ends = self.cursor.execute(
+            "SELECT id, profile_id FROM profiles WHERE id IN (?, ?)", (first, last)
+        ).fetchall()
+        if sorted(ends) == sorted({(first, ids[0]), (last, ids[-1])}):
+            return list(range(first, last + 1))
+        found = self.lookup(ids.to_list())  # pragma: no cover - rowids were not consecutive
+        return profiles.join(found, on="profile_id", how="left", maintain_order="left")[
+            "_pk"
+        ].to_list()
 
     def update_profiles(self, profiles: pl.DataFrame) -> None:
         now = self.timestamp()
@@ -297,15 +342,20 @@ class _Postgres(_Store):
         self.cursor.execute(POSTGRES_LOOKUP, (profile_ids, self.tenant_id))
         return pl.DataFrame(self.cursor.fetchall(), schema=LOOKUP_SCHEMA, orient="row")
 
-    def insert_profiles(self, profiles: pl.DataFrame) -> None:
+    def insert_profiles(self, profiles: pl.DataFrame) -> list[int]:
+        """Ids drawn from the table's sequence first, then every row by `COPY`."""
+        self.cursor.execute(POSTGRES_NEW_IDS, (profiles.height,))
+        ids = [row[0] for row in self.cursor.fetchall()]
         now = self.now.isoformat()
         frame = profiles.select(
+            pl.Series("id", ids, dtype=pl.Int64),
             pl.lit(self.tenant_id).alias("tenant_id"),
             *PROFILE_COLUMNS,
             pl.lit(now).alias("created_at"),
             pl.lit(now).alias("updated_at"),
         )
         self._copy("profiles", frame)
+        return ids
 
     def update_profiles(self, profiles: pl.DataFrame) -> None:
         columns = (*FIELD_COLUMNS, "traits", "content_hash")

@@ -117,9 +117,8 @@ class ProfileIdentifier(Base):
     """One identifier of a profile, raw as imported; phones also keep their parsed E.164."""
 
     __tablename__ = "profile_identifiers"
-    __table_args__ = (
-        Index("ix_profile_identifiers_tenant_type_value", "tenant_id", "type", "value"),
-    )
+    # No index on (tenant_id, type, value): nothing reads identifiers by value, and every
+    # imported identifier paid for it (migration 0013).
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
