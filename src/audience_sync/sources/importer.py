@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.exceptions import ValidationError
 from audience_sync.sources.phones import PhoneParsing
+from audience_sync.sources.prefetch import prefetch
 from audience_sync.sources.prepare import (
     END_LINE,
     LINE,
@@ -139,28 +140,57 @@ def import_profiles(
         segment_id = SegmentRepository(session, tenant_id).ensure(segment).id if segment else None
     report = ImportReport(segment=segment)
     destination = Destination(tenant_id, segment_id)
-    with PhoneParsing(workers) as parse:
-        for batch in batches:
-            _import_batch(factory, destination, region, batch, parse, report, on_reject)
+    prepared = (_prepare(batch, region) for batch in batches)
+    with PhoneParsing(workers) as parse, prefetch(prepared, depth=1) as ready:
+        for batch, (prepared_batch, unreadable) in ready:
+            _account(report, batch, unreadable, on_reject)
+            _write_batch(factory, destination, prepared_batch, parse, report, on_reject)
     if report.counts.created + report.counts.updated >= ANALYZE_AFTER:
         refresh_statistics(factory)
     return report
 
 
-def _import_batch(
+def _prepare(batch: Batch, region: str) -> tuple[Batch, tuple[Prepared, list[Rejection]]]:
+    """A batch prepared for writing (in the prefetch thread: Polars releases the GIL, so this
+    overlaps the writes of the batch before), with the JSON rows that could not be read."""
+    if batch.frame is not None:
+        prepared = prepare_frame(batch.frame, region)
+        ends = batch.frame.select(LINE, END_LINE)
+        prepared.profiles = prepared.profiles.join(ends, on=LINE, how="left", maintain_order="left")
+        return batch, (prepared, [])
+    records: list[ProfileRecord] = []
+    unreadable: list[Rejection] = []
+    for line, data in batch.objects:
+        result = read_object(line, data)
+        if isinstance(result, Rejection):
+            unreadable.append(result)
+        else:
+            records.append(result)
+    return batch, (prepare_records(records, region), unreadable)
+
+
+def _account(
+    report: ImportReport,
+    batch: Batch,
+    unreadable: list[Rejection],
+    on_reject: Callable[[Rejection], None] | None,
+) -> None:
+    """Count the batch's lines and report its rows that could not be read, in file order."""
+    report.lines += batch.lines
+    report.blank += batch.blank
+    rejections = sorted([*batch.rejections, *unreadable], key=lambda r: r.line)
+    for rejection in rejections:
+        _reject(report, rejection, on_reject)
+
+
+def _write_batch(
     factory: sessionmaker[Session],
     destination: Destination,
-    region: str,
-    batch: Batch,
+    prepared: Prepared,
     parse: PhoneParser,
     report: ImportReport,
     on_reject: Callable[[Rejection], None] | None,
 ) -> None:
-    report.lines += batch.lines
-    report.blank += batch.blank
-    for rejection in batch.rejections:
-        _reject(report, rejection, on_reject)
-    prepared = _prepare(batch, region, report, on_reject)
     report.warnings.update(prepared.warnings)
     for rejection in prepared.rejections:
         _reject(report, rejection, on_reject)
@@ -173,27 +203,6 @@ def _import_batch(
     report.counts.add(written.counts)
     for line in written.refused:
         _reject(report, Rejection(line, REFUSED_REASON), on_reject)
-
-
-def _prepare(
-    batch: Batch,
-    region: str,
-    report: ImportReport,
-    on_reject: Callable[[Rejection], None] | None,
-) -> Prepared:
-    if batch.frame is not None:
-        prepared = prepare_frame(batch.frame, region)
-        ends = batch.frame.select(LINE, END_LINE)
-        prepared.profiles = prepared.profiles.join(ends, on=LINE, how="left", maintain_order="left")
-        return prepared
-    records: list[ProfileRecord] = []
-    for line, data in batch.objects:
-        result = read_object(line, data)
-        if isinstance(result, Rejection):
-            _reject(report, result, on_reject)
-        else:
-            records.append(result)
-    return prepare_records(records, region)
 
 
 def _reject(
