@@ -117,12 +117,23 @@ class RowError(BaseModel):
     reason: str
 
 
+class ImportWarning(BaseModel):
+    """Values kept or dropped that the sender should know about (an unknown country, a date of
+    birth no platform can use); counted, never a rejection."""
+
+    field: str
+    reason: str
+    value: str | None = Field(None, description="The value, only for fields that identify no one.")
+    count: int
+
+
 class ProfilesBatchOut(BaseModel):
     created: int
     updated: int
     unchanged: int
     rejected: int
     errors: list[RowError]
+    warnings: list[ImportWarning] = []
 
 
 # --- connections --------------------------------------------------------------------------

@@ -60,9 +60,7 @@ class PhoneParsing:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self._pool: Executor | None = None
 
-    def start(
-        self, values: list[str], regions: list[str | None]
-    ) -> Callable[[], list[str | None]]:
+    def start(self, values: list[str], regions: list[str | None]) -> Callable[[], list[str | None]]:
         """Begin parsing; the returned function waits for and gives the results in order."""
         if self.workers <= 1 or len(values) < IN_PLACE:
             done = parse_phones(values, regions)

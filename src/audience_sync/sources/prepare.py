@@ -69,7 +69,7 @@ for _code in range(0x20):
 _NEEDS_ESCAPE = r'[\\"\x00-\x1f]'
 
 
-class Warning(NamedTuple):  # noqa: A001  (an import warning, not the builtin)
+class Warning(NamedTuple):
     """Something kept or dropped that the user should know about; counted, never fatal.
 
     `value` is shown only for values that identify no one (a country as written)."""
@@ -185,9 +185,9 @@ def _data_use(df: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.Expr]]:
         reason_name = f"_reason_{name}"
         columns.append(pl.col(name).replace_strict(words, default=None, return_dtype=pl.String))
         columns.append(
-            pl.col(name).replace_strict(problems, default=None, return_dtype=pl.String).alias(
-                reason_name
-            )
+            pl.col(name)
+            .replace_strict(problems, default=None, return_dtype=pl.String)
+            .alias(reason_name)
         )
         reasons.append(pl.col(reason_name))
     return df.with_columns(columns), reasons
@@ -280,7 +280,10 @@ def _with_kinds(df: pl.DataFrame, long: pl.DataFrame) -> pl.DataFrame:
     kinds = _elements(df, ["mobile_id_kind"]).select(
         ROW,
         pl.col("_pos").alias("_kpos"),
-        pl.col("value").str.to_lowercase().replace_strict(MOBILE_KINDS, default=None, return_dtype=pl.String).alias("kind"),
+        pl.col("value")
+        .str.to_lowercase()
+        .replace_strict(MOBILE_KINDS, default=None, return_dtype=pl.String)
+        .alias("kind"),
     )
     counts = kinds.group_by(ROW).agg(pl.len().alias("_kinds"))
     mobile = pl.col("type") == IdentifierType.MOBILE_ID.value
@@ -354,9 +357,7 @@ def _with_content_hash(df: pl.DataFrame, identifiers: pl.DataFrame) -> pl.DataFr
         _quoter(identifiers, ["kind"])("kind").fill_null("null"),
         pl.lit("]"),
     )
-    listed = identifiers.group_by(ROW, maintain_order=True).agg(
-        item.str.join(", ").alias("_ids")
-    )
+    listed = identifiers.group_by(ROW, maintain_order=True).agg(item.str.join(", ").alias("_ids"))
     df = df.join(listed, on=ROW, how="left", maintain_order="left")
     quoted = _quoter(df, _HASH_KEYS)
     fields = []
@@ -422,13 +423,16 @@ def prepare_records(records: Iterable[ProfileRecord], default_region: str) -> Pr
                 LINE: record.line,
                 "profile_id": record.profile_id,
                 **{name: record.fields.get(name) for name in FIELD_COLUMNS},
-                "traits": json.dumps(record.traits, sort_keys=True, ensure_ascii=False, default=str),
+                "traits": json.dumps(
+                    record.traits, sort_keys=True, ensure_ascii=False, default=str
+                ),
                 "content_hash": record.content_hash(region or ""),
                 "region": region,
             }
         )
         identifiers.extend(
-            (row, i.type.value, i.value, i.kind.value if i.kind else None) for i in record.identifiers
+            (row, i.type.value, i.value, i.kind.value if i.kind else None)
+            for i in record.identifiers
         )
         for column, reason in record.warnings:
             warnings[Warning(column, reason)] += 1
@@ -436,7 +440,8 @@ def prepare_records(records: Iterable[ProfileRecord], default_region: str) -> Pr
         if dob is not None and split_date_of_birth(dob) is None:
             warnings[Warning("date_of_birth", INVALID_DATE_OF_BIRTH)] += 1
     return Prepared(
-        profiles=pl.DataFrame(profiles, schema=PROFILE_SCHEMA, orient="row") if profiles
+        profiles=pl.DataFrame(profiles, schema=PROFILE_SCHEMA, orient="row")
+        if profiles
         else pl.DataFrame(schema=PROFILE_SCHEMA),
         identifiers=pl.DataFrame(identifiers, schema=IDENTIFIER_SCHEMA, orient="row"),
         warnings=warnings,

@@ -45,9 +45,7 @@ PROFILE_COLUMNS = ("profile_id", *FIELD_COLUMNS, "traits", "content_hash")
 class PhoneParser(Protocol):
     """Parses (value, region or None) pairs to E.164 or None, in order (`sources.phones`)."""
 
-    def start(
-        self, values: list[str], regions: list[str | None]
-    ) -> Callable[[], list[str | None]]:
+    def start(self, values: list[str], regions: list[str | None]) -> Callable[[], list[str | None]]:
         """Begin parsing; the returned function waits for and gives the results."""
         ...
 
@@ -146,7 +144,8 @@ def _rounds(profiles: pl.DataFrame) -> Iterator[pl.DataFrame]:
         return
     turn = pl.int_range(pl.len()).over("profile_id").alias("_turn")
     numbered = profiles.with_columns(turn)
-    for number in range(int(numbered["_turn"].max() or 0) + 1):
+    turns = numbered["_turn"].n_unique()
+    for number in range(turns):
         yield numbered.filter(pl.col("_turn") == number).drop("_turn")
 
 
@@ -367,8 +366,12 @@ class _Postgres(_Store):
             f"UPDATE profiles AS p SET {assignments}, updated_at = %s "  # noqa: S608
             f"FROM unnest({arrays}) AS v(id, {', '.join(columns)}) "
             "WHERE p.id = v.id AND p.tenant_id = %s",
-            (self.now, profiles["_pk"].to_list(), *(profiles[c].to_list() for c in columns),
-             self.tenant_id),  # fmt: skip
+            (
+                self.now,
+                profiles["_pk"].to_list(),
+                *(profiles[c].to_list() for c in columns),
+                self.tenant_id,
+            ),
         )
 
     def delete_identifiers(self, pks: list[int]) -> None:
@@ -386,9 +389,7 @@ class _Postgres(_Store):
         self._copy("profile_identifiers", frame)
 
     def add_members(self, pks: list[int]) -> None:
-        self.cursor.execute(
-            POSTGRES_ADD_MEMBERS, (self.segment_id, self.tenant_id, self.now, pks)
-        )
+        self.cursor.execute(POSTGRES_ADD_MEMBERS, (self.segment_id, self.tenant_id, self.now, pks))
 
     def _copy(self, table: str, frame: pl.DataFrame) -> None:
         """`COPY table FROM STDIN` in CSV: nulls are unquoted empty fields, and every text
