@@ -29,11 +29,16 @@ from audience_sync.sources.prepare import (
     prepare_frame,
     prepare_records,
 )
-from audience_sync.sources.rows import BAD_TEXT, ProfileRecord, Rejection, read_object
+from audience_sync.sources.rows import (
+    BAD_TEXT,
+    REFUSED_REASON,
+    ProfileRecord,
+    Rejection,
+    read_object,
+)
 from audience_sync.sources.tabular import Batch, ReadOptions, read_batches
 from audience_sync.store.db import transaction
 from audience_sync.store.profile_writer import (
-    REFUSED_REASON,
     Destination,
     PhoneParser,
     WriteCounts,
@@ -143,8 +148,9 @@ def import_profiles(
     prepared = (_prepare(batch, region) for batch in batches)
     with PhoneParsing(workers) as parse, prefetch(prepared, depth=1) as ready:
         for batch, (prepared_batch, unreadable) in ready:
-            _account(report, batch, unreadable, on_reject)
+            _account(report, batch, prepared_batch, unreadable, on_reject)
             _write_batch(factory, destination, prepared_batch, parse, report, on_reject)
+    report.rejections.sort(key=lambda r: r.line)  # the database's refusals came last
     if report.counts.created + report.counts.updated >= ANALYZE_AFTER:
         refresh_statistics(factory)
     return report
@@ -172,14 +178,17 @@ def _prepare(batch: Batch, region: str) -> tuple[Batch, tuple[Prepared, list[Rej
 def _account(
     report: ImportReport,
     batch: Batch,
+    prepared: Prepared,
     unreadable: list[Rejection],
     on_reject: Callable[[Rejection], None] | None,
 ) -> None:
-    """Count the batch's lines and report its rows that could not be read, in file order."""
+    """Count the batch's lines and report its rows that could not be read or kept, in file
+    order, and its warnings."""
     report.lines += batch.lines
     report.blank += batch.blank
-    rejections = sorted([*batch.rejections, *unreadable], key=lambda r: r.line)
-    for rejection in rejections:
+    report.warnings.update(prepared.warnings)
+    rejections = [*batch.rejections, *unreadable, *prepared.rejections]
+    for rejection in sorted(rejections, key=lambda r: r.line):
         _reject(report, rejection, on_reject)
 
 
@@ -191,9 +200,6 @@ def _write_batch(
     report: ImportReport,
     on_reject: Callable[[Rejection], None] | None,
 ) -> None:
-    report.warnings.update(prepared.warnings)
-    for rejection in prepared.rejections:
-        _reject(report, rejection, on_reject)
     profiles = prepared.profiles
     if profiles.is_empty():
         return

@@ -40,6 +40,7 @@ from audience_sync.sources.rows import (
     NOT_A_DIGEST,
     NULL_TOKENS,
     PROFILE_FIELDS,
+    REFUSED_REASON,
     SHA256_HEX,
     ProfileRecord,
     Rejection,
@@ -387,7 +388,8 @@ def _quoter(df: pl.DataFrame, columns: Sequence[str]) -> Callable[[str], pl.Expr
     """A function giving each column's values as JSON string literals (null stays null), as
     `json.dumps(ensure_ascii=False)` writes them. Escaping is paid only by the columns of this
     batch that hold a character to escape (one scan each): most hold none."""
-    found = df.select(pl.col(c).str.contains(_NEEDS_ESCAPE).any() for c in columns).row(0)
+    checks = [pl.col(c).str.contains(_NEEDS_ESCAPE).any() for c in columns]
+    found = df.select(checks).row(0) if checks else ()
     escape = {column for column, needed in zip(columns, found, strict=True) if needed}
 
     def quoted(column: str) -> pl.Expr:
@@ -415,18 +417,24 @@ def prepare_records(records: Iterable[ProfileRecord], default_region: str) -> Pr
     profiles: list[dict[str, Any]] = []
     identifiers: list[tuple[int, str, str, str | None]] = []
     warnings: Counter[Warning] = Counter()
-    for row, record in enumerate(records):
+    rejections: list[Rejection] = []
+    for record in records:
         region = _record_region(record, default_region, warnings)
+        try:
+            traits = json.dumps(record.traits, sort_keys=True, ensure_ascii=False, default=str)
+            digest = record.content_hash(region or "")
+        except (ValueError, RecursionError):  # a value no encoder takes (past the reader's net)
+            rejections.append(Rejection(record.line, REFUSED_REASON))
+            continue
+        row = len(profiles)
         profiles.append(
             {
                 ROW: row,
                 LINE: record.line,
                 "profile_id": record.profile_id,
                 **{name: record.fields.get(name) for name in FIELD_COLUMNS},
-                "traits": json.dumps(
-                    record.traits, sort_keys=True, ensure_ascii=False, default=str
-                ),
-                "content_hash": record.content_hash(region or ""),
+                "traits": traits,
+                "content_hash": digest,
                 "region": region,
             }
         )
@@ -444,6 +452,7 @@ def prepare_records(records: Iterable[ProfileRecord], default_region: str) -> Pr
         if profiles
         else pl.DataFrame(schema=PROFILE_SCHEMA),
         identifiers=pl.DataFrame(identifiers, schema=IDENTIFIER_SCHEMA, orient="row"),
+        rejections=rejections,
         warnings=warnings,
     )
 

@@ -96,6 +96,9 @@ MAX_DEPTH = 32
 # digits (a ValueError where the row is hashed), and no trait needs one.
 MAX_NUMBER_DIGITS = 100
 _NUMBER_LIMIT = 10**MAX_NUMBER_DIGITS
+# What a row refused by the database (or that cannot be hashed) is reported as: the database's
+# message is never shown, it may quote the row's values.
+REFUSED_REASON = "the database refused a value of this row; nothing of it was stored"
 NOT_A_DIGEST = "not a SHA-256 digest (64 hex characters): dropped"
 NUL_REASON = "contains a NUL character"
 NUMBER_REASON = f"holds a number longer than {MAX_NUMBER_DIGITS} digits"

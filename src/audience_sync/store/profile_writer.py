@@ -17,18 +17,21 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sqlite3
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import polars as pl
+import psycopg
 from sqlalchemy import Connection, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.sources.phones import known_e164
 from audience_sync.sources.prepare import FIELD_COLUMNS, LINE, ROW, Prepared
+from audience_sync.sources.rows import REFUSED_REASON
 from audience_sync.store.db import bound, transaction
 from audience_sync.store.tables import Profile, SegmentMember
 from audience_sync.store.types import utcnow
@@ -36,9 +39,6 @@ from audience_sync.store.types import utcnow
 log = logging.getLogger(__name__)
 PROFILES = cast(Table, Profile.__table__)
 MEMBERS = cast(Table, SegmentMember.__table__)
-# What a row refused by the database is reported as (the database's message is never shown: it
-# may quote the row's values).
-REFUSED_REASON = "the database refused a value of this row; nothing of it was stored"
 PROFILE_COLUMNS = ("profile_id", *FIELD_COLUMNS, "traits", "content_hash")
 
 
@@ -108,12 +108,25 @@ def write_prepared(
 
 def _refused(exc: Exception) -> bool:
     """A refusal of this data (a value, a constraint), not a failing database (connection,
-    schema), which must stop the import rather than reject every row."""
+    schema), which must stop the import rather than reject every row. The writer talks to the
+    driver's own cursor, so the driver's exceptions arrive unwrapped as well as SQLAlchemy's."""
     if isinstance(exc, DBAPIError):
         return isinstance(exc, DataError | IntegrityError)
+    if isinstance(exc, _DRIVER_REFUSALS):
+        return True
     # StatementError: a value that failed before reaching the driver; ValueError: one the
     # driver could not encode.
     return isinstance(exc, StatementError | ValueError)
+
+
+# PEP 249's DataError and IntegrityError of both drivers (psycopg's name each SQLSTATE below
+# them: `UntranslatableCharacter` for a NUL in JSON is a DataError).
+_DRIVER_REFUSALS = (
+    sqlite3.DataError,
+    sqlite3.IntegrityError,
+    psycopg.DataError,
+    psycopg.IntegrityError,
+)
 
 
 def _halves(prepared: Prepared) -> list[Prepared]:

@@ -115,6 +115,7 @@ def upsert_profiles(body: ProfilesBatchIn, ctx: Ctx, tenant_id: TenantId) -> Pro
             segment_id = SegmentRepository(session, tenant_id).get(body.segment_id).id
 
     prepared = prepare_records(records, region)
+    errors += [RowError(index=r.line - 1, reason=r.reason) for r in prepared.rejections]
     with PhoneParsing(workers=1) as parse:  # a request's few phones: parsed in place
         written = write_prepared(ctx.factory, Destination(tenant_id, segment_id), prepared, parse)
     errors += [RowError(index=line - 1, reason=REFUSED_REASON) for line in written.refused]
