@@ -43,6 +43,7 @@ from audience_sync.identifiers import (
     DOB_KEYS,
     Field,
     Reason,
+    date_of_birth_reason,
     expand_date_of_birth,
     hash_series_with_reasons,
     normalize_country,
@@ -58,6 +59,8 @@ DROPS = {"owner": pl.Int64, "field": pl.String, "reason": pl.String, "value": pl
 # Each platform's wire keys, as its connector's module names them.
 META_KEYS = {name: key for key, name in meta.KEYS.items() if name is not None}
 TIKTOK_KEYS = dict(zip((Field.EMAIL, Field.PHONE), tiktok.SCHEMA, strict=False))  # + mobile ids
+# The field a date of birth is dropped under (it is no `Field`: it expands to three keys).
+BIRTH_FIELD = "date_of_birth"
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'  # what JSON escapes (see `plan.record_text`)
 
 
@@ -108,7 +111,9 @@ def record_frame(
     if not denied.is_empty():
         sent.drops = pl.concat([sent.drops, denied])
     if platform is SyncPlatform.META:
-        pairs = meta_pairs(sent, _births(profiles, allowed), meta_ldu(profiles, options))
+        births, unusable = _births(profiles, allowed)
+        sent.drops = pl.concat([sent.drops, unusable])
+        pairs = meta_pairs(sent, births, meta_ldu(profiles, options))
     elif platform is SyncPlatform.GOOGLE:
         pairs = google_pairs(sent, mobile_list=mobile_list, consent=consent)
     elif platform is SyncPlatform.TIKTOK:
@@ -280,13 +285,16 @@ def _count(
     dropped.append(found)
 
 
-def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> pl.DataFrame:
-    """Meta's DOBY/DOBM/DOBD (`owner`, `key`, `value`): the rule runs once per distinct date."""
+def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Meta's DOBY/DOBM/DOBD (`owner`, `key`, `value`), and the dates Meta cannot use
+    (`DROPS`: not `YYYYMMDD`/`YYYY-MM-DD`, or no such day) as `invalid_date_of_birth`, as
+    `records.hash_users` counts them. The rule runs once per distinct date."""
     schema = {"owner": pl.Int64, "key": pl.String, "value": pl.String}
     if "date_of_birth" not in allowed:
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema=schema), pl.DataFrame(schema=DROPS)
     births = profiles.select(owner="profile_pk", birth="date_of_birth").drop_nulls("birth")
-    expanded = {b: expand_date_of_birth(b) for b in births["birth"].unique().to_list()}
+    distinct = births["birth"].unique().to_list()
+    expanded = {b: expand_date_of_birth(b) for b in distinct}
     frames = [
         births.select(
             "owner",
@@ -299,7 +307,15 @@ def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> pl.DataFrame:
         )
         for key in DOB_KEYS
     ]
-    return pl.concat([pl.DataFrame(schema=schema), *frames]).drop_nulls("value")
+    invalid = [b for b in distinct if date_of_birth_reason(b) is Reason.INVALID_DATE_OF_BIRTH]
+    unusable = births.filter(pl.col("birth").is_in(pl.Series(invalid, dtype=pl.String).implode()))
+    drops = unusable.select(
+        "owner",
+        field=pl.lit(BIRTH_FIELD, pl.String),
+        reason=pl.lit(Reason.INVALID_DATE_OF_BIRTH.value, pl.String),
+        value=pl.col("birth").cast(pl.String),
+    )
+    return pl.concat([pl.DataFrame(schema=schema), *frames]).drop_nulls("value"), drops
 
 
 # --- shapes -----------------------------------------------------------------------------------

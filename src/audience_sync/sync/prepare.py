@@ -53,7 +53,7 @@ from audience_sync.sync.members import (
 )
 from audience_sync.sync.plan import KEYS, Delta
 
-STATE_VERSION = 3  # bump when what a member produces changes without a package version change
+STATE_VERSION = 4  # bump when what a member produces changes without a package version change
 
 
 @dataclass(frozen=True, slots=True)
