@@ -155,9 +155,14 @@ def _complete(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
+# What Python's `str.strip()` strips (`rows` trims with it): Unicode whitespace and the four
+# information separators \x1c-\x1f, which Polars' own `strip_chars()` keeps.
+_SPACES = "".join(chr(code) for code in range(0x110000) if chr(code).isspace())
+
+
 def _cleaned(value: pl.Expr) -> pl.Expr:
-    """Trimmed; blank and null tokens become null (`rows.clean_text`, column-wise)."""
-    text = value.str.strip_chars()
+    """Trimmed; blank and null tokens become null (`rows._clean`, column-wise)."""
+    text = value.str.strip_chars(_SPACES)
     return pl.when((text == "") | text.is_in(NULL_TOKENS)).then(None).otherwise(text)
 
 

@@ -139,6 +139,13 @@ def _halves(prepared: Prepared) -> list[Prepared]:
     return parts
 
 
+def write_in_session(
+    session: Session, destination: Destination, prepared: Prepared, parse: PhoneParser
+) -> WriteCounts:
+    """Write the batch in the caller's transaction (which a refusal then fails as a whole)."""
+    return _write(session.connection(), destination, prepared, parse)
+
+
 def _write(
     connection: Connection, destination: Destination, prepared: Prepared, parse: PhoneParser
 ) -> WriteCounts:
