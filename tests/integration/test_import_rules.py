@@ -181,7 +181,24 @@ def test_a_file_split_on_the_wrong_delimiter_says_which_one_to_use(
 
 
 @pytest.fixture
-def invoke_clean(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Invoke]:
+def invoke_clean(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Invoke]:
     with cli_on(engine.url.render_as_string(hide_password=False), tmp_path, monkeypatch) as run:
         assert run("db", "upgrade").exit_code == 0
         yield run
+
+
+def test_pre_hashed_phones_are_in_hashed_exports(invoke_clean: Invoke, tmp_path: Path) -> None:
+    digest = "ab" * 32
+    path = tmp_path / "hashed.csv"
+    path.write_text(f"profile_id,phone,phone_sha256\nP1,+44 7700 900931,{digest.upper()}\n")
+    assert invoke_clean("import", "profiles", str(path), "--segment", "VIP").exit_code == 0
+    result = invoke_clean(
+        "segments", "export", "VIP", "--format", "json", "--identifier-types", "phone",
+        "--no-traits", "--dir", str(tmp_path / "out"), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (exported,) = (tmp_path / "out").iterdir()
+    (row,) = json.loads(exported.read_text())
+    assert digest in row["phone"] and len(row["phone"]) == 2

@@ -112,7 +112,9 @@ def test_null_tokens_are_absent_in_every_field(token: str) -> None:
 
 
 def test_a_null_token_among_several_identifiers_is_dropped_alone() -> None:
-    prepared = prepare_frame(frame([{"profile_id": "P1", "email": "a@x.com;null; n/a ;b@y.com"}]), "US")
+    prepared = prepare_frame(
+        frame([{"profile_id": "P1", "email": "a@x.com;null; n/a ;b@y.com"}]), "US"
+    )
     assert prepared.identifiers["value"].to_list() == ["a@x.com", "b@y.com"]
 
 
