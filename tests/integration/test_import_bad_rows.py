@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync.exceptions import ValidationError
 from audience_sync.sources import rows
 from audience_sync.sources.importer import ImportReport, import_profiles
-from audience_sync.store import profile_writer
 from audience_sync.store.db import transaction
 from audience_sync.store.tables import Profile
 
@@ -148,7 +147,7 @@ def test_a_row_the_database_refuses_is_rejected_alone_even_past_the_readers_chec
     if bad == "a\x00b" and factory.kw["bind"].dialect.name == "sqlite":
         assert (report.rejected, report.counts.created) == (0, 3)  # SQLite stores a NUL
         return
-    assert [(r.line, r.reason) for r in report.rejections] == [(2, profile_writer.REFUSED_REASON)]
+    assert [(r.line, r.reason) for r in report.rejections] == [(2, rows.REFUSED_REASON)]
     assert report.counts.created == 2
     assert stored_ids(factory) == ["G1", "G2"]
 

@@ -11,13 +11,13 @@ import polars as pl
 import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from tests.integration.test_cli import Invoke, cli_on
 
 from audience_sync.sources.importer import ImportReport, import_profiles
 from audience_sync.sources.prepare import UNKNOWN_COUNTRY, Warning
 from audience_sync.sources.tabular import ReadOptions
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ProfileRepository, TenantRepository
-from tests.integration.test_cli import Invoke, cli_on
 
 HEADER = "profile_id,email,phone,country,first_name,plan\n"
 
@@ -53,7 +53,8 @@ def test_null_tokens_are_stored_as_absent(factory: sessionmaker[Session], tmp_pa
     path = tmp_path / "nulls.csv"
     path.write_text(HEADER + "P1,null,NULL,N/A,#N/A,n/a\nP2,a@x.example;None,,,None,gold\n")
     report = run(factory, path)
-    assert report.ok and report.counts.created == 2
+    assert report.ok
+    assert report.counts.created == 2
     assert stored(factory, "P1") == {
         "first_name": None,
         "country": None,
@@ -70,7 +71,8 @@ def test_a_native_country_name_dials_the_phone_in_that_country(
     path = tmp_path / "de.csv"
     path.write_text(HEADER + "P1,,01511040531,Deutschland,Anna,\n")
     report = run(factory, path, tenant=gb_tenant)
-    assert report.ok and not report.warnings
+    assert report.ok
+    assert not report.warnings
     assert stored(factory, "P1", gb_tenant)["identifiers"] == [
         ("phone", "01511040531", "+491511040531")
     ]
@@ -107,7 +109,8 @@ def test_a_semicolon_file_in_utf16_with_mapped_columns(
     path.write_bytes(text.encode("utf-16"))
     mapping = {"profile_id": "Kundennummer", "email": "E-Mail", "phone": "Mobil", "country": "Land"}
     report = run(factory, path, options=ReadOptions(mapping=mapping))
-    assert report.ok and report.counts.created == 1
+    assert report.ok
+    assert report.counts.created == 1
     assert stored(factory, "K1")["identifiers"] == [
         ("email", "anna@x.example", None),
         ("phone", "0151 1040531", "+491511040531"),
@@ -124,7 +127,8 @@ def test_parquet_files_import_like_csv(factory: sessionmaker[Session], tmp_path:
         }
     ).write_parquet(path)
     report = run(factory, path)
-    assert report.ok and (report.lines, report.counts.created) == (2, 2)
+    assert report.ok
+    assert (report.lines, report.counts.created) == (2, 2)
     assert stored(factory, "P1")["identifiers"] == [
         ("email", "a@x.example", None),
         ("email", "b@x.example", None),
@@ -167,7 +171,8 @@ def test_every_line_is_accounted_for_in_the_json_summary(
         "blank": 1,
     }
     assert [(r["line"], r["end_line"]) for r in summary["rejections"]] == [(5, 5), (9, 9)]
-    assert summary["delimiter"] == "," and summary["warnings"] == []
+    assert summary["delimiter"] == ","
+    assert summary["warnings"] == []
 
 
 def test_a_file_split_on_the_wrong_delimiter_says_which_one_to_use(
@@ -201,4 +206,5 @@ def test_pre_hashed_phones_are_in_hashed_exports(invoke_clean: Invoke, tmp_path:
     assert result.exit_code == 0, result.output
     (exported,) = (tmp_path / "out").iterdir()
     (row,) = json.loads(exported.read_text())
-    assert digest in row["phone"] and len(row["phone"]) == 2
+    assert digest in row["phone"]
+    assert len(row["phone"]) == 2

@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.sources.phones import known_e164
 from audience_sync.sources.prepare import FIELD_COLUMNS, LINE, ROW, Prepared
-from audience_sync.sources.rows import REFUSED_REASON
 from audience_sync.store.db import bound, transaction
 from audience_sync.store.tables import Profile, SegmentMember
 from audience_sync.store.types import utcnow

@@ -102,7 +102,7 @@ def test_column_wise_and_row_wise_preparation_agree(rows: list[dict[str, str]]) 
 
 @pytest.mark.parametrize("token", sorted(NULL_TOKENS))
 def test_null_tokens_are_absent_in_every_field(token: str) -> None:
-    row = {c: token for c in COLUMNS} | {"profile_id": "P1"}
+    row = dict.fromkeys(COLUMNS, token) | {"profile_id": "P1"}
     prepared = prepare_frame(frame([row]), "US")
     profile = prepared.profiles.row(0, named=True)
     assert profile["first_name"] is profile["city"] is profile["country"] is None

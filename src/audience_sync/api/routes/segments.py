@@ -24,9 +24,15 @@ from audience_sync.api.schemas import (
 )
 from audience_sync.sources.phones import PhoneParsing
 from audience_sync.sources.prepare import prepare_records
-from audience_sync.sources.rows import MAX_LINE_BYTES, ProfileRecord, Rejection, read_object
+from audience_sync.sources.rows import (
+    MAX_LINE_BYTES,
+    REFUSED_REASON,
+    ProfileRecord,
+    Rejection,
+    read_object,
+)
 from audience_sync.store.db import transaction
-from audience_sync.store.profile_writer import REFUSED_REASON, Destination, write_prepared
+from audience_sync.store.profile_writer import Destination, write_prepared
 from audience_sync.store.repositories import (
     SegmentExistsError,
     SegmentRepository,
