@@ -310,11 +310,15 @@ class _SQLite(_Store):
         now = self.timestamp()
         columns = ", ".join(PROFILE_COLUMNS)
         marks = ", ".join("?" * (len(PROFILE_COLUMNS) + 3))
-        rows = profiles.select(PROFILE_COLUMNS).iter_rows()
+        # Rows straight from Polars' own iterator: a Python generator re-packing each tuple
+        # costs more than SQLite's insert (~1.5 µs a row).
+        rows = profiles.select(
+            pl.lit(self.tenant_id), *PROFILE_COLUMNS, pl.lit(now).alias("c"), pl.lit(now).alias("u")
+        )
         self.cursor.executemany(
             f"INSERT INTO profiles (tenant_id, {columns}, created_at, updated_at) "  # noqa: S608
             f"VALUES ({marks})",
-            ((self.tenant_id, *row, now, now) for row in rows),
+            rows.iter_rows(),
         )
         last = self.cursor.execute("SELECT last_insert_rowid()").fetchone()[0]
         first = last - profiles.height + 1
@@ -330,22 +334,22 @@ class _SQLite(_Store):
         ].to_list()
 
     def update_profiles(self, profiles: pl.DataFrame) -> None:
-        now = self.timestamp()
-        rows = profiles.select(*FIELD_COLUMNS, "traits", "content_hash", "_pk").iter_rows()
+        now = pl.lit(self.timestamp()).alias("updated_at")
+        rows = profiles.select(*FIELD_COLUMNS, "traits", "content_hash", now, "_pk")
         self.cursor.executemany(
             f"UPDATE profiles SET {_SET_FIELDS}, updated_at = ? WHERE id = ?",  # noqa: S608
-            ((*row[:-1], now, row[-1]) for row in rows),
+            rows.iter_rows(),
         )
 
     def delete_identifiers(self, pks: list[int]) -> None:
         self.cursor.execute(SQLITE_DELETE_IDENTIFIERS, (json.dumps(pks), self.tenant_id))
 
     def insert_identifiers(self, identifiers: pl.DataFrame) -> None:
-        rows = identifiers.select("_pk", "type", "value", "e164", "kind").iter_rows()
+        rows = identifiers.select(pl.lit(self.tenant_id), "_pk", "type", "value", "e164", "kind")
         self.cursor.executemany(
             "INSERT INTO profile_identifiers (tenant_id, profile_pk, type, value, e164, kind) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            ((self.tenant_id, *row) for row in rows),
+            rows.iter_rows(),
         )
 
     def add_members(self, pks: list[int]) -> None:
