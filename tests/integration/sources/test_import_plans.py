@@ -227,6 +227,8 @@ def postgres_plan(engine: Engine, sql: str, params: Any, mode: str) -> dict[str,
     raw = engine.raw_connection()
     try:
         cursor = psycopg.ClientCursor(raw.driver_connection)  # arguments inlined: EXECUTE(...)
+        for setting in profile_writer.POSTGRES_PROBES_ONLY:  # as the writer's transaction
+            cursor.execute(setting)
         cursor.execute(f"PREPARE checked AS {numbered}")
         cursor.execute(f"SET LOCAL plan_cache_mode = {mode}")
         marks = ", ".join(["%s"] * len(params))
