@@ -15,11 +15,11 @@ reach), then again with a run of 6,000 rows changed, and:
   never an absolute time).
 
 The same plan checks run on SQLite (`EXPLAIN QUERY PLAN`: SEARCH by the key, never SCAN).
-Statements that do not pass yet are strict xfails (`NOT_YET`): remove a mark once it probes.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import statistics
 import time
@@ -84,6 +84,8 @@ class RecordingCursor:
 
     def execute(self, sql: str, params: Any = None) -> Any:
         self._recorder.statements.append((sql, params))
+        if params is None:  # sqlite3 refuses None for "no parameters"
+            return self._cursor.execute(sql)
         return self._cursor.execute(sql, params)
 
     def executemany(self, sql: str, rows: Any) -> Any:
@@ -231,8 +233,6 @@ def postgres_plan(engine: Engine, sql: str, params: Any, mode: str) -> dict[str,
     raw = engine.raw_connection()
     try:
         cursor = psycopg.ClientCursor(raw.driver_connection)  # arguments inlined: EXECUTE(...)
-        for setting in profile_writer.POSTGRES_PROBES_ONLY:  # as the writer's transaction
-            cursor.execute(setting)
         cursor.execute(f"PREPARE checked AS {numbered}")
         cursor.execute(f"SET LOCAL plan_cache_mode = {mode}")
         marks = ", ".join(["%s"] * len(params))
@@ -254,7 +254,12 @@ def plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
 def table_scans(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(node type, table, index condition) of each node reading one of the written tables."""
     return [
-        (node["Node Type"], node["Relation Name"], node.get("Index Cond", ""))
+        # A Bitmap Heap Scan probes through its Bitmap Index Scan: its condition is the recheck.
+        (
+            node["Node Type"],
+            node["Relation Name"],
+            node.get("Index Cond", node.get("Recheck Cond", "")),
+        )
         for node in plan_nodes(plan)
         if node.get("Relation Name") in WRITTEN_TABLES and node["Node Type"] != "ModifyTable"
     ]
@@ -263,7 +268,8 @@ def table_scans(plan: dict[str, Any]) -> list[tuple[str, str, str]]:
 def probes_only(plan: dict[str, Any], table: str, column: str) -> bool:
     """The plan reads `table` through an index on `column`, and no written table sequentially."""
     scans = table_scans(plan)
-    probed = [s for s in scans if s[1] == table and "Index" in s[0] and f"{column} =" in s[2]]
+    probe = re.compile(rf"\b{column}\)?(::\w+)? = ")  # `(profile_id)::text = u.pid` too
+    probed = [s for s in scans if s[1] == table and s[0] != "Seq Scan" and probe.search(s[2])]
     return bool(probed) and not any(kind == "Seq Scan" for kind, _, _ in scans)
 
 
@@ -304,24 +310,9 @@ POSTGRES_CHECKS = {
 }
 
 
-# Found with these tests (see the report of wip/bench): on tables without statistics the planner
-# estimates `tenant_id = X` at 0.5% of the rows, so it hashes the batch's ids against a bitmap
-# scan of the tenant's whole index instead of probing each id. Remove a mark once its statement
-# probes (strict: the test fails when it starts passing).
-NOT_YET = pytest.mark.xfail(
-    strict=True, raises=AssertionError, reason="planned as a scan of the tenant's whole index"
-)
-PROBING_NOW = {("update", "force_generic_plan")}
-
-
 @pytest.mark.postgres
 @pytest.mark.parametrize(
-    ("name", "mode"),
-    [
-        pytest.param(name, mode, marks=() if (name, mode) in PROBING_NOW else NOT_YET)
-        for name in POSTGRES_CHECKS
-        for mode in PLAN_MODES
-    ],
+    ("name", "mode"), [(name, mode) for name in POSTGRES_CHECKS for mode in PLAN_MODES]
 )
 def test_postgres_writer_statements_probe_indexes_without_statistics(
     postgres_imported: Imported, name: str, mode: str
@@ -419,15 +410,7 @@ SQLITE_CHECKS = {
     "name",
     [
         "lookup",
-        pytest.param(
-            "delete",
-            marks=pytest.mark.xfail(
-                strict=True,
-                raises=AssertionError,
-                reason="SQLITE_DELETE_IDENTIFIERS is planned as a search of the tenant's whole "
-                "(tenant_id, type, value) index; `AND +tenant_id = ?` makes it probe profile_pk",
-            ),
-        ),
+        "delete",
         "update",
     ],
 )
