@@ -91,13 +91,14 @@ def test_a_broken_file_exits_non_zero_with_lines_and_summary(
     assert "line 3: missing profile_id" in result.stderr
     assert "line 6: not valid UTF-8" in result.stderr
     assert "Traceback" not in result.output
-    assert rejects.read_text().splitlines() == [  # every field quoted (formula-safe CSV)
-        '"line","reason"',
-        '"3","missing profile_id"',
-        '"4","expected 3 columns, found 4"',
-        '"5","expected 3 columns, found 2"',
-        '"6","not valid UTF-8"',
+    lines = rejects.read_text().splitlines()
+    assert lines[:4] == [  # every field quoted (formula-safe CSV)
+        '"line","end_line","reason"',
+        '"3","3","missing profile_id"',
+        '"4","4","expected 3 columns, found 4 — is a value with a \',\' missing its quotes?"',
+        '"5","5","expected 3 columns, found 2"',
     ]
+    assert lines[4].startswith('"6","6","not valid UTF-8; if the file is in another encoding')
 
 
 def test_reimport_reports_every_row_unchanged(invoke: Invoke) -> None:
@@ -120,7 +121,7 @@ def test_a_missing_file_is_a_clear_error(invoke: Invoke) -> None:
     invoke("db", "upgrade")
     result = invoke("import", "profiles", "nope.csv")
     assert result.exit_code == 2
-    assert "nope.csv does not exist" in result.stderr
+    assert "'nope.csv' does not exist" in result.stderr
     assert "Traceback" not in result.output
 
 

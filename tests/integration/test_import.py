@@ -124,7 +124,7 @@ def test_a_profile_repeated_in_a_file_is_applied_in_file_order(
 def test_chunk_boundaries_do_not_change_the_outcome(
     factory: sessionmaker[Session],
 ) -> None:
-    report = run(factory, DATA / "duplicates.csv", chunk_rows=1)
+    report = run(factory, DATA / "duplicates.csv", batch_rows=1)
     assert (report.counts.created, report.counts.updated, report.counts.unchanged) == (2, 1, 1)
     assert identifiers(factory, "D1") == [(IdentifierType.EMAIL, "second@example.com", None)]
 

@@ -117,12 +117,23 @@ class RowError(BaseModel):
     reason: str
 
 
+class ImportWarning(BaseModel):
+    """Values kept or dropped that the sender should know about (an unknown country, a date of
+    birth no platform can use); counted, never a rejection."""
+
+    field: str
+    reason: str
+    value: str | None = Field(None, description="The value, only for fields that identify no one.")
+    count: int
+
+
 class ProfilesBatchOut(BaseModel):
     created: int
     updated: int
     unchanged: int
     rejected: int
     errors: list[RowError]
+    warnings: list[ImportWarning] = []
 
 
 # --- connections --------------------------------------------------------------------------
@@ -408,3 +419,49 @@ class ExportOut(BaseModel):
         "snapchat, neutral (hashed without a platform), or none (not hashed). Also in the "
         "downloaded file's name: segment-export-<id>.<normalization>.<format>."
     )
+
+
+class DiagnosticOut(BaseModel):
+    """One identifier value a sync job dropped or the platform refused (masked, never raw)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    profile_id: str | None = Field(
+        description="The customer's id of the profile (null: the profile was deleted since)."
+    )
+    field: str | None = Field(
+        description="The field of the value (`email`, `phone`, `mobile_id`, ...); null for a "
+        "record the platform refused."
+    )
+    reason: str = Field(
+        description="As the job's `details.dropped` names it (`invalid_email`, `zeroed_maid`, "
+        "`consent_denied`, ...), or `refused` (the platform refused the record)."
+    )
+    masked_value: str | None = Field(
+        description="The value masked (`j***@gmail.com`, `+44 ••• ••31`); null when there is "
+        "no value to show (a refused record, a consent)."
+    )
+
+
+class DiagnosticCountOut(BaseModel):
+    field: str | None
+    reason: str
+    count: int = Field(description="Exact, however many entries were kept.")
+
+
+class DiagnosticsOut(BaseModel):
+    """A page of a job's diagnostics, with its exact counts."""
+
+    job_id: uuid.UUID
+    counts: list[DiagnosticCountOut] = Field(
+        description="Every dropped or refused value of the job by (field, reason), exact."
+    )
+    truncated: bool = Field(
+        description="True when the job found more values than it keeps entries for "
+        "(`max_entries`): the counts are exact, the entries are the first ones found."
+    )
+    max_entries: int = Field(description="Entries a job keeps at most (10,000).")
+    total: int = Field(description="Kept entries matching the filters.")
+    offset: int
+    next_offset: int | None = Field(description="The next page's `offset`; null on the last.")
+    items: list[DiagnosticOut]

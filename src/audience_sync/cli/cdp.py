@@ -49,6 +49,7 @@ from audience_sync.export.writer import ExportSpec, write_export
 from audience_sync.sources import demo as demo_data
 from audience_sync.sources.importer import ImportReport, import_profiles
 from audience_sync.sources.rows import Rejection
+from audience_sync.sources.tabular import Description, ReadOptions, describe
 from audience_sync.store import db
 from audience_sync.store.repositories import (
     ApiKeyRepository,
@@ -72,20 +73,63 @@ def db_upgrade(revision: str = "head") -> None:
 @import_app.command("profiles")
 @friendly_errors
 def import_profiles_command(
-    file: Annotated[Path, typer.Argument(help="CSV or JSON Lines file (.csv, .jsonl, .gz).")],
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV, JSON Lines or Parquet file (.csv, .tsv, .jsonl, .parquet, .gz)."),
+    ],
     segment: Annotated[
         str | None, typer.Option(help="Put the imported profiles in this segment.")
     ] = None,
     tenant: TenantOption = DEFAULT_TENANT_SLUG,
-    fmt: Annotated[str | None, typer.Option("--format", help="csv or jsonl.")] = None,
-    rejects: Annotated[
-        Path | None, typer.Option(help="Write every rejected line number and reason to this CSV.")
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="csv, jsonl or parquet [default: from the extension]."),
     ] = None,
+    delimiter: Annotated[
+        str | None,
+        typer.Option(help="CSV delimiter: , ; | or tab [default: detected from the header]."),
+    ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(help="Text encoding, e.g. cp1252 [default: UTF-8, or UTF-16 by its BOM]."),
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="Read one of our columns from a column of the file: --map email=E-Mail "
+            "(repeatable).",
+        ),
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Write every rejected line span and reason to this CSV.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object only.")
+    ] = False,
 ) -> None:
-    """Upsert profiles by profile_id; unreadable rows are reported and skipped."""
-    report = run_import(migrated_context(), file, tenant, segment, fmt, rejects)
+    """Upsert profiles by profile_id; unreadable rows are reported and skipped.
+
+    Exit status: 0 when every row was imported, 1 when some were rejected, 2 when the file
+    could not be read at all."""
+    options = ReadOptions(fmt, delimiter, encoding, _mapping(mapping or []))
+    report = run_import(migrated_context(), file, tenant, segment, options, rejects, as_json)
     if not report.ok:
         raise typer.Exit(1)
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    """`--map ours=theirs` pairs → {ours: theirs}."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        ours, sep, theirs = pair.partition("=")
+        if not sep or not ours.strip() or not theirs.strip():
+            raise typer.BadParameter(
+                f"expected OUR_COLUMN=FILE_COLUMN, e.g. email=E-Mail (got {pair!r})",
+                param_hint="--map",
+            )
+        mapping[ours.strip().lower()] = theirs.strip()
+    return mapping
 
 
 def run_import(
@@ -93,26 +137,37 @@ def run_import(
     file: Path,
     tenant: str,
     segment: str | None,
-    fmt: str | None,
+    options: ReadOptions | None = None,
     rejects_path: Path | None = None,
+    as_json: bool = False,
 ) -> ImportReport:
-    size = file.stat().st_size if file.is_file() and file.suffix != ".gz" else None
-    with _progress() as progress, _reject_writer(rejects_path) as on_reject:
+    options = options or ReadOptions()
+    read = describe(file, options)  # checks the header first: a bad file stops here
+    size = file.stat().st_size if file.suffix != ".gz" else None
+    with _progress(quiet=as_json) as progress, _reject_writer(rejects_path) as on_reject:
         task = progress.add_task(f"Importing {file.name}", total=size)
         report = import_profiles(
             ctx.factory,
             file,
             tenant=tenant,
             segment=segment,
-            fmt=fmt,
+            options=options,
             on_bytes=lambda n: progress.advance(task, n),
             on_reject=on_reject,
         )
-    _print_report(file, report)
+    if as_json:
+        summary = {"file": file.name, **_read_as_json(read), **report.as_json()}
+        sys.stdout.write(json.dumps(summary, ensure_ascii=False) + "\n")
+    else:
+        _print_report(file, read, report)
     return report
 
 
-def _progress() -> Progress:
+def _read_as_json(read: Description) -> dict[str, object]:
+    return {"format": read.fmt, "encoding": read.encoding, "delimiter": read.delimiter}
+
+
+def _progress(quiet: bool = False) -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -121,7 +176,7 @@ def _progress() -> Progress:
         TimeElapsedColumn(),
         console=err,
         transient=True,
-        disable=not err.is_terminal,
+        disable=quiet or not err.is_terminal,
     )
 
 
@@ -137,31 +192,57 @@ class _reject_writer:  # noqa: N801 - used as a context manager
             return None
         self.handle = self.path.open("w", newline="", encoding="utf-8")
         writer = safe_writer(self.handle)
-        writer.writerow(["line", "reason"])
-        return lambda rejection: writer.writerow(safe_row([rejection.line, rejection.reason]))
+        writer.writerow(["line", "end_line", "reason"])
+        return lambda r: writer.writerow(safe_row([r.line, r.end_line or r.line, r.reason]))
 
     def __exit__(self, *exc: object) -> None:
         if self.path is not None:
             self.handle.close()
 
 
-def _print_report(file: Path, report: ImportReport) -> None:
+def _print_report(file: Path, read: Description, report: ImportReport) -> None:
     c = report.counts
     target = f" into segment {report.segment!r}" if report.segment else ""
     out.print(
         f"{file.name}: {report.imported:,} rows imported{target} — {c.created:,} new, "
         f"{c.updated:,} updated, {c.unchanged:,} unchanged; {report.rejected:,} rejected.",
         highlight=False,
+        markup=False,
     )
+    out.print(f"  {_accounting(read, report)}", highlight=False, markup=False)
+    for warning, count in sorted(report.warnings.items(), key=lambda i: (i[0].field, -i[1])):
+        value = f" {warning.value!r}" if warning.value is not None else ""
+        err.print(
+            f"  warning: {warning.field}{value}: {warning.reason} ({count:,} rows)",
+            highlight=False,
+            markup=False,
+        )
     shown = report.rejections[:20]
     for rejection in shown:
         # markup=False: a reason names a column of the file, which may look like rich markup.
-        err.print(f"  line {rejection.line}: {rejection.reason}", highlight=False, markup=False)
+        err.print(f"  {_span(rejection)}: {rejection.reason}", highlight=False, markup=False)
     if report.rejected > len(shown):
         err.print(
             f"  … and {report.rejected - len(shown):,} more (use --rejects FILE for all).",
             highlight=False,
         )
+
+
+def _accounting(read: Description, report: ImportReport) -> str:
+    """Where every line went, and how the file was read."""
+    how = read.fmt if read.delimiter is None else f"{read.fmt}, delimiter {read.delimiter!r}"
+    if read.encoding:
+        how += f", {read.encoding}"
+    parts = [f"{report.imported:,} imported", f"{report.rejected:,} rejected"]
+    parts.append(f"{report.blank:,} blank")
+    if report.continued:
+        parts.append(f"{report.continued:,} continuing a quoted value")
+    return f"{report.lines:,} lines read ({how}): " + " + ".join(parts) + "."
+
+
+def _span(rejection: Rejection) -> str:
+    end = rejection.end_line or rejection.line
+    return f"line {rejection.line}" if end == rejection.line else f"lines {rejection.line}–{end}"
 
 
 @segments_app.command("list")
@@ -341,9 +422,9 @@ def demo(
     db.upgrade(ctx.engine)
     files = demo_data.write_demo_files(directory)
     out.print(f"Demo data written to {directory}/ (seed {demo_data.DEMO_SEED}).", highlight=False)
-    run_import(ctx, files.profiles, tenant, None, None)
+    run_import(ctx, files.profiles, tenant, None)
     for name, path in files.segments.items():
-        run_import(ctx, path, tenant, name, None)
+        run_import(ctx, path, tenant, name)
     ok = True
     if sync:
         from audience_sync.cli.story import tell_story

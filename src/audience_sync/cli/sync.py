@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -33,6 +36,7 @@ from audience_sync.exceptions import NotFoundError, ValidationError
 from audience_sync.scheduler.queue import check_interval
 from audience_sync.scheduler.tick import process_audience_sync_queue, run_scheduler
 from audience_sync.store.db import transaction
+from audience_sync.store.files import open_private
 from audience_sync.store.repositories import (
     AudienceRepository,
     ConnectionRepository,
@@ -43,6 +47,7 @@ from audience_sync.store.repositories import (
 from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.store.views import audience_view, job_view
 from audience_sync.sync.audiences import add_audience, purge_audience
+from audience_sync.sync.diagnostics import Report, read_report, write_csv
 from audience_sync.sync.jobs import Trigger, trigger_job
 from audience_sync.sync.runner import SyncService, run_job
 from audience_sync.sync.service import build_service
@@ -380,6 +385,80 @@ def audiences_jobs(
     out.print(table)
 
 
+@audiences_app.command("diagnostics")
+@friendly_errors
+def audiences_diagnostics(
+    job_id: uuid.UUID,
+    reason: Annotated[
+        str | None, typer.Option(help="Only this reason (invalid_email, refused, ...).")
+    ] = None,
+    field: Annotated[str | None, typer.Option(help="Only this field (email, phone, ...).")] = None,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option("--csv", help="Write every matching entry to this CSV file (0600)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Entries shown in the table.")] = 50,
+    tenant: TenantOption = DEFAULT_TENANT_SLUG,
+    as_json: JsonFlag = False,
+) -> None:
+    """Which profiles' identifier values a sync job dropped or the platform refused: the field,
+    the reason and the value masked (never the raw value); with the job's exact counts."""
+    ctx = migrated_context()
+    whole = csv_file is not None or as_json
+    with transaction(ctx.factory) as session:
+        tenant_id = TenantRepository(session).get(tenant).id
+        report = read_report(
+            session,
+            tenant_id,
+            job_id,
+            reason=reason,
+            field=field,
+            limit=None if whole else limit,
+        )
+    if csv_file is not None:
+        with open_private(csv_file) as sink:
+            write_csv(report.entries, sink)
+        out.print(f"{len(report.entries):,} entries written to {csv_file}.", highlight=False)
+        return
+    if as_json:
+        _json(
+            {
+                "job_id": str(report.job_id),
+                "counts": report.counts,
+                "truncated": report.truncated,
+                "max_entries": report.max_entries,
+                "items": [dataclasses.asdict(e) for e in report.entries],
+            }
+        )
+        return
+    _print_diagnostics(report)
+
+
+def _print_diagnostics(report: Report) -> None:
+    counts = Table("Field", "Reason", "Count")
+    for count in report.counts:
+        cells = [count["field"] or "—", count["reason"], f"{count['count']:,}"]
+        counts.add_row(*(escape(str(c)) for c in cells))
+    out.print(counts)
+    if report.truncated:
+        out.print(
+            f"Only the first {report.max_entries:,} values are listed; the counts are exact.",
+            highlight=False,
+        )
+    entries = Table("Profile", "Field", "Reason", "Masked value")
+    for entry in report.entries:
+        # Escaped: a profile id or a masked value (`[***]`) may read as rich markup.
+        cells = [entry.profile_id or "(deleted)", entry.field or "—", entry.reason]
+        entries.add_row(*(escape(c) for c in [*cells, entry.masked_value or ""]))
+    out.print(entries)
+    if report.matching > len(report.entries):
+        out.print(
+            f"{len(report.entries):,} of {report.matching:,} entries shown; --csv FILE writes "
+            "them all.",
+            highlight=False,
+        )
+
+
 def confirmation_label(v: dict[str, Any]) -> str:
     """The platform's confirmation of a job, as the CLI shows it (empty when none is due)."""
     state = v.get("confirmation") or "none"
@@ -467,7 +546,9 @@ def _print_job(job: AudienceSyncJob) -> None:
         out.print(f"Plan: {json.dumps(job.details['plan'])}", highlight=False)
     if job.details.get("dropped"):
         out.print(
-            f"Dropped values by reason: {json.dumps(job.details['dropped'])}", highlight=False
+            f"Dropped values by reason: {json.dumps(job.details['dropped'])} (which profiles: "
+            f"audience-sync audiences diagnostics {v['id']})",
+            highlight=False,
         )
     if job.error_message:
         err.print(f"[red]{job.error_message}[/red]", highlight=False)

@@ -43,6 +43,7 @@ from audience_sync.identifiers import (
     DOB_KEYS,
     Field,
     Reason,
+    date_of_birth_reason,
     expand_date_of_birth,
     hash_series_with_reasons,
     normalize_country,
@@ -52,17 +53,21 @@ from audience_sync.sources.members import MemberFields
 
 PAIRS = {"owner": pl.Int64, "slot": pl.Int64, "key": pl.String, "value": pl.String}
 RECORDS = {"owner": pl.Int64, "record": pl.String}
-DROPS = {"owner": pl.Int64, "reason": pl.String}
+# A dropped value: its owner, field, reason and raw value (kept in memory only, for the job's
+# diagnostics, which store it masked: `sync.diagnostics`).
+DROPS = {"owner": pl.Int64, "field": pl.String, "reason": pl.String, "value": pl.String}
 # Each platform's wire keys, as its connector's module names them.
 META_KEYS = {name: key for key, name in meta.KEYS.items() if name is not None}
 TIKTOK_KEYS = dict(zip((Field.EMAIL, Field.PHONE), tiktok.SCHEMA, strict=False))  # + mobile ids
+# The field a date of birth is dropped under (it is no `Field`: it expands to three keys).
+BIRTH_FIELD = "date_of_birth"
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'  # what JSON escapes (see `plan.record_text`)
 
 
 @dataclass
 class RecordFrame:
     """A batch's records (`owner`: profile pk, `record`: canonical text) and the values it
-    dropped, each as (`owner`, `reason`)."""
+    dropped, each as (`owner`, `field`, `reason`, `value`: see `DROPS`)."""
 
     records: pl.DataFrame
     drops: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DROPS))
@@ -81,7 +86,7 @@ class Sent:
 
     identifiers: pl.DataFrame
     attributes: pl.DataFrame
-    drops: pl.DataFrame  # `owner`, `reason`: one row a dropped value
+    drops: pl.DataFrame  # `DROPS`: one row a dropped value
 
 
 def record_frame(
@@ -106,7 +111,9 @@ def record_frame(
     if not denied.is_empty():
         sent.drops = pl.concat([sent.drops, denied])
     if platform is SyncPlatform.META:
-        pairs = meta_pairs(sent, _births(profiles, allowed), meta_ldu(profiles, options))
+        births, unusable = _births(profiles, allowed)
+        sent.drops = pl.concat([sent.drops, unusable])
+        pairs = meta_pairs(sent, births, meta_ldu(profiles, options))
     elif platform is SyncPlatform.GOOGLE:
         pairs = google_pairs(sent, mobile_list=mobile_list, consent=consent)
     elif platform is SyncPlatform.TIKTOK:
@@ -226,7 +233,8 @@ def _hashed(
     out = []
     for (region,), group in rows.group_by("region", maintain_order=True):
         sent, reasons = hash_series_with_reasons(group["value"], name, platform, region=str(region))
-        _count(group["profile_pk"], reasons, [Reason.UNSUPPORTED.value], dropped)
+        quiet = [Reason.UNSUPPORTED.value]
+        _count(group.select("profile_pk", "value"), name, reasons, quiet, dropped)
         out.append(group.with_columns(sent.alias("sent")).filter(pl.col("sent").is_not_null()))
     schema = {"pos": pl.UInt32, "owner": pl.Int64, "field": pl.String, "value": pl.String}
     frames = [
@@ -251,27 +259,42 @@ def _attribute(
     outcomes = pl.DataFrame({column: distinct, "value": sent, "reason": reasons})
     rows = profiles.select("profile_pk", column).join(outcomes, on=column, how="inner")
     quiet = [Reason.EMPTY.value, Reason.UNSUPPORTED.value]
-    _count(rows["profile_pk"], rows["reason"], quiet, dropped)
+    _count(rows.select("profile_pk", column), name, rows["reason"], quiet, dropped)
     return rows.filter(pl.col("value").is_not_null()).select(
         owner="profile_pk", field=pl.lit(name.value), value="value"
     )
 
 
 def _count(
-    owners: pl.Series, reasons: pl.Series, quiet: list[str], dropped: list[pl.DataFrame]
+    rows: pl.DataFrame,
+    name: Field,
+    reasons: pl.Series,
+    quiet: list[str],
+    dropped: list[pl.DataFrame],
 ) -> None:
-    """Add each dropped value (`owner`, `reason`) to `dropped`, but those of `quiet` reasons."""
-    found = pl.DataFrame({"owner": owners, "reason": reasons}, schema=DROPS)
-    dropped.append(found.filter(pl.col("reason").is_not_null() & ~pl.col("reason").is_in(quiet)))
+    """Add each dropped value (`DROPS`) to `dropped`, but those of `quiet` reasons; `rows` are
+    (`profile_pk`, raw value) beside `reasons`. Only the dropped rows are kept (few)."""
+    owner, value = rows.columns
+    keep = reasons.is_not_null() & ~reasons.is_in(pl.Series(quiet, dtype=pl.String).implode())
+    found = rows.filter(keep).select(
+        owner=pl.col(owner),
+        field=pl.lit(name.value, pl.String),
+        reason=reasons.filter(keep),
+        value=pl.col(value).cast(pl.String),
+    )
+    dropped.append(found)
 
 
-def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> pl.DataFrame:
-    """Meta's DOBY/DOBM/DOBD (`owner`, `key`, `value`): the rule runs once per distinct date."""
+def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Meta's DOBY/DOBM/DOBD (`owner`, `key`, `value`), and the dates Meta cannot use
+    (`DROPS`: not `YYYYMMDD`/`YYYY-MM-DD`, or no such day) as `invalid_date_of_birth`, as
+    `records.hash_users` counts them. The rule runs once per distinct date."""
     schema = {"owner": pl.Int64, "key": pl.String, "value": pl.String}
     if "date_of_birth" not in allowed:
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(schema=schema), pl.DataFrame(schema=DROPS)
     births = profiles.select(owner="profile_pk", birth="date_of_birth").drop_nulls("birth")
-    expanded = {b: expand_date_of_birth(b) for b in births["birth"].unique().to_list()}
+    distinct = births["birth"].unique().to_list()
+    expanded = {b: expand_date_of_birth(b) for b in distinct}
     frames = [
         births.select(
             "owner",
@@ -284,7 +307,15 @@ def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> pl.DataFrame:
         )
         for key in DOB_KEYS
     ]
-    return pl.concat([pl.DataFrame(schema=schema), *frames]).drop_nulls("value")
+    invalid = [b for b in distinct if date_of_birth_reason(b) is Reason.INVALID_DATE_OF_BIRTH]
+    unusable = births.filter(pl.col("birth").is_in(pl.Series(invalid, dtype=pl.String).implode()))
+    drops = unusable.select(
+        "owner",
+        field=pl.lit(BIRTH_FIELD, pl.String),
+        reason=pl.lit(Reason.INVALID_DATE_OF_BIRTH.value, pl.String),
+        value=pl.col("birth").cast(pl.String),
+    )
+    return pl.concat([pl.DataFrame(schema=schema), *frames]).drop_nulls("value"), drops
 
 
 # --- shapes -----------------------------------------------------------------------------------
@@ -393,7 +424,10 @@ def google_consent(
         )
         for c in columns
     ]
-    drops = pl.DataFrame({"owner": denied, "reason": "consent_denied"}, schema=DROPS)
+    drops = pl.DataFrame(
+        {"owner": denied, "field": "consent", "reason": "consent_denied", "value": None},
+        schema=DROPS,
+    )
     return kept, kept_ids, pl.concat([no_pairs, *pairs]).drop_nulls("value"), drops
 
 

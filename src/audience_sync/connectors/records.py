@@ -16,6 +16,7 @@ from audience_sync.domain.models import AudienceUser, IdentifierType, MobileIdKi
 from audience_sync.identifiers import (
     Field,
     Reason,
+    date_of_birth_reason,
     expand_date_of_birth,
     hash_many_with_reasons,
     normalize_country,
@@ -96,12 +97,22 @@ def hash_users(
         out.values[name] = column
     if date_of_birth:
         births = [u.date_of_birth for u in users]
-        out.date_of_birth = (
-            [expand_date_of_birth(b, platform) if b else None for b in births]
-            if any(births)
-            else [None] * len(users)
-        )
+        out.date_of_birth = [None] * len(users)
+        if any(births):
+            out.date_of_birth = [expand_date_of_birth(b, platform) if b else None for b in births]
+            _count_births(births, platform, out.dropped)
     return out
+
+
+def _count_births(
+    births: Sequence[str | None], platform: SyncPlatform, dropped: Counter[str]
+) -> None:
+    """Count the dates of birth the platform cannot use (`invalid_date_of_birth`); a platform
+    without date-of-birth keys (`unsupported_by_platform`) and a missing date count nothing."""
+    for birth in births:
+        reason = date_of_birth_reason(birth, platform)
+        if reason is Reason.INVALID_DATE_OF_BIRTH:
+            dropped[reason.value] += 1
 
 
 def _identifier_column(

@@ -144,9 +144,9 @@ def _identifier_lists(
     """`profile_pk` → the list of that type's values (hashed for the platform, or raw)."""
     chosen = identifiers.filter(pl.col("type") == identifier_type.value)
     if spec.hash_identifiers and len(chosen):
-        column = "e164" if identifier_type is IdentifierType.PHONE else "value"
         platform = spec.platform or NEUTRAL_RULES
-        sent = pl.Series(hash_many(chosen[column], identifier_type, platform, region=region))
+        values = chosen.select(_hashable(identifier_type)).to_series()
+        sent = pl.Series(hash_many(values, identifier_type, platform, region=region))
         if spec.platform is None and not is_hashed(platform, as_field(identifier_type)):
             sent = _sha256(sent)  # neutral: every value hashed, even those Meta takes raw
         chosen = chosen.with_columns(value=sent.cast(pl.String))
@@ -157,6 +157,15 @@ def _identifier_lists(
         .group_by("profile_pk", maintain_order=True)
         .agg(pl.col("value").alias(identifier_type.value))
     )
+
+
+def _hashable(identifier_type: IdentifierType) -> pl.Expr:
+    """What is hashed: phones from their stored E.164, or a pre-hashed phone's digest (stored
+    with no E.164, `phone_sha256`); other identifiers from their value."""
+    if identifier_type is not IdentifierType.PHONE:
+        return pl.col("value")
+    digest = pl.when(pl.col("value").str.contains("^[0-9a-fA-F]{64}$")).then(pl.col("value"))
+    return pl.coalesce(pl.col("e164"), digest)
 
 
 def _sha256(values: pl.Series) -> pl.Series:

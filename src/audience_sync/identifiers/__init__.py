@@ -9,6 +9,7 @@ The rules, and their sources, are `docs/normalization.md`.
   `hash_series_with_reasons(...)` — plus each row's reason code, as a column.
 - `expand_date_of_birth(value)` — Meta's DOBY/DOBM/DOBD keys, hashed.
 - `parse_phone_e164(raw, region)` — parse a phone once, at import; `normalize_country(value)`.
+- `parse_international_phone(raw)` — the same for a phone written with its country code only.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from audience_sync.identifiers.bulk import (
 )
 from audience_sync.identifiers.fields import Field, Reason
 from audience_sync.identifiers.geo import normalize_country
-from audience_sync.identifiers.phone import parse_phone_e164
+from audience_sync.identifiers.phone import parse_international_phone, parse_phone_e164
 from audience_sync.identifiers.rules import (
     DOB_KEYS,
     date_of_birth_reason,
@@ -51,6 +52,7 @@ __all__ = [
     "is_hashed",
     "normalize",
     "normalize_country",
+    "parse_international_phone",
     "parse_phone_e164",
     "split_date_of_birth",
     "tiktok_mobile_id_schema",

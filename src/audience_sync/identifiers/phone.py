@@ -54,6 +54,30 @@ def parse_phone_e164(raw: str, region: str | None = None) -> str | None:
     prefix dropped. Accepted when libphonenumber calls it *possible* (a plausible length for the
     country): stricter validity rejects real numbers when its metadata lags. Never raises.
     """
+    text = _international(raw)
+    if text is None:
+        return None
+    return _e164(text, resolve_region(region))
+
+
+def parse_international_phone(raw: str) -> str | None:
+    """The E.164 form of a phone number that carries its own country code (`+...` or `00...`);
+    None for any other, which would need a region to be read.
+
+    For rows whose country is present but unrecognised: such a country must not become a
+    region, and guessing one (`US`) could give a stranger's number. The acceptance rule is
+    `parse_phone_e164`'s (*possible*, not *valid*). Never raises.
+    """
+    text = _international(raw)
+    if text is None:
+        return None
+    # With no region, libphonenumber reads only a number that starts with its country code after
+    # a plus (`(+44) 20...` too); a national number raises, and is None here.
+    return _e164(text, None)
+
+
+def _international(raw: str) -> str | None:
+    """The cleaned text with a leading `00` written as `+`; None when nothing is left."""
     if not isinstance(raw, str):
         return None
     text = clean(raw)
@@ -61,8 +85,12 @@ def parse_phone_e164(raw: str, region: str | None = None) -> str | None:
         return None
     if text.startswith("00"):
         text = "+" + text[2:]
+    return text
+
+
+def _e164(text: str, region: str | None) -> str | None:
     try:
-        number = phonenumbers.parse(text, resolve_region(region))
+        number = phonenumbers.parse(text, region)
         if not phonenumbers.is_possible_number(number):
             return None
         e164: str = phonenumbers.format_number(number, PhoneNumberFormat.E164)

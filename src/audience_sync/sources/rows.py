@@ -43,9 +43,34 @@ DATA_USE_PARSERS: dict[str, Callable[[object], str | None]] = {
     **dict.fromkeys(CONSENT_FIELDS, parse_consent),
     LDU_COLUMN: parse_ldu,
 }
+# Columns of identifiers hashed before they reached us (SHA-256 hex of the normalized value):
+# kept as identifiers of their type; at sync a 64-hex value is sent as the digest it is.
+HASHED_COLUMNS = {
+    "email_sha256": IdentifierType.EMAIL,
+    "phone_sha256": IdentifierType.PHONE,
+}
+SHA256_HEX = re.compile(r"^[0-9A-Fa-f]{64}$")
 KNOWN_COLUMNS = frozenset(
-    {"profile_id", "mobile_id_kind", *PROFILE_FIELDS, *DATA_USE_PARSERS, *IDENTIFIER_COLUMNS}
+    {
+        "profile_id",
+        "mobile_id_kind",
+        *PROFILE_FIELDS,
+        *DATA_USE_PARSERS,
+        *IDENTIFIER_COLUMNS,
+        *HASHED_COLUMNS,
+    }
 )
+# Cells that mean "no value" in real exports, matched exactly after trimming: pandas' default
+# `na_values` (pandas.read_csv, "By default the following values are interpreted as NaN") minus
+# `NA`, which is Namibia's country code, plus Excel's `#NULL!`, MySQL's `(null)` and the casings
+# of null/none people type. Case matters: `Nan` and `Nil` are given names.
+NULL_TOKENS = frozenset(
+    {
+        "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+        "<NA>", "N/A", "n/a", "NULL", "NaN", "None", "nan", "null",
+        "Null", "NONE", "none", "(null)", "#NULL!",
+    }
+)  # fmt: skip
 MOBILE_KINDS = {
     "idfa": MobileIdKind.IDFA,
     "ios": MobileIdKind.IDFA,
@@ -71,6 +96,10 @@ MAX_DEPTH = 32
 # digits (a ValueError where the row is hashed), and no trait needs one.
 MAX_NUMBER_DIGITS = 100
 _NUMBER_LIMIT = 10**MAX_NUMBER_DIGITS
+# What a row refused by the database (or that cannot be hashed) is reported as: the database's
+# message is never shown, it may quote the row's values.
+REFUSED_REASON = "the database refused a value of this row; nothing of it was stored"
+NOT_A_DIGEST = "not a SHA-256 digest (64 hex characters): dropped"
 NUL_REASON = "contains a NUL character"
 NUMBER_REASON = f"holds a number longer than {MAX_NUMBER_DIGITS} digits"
 SURROGATE_REASON = "is not valid Unicode (it holds a lone surrogate such as \\ud800)"
@@ -92,9 +121,16 @@ class ProfileRecord:
     fields: dict[str, str | None]
     identifiers: list[IdentifierValue]
     traits: dict[str, Any] = field(default_factory=dict)
+    # (column, reason) of values dropped with a warning (a pre-hashed value that is no digest)
+    warnings: list[tuple[str, str]] = field(default_factory=list)
 
-    def content_hash(self, default_region: str) -> str:
-        """Same row (and same tenant region) → same hash: re-importing it changes nothing."""
+    def content_hash(self, region: str) -> str:
+        """Same row (and same phone region) → same hash: re-importing it changes nothing.
+
+        `region` is where the row's national phone numbers are dialled ('' when only numbers
+        with a country code are parsed): the stored E.164 forms depend on it, so a row whose
+        region changes is written again. `prepare._with_content_hash` computes the same hash
+        column-wise; keep the two in step."""
         # Data-use columns count only when set: rows imported before they existed keep their hash.
         fields = {k: v for k, v in self.fields.items() if v is not None or k in PROFILE_FIELDS}
         canonical = json.dumps(
@@ -102,7 +138,7 @@ class ProfileRecord:
                 fields,
                 [(i.type.value, i.value, i.kind and i.kind.value) for i in self.identifiers],
                 self.traits,
-                default_region,
+                region,
             ],
             sort_keys=True,
             ensure_ascii=False,
@@ -113,10 +149,12 @@ class ProfileRecord:
 
 @dataclass(frozen=True, slots=True)
 class Rejection:
-    """A row that could not be read; its line number is the line where the row starts."""
+    """A row that could not be read; its line number is the line where the row starts, and
+    `end_line` the last line it took (None: the same line)."""
 
     line: int
     reason: str
+    end_line: int | None = None  # the row's last line when it spans several
 
 
 RowResult = ProfileRecord | Rejection
@@ -283,10 +321,24 @@ def _record(line: int, values: dict[str, Any]) -> ProfileRecord:
             if identifier_type is IdentifierType.MOBILE_ID and kinds:
                 kind = kinds[position] if position < len(kinds) else kinds[-1]
             identifiers.append(IdentifierValue(identifier_type, value, kind))
-    traits = {
-        k: v for k, v in values.items() if k and k not in KNOWN_COLUMNS and v not in ("", None)
-    }
-    return ProfileRecord(line, profile_id, fields, identifiers, traits)
+    warnings: list[tuple[str, str]] = []
+    for column, identifier_type in HASHED_COLUMNS.items():
+        for value in _many(column, values.get(column)):
+            if SHA256_HEX.match(value):
+                identifiers.append(IdentifierValue(identifier_type, value))
+            else:
+                warnings.append((column, NOT_A_DIGEST))
+    traits = {k: _trait(v) for k, v in values.items() if k and k not in KNOWN_COLUMNS}
+    traits = {k: v for k, v in traits.items() if v is not None}
+    return ProfileRecord(line, profile_id, fields, identifiers, traits, warnings)
+
+
+def _trait(value: Any) -> Any:
+    """A trait as kept: text trimmed, blank and null tokens absent; other values as they are."""
+    if isinstance(value, str):
+        text = value.strip()
+        return None if not text or text in NULL_TOKENS else text
+    return value
 
 
 def _check_values(values: dict[str, Any]) -> None:
@@ -387,7 +439,7 @@ def _clean(name: str, text: str) -> str | None:
     if BAD_TEXT.search(text):  # str() of a value checked by `_check_values`; kept as a guard
         raise RowError(f"{name} {_text_reason(text)}")
     text = text.strip()
-    return text or None
+    return None if not text or text in NULL_TOKENS else text
 
 
 def _kinds(value: Any) -> list[MobileIdKind | None]:

@@ -117,9 +117,8 @@ class ProfileIdentifier(Base):
     """One identifier of a profile, raw as imported; phones also keep their parsed E.164."""
 
     __tablename__ = "profile_identifiers"
-    __table_args__ = (
-        Index("ix_profile_identifiers_tenant_type_value", "tenant_id", "type", "value"),
-    )
+    # No index on (tenant_id, type, value): nothing reads identifiers by value, and every
+    # imported identifier paid for it (migration 0013).
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
@@ -293,6 +292,26 @@ class AudienceSyncJob(Timestamps, Base):
     confirmation_next_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmation_requests: Mapped[list[str] | None] = mapped_column(JSONType)
     confirmation_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class SyncJobDiagnostic(Base):
+    """One identifier value a job dropped or the platform refused, for the user to fix: the
+    profile (the customer's `profile_id`), the field, the reason as the job's metrics name it,
+    and the value MASKED (`identifiers.mask`); the raw value is never stored. A job keeps its
+    first `sync.diagnostics.LIMIT` entries; its exact counts are in `details.diagnostics`."""
+
+    __tablename__ = "sync_job_diagnostics"
+    __table_args__ = (Index("ix_sync_job_diagnostics_job", "tenant_id", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("audience_sync_jobs.id", ondelete="CASCADE"), index=True
+    )
+    profile_id: Mapped[str | None] = mapped_column(String(255))  # None: profile deleted since
+    field: Mapped[str | None] = mapped_column(String(32))  # None: a whole record refused
+    reason: Mapped[str] = mapped_column(String(64))
+    masked_value: Mapped[str | None] = mapped_column(Text)
 
 
 class SnapshotPart(Base):

@@ -26,7 +26,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
 from audience_sync.domain.models import SyncOperation, SyncStatus, TriggeredBy
 from audience_sync.exceptions import (
@@ -36,9 +36,11 @@ from audience_sync.exceptions import (
     ValidationError,
 )
 from audience_sync.store.db import transaction
+from audience_sync.store.diagnostics import DiagnosticsRepository
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, PlatformConnection
 from audience_sync.sync.audiences import AudienceDeletedError
+from audience_sync.sync.diagnostics import Diagnostics
 from audience_sync.sync.messages import describe
 
 ACTIVE = (SyncStatus.PENDING, SyncStatus.RUNNING)
@@ -71,6 +73,9 @@ class JobMetrics:
     # when their statuses are first read; a replace's second half waits in `details`.
     pending_requests: list[str] = field(default_factory=list)
     confirm_at: datetime | None = None
+    # Which profiles' values were dropped or refused (`sync.diagnostics`): written with the
+    # job's final figures, replacing an earlier attempt's.
+    diagnostics: Diagnostics | None = None
 
 
 class LeaseLostError(Exception):
@@ -442,6 +447,12 @@ def _set_metrics(job: AudienceSyncJob, metrics: JobMetrics) -> None:
     job.profiles_failed = metrics.profiles_failed
     job.match_rate = metrics.match_rate
     job.details = {**job.details, **metrics.details}
+    found = metrics.diagnostics
+    if found is not None:
+        job.details = {**job.details, "diagnostics": found.summary()}
+        session = object_session(job)
+        assert session is not None, "a job's metrics are set in its transaction"
+        DiagnosticsRepository(session, job.tenant_id).replace(job.id, found.entries())
 
 
 def _finish(job: AudienceSyncJob, status: SyncStatus, now: datetime, error: str | None) -> None:

@@ -24,6 +24,7 @@ from audience_sync.domain.models import (
 )
 from audience_sync.exceptions import ValidationError
 from audience_sync.sources.members import read_ahead
+from audience_sync.sync.diagnostics import Diagnostics
 from audience_sync.sync.plan import KEYS, hash_keys, record_hashes
 
 CURRENT_SCHEMA = {"record_hash": pl.String, "record": pl.String, "owner": pl.Int64}
@@ -42,6 +43,8 @@ class Current:
     member_pks: list[int] = field(default_factory=list)  # every member, in the users' order
     # The members with values dropped: `owner`, `dropped` (`drop_summary`).
     drops: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SUMMARY_SCHEMA))
+    # The first dropped values of the members prepared, masked (`sync.diagnostics`).
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)
 
     @property
     def dropped(self) -> Counter[str]:
@@ -77,20 +80,35 @@ _KINDS = {k.value: k for k in MobileIdKind}
 
 
 def drop_summary(drops: pl.DataFrame) -> pl.DataFrame:
-    """Each member's dropped values (`owner`, `reason` rows) as one text: `owner`, `dropped`
-    (`invalid_email:1,zeroed_maid:2`), what the member state keeps of them."""
-    counted = drops.group_by("owner", "reason").len().sort("owner", "reason")
-    pieces = pl.format("{}:{}", "reason", "len").str.join(",")
+    """Each member's dropped values (`owner`, `field`, `reason` rows) as one text: `owner`,
+    `dropped` (`email:invalid_email:1,mobile_id:zeroed_maid:2`), what the member state keeps of
+    them: enough for a run that takes the member from the state to count its drops by field and
+    reason (`drop_counts`)."""
+    counted = drops.group_by("owner", "field", "reason").len().sort("owner", "field", "reason")
+    pieces = pl.format("{}:{}:{}", "field", "reason", "len").str.join(",")
     return counted.group_by("owner", maintain_order=True).agg(pieces.alias("dropped"))
 
 
-def drop_totals(summaries: pl.Series) -> Counter[str]:
-    """The counts by reason of `drop_summary` texts (nulls: members without any)."""
+def drop_counts(summaries: pl.Series) -> Counter[tuple[str, str]]:
+    """The counts by (field, reason) of `drop_summary` texts (nulls: members without any)."""
     pieces = summaries.drop_nulls().str.split(",").explode().drop_nulls()
-    parts = pieces.str.split_exact(":", 1).struct.rename_fields(["reason", "count"])
+    parts = pieces.str.split_exact(":", 2).struct.rename_fields(["field", "reason", "count"])
     frame = parts.struct.unnest().with_columns(pl.col("count").cast(pl.Int64))
-    totals = frame.group_by("reason").agg(pl.col("count").sum())
-    return Counter(dict(totals.iter_rows()))
+    totals = frame.group_by("field", "reason").agg(pl.col("count").sum())
+    return Counter({(f, r): n for f, r, n in totals.iter_rows()})
+
+
+def drop_totals(summaries: pl.Series) -> Counter[str]:
+    """The counts by reason of `drop_summary` texts (the job's `details.dropped`)."""
+    return by_reason(drop_counts(summaries))
+
+
+def by_reason(counts: Counter[tuple[str, str]]) -> Counter[str]:
+    """Counts by (field, reason) added up by reason."""
+    totals: Counter[str] = Counter()
+    for (_, reason), count in counts.items():
+        totals[reason] += count
+    return totals
 
 
 def allowed_fields(config: dict[str, object]) -> frozenset[str]:
@@ -161,8 +179,30 @@ async def current_records(
         current.member_pks.extend(owners)
         current.unusable_members += len(owners) - frame["owner"].n_unique()
         drops.append(drop_summary(built.drops))
+        current.diagnostics.add_drops(built.drops)
         if keep_users:
             users_all.extend(users_of(profiles, identifiers, allowed))
     current.keys = pl.concat(keys)
     current.drops = pl.concat(drops)
     return current, users_all
+
+
+async def collect_drops(
+    connector: BaseAudienceConnector,
+    audience_id: str,
+    batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]],
+    allowed: frozenset[str],
+    into: Diagnostics,
+) -> None:
+    """The dropped values of these members, into `into`'s entries only (their counts are
+    known already); reading stops once `into` is full. Nothing is spilled or kept else."""
+    try:
+        for profiles, identifiers in batches:
+            built = await connector.record_frame(audience_id, profiles, identifiers, allowed)
+            into.add_drops(built.drops)
+            if not into.room:
+                return
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()  # a generator stopped early gives its connection back now

@@ -44,10 +44,16 @@ from audience_sync.sources.members import (
 )
 from audience_sync.store.db import transaction
 from audience_sync.store.member_state import STATE_SCHEMA, MemberStateRepository, StoredState
-from audience_sync.sync.members import SUMMARY_SCHEMA, Current, allowed_fields, current_records
+from audience_sync.sync.members import (
+    SUMMARY_SCHEMA,
+    Current,
+    allowed_fields,
+    collect_drops,
+    current_records,
+)
 from audience_sync.sync.plan import KEYS, Delta
 
-STATE_VERSION = 2  # bump when what a member produces changes without a package version change
+STATE_VERSION = 4  # bump when what a member produces changes without a package version change
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,10 +178,28 @@ class Preparer:
         dropping = kept.filter(pl.col("dropped").is_not_null())  # few: filtered before unique
         kept_drops = dropping.unique("owner").select(*SUMMARY_SCHEMA)
         current.drops = pl.concat([kept_drops, current.drops])
+        await self._kept_diagnostics(kept_drops["owner"], current)
         current.members += kept_members
         current.unusable_members += kept_members - kept_keys["owner"].n_unique()
         same = stale.is_empty() and len(kept) == len(state)
         return current, pl.concat([kept, fresh]), same
+
+    async def _kept_diagnostics(self, owners: pl.Series, current: Current) -> None:
+        """Entries for members taken from the state with dropped values: the state keeps only
+        their counts, so the first of them are read and prepared again (no more than the
+        entries still missing, `Diagnostics.room`: a bounded cost, nothing read when none)."""
+        room = current.diagnostics.room
+        if not room or owners.is_empty():
+            return
+        scope, fields = self.scope, await self._fields()
+        chosen = owners.sort().head(room).to_list()
+        batches = member_batches_of(
+            scope.engine, scope.tenant_id, scope.segment_id, chosen, fields=fields
+        )
+        allowed = allowed_fields(scope.config)
+        await collect_drops(
+            self.connector, self.platform_audience_id, batches, allowed, current.diagnostics
+        )
 
     async def _records(
         self, batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]], *, keep_users: bool

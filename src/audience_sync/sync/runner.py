@@ -69,7 +69,7 @@ from audience_sync.sync.jobs import (
     start_job,
 )
 from audience_sync.sync.lease import lease_waits
-from audience_sync.sync.members import CURRENT_SCHEMA, Current
+from audience_sync.sync.members import CURRENT_SCHEMA, Current, by_reason, drop_counts
 from audience_sync.sync.plan import (
     KEYS,
     Plan,
@@ -707,6 +707,11 @@ class Run:
         failed = sorted(
             {current.member_pks[int(i)] for i in result.details.get("failed_users", [])}
         )
+        if failed and self.metrics.diagnostics is not None:
+            # Unusable members are in `users` too (no record: failed): they are not refused.
+            unusable = set(current.member_pks) - set(current.keys["owner"].unique().to_list())
+            refused = [pk for pk in failed if pk not in unusable]
+            self.metrics.diagnostics.add_refused(pl.Series(refused, dtype=pl.Int64))
         now = self.service.clock()
         with self.fenced() as session:
             snapshot = SnapshotRepository(session, self.target.tenant_id)
@@ -759,7 +764,10 @@ class Run:
         self.count_members(sent=0, added=0)
         self.metrics.details["members"] = current.members
         self.metrics.details["prepared_members"] = len(current.member_pks)
-        self.metrics.details["dropped"] = dict(current.dropped)
+        counts = drop_counts(current.drops["dropped"])  # read once, for both
+        self.metrics.details["dropped"] = dict(by_reason(counts))
+        current.diagnostics.count(counts)
+        self.metrics.diagnostics = current.diagnostics
 
     def chunk_size(self, sample: pl.DataFrame) -> int:
         """Records per checkpoint: about `CHUNK_BYTES` of record text (judged on a sample of
@@ -779,8 +787,10 @@ class Run:
         self.refused += len(failed)
         accepted = chunk
         if failed:
-            refused = pl.Series(failed, dtype=pl.Int64).implode()
-            accepted = chunk.filter(~pl.int_range(pl.len()).is_in(refused))
+            refused = pl.Series(failed, dtype=pl.Int64)
+            accepted = chunk.filter(~pl.int_range(pl.len()).is_in(refused.implode()))
+            if op is Operation.ADD and self.metrics.diagnostics is not None:
+                self.metrics.diagnostics.add_refused(chunk["owner"].gather(refused))
         await self.confirm(op, chunk, accepted, len(failed))
 
     def accepted_for_processing(self, result: AudienceSyncResult) -> None:

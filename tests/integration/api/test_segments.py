@@ -88,6 +88,7 @@ async def test_profiles_batch_keeps_good_rows_and_reports_bad_ones(
             {"index": 3, "reason": "first_name must be a single value, not a list"},
             {"index": 4, "reason": "expected a JSON object, found str"},
         ],
+        "warnings": [],
     }
     assert "no-id@example.com" not in response.text
 

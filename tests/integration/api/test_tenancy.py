@@ -41,6 +41,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None]] = [
     ("GET", "/api/v1/audiences/{audience}/health", None),
     ("GET", "/api/v1/sync-jobs/{job}", None),
     ("POST", "/api/v1/sync-jobs/{job}/cancel", None),
+    ("GET", "/api/v1/sync-jobs/{job}/diagnostics", None),
     ("POST", "/api/v1/segments/{segment}/export", {"platform": "meta"}),
     ("GET", "/api/v1/connections/snapchat", None),
     ("DELETE", "/api/v1/connections/snapchat", None),

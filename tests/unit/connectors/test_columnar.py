@@ -195,6 +195,60 @@ def test_the_same_records_on_random_members(
     assert by_columns(case, profiles, identifiers) == by_connector(case, profiles, identifiers)
 
 
+def one_member(
+    birth: str | None, ids: list[tuple[str, str, str | None]]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Profile 1 with this date of birth and these (type, value, e164) identifiers."""
+    profile: dict[str, object] = dict.fromkeys(PROFILE_SCHEMA) | {
+        "profile_pk": 1,
+        "profile_id": "P1",
+        "date_of_birth": birth,
+    }
+    rows = [(1, kind, value, e164, None) for kind, value, e164 in ids]
+    return (
+        pl.DataFrame([profile], schema=PROFILE_SCHEMA),
+        pl.DataFrame(rows, schema=IDENTIFIER_SCHEMA, orient="row"),
+    )
+
+
+@pytest.mark.parametrize("birth", ["04/07/1990", "1975-02-30", "1990-7-4", "garbage"])
+def test_a_date_of_birth_meta_cannot_use_is_dropped_as_invalid_on_both_paths(birth: str) -> None:
+    profiles, identifiers = one_member(birth, [("email", "a@example.com", None)])
+    built = record_frame(SyncPlatform.META, profiles, identifiers, SENDABLE, region="US")
+    assert built.drops.rows() == [(1, "date_of_birth", "invalid_date_of_birth", birth)]
+    assert by_connector(Case("meta"), profiles, identifiers)[1] == built.dropped
+    assert "DOBY" not in built.records["record"][0]
+
+
+@pytest.mark.parametrize(("platform", "mobile_list"), PLATFORMS[1:])
+def test_a_date_of_birth_is_not_counted_where_the_platform_has_no_key_for_it(
+    platform: str, mobile_list: bool
+) -> None:
+    profiles, identifiers = one_member("04/07/1990", [("email", "a@example.com", None)])
+    case = Case(platform, mobile_list)
+    assert by_columns(case, profiles, identifiers)[1] == Counter()
+    assert by_connector(case, profiles, identifiers)[1] == Counter()
+
+
+@pytest.mark.parametrize(("platform", "mobile_list"), PLATFORMS)
+def test_a_prehashed_email_and_phone_are_sent_as_the_digest_lowercased(
+    platform: str, mobile_list: bool
+) -> None:
+    """As import stores `email_sha256` / `phone_sha256`: the digest as given, a phone without
+    E.164. Sent lowercased, never hashed again, never counted `invalid_phone`."""
+    email, phone = "AB" * 32, "Cd" * 32
+    profiles, identifiers = one_member(None, [("email", email, None), ("phone", phone, None)])
+    case = Case(platform, mobile_list)
+    records, dropped = by_columns(case, profiles, identifiers)
+    assert (records, dropped) == by_connector(case, profiles, identifiers)
+    assert dropped == Counter()
+    values = {value for _, text in records for _, value in decode_record(text)}
+    if mobile_list:  # a Google mobile-id list sends mobile ids only
+        assert records == []
+    else:
+        assert {email.lower(), phone.lower()} <= values
+
+
 # --- records back from their text: Meta's rows built in columns --------------------------------
 
 META_KEYS_SENT = ["EMAIL", "PHONE", "MADID", "EXTERN_ID", "FN", "LN", "ZIP", "CT", "DOBY", "GEN"]

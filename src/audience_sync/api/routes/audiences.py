@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Header, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from audience_sync.api.deps import Ctx, TenantId, require_flags, sync_flags
@@ -16,6 +17,9 @@ from audience_sync.api.schemas import (
     AudienceIn,
     AudienceOut,
     AudiencePatch,
+    DiagnosticCountOut,
+    DiagnosticOut,
+    DiagnosticsOut,
     HealthOut,
     JobOut,
     SyncIn,
@@ -37,6 +41,7 @@ from audience_sync.sync.audiences import (
     options_problem,
     purge_audience,
 )
+from audience_sync.sync.diagnostics import read_report, write_csv
 from audience_sync.sync.health import audience_health
 from audience_sync.sync.jobs import Trigger, cancel_job, trigger_job
 
@@ -260,3 +265,55 @@ def cancel(job_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> JobOut:
             )
     job = cancel_job(ctx.factory, tenant_id, job_id, ctx.service.clock())
     return JobOut.model_validate(job)
+
+
+@router.get(
+    "/sync-jobs/{job_id}/diagnostics",
+    response_model=DiagnosticsOut,
+    tags=["jobs"],
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def get_diagnostics(
+    job_id: uuid.UUID,
+    ctx: Ctx,
+    tenant_id: TenantId,
+    reason: Annotated[str | None, Query(max_length=64)] = None,
+    field: Annotated[str | None, Query(max_length=32)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    fmt: Annotated[Literal["json", "csv"] | None, Query(alias="format")] = None,
+    accept: Annotated[str | None, Header()] = None,
+) -> DiagnosticsOut | Response:
+    """Which profiles' identifier values the job dropped or the platform refused: field, reason,
+    the value masked; filtered by `reason` and `field`, a page at a time. With `format=csv` (or
+    `Accept: text/csv`), every kept entry matching the filters as a formula-safe CSV file."""
+    csv_wanted = fmt == "csv" or (fmt is None and "text/csv" in (accept or ""))
+    with transaction(ctx.factory) as session:
+        report = read_report(
+            session,
+            tenant_id,
+            job_id,
+            reason=reason,
+            field=field,
+            offset=0 if csv_wanted else offset,
+            limit=None if csv_wanted else limit,
+        )
+    if csv_wanted:
+        sink = io.StringIO()
+        write_csv(report.entries, sink)
+        return Response(
+            sink.getvalue(),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="diagnostics-{job_id}.csv"'},
+        )
+    after = offset + len(report.entries)
+    return DiagnosticsOut(
+        job_id=report.job_id,
+        counts=[DiagnosticCountOut(**count) for count in report.counts],
+        truncated=report.truncated,
+        max_entries=report.max_entries,
+        total=report.matching,
+        offset=offset,
+        next_offset=after if after < report.matching else None,
+        items=[DiagnosticOut.model_validate(entry) for entry in report.entries],
+    )

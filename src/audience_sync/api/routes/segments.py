@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import conflict
 from audience_sync.api.schemas import (
+    ImportWarning,
     MembersIn,
     MembersOut,
     ProfilesBatchIn,
@@ -21,10 +22,17 @@ from audience_sync.api.schemas import (
     SegmentIn,
     SegmentOut,
 )
-from audience_sync.identifiers import normalize_country, parse_phone_e164
-from audience_sync.sources.rows import MAX_LINE_BYTES, ProfileRecord, Rejection, read_object
+from audience_sync.sources.phones import PhoneParsing
+from audience_sync.sources.prepare import prepare_records
+from audience_sync.sources.rows import (
+    MAX_LINE_BYTES,
+    REFUSED_REASON,
+    ProfileRecord,
+    Rejection,
+    read_object,
+)
 from audience_sync.store.db import transaction
-from audience_sync.store.profile_writer import REFUSED_REASON, ProfileWriter, write_chunk
+from audience_sync.store.profile_writer import Destination, write_prepared
 from audience_sync.store.repositories import (
     SegmentExistsError,
     SegmentRepository,
@@ -112,19 +120,21 @@ def upsert_profiles(body: ProfilesBatchIn, ctx: Ctx, tenant_id: TenantId) -> Pro
         if body.segment_id is not None:
             segment_id = SegmentRepository(session, tenant_id).get(body.segment_id).id
 
-    def writer(session: Session) -> ProfileWriter:
-        return ProfileWriter(
-            session, tenant_id, region, parse_phone_e164, normalize_country, segment_id
-        )
-
-    written = write_chunk(ctx.factory, writer, records)
-    errors += [RowError(index=r.line - 1, reason=REFUSED_REASON) for r in written.refused]
+    prepared = prepare_records(records, region)
+    errors += [RowError(index=r.line - 1, reason=r.reason) for r in prepared.rejections]
+    with PhoneParsing(workers=1) as parse:  # a request's few phones: parsed in place
+        written = write_prepared(ctx.factory, Destination(tenant_id, segment_id), prepared, parse)
+    errors += [RowError(index=line - 1, reason=REFUSED_REASON) for line in written.refused]
     return ProfilesBatchOut(
         created=written.counts.created,
         updated=written.counts.updated,
         unchanged=written.counts.unchanged,
         rejected=len(errors),
         errors=sorted(errors, key=lambda e: e.index),
+        warnings=[
+            ImportWarning(field=w.field, reason=w.reason, value=w.value, count=count)
+            for w, count in sorted(prepared.warnings.items())
+        ],
     )
 
 
