@@ -213,7 +213,7 @@ def _print_report(file: Path, read: Description, report: ImportReport) -> None:
     for warning, count in sorted(report.warnings.items(), key=lambda i: (i[0].field, -i[1])):
         value = f" {warning.value!r}" if warning.value is not None else ""
         err.print(
-            f"  warning: {warning.field}{value}: {warning.reason} ({count:,} rows)",
+            f"  warning: {warning.field}{value}: {warning.reason} ({_rows(count)})",
             highlight=False,
             markup=False,
         )
@@ -226,6 +226,10 @@ def _print_report(file: Path, read: Description, report: ImportReport) -> None:
             f"  … and {report.rejected - len(shown):,} more (use --rejects FILE for all).",
             highlight=False,
         )
+
+
+def _rows(count: int) -> str:
+    return "1 row" if count == 1 else f"{count:,} rows"
 
 
 def _accounting(read: Description, report: ImportReport) -> str:
