@@ -506,19 +506,26 @@ def _stored_e164_keys() -> list[int]:
     return sorted(e164_table().head_length_keys())
 
 
-def _phone(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
-    """Stored E.164 as `E164Table.canonical` tells it, vectorized: `+` and digits whose first
-    four and count are among `E164Table.head_length_keys`."""
+def is_stored_e164(text: pl.Expr) -> pl.Expr:
+    """`E164Table.canonical(text) == text`, vectorized (never null): `+` and digits whose first
+    four and count are among `E164Table.head_length_keys`, so libphonenumber would keep them
+    exactly as written and call them possible."""
     digits = text.str.slice(1)
     head = digits.str.slice(0, 4).cast(pl.Int64, strict=False)
     shaped = text.str.contains(r"^\+[1-9][0-9]{3,}$")
     stored = shaped & (head * 100 + digits.str.len_bytes()).is_in(_stored_e164_keys())
-    value = text if platform is GOOGLE else digits
+    return stored.fill_null(False)
+
+
+def _phone(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+    """Stored E.164 as `E164Table.canonical` tells it (`is_stored_e164`)."""
+    stored = is_stored_e164(text)
+    value = text if platform is GOOGLE else text.str.slice(1)
     return (
         value,
-        stored.fill_null(False),
+        stored,
         pl.lit(INVALID[Field.PHONE].value),
-        ~stored.fill_null(False),
+        ~stored,
     )
 
 

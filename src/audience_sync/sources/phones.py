@@ -17,7 +17,7 @@ from types import TracebackType
 import polars as pl
 
 from audience_sync.identifiers import parse_international_phone, parse_phone_e164
-from audience_sync.identifiers.phone import e164_table
+from audience_sync.identifiers.bulk import is_stored_e164
 
 # Below this many distinct phones a batch is parsed in place.
 IN_PLACE = 5_000
@@ -35,12 +35,8 @@ def known_e164(values: pl.Expr) -> pl.Expr:
     exactly as written and call them possible: the region plays no part after a `+`. That is
     most numbers in real exports, at a fraction of libphonenumber's ~20 µs."""
     digits_only = values.str.replace_all(r"[ ().-]", "")
-    digits = digits_only.str.slice(1)
-    head = digits.str.slice(0, 4).cast(pl.Int64, strict=False)
-    keys = sorted(e164_table().head_length_keys())
-    shaped = values.str.contains(_PLUS_PUNCTUATED) & digits_only.str.contains(r"^\+[1-9][0-9]{3,}$")
-    known = shaped & (head * 100 + digits.str.len_bytes()).is_in(keys)
-    return pl.when(known.fill_null(False)).then(digits_only)
+    known = values.str.contains(_PLUS_PUNCTUATED).fill_null(False) & is_stored_e164(digits_only)
+    return pl.when(known).then(digits_only)
 
 
 def parse_phones(values: list[str], regions: list[str | None]) -> list[str | None]:
