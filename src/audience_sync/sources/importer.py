@@ -160,10 +160,7 @@ def _prepare(batch: Batch, region: str) -> tuple[Batch, tuple[Prepared, list[Rej
     """A batch prepared for writing (in the prefetch thread: Polars releases the GIL, so this
     overlaps the writes of the batch before), with the JSON rows that could not be read."""
     if batch.frame is not None:
-        prepared = prepare_frame(batch.frame, region)
-        ends = batch.frame.select(LINE, END_LINE)
-        prepared.profiles = prepared.profiles.join(ends, on=LINE, how="left", maintain_order="left")
-        return batch, (prepared, [])
+        return batch, (prepare_frame(batch.frame, region), [])
     records: list[ProfileRecord] = []
     unreadable: list[Rejection] = []
     for line, data in batch.objects:
@@ -203,8 +200,7 @@ def _write_batch(
     profiles = prepared.profiles
     if profiles.is_empty():
         return
-    if END_LINE in profiles.columns:
-        report.continued += int((profiles[END_LINE] - profiles[LINE]).sum())
+    report.continued += int((profiles[END_LINE] - profiles[LINE]).sum())
     written = write_prepared(factory, destination, prepared, parse)
     report.counts.add(written.counts)
     for line in written.refused:

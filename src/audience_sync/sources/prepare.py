@@ -89,8 +89,9 @@ class Prepared:
     """One batch ready to write.
 
     `profiles`: one row per readable row, in file order — `_row` (its index in the batch),
-    `_line`, `profile_id`, the fields, `traits` (JSON text), `content_hash`, `region` (where
-    national phone numbers are dialled; null: only numbers with a country code are parsed).
+    `_line` and `_end_line` (its first and last line), `profile_id`, the fields, `traits` (JSON
+    text), `content_hash`, `region` (where national phone numbers are dialled; null: only
+    numbers with a country code are parsed).
     `identifiers`: `_row`, `type`, `value`, `kind`, in each profile's order."""
 
     profiles: pl.DataFrame
@@ -102,6 +103,7 @@ class Prepared:
 PROFILE_SCHEMA: dict[str, Any] = {
     ROW: pl.Int64,
     LINE: pl.Int64,
+    END_LINE: pl.Int64,
     "profile_id": pl.String,
     **dict.fromkeys(FIELD_COLUMNS, pl.String),
     "traits": pl.String,
@@ -436,6 +438,7 @@ def prepare_records(records: Iterable[ProfileRecord], default_region: str) -> Pr
             {
                 ROW: row,
                 LINE: record.line,
+                END_LINE: record.line,
                 "profile_id": record.profile_id,
                 **{name: record.fields.get(name) for name in FIELD_COLUMNS},
                 "traits": traits,
