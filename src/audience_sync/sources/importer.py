@@ -41,7 +41,9 @@ from audience_sync.store.db import transaction
 from audience_sync.store.profile_writer import (
     Destination,
     PhoneParser,
+    Phones,
     WriteCounts,
+    parse_ahead,
     write_prepared,
 )
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
@@ -145,22 +147,39 @@ def import_profiles(
         segment_id = SegmentRepository(session, tenant_id).ensure(segment).id if segment else None
     report = ImportReport(segment=segment)
     destination = Destination(tenant_id, segment_id)
-    prepared = (_prepare(batch, region) for batch in batches)
-    with PhoneParsing(workers) as parse, prefetch(prepared, depth=1) as ready:
-        for batch, (prepared_batch, unreadable) in ready:
-            _account(report, batch, prepared_batch, unreadable, on_reject)
-            _write_batch(factory, destination, prepared_batch, parse, report, on_reject)
+    with PhoneParsing(workers) as parse:
+
+        def ready_to_write(batch: Batch) -> _Ready:
+            prepared, unreadable = _prepare(batch, region)
+            return _Ready(
+                batch, prepared, unreadable, parse_ahead(factory, destination, prepared, parse)
+            )
+
+        with prefetch(map(ready_to_write, batches), depth=1) as ready:
+            for item in ready:
+                _account(report, item.batch, item.prepared, item.unreadable, on_reject)
+                _write_batch(factory, destination, item, parse, report, on_reject)
     report.rejections.sort(key=lambda r: r.line)  # the database's refusals came last
     if report.counts.created + report.counts.updated >= ANALYZE_AFTER:
         refresh_statistics(factory)
     return report
 
 
-def _prepare(batch: Batch, region: str) -> tuple[Batch, tuple[Prepared, list[Rejection]]]:
-    """A batch prepared for writing (in the prefetch thread: Polars releases the GIL, so this
-    overlaps the writes of the batch before), with the JSON rows that could not be read."""
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A batch read, prepared and its phones being parsed (in the prefetch thread: Polars and
+    the parser's workers leave the GIL, so this overlaps the write of the batch before)."""
+
+    batch: Batch
+    prepared: Prepared
+    unreadable: list[Rejection]  # the JSON rows that could not be read
+    phones: Phones
+
+
+def _prepare(batch: Batch, region: str) -> tuple[Prepared, list[Rejection]]:
+    """The batch prepared for writing, with the JSON rows that could not be read."""
     if batch.frame is not None:
-        return batch, (prepare_frame(batch.frame, region), [])
+        return prepare_frame(batch.frame, region), []
     records: list[ProfileRecord] = []
     unreadable: list[Rejection] = []
     for line, data in batch.objects:
@@ -169,7 +188,7 @@ def _prepare(batch: Batch, region: str) -> tuple[Batch, tuple[Prepared, list[Rej
             unreadable.append(result)
         else:
             records.append(result)
-    return batch, (prepare_records(records, region), unreadable)
+    return prepare_records(records, region), unreadable
 
 
 def _account(
@@ -192,16 +211,16 @@ def _account(
 def _write_batch(
     factory: sessionmaker[Session],
     destination: Destination,
-    prepared: Prepared,
+    ready: _Ready,
     parse: PhoneParser,
     report: ImportReport,
     on_reject: Callable[[Rejection], None] | None,
 ) -> None:
-    profiles = prepared.profiles
+    profiles = ready.prepared.profiles
     if profiles.is_empty():
         return
     report.continued += int((profiles[END_LINE] - profiles[LINE]).sum())
-    written = write_prepared(factory, destination, prepared, parse)
+    written = write_prepared(factory, destination, ready.prepared, parse, ready.phones)
     report.counts.add(written.counts)
     for line in written.refused:
         _reject(report, Rejection(line, REFUSED_REASON), on_reject)
@@ -221,6 +240,6 @@ def refresh_statistics(factory: sessionmaker[Session]) -> None:
     not need them; the syncs and reports that follow read better plans with them."""
     with transaction(factory) as session:
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("ANALYZE profiles, profile_identifiers, segment_members"))
+            session.execute(text("ANALYZE profiles, segment_members"))
         else:
             session.execute(text("PRAGMA optimize"))
