@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
 from types import TracebackType
@@ -55,6 +56,7 @@ class PhoneParsing:
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self._pool: Executor | None = None
+        self._starting = threading.Lock()  # the import's prefetch thread starts parsing too
 
     def start(self, values: list[str], regions: list[str | None]) -> Callable[[], list[str | None]]:
         """Begin parsing; the returned function waits for and gives the results in order."""
@@ -70,10 +72,13 @@ class PhoneParsing:
         return lambda: [e164 for future in futures for e164 in future.result()]
 
     def _ensure_pool(self) -> Executor:
-        if self._pool is None:
-            # forkserver: a fork of this process would copy its database connections and threads
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        with self._starting:
+            return self._pool or self._new_pool()
+
+    def _new_pool(self) -> Executor:
+        # forkserver: a fork of this process would copy its database connections and threads
+        context = multiprocessing.get_context("forkserver")
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         return self._pool
 
     def close(self) -> None:

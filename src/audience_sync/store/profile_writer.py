@@ -25,7 +25,7 @@ from typing import Any, Protocol, cast
 
 import polars as pl
 import psycopg
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -223,13 +223,24 @@ def parse_ahead(
     while the batch before is written, so the parsing overlaps that write instead of holding
     up this one (a million rows: ~20 µs a phone, ~650,000 phones). A row the read missed (one
     an earlier batch of the same file changed meanwhile) has its phones parsed when written."""
-    with factory() as session:
-        store = _Store.for_connection(session.connection(), destination)
-        stored = store.lookup(prepared.profiles["profile_id"].unique().to_list())
+    if _one_connection(factory):
+        stored = pl.DataFrame(schema=LOOKUP_SCHEMA)  # every phone is parsed ahead
+    else:
+        with factory() as session:
+            store = _Store.for_connection(session.connection(), destination)
+            stored = store.lookup(prepared.profiles["profile_id"].unique().to_list())
     profiles = prepared.profiles.join(stored, on="profile_id", how="left")
     todo = profiles.filter(pl.col("_stored_hash").ne_missing(pl.col("content_hash")))
     rows = prepared.identifiers.join(todo.select(ROW, "region"), on=ROW)
     return _start_parsing(_distinct_phones(rows), parse)
+
+
+def _one_connection(factory: sessionmaker[Session]) -> bool:
+    """An in-memory SQLite database: each thread's connection would be a database of its own."""
+    url = cast(Engine, factory.kw["bind"]).url
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or "mode=memory" in str(url)
+    )
 
 
 class _Phones:
