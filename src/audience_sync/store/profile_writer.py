@@ -29,6 +29,7 @@ from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.identifiers.national import with_national_e164
 from audience_sync.sources.phones import known_e164
 from audience_sync.sources.prepare import FIELD_COLUMNS, LINE, ROW, Prepared
 from audience_sync.store.db import bound, transaction
@@ -271,13 +272,16 @@ PHONES_SCHEMA = {"value": pl.String, "region": pl.String, "e164": pl.String}
 
 
 def _distinct_phones(identifiers: pl.DataFrame) -> pl.DataFrame:
-    """Each distinct (value, region) of the phones, with `e164` where it needs no parsing."""
-    return (
+    """Each distinct (value, region) of the phones, with `e164` where it needs no parsing:
+    `+` numbers libphonenumber would keep as written, national numbers read as it would read
+    them (`identifiers.national`)."""
+    phones = (
         identifiers.filter(pl.col("type") == "phone")
         .select(KEY)
         .unique()
         .with_columns(known_e164(pl.col("value")).alias("e164"))
     )
+    return with_national_e164(phones)
 
 
 def _start_parsing(phones: pl.DataFrame, parse: PhoneParser) -> Phones:

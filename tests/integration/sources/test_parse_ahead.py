@@ -50,18 +50,18 @@ def test_a_row_changed_by_an_earlier_batch_has_its_phone_parsed_when_written(
         tenant_id = TenantRepository(session).get("default").id
     where = Destination(tenant_id)
     first, second = (
-        prepare_frame(batch("(415) 555-0123"), "US"),
-        prepare_frame(batch("(650) 555-0100"), "US"),
+        prepare_frame(batch("1 (415) 555-0123"), "US"),
+        prepare_frame(batch("1 (650) 555-0100"), "US"),
     )
     parser = CountingParser()
     write_prepared(factory, where, first, parser)
     ahead = parse_ahead(factory, where, first, parser)  # P1 again, as stored: nothing to parse
-    assert parser.asked == ["(415) 555-0123"]
+    assert parser.asked == ["1 (415) 555-0123"]
     write_prepared(factory, where, second, parser)  # P1 changes meanwhile
-    assert stored_phone(factory, tenant_id) == ("(650) 555-0100", "+16505550100")
+    assert stored_phone(factory, tenant_id) == ("1 (650) 555-0100", "+16505550100")
     write_prepared(factory, where, first, parser, ahead)
-    assert parser.asked[-1] == "(415) 555-0123"  # parsed by the write
-    assert stored_phone(factory, tenant_id) == ("(415) 555-0123", "+14155550123")
+    assert parser.asked[-1] == "1 (415) 555-0123"  # parsed by the write
+    assert stored_phone(factory, tenant_id) == ("1 (415) 555-0123", "+14155550123")
 
 
 def test_an_in_memory_database_imports_without_a_second_connection(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_an_in_memory_database_imports_without_a_second_connection(tmp_path: Pat
     db.upgrade(engine)
     factory = db.session_factory(engine)
     path = tmp_path / "p.csv"
-    rows = "\n".join(f"P{i},(415) 555-{i:04d}" for i in range(300))
+    rows = "\n".join(f"P{i},1 (415) 555-{i:04d}" for i in range(300))
     path.write_text("profile_id,phone\n" + rows + "\n")
     report = import_profiles(factory, path, tenant="default", batch_rows=50, workers=1)
     assert (report.counts.created, report.rejected) == (300, 0)
