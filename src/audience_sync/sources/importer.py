@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.exceptions import ValidationError
-from audience_sync.sources.phones import PhoneParsing
+from audience_sync.sources.phones import PhoneParsing, Phones, parse_ahead
 from audience_sync.sources.prefetch import prefetch
 from audience_sync.sources.prepare import (
     END_LINE,
@@ -38,14 +38,7 @@ from audience_sync.sources.rows import (
 )
 from audience_sync.sources.tabular import Batch, ReadOptions, read_batches
 from audience_sync.store.db import transaction
-from audience_sync.store.profile_writer import (
-    Destination,
-    PhoneParser,
-    Phones,
-    WriteCounts,
-    parse_ahead,
-    write_prepared,
-)
+from audience_sync.store.profile_writer import Destination, WriteCounts, write_prepared
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
 
 BATCH_ROWS = 25_000
@@ -212,7 +205,7 @@ def _write_batch(
     factory: sessionmaker[Session],
     destination: Destination,
     ready: _Ready,
-    parse: PhoneParser,
+    parse: PhoneParsing,
     report: ImportReport,
     on_reject: Callable[[Rejection], None] | None,
 ) -> None:
@@ -220,7 +213,7 @@ def _write_batch(
     if profiles.is_empty():
         return
     report.continued += int((profiles[END_LINE] - profiles[LINE]).sum())
-    written = write_prepared(factory, destination, ready.prepared, parse, ready.phones)
+    written = write_prepared(factory, destination, ready.prepared, parse.e164(ready.phones))
     report.counts.add(written.counts)
     for line in written.refused:
         _reject(report, Rejection(line, REFUSED_REASON), on_reject)

@@ -19,7 +19,7 @@ import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
@@ -29,8 +29,6 @@ from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from audience_sync.identifiers.national import with_national_e164
-from audience_sync.sources.phones import known_e164
 from audience_sync.sources.prepare import FIELD_COLUMNS, LINE, ROW, Prepared
 from audience_sync.store.db import bound, transaction
 from audience_sync.store.stored_identifiers import NONE, encode
@@ -44,12 +42,12 @@ PROFILE_COLUMNS = ("profile_id", *FIELD_COLUMNS, "traits", "content_hash", "iden
 UPDATED_COLUMNS = PROFILE_COLUMNS[1:]
 
 
-class PhoneParser(Protocol):
-    """Parses (value, region or None) pairs to E.164 or None, in order (`sources.phones`)."""
+class AddE164(Protocol):
+    """Gives the identifiers of the rows being written (`_row`, `type`, `value`, `kind`,
+    `region`) with `e164`: each phone's E.164 form, null when it has none and for the other
+    types (`sources.phones.PhoneParsing.e164`)."""
 
-    def start(self, values: list[str], regions: list[str | None]) -> Callable[[], list[str | None]]:
-        """Begin parsing; the returned function waits for and gives the results."""
-        ...
+    def __call__(self, identifiers: pl.DataFrame) -> pl.DataFrame: ...
 
 
 @dataclass(slots=True)
@@ -84,8 +82,7 @@ def write_prepared(
     factory: sessionmaker[Session],
     destination: Destination,
     prepared: Prepared,
-    parse_phones: PhoneParser,
-    ahead: Phones | None = None,
+    add_e164: AddE164,
 ) -> ChunkResult:
     """Write the batch in one transaction; if the database refuses a value, split the batch
     in halves, each in its own transaction, down to the refused rows alone: a bad row costs
@@ -97,7 +94,7 @@ def write_prepared(
         try:
             with transaction(factory) as session:
                 connection = session.connection()
-                result.counts.add(_write(connection, destination, part, parse_phones, ahead))
+                result.counts.add(_write(connection, destination, part, add_e164))
         except Exception as exc:
             if not _refused(exc):
                 raise
@@ -144,24 +141,19 @@ def _halves(prepared: Prepared) -> list[Prepared]:
 
 
 def write_in_session(
-    session: Session, destination: Destination, prepared: Prepared, parse: PhoneParser
+    session: Session, destination: Destination, prepared: Prepared, add_e164: AddE164
 ) -> WriteCounts:
     """Write the batch in the caller's transaction (which a refusal then fails as a whole)."""
-    return _write(session.connection(), destination, prepared, parse)
+    return _write(session.connection(), destination, prepared, add_e164)
 
 
 def _write(
-    connection: Connection,
-    destination: Destination,
-    prepared: Prepared,
-    parse: PhoneParser,
-    ahead: Phones | None = None,
+    connection: Connection, destination: Destination, prepared: Prepared, add_e164: AddE164
 ) -> WriteCounts:
     store = _Store.for_connection(connection, destination)
     counts = WriteCounts()
     for profiles in _rounds(prepared.profiles):
-        phones = _Phones(parse, ahead)
-        counts.add(_write_round(store, profiles, prepared.identifiers, phones))
+        counts.add(_write_round(store, profiles, prepared.identifiers, add_e164))
     return counts
 
 
@@ -179,7 +171,7 @@ def _rounds(profiles: pl.DataFrame) -> Iterator[pl.DataFrame]:
 
 
 def _write_round(
-    store: _Store, profiles: pl.DataFrame, identifiers: pl.DataFrame, phones: _Phones
+    store: _Store, profiles: pl.DataFrame, identifiers: pl.DataFrame, add_e164: AddE164
 ) -> WriteCounts:
     stored = store.lookup(profiles["profile_id"].to_list())
     profiles = profiles.join(stored, on="profile_id", how="left", maintain_order="left")
@@ -189,7 +181,7 @@ def _write_round(
     )
     written = pl.concat([new.select(ROW, "region"), changed.select(ROW, "region")])
     rows = identifiers.join(written, on=ROW, how="inner", maintain_order="left")
-    texts = encode(phones.with_e164(rows), ROW)
+    texts = encode(add_e164(rows), ROW)
     if not new.is_empty():
         new = _with_texts(new, texts)
         new = new.with_columns(pl.Series("_pk", store.insert_profiles(new), dtype=pl.Int64))
@@ -208,99 +200,23 @@ def _with_texts(profiles: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
     return joined.with_columns(pl.col("identifiers").fill_null(NONE))
 
 
-# The phones parsed for a batch: (value, region, e164), e164 null where libphonenumber found no
-# possible number; a function that waits for them.
-Phones = Callable[[], pl.DataFrame]
-
-
-def parse_ahead(
-    factory: sessionmaker[Session],
-    destination: Destination,
-    prepared: Prepared,
-    parse: PhoneParser,
-) -> Phones:
-    """Start parsing the phones the write of `prepared` will need, on the parser's workers:
-    those of its rows not stored as they are, as read now on a connection of its own. Called
-    while the batch before is written, so the parsing overlaps that write instead of holding
-    up this one (a million rows: ~20 µs a phone, ~650,000 phones). A row the read missed (one
-    an earlier batch of the same file changed meanwhile) has its phones parsed when written."""
+def stored_hashes(
+    factory: sessionmaker[Session], destination: Destination, profile_ids: list[str]
+) -> pl.DataFrame:
+    """(`profile_id`, `_pk`, `_stored_hash`) of those stored, read on a connection of its own
+    (outside any write in progress). An in-memory SQLite database has no second connection (a
+    thread's own would be another, empty database): nothing is found there."""
     if _one_connection(factory):
-        stored = pl.DataFrame(schema=LOOKUP_SCHEMA)  # every phone is parsed ahead
-    else:
-        with factory() as session:
-            store = _Store.for_connection(session.connection(), destination)
-            stored = store.lookup(prepared.profiles["profile_id"].unique().to_list())
-    profiles = prepared.profiles.join(stored, on="profile_id", how="left")
-    todo = profiles.filter(pl.col("_stored_hash").ne_missing(pl.col("content_hash")))
-    rows = prepared.identifiers.join(todo.select(ROW, "region"), on=ROW)
-    return _start_parsing(_distinct_phones(rows), parse)
+        return pl.DataFrame(schema=LOOKUP_SCHEMA)
+    with factory() as session:
+        return _Store.for_connection(session.connection(), destination).lookup(profile_ids)
 
 
 def _one_connection(factory: sessionmaker[Session]) -> bool:
-    """An in-memory SQLite database: each thread's connection would be a database of its own."""
     url = cast(Engine, factory.kw["bind"]).url
     return url.get_backend_name() == "sqlite" and (
         url.database in (None, "", ":memory:") or "mode=memory" in str(url)
     )
-
-
-class _Phones:
-    """The E.164 form of a round's phones: from those parsed ahead (`parse_ahead`), the
-    others parsed now."""
-
-    def __init__(self, parse: PhoneParser, ahead: Phones | None) -> None:
-        self.parse = parse
-        self.ahead = ahead
-
-    def with_e164(self, identifiers: pl.DataFrame) -> pl.DataFrame:
-        """The identifiers (with their row's `region`) and the `e164` of each phone."""
-        phones = _distinct_phones(identifiers)
-        if self.ahead is None:
-            parsed = _start_parsing(phones, self.parse)()
-        else:
-            found = self.ahead()
-            missing = phones.join(found, on=KEY, how="anti", nulls_equal=True)
-            parsed = pl.concat([found, _start_parsing(missing, self.parse)()])
-        joined = identifiers.join(
-            parsed, on=KEY, how="left", nulls_equal=True, maintain_order="left"
-        )
-        return joined.with_columns(pl.when(pl.col("type") == "phone").then(pl.col("e164")))
-
-
-KEY = ["value", "region"]
-PHONES_SCHEMA = {"value": pl.String, "region": pl.String, "e164": pl.String}
-
-
-def _distinct_phones(identifiers: pl.DataFrame) -> pl.DataFrame:
-    """Each distinct (value, region) of the phones, with `e164` where it needs no parsing:
-    `+` numbers libphonenumber would keep as written, national numbers read as it would read
-    them (`identifiers.national`)."""
-    phones = (
-        identifiers.filter(pl.col("type") == "phone")
-        .select(KEY)
-        .unique()
-        .with_columns(known_e164(pl.col("value")).alias("e164"))
-    )
-    return with_national_e164(phones)
-
-
-def _start_parsing(phones: pl.DataFrame, parse: PhoneParser) -> Phones:
-    """Start parsing the phones without `e164`; the function returned (which may be called
-    again) waits for them and gives every phone with its `e164`."""
-    known = phones.filter(pl.col("e164").is_not_null()).cast(PHONES_SCHEMA)  # type: ignore[arg-type]
-    todo = phones.filter(pl.col("e164").is_null())
-    if todo.is_empty():
-        return lambda: known
-    pending = parse.start(todo["value"].to_list(), todo["region"].to_list())
-    done: list[pl.DataFrame] = []
-
-    def finish() -> pl.DataFrame:
-        if not done:
-            parsed = todo.with_columns(pl.Series("e164", pending(), dtype=pl.String))
-            done.append(pl.concat([known, parsed.cast(PHONES_SCHEMA)]))  # type: ignore[arg-type]
-        return done[0]
-
-    return finish
 
 
 class _Store:

@@ -17,7 +17,7 @@ from audience_sync.store.repositories import SegmentRepository, TenantRepository
 def profiles(session: Session, tenant_id: int, *ids: str) -> None:
     records = [ProfileRecord(1, pid, {}, list[IdentifierValue]()) for pid in ids]
     prepared = prepare_records(records, "US")
-    write_in_session(session, Destination(tenant_id), prepared, PhoneParsing(workers=1))
+    write_in_session(session, Destination(tenant_id), prepared, PhoneParsing(workers=1).e164())
 
 
 def test_add_members_counts_new_members_and_reports_unknown_ids(

@@ -1,5 +1,5 @@
-"""Phones are parsed ahead, while the batch before is written (`profile_writer.parse_ahead`):
-a guess from what is stored at that moment, which the write checks and completes."""
+"""Phones are parsed ahead, while the batch before is written (`phones.parse_ahead`): a guess
+from what is stored at that moment, which the write checks and completes."""
 
 from __future__ import annotations
 
@@ -10,24 +10,24 @@ import polars as pl
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.sources.importer import import_profiles
-from audience_sync.sources.phones import parse_phones
+from audience_sync.sources.phones import PhoneParsing, parse_ahead
 from audience_sync.sources.prepare import prepare_frame
 from audience_sync.store import db
 from audience_sync.store.db import transaction
-from audience_sync.store.profile_writer import Destination, parse_ahead, write_prepared
+from audience_sync.store.profile_writer import Destination, write_prepared
 from audience_sync.store.repositories import ProfileRepository, TenantRepository
 
 
-class CountingParser:
+class CountingParser(PhoneParsing):
     """Parses in place and remembers what it was asked to parse."""
 
     def __init__(self) -> None:
+        super().__init__(workers=1)
         self.asked: list[str] = []
 
     def start(self, values: list[str], regions: list[str | None]) -> Callable[[], list[str | None]]:
         self.asked.extend(values)
-        done = parse_phones(values, regions)
-        return lambda: done
+        return super().start(values, regions)
 
 
 def batch(phone: str) -> pl.DataFrame:
@@ -54,12 +54,12 @@ def test_a_row_changed_by_an_earlier_batch_has_its_phone_parsed_when_written(
         prepare_frame(batch("1 (650) 555-0100"), "US"),
     )
     parser = CountingParser()
-    write_prepared(factory, where, first, parser)
+    write_prepared(factory, where, first, parser.e164())
     ahead = parse_ahead(factory, where, first, parser)  # P1 again, as stored: nothing to parse
     assert parser.asked == ["1 (415) 555-0123"]
-    write_prepared(factory, where, second, parser)  # P1 changes meanwhile
+    write_prepared(factory, where, second, parser.e164())  # P1 changes meanwhile
     assert stored_phone(factory, tenant_id) == ("1 (650) 555-0100", "+16505550100")
-    write_prepared(factory, where, first, parser, ahead)
+    write_prepared(factory, where, first, parser.e164(ahead))
     assert parser.asked[-1] == "1 (415) 555-0123"  # parsed by the write
     assert stored_phone(factory, tenant_id) == ("1 (415) 555-0123", "+14155550123")
 
