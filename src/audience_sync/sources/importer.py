@@ -141,17 +141,12 @@ def import_profiles(
     report = ImportReport(segment=segment)
     destination = Destination(tenant_id, segment_id)
     with PhoneParsing(workers) as parse:
-
-        def ready_to_write(batch: Batch) -> _Ready:
-            prepared, unreadable = _prepare(batch, region)
-            return _Ready(
-                batch, prepared, unreadable, parse_ahead(factory, destination, prepared, parse)
-            )
-
-        with prefetch(map(ready_to_write, batches), depth=1) as ready:
+        ahead = _Ahead(factory, destination, parse, region)
+        with prefetch(map(ahead.ready, batches), depth=1) as ready:
             for item in ready:
                 _account(report, item.batch, item.prepared, item.unreadable, on_reject)
-                _write_batch(factory, destination, item, parse, report, on_reject)
+                written = _write_batch(factory, destination, item, parse, report, on_reject)
+                ahead.learn(written, item.prepared.profiles.height)
     report.rejections.sort(key=lambda r: r.line)  # the database's refusals came last
     if report.counts.created + report.counts.updated >= ANALYZE_AFTER:
         refresh_statistics(factory)
@@ -167,6 +162,37 @@ class _Ready:
     prepared: Prepared
     unreadable: list[Rejection]  # the JSON rows that could not be read
     phones: Phones
+
+
+class _Ahead:
+    """Makes each batch ready to write, in the prefetch thread: prepared, and its phones being
+    parsed (`phones.parse_ahead`). Which phones: those of the rows not stored as they are — read
+    from the database first, unless the batch written last was all new profiles (a first
+    import, where the read would find nothing and cost a probe a row)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        destination: Destination,
+        parse: PhoneParsing,
+        region: str,
+    ) -> None:
+        self.factory = factory
+        self.destination = destination
+        self.parse = parse
+        self.region = region
+        self.all_new = False
+
+    def ready(self, batch: Batch) -> _Ready:
+        prepared, unreadable = _prepare(batch, self.region)
+        where, parse = self.destination, self.parse
+        phones = parse_ahead(self.factory, where, prepared, parse, read_stored=not self.all_new)
+        return _Ready(batch, prepared, unreadable, phones)
+
+    def learn(self, written: WriteCounts | None, rows: int) -> None:
+        """What the batch just written was (None: nothing to write)."""
+        if written is not None:
+            self.all_new = written.created == rows
 
 
 def _prepare(batch: Batch, region: str) -> tuple[Prepared, list[Rejection]]:
@@ -208,15 +234,17 @@ def _write_batch(
     parse: PhoneParsing,
     report: ImportReport,
     on_reject: Callable[[Rejection], None] | None,
-) -> None:
+) -> WriteCounts | None:
+    """What the batch's write did (None: it had nothing to write)."""
     profiles = ready.prepared.profiles
     if profiles.is_empty():
-        return
+        return None
     report.continued += int((profiles[END_LINE] - profiles[LINE]).sum())
     written = write_prepared(factory, destination, ready.prepared, parse.e164(ready.phones))
     report.counts.add(written.counts)
     for line in written.refused:
         _reject(report, Rejection(line, REFUSED_REASON), on_reject)
+    return written.counts
 
 
 def _reject(

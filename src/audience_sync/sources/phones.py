@@ -120,16 +120,20 @@ def parse_ahead(
     destination: Destination,
     prepared: Prepared,
     parse: PhoneParsing,
+    read_stored: bool = True,
 ) -> Phones:
     """Start parsing the phones the write of `prepared` will need, on the parser's workers:
-    those of its rows not stored as they are, as read now (`stored_hashes`). Called while the
-    batch before is written, so the parsing overlaps that write instead of holding up this one.
-    A row the read missed (one an earlier batch of the same file changed meanwhile) has its
-    phones parsed when written (`_add_e164`)."""
-    profile_ids = prepared.profiles["profile_id"].unique().to_list()
-    stored = stored_hashes(factory, destination, profile_ids)
-    profiles = prepared.profiles.join(stored, on="profile_id", how="left")
-    todo = profiles.filter(pl.col("_stored_hash").ne_missing(pl.col("content_hash")))
+    those of its rows not stored as they are, as read now (`stored_hashes`; without
+    `read_stored`, every row's). Called while the batch before is written, so the parsing
+    overlaps that write instead of holding up this one. A row the read missed (one an earlier
+    batch of the same file changed meanwhile) has its phones parsed when written."""
+    todo = prepared.profiles
+    if read_stored:
+        profile_ids = todo["profile_id"].unique().to_list()
+        stored = stored_hashes(factory, destination, profile_ids)
+        todo = todo.join(stored, on="profile_id", how="left").filter(
+            pl.col("_stored_hash").ne_missing(pl.col("content_hash"))
+        )
     rows = prepared.identifiers.join(todo.select(ROW, "region"), on=ROW)
     return _start_parsing(_with_known(_phone_keys(rows)), parse)
 
