@@ -7,10 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
+import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.sources import importer
 from audience_sync.sources.importer import import_profiles
-from audience_sync.sources.phones import PhoneParsing, parse_ahead
+from audience_sync.sources.phones import PhoneParsing, Phones, parse_ahead
 from audience_sync.sources.prepare import prepare_frame
 from audience_sync.store import db
 from audience_sync.store.db import transaction
@@ -80,3 +82,30 @@ def test_an_in_memory_database_imports_without_a_second_connection(tmp_path: Pat
         repo = ProfileRepository(session, tenant_id)
         assert repo.identifiers(repo.by_profile_id("P7").id)[0].e164 == "+14155550007"
     engine.dispose()
+
+
+def test_a_first_import_stops_reading_what_is_stored_ahead_a_re_import_keeps_reading(
+    factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While every profile written is new, reading what is stored ahead would find nothing:
+    it stops after the first batches; a re-import, whose rows are all stored, reads every
+    batch (and so parses none of its phones ahead)."""
+    asked: list[bool] = []
+    real = importer.parse_ahead
+
+    def recorded(*args: object, read_stored: bool = True) -> Phones:
+        asked.append(read_stored)
+        return real(*args, read_stored=read_stored)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(importer, "parse_ahead", recorded)
+    path = tmp_path / "p.csv"
+    path.write_text("profile_id,phone\n" + "\n".join(f"P{i},1 415 555 {i:04d}" for i in range(80)))
+    import_profiles(factory, path, tenant="default", batch_rows=10, workers=1)
+    assert len(asked) >= 4  # batches of about 10 rows
+    assert asked[0] is True
+    assert asked[-1] is False
+    asked.clear()
+    report = import_profiles(factory, path, tenant="default", batch_rows=10, workers=1)
+    assert report.counts.unchanged == 80
+    assert len(asked) >= 4
+    assert all(asked)
