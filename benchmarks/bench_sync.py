@@ -8,7 +8,7 @@ external id, names, address, birth date and gender); setup is never part of a fi
 Cases, each in a fresh subprocess so its memory figure is its own:
 
 - **create**: `run_job(CREATE)` of an N-member segment, N = `--rows` (default 1,000,000, the
-  issue's size: the four platforms take ~30 minutes; `--rows 100000` for a quick look);
+  target size: the four platforms take ~30 minutes; `--rows 100000` for a quick look);
 - **update**: after 1% churn (0.5% leave, 0.25% join, 0.25% change email), `run_job(UPDATE)`;
 - **floor**: the same members' values SHA-256-hashed and their payloads JSON-encoded in
   batches of 10,000 records (lists of hex digests), nothing else: what no engine can beat;
@@ -463,7 +463,7 @@ def bench_sync(options: BenchOptions) -> None:
             (f"plan of {planned:,} under 30 s in under 1.5 GB",
              plan["seconds"] < 30 and plan["peak_mb"] < 1536)
         )  # fmt: skip
-        print("\nIssue 6 targets, this run:")
+        print("\nSync targets, this run:")
         for name, ok in verdicts:
             print(f"  {'met    ' if ok else 'NOT MET'}  {name}")
 
