@@ -18,12 +18,11 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.domain.profiles import END_LINE, LINE
 from audience_sync.exceptions import ValidationError
 from audience_sync.sources.phones import PhoneParsing, Phones, parse_ahead
 from audience_sync.sources.prefetch import prefetch
 from audience_sync.sources.prepare import (
-    END_LINE,
-    LINE,
     Prepared,
     Warning,
     prepare_frame,

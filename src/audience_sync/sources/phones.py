@@ -19,10 +19,11 @@ from types import TracebackType
 import polars as pl
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.domain.profiles import ROW
 from audience_sync.identifiers import parse_international_phone, parse_phone_e164
 from audience_sync.identifiers.bulk import is_stored_e164
 from audience_sync.identifiers.national import with_national_e164
-from audience_sync.sources.prepare import ROW, Prepared
+from audience_sync.sources.prepare import Prepared
 from audience_sync.store.profile_writer import AddE164, Destination, stored_hashes
 
 # Below this many distinct phones a batch is parsed in place.

@@ -25,6 +25,7 @@ import polars as pl
 import polars_hash  # noqa: F401  (registers the `chash` namespace)
 
 from audience_sync.domain.models import IdentifierType
+from audience_sync.domain.profiles import END_LINE, FIELD_COLUMNS, LINE, PROFILE_FIELDS, ROW
 from audience_sync.exceptions import ValidationError
 from audience_sync.identifiers import normalize_country
 from audience_sync.identifiers.rules import split_date_of_birth
@@ -39,19 +40,13 @@ from audience_sync.sources.rows import (
     MOBILE_KINDS,
     NOT_A_DIGEST,
     NULL_TOKENS,
-    PROFILE_FIELDS,
     REFUSED_REASON,
     SHA256_HEX,
     ProfileRecord,
     Rejection,
 )
 
-LINE = "_line"
-END_LINE = "_end_line"
-ROW = "_row"
 _META = frozenset({LINE, END_LINE, ROW})
-# Every column a prepared profile row has, in the order the writer binds them.
-FIELD_COLUMNS = (*PROFILE_FIELDS, *DATA_USE_PARSERS)
 # The keys of the content hash's fields object, as `json.dumps(sort_keys=True)` orders them.
 _HASH_KEYS = sorted(FIELD_COLUMNS)
 _OPTIONAL_KEYS = frozenset(DATA_USE_PARSERS)  # in the hash only when set

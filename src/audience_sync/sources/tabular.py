@@ -18,13 +18,12 @@ from typing import IO, Any, cast
 
 import polars as pl
 
+from audience_sync.domain.profiles import END_LINE, LINE
 from audience_sync.exceptions import ValidationError
 from audience_sync.sources import csvlines
 from audience_sync.sources.encodings import Encoding, utf8_chunks
 from audience_sync.sources.rows import MAX_DEPTH, MAX_LINE_BYTES, NUMBER_REASON, Rejection
 
-LINE = "_line"
-END_LINE = "_end_line"
 DELIMITERS = (",", ";", "\t", "|")
 DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 SAMPLE_LINES = 20

@@ -1,4 +1,4 @@
-"""Write prepared batches of profiles (`sources.prepare.Prepared`) into the built-in CDP.
+"""Write prepared batches of profiles (`PreparedRows`: `sources.prepare.Prepared`) into the CDP.
 
 One batch is one transaction. Everything is set-wise on the driver's own cursor: SQLAlchemy's
 per-row parameter processing costs more than the database's work at a million rows.
@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from audience_sync.sources.prepare import FIELD_COLUMNS, LINE, ROW, Prepared
+from audience_sync.domain.profiles import FIELD_COLUMNS, LINE, ROW
 from audience_sync.store.db import bound, transaction
 from audience_sync.store.stored_identifiers import NONE, encode
 from audience_sync.store.tables import Profile, SegmentMember
@@ -40,6 +40,24 @@ PROFILES = cast(Table, Profile.__table__)
 MEMBERS = cast(Table, SegmentMember.__table__)
 PROFILE_COLUMNS = ("profile_id", *FIELD_COLUMNS, "traits", "content_hash", "identifiers")
 UPDATED_COLUMNS = PROFILE_COLUMNS[1:]
+
+
+class PreparedRows(Protocol):
+    """A batch to write (`sources.prepare.Prepared`): `profiles`, one row each, with `ROW`,
+    `LINE`, `profile_id`, the `FIELD_COLUMNS`, `traits` (JSON text), `content_hash` and
+    `region`; `identifiers`: `ROW`, `type`, `value`, `kind`, in each profile's order."""
+
+    @property
+    def profiles(self) -> pl.DataFrame: ...
+
+    @property
+    def identifiers(self) -> pl.DataFrame: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    profiles: pl.DataFrame
+    identifiers: pl.DataFrame
 
 
 class AddE164(Protocol):
@@ -81,7 +99,7 @@ class Destination:
 def write_prepared(
     factory: sessionmaker[Session],
     destination: Destination,
-    prepared: Prepared,
+    prepared: PreparedRows,
     add_e164: AddE164,
 ) -> ChunkResult:
     """Write the batch in one transaction; if the database refuses a value, split the batch
@@ -130,25 +148,25 @@ _DRIVER_REFUSALS = (
 )
 
 
-def _halves(prepared: Prepared) -> list[Prepared]:
+def _halves(prepared: PreparedRows) -> list[PreparedRows]:
     middle = prepared.profiles.height // 2
-    parts = []
+    parts: list[PreparedRows] = []
     for profiles in (prepared.profiles.head(middle), prepared.profiles.slice(middle)):
         rows = profiles.select(ROW)
         identifiers = prepared.identifiers.join(rows, on=ROW, how="semi", maintain_order="left")
-        parts.append(Prepared(profiles, identifiers))
+        parts.append(_Part(profiles, identifiers))
     return parts
 
 
 def write_in_session(
-    session: Session, destination: Destination, prepared: Prepared, add_e164: AddE164
+    session: Session, destination: Destination, prepared: PreparedRows, add_e164: AddE164
 ) -> WriteCounts:
     """Write the batch in the caller's transaction (which a refusal then fails as a whole)."""
     return _write(session.connection(), destination, prepared, add_e164)
 
 
 def _write(
-    connection: Connection, destination: Destination, prepared: Prepared, add_e164: AddE164
+    connection: Connection, destination: Destination, prepared: PreparedRows, add_e164: AddE164
 ) -> WriteCounts:
     store = _Store.for_connection(connection, destination)
     counts = WriteCounts()

@@ -24,9 +24,10 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from tests.unit.sources.test_tabular_fuzz import CORRUPTIONS, Written, corrupt, encode, protected
 
+from audience_sync.domain.profiles import PROFILE_FIELDS
 from audience_sync.sources import importer
 from audience_sync.sources.demo import COLUMNS, generate_rows
-from audience_sync.sources.rows import PROFILE_FIELDS, ProfileRecord, Rejection, read_object
+from audience_sync.sources.rows import ProfileRecord, Rejection, read_object
 from audience_sync.store import db
 from audience_sync.store.db import transaction
 from audience_sync.store.stored_identifiers import items
