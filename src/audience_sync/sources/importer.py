@@ -26,8 +26,8 @@ from audience_sync.sources.prepare import (
     Prepared,
     Warning,
     prepare_frame,
-    prepare_records,
 )
+from audience_sync.sources.prepare_records import prepare_records
 from audience_sync.sources.rows import (
     BAD_TEXT,
     REFUSED_REASON,

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.exceptions import NotFoundError
 from audience_sync.sources.phones import PhoneParsing
-from audience_sync.sources.prepare import prepare_records
+from audience_sync.sources.prepare_records import prepare_records
 from audience_sync.sources.rows import IdentifierValue, ProfileRecord
 from audience_sync.store.db import transaction
 from audience_sync.store.profile_writer import Destination, write_in_session

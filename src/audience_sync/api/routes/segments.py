@@ -23,7 +23,7 @@ from audience_sync.api.schemas import (
     SegmentOut,
 )
 from audience_sync.sources.phones import PhoneParsing
-from audience_sync.sources.prepare import prepare_records
+from audience_sync.sources.prepare_records import prepare_records
 from audience_sync.sources.rows import (
     MAX_LINE_BYTES,
     REFUSED_REASON,
