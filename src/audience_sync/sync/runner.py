@@ -3,7 +3,8 @@
 validate → read members → normalize and hash (the connector's own records) → plan against the
 snapshot → upload in chunks, each confirmed in one transaction with the job's counters →
 refresh the audience's figures from the platform → finish. Any of our errors ends in `fail_job`,
-which retries transient ones later (durably) and explains the rest.
+which retries transient ones later (durably) and explains the rest; any other exception fails the
+job with a generic message and is logged without member data (the run boundary, `_run_job`).
 """
 
 from __future__ import annotations
@@ -53,18 +54,15 @@ from audience_sync.store.repositories import (
 )
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.sync import unexpected
 from audience_sync.sync.collector import rarer_collections
+from audience_sync.sync.fence import Heartbeat, Lease, LeaseLostError, fenced, heartbeat, hold_lease
 from audience_sync.sync.health import size_warning
 from audience_sync.sync.jobs import (
-    Heartbeat,
     JobMetrics,
-    Lease,
-    LeaseLostError,
     complete_job,
+    fail_for_good,
     fail_job,
-    fenced,
-    heartbeat,
-    hold_lease,
     release_job,
     start_job,
 )
@@ -150,9 +148,10 @@ async def run_job(
 
 
 async def run_job_in_background(service: SyncService, tenant_id: int, job_id: uuid.UUID) -> None:
-    """`run_job` for a launcher nobody awaits (the API's tasks, `serve`'s worker): an unexpected
-    failure is logged, by its type only (a message could quote SQL parameters or platform
-    payloads); the job stays running until its lease is reaped."""
+    """`run_job` for a launcher nobody awaits (the API's tasks, `serve`'s worker). The run
+    boundary handles a run's own errors; what escapes it (the job could not be claimed or its
+    failure not recorded: the database is away) is logged by its type only (a message could
+    quote SQL parameters or platform payloads)."""
     try:
         await run_job(service, tenant_id, job_id)
     except Exception as exc:
@@ -162,6 +161,8 @@ async def run_job_in_background(service: SyncService, tenant_id: int, job_id: uu
 async def _run_job(
     service: SyncService, tenant_id: int, job_id: uuid.UUID
 ) -> AudienceSyncJob | None:
+    """The run boundary: every exception of a started run ends its job (or leaves it to the
+    reaper when the lease was lost)."""
     job = start_job(service.factory, tenant_id, job_id, service.clock())
     if job is None:
         return None
@@ -172,6 +173,40 @@ async def _run_job(
         # one wrote nothing since it lost the job (every write is fenced).
         log.warning("sync job %s lost its lease and stopped", job_id)
         return None
+    except Exception as error:
+        return fail_on_internal_error(service, tenant_id, job, error)
+
+
+def fail_on_internal_error(
+    service: SyncService, tenant_id: int, job: AudienceSyncJob, error: Exception
+) -> AudienceSyncJob | None:
+    """An error no step expected: logged for the operator without member data (type, scrubbed
+    message, frames: `unexpected.report`), and the job failed for good with a message that
+    points to the log. A bug or a broken database would fail a retry the same way; a database
+    only briefly away gets its next sync from the schedule. None when the failure cannot be
+    recorded (the lease was lost meanwhile, the database is away): the job is then left to the
+    reaper, which resumes it a bounded number of times (`sync.reaper`)."""
+    log.error(
+        "sync job %s stopped on an internal error (reference %s)\n%s",
+        job.id,
+        job.id,
+        unexpected.report(error),
+        extra={"tenant_id": tenant_id},
+    )
+    try:
+        return fail_for_good(
+            service.factory,
+            tenant_id,
+            job.id,
+            unexpected.internal_error(job.id),
+            service.clock(),
+            lease_token=job.lease_token,
+        )
+    except LeaseLostError:
+        log.warning("sync job %s lost its lease and stopped", job.id)
+    except Exception as again:  # the type only: see `run_job_in_background`
+        log.error("could not record the failure of sync job %s: %s", job.id, type(again).__name__)
+    return None
 
 
 async def _run_owned(
