@@ -5,10 +5,10 @@ Messages of such errors can quote the data they failed on: a Polars cast names t
 could not convert, a PostgreSQL `DETAIL` line quotes a key, a `KeyError` is its key. So the
 report keeps the error's type and where it happened in the code (the traceback's frames: file,
 line, function and the line's source, never a frame's variables), and only a scrubbed first line
-of its message: quoted and bracketed text and every word with a digit in it (ids, phones,
-digests, postal codes) left out, then emails and tokens redacted (`log.redact_text`) and control
-characters escaped. Our own messages never quote member data (I5); a name a third-party message
-gave unquoted would still pass.
+of its message: quoted and bracketed text, every word with a digit in it (ids, phones, postal
+codes) and hex digests left out, then emails and tokens redacted (`log.redact_text`) and
+control characters escaped. Our own messages never quote member data (I5); a name that a
+third-party message gave unquoted would still pass.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _DATA = (
     re.compile(r"\[[^\]]*\]"),  # lists of values
     re.compile(r"=\([^)]*\)"),  # PostgreSQL's DETAIL: Key (column)=(value)
     re.compile(r"[^\s,;:()]*\d[^\s,;:()]*"),  # any word with a digit: ids, phones, digests
+    re.compile(r"\b[0-9a-fA-F]{16,}\b"),  # a digest with no digit in it
 )
 
 
