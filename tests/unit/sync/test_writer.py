@@ -102,13 +102,10 @@ async def test_settling_logs_a_failed_write_without_its_values(
 
 
 async def test_the_loop_goes_on_while_a_write_runs() -> None:
-    writer: BackgroundWriter[None] = BackgroundWriter()
+    writer: BackgroundWriter[bool] = BackgroundWriter()
     release = threading.Event()
-    writer.start(lambda: None if release.wait(timeout=5) else None)
-    ticks = 0
-    for _ in range(3):
-        await asyncio.sleep(0)
-        ticks += 1
-    assert ticks == 3 and writer.busy
+    writer.start(lambda: release.wait(timeout=5))  # False if it blocked the loop for 5 s
+    assert await asyncio.create_task(asyncio.sleep(0, result="sent")) == "sent"
+    assert writer.busy
     release.set()
-    await writer.wait()
+    assert await writer.wait() is True
