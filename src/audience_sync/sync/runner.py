@@ -113,9 +113,8 @@ def fail_on_internal_error(
     recorded (the lease was lost meanwhile, the database is away): the job is then left to the
     reaper, which resumes it a bounded number of times (`sync.reaper`)."""
     log.error(
-        "sync job %s stopped on an internal error (reference %s)\n%s",
-        job.id,
-        job.id,
+        "sync job %s stopped on an internal error\n%s",
+        job.id,  # the reference the marketer reads on the job
         unexpected.report(error),
         extra={"tenant_id": tenant_id},
     )
