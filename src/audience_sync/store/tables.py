@@ -263,7 +263,7 @@ class AudienceSyncJob(Timestamps, Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # The lease of the run that holds the job: a fresh value at each start (`jobs.start_job`).
     # Every write a run makes checks it in the same statement, so a run whose job was reaped
-    # (or started again) writes nothing (`jobs.hold_lease`).
+    # (or started again) writes nothing (`fence.hold_lease`).
     lease_token: Mapped[str | None] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
 
