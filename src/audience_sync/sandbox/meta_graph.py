@@ -159,7 +159,7 @@ class MetaDialect(Dialect):
 
     def auth_error(self, failure: AuthFailure) -> Response:
         # Graph answers 190 for a bad token; whether a missing token gets 104 instead is not in
-        # our sources, so the sandbox says 190 for all three (issue 4). [INFER]
+        # our sources, so the sandbox says 190 for all three. [INFER]
         if failure is AuthFailure.EXPIRED:
             return graph_error(
                 "Error validating access token: Session has expired.", 190, subcode=463

@@ -65,7 +65,7 @@ class SandboxSettings(BaseModel):
     """A Meta `usersreplace` session not finished within this time is abandoned. [INFER]"""
 
     tiktok_replace_interval_seconds: float = Field(default=24 * 3600, gt=0)
-    """TikTok accepts one `REPLACE` update per audience in this interval (issue 4). [INFER]"""
+    """TikTok accepts one `REPLACE` update per audience in this interval. [INFER]"""
 
     google_token_ttl_seconds: float = Field(default=3600, gt=0)
     snapchat_token_ttl_seconds: float = Field(default=1800, gt=0)

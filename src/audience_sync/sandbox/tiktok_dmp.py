@@ -188,7 +188,7 @@ def add_dmp_routes(router: APIRouter) -> None:
         interval = state.settings.tiktok_replace_interval_seconds
         last_replace = audience.last_replace_at
         if action == "REPLACE" and last_replace is not None and now - last_replace < interval:
-            # Once a day per audience (issue 4); code and wording are a guess. [INFER]
+            # Once a day per audience; code and wording are a guess. [INFER]
             raise error(PARAM_ERROR, "The REPLACE action can be used once a day per audience.")
         held = set(audience.members)
         after = {
