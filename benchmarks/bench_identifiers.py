@@ -268,6 +268,6 @@ def _verdicts(results: list[Row]) -> None:
             checks.append((f"stored phone/{row.platform} ≥ 1M/s", rate(row) >= 1e6))
         if row.sdk is not None and not row.field.startswith("phone (raw"):  # the SDK only strips
             checks.append((f"{row.field}/{row.platform} faster than Meta SDK", row.sdk > row.fast))
-    print("\nIssue 3 targets, this run:")
+    print("\nTargets (identifier hashing), this run:")
     for name, ok in checks:
         print(f"  {'met    ' if ok else 'NOT MET'}  {name}")

@@ -1,7 +1,8 @@
 """Google Ads API emulator (legacy Customer Match path): user lists, OfflineUserDataJobs, search.
 
-Mounted at `/googleads/{version}` (google.md §2.3b). A job is PENDING while operations are
-added; `:run` applies them and it reads RUNNING for `google_processing_seconds`, then SUCCESS.
+Mounted at `/googleads/{version}` (docs/platforms/google.md §2.3b). A job is PENDING while
+operations are added; `:run` applies them and it reads RUNNING for `google_processing_seconds`,
+then SUCCESS.
 Running a job while another job on the same list is RUNNING fails with `CONCURRENT_MODIFICATION`.
 """
 
@@ -212,7 +213,7 @@ def build_router() -> APIRouter:
             try:
                 kind, rows, count = _operation(op, i, key_type)
                 if kind == "removeAll" and (job.operations or staged):
-                    # removeAll must open the job (google.md §2.3b).
+                    # removeAll must open the job (docs/platforms/google.md §2.3b).
                     raise fail(
                         "offlineUserDataJobError", "INVALID_OPERATION_ORDER", "removeAll first.", i
                     )

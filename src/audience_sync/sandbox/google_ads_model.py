@@ -28,7 +28,7 @@ VERSIONS = (
     "v24",
     "v25",
     "v26",
-)  # what google-ads 34.0.0 ships (google.md §2.1)
+)  # what google-ads 34.0.0 ships (docs/platforms/google.md §2.1)
 MAX_IDENTIFIERS_PER_REQUEST = 100_000
 MAX_IDENTIFIERS_PER_OPERATION = 20
 TOO_MANY = (
@@ -41,7 +41,8 @@ ADS_ID_KEYS = {"hashedEmail": "emailAddress", "hashedPhoneNumber": "phoneNumber"
 def ads_failure(
     code: int, message: str, errors: list[dict[str, Any]], headers: dict[str, str] | None = None
 ) -> Response:
-    """google.rpc.Status with a GoogleAdsFailure detail (google.md §2.6). [INFER: envelope]"""
+    """google.rpc.Status with a GoogleAdsFailure detail (docs/platforms/google.md §2.6).
+    [INFER: envelope]"""
     detail = {
         "@type": FAILURE_TYPE,
         "errors": errors,

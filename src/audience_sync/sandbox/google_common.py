@@ -33,7 +33,8 @@ GOOGLE_KEYS = KeySpace(
     ]
 )
 
-# A list holds one kind of key (google.md §2.3b): Data Manager names ↔ Google Ads names.
+# A list holds one kind of key (docs/platforms/google.md §2.3b): Data Manager names ↔ Google Ads
+# names.
 KEY_TYPES_DM_TO_ADS = {
     "CONTACT_ID": "CONTACT_INFO",
     "MOBILE_ID": "MOBILE_ADVERTISING_ID",
@@ -308,7 +309,8 @@ def list_key_type(audience: Audience) -> str | None:
 
 
 def user_list_json(audience: Audience) -> dict[str, Any]:
-    """A Data Manager `UserList` (google.md §2.3a). Sizes are the matched count. [INFER]"""
+    """A Data Manager `UserList` (docs/platforms/google.md §2.3a). Sizes are the matched count.
+    [INFER]"""
     matched = str(audience.members.matched)
     key_type = list_key_type(audience) or "CONTACT_ID"
     info: dict[str, Any] = {"uploadKeyTypes": [key_type]}

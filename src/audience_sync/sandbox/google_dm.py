@@ -1,7 +1,8 @@
 """Google Data Manager API v1 emulator: user lists, ingest/remove/removeAll, request status.
 
-Mounted at `/google/v1` (google.md §2.3a). Work is applied when the request arrives; its status
-reads `PROCESSING` for `google_processing_seconds`, then `SUCCESS`, `PARTIAL_SUCCESS` or `FAILED`.
+Mounted at `/google/v1` (docs/platforms/google.md §2.3a). Work is applied when the request
+arrives; its status reads `PROCESSING` for `google_processing_seconds`, then `SUCCESS`,
+`PARTIAL_SUCCESS` or `FAILED`.
 `POST /_sandbox/google/outcomes` sets how the next requests end (a `FAILED` with no counts,
 processing warnings, `fieldWarnings` on the answer), for tests of what Google may report.
 """
@@ -50,7 +51,7 @@ from audience_sync.sandbox.google_members import (
 )
 from audience_sync.sandbox.state import Audience, SandboxState
 
-MAX_MEMBERS = 10_000  # per request (google.md §2.5)
+MAX_MEMBERS = 10_000  # per request (docs/platforms/google.md §2.5)
 MAX_DESTINATIONS = 10
 
 
@@ -394,7 +395,8 @@ def build_router() -> APIRouter:
             return json_response({"requestId": request_id})
         outcomes = []
         for dest, audience in targets:
-            # Only members last added before the cut-off go (google.md §2.3a, replace-all).
+            # Only members last added before the cut-off go (docs/platforms/google.md §2.3a,
+            # replace-all).
             removed = audience.members.remove_added_before(as_of)
             audience.touch(now)
             outcomes.append(_Outcome(dest, "removeAll", removed))

@@ -1,4 +1,7 @@
-"""Data Manager `UserList` resources: create, get, list, patch, delete (google.md §2.3a)."""
+"""Data Manager `UserList` resources: create, get, list, patch, delete.
+
+The contract: docs/platforms/google.md §2.3a.
+"""
 
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ def _invalid(field: str, message: str, reason: str, code: int = 400) -> SandboxE
 
 
 def _duration_days(value: Any) -> int:
-    """`membershipDuration` is a Duration in whole days, at most 540 (google.md §2.5)."""
+    """`membershipDuration` is a Duration in whole days, at most 540
+    (docs/platforms/google.md §2.5)."""
     match = DURATION.fullmatch(value) if isinstance(value, str) else None
     seconds = int(match.group(1)) if match else -1
     if seconds < 0 or seconds % 86400 or seconds > 540 * 86400:

@@ -9,7 +9,7 @@ from typing import Any
 from audience_sync.sandbox.google_common import GOOGLE_KEYS, KEY_TYPE_OF_WIRE_KEY
 from audience_sync.sandbox.members import Row
 
-MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
+MAX_IDENTIFIERS = 10  # per member (docs/platforms/google.md §2.5)
 DATA_TYPES = ("userData", "mobileData", "userIdData")
 NOT_EMULATED = (
     "pairData",

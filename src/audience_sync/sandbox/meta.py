@@ -1,6 +1,6 @@
 """Meta Marketing API emulator: custom audiences, `/users`, `/usersreplace` sessions, tokens.
 
-Mounted at `/meta/{version}`; paths after it are Graph's own (meta.md §1.3).
+Mounted at `/meta/{version}`; paths after it are Graph's own (docs/platforms/meta.md §1.3).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from audience_sync.sandbox.meta_graph import (
 from audience_sync.sandbox.state import Audience, SandboxState
 
 DIALECT = MetaDialect()
-LIVE_VERSIONS = ("v25.0", "v26.0", "v27.0")  # not expired on 2026-11 (meta.md §1.1)
+LIVE_VERSIONS = ("v25.0", "v26.0", "v27.0")  # not expired on 2026-11 (docs/platforms/meta.md §1.1)
 
 
 @dataclass
@@ -367,7 +367,7 @@ def build_router() -> APIRouter:
         replace.staged.add(upload.rows, now)
         keep_data_use(audience.attributes.setdefault("data_use_staged", {}), upload, True)
         if session.last_batch_flag:
-            # The swap happens when the last batch is processed (meta.md §1.3).
+            # The swap happens when the last batch is processed (docs/platforms/meta.md §1.3).
             audience.members = replace.staged
             audience.attributes["data_use"] = audience.attributes.pop("data_use_staged")
             del _meta(state).replaces[audience.audience_id]

@@ -22,7 +22,7 @@ CUSTOMER_FILE_SOURCES = (
     "BOTH_USER_AND_PARTNER_PROVIDED",
 )
 UPPER_BOUND_FACTOR = 1.18  # Meta reports a range, not a count; the width is a guess. [INFER]
-MAX_USERS_PER_REQUEST = 10_000  # "only a maximum of 10000 at a time" (meta.md §1.5)
+MAX_USERS_PER_REQUEST = 10_000  # "only a maximum of 10000 at a time" (docs/platforms/meta.md §1.5)
 
 _AUX = ("GEN", "DOBY", "DOBM", "DOBD", "LN", "FN", "FI", "CT", "ST", "ZIP", "COUNTRY")
 META_KEYS = KeySpace(
@@ -72,7 +72,8 @@ def graph_error(
     transient: bool = False,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    """The Graph API error envelope (meta.md §1.6). Graph answers most errors with HTTP 400."""
+    """The Graph API error envelope (docs/platforms/meta.md §1.6). Graph answers most errors with
+    HTTP 400."""
     error: dict[str, Any] = {
         "message": message,
         "type": kind,
@@ -131,7 +132,8 @@ GRAPH_CODES: dict[int, GraphCode] = {
         transient=True,
         subcode=1487742,
     ),
-    # /users error table lists 2650 (meta.md §1.3); the message is Graph's usual one. [INFER]
+    # /users error table lists 2650 (docs/platforms/meta.md §1.3); the message is Graph's usual
+    # one. [INFER]
     2650: GraphCode("(#2650) Failed to update the custom audience"),
     80003: GraphCode(
         "(#80003) There have been too many calls to this ad-account. Wait a bit and try again.",
@@ -157,7 +159,7 @@ class MetaDialect(Dialect):
 
     def auth_error(self, failure: AuthFailure) -> Response:
         # Graph answers 190 for a bad token; whether a missing token gets 104 instead is not in
-        # our sources, so the sandbox says 190 for all three (issue 4). [INFER]
+        # our sources, so the sandbox says 190 for all three. [INFER]
         if failure is AuthFailure.EXPIRED:
             return graph_error(
                 "Error validating access token: Session has expired.", 190, subcode=463
@@ -305,7 +307,8 @@ def _cell_problem(key: str, value: Any) -> str | None:
 
 
 def parse_payload(raw: Any) -> Upload:
-    """Validate a `payload` param. Malformed entries are counted, never applied (meta.md §1.3)."""
+    """Validate a `payload` param. Malformed entries are counted, never applied
+    (docs/platforms/meta.md §1.3)."""
     if isinstance(raw, str):
         raise invalid_parameter("payload must be a JSON object")
     if not isinstance(raw, dict):
@@ -385,7 +388,8 @@ def parse_session(raw: Any, *, required: bool) -> SessionParam | None:
 
 def _fields(audience: Audience) -> dict[str, Any]:
     matched = audience.members.matched
-    small = matched < 100  # "Lists of fewer than 100 people" cannot deliver (meta.md §1.5)
+    # "Lists of fewer than 100 people" cannot deliver (docs/platforms/meta.md §1.5).
+    small = matched < 100
     return {
         "id": audience.audience_id,
         "account_id": audience.ad_account_id,

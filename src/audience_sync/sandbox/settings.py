@@ -29,16 +29,17 @@ def default_rate_limits() -> dict[str, RateLimit | None]:
     """The documented budgets, one per rate-limit family (see `ratelimit.FAMILIES`)."""
     return {
         # Meta custom-audience BUC, Limited tier: 5000 + 40 x active CAs per hour per ad account
-        # (meta.md §1.5).
+        # (docs/platforms/meta.md §1.5).
         "meta": RateLimit(requests=5000, per_seconds=3600, per_audience=40),
-        # Data Manager: 300 requests/min per Cloud project (google.md §2.5). The sandbox has no
-        # projects, so the access token stands in for one. [INFER]
+        # Data Manager: 300 requests/min per Cloud project (docs/platforms/google.md §2.5). The
+        # sandbox has no projects, so the access token stands in for one. [INFER]
         "google": RateLimit(requests=300, per_seconds=60),
-        # Google Ads API: no per-minute figure documented for addOperations (google.md §2.5).
+        # Google Ads API: no per-minute figure documented for addOperations
+        # (docs/platforms/google.md §2.5).
         "googleads": None,
         # TikTok: "QPS per app / advertiser", no figure in our sources; 10/s per token. [INFER]
         "tiktok": RateLimit(requests=10, per_seconds=1),
-        # Snapchat: each access token averages 10 requests/s (snapchat.md §4.5).
+        # Snapchat: each access token averages 10 requests/s (docs/platforms/snapchat.md §4.5).
         "snapchat": RateLimit(requests=10, per_seconds=1),
     }
 
@@ -64,7 +65,7 @@ class SandboxSettings(BaseModel):
     """A Meta `usersreplace` session not finished within this time is abandoned. [INFER]"""
 
     tiktok_replace_interval_seconds: float = Field(default=24 * 3600, gt=0)
-    """TikTok accepts one `REPLACE` update per audience in this interval (issue 4). [INFER]"""
+    """TikTok accepts one `REPLACE` update per audience in this interval. [INFER]"""
 
     google_token_ttl_seconds: float = Field(default=3600, gt=0)
     snapchat_token_ttl_seconds: float = Field(default=1800, gt=0)

@@ -1,6 +1,6 @@
 """Snapchat Marketing API v1 emulator: Customer List segments, users, all_users, OAuth refresh.
 
-Mounted at `/snapchat/v1` (snapchat.md §4.3); the token endpoint at
+Mounted at `/snapchat/v1` (docs/platforms/snapchat.md §4.3); the token endpoint at
 `/snapchat/login/oauth2/access_token` (host `accounts.snapchat.com` in production).
 """
 
@@ -36,8 +36,8 @@ SNAP_KEYS = KeySpace(
         KeySpec("MOBILE_AD_ID_SHA256", KeyKind.SHA256),
     ]
 )
-MAX_IDENTIFIERS = 100_000  # per request (snapchat.md §4.5)
-MIN_TARGETABLE = 1_000  # matched users needed to target (snapchat.md §4.5)
+MAX_IDENTIFIERS = 100_000  # per request (docs/platforms/snapchat.md §4.5)
+MIN_TARGETABLE = 1_000  # matched users needed to target (docs/platforms/snapchat.md §4.5)
 
 # The error envelope (`request_status`, `request_id`, `debug_message`, `display_message`,
 # `error_code`) and E3002 "Caller does not have permission" with HTTP 403 are a peer's recorded
@@ -191,7 +191,8 @@ def _users(body: dict[str, Any]) -> list[Row]:
     rows = []
     for i, item in enumerate(data):
         if not isinstance(item, list) or len(item) != 1 or not is_hex_digest(item[0]):
-            # The whole batch fails: Snap reports no per-item status (snapchat.md §4.6).
+            # The whole batch fails: Snap reports no per-item status
+            # (docs/platforms/snapchat.md §4.6).
             raise invalid(f"data[{i}] must be a one-element array holding a SHA-256 hex digest")
         rows.append(SNAP_KEYS.encode([(key, item[0].lower())]))
     return rows

@@ -1,6 +1,7 @@
 """TikTok API for Business v1.3 emulator: OAuth, segment (streaming) audiences, and the DMP
-file routes of `tiktok_dmp`. Mounted at `/tiktok/open_api/v1.3` (tiktok.md §3.3); every answer is
-HTTP 200 with `{"code", "message", "request_id", "data"}`, `code` 0 meaning success."""
+file routes of `tiktok_dmp`. Mounted at `/tiktok/open_api/v1.3` (docs/platforms/tiktok.md §3.3);
+every answer is HTTP 200 with `{"code", "message", "request_id", "data"}`, `code` 0 meaning
+success."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """TikTok API for Business v1.3, shared parts: envelope, return codes, keys, auth, state.
 
-Mounted at `/tiktok/open_api/v1.3` (tiktok.md §3.3). Every answer is HTTP 200 with
+Mounted at `/tiktok/open_api/v1.3` (docs/platforms/tiktok.md §3.3). Every answer is HTTP 200 with
 `{"code", "message", "request_id", "data"}`; `code` 0 is success, anything else an error.
 """
 
@@ -34,7 +34,7 @@ TIKTOK_KEYS = KeySpace(
         KeySpec("AAID_SHA256", _SHA),
         KeySpec("IDFA_MD5", _MD5),
         KeySpec("AAID_MD5", _MD5),
-        # File calculate types (tiktok.md §3.3 B)
+        # File calculate types (docs/platforms/tiktok.md §3.3 B)
         KeySpec("GAID_SHA256", _SHA),
         KeySpec("GAID_MD5", _MD5),
         KeySpec("MAID_SHA256", _SHA),
@@ -57,8 +57,10 @@ CALCULATE_TYPES = (*(s.name for s in TIKTOK_KEYS.specs), "MULTIPLE_TYPES")
 # names, not file headers. [SEEN: https://ads.tiktok.com/help/article/list-of-supported-ids-and-formats-for-a-customer-file
 # "Email or Email_SHA256", "Phone or Phone_SHA256", "MAID or MAID_MD5 or MAID_SHA256"]
 FILE_HEADERS = ("EMAIL_SHA256", "PHONE_SHA256", "MAID_SHA256", "MAID_MD5")
-MAX_MAPPING_USERS = 10_000  # not documented anywhere; an unverified assumption (tiktok.md §3.5)
-MIN_SIZE = 1_000  # update operations fail below 1,000 members (tiktok.md §3.3, TT-SDK)
+# Not documented anywhere; an unverified assumption (docs/platforms/tiktok.md §3.5).
+MAX_MAPPING_USERS = 10_000
+# Update operations fail below 1,000 members (docs/platforms/tiktok.md §3.3, TT-SDK).
+MIN_SIZE = 1_000
 
 # Return codes, as TikTok's SDK names them [SEEN: tiktok/tiktok-business-api-sdk:
 # python_sdk/business_api_client/tiktok_business/tiktok_code.py]; 40002 for every parameter

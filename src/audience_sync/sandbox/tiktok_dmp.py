@@ -1,5 +1,6 @@
 """TikTok DMP customer-file audiences: file upload, create, update (APPEND/REMOVE/REPLACE),
-delete, get and list (tiktok.md §3.3 B). Routes join the router `tiktok.build_router` makes."""
+delete, get and list (docs/platforms/tiktok.md §3.3 B). Routes join the router
+`tiktok.build_router` makes."""
 
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ def _details(audience: Audience) -> dict[str, Any]:
         "custom_audience_id": audience.audience_id,
         "name": audience.name,
         "cover_num": cover,
-        "is_valid": cover >= MIN_SIZE,  # targetable from 1,000 (tiktok.md §3.5) [INFER]
+        # Targetable from 1,000 (docs/platforms/tiktok.md §3.5). [INFER]
+        "is_valid": cover >= MIN_SIZE,
         "is_expiring": False,
         "expired_time": None,
         "calculate_type": audience.attributes.get("calculate_type"),
@@ -117,7 +119,7 @@ def add_dmp_routes(router: APIRouter) -> None:
             if not isinstance(upload, UploadFile):
                 raise error(PARAM_ERROR, "file: Missing data for required field.")
             content = await upload.read()
-        # TikTok signs files with the MD5 of their bytes (tiktok.md §3.3 B).
+        # TikTok signs files with the MD5 of their bytes (docs/platforms/tiktok.md §3.3 B).
         if hashlib.md5(content).hexdigest() != signature:  # noqa: S324
             raise error(PARAM_ERROR, "file_signature does not match the file (MD5 of its bytes).")
         rows = _parse_file(content, str(calculate_type))
@@ -186,7 +188,7 @@ def add_dmp_routes(router: APIRouter) -> None:
         interval = state.settings.tiktok_replace_interval_seconds
         last_replace = audience.last_replace_at
         if action == "REPLACE" and last_replace is not None and now - last_replace < interval:
-            # Once a day per audience (issue 4); code and wording are a guess. [INFER]
+            # Once a day per audience; code and wording are a guess. [INFER]
             raise error(PARAM_ERROR, "The REPLACE action can be used once a day per audience.")
         held = set(audience.members)
         after = {

@@ -1,4 +1,4 @@
-"""Each field's rule, per platform, as normalization.md states it."""
+"""Each field's rule, per platform, as docs/normalization.md states it."""
 
 from __future__ import annotations
 

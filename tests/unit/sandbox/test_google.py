@@ -1,4 +1,4 @@
-"""Google Data Manager and Google Ads API contract: the examples of platforms/google.md."""
+"""Google Data Manager and Google Ads API contract: the examples of docs/platforms/google.md."""
 
 from __future__ import annotations
 

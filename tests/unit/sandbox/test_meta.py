@@ -1,4 +1,4 @@
-"""Meta Marketing API contract: the examples of platforms/meta.md against the sandbox."""
+"""Meta Marketing API contract: the examples of docs/platforms/meta.md against the sandbox."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Snapchat Marketing API contract: the examples of platforms/snapchat.md against the sandbox."""
+"""Snapchat Marketing API contract: docs/platforms/snapchat.md's examples against the sandbox."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TikTok API for Business contract: the examples of platforms/tiktok.md against the sandbox."""
+"""TikTok API for Business contract: docs/platforms/tiktok.md's examples against the sandbox."""
 
 from __future__ import annotations
 
