@@ -1,4 +1,4 @@
-"""Normalizing and hashing identifiers: `hash_many` against the spec's naive loop and Meta's SDK."""
+"""Normalizing and hashing identifiers: `hash_many` against a naive per-item loop and Meta's SDK."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _wanted(*names: str) -> bool:
 
 
 def spec_hash_identifier(value: str, identifier_type: str, platform: str) -> str:
-    """The original spec's `hash_identifier`, as written there (its `platform` made a parameter)."""
+    """A naive per-item `hash_identifier` (the first design's; its `platform` made a parameter)."""
     if identifier_type == IdentifierType.EMAIL:
         normalized = value.strip().lower()
     elif identifier_type == IdentifierType.PHONE:
@@ -208,7 +208,7 @@ def bench_identifiers(options: BenchOptions) -> None:
     print(
         f"M/s = million values per second, median of {options.repeat} runs on the same rows "
         "(each case's functions taking turns, round by round); "
-        "naive = the spec's per-item hash_identifier loop; Meta SDK = facebook-business "
+        "naive = a per-item hash_identifier loop; Meta SDK = facebook-business "
         "CustomAudience.format_params (EMAIL_SHA256, else multi-key with is_raw); hash_series "
         "= column in, column out (no Python lists). The baselines get '' for missing values, "
         "which they cannot take."

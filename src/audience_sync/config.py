@@ -31,7 +31,7 @@ PLACEHOLDER_SECRETS = frozenset(
 
 
 class FeatureFlag(StrEnum):
-    """The spec's feature flags; each can be overridden per tenant in the database."""
+    """The feature flags; each can be overridden per tenant in the database."""
 
     AUDIENCE_SYNC = "audience_sync"
     AUDIENCE_SYNC_META = "audience_sync_meta"
@@ -90,7 +90,7 @@ class Settings(BaseSettings):
     max_concurrent_syncs: int = Field(5, ge=1)
     min_interval_hours: int = Field(1, ge=1)
     default_interval_hours: int = Field(24, ge=1)
-    # Job-level retries of transient failures: the spec's delays, every one used, each a
+    # Job-level retries of transient failures: these delays, every one used, each a
     # scheduled retry (durable), never a sleeping worker.
     retry_delays_seconds: tuple[int, ...] = (60, 300, 900, 3600)
     # A running job whose worker has not sent a heartbeat for this long is failed and re-queued.

@@ -125,7 +125,7 @@ class ConfigurationError(AudienceSyncError):
 
 
 def platform_error_for_status(status_code: int, message: str, **kwargs: Any) -> AudienceSyncError:
-    """The spec's "platform error: retry maybe" — decided by the HTTP status code."""
+    """A platform error, retryable or not, decided by the HTTP status code."""
     if status_code == 429:
         return RateLimitError(message, status_code=status_code, **kwargs)
     if status_code in (408, 504):

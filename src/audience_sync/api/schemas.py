@@ -1,4 +1,4 @@
-"""Request and response bodies. Responses carry every field of the spec's models."""
+"""Request and response bodies. Responses carry every field of the audience and job models."""
 
 from __future__ import annotations
 
@@ -389,7 +389,7 @@ class FlagsIn(Strict):
 
 
 class ExportIn(Strict):
-    """The spec's ExportOptions, plus the platform whose hashing to apply."""
+    """The export options, plus the platform whose hashing to apply."""
 
     format: Literal["csv", "json"] = "csv"
     include_traits: bool = True

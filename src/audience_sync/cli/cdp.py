@@ -290,7 +290,7 @@ def segments_export(
         str, typer.Option("--identifier-types", help="Comma-separated identifier types.")
     ] = "email,phone",
     hashed: Annotated[
-        bool, typer.Option("--hash/--no-hash", help="Hash identifiers (the spec's default).")
+        bool, typer.Option("--hash/--no-hash", help="Hash identifiers (the default).")
     ] = True,
     platform: Annotated[
         SyncPlatform | None,

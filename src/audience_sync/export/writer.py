@@ -50,7 +50,7 @@ UNHASHED = "none"
 
 @dataclass(frozen=True, slots=True)
 class ExportSpec:
-    """What to write (the spec's ExportOptions, with the platform whose hashing to use)."""
+    """What to write (the export options, with the platform whose hashing to use)."""
 
     format: Literal["csv", "json"]
     identifier_types: tuple[IdentifierType, ...]

@@ -1,4 +1,4 @@
-"""Deterministic demo data: realistic, messy profiles and the spec's three segments.
+"""Deterministic demo data: realistic, messy profiles and three segments.
 
 Messy on purpose, like real CDP data: mixed-case emails with stray spaces and Gmail dots, phones
 typed in national and international formats from several countries, accented names, a few
@@ -19,7 +19,7 @@ from audience_sync.sources.rows import IDENTIFIER_COLUMNS
 
 DEMO_SEED = 20261128
 DEMO_PROFILES = 10_000
-# The spec's three segments and their sizes.
+# The demo's three segments and their sizes.
 DEMO_SEGMENTS = {
     "High Value Customers": 1_234,
     "Newsletter Subscribers": 5_678,

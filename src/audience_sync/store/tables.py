@@ -172,7 +172,8 @@ class PlatformConnection(Timestamps, Base):
 
 
 class PlatformAudience(Timestamps, Base):
-    """Links a CDP segment to a platform custom audience (every field of the spec's model)."""
+    """Links a CDP segment to a platform custom audience: platform, schedule, last outcome,
+    size and match rate."""
 
     __tablename__ = "platform_audiences"
     __table_args__ = (Index("ix_platform_audiences_due", "auto_sync", "is_active", "next_sync_at"),)
@@ -205,7 +206,7 @@ class PlatformAudience(Timestamps, Base):
 
 
 class AudienceSyncJob(Timestamps, Base):
-    """One sync operation on one audience (every field of the spec's model, plus bookkeeping)."""
+    """One sync operation on one audience (its metrics, plus bookkeeping)."""
 
     __tablename__ = "audience_sync_jobs"
     __table_args__ = (

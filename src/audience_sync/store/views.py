@@ -1,4 +1,4 @@
-"""Plain-data views of audiences and jobs (every field of the spec's models), for CLI and API."""
+"""Plain-data views of audiences and jobs (every field of their models), for CLI and API."""
 
 from __future__ import annotations
 

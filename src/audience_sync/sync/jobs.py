@@ -56,7 +56,7 @@ class Trigger:
 
 @dataclass(slots=True)
 class JobMetrics:
-    """The spec's per-sync metrics, plus per-identifier diagnostics."""
+    """A sync's metrics, plus per-identifier diagnostics."""
 
     profiles_sent: int = 0
     profiles_added: int = 0

@@ -145,7 +145,7 @@ async def test_the_specs_defaults_hash_with_the_neutral_normalization_and_say_so
 ) -> None:
     api = Api(client, alice)
     segment_id = await api.segment(profiles=4)
-    made = await export(api, segment_id)  # the spec's ExportOptions: hashed, no platform
+    made = await export(api, segment_id)  # the default export options: hashed, no platform
     assert made.status_code == 200, made.text
     body = made.json()
     assert body["normalization"] == "neutral"

@@ -1,4 +1,4 @@
-"""Demo data: deterministic, realistic and messy, with the spec's three segments."""
+"""Demo data: deterministic, realistic and messy, with its three segments."""
 
 from __future__ import annotations
 

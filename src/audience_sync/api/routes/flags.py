@@ -1,4 +1,4 @@
-"""Per-tenant overrides of the spec's feature flags, beneath the operator's ceiling.
+"""Per-tenant overrides of the feature flags, beneath the operator's ceiling.
 
 The operator's environment decides first: a flag it turned off
 (`AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_EXPORT=false`) is off for every tenant, and a tenant
