@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.domain.profiles import END_LINE, LINE
 from audience_sync.exceptions import ValidationError
-from audience_sync.sources.phones import PhoneParsing, Phones, parse_ahead
+from audience_sync.sources.phones import Expect, PhoneParsing, Phones, parse_ahead
 from audience_sync.sources.prefetch import prefetch
 from audience_sync.sources.prepare import (
     Prepared,
@@ -165,9 +165,10 @@ class _Ready:
 
 class _Ahead:
     """Makes each batch ready to write, in the prefetch thread: prepared, and its phones being
-    parsed (`phones.parse_ahead`). Which phones: those of the rows not stored as they are — read
-    from the database first, unless the batch written last was all new profiles (a first
-    import, where the read would find nothing and cost a probe a row)."""
+    parsed (`phones.parse_ahead`). Which phones: those of the rows not stored as they are, read
+    from the database first — unless the batch written last was all new profiles (a first
+    import: every phone is parsed) or all unchanged (a re-import: none is), where the read
+    would only repeat the write's own and cost a probe a row."""
 
     def __init__(
         self,
@@ -180,18 +181,24 @@ class _Ahead:
         self.destination = destination
         self.parse = parse
         self.region = region
-        self.all_new = False
+        self.expect = Expect.READ
 
     def ready(self, batch: Batch) -> _Ready:
         prepared, unreadable = _prepare(batch, self.region)
         where, parse = self.destination, self.parse
-        phones = parse_ahead(self.factory, where, prepared, parse, read_stored=not self.all_new)
+        phones = parse_ahead(self.factory, where, prepared, parse, self.expect)
         return _Ready(batch, prepared, unreadable, phones)
 
     def learn(self, written: WriteCounts | None, rows: int) -> None:
         """What the batch just written was (None: nothing to write)."""
-        if written is not None:
-            self.all_new = written.created == rows
+        if written is None:
+            return
+        if written.created == rows:
+            self.expect = Expect.NEW
+        elif written.unchanged == rows:
+            self.expect = Expect.UNCHANGED
+        else:
+            self.expect = Expect.READ
 
 
 def _prepare(batch: Batch, region: str) -> tuple[Prepared, list[Rejection]]:

@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from enum import Enum
 from functools import partial
 from types import TracebackType
 
@@ -116,20 +117,31 @@ class PhoneParsing:
         self.close()
 
 
+class Expect(Enum):
+    """What a batch's rows are expected to be, from the batch written before it."""
+
+    READ = "read"  # unknown: read what is stored, parse the phones of the rows not stored so
+    NEW = "new"  # all new profiles (a first import): parse every phone, read nothing
+    UNCHANGED = "unchanged"  # all stored as they are (a re-import): parse none, read nothing
+
+
 def parse_ahead(
     factory: sessionmaker[Session],
     destination: Destination,
     prepared: Prepared,
     parse: PhoneParsing,
-    read_stored: bool = True,
+    expect: Expect = Expect.READ,
 ) -> Phones:
-    """Start parsing the phones the write of `prepared` will need, on the parser's workers:
-    those of its rows not stored as they are, as read now (`stored_hashes`; without
-    `read_stored`, every row's). Called while the batch before is written, so the parsing
-    overlaps that write instead of holding up this one. A row the read missed (one an earlier
-    batch of the same file changed meanwhile) has its phones parsed when written."""
+    """Start parsing the phones the write of `prepared` will need, on the parser's workers,
+    while the batch before is written, so the parsing overlaps that write instead of holding up
+    this one. Which phones: those of the rows not stored as they are, as read now
+    (`stored_hashes`) — or, `expect`ed from the batch before, all of them or none, which saves
+    a probe a row. A row the guess missed (new or changed where none was expected, or changed
+    meanwhile by an earlier batch of the same file) has its phones parsed when written."""
     todo = prepared.profiles
-    if read_stored:
+    if expect is Expect.UNCHANGED:
+        return lambda: pl.DataFrame(schema=PHONES_SCHEMA)
+    if expect is Expect.READ:
         profile_ids = todo["profile_id"].unique().to_list()
         stored = stored_hashes(factory, destination, profile_ids)
         todo = todo.join(stored, on="profile_id", how="left").filter(

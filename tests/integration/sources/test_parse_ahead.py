@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.sources import importer
 from audience_sync.sources.importer import import_profiles
-from audience_sync.sources.phones import PhoneParsing, Phones, parse_ahead
+from audience_sync.sources.phones import Expect, PhoneParsing, Phones, parse_ahead
 from audience_sync.sources.prepare import prepare_frame
 from audience_sync.store import db
 from audience_sync.store.db import transaction
@@ -84,28 +84,35 @@ def test_an_in_memory_database_imports_without_a_second_connection(tmp_path: Pat
     engine.dispose()
 
 
-def test_a_first_import_stops_reading_what_is_stored_ahead_a_re_import_keeps_reading(
+def test_reading_ahead_stops_while_a_file_is_all_new_or_all_unchanged(
     factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """While every profile written is new, reading what is stored ahead would find nothing:
-    it stops after the first batches; a re-import, whose rows are all stored, reads every
-    batch (and so parses none of its phones ahead)."""
-    asked: list[bool] = []
+    """Reading what is stored ahead repeats the write's own read: once a batch is written all
+    new (a first import) the next are expected new, every phone parsed ahead; once one is all
+    unchanged (a re-import), unchanged, none parsed ahead; a mixed batch reads again. Whatever
+    the guess, what is stored is right (a re-import changing rows past the guess)."""
+    asked: list[Expect] = []
     real = importer.parse_ahead
 
-    def recorded(*args: object, read_stored: bool = True) -> Phones:
-        asked.append(read_stored)
-        return real(*args, read_stored=read_stored)  # type: ignore[arg-type]
+    def recorded(*args: object) -> Phones:
+        asked.append(args[-1])  # type: ignore[arg-type]
+        return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(importer, "parse_ahead", recorded)
     path = tmp_path / "p.csv"
-    path.write_text("profile_id,phone\n" + "\n".join(f"P{i},1 415 555 {i:04d}" for i in range(80)))
+    rows = [f"P{i},1 415 555 {i:04d}" for i in range(80)]
+    path.write_text("profile_id,phone\n" + "\n".join(rows))
     import_profiles(factory, path, tenant="default", batch_rows=10, workers=1)
     assert len(asked) >= 4  # batches of about 10 rows
-    assert asked[0] is True
-    assert asked[-1] is False
+    assert (asked[0], asked[-1]) == (Expect.READ, Expect.NEW)
     asked.clear()
+    rows[-1] = "P79,1 650 555 0100"  # the last row changes: unexpected after unchanged ones
+    path.write_text("profile_id,phone\n" + "\n".join(rows))
     report = import_profiles(factory, path, tenant="default", batch_rows=10, workers=1)
-    assert report.counts.unchanged == 80
-    assert len(asked) >= 4
-    assert all(asked)
+    assert (report.counts.unchanged, report.counts.updated) == (79, 1)
+    assert (asked[0], asked[-1]) == (Expect.READ, Expect.UNCHANGED)
+    with transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        repo = ProfileRepository(session, tenant_id)
+        (phone,) = repo.identifiers(repo.by_profile_id("P79").id)
+        assert phone.e164 == "+16505550100"
