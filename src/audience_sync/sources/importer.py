@@ -144,7 +144,8 @@ def import_profiles(
         with prefetch(map(ahead.ready, batches), depth=1) as ready:
             for item in ready:
                 _account(report, item.batch, item.prepared, item.unreadable, on_reject)
-                written = _write_batch(factory, destination, item, parse, report, on_reject)
+                new = ahead.expect is Expect.NEW
+                written = _write_batch(factory, destination, item, parse, report, on_reject, new)
                 ahead.learn(written, item.prepared.profiles.height)
     report.rejections.sort(key=lambda r: r.line)  # the database's refusals came last
     if report.counts.created + report.counts.updated >= ANALYZE_AFTER:
@@ -240,13 +241,15 @@ def _write_batch(
     parse: PhoneParsing,
     report: ImportReport,
     on_reject: Callable[[Rejection], None] | None,
+    expect_new: bool,
 ) -> WriteCounts | None:
     """What the batch's write did (None: it had nothing to write)."""
     profiles = ready.prepared.profiles
     if profiles.is_empty():
         return None
     report.continued += int((profiles[END_LINE] - profiles[LINE]).sum())
-    written = write_prepared(factory, destination, ready.prepared, parse.e164(ready.phones))
+    add_e164 = parse.e164(ready.phones)
+    written = write_prepared(factory, destination, ready.prepared, add_e164, expect_new)
     report.counts.add(written.counts)
     for line in written.refused:
         _reject(report, Rejection(line, REFUSED_REASON), on_reject)

@@ -101,10 +101,15 @@ def write_prepared(
     destination: Destination,
     prepared: PreparedRows,
     add_e164: AddE164,
+    expect_new: bool = False,
 ) -> ChunkResult:
     """Write the batch in one transaction; if the database refuses a value, split the batch
     in halves, each in its own transaction, down to the refused rows alone: a bad row costs
-    only itself. Only the exception's type is logged: its message may quote the rows' values."""
+    only itself. Only the exception's type is logged: its message may quote the rows' values.
+
+    `expect_new`: the batch is probably all new profiles (the one before was: a first import),
+    so it is inserted without looking its ids up first (a probe a row). If one is stored after
+    all, the profiles' unique key refuses the insert and the batch is written again, looked up."""
     result = ChunkResult()
     pending = [prepared]
     while pending:
@@ -112,7 +117,10 @@ def write_prepared(
         try:
             with transaction(factory) as session:
                 connection = session.connection()
-                result.counts.add(_write(connection, destination, part, add_e164))
+                result.counts.add(_write(connection, destination, part, add_e164, expect_new))
+        except _StoredAlreadyError:
+            expect_new = False
+            pending.append(part)
         except Exception as exc:
             if not _refused(exc):
                 raise
@@ -166,13 +174,34 @@ def write_in_session(
 
 
 def _write(
-    connection: Connection, destination: Destination, prepared: PreparedRows, add_e164: AddE164
+    connection: Connection,
+    destination: Destination,
+    prepared: PreparedRows,
+    add_e164: AddE164,
+    expect_new: bool = False,
 ) -> WriteCounts:
     store = _Store.for_connection(connection, destination)
     counts = WriteCounts()
-    for profiles in _rounds(prepared.profiles):
-        counts.add(_write_round(store, profiles, prepared.identifiers, add_e164))
+    rounds = list(_rounds(prepared.profiles))
+    assume_new = expect_new and len(rounds) == 1  # no profile twice in the batch
+    for profiles in rounds:
+        counts.add(_write_round(store, profiles, prepared.identifiers, add_e164, assume_new))
     return counts
+
+
+class _StoredAlreadyError(Exception):
+    """A batch inserted as all new held a profile already stored."""
+
+
+# The profiles' unique key, as each driver names it when it refuses a row.
+UNIQUE_PROFILE = "uq_profiles_tenant_id_profile_id"
+SQLITE_UNIQUE_PROFILE = "UNIQUE constraint failed: profiles.tenant_id, profiles.profile_id"
+
+
+def _stored_already(exc: Exception) -> bool:
+    if isinstance(exc, psycopg.errors.UniqueViolation):
+        return exc.diag.constraint_name == UNIQUE_PROFILE
+    return isinstance(exc, sqlite3.IntegrityError) and SQLITE_UNIQUE_PROFILE in str(exc)
 
 
 def _rounds(profiles: pl.DataFrame) -> Iterator[pl.DataFrame]:
@@ -189,9 +218,16 @@ def _rounds(profiles: pl.DataFrame) -> Iterator[pl.DataFrame]:
 
 
 def _write_round(
-    store: _Store, profiles: pl.DataFrame, identifiers: pl.DataFrame, add_e164: AddE164
+    store: _Store,
+    profiles: pl.DataFrame,
+    identifiers: pl.DataFrame,
+    add_e164: AddE164,
+    assume_new: bool = False,
 ) -> WriteCounts:
-    stored = store.lookup(profiles["profile_id"].to_list())
+    if assume_new:
+        stored = pl.DataFrame(schema=LOOKUP_SCHEMA)
+    else:
+        stored = store.lookup(profiles["profile_id"].to_list())
     profiles = profiles.join(stored, on="profile_id", how="left", maintain_order="left")
     new = profiles.filter(pl.col("_pk").is_null())
     changed = profiles.filter(
@@ -202,7 +238,7 @@ def _write_round(
     texts = encode(add_e164(rows), ROW)
     if not new.is_empty():
         new = _with_texts(new, texts)
-        new = new.with_columns(pl.Series("_pk", store.insert_profiles(new), dtype=pl.Int64))
+        new = new.with_columns(pl.Series("_pk", _insert(store, new, assume_new), dtype=pl.Int64))
     if not changed.is_empty():
         store.update_profiles(_with_texts(changed, texts))
     if store.segment_id is not None:
@@ -210,6 +246,15 @@ def _write_round(
         store.add_members(pl.concat([kept, new["_pk"]]).to_list())
     unchanged = profiles.height - new.height - changed.height
     return WriteCounts(new.height, changed.height, unchanged)
+
+
+def _insert(store: _Store, new: pl.DataFrame, assume_new: bool) -> list[int]:
+    try:
+        return store.insert_profiles(new)
+    except Exception as exc:
+        if assume_new and _stored_already(exc):
+            raise _StoredAlreadyError from None
+        raise
 
 
 def _with_texts(profiles: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from audience_sync.sources import importer
 from audience_sync.sources.importer import import_profiles
 from audience_sync.sources.phones import Expect, PhoneParsing, Phones, parse_ahead
 from audience_sync.sources.prepare import prepare_frame
-from audience_sync.store import db
+from audience_sync.store import db, profile_writer
 from audience_sync.store.db import transaction
 from audience_sync.store.profile_writer import Destination, write_prepared
 from audience_sync.store.repositories import ProfileRepository, TenantRepository
@@ -116,3 +116,51 @@ def test_reading_ahead_stops_while_a_file_is_all_new_or_all_unchanged(
         repo = ProfileRepository(session, tenant_id)
         (phone,) = repo.identifiers(repo.by_profile_id("P79").id)
         assert phone.e164 == "+16505550100"
+
+
+def test_a_batch_expected_new_that_holds_stored_profiles_is_written_right(
+    factory: sessionmaker[Session],
+) -> None:
+    """Inserted without a lookup, a batch whose profiles are partly stored is refused by the
+    unique key, then written again looked up: nothing refused, nothing twice, right counts."""
+    with transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+    where = Destination(tenant_id)
+    parse = PhoneParsing(workers=1)
+    first = pl.DataFrame(
+        {"profile_id": ["A", "B"], "phone": ["1 415 555 0001"] * 2, "_line": [2, 3]}
+    )
+    write_prepared(factory, where, prepare_frame(first, "US"), parse.e164())
+    again = pl.DataFrame(
+        {"profile_id": ["A", "B", "C"], "phone": ["1 415 555 0001", "1 415 555 0002", None],
+         "_line": [2, 3, 4]}
+    )  # fmt: skip
+    result = write_prepared(factory, where, prepare_frame(again, "US"), parse.e164(), True)
+    counts = result.counts
+    assert (counts.created, counts.updated, counts.unchanged, result.refused) == (1, 1, 1, [])
+    with transaction(factory) as session:
+        repo = ProfileRepository(session, tenant_id)
+        assert repo.count() == 3
+        (phone,) = repo.identifiers(repo.by_profile_id("B").id)
+        assert phone.e164 == "+14155550002"
+
+
+def test_a_first_import_looks_up_only_its_first_batches(
+    factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looked_up: list[int] = []
+    for store in (profile_writer._SQLite, profile_writer._Postgres):
+        real = store.lookup
+
+        def counted(self: object, ids: list[str], _real: Callable[..., object] = real) -> object:
+            looked_up.append(len(ids))
+            return _real(self, ids)
+
+        monkeypatch.setattr(store, "lookup", counted)
+    path = tmp_path / "p.csv"
+    rows = "\n".join(f"P{i},p{i}@example.com" for i in range(400))
+    path.write_text("profile_id,email\n" + rows)
+    report = import_profiles(factory, path, tenant="default", batch_rows=10, workers=1)
+    assert report.counts.created == 400
+    # The first batches are looked up (ahead and when written), the others are not.
+    assert 0 < sum(looked_up) < 200
