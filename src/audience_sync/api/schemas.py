@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from audience_sync.config import FeatureFlag
+from audience_sync.connectors.registry import platforms
 from audience_sync.domain.accounts import ad_account_problem
 from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import (
@@ -160,13 +161,9 @@ class CredentialsIn(Strict):
         return out
 
 
-# The platform each connection setting belongs to.
+# The platform each connection setting belongs to (`PlatformSpec.connection_settings`).
 SETTING_PLATFORMS = {
-    "login_account_id": SyncPlatform.GOOGLE,
-    "customer_match_terms_accepted": SyncPlatform.GOOGLE,
-    "consent_ad_user_data": SyncPlatform.GOOGLE,
-    "consent_ad_personalization": SyncPlatform.GOOGLE,
-    "limited_data_use": SyncPlatform.META,
+    name: spec.key for spec in platforms() for name in sorted(spec.connection_settings)
 }
 DATA_USE_SETTINGS = ("consent_ad_user_data", "consent_ad_personalization", "limited_data_use")
 

@@ -30,6 +30,7 @@ from audience_sync.cli.common import (
     migrated_context,
     out,
 )
+from audience_sync.connectors.registry import platform_spec, platforms
 from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
 from audience_sync.exceptions import NotFoundError, ValidationError
@@ -176,7 +177,7 @@ def google_settings(
     """The connection settings the Google options change (None: an option not given)."""
     settings: dict[str, Any] = {}
     given = login_account is not None or accept_terms is not None
-    if given and platform is not SyncPlatform.GOOGLE:
+    if given and "login_account_id" not in platform_spec(platform).connection_settings:
         raise ValidationError(
             "--login-account and --accept-customer-match-terms are Google settings"
         )
@@ -199,8 +200,9 @@ def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG) -> None:
     with transaction(ctx.factory) as session:
         tenant_id = TenantRepository(session).get(tenant).id
         repo = ConnectionRepository(session, tenant_id, _service(ctx).cipher)
-        for platform in SyncPlatform:
-            found = repo.find(platform)
+        for spec in platforms():
+            platform = spec.key
+            found = repo.find(platform)  # type: ignore[arg-type]
             if found is not None:
                 settings = ", ".join(f"{k}={v}" for k, v in (found.settings or {}).items())
                 table.add_row(

@@ -32,19 +32,11 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import polars_hash  # noqa: F401  (registers the `chash` namespace on expressions)
 
-from audience_sync.domain.models import IdentifierType, SyncPlatform
-from audience_sync.identifiers.fields import INVALID, Field, Reason, as_field, as_platform
+from audience_sync.domain.models import IdentifierType
+from audience_sync.identifiers.fields import INVALID, Field, Reason, as_field
 from audience_sync.identifiers.phone import e164_table
-from audience_sync.identifiers.rules import (
-    GOOGLE,
-    META,
-    SUPPORTED,
-    TIKTOK,
-    ZERO_MAID,
-    Outcome,
-    is_hashed,
-    normalize,
-)
+from audience_sync.identifiers.platforms import EmailRule, PlatformRules, as_platform
+from audience_sync.identifiers.rules import ZERO_MAID, Outcome, Platform, is_hashed, normalize
 from audience_sync.identifiers.text import ASCII_WHITESPACE, WHITESPACE, is_utf8
 
 if TYPE_CHECKING:
@@ -80,7 +72,6 @@ def _load_digest() -> ModuleType | None:
 
 _DIGEST = _load_digest()
 _IN_C = frozenset({Field.EMAIL, Field.MOBILE_ID})  # `hash_many` does their ASCII rows in C
-_LOCAL_RULES = {GOOGLE: 1, TIKTOK: 2}  # `_digest.emails`' local_rule: gmail rewrite, +tag
 _REASONS = {reason.value: reason for reason in Reason}
 # `hash_many`'s pieces: small enough for the list of one to be built while Polars works on the
 # next ones, large enough for a query's fixed cost not to matter.
@@ -105,20 +96,20 @@ class BulkResult:
 def hash_many(
     values: Values,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> list[str | None]:
     """`hash_identifier` for every value, in order, on the fast path."""
     field, target = as_field(identifier_type), as_platform(platform)
-    in_c = field in _IN_C and field in SUPPORTED[target] and is_hashed(target, field)
+    in_c = field in _IN_C and field in target.supported and is_hashed(target, field)
     if in_c and _DIGEST is not None and isinstance(values, list | tuple):
         return _in_c(values, field, target, region)
     return _in_polars(values, field, target, region)
 
 
 def _in_c(
-    values: Sequence[str | None], field: Field, platform: SyncPlatform, region: str
+    values: Sequence[str | None], field: Field, platform: PlatformRules, region: str
 ) -> list[str | None]:
     """`hash_many` of emails and hashed mobile ids: the ASCII rows normalized and hashed in C
     (see `_digest.c`), a piece at a time (Python's other threads get the GIL between pieces);
@@ -140,17 +131,19 @@ def _in_c(
 
 
 def _in_c_piece(
-    values: Sequence[str | None], field: Field, platform: SyncPlatform
+    values: Sequence[str | None], field: Field, platform: PlatformRules
 ) -> tuple[list[str | None], list[int]]:
     assert _DIGEST is not None
     if field is Field.EMAIL:
-        return _DIGEST.emails(values, _LOCAL_RULES.get(platform, 0))  # type: ignore[no-any-return]
+        return _DIGEST.emails(values, int(platform.email))  # type: ignore[no-any-return]
     return _DIGEST.mobile_ids(values)  # type: ignore[no-any-return]
 
 
-def _in_polars(values: Values, field: Field, target: SyncPlatform, region: str) -> list[str | None]:
+def _in_polars(
+    values: Values, field: Field, target: PlatformRules, region: str
+) -> list[str | None]:
     """`hash_many` on the Polars path."""
-    if field not in _RULES or field not in SUPPORTED[target]:
+    if field not in _RULES or field not in target.supported:
         column, _ = _run(values, field, target, region, False)
         return column.to_list()
     # As `_run`, but the few slow rows are patched into the list, not scattered into the column;
@@ -170,7 +163,7 @@ def _in_polars(values: Values, field: Field, target: SyncPlatform, region: str) 
 def hash_many_with_reasons(
     values: Values,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> BulkResult:
@@ -183,7 +176,7 @@ def hash_many_with_reasons(
 def hash_series_with_reasons(
     values: pl.Series,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> tuple[pl.Series, pl.Series]:
@@ -197,7 +190,7 @@ def hash_series_with_reasons(
 def hash_series(
     values: pl.Series,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> pl.Series:
@@ -210,11 +203,11 @@ def hash_series(
 
 
 def _run(
-    values: Values, field: Field, platform: SyncPlatform, region: str, with_reasons: bool
+    values: Values, field: Field, platform: PlatformRules, region: str, with_reasons: bool
 ) -> tuple[pl.Series, pl.Series | None]:
     series, odd = _to_series(values)
     size = len(series)
-    if field not in SUPPORTED[platform]:
+    if field not in platform.supported:
         reason = pl.Series("reason", [Reason.UNSUPPORTED.value] * size, dtype=pl.String)
         return pl.Series("sent", [None] * size, dtype=pl.String), reason if with_reasons else None
     if field in _RULES:
@@ -272,7 +265,7 @@ def _as_lists(pieces: Iterator[Piece], hash_later: bool) -> Iterator[ListedPiece
             yield finish(*queued.popleft())
 
 
-def _reference(field: Field, platform: SyncPlatform, region: str) -> Callable[[Any], Outcome]:
+def _reference(field: Field, platform: PlatformRules, region: str) -> Callable[[Any], Outcome]:
     """`normalize`, once per distinct string: the junk of an export repeats (the benchmark's
     0.6% of 'john smith@x.io', settled one by one at ~16 µs, cost Google's emails ~90 ms a
     million on the caller's thread)."""
@@ -290,7 +283,7 @@ def _reference(field: Field, platform: SyncPlatform, region: str) -> Callable[[A
 
 
 def _pieces(
-    values: Values, field: Field, platform: SyncPlatform, hash_later: bool
+    values: Values, field: Field, platform: PlatformRules, hash_later: bool
 ) -> Iterator[Piece]:
     """`_collect` of consecutive slices of the values (offset, column, odd rows, frame), in
     order. The slices are all sent off at once as background queries, run by Polars' threads
@@ -323,7 +316,7 @@ def _pieces(
 
 
 def _background(
-    series: pl.Series, field: Field, platform: SyncPlatform, hash_later: bool
+    series: pl.Series, field: Field, platform: PlatformRules, hash_later: bool
 ) -> InProcessQuery:
     """`_collect`, started: `fetch_blocking` waits for the frame (without the GIL)."""
     query = _vectorized(series, field, platform, False, hash_later)
@@ -333,7 +326,7 @@ def _background(
 def _collect(
     series: pl.Series,
     field: Field,
-    platform: SyncPlatform,
+    platform: PlatformRules,
     with_reasons: bool,
     hash_later: bool = False,
 ) -> pl.DataFrame:
@@ -380,7 +373,7 @@ def _to_series(values: Values) -> tuple[pl.Series, list[int]]:
 def _vectorized(
     series: pl.Series,
     field: Field,
-    platform: SyncPlatform,
+    platform: PlatformRules,
     with_reasons: bool,
     hash_later: bool = False,
 ) -> pl.LazyFrame:
@@ -399,7 +392,7 @@ def _vectorized(
         frame = frame.with_columns(text.str.to_lowercase().alias("lower"))
     if field is Field.EMAIL:
         frame = frame.with_columns(pl.col("lower").str.contains(_EMAIL).alias("valid"))
-        if platform is GOOGLE:
+        if platform.email is EmailRule.GMAIL:
             redo = pl.col("lower").str.contains(_GOOGLE_REDO).fill_null(False)
             email = _on_rows(pl.col("redo"), pl.col("lower"), _gmail_local)
             frame = frame.with_columns(redo=redo).with_columns(email=email)
@@ -474,25 +467,25 @@ def _gmail_local(lower: pl.Expr) -> pl.Expr:
     return pl.concat_str(local.str.strip_suffix("com"), pl.lit(".com"))
 
 
-def _email(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _email(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     # `valid` has no whitespace inside (Google removes it: see `_GOOGLE_REDO`).
     valid, invalid = pl.col("valid"), pl.lit(Reason.INVALID_EMAIL.value)
-    if platform is GOOGLE:  # gmail.com / googlemail.com: no dots, no +tag in the local part
+    if platform.email is EmailRule.GMAIL:  # gmail.com / googlemail.com: no dots, no +tag
         email, redo = pl.col("email"), pl.col("redo")
         # The invalid `redo` rows are those with whitespace inside, which Google removes (and a
         # few that stay invalid): the reference settles them (see `_GOOGLE_REDO`).
         return email, valid & ~email.str.starts_with("@"), invalid, redo & ~valid
-    if platform is TIKTOK:  # the first + of the local part, to the @, on any domain
+    if platform.email is EmailRule.PLUS_TAG:  # the first + of the local part, any domain
         email = pl.col("lower").str.replace(r"\+[^@]*@", "@")
         return email, valid & ~email.str.starts_with("@"), invalid, pl.lit(False)
     # The pattern has already checked the local part is not empty.
     return pl.col("lower"), valid, invalid, pl.lit(False)
 
 
-def _mobile_id(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _mobile_id(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     zeroed = text == ZERO_MAID
     usable = ~zeroed & text.str.contains(_UUID)
-    value = text.str.to_uppercase() if platform is GOOGLE else pl.col("lower")
+    value = text.str.to_uppercase() if platform.mobile_id_upper else pl.col("lower")
     invalid = (
         pl.when(zeroed)
         .then(pl.lit(Reason.ZEROED_MAID.value))
@@ -517,10 +510,10 @@ def is_stored_e164(text: pl.Expr) -> pl.Expr:
     return stored.fill_null(False)
 
 
-def _phone(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _phone(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     """Stored E.164 as `E164Table.canonical` tells it (`is_stored_e164`)."""
     stored = is_stored_e164(text)
-    value = text if platform is GOOGLE else text.str.slice(1)
+    value = text if platform.phone_with_plus else text.str.slice(1)
     return (
         value,
         stored,
@@ -529,12 +522,12 @@ def _phone(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
     )
 
 
-def _external_id(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _external_id(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     return text, text.str.len_bytes() > 0, pl.lit(None, dtype=pl.String), pl.lit(False)
 
 
-def _name(text: pl.Expr, platform: SyncPlatform, field: Field) -> _Exprs:
-    if platform is META:  # letters only (rules._first_name); non-ASCII rows are redone there
+def _name(text: pl.Expr, platform: PlatformRules, field: Field) -> _Exprs:
+    if platform.letters_only_names:  # letters only (rules._first_name); non-ASCII: redone
         name = pl.col("lower").str.replace_all("[^a-z]", "")
     else:
         name = (
@@ -546,21 +539,21 @@ def _name(text: pl.Expr, platform: SyncPlatform, field: Field) -> _Exprs:
     return name, name.str.len_bytes() > 0, pl.lit(INVALID[field].value), pl.lit(False)
 
 
-def _first_name(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _first_name(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     return _name(text, platform, Field.FIRST_NAME)
 
 
-def _last_name(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _last_name(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     return _name(text, platform, Field.LAST_NAME)
 
 
-def _city(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _city(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     city = pl.col("lower").str.replace_all("[^a-z]", "")
     return city, city.str.len_bytes() > 0, pl.lit(INVALID[Field.CITY].value), pl.lit(False)
 
 
-def _zip(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
-    if platform is GOOGLE:  # postalCode: trimmed, raw
+def _zip(text: pl.Expr, platform: PlatformRules) -> _Exprs:
+    if platform.raw_zip:  # postalCode: trimmed, raw
         return text, text.str.len_bytes() > 0, pl.lit(None, dtype=pl.String), pl.lit(False)
     code = pl.col("lower").str.replace_all(f"[{_WS}-]", "")
     code = pl.when(code.str.contains(r"^(?:[0-9]{5}|[0-9]{9})$")).then(code.str.slice(0, 5))
@@ -582,7 +575,7 @@ _RULES = {
 
 
 def _by_distinct_value(
-    series: pl.Series, field: Field, platform: SyncPlatform, region: str
+    series: pl.Series, field: Field, platform: PlatformRules, region: str
 ) -> tuple[pl.Series, pl.Series]:
     """Run the reference once per distinct value and join the results back."""
     distinct = series.drop_nulls().unique()

@@ -26,10 +26,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from audience_sync.config import FeatureFlag, Settings
+from audience_sync.config import Settings
 from audience_sync.connectors import BaseAudienceConnector, Operation
 from audience_sync.connectors.base import Prepared
 from audience_sync.connectors.columnar import identity_texts
+from audience_sync.connectors.registry import sync_flags
 from audience_sync.crypto import CredentialCipher
 from audience_sync.domain.data_use import with_connection_defaults
 from audience_sync.domain.models import (
@@ -231,7 +232,7 @@ def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) ->
         if not segment.is_active:
             raise ValidationError(f"Segment {segment.name!r} is inactive; activate it to sync.")
         flags = FeatureFlagRepository(session, tenant_id).effective(service.settings.feature_flags)
-        for flag in (FeatureFlag.AUDIENCE_SYNC, FeatureFlag(f"audience_sync_{audience.platform}")):
+        for flag in sync_flags(audience.platform):
             if not flags[flag]:
                 raise ValidationError(f"Feature flag {flag.value!r} is off for this tenant.")
         connections = ConnectionRepository(session, tenant_id, service.cipher)

@@ -325,14 +325,14 @@ def test_google_members_from_text_equal_the_decoded_records(
 def test_ranks_are_positions_among_rows_sharing_the_keys(
     rows: list[tuple[int, str | None]],
 ) -> None:
-    """`_ranked` (by sorting) equals Polars' window formulation, nulls as one group."""
-    from audience_sync.connectors.columnar import _ranked
+    """`ranked` (by sorting) equals Polars' window formulation, nulls as one group."""
+    from audience_sync.connectors.columnar import ranked
 
     frame = pl.DataFrame(rows, schema={"owner": pl.Int64, "key": pl.String}, orient="row")
     expected = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).over("owner", "key"))
-    assert _ranked(frame, "owner", "key").to_list() == expected.to_series().to_list()
+    assert ranked(frame, "owner", "key").to_list() == expected.to_series().to_list()
     expected = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).over("key"))
-    assert _ranked(frame, "key").to_list() == expected.to_series().to_list()
+    assert ranked(frame, "key").to_list() == expected.to_series().to_list()
 
 
 @given(rows=st.lists(st.lists(st.tuples(PLAIN, PLAIN), min_size=1, max_size=2), max_size=12))

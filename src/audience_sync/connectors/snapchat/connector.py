@@ -22,6 +22,7 @@ from audience_sync.connectors.base import (
     Operation,
     Prepared,
 )
+from audience_sync.connectors.columnar import single_pairs, text_pairs
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
@@ -154,8 +155,6 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
 
     def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
         """`prepared_from_records` of the records' text, in columns: a record per pair."""
-        from audience_sync.connectors.columnar import single_pairs, text_pairs  # imports us
-
         pairs = single_pairs(texts)
         if pairs is None:
             pairs = text_pairs(texts)

@@ -25,6 +25,7 @@ from audience_sync.connectors.base import (
     Operation,
     Prepared,
 )
+from audience_sync.connectors.columnar import rows_by_key, text_pairs
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
@@ -40,7 +41,7 @@ from audience_sync.exceptions import (
     ValidationError,
     platform_error_for_status,
 )
-from audience_sync.identifiers import Field, tiktok_mobile_id_schema
+from audience_sync.identifiers import Field
 
 # `segment/mapping` id_schema names [SEEN: rudderlabs/rudder-transformer:
 # src/v0/destinations/tiktok_audience/config.ts SHA256_TRAITS]; customer files name mobile ids
@@ -79,6 +80,11 @@ _TRANSIENT = {
     50002,  # ERROR_CODE_SYS_TIMEOUT
 }  # and 51000-51999: internal services' errors (ERROR_CODE_RPC_ERROR, ERROR_CODE_DMP_ERROR…)
 _RECORD_MARKERS = ("batch_data[",)  # how the refusal names an entry: the sandbox's [INFER]
+
+
+def mobile_id_schema(kind: str | None) -> str:
+    """TikTok's id schema for a mobile id: `AAID_SHA256` for a GAID, else `IDFA_SHA256`."""
+    return "AAID_SHA256" if kind == "gaid" else "IDFA_SHA256"
 
 
 class TikTokAudienceConnector(BaseAudienceConnector):
@@ -155,7 +161,7 @@ class TikTokAudienceConnector(BaseAudienceConnector):
             kinds = hashed.mobile_kinds[i] if hashed.mobile_kinds else []
             columns = [hashed.of(Field.EMAIL, i), hashed.of(Field.PHONE, i), [], []]
             for digest, kind in zip(ids, kinds, strict=True):
-                schema = tiktok_mobile_id_schema(kind.value if kind else None)
+                schema = mobile_id_schema(kind.value if kind else None)
                 columns[SCHEMA.index(schema)].append(digest)
             rows = max(len(c) for c in columns)
             if not rows:
@@ -176,8 +182,6 @@ class TikTokAudienceConnector(BaseAudienceConnector):
 
     def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
         """`prepared_from_records` of the records' text, in columns (a pivot to the schema)."""
-        from audience_sync.connectors.columnar import rows_by_key, text_pairs  # imports us
-
         pairs = text_pairs(texts)
         if pairs is None:
             return None

@@ -30,6 +30,7 @@ from audience_sync.connectors.base import (
     Operation,
     Prepared,
 )
+from audience_sync.connectors.columnar import text_pairs
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.processing import PROCESSING, RequestCheck
 from audience_sync.connectors.records import hash_users
@@ -346,8 +347,6 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
         """`prepared_from_records` of the records' text, split in columns (no JSON decoding):
         the pairs come out of Polars, grouped back into their records here."""
-        from audience_sync.connectors.columnar import text_pairs  # imports this module
-
         pairs = text_pairs(texts)
         if pairs is None:
             return None
