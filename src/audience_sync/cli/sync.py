@@ -29,10 +29,12 @@ from audience_sync.cli.common import (
     friendly_errors,
     migrated_context,
     out,
+    platform_help,
 )
 from audience_sync.connectors.registry import platform_spec, platforms
 from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
+from audience_sync.domain.platforms import platform_key
 from audience_sync.exceptions import NotFoundError, ValidationError
 from audience_sync.scheduler.queue import check_interval
 from audience_sync.scheduler.tick import process_audience_sync_queue, run_scheduler
@@ -72,7 +74,12 @@ def _json(data: Any) -> None:
 @connections_app.command("set")
 @friendly_errors
 def connections_set(
-    platform: SyncPlatform,
+    platform: Annotated[
+        SyncPlatform,
+        typer.Argument(
+            parser=platform_key, help=platform_help("The platform."), show_default=False
+        ),
+    ],
     ad_account: Annotated[str, typer.Option("--ad-account", help="Ad account / customer id.")],
     access_token: Annotated[
         str, typer.Option(envvar="AUDIENCE_SYNC_ACCESS_TOKEN", help="Stored encrypted.")
@@ -215,7 +222,9 @@ def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG) -> None:
 @friendly_errors
 def audiences_create(
     segment: Annotated[str, typer.Option(help="The CDP segment's name.")],
-    platform: Annotated[SyncPlatform, typer.Option()],
+    platform: Annotated[
+        SyncPlatform, typer.Option(parser=platform_key, help=platform_help("The platform."))
+    ],
     name: Annotated[str, typer.Option(help="The audience's name on the platform.")],
     ad_account: Annotated[str, typer.Option("--ad-account")],
     interval: Annotated[int | None, typer.Option(help="Hours: 1, 6, 12, 24 or 168.")] = None,

@@ -42,7 +42,6 @@ from audience_sync.domain.data_use import (
     wire_consent,
 )
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
     AudienceSyncError,
     InvalidRecordsError,
@@ -274,7 +273,9 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         audience = self.audience_consent()
         consents = [member_consent(own_consent(u), audience) for u in users]
         kept = [i for i, c in enumerate(consents) if not is_denied(audience if c is None else c)]
-        hashed = hash_users([users[i] for i in kept], P.GOOGLE, fields, default_region=region)
+        hashed = hash_users(
+            [users[i] for i in kept], self.PLATFORM_NAME, fields, default_region=region
+        )
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
         if len(kept) < len(users):
             prepared.dropped["consent_denied"] += len(users) - len(kept)

@@ -28,7 +28,6 @@ from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
 from audience_sync.domain.data_use import ldu_location
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
@@ -192,7 +191,9 @@ class MetaAudienceConnector(BaseAudienceConnector):
 
     def prepare(self, users: Sequence[AudienceUser]) -> Prepared:
         region = self.default_region
-        hashed = hash_users(users, P.META, _FIELDS, default_region=region, date_of_birth=True)
+        hashed = hash_users(
+            users, self.PLATFORM_NAME, _FIELDS, default_region=region, date_of_birth=True
+        )
         dobs = hashed.date_of_birth
         columns: dict[str, list[list[str]]] = {}
         for key, field in KEYS.items():

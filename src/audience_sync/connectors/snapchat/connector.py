@@ -26,7 +26,6 @@ from audience_sync.connectors.columnar import single_pairs, text_pairs
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
     AudienceSyncError,
     InvalidRecordsError,
@@ -126,7 +125,7 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
 
     def prepare(self, users: Sequence[AudienceUser]) -> Prepared:
         region = self.default_region
-        hashed = hash_users(users, P.SNAPCHAT, list(SCHEMAS), default_region=region)
+        hashed = hash_users(users, self.PLATFORM_NAME, list(SCHEMAS), default_region=region)
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
         for i in range(len(users)):
             found = False

@@ -29,7 +29,6 @@ from audience_sync.connectors.columnar import rows_by_key, text_pairs
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
@@ -154,7 +153,7 @@ class TikTokAudienceConnector(BaseAudienceConnector):
     def prepare(self, users: Sequence[AudienceUser]) -> Prepared:
         region = self.default_region
         fields = [Field.EMAIL, Field.PHONE, Field.MOBILE_ID]
-        hashed = hash_users(users, P.TIKTOK, fields, default_region=region)
+        hashed = hash_users(users, self.PLATFORM_NAME, fields, default_region=region)
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
         for i in range(len(users)):
             ids = hashed.of(Field.MOBILE_ID, i)
