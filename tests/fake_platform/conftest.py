@@ -10,8 +10,8 @@ from audience_sync.connectors import register_platform
 from audience_sync.domain.models import AudienceUser, IdentifierType
 from audience_sync.testing import register_family, sent_value
 
-from .connector import KEYS
 from .emulator import FAMILY, PREFIX, UPLOAD_PATH
+from .records import KEYS
 from .spec import SPEC
 
 

@@ -26,15 +26,15 @@ from audience_sync.exceptions import (
     ValidationError,
     platform_error_for_status,
 )
-from audience_sync.identifiers import Field
 
-NAME = "fake"
-KEYS = {Field.EMAIL: "email_sha256", Field.PHONE: "phone_sha256"}
+from .records import KEYS, NAME, FakeShape
+
 BASE_URL = "https://api.fake.invalid/v1"  # never called: the tests give the emulator's
 
 
 class FakeAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = NAME
+    RECORD_SHAPE = FakeShape()
     CAPABILITIES = Capabilities(
         batch_limit=5_000,
         identifier_keys=tuple(KEYS.values()),

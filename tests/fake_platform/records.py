@@ -1,4 +1,5 @@
-"""The fake platform's records in columns: one record a value, as `prepare` makes them."""
+"""The fake platform's record shape: one record a value, keyed `email_sha256` or `phone_sha256`;
+`FakeShape` builds them in columns as `prepare` does one user at a time."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import polars as pl
 from audience_sync.connectors.columnar import PAIRS, Members, RecordShape, Sent, keyed
 from audience_sync.identifiers import Field
 
-from .connector import KEYS
+NAME = "fake"
+KEYS = {Field.EMAIL: "email_sha256", Field.PHONE: "phone_sha256"}  # a record a value
 
 
 class FakeShape(RecordShape):
+    platform = NAME
     one_pair = True
 
     def fields(self, mobile_list: bool) -> list[Field]:

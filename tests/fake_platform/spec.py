@@ -7,8 +7,8 @@ from enum import StrEnum
 from audience_sync.connectors import PlatformSpec
 from audience_sync.identifiers import Field, PlatformRules
 
-from .connector import NAME, FakeAudienceConnector
-from .records import FakeShape
+from .connector import FakeAudienceConnector
+from .records import NAME
 
 
 class FakePlatform(StrEnum):
@@ -23,7 +23,6 @@ SPEC = PlatformSpec(
     key=FakePlatform.FAKE,
     display_name="Fake",
     connector=FakeAudienceConnector,
-    shape=FakeShape(),
     rules=RULES,
     size_note="the fake platform counts the values it holds",
 )

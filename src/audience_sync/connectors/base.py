@@ -24,7 +24,7 @@ import httpx
 import polars as pl
 
 from audience_sync.config import Settings
-from audience_sync.connectors.columnar import RecordFrame, record_frame
+from audience_sync.connectors.columnar import RecordFrame, RecordShape, record_frame
 from audience_sync.connectors.http import (
     Clock,
     Credentials,
@@ -163,6 +163,7 @@ class BaseAudienceConnector(ABC):
     PLATFORM_NAME: ClassVar[str]
     BATCH_SIZE: ClassVar[int]
     CAPABILITIES: ClassVar[Capabilities]
+    RECORD_SHAPE: ClassVar[RecordShape]  # its records in columns (`connectors.columnar`)
 
     def __init__(
         self,
@@ -295,7 +296,7 @@ class BaseAudienceConnector(ABC):
         frames of `sources.members`, by the platform's registered `RecordShape` (see
         `connectors.columnar`)."""
         return record_frame(
-            self.PLATFORM_NAME,
+            self.RECORD_SHAPE,
             profiles,
             identifiers,
             allowed,

@@ -10,7 +10,7 @@ paths equal, record for record, on random members of every platform: a change to
 shape or to what it sends must be made in both, its `prepare` and its `RecordShape`.
 
 This module is the shared part; each platform's shape is a `RecordShape` in its own package
-(`connectors/<platform>/records.py`), found through the registry (`PlatformSpec.shape`):
+(`connectors/<platform>/records.py`), its connector's `RECORD_SHAPE`:
 - Meta: a row per k-th value of the identifying keys (EMAIL, PHONE, MADID, EXTERN_ID), each with
   the member's enhanced fields (FN, LN, CT, ST, ZIP, COUNTRY, GEN, DOBY/DOBM/DOBD);
 - Google: one member a record, its emails, phones and address (all four parts) up to ten; a
@@ -30,7 +30,6 @@ from typing import Any
 import polars as pl
 
 from audience_sync.connectors.records import IDENTIFIER_FIELDS, USER_ATTRIBUTES
-from audience_sync.connectors.registry import platform_spec
 from audience_sync.domain.members import MemberNeeds
 from audience_sync.identifiers import (
     Field,
@@ -38,6 +37,7 @@ from audience_sync.identifiers import (
     Reason,
     hash_series_with_reasons,
     normalize_country,
+    rules_for,
 )
 
 PAIRS = {"owner": pl.Int64, "slot": pl.Int64, "key": pl.String, "value": pl.String}
@@ -88,8 +88,9 @@ class Members:
 class RecordShape:
     """How one platform's records are made of the values sent, in columns: the platform's
     `prepare` and `record_pairs`, for a whole batch at once. Subclassed in each platform's
-    package and named by its `PlatformSpec.shape`."""
+    package (`records.py`), its connector's `RECORD_SHAPE`."""
 
+    platform: str  # whose normalization applies (`identifiers.rules_for`)
     one_value_a_key: bool = True  # a record holds at most one value a key (texts by pivot)
     one_pair: bool = False  # a record is one pair (its text is that pair's)
 
@@ -118,7 +119,7 @@ class RecordShape:
 
 
 def record_frame(
-    platform: object,
+    shape: RecordShape,
     profiles: pl.DataFrame,
     identifiers: pl.DataFrame,
     allowed: frozenset[str],
@@ -127,15 +128,13 @@ def record_frame(
     mobile_list: bool = False,
     options: Mapping[str, Any] | None = None,
 ) -> RecordFrame:
-    """The records a connector of `platform` (a registered name or key) would send for these
-    members (see the module); `options` the audience's (consent, Limited Data Use:
-    `domain.data_use`)."""
+    """The records a connector would send for these members, by its `shape` (see the module);
+    `options` the audience's (consent, Limited Data Use: `domain.data_use`)."""
     options = options or {}
-    spec = platform_spec(platform)
-    shape = spec.shape
     members = shape.admit(Members(profiles, identifiers), options)
     fields = shape.fields(mobile_list)
-    sent = sent_values(members.profiles, members.identifiers, spec.rules, fields, allowed, region)
+    rules = rules_for(shape.platform)
+    sent = sent_values(members.profiles, members.identifiers, rules, fields, allowed, region)
     if not members.drops.is_empty():
         sent.drops = pl.concat([sent.drops, members.drops])
     pairs = shape.pairs(sent, members, allowed, options, mobile_list)
@@ -147,12 +146,11 @@ def record_frame(
     return RecordFrame(texts, sent.drops)
 
 
-def member_fields(platform: object, mobile_list: bool = False) -> MemberNeeds:
+def member_fields(shape: RecordShape, mobile_list: bool = False) -> MemberNeeds:
     """What `record_frame` reads of the members: the profile fields among the platform's, the
     country when phones are sent (a phone stored without E.164 is dialled in its profile's
     country), the shape's own columns (Meta's birth date and Limited Data Use, Google's
     consent); its identifier types."""
-    shape = platform_spec(platform).shape
     fields = shape.fields(mobile_list)
     columns = [f.value for f in fields if f in USER_ATTRIBUTES]
     if Field.PHONE in fields:

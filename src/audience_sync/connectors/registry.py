@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from audience_sync.config import FeatureFlag, Settings
+from audience_sync.connectors.base import BaseAudienceConnector, Capabilities
+from audience_sync.connectors.columnar import RecordShape
 from audience_sync.domain.platforms import register_platform_key, unregister_platform_key
 from audience_sync.exceptions import ConfigurationError, UnknownPlatformError
 from audience_sync.identifiers.platforms import (
@@ -23,10 +25,6 @@ from audience_sync.identifiers.platforms import (
     register_rules,
     unregister_rules,
 )
-
-if TYPE_CHECKING:
-    from audience_sync.connectors.base import BaseAudienceConnector, Capabilities
-    from audience_sync.connectors.columnar import RecordShape
 
 
 @dataclass(frozen=True)
@@ -42,7 +40,6 @@ class PlatformSpec:
     key: StrEnum
     display_name: str
     connector: type[BaseAudienceConnector]
-    shape: RecordShape  # how the sync engine builds its records in columns (`columnar`)
     rules: PlatformRules  # its normalization (`identifiers.platforms`)
     # The `Settings` attribute holding its API address (`AUDIENCE_SYNC_<NAME>_BASE_URL`); None:
     # no setting, the connector's `default_base_url` alone.
@@ -59,6 +56,11 @@ class PlatformSpec:
     @property
     def capabilities(self) -> Capabilities:
         return self.connector.CAPABILITIES
+
+    @property
+    def shape(self) -> RecordShape:
+        """How the sync engine builds its records in columns (`connectors.columnar`)."""
+        return self.connector.RECORD_SHAPE
 
     def base_url(self, settings: Settings) -> str:
         """Where its API is: the setting's value, else the connector's default."""

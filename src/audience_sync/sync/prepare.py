@@ -219,7 +219,7 @@ class Preparer:
     async def _fields(self) -> MemberFields:
         """What to read of the members: only what this platform's records are made of."""
         mobile_list = await self.connector.mobile_list(self.platform_audience_id)
-        needs = member_fields(self.scope.platform, mobile_list)
+        needs = member_fields(self.connector.RECORD_SHAPE, mobile_list)
         return MemberFields(needs.columns, needs.types)
 
     def _load(self) -> StoredState | None:

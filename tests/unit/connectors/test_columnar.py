@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audience_sync.config import Settings
-from audience_sync.connectors import connector_for
+from audience_sync.connectors import connector_for, platform_spec
 from audience_sync.connectors.columnar import record_frame
 from audience_sync.connectors.http import Credentials
 from audience_sync.domain.models import SyncPlatform
@@ -128,7 +128,7 @@ def by_connector(case: Case, profiles: pl.DataFrame, identifiers: pl.DataFrame) 
 
 def by_columns(case: Case, profiles: pl.DataFrame, identifiers: pl.DataFrame) -> Records:
     built = record_frame(
-        SyncPlatform(case.platform),
+        platform_spec(case.platform).shape,
         profiles,
         identifiers,
         case.allowed,
@@ -214,7 +214,8 @@ def one_member(
 @pytest.mark.parametrize("birth", ["04/07/1990", "1975-02-30", "1990-7-4", "garbage"])
 def test_a_date_of_birth_meta_cannot_use_is_dropped_as_invalid_on_both_paths(birth: str) -> None:
     profiles, identifiers = one_member(birth, [("email", "a@example.com", None)])
-    built = record_frame(SyncPlatform.META, profiles, identifiers, SENDABLE, region="US")
+    shape = platform_spec(SyncPlatform.META).shape
+    built = record_frame(shape, profiles, identifiers, SENDABLE, region="US")
     assert built.drops.rows() == [(1, "date_of_birth", "invalid_date_of_birth", birth)]
     assert by_connector(Case("meta"), profiles, identifiers)[1] == built.dropped
     assert "DOBY" not in built.records["record"][0]

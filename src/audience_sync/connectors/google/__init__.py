@@ -6,16 +6,17 @@ from __future__ import annotations
 from audience_sync.config import FeatureFlag
 from audience_sync.connectors.google.ads import GoogleAdsAudienceConnector
 from audience_sync.connectors.google.connector import (
-    ADDRESS_FIELDS,
-    CONTACT_FIELDS,
-    CONTACT_KEYS,
-    MAX_IDENTIFIERS,
     GoogleAudienceConnector,
     google_error,
     google_token_url,
     status_check,
 )
-from audience_sync.connectors.google.records import GoogleShape
+from audience_sync.connectors.google.records import (
+    ADDRESS_FIELDS,
+    CONTACT_FIELDS,
+    CONTACT_KEYS,
+    MAX_IDENTIFIERS,
+)
 from audience_sync.connectors.registry import PlatformSpec
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers import platforms as rules
@@ -37,7 +38,6 @@ SPEC = PlatformSpec(
     key=SyncPlatform.GOOGLE,
     display_name="Google",
     connector=GoogleAudienceConnector,
-    shape=GoogleShape(),
     rules=rules.GOOGLE,
     base_url_setting="google_base_url",
     flag=FeatureFlag.AUDIENCE_SYNC_GOOGLE,

@@ -31,6 +31,13 @@ from audience_sync.connectors.base import (
     Prepared,
 )
 from audience_sync.connectors.columnar import text_pairs
+from audience_sync.connectors.google.records import (
+    ADDRESS_FIELDS,
+    CONTACT_FIELDS,
+    CONTACT_KEYS,
+    MAX_IDENTIFIERS,
+    GoogleShape,
+)
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.processing import PROCESSING, RequestCheck
 from audience_sync.connectors.records import hash_users
@@ -60,11 +67,6 @@ TERMS_ADVICE = (
     "or PUT /api/v1/connections/google with "
     '`"settings": {{"customer_match_terms_accepted": true}}`.'
 )
-MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
-# A contact member's identifiers: its emails and phones, then an address of four parts.
-CONTACT_KEYS = {Field.EMAIL: "emailAddress", Field.PHONE: "phoneNumber"}
-ADDRESS_FIELDS = (Field.FIRST_NAME, Field.LAST_NAME, Field.COUNTRY, Field.ZIP)  # ADDRESS_PARTS
-CONTACT_FIELDS = [*CONTACT_KEYS, *ADDRESS_FIELDS]
 # Reasons a Data Manager 400 gives for one member's content (DM types/error.py). [INFER: which
 # of them reject the whole request rather than only the member]
 RECORD_REASONS = {
@@ -179,6 +181,7 @@ def _reason_counts(counts: Any) -> dict[str, int]:
 
 class GoogleAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "google"
+    RECORD_SHAPE = GoogleShape()
     BATCH_SIZE = 10_000
     CAPABILITIES = Capabilities(
         batch_limit=10_000,  # audience members per request (google.md §2.5)

@@ -19,17 +19,18 @@ from audience_sync.connectors.columnar import (
     keyed,
     ranked,
 )
-from audience_sync.connectors.google.connector import (
-    ADDRESS_FIELDS,
-    CONTACT_FIELDS,
-    CONTACT_KEYS,
-    MAX_IDENTIFIERS,
-)
 from audience_sync.domain.data_use import CONSENT_FIELDS, WIRE_CONSENT, audience_consent, is_denied
 from audience_sync.identifiers import Field
 
+MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
+# A contact member's identifiers: its emails and phones, then an address of four parts.
+CONTACT_KEYS = {Field.EMAIL: "emailAddress", Field.PHONE: "phoneNumber"}
+ADDRESS_FIELDS = (Field.FIRST_NAME, Field.LAST_NAME, Field.COUNTRY, Field.ZIP)  # ADDRESS_PARTS
+CONTACT_FIELDS = [*CONTACT_KEYS, *ADDRESS_FIELDS]
+
 
 class GoogleShape(RecordShape):
+    platform = "google"
     one_value_a_key = False  # a member's one record holds all its emails and phones
 
     def fields(self, mobile_list: bool) -> list[Field]:

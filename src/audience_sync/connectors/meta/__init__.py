@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from audience_sync.config import FeatureFlag
 from audience_sync.connectors.meta.connector import (
-    KEYS,
-    LDU_KEYS,
     POLICY_BLOCK,
     REPLACE_RESTART_SUBCODE,
     MetaAudienceConnector,
-    ldu_values,
     wire_rows,
 )
-from audience_sync.connectors.meta.records import MetaShape
+from audience_sync.connectors.meta.records import KEYS, LDU_KEYS, ldu_values
 from audience_sync.connectors.registry import PlatformSpec
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers import platforms as rules
@@ -32,7 +29,6 @@ SPEC = PlatformSpec(
     key=SyncPlatform.META,
     display_name="Meta",
     connector=MetaAudienceConnector,
-    shape=MetaShape(),
     rules=rules.META,
     base_url_setting="meta_base_url",
     flag=FeatureFlag.AUDIENCE_SYNC_META,

@@ -19,7 +19,6 @@ from audience_sync.connectors.columnar import (
     keyed,
     ranked,
 )
-from audience_sync.connectors.meta.connector import KEYS, LDU_KEYS, ldu_values
 from audience_sync.domain.data_use import LDU_COLUMN, ldu_location
 from audience_sync.identifiers import (
     DOB_KEYS,
@@ -29,6 +28,40 @@ from audience_sync.identifiers import (
     expand_date_of_birth,
 )
 
+# Multi-key schema, in the order rows are built; DOBY/DOBM/DOBD come from the date of birth.
+KEYS: dict[str, Field | None] = {
+    "EMAIL": Field.EMAIL,
+    "PHONE": Field.PHONE,
+    "MADID": Field.MOBILE_ID,
+    "EXTERN_ID": Field.EXTERNAL_ID,
+    "FN": Field.FIRST_NAME,
+    "LN": Field.LAST_NAME,
+    "CT": Field.CITY,
+    "ST": Field.STATE,
+    "ZIP": Field.ZIP,
+    "COUNTRY": Field.COUNTRY,
+    "GEN": Field.GENDER,
+    **dict.fromkeys(DOB_KEYS),
+}
+# Limited Data Use, a row's data processing options and their location (country 1 = US, state
+# 1000 = California, 0 = Meta geolocates), last in the schema. In a record as text: `LDU`, `1`,
+# `1000`; on the wire `["LDU"]`, 1, 1000, and `[]`, 0, 0 in rows without it. [SEEN:
+# https://developers.facebook.com/docs/marketing-apis/data-processing-options (customer list
+# custom audiences, country/state); the schema keys INFER: see docs/connectors.md, Evidence]
+LDU_KEYS = (
+    "DATA_PROCESSING_OPTIONS",
+    "DATA_PROCESSING_OPTIONS_COUNTRY",
+    "DATA_PROCESSING_OPTIONS_STATE",
+)
+
+
+def ldu_values(location: tuple[int, int] | None) -> list[list[str]]:
+    """A member's LDU cells in `LDU_KEYS` order, as `prepare`'s columns hold them."""
+    if location is None:
+        return [[], [], []]
+    return [["LDU"], [str(location[0])], [str(location[1])]]
+
+
 # The wire key of each field, as the connector names it.
 META_KEYS = {name: key for key, name in KEYS.items() if name is not None}
 # The field a date of birth is dropped under (it is no `Field`: it expands to three keys).
@@ -36,6 +69,8 @@ BIRTH_FIELD = "date_of_birth"
 
 
 class MetaShape(RecordShape):
+    platform = "meta"
+
     def fields(self, mobile_list: bool) -> list[Field]:
         return [*META_KEYS]
 

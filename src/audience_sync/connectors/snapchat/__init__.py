@@ -6,11 +6,10 @@ from audience_sync.config import FeatureFlag
 from audience_sync.connectors.registry import PlatformSpec
 from audience_sync.connectors.snapchat.connector import (
     DEFAULT_RETENTION_DAYS,
-    SCHEMAS,
     SnapchatAudienceConnector,
     snapchat_token_url,
 )
-from audience_sync.connectors.snapchat.records import SnapchatShape
+from audience_sync.connectors.snapchat.records import SCHEMAS
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers import platforms as rules
 
@@ -26,7 +25,6 @@ SPEC = PlatformSpec(
     key=SyncPlatform.SNAPCHAT,
     display_name="Snapchat",
     connector=SnapchatAudienceConnector,
-    shape=SnapchatShape(),
     rules=rules.SNAPCHAT,
     base_url_setting="snapchat_base_url",
     flag=FeatureFlag.AUDIENCE_SYNC_SNAPCHAT,

@@ -25,6 +25,7 @@ from audience_sync.connectors.base import (
 from audience_sync.connectors.columnar import single_pairs, text_pairs
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
+from audience_sync.connectors.snapchat.records import SCHEMAS, SnapchatShape
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
 from audience_sync.exceptions import (
     AudienceSyncError,
@@ -33,13 +34,7 @@ from audience_sync.exceptions import (
     ValidationError,
     platform_error_for_status,
 )
-from audience_sync.identifiers import Field
 
-SCHEMAS = {
-    Field.EMAIL: "EMAIL_SHA256",
-    Field.PHONE: "PHONE_SHA256",
-    Field.MOBILE_ID: "MOBILE_AD_ID_SHA256",
-}
 TOKEN_URL = "https://accounts.snapchat.com/login/oauth2/access_token"  # noqa: S105
 DEFAULT_RETENTION_DAYS = 9999  # lifetime (snapchat.md §4.3)
 
@@ -66,6 +61,7 @@ def snapchat_token_url(base_url: str) -> str:
 
 class SnapchatAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "snapchat"
+    RECORD_SHAPE = SnapchatShape()
     BATCH_SIZE = 100_000
     CAPABILITIES = Capabilities(
         batch_limit=100_000,  # identifiers per request (snapchat.md §4.5)

@@ -9,11 +9,17 @@ from typing import Any
 import polars as pl
 
 from audience_sync.connectors.columnar import PAIRS, Members, RecordShape, Sent, keyed
-from audience_sync.connectors.snapchat.connector import SCHEMAS
 from audience_sync.identifiers import Field
+
+SCHEMAS = {
+    Field.EMAIL: "EMAIL_SHA256",
+    Field.PHONE: "PHONE_SHA256",
+    Field.MOBILE_ID: "MOBILE_AD_ID_SHA256",
+}
 
 
 class SnapchatShape(RecordShape):
+    platform = "snapchat"
     one_pair = True  # a record a value: its text is that pair's
 
     def fields(self, mobile_list: bool) -> list[Field]:

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 from audience_sync.config import FeatureFlag
 from audience_sync.connectors.registry import PlatformSpec
-from audience_sync.connectors.tiktok.connector import (
-    SCHEMA,
-    TikTokAudienceConnector,
-    mobile_id_schema,
-)
-from audience_sync.connectors.tiktok.records import TikTokShape
+from audience_sync.connectors.tiktok.connector import TikTokAudienceConnector
+from audience_sync.connectors.tiktok.records import SCHEMA, mobile_id_schema
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers import platforms as rules
 
@@ -19,7 +15,6 @@ SPEC = PlatformSpec(
     key=SyncPlatform.TIKTOK,
     display_name="TikTok",
     connector=TikTokAudienceConnector,
-    shape=TikTokShape(),
     rules=rules.TIKTOK,
     base_url_setting="tiktok_base_url",
     flag=FeatureFlag.AUDIENCE_SYNC_TIKTOK,

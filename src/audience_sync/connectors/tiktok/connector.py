@@ -28,6 +28,7 @@ from audience_sync.connectors.base import (
 from audience_sync.connectors.columnar import rows_by_key, text_pairs
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
+from audience_sync.connectors.tiktok.records import SCHEMA, TikTokShape, mobile_id_schema
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
 from audience_sync.exceptions import (
     AudienceSyncError,
@@ -41,11 +42,6 @@ from audience_sync.exceptions import (
     platform_error_for_status,
 )
 from audience_sync.identifiers import Field
-
-# `segment/mapping` id_schema names [SEEN: rudderlabs/rudder-transformer:
-# src/v0/destinations/tiktok_audience/config.ts SHA256_TRAITS]; customer files name mobile ids
-# MAID_* instead, a route this connector does not use.
-SCHEMA = ("EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "AAID_SHA256")
 
 # Return codes, from TikTok's SDK (tiktok/tiktok-business-api-sdk:
 # python_sdk/business_api_client/tiktok_business/tiktok_code.py, `NumericErrorCodes`) [SEEN].
@@ -81,13 +77,9 @@ _TRANSIENT = {
 _RECORD_MARKERS = ("batch_data[",)  # how the refusal names an entry: the sandbox's [INFER]
 
 
-def mobile_id_schema(kind: str | None) -> str:
-    """TikTok's id schema for a mobile id: `AAID_SHA256` for a GAID, else `IDFA_SHA256`."""
-    return "AAID_SHA256" if kind == "gaid" else "IDFA_SHA256"
-
-
 class TikTokAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "tiktok"
+    RECORD_SHAPE = TikTokShape()
     BATCH_SIZE = 1_000
     CAPABILITIES = Capabilities(
         # No published limit for segment/mapping; 10,000 is the sandbox's ceiling [INFER]. The

@@ -9,13 +9,25 @@ from typing import Any
 import polars as pl
 
 from audience_sync.connectors.columnar import PAIRS, Members, RecordShape, Sent, keyed, ranked
-from audience_sync.connectors.tiktok.connector import SCHEMA, mobile_id_schema
 from audience_sync.identifiers import Field
+
+# `segment/mapping` id_schema names [SEEN: rudderlabs/rudder-transformer:
+# src/v0/destinations/tiktok_audience/config.ts SHA256_TRAITS]; customer files name mobile ids
+# MAID_* instead, a route this connector does not use.
+SCHEMA = ("EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "AAID_SHA256")
+
+
+def mobile_id_schema(kind: str | None) -> str:
+    """TikTok's id schema for a mobile id: `AAID_SHA256` for a GAID, else `IDFA_SHA256`."""
+    return "AAID_SHA256" if kind == "gaid" else "IDFA_SHA256"
+
 
 TIKTOK_KEYS = dict(zip((Field.EMAIL, Field.PHONE), SCHEMA, strict=False))  # + mobile ids
 
 
 class TikTokShape(RecordShape):
+    platform = "tiktok"
+
     def fields(self, mobile_list: bool) -> list[Field]:
         return [Field.EMAIL, Field.PHONE, Field.MOBILE_ID]
 
