@@ -138,10 +138,11 @@ def connections_set(
     """Connect (or reconnect) an ad platform account; credentials are encrypted at rest."""
     ctx = migrated_context()
     if base_url and not ctx.settings.allow_connection_base_url:
+        setting = platform_spec(platform).base_url_setting or "meta_base_url"
         raise ValidationError(
             "--base-url is used only when AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL=true (for a "
             "sandbox); platform addresses otherwise come from the settings, e.g. "
-            "AUDIENCE_SYNC_META_BASE_URL."
+            f"AUDIENCE_SYNC_{setting.upper()}."
         )
     given = {
         "access_token": access_token,
