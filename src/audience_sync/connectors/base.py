@@ -293,7 +293,7 @@ class BaseAudienceConnector(ABC):
     ) -> RecordFrame:
         """`records_for` in columns, for the sync engine: each record's canonical text (what
         `record_pairs` gives, as `sync.plan.record_text` writes it) by owner, from the member
-        frames of `sources.members`, by the platform's registered `RecordShape` (see
+        frames of `sources.members`, by its `RECORD_SHAPE` (see
         `connectors.columnar`)."""
         return record_frame(
             self.RECORD_SHAPE,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from audience_sync.config import FeatureFlag, Settings
+from audience_sync.config import FeatureFlag
 from audience_sync.connectors.base import BaseAudienceConnector, Capabilities
 from audience_sync.connectors.columnar import RecordShape
 from audience_sync.domain.platforms import register_platform_key, unregister_platform_key
@@ -61,12 +61,6 @@ class PlatformSpec:
     def shape(self) -> RecordShape:
         """How the sync engine builds its records in columns (`connectors.columnar`)."""
         return self.connector.RECORD_SHAPE
-
-    def base_url(self, settings: Settings) -> str:
-        """Where its API is: the setting's value, else the connector's default."""
-        if self.base_url_setting is None:
-            return self.connector.default_base_url(settings)
-        return str(getattr(settings, self.base_url_setting))
 
     def connector_class(self, options: Mapping[str, Any] | None = None) -> type[Any]:
         """The connector class for an audience's options (a variant's, where one is chosen)."""
