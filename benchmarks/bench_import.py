@@ -16,7 +16,7 @@ Memory is the peak RSS (`VmHWM`) of the importing process and, separately, of th
 descendants (the phone workers and the forkserver), read from `/proc` every 0.1 s while the case
 runs (a peak is kept by the kernel, so sampling misses only a descendant's last 0.1 s); the
 importing process's own figure is its `getrusage(RUSAGE_SELF)`, exact. The largest of the two
-is what the issue's memory target is checked against.
+is what the memory target is checked against.
 
 PostgreSQL is `AUDIENCE_SYNC_BENCH_DATABASE_URL` (default postgresql://postgres@127.0.0.1:5432/test);
 the benchmark creates a database of its own on that server and drops it at the end. The machine
@@ -55,7 +55,7 @@ from benchmarks import BenchOptions, Table, register
 POSTGRES_URL = os.environ.get(
     "AUDIENCE_SYNC_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-# Issue 18's targets.
+# The import's targets: first import within 2× of the floor, re-import under 20 s, memory flat.
 FIRST_VS_FLOOR = 2.0
 AGAIN_SECONDS = 20.0
 MEMORY_MB = 500.0
@@ -267,7 +267,7 @@ def bench_import(options: BenchOptions) -> None:
                 f"{report['rejected']:,} rejected of {report['lines']:,} lines"
             )
         print("", *notes, sep="\n")
-        print("\nIssue 18 targets, this run:")
+        print("\nImport targets, this run:")
         for name, ok in verdicts:
             print(f"  {'met    ' if ok else 'NOT MET'}  {name}")
 

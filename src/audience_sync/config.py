@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     retry_delays_seconds: tuple[int, ...] = (60, 300, 900, 3600)
     # A running job whose worker has not sent a heartbeat for this long is failed and re-queued.
     job_lease_seconds: int = Field(300, ge=10)
+    # A job whose lease ran out is resumed by a new job at most this many times in a row, then
+    # fails for good (a sync that kills its worker every time must not be retried for ever).
+    max_resumes: int = Field(3, ge=0)
     scheduler_tick_seconds: int = Field(900, ge=1)
     # `serve` stopping (SIGTERM, Ctrl-C): running syncs get this long to reach a checkpoint and
     # hand their job back; a sync still running then is killed and resumed by the lease reaper.

@@ -28,8 +28,8 @@ from audience_sync.store.repositories import (
     TenantRepository,
 )
 from audience_sync.store.snapshot import SnapshotRepository
-from audience_sync.sync.jobs import reap_stale_jobs
 from audience_sync.sync.members import users_of
+from audience_sync.sync.reaper import reap_stale_jobs
 from audience_sync.sync.runner import run_job
 from audience_sync.sync.service import build_service
 from audience_sync.testing import PREFIXES, sandbox_server
@@ -112,7 +112,7 @@ async def test_a_killed_sync_resumes_and_converges(sandbox: str, tmp_path: Path)
 
     service = build_service(settings, engine)
     later = service.clock() + timedelta(seconds=settings.job_lease_seconds + 1)
-    (resumed,) = reap_stale_jobs(factory, later, settings.job_lease_seconds)
+    (resumed,) = reap_stale_jobs(factory, later, settings.job_lease_seconds, settings.max_resumes)
     with db.transaction(factory) as session:
         killed = SyncJobRepository(session, tenant_id).get(killed_id)
         assert killed.status is SyncStatus.FAILED

@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import Engine, insert
 
 from audience_sync.config import Settings
-from audience_sync.domain.models import IdentifierType, SyncPlatform, SyncStatus
+from audience_sync.domain.models import SyncPlatform, SyncStatus
 from audience_sync.store import db
 from audience_sync.store.repositories import (
     ApiKeyRepository,
@@ -34,7 +34,8 @@ from audience_sync.store.repositories import (
     SyncJobRepository,
     TenantRepository,
 )
-from audience_sync.store.tables import PlatformAudience, Profile, ProfileIdentifier, SegmentMember
+from audience_sync.store.stored_identifiers import text_of
+from audience_sync.store.tables import PlatformAudience, Profile, SegmentMember
 from audience_sync.sync.service import build_service
 from audience_sync.testing import PREFIXES
 
@@ -146,12 +147,8 @@ def insert_members(engine: Engine, tenant_id: int, segment_id: uuid.UUID, count:
             ids = range(first, min(first + INSERT_ROWS, count + 1))
             profiles = [
                 {"id": i, "tenant_id": tenant_id, "profile_id": f"L{i}", "traits": {},
-                 "content_hash": f"{i:064x}", "created_at": NOW, "updated_at": NOW}
-                for i in ids
-            ]  # fmt: skip
-            emails = [
-                {"tenant_id": tenant_id, "profile_pk": i, "type": IdentifierType.EMAIL,
-                 "value": f"large.{i}@example.com", "e164": None, "kind": None}
+                 "content_hash": f"{i:064x}", "created_at": NOW, "updated_at": NOW,
+                 "identifiers": text_of([("email", f"large.{i}@example.com", None, None)])}
                 for i in ids
             ]  # fmt: skip
             members = [
@@ -160,7 +157,6 @@ def insert_members(engine: Engine, tenant_id: int, segment_id: uuid.UUID, count:
                 for i in ids
             ]  # fmt: skip
             connection.execute(insert(Profile.__table__), profiles)
-            connection.execute(insert(ProfileIdentifier.__table__), emails)
             connection.execute(insert(SegmentMember.__table__), members)
 
 

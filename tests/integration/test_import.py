@@ -15,7 +15,7 @@ from audience_sync.store.repositories import (
     SegmentRepository,
     TenantRepository,
 )
-from audience_sync.store.tables import Profile, ProfileIdentifier
+from audience_sync.store.tables import Profile
 
 DATA = Path(__file__).parents[1] / "data" / "import"
 
@@ -42,7 +42,7 @@ def snapshot(factory: sessionmaker[Session]) -> tuple[list, list]:
             )
         ).all()
         idents = session.execute(
-            select(ProfileIdentifier.id, ProfileIdentifier.value).order_by(ProfileIdentifier.id)
+            select(Profile.profile_id, Profile.identifiers).order_by(Profile.profile_id)
         ).all()
     return [tuple(p) for p in profiles], [tuple(i) for i in idents]
 

@@ -25,19 +25,18 @@ from audience_sync.store.repositories import (
     TenantRepository,
 )
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, PlatformConnection
+from audience_sync.sync.fence import Heartbeat, heartbeat
 from audience_sync.sync.jobs import (
-    Heartbeat,
     JobMetrics,
     Trigger,
     cancel_job,
     complete_job,
     due_jobs,
     fail_job,
-    heartbeat,
-    reap_stale_jobs,
     start_job,
     trigger_job,
 )
+from audience_sync.sync.reaper import reap_stale_jobs
 
 T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 DELAYS = (60, 300, 900, 3600)
@@ -204,8 +203,13 @@ def test_a_silent_worker_loses_its_lease_and_the_audience_is_queued_again(
     job, _ = trigger_job(factory, tenant, audience, Trigger(), T0)
     start_job(factory, tenant, job.id, T0)
     assert heartbeat(factory, tenant, job.id, T0 + timedelta(seconds=200)) is Heartbeat.CONTINUE
-    assert reap_stale_jobs(factory, T0 + timedelta(seconds=400), lease_seconds=300) == []
-    (resumed,) = reap_stale_jobs(factory, T0 + timedelta(seconds=501), lease_seconds=300)
+    assert (
+        reap_stale_jobs(factory, T0 + timedelta(seconds=400), lease_seconds=300, max_resumes=3)
+        == []
+    )
+    (resumed,) = reap_stale_jobs(
+        factory, T0 + timedelta(seconds=501), lease_seconds=300, max_resumes=3
+    )
     assert heartbeat(factory, tenant, job.id, T0 + timedelta(seconds=502)) is Heartbeat.LOST
     with transaction(factory) as session:
         old = SyncJobRepository(session, tenant).get(job.id)

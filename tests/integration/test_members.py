@@ -5,11 +5,12 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 
+import polars as pl
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.sources.importer import import_profiles
-from audience_sync.sources.members import identifier_batches, profile_batches
+from audience_sync.sources.members import member_batches
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
 
@@ -24,19 +25,27 @@ def vip(factory: sessionmaker[Session], tenant: str = "default") -> tuple[int, u
         return tenant_id, segment.id
 
 
-def test_identifier_batches_hold_every_members_identifiers(
+def identifiers_of(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> list[dict]:
+    frames = [ids for _, ids in member_batches(engine, tenant_id, segment_id, batch_rows=2)]
+    return pl.concat(frames).to_dicts() if frames else []
+
+
+def test_batches_hold_every_members_identifiers_in_order(
     engine: Engine, factory: sessionmaker[Session]
 ) -> None:
     import_profiles(factory, DATA / "good.csv", tenant="default", segment="VIP")
     tenant_id, segment_id = vip(factory)
-    frames = list(identifier_batches(engine, tenant_id, segment_id, batch_rows=4))
-    assert [len(f) for f in frames] == [4, 4, 2]
-    rows = [row for frame in frames for row in frame.iter_rows(named=True)]
+    batches = list(member_batches(engine, tenant_id, segment_id, batch_rows=2))
+    assert [len(profiles) for profiles, _ in batches] == [2, 2]
+    rows = identifiers_of(engine, tenant_id, segment_id)
+    assert len(rows) == 10
     assert {r["type"] for r in rows} == {"email", "phone", "mobile_id", "external_id"}
     phone = next(r for r in rows if r["value"] == "(415) 555-0123")
     assert phone["e164"] == "+14155550123"
     maid = next(r for r in rows if r["type"] == "mobile_id" and r["kind"] == "gaid")
     assert maid["value"] == "38400000-8cf0-11bd-b23e-10b96e40000d"
+    pks = [r["profile_pk"] for r in rows]
+    assert pks == sorted(pks)
 
 
 def test_profile_batches_hold_the_enhanced_matching_fields(
@@ -44,7 +53,7 @@ def test_profile_batches_hold_the_enhanced_matching_fields(
 ) -> None:
     import_profiles(factory, DATA / "good.csv", tenant="default", segment="VIP")
     tenant_id, segment_id = vip(factory)
-    (frame,) = list(profile_batches(engine, tenant_id, segment_id))
+    ((frame, _),) = list(member_batches(engine, tenant_id, segment_id))
     assert frame["profile_id"].to_list() == ["P1", "P2", "P3", "P4"]
     assert frame.row(1, named=True)["first_name"] == "Zoë"
 
@@ -57,7 +66,6 @@ def test_another_tenants_members_never_appear(
     import_profiles(factory, DATA / "good.csv", tenant="default", segment="VIP")
     import_profiles(factory, DATA / "good.jsonl", tenant="other", segment="VIP")
     tenant_id, segment_id = vip(factory, "other")
-    rows = [r for f in identifier_batches(engine, tenant_id, segment_id) for r in f.iter_rows()]
-    assert len(rows) == 5
+    assert len(identifiers_of(engine, tenant_id, segment_id)) == 5
     _, default_segment = vip(factory)
-    assert list(identifier_batches(engine, tenant_id, default_segment)) == []
+    assert identifiers_of(engine, tenant_id, default_segment) == []

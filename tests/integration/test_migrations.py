@@ -21,9 +21,15 @@ from sqlalchemy import (
 
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.store import db
-from audience_sync.store.repositories import AudienceRepository, SegmentRepository, TenantRepository
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    ProfileRepository,
+    SegmentRepository,
+    TenantRepository,
+)
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import Base, PlatformAudience
+from audience_sync.store.types import JSONType
 from audience_sync.sync.plan import encode_record
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -115,4 +121,69 @@ def test_the_snapshot_records_move_into_parts_and_back(engine: Engine) -> None:
     with engine.connect() as connection:
         back = connection.execute(select(rows.c.record_hash, rows.c.record)).all()
     assert set(map(tuple, back)) == set(records[10:])
+    db.upgrade(engine)
+
+
+def test_identifiers_move_into_their_profiles_and_back(engine: Engine) -> None:
+    """0014 folds each profile's identifier rows, in the order of their ids, into its text
+    (a separator inside a value escaped); its downgrade makes the same rows again."""
+    factory = db.session_factory(engine)
+    with db.transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+    db.downgrade(engine, "0013")
+    profiles = table(
+        "profiles",
+        column("id", Integer()),
+        column("tenant_id", Integer()),
+        column("profile_id", String()),
+        column("traits", JSONType),
+        column("content_hash", String()),
+        column("created_at", DateTime(timezone=True)),
+        column("updated_at", DateTime(timezone=True)),
+    )
+    identifiers = table(
+        "profile_identifiers",
+        column("id", Integer()),
+        column("tenant_id", Integer()),
+        column("profile_pk", Integer()),
+        column("type", String()),
+        column("value", String()),
+        column("e164", String()),
+        column("kind", String()),
+    )
+    rows = [  # (id, profile, type, value, e164, kind): ids out of the profiles' order
+        (1, 2, "phone", "(415) 555-0123", "+14155550123", None),
+        (2, 1, "email", "a@example.com", None, None),
+        (3, 2, "email", "b@example.com", None, None),
+        (4, 1, "external_id", "x\x1fy\x1ez\x1b", None, None),
+        (5, 1, "mobile_id", "38400000-8cf0-11bd-b23e-10b96e40000d", None, "gaid"),
+    ]
+    with engine.begin() as connection:
+        connection.execute(
+            profiles.insert(),
+            [
+                {"id": pk, "tenant_id": tenant_id, "profile_id": f"P{pk}", "traits": {},
+                 "content_hash": "0" * 64, "created_at": NOW, "updated_at": NOW}
+                for pk in (1, 2, 3)
+            ],
+        )  # fmt: skip
+        names = ("id", "profile_pk", "type", "value", "e164", "kind")
+        connection.execute(
+            identifiers.insert(),
+            [{"tenant_id": tenant_id, **dict(zip(names, row, strict=True))} for row in rows],
+        )
+    db.upgrade(engine)
+    with db.transaction(factory) as session:
+        repo = ProfileRepository(session, tenant_id)
+        assert repo.identifiers(1) == [r[2:] for r in (rows[1], rows[3], rows[4])]
+        assert repo.identifiers(2) == [r[2:] for r in (rows[0], rows[2])]
+        assert repo.identifiers(3) == []
+    db.downgrade(engine, "0013")
+    with engine.connect() as connection:
+        back = connection.execute(
+            select(*(identifiers.c[n] for n in names[1:])).order_by(identifiers.c.id)
+        ).all()
+    assert [tuple(r) for r in back] == [
+        r[1:] for r in (rows[1], rows[3], rows[4], rows[0], rows[2])
+    ]
     db.upgrade(engine)

@@ -170,7 +170,8 @@ def connections_set(
         stored = dict(connection.settings or {})
     where = f" at {base_url}" if base_url else ""
     out.print(f"{platform.value} connected: ad account {ad_account}{where}.", highlight=False)
-    if platform is SyncPlatform.GOOGLE and not stored.get("customer_match_terms_accepted"):
+    terms = "customer_match_terms_accepted"  # Google's; asked of the platforms that have it
+    if terms in platform_spec(platform).connection_settings and not stored.get(terms):
         err.print(
             "Uploads to Google need the Customer Match terms accepted "
             "(https://support.google.com/adspolicy/answer/6299717): once they are, run this "

@@ -96,10 +96,6 @@ class AudienceUser:
     consent_ad_personalization: str | None = None  # granted / denied (Google)
     limited_data_use: str | None = None  # off / geolocate / california (Meta)
 
-    def values_of(self, identifier_type: IdentifierType) -> list[str]:
-        """The raw values of one identifier type, in stored order."""
-        return [i.value for i in self.identifiers if i.type is identifier_type]
-
 
 @dataclass(frozen=True, slots=True)
 class AudienceConfig:
@@ -128,22 +124,3 @@ class AudienceSyncResult:
     request_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     details: dict[str, Any] = field(default_factory=dict)
-
-    def merge(self, other: AudienceSyncResult) -> AudienceSyncResult:
-        """Add another batch's result to this one (used when an operation spans batches)."""
-        self.success = self.success and other.success
-        self.platform_audience_id = self.platform_audience_id or other.platform_audience_id
-        self.sent += other.sent
-        self.accepted += other.accepted
-        self.failed += other.failed
-        self.platform_received = _add_optional(self.platform_received, other.platform_received)
-        self.platform_invalid = _add_optional(self.platform_invalid, other.platform_invalid)
-        self.request_ids.extend(other.request_ids)
-        self.errors.extend(other.errors)
-        return self
-
-
-def _add_optional(a: int | None, b: int | None) -> int | None:
-    if a is None and b is None:
-        return None
-    return (a or 0) + (b or 0)

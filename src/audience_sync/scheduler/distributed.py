@@ -101,7 +101,7 @@ def run(tenant_id: int, job_id: str) -> str | None:
     """A worker's task: run one job to its end (nothing when another worker has it)."""
     try:
         job = asyncio.run(run_job(worker_service(), tenant_id, uuid.UUID(job_id)))
-    except Exception as exc:  # the job stays running until its lease is reaped, then resumes
+    except Exception as exc:  # not claimed, or its failure not recorded: left to the reaper
         # The type only: Celery would log the message, which can quote SQL parameters.
         log.error("sync job %s stopped by %s", job_id, type(exc).__name__)
         return None

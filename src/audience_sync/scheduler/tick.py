@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from audience_sync.scheduler.queue import enqueue_due_audiences
 from audience_sync.sync.confirm import confirm_due
-from audience_sync.sync.jobs import due_jobs, reap_stale_jobs
+from audience_sync.sync.jobs import due_jobs
+from audience_sync.sync.reaper import reap_stale_jobs
 from audience_sync.sync.runner import SyncService, run_job
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ def upkeep(service: SyncService) -> tuple[TickReport, list[tuple[int, uuid.UUID]
     resumption), queue a job per due audience; the report so far, and the jobs due now."""
     now = service.clock()
     factory = service.factory
-    report = TickReport(reaped=reap_stale_jobs(factory, now, service.settings.job_lease_seconds))
+    settings = service.settings
+    reaped = reap_stale_jobs(factory, now, settings.job_lease_seconds, settings.max_resumes)
+    report = TickReport(reaped=reaped)
     report.queued = len(enqueue_due_audiences(factory, now))
     return report, due_jobs(factory, now)
 

@@ -14,7 +14,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from audience_sync.sources.rows import IDENTIFIER_COLUMNS, PROFILE_FIELDS
+from audience_sync.domain.profiles import PROFILE_FIELDS
+from audience_sync.sources.rows import IDENTIFIER_COLUMNS
 
 DEMO_SEED = 20261128
 DEMO_PROFILES = 10_000

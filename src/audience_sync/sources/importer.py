@@ -18,17 +18,16 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.domain.profiles import END_LINE, LINE
 from audience_sync.exceptions import ValidationError
-from audience_sync.sources.phones import PhoneParsing
+from audience_sync.sources.phones import PhoneParsing, Phones, parse_ahead
 from audience_sync.sources.prefetch import prefetch
 from audience_sync.sources.prepare import (
-    END_LINE,
-    LINE,
     Prepared,
     Warning,
     prepare_frame,
-    prepare_records,
 )
+from audience_sync.sources.prepare_records import prepare_records
 from audience_sync.sources.rows import (
     BAD_TEXT,
     REFUSED_REASON,
@@ -38,12 +37,7 @@ from audience_sync.sources.rows import (
 )
 from audience_sync.sources.tabular import Batch, ReadOptions, read_batches
 from audience_sync.store.db import transaction
-from audience_sync.store.profile_writer import (
-    Destination,
-    PhoneParser,
-    WriteCounts,
-    write_prepared,
-)
+from audience_sync.store.profile_writer import Destination, WriteCounts, write_prepared
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
 
 BATCH_ROWS = 25_000
@@ -145,22 +139,65 @@ def import_profiles(
         segment_id = SegmentRepository(session, tenant_id).ensure(segment).id if segment else None
     report = ImportReport(segment=segment)
     destination = Destination(tenant_id, segment_id)
-    prepared = (_prepare(batch, region) for batch in batches)
-    with PhoneParsing(workers) as parse, prefetch(prepared, depth=1) as ready:
-        for batch, (prepared_batch, unreadable) in ready:
-            _account(report, batch, prepared_batch, unreadable, on_reject)
-            _write_batch(factory, destination, prepared_batch, parse, report, on_reject)
+    with PhoneParsing(workers) as parse:
+        ahead = _Ahead(factory, destination, parse, region)
+        with prefetch(map(ahead.ready, batches), depth=1) as ready:
+            for item in ready:
+                _account(report, item.batch, item.prepared, item.unreadable, on_reject)
+                written = _write_batch(factory, destination, item, parse, report, on_reject)
+                ahead.learn(written, item.prepared.profiles.height)
     report.rejections.sort(key=lambda r: r.line)  # the database's refusals came last
     if report.counts.created + report.counts.updated >= ANALYZE_AFTER:
         refresh_statistics(factory)
     return report
 
 
-def _prepare(batch: Batch, region: str) -> tuple[Batch, tuple[Prepared, list[Rejection]]]:
-    """A batch prepared for writing (in the prefetch thread: Polars releases the GIL, so this
-    overlaps the writes of the batch before), with the JSON rows that could not be read."""
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """A batch read, prepared and its phones being parsed (in the prefetch thread: Polars and
+    the parser's workers leave the GIL, so this overlaps the write of the batch before)."""
+
+    batch: Batch
+    prepared: Prepared
+    unreadable: list[Rejection]  # the JSON rows that could not be read
+    phones: Phones
+
+
+class _Ahead:
+    """Makes each batch ready to write, in the prefetch thread: prepared, and its phones being
+    parsed (`phones.parse_ahead`). Which phones: those of the rows not stored as they are — read
+    from the database first, unless the batch written last was all new profiles (a first
+    import, where the read would find nothing and cost a probe a row)."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        destination: Destination,
+        parse: PhoneParsing,
+        region: str,
+    ) -> None:
+        self.factory = factory
+        self.destination = destination
+        self.parse = parse
+        self.region = region
+        self.all_new = False
+
+    def ready(self, batch: Batch) -> _Ready:
+        prepared, unreadable = _prepare(batch, self.region)
+        where, parse = self.destination, self.parse
+        phones = parse_ahead(self.factory, where, prepared, parse, read_stored=not self.all_new)
+        return _Ready(batch, prepared, unreadable, phones)
+
+    def learn(self, written: WriteCounts | None, rows: int) -> None:
+        """What the batch just written was (None: nothing to write)."""
+        if written is not None:
+            self.all_new = written.created == rows
+
+
+def _prepare(batch: Batch, region: str) -> tuple[Prepared, list[Rejection]]:
+    """The batch prepared for writing, with the JSON rows that could not be read."""
     if batch.frame is not None:
-        return batch, (prepare_frame(batch.frame, region), [])
+        return prepare_frame(batch.frame, region), []
     records: list[ProfileRecord] = []
     unreadable: list[Rejection] = []
     for line, data in batch.objects:
@@ -169,7 +206,7 @@ def _prepare(batch: Batch, region: str) -> tuple[Batch, tuple[Prepared, list[Rej
             unreadable.append(result)
         else:
             records.append(result)
-    return batch, (prepare_records(records, region), unreadable)
+    return prepare_records(records, region), unreadable
 
 
 def _account(
@@ -192,19 +229,21 @@ def _account(
 def _write_batch(
     factory: sessionmaker[Session],
     destination: Destination,
-    prepared: Prepared,
-    parse: PhoneParser,
+    ready: _Ready,
+    parse: PhoneParsing,
     report: ImportReport,
     on_reject: Callable[[Rejection], None] | None,
-) -> None:
-    profiles = prepared.profiles
+) -> WriteCounts | None:
+    """What the batch's write did (None: it had nothing to write)."""
+    profiles = ready.prepared.profiles
     if profiles.is_empty():
-        return
+        return None
     report.continued += int((profiles[END_LINE] - profiles[LINE]).sum())
-    written = write_prepared(factory, destination, prepared, parse)
+    written = write_prepared(factory, destination, ready.prepared, parse.e164(ready.phones))
     report.counts.add(written.counts)
     for line in written.refused:
         _reject(report, Rejection(line, REFUSED_REASON), on_reject)
+    return written.counts
 
 
 def _reject(
@@ -221,6 +260,6 @@ def refresh_statistics(factory: sessionmaker[Session]) -> None:
     not need them; the syncs and reports that follow read better plans with them."""
     with transaction(factory) as session:
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("ANALYZE profiles, profile_identifiers, segment_members"))
+            session.execute(text("ANALYZE profiles, segment_members"))
         else:
             session.execute(text("PRAGMA optimize"))

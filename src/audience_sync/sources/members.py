@@ -14,61 +14,36 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import polars as pl
-from sqlalchemy import Engine, String, select, type_coerce
-from sqlalchemy.sql.expression import Executable
+from sqlalchemy import Engine
 
 from audience_sync.sources.columns import ColumnReader, reader_for
 from audience_sync.store.db import driver_rows
-from audience_sync.store.tables import Profile, ProfileIdentifier, SegmentMember
+from audience_sync.store.stored_identifiers import IDENTIFIER_SCHEMA, decode
 
 BATCH_ROWS = 250_000
 IN_CHUNK = 5_000  # profile pks per `IN (…)`: well under SQLite's and PostgreSQL's limits
 CONTENT_SCHEMA = {"owner": pl.Int64, "content_hash": pl.String}
-# Tenant-scoped by the profile's (or identifier's) own tenant: the members' side is then read
-# from its key's index alone (segment_id, profile_pk), never its rows, and in its order (ORDER BY
-# p.id would make SQLite sort the whole segment before the first row).
-# `{profile}`, `{identifier}`: the columns read (`MemberFields.sql`: the profile fields a reader
-# needs; on SQLite packed into one JSON text a row); `{types}`: `AND i.type IN (…)` or ''.
+# Tenant-scoped by the profile's own tenant: the members' side is then read from its key's
+# index alone (segment_id, profile_pk), never its rows, and in its order (ORDER BY p.id would
+# make SQLite sort the whole segment before the first row). `{profile}`: the columns read
+# (`MemberFields.sql`: the profile fields a reader needs, and the identifiers' text when it
+# needs identifiers; on SQLite packed into one JSON text a row).
 PROFILES_SQL = (
     "SELECT {profile} FROM segment_members m JOIN profiles p "
     "ON p.id = m.profile_pk WHERE m.segment_id = ? AND p.tenant_id = ? ORDER BY m.profile_pk"
 )
-# The identifiers of the members whose pks lie in a batch's span (profile pks ascending;
-# ordered by `m.profile_pk`, equal to `i.profile_pk`, SQLite needs no temporary B-tree).
-IDENTIFIERS_SQL = (
-    "SELECT {identifier} FROM profile_identifiers i "
-    "JOIN segment_members m ON m.profile_pk = i.profile_pk "
-    "WHERE m.segment_id = ? AND i.tenant_id = ? "
-    "AND i.profile_pk BETWEEN ? AND ?{types} ORDER BY m.profile_pk, i.id"
-)
-# Read in columns (`columns.ColumnReader`): the next page of members after a pk, and every
-# identifier of the profiles in a pk span, members or not (the members are kept in Polars). One
-# walk along the `profile_pk` index: the join above seeks that index once a member instead
-# (a million members: ~0.9 s against ~3.2 s of SQLite's time). `+` keeps SQLite off the
-# (tenant_id, type, value) index, which would scan the tenant's identifiers for every span.
+# Read in columns (`columns.ColumnReader`): the next page of members after a pk.
 PROFILES_PAGE_SQL = (
     "SELECT {profile} FROM segment_members m JOIN profiles p "
     "ON p.id = m.profile_pk WHERE m.segment_id = ? AND p.tenant_id = ? AND m.profile_pk > ? "
     "ORDER BY m.profile_pk LIMIT ?"
 )
-IDENTIFIERS_SPAN_SQL = (
-    "SELECT {identifier} FROM profile_identifiers i "
-    "WHERE i.profile_pk BETWEEN ? AND ? AND +i.tenant_id = ?{types} ORDER BY i.profile_pk, i.id"
-)
-# The span read pays for the identifiers of every profile in the span; the join for each member.
-# The span is read when at least this share of its pks are the batch's members.
-SPAN_DENSITY = 0.25
+# The listed members: `CROSS JOIN` fixes the join order, `+tenant_id` keeps SQLite off the
+# (tenant_id, profile_id) index (it would scan the tenant's profiles and filter by the list).
 PROFILES_OF_SQL = (
     "SELECT {profile} FROM profiles p CROSS JOIN segment_members m "
     "WHERE p.id IN ({marks}) AND m.profile_pk = p.id AND m.segment_id = ? AND +p.tenant_id = ? "
     "ORDER BY p.id"
-)
-# Only the listed members' identifiers: their membership is checked by the profiles' query.
-# `+tenant_id` keeps SQLite off the (tenant_id, type, value) index, which it would otherwise scan
-# for the whole tenant (3 s at a million members) instead of looking up the listed profiles.
-IDENTIFIERS_OF_SQL = (
-    "SELECT {identifier} FROM profile_identifiers i "
-    "WHERE i.profile_pk IN ({marks}) AND +i.tenant_id = ?{types} ORDER BY i.profile_pk, i.id"
 )
 CONTENTS_SQL = (
     "SELECT p.id, p.content_hash FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
@@ -78,13 +53,6 @@ CONTENTS_SQL = (
 T = TypeVar("T")
 _END = object()
 
-IDENTIFIER_SCHEMA = {
-    "profile_pk": pl.Int64,
-    "type": pl.String,
-    "value": pl.String,
-    "e164": pl.String,
-    "kind": pl.String,
-}
 PROFILE_SCHEMA = {
     "profile_pk": pl.Int64,
     "profile_id": pl.String,
@@ -102,6 +70,7 @@ PROFILE_SCHEMA = {
     "limited_data_use": pl.String,
 }
 PROFILE_COLUMNS = tuple(name for name in PROFILE_SCHEMA if name not in ("profile_pk", "profile_id"))
+STORED = "identifiers"  # the column of the identifiers' text (`store.stored_identifiers`)
 
 
 # SQLite hands each column of each row to Python as its own object, which cost more than the
@@ -140,40 +109,42 @@ class MemberFields:
                 f"unknown profile fields: {sorted(set(self.columns) - set(PROFILE_COLUMNS))}"
             )
 
-    def sql(self, template: str, packed: bool = False, **more: str) -> str:
-        """The query with these fields' columns and types in it; `packed`: each row's columns
-        as one JSON array text (see `PACKED`)."""
-        profile = ", ".join(["p.id", "p.profile_id", *(f"p.{name}" for name in self.columns)])
-        identifier = "i.profile_pk, i.type, i.value, i.e164, i.kind"
-        if packed:
-            profile, identifier = f"json_array({profile})", f"json_array({identifier})"
-        if self.types is None:
-            types = ""
-        elif not self.types:
-            types = " AND 0 = 1"  # no identifier type wanted
-        else:
-            types = f" AND i.type IN ({', '.join('?' * len(self.types))})"
-        return template.format(profile=profile, identifier=identifier, types=types, **more)
+    @property
+    def wants_identifiers(self) -> bool:
+        return self.types is None or bool(self.types)
 
-    def params(self) -> tuple[str, ...]:
-        return self.types or ()
+    def sql(self, template: str, packed: bool = False, **more: str) -> str:
+        """The query with these fields' columns in it; `packed`: each row's columns as one
+        JSON array text (see `PACKED`)."""
+        read = ["p.id", "p.profile_id", *(f"p.{name}" for name in self.columns)]
+        if self.wants_identifiers:
+            read.append(f"p.{STORED}")
+        profile = ", ".join(read)
+        if packed:
+            profile = f"json_array({profile})"
+        return template.format(profile=profile, **more)
 
     @property
     def schema(self) -> dict[str, Any]:
-        """The profile columns read."""
-        read = ("profile_pk", "profile_id", *self.columns)
-        return {name: PROFILE_SCHEMA[name] for name in read}
+        """The columns read."""
+        read = {name: PROFILE_SCHEMA[name] for name in ("profile_pk", "profile_id", *self.columns)}
+        return {**read, STORED: pl.String} if self.wants_identifiers else read
 
-    def frame(self, rows: list[Any], packed: bool = False) -> pl.DataFrame:
-        """A profiles frame of these rows, with every column of `PROFILE_SCHEMA`."""
-        return self.complete(rows_frame(rows, self.schema, packed))
-
-    def complete(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """A frame of the profile columns read, with the others added (null)."""
+    def split(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """(profiles with every column of `PROFILE_SCHEMA`, their identifiers of the wanted
+        types) of a frame of the columns read."""
+        if self.wants_identifiers:
+            identifiers = decode(frame.select("profile_pk", STORED), self.types)
+        else:
+            identifiers = pl.DataFrame(schema=IDENTIFIER_SCHEMA)
         missing = [
             pl.lit(None, pl.String).alias(n) for n in PROFILE_COLUMNS if n not in self.columns
         ]
-        return frame.with_columns(missing).select(*PROFILE_SCHEMA)
+        return frame.with_columns(missing).select(*PROFILE_SCHEMA), identifiers
+
+    def frames(self, rows: list[Any], packed: bool = False) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """`split` of these driver rows."""
+        return self.split(rows_frame(rows, self.schema, packed))
 
 
 EVERYTHING = MemberFields()
@@ -195,21 +166,11 @@ def member_batches(
         if reader is not None:
             yield from _member_columns(reader, tenant_id, segment_id, batch_rows, fields)
             return
-    params = (segment_id, tenant_id)
     packed = engine.dialect.name in PACKED
-    profiles_sql = fields.sql(PROFILES_SQL, packed)
-    identifiers_sql = fields.sql(IDENTIFIERS_SQL, packed)
+    sql = fields.sql(PROFILES_SQL, packed)
     with engine.connect() as connection:
-        for rows in driver_rows(connection, profiles_sql, params, batch_rows):
-            profiles = fields.frame(rows, packed)
-            span = (int(profiles["profile_pk"][0]), int(profiles["profile_pk"][-1]))
-            found = [
-                rows_frame(part, IDENTIFIER_SCHEMA, packed)
-                for part in driver_rows(
-                    connection, identifiers_sql, (*params, *span, *fields.params()), BATCH_ROWS
-                )
-            ]
-            yield profiles, pl.concat(found) if found else pl.DataFrame(schema=IDENTIFIER_SCHEMA)
+        for rows in driver_rows(connection, sql, (segment_id, tenant_id), batch_rows):
+            yield fields.frames(rows, packed)
 
 
 def _member_columns(
@@ -219,23 +180,15 @@ def _member_columns(
     batch_rows: int,
     fields: MemberFields,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    """`member_batches` through the column reader: a page of members at a time, then their
-    identifiers (a span read, or the join when the members are sparse among the span's pks)."""
-    profiles_sql = fields.sql(PROFILES_PAGE_SQL)
+    """`member_batches` through the column reader, a page of members at a time."""
+    sql = fields.sql(PROFILES_PAGE_SQL)
     after = -(2**63)
     while True:
-        page = reader.frame(profiles_sql, (segment_id, tenant_id, after, batch_rows), fields.schema)
+        page = reader.frame(sql, (segment_id, tenant_id, after, batch_rows), fields.schema)
         if page.is_empty():
             return
-        pks = page["profile_pk"]
-        first, after = int(pks[0]), int(pks[-1])
-        params: tuple[object, ...]
-        if len(page) >= SPAN_DENSITY * (after - first + 1):
-            sql, params = fields.sql(IDENTIFIERS_SPAN_SQL), (first, after, tenant_id)
-        else:
-            sql, params = fields.sql(IDENTIFIERS_SQL), (segment_id, tenant_id, first, after)
-        found = reader.frame(sql, (*params, *fields.params()), IDENTIFIER_SCHEMA)
-        yield fields.complete(page), found.filter(pl.col("profile_pk").is_in(pks.implode()))
+        after = int(page["profile_pk"][-1])
+        yield fields.split(page)
         if len(page) < batch_rows:
             return
 
@@ -268,27 +221,18 @@ def member_batches_of(
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """`member_batches` for these members only (those an update has to prepare again).
 
-    The listed pks drive each query: `CROSS JOIN` and `+tenant_id` keep SQLite from scanning the
-    whole segment or tenant and filtering by the list (seconds a chunk at a million members, a
-    few milliseconds this way; unary `+` only disqualifies an index, PostgreSQL ignores it)."""
+    The listed pks drive each query (`PROFILES_OF_SQL`): a few milliseconds a chunk, where a
+    scan of the segment or tenant filtered by the list took seconds at a million members."""
     ordered = sorted(pks)
     packed = engine.dialect.name in PACKED
     with engine.connect() as connection:
         for start in range(0, len(ordered), IN_CHUNK):
             chunk = ordered[start : start + IN_CHUNK]
-            marks = ", ".join("?" * len(chunk))
-            sql = fields.sql(PROFILES_OF_SQL, packed, marks=marks)
-            rows = [
-                r
-                for part in driver_rows(connection, sql, (*chunk, segment_id, tenant_id), IN_CHUNK)
-                for r in part
-            ]
-            if not rows:
-                continue
-            sql = fields.sql(IDENTIFIERS_OF_SQL, packed, marks=marks)
-            params = (*chunk, tenant_id, *fields.params())
-            found = [r for part in driver_rows(connection, sql, params, BATCH_ROWS) for r in part]
-            yield fields.frame(rows, packed), rows_frame(found, IDENTIFIER_SCHEMA, packed)
+            sql = fields.sql(PROFILES_OF_SQL, packed, marks=", ".join("?" * len(chunk)))
+            params = (*chunk, segment_id, tenant_id)
+            rows = [r for part in driver_rows(connection, sql, params, IN_CHUNK) for r in part]
+            if rows:
+                yield fields.frames(rows, packed)
 
 
 def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl.DataFrame:
@@ -311,74 +255,3 @@ def _content_rows(engine: Engine, params: tuple[object, ...]) -> pl.DataFrame:
             for rows in driver_rows(connection, CONTENTS_SQL, params, BATCH_ROWS)
         ]
     return pl.concat(frames) if frames else pl.DataFrame(schema=CONTENT_SCHEMA)
-
-
-def identifier_batches(
-    engine: Engine,
-    tenant_id: int,
-    segment_id: uuid.UUID,
-    batch_rows: int = BATCH_ROWS,
-    pk_range: tuple[int, int] | None = None,
-) -> Iterator[pl.DataFrame]:
-    """Every identifier of every member: profile_pk, type, value, e164 (phones), kind (MAIDs)."""
-    query = (
-        select(
-            ProfileIdentifier.profile_pk,
-            type_coerce(ProfileIdentifier.type, String).label("type"),
-            ProfileIdentifier.value,
-            ProfileIdentifier.e164,
-            type_coerce(ProfileIdentifier.kind, String).label("kind"),
-        )
-        .join(SegmentMember, SegmentMember.profile_pk == ProfileIdentifier.profile_pk)
-        .where(
-            SegmentMember.tenant_id == tenant_id,
-            SegmentMember.segment_id == segment_id,
-            ProfileIdentifier.tenant_id == tenant_id,
-        )
-        .order_by(ProfileIdentifier.profile_pk, ProfileIdentifier.id)
-    )
-    if pk_range is not None:
-        query = query.where(ProfileIdentifier.profile_pk.between(*pk_range))
-    return _batches(engine, query, IDENTIFIER_SCHEMA, batch_rows)
-
-
-def profile_batches(
-    engine: Engine, tenant_id: int, segment_id: uuid.UUID, batch_rows: int = BATCH_ROWS
-) -> Iterator[pl.DataFrame]:
-    """Every member's own id, enhanced-matching fields (names, address, birth date, gender)
-    and data-use choices (consent, Limited Data Use)."""
-    query = (
-        select(
-            Profile.id.label("profile_pk"),
-            Profile.profile_id,
-            Profile.first_name,
-            Profile.last_name,
-            Profile.city,
-            Profile.state,
-            Profile.zip,
-            Profile.country,
-            Profile.date_of_birth,
-            Profile.gender,
-            Profile.consent_ad_user_data,
-            Profile.consent_ad_personalization,
-            Profile.limited_data_use,
-        )
-        .join(SegmentMember, SegmentMember.profile_pk == Profile.id)
-        .where(
-            SegmentMember.tenant_id == tenant_id,
-            SegmentMember.segment_id == segment_id,
-            Profile.tenant_id == tenant_id,
-        )
-        .order_by(Profile.id)
-    )
-    return _batches(engine, query, PROFILE_SCHEMA, batch_rows)
-
-
-def _batches(
-    engine: Engine, query: Executable, schema: dict[str, type[pl.DataType]], batch_rows: int
-) -> Iterator[pl.DataFrame]:
-    # A server-side cursor on PostgreSQL; SQLite steps its cursor lazily anyway.
-    with engine.connect() as connection:
-        result = connection.execution_options(stream_results=True).execute(query)
-        while rows := result.fetchmany(batch_rows):
-            yield pl.DataFrame(rows, schema=schema, orient="row")

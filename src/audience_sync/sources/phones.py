@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, ProcessPoolExecutor
+from functools import partial
 from types import TracebackType
 
 import polars as pl
+from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.domain.profiles import ROW
 from audience_sync.identifiers import parse_international_phone, parse_phone_e164
 from audience_sync.identifiers.bulk import is_stored_e164
+from audience_sync.identifiers.national import with_national_e164
+from audience_sync.sources.prepare import Prepared
+from audience_sync.store.profile_writer import AddE164, Destination, stored_hashes
 
 # Below this many distinct phones a batch is parsed in place.
 IN_PLACE = 5_000
@@ -48,13 +55,21 @@ def parse_phones(values: list[str], regions: list[str | None]) -> list[str | Non
     ]
 
 
+# The phones parsed for a batch — (`value`, `region`, `e164`), `e164` null where libphonenumber
+# found no possible number — as a function that waits for them.
+Phones = Callable[[], pl.DataFrame]
+KEY = ["value", "region"]
+PHONES_SCHEMA = {"value": pl.String, "region": pl.String, "e164": pl.String}
+
+
 class PhoneParsing:
-    """The phone parser of `profile_writer.write_prepared`; a context manager that owns its
-    worker processes (started on first need)."""
+    """Parses the phones of the rows `profile_writer` writes (`e164`); a context manager that
+    owns its worker processes (started on first need)."""
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = workers if workers is not None else (os.cpu_count() or 1)
         self._pool: Executor | None = None
+        self._starting = threading.Lock()  # the import's prefetch thread starts parsing too
 
     def start(self, values: list[str], regions: list[str | None]) -> Callable[[], list[str | None]]:
         """Begin parsing; the returned function waits for and gives the results in order."""
@@ -69,11 +84,19 @@ class PhoneParsing:
         ]
         return lambda: [e164 for future in futures for e164 in future.result()]
 
+    def e164(self, ahead: Phones | None = None) -> AddE164:
+        """The writer's `AddE164`: phones parsed `ahead` (`parse_ahead`) are looked up, the
+        others parsed now."""
+        return partial(_add_e164, self, ahead)
+
     def _ensure_pool(self) -> Executor:
-        if self._pool is None:
-            # forkserver: a fork of this process would copy its database connections and threads
-            context = multiprocessing.get_context("forkserver")
-            self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        with self._starting:
+            return self._pool or self._new_pool()
+
+    def _new_pool(self) -> Executor:
+        # forkserver: a fork of this process would copy its database connections and threads
+        context = multiprocessing.get_context("forkserver")
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         return self._pool
 
     def close(self) -> None:
@@ -91,3 +114,70 @@ class PhoneParsing:
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def parse_ahead(
+    factory: sessionmaker[Session],
+    destination: Destination,
+    prepared: Prepared,
+    parse: PhoneParsing,
+    read_stored: bool = True,
+) -> Phones:
+    """Start parsing the phones the write of `prepared` will need, on the parser's workers:
+    those of its rows not stored as they are, as read now (`stored_hashes`; without
+    `read_stored`, every row's). Called while the batch before is written, so the parsing
+    overlaps that write instead of holding up this one. A row the read missed (one an earlier
+    batch of the same file changed meanwhile) has its phones parsed when written."""
+    todo = prepared.profiles
+    if read_stored:
+        profile_ids = todo["profile_id"].unique().to_list()
+        stored = stored_hashes(factory, destination, profile_ids)
+        todo = todo.join(stored, on="profile_id", how="left").filter(
+            pl.col("_stored_hash").ne_missing(pl.col("content_hash"))
+        )
+    rows = prepared.identifiers.join(todo.select(ROW, "region"), on=ROW)
+    return _start_parsing(_with_known(_phone_keys(rows)), parse)
+
+
+def _add_e164(parse: PhoneParsing, ahead: Phones | None, identifiers: pl.DataFrame) -> pl.DataFrame:
+    """`identifiers` with the `e164` of each phone (null for other types)."""
+    keys = _phone_keys(identifiers)
+    if ahead is None:
+        parsed = _start_parsing(_with_known(keys), parse)()
+    else:
+        found = ahead()
+        missing = keys.join(found, on=KEY, how="anti", nulls_equal=True)
+        parsed = pl.concat([found, _start_parsing(_with_known(missing), parse)()])
+    joined = identifiers.join(parsed, on=KEY, how="left", nulls_equal=True, maintain_order="left")
+    return joined.with_columns(pl.when(pl.col("type") == "phone").then(pl.col("e164")))
+
+
+def _phone_keys(identifiers: pl.DataFrame) -> pl.DataFrame:
+    """Each distinct (value, region) of the phones."""
+    return identifiers.filter(pl.col("type") == "phone").select(KEY).unique()
+
+
+def _with_known(phones: pl.DataFrame) -> pl.DataFrame:
+    """The phones with `e164` where it needs no parsing: `+` numbers libphonenumber would keep
+    as written (`known_e164`), national numbers read as it reads them
+    (`identifiers.national`)."""
+    return with_national_e164(phones.with_columns(known_e164(pl.col("value")).alias("e164")))
+
+
+def _start_parsing(phones: pl.DataFrame, parse: PhoneParsing) -> Phones:
+    """Start parsing the phones without `e164`; the function returned (which may be called
+    again) waits for them and gives every phone with its `e164`."""
+    known = phones.filter(pl.col("e164").is_not_null()).cast(PHONES_SCHEMA)  # type: ignore[arg-type]
+    todo = phones.filter(pl.col("e164").is_null())
+    if todo.is_empty():
+        return lambda: known
+    pending = parse.start(todo["value"].to_list(), todo["region"].to_list())
+    done: list[pl.DataFrame] = []
+
+    def finish() -> pl.DataFrame:
+        if not done:
+            parsed = todo.with_columns(pl.Series("e164", pending(), dtype=pl.String))
+            done.append(pl.concat([known, parsed.cast(PHONES_SCHEMA)]))  # type: ignore[arg-type]
+        return done[0]
+
+    return finish

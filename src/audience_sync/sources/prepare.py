@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -25,6 +25,7 @@ import polars as pl
 import polars_hash  # noqa: F401  (registers the `chash` namespace)
 
 from audience_sync.domain.models import IdentifierType
+from audience_sync.domain.profiles import END_LINE, FIELD_COLUMNS, LINE, PROFILE_FIELDS, ROW
 from audience_sync.exceptions import ValidationError
 from audience_sync.identifiers import normalize_country
 from audience_sync.identifiers.rules import split_date_of_birth
@@ -39,19 +40,11 @@ from audience_sync.sources.rows import (
     MOBILE_KINDS,
     NOT_A_DIGEST,
     NULL_TOKENS,
-    PROFILE_FIELDS,
-    REFUSED_REASON,
     SHA256_HEX,
-    ProfileRecord,
     Rejection,
 )
 
-LINE = "_line"
-END_LINE = "_end_line"
-ROW = "_row"
 _META = frozenset({LINE, END_LINE, ROW})
-# Every column a prepared profile row has, in the order the writer binds them.
-FIELD_COLUMNS = (*PROFILE_FIELDS, *DATA_USE_PARSERS)
 # The keys of the content hash's fields object, as `json.dumps(sort_keys=True)` orders them.
 _HASH_KEYS = sorted(FIELD_COLUMNS)
 _OPTIONAL_KEYS = frozenset(DATA_USE_PARSERS)  # in the hash only when set
@@ -416,62 +409,3 @@ def _rejections(rejected: pl.DataFrame) -> list[Rejection]:
 
 
 # --- JSON rows ----------------------------------------------------------------------------------
-
-
-def prepare_records(records: Iterable[ProfileRecord], default_region: str) -> Prepared:
-    """Records read from JSON (`rows.read_object`) → `Prepared`, hashed by the records
-    themselves. Each record's `line` is kept; `_row` numbers them in order."""
-    profiles: list[dict[str, Any]] = []
-    identifiers: list[tuple[int, str, str, str | None]] = []
-    warnings: Counter[Warning] = Counter()
-    rejections: list[Rejection] = []
-    for record in records:
-        region = _record_region(record, default_region, warnings)
-        try:
-            traits = json.dumps(record.traits, sort_keys=True, ensure_ascii=False, default=str)
-            digest = record.content_hash(region or "")
-        except (ValueError, RecursionError):  # a value no encoder takes (past the reader's net)
-            rejections.append(Rejection(record.line, REFUSED_REASON))
-            continue
-        row = len(profiles)
-        profiles.append(
-            {
-                ROW: row,
-                LINE: record.line,
-                END_LINE: record.line,
-                "profile_id": record.profile_id,
-                **{name: record.fields.get(name) for name in FIELD_COLUMNS},
-                "traits": traits,
-                "content_hash": digest,
-                "region": region,
-            }
-        )
-        identifiers.extend(
-            (row, i.type.value, i.value, i.kind.value if i.kind else None)
-            for i in record.identifiers
-        )
-        for column, reason in record.warnings:
-            warnings[Warning(column, reason)] += 1
-        dob = record.fields.get("date_of_birth")
-        if dob is not None and split_date_of_birth(dob) is None:
-            warnings[Warning("date_of_birth", INVALID_DATE_OF_BIRTH)] += 1
-    return Prepared(
-        profiles=pl.DataFrame(profiles, schema=PROFILE_SCHEMA, orient="row")
-        if profiles
-        else pl.DataFrame(schema=PROFILE_SCHEMA),
-        identifiers=pl.DataFrame(identifiers, schema=IDENTIFIER_SCHEMA, orient="row"),
-        rejections=rejections,
-        warnings=warnings,
-    )
-
-
-def _record_region(
-    record: ProfileRecord, default_region: str, warnings: Counter[Warning]
-) -> str | None:
-    country = record.fields.get("country")
-    if country is None:
-        return default_region
-    code = resolve_country(country)
-    if code is None:
-        warnings[Warning("country", UNKNOWN_COUNTRY, country)] += 1
-    return code

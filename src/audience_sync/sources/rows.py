@@ -20,18 +20,9 @@ from typing import IO, Any, cast
 
 from audience_sync.domain.data_use import CONSENT_FIELDS, LDU_COLUMN, parse_consent, parse_ldu
 from audience_sync.domain.models import IdentifierType, MobileIdKind
+from audience_sync.domain.profiles import PROFILE_FIELDS
 from audience_sync.exceptions import ValidationError
 
-PROFILE_FIELDS = (
-    "first_name",
-    "last_name",
-    "city",
-    "state",
-    "zip",
-    "country",
-    "date_of_birth",
-    "gender",
-)
 IDENTIFIER_COLUMNS = {
     "email": IdentifierType.EMAIL,
     "phone": IdentifierType.PHONE,

@@ -1,7 +1,8 @@
 """Read an import file (CSV, JSON Lines, Parquet) into batches of raw cells, every physical line
 accounted for: each line is in a row, a rejection, or counted blank.
 
-CSV goes two ways. Lines with no quote, no NUL and exactly the header's number of delimiters (the
+A CSV file's header is read by `header` (delimiter, column names, `--map`), its lines in blocks
+by `csvblocks`: lines with no quote, no NUL and exactly the header's number of delimiters (the
 common case) are parsed in bulk by Polars; every other line goes through `csvlines`, which reads
 RFC 4180 quoting and decides, line by line, what a broken quote costs. Both give the same cells
 for the same line (a test checks it against Python's `csv`).
@@ -18,15 +19,19 @@ from typing import IO, Any, cast
 
 import polars as pl
 
+from audience_sync.domain.profiles import END_LINE, LINE
 from audience_sync.exceptions import ValidationError
-from audience_sync.sources import csvlines
+from audience_sync.sources import csvblocks, csvlines
 from audience_sync.sources.encodings import Encoding, utf8_chunks
+from audience_sync.sources.header import (
+    canonical_columns,
+    detect_delimiter,
+    is_utf8,
+    parse_delimiter,
+    shown,
+)
 from audience_sync.sources.rows import MAX_DEPTH, MAX_LINE_BYTES, NUMBER_REASON, Rejection
 
-LINE = "_line"
-END_LINE = "_end_line"
-DELIMITERS = (",", ";", "\t", "|")
-DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 SAMPLE_LINES = 20
 FORMATS = {
     ".csv": "csv",
@@ -211,7 +216,7 @@ def _csv_header(
     block = source.block(max(rows, SAMPLE_LINES + 1))
     header_raw, _, rest = (block or b"").partition(b"\n")
     source.unread(rest)
-    if b"\x00" in header_raw or not _utf8(header_raw):
+    if b"\x00" in header_raw or not is_utf8(header_raw):
         raise ValidationError(
             "The CSV header is not valid text: a column name holds a NUL character or bytes "
             "that are not UTF-8. Fix the first line of the file."
@@ -230,7 +235,7 @@ def _csv_header(
             "again with LF or CRLF line ends."
         )
     sample = rest.split(b"\n", SAMPLE_LINES)[:SAMPLE_LINES]
-    delimiter = _delimiter(options.delimiter) or detect_delimiter(header, sample)
+    delimiter = parse_delimiter(options.delimiter) or detect_delimiter(header, sample)
     try:
         cells = csvlines.parse(header, delimiter)
     except (csvlines.OpenQuoteError, csvlines.MalformedError):
@@ -240,114 +245,6 @@ def _csv_header(
         ) from None
     names = canonical_columns(cells, options.mapping, delimiter)
     return csvlines.Dialect(delimiter, len(names), encoding.invalid_reason), names
-
-
-def _utf8(raw: bytes) -> bool:
-    try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
-def _delimiter(asked: str | None) -> str | None:
-    if asked is None:
-        return None
-    delimiter = DELIMITER_NAMES.get(asked.strip().lower(), asked)
-    if len(delimiter) != 1 or delimiter in ('"', "\n", "\r", "\x00") or not delimiter.isascii():
-        raise ValidationError(
-            f"--delimiter {shown(asked)} is not usable: pass one ASCII character such as "
-            "',' ';' '|' or 'tab'."
-        )
-    return delimiter
-
-
-def detect_delimiter(header: str, sample: list[bytes]) -> str:
-    """The candidate that splits the header into the most columns, consistently with the lines
-    after it: most agreeing sample lines first, then most columns, then the order , ; tab |."""
-    texts = [t.removesuffix("\r") for t in (_text(raw) for raw in sample) if t is not None]
-    texts = [t for t in texts if t.strip(csvlines.BLANK)]
-    best, best_score = ",", (-1, 0, 0)
-    for order, candidate in enumerate(DELIMITERS):
-        columns = _width(header, candidate)
-        if columns < 2:
-            continue
-        agree = sum(1 for t in texts if _width(t, candidate) == columns)
-        score = (agree, columns, -order)
-        if score > best_score:
-            best, best_score = candidate, score
-    return best
-
-
-def _text(raw: bytes) -> str | None:
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-def _width(text: str, delimiter: str) -> int:
-    try:
-        return len(csvlines.parse(text, delimiter))
-    except (csvlines.OpenQuoteError, csvlines.MalformedError):
-        return 0
-
-
-def canonical_columns(names: list[str], mapping: Mapping[str, str], delimiter: str) -> list[str]:
-    """The file's column names trimmed, lowercased, renamed by `mapping` (our → theirs); a
-    ValidationError saying what to do when they cannot be imported."""
-    columns = [name.strip().lower() for name in names]
-    renamed = list(columns)
-    for ours, theirs in mapping.items():
-        key = theirs.strip().lower()
-        if key not in columns:
-            raise ValidationError(
-                f"--map {shown(ours)}={shown(theirs)}: the file has no column {shown(theirs)}; "
-                f"its columns are: {_listed(columns)}."
-            )
-        renamed[columns.index(key)] = ours.strip().lower()
-    reserved = sorted({n for n in renamed if n in (LINE, END_LINE)})
-    if reserved:
-        raise ValidationError(
-            f"The file has a column named {shown(reserved[0])}, a name the importer keeps for "
-            "itself: rename that column in the file."
-        )
-    duplicates = sorted({n for n in renamed if renamed.count(n) > 1})
-    if duplicates:
-        raise ValidationError(
-            f"The file repeats columns (after --map): {_listed(duplicates)}. Rename or drop them."
-        )
-    if "profile_id" not in renamed:
-        raise ValidationError(_no_profile_id(renamed, delimiter))
-    return renamed
-
-
-def _no_profile_id(columns: list[str], delimiter: str) -> str:
-    if len(columns) == 1:
-        inside = [d for d in DELIMITERS if d in columns[0] and d != delimiter]
-        if inside:
-            d = inside[0].encode("unicode_escape").decode()
-            return (
-                f"The file has no profile_id column: found one column named "
-                f"{shown(columns[0])}: is the delimiter '{d}'? use --delimiter '{d}'."
-            )
-    return (
-        f"The file has no profile_id column; its columns are: {_listed(columns)}. "
-        "Name the column holding the profile id with --map profile_id=<column>."
-    )
-
-
-def shown(name: str, limit: int = 40) -> str:
-    """A name from a file, quoted, printable and short: for messages, never for lookups."""
-    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in name)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return f"'{text}'"
-
-
-def _listed(columns: list[str], limit: int = 30) -> str:
-    listed = ", ".join(shown(c) for c in columns[:limit])
-    return listed + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
 
 
 # --- CSV -----------------------------------------------------------------------------------
@@ -375,191 +272,8 @@ def _csv_block(
 ) -> tuple[Batch, bytes]:
     """One block of whole lines (line `first` onwards) as a batch, and the lines to read again
     with the next block (a quoted value still open at the end of this one)."""
-    count = block.count(b"\n")
-    frame = _bulk(block, count, dialect, names)
-    if frame is None:
-        frame = _bulk_few_quotes(block, count, dialect, names)
-    simple = None
-    if frame is None:
-        simple = _one_line_rows(block, dialect)
-        if simple is not None and all(simple):
-            frame = _checked(_polars_csv(block, dialect.delimiter, names), count)
-    if frame is not None:
-        numbers = list(range(first, first + count))
-        return _batch(_with_lines(frame, numbers, numbers), [], count, 0), b""
-    lines = block.split(b"\n")[:-1]
-    return _careful_block(lines, simple, first, dialect, names, final=final)
-
-
-def _bulk(
-    block: bytes, count: int, dialect: csvlines.Dialect, names: list[str]
-) -> pl.DataFrame | None:
-    """The block parsed by Polars when every line is a simple one (else None): no quote, no NUL,
-    valid UTF-8, exactly the header's number of delimiters. Checked without a Python loop: no
-    missing cell and the block's delimiter count is exactly (columns - 1) x lines."""
-    if b'"' in block or b"\x00" in block:
-        return None
-    if block.count(dialect.delimiter.encode()) != (dialect.columns - 1) * count:
-        return None
-    return _checked(_polars_csv(block, dialect.delimiter, names), count)
-
-
-def _bulk_few_quotes(
-    block: bytes, count: int, dialect: csvlines.Dialect, names: list[str]
-) -> pl.DataFrame | None:
-    """The block parsed by Polars when its few lines with a quote are each a strict RFC 4180 row
-    of the header's width (checked one by one) and every other line is simple (checked in bulk
-    as in `_bulk`, the delimiters inside quoted values taken off the count)."""
-    if block.count(b'"') > count // 5 or b"\x00" in block:
-        return None
-    delimiter, inside = dialect.delimiter, 0
-    strict = csvlines.strict_row(delimiter)
-    found = block.find(b'"')
-    while found >= 0:
-        start, end = block.rfind(b"\n", 0, found) + 1, block.find(b"\n", found)
-        text = csvlines.decoded(block[start:end])
-        if text is None or not strict.fullmatch(text := text.removesuffix("\r")):
-            return None
-        cells = csvlines.parse(text, delimiter)
-        if len(cells) != dialect.columns:
-            return None
-        inside += sum(cell.count(delimiter) for cell in cells)
-        found = block.find(b'"', end)
-    if block.count(delimiter.encode()) != (dialect.columns - 1) * count + inside:
-        return None
-    return _checked(_polars_csv(block, delimiter, names), count)
-
-
-def _one_line_rows(block: bytes, dialect: csvlines.Dialect) -> list[bool] | None:
-    """For each line: whether it is a strict RFC 4180 row of the header's width by itself (so
-    Polars reads it, quotes and all, as `csvlines` would), decided in bulk by Polars' regex
-    engine. None when the block is not UTF-8 (then lines are classified one by one)."""
-    try:
-        text = block.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    lines = pl.Series([text]).str.split("\n").explode().head(-1)
-    pattern = csvlines.strict_pattern(dialect.delimiter, dialect.columns)
-    simple = (
-        lines.str.contains(pattern)
-        & (lines.str.strip_chars(csvlines.BLANK) != "")
-        & ~lines.str.contains("\x00", literal=True)
-    )
-    return simple.to_list()
-
-
-def _checked(frame: pl.DataFrame | None, count: int) -> pl.DataFrame | None:
-    """The frame if Polars read one row per line and every cell, else None."""
-    if frame is None or frame.height != count or _has_null(frame):
-        return None
-    return frame
-
-
-def _polars_csv(data: bytes, delimiter: str, names: list[str]) -> pl.DataFrame | None:
-    try:
-        return pl.read_csv(
-            data,
-            has_header=False,
-            separator=delimiter,
-            quote_char='"',
-            comment_prefix=None,
-            schema=dict.fromkeys(names, pl.String),
-            infer_schema=False,
-            empty_string_is_null=False,
-            raise_if_empty=False,
-        )
-    except (pl.exceptions.PolarsError, ValueError):  # e.g. bytes that are not UTF-8
-        return None
-
-
-def _has_null(frame: pl.DataFrame) -> bool:
-    return bool(frame.null_count().sum_horizontal().item())
-
-
-def _careful_block(
-    lines: list[bytes],
-    simple: list[bool] | None,
-    first: int,
-    dialect: csvlines.Dialect,
-    names: list[str],
-    *,
-    final: bool,
-) -> tuple[Batch, bytes]:
-    """Lines one by one: rows that are one line each go to Polars together, the others (quotes
-    across lines, broken rows, blank lines) through `csvlines`."""
-    if simple is None:
-        delimiter, width = dialect.delimiter.encode(), dialect.columns - 1
-        simple = [
-            b'"' not in raw
-            and b"\x00" not in raw
-            and raw.count(delimiter) == width
-            and bool(raw.strip(_BLANK_BYTES))
-            for raw in lines
-        ]
-    fast: list[int] = []
-    careful: list[tuple[int, int, list[str]]] = []
-    rejections: list[Rejection] = []
-    blank, index, leftover = 0, 0, b""
-    while index < len(lines):
-        if simple[index]:
-            fast.append(index)
-            index += 1
-            continue
-        outcome = csvlines.read_row(lines, index, dialect, final=final)
-        if isinstance(outcome, csvlines.NeedMore):
-            leftover = b"\n".join(lines[index:]) + b"\n"
-            break
-        if isinstance(outcome, csvlines.Row):
-            careful.append((first + index, first + index + outcome.lines - 1, outcome.cells))
-            index += outcome.lines
-            continue
-        if isinstance(outcome, csvlines.Reject):
-            rejections.append(Rejection(first + index, outcome.reason, first + index))
-        else:
-            blank += 1
-        index += 1
-    frame, bad = _simple_rows([lines[i] for i in fast], [first + i for i in fast], dialect, names)
-    rejections.extend(bad)
-    rejections.sort(key=lambda r: r.line)
-    frames = [frame] if frame is not None else []
-    if careful:
-        starts, ends, cells = zip(*careful, strict=True)
-        parsed = pl.DataFrame(list(cells), schema=dict.fromkeys(names, pl.String), orient="row")
-        frames.append(_with_lines(parsed, list(starts), list(ends)))
-    merged = pl.concat(frames).sort(LINE) if frames else None
-    return _batch(merged, rejections, index, blank), leftover
-
-
-def _simple_rows(
-    lines: list[bytes], numbers: list[int], dialect: csvlines.Dialect, names: list[str]
-) -> tuple[pl.DataFrame | None, list[Rejection]]:
-    """Lines that are rows by themselves: Polars in one go; when that fails (bytes that are not
-    UTF-8), line by line with `csvlines`."""
-    if not lines:
-        return None, []
-    frame = _polars_csv(b"\n".join(lines) + b"\n", dialect.delimiter, names)
-    if frame is not None and frame.height == len(lines) and not _has_null(frame):
-        return _with_lines(frame, numbers, numbers), []
-    kept: list[list[str]] = []
-    kept_lines: list[int] = []
-    rejections: list[Rejection] = []
-    for raw, number in zip(lines, numbers, strict=True):
-        text = csvlines.decoded(raw)
-        if text is None:
-            rejections.append(Rejection(number, dialect.invalid_reason, number))
-            continue
-        kept.append(csvlines.parse(text.removesuffix("\r"), dialect.delimiter))
-        kept_lines.append(number)
-    if not kept:
-        return None, rejections
-    frame = pl.DataFrame(kept, schema=dict.fromkeys(names, pl.String), orient="row")
-    return _with_lines(frame, kept_lines, kept_lines), rejections
-
-
-def _with_lines(frame: pl.DataFrame, starts: list[int], ends: list[int]) -> pl.DataFrame:
-    return frame.with_columns(
-        pl.Series(LINE, starts, dtype=pl.Int64), pl.Series(END_LINE, ends, dtype=pl.Int64)
-    )
+    parsed = csvblocks.parse_block(block, first, dialect, names, final=final)
+    return _batch(parsed.frame, parsed.rejections, parsed.lines, parsed.blank), parsed.leftover
 
 
 def _batch(
@@ -671,4 +385,4 @@ def _parquet_run(
             done = size * (line - 2) // total
             on_bytes(done - reported)
             reported = done
-        yield _batch(_with_lines(chunk, numbers, numbers), [], chunk.height, 0)
+        yield _batch(csvblocks.with_lines(chunk, numbers, numbers), [], chunk.height, 0)

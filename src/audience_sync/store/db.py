@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -125,19 +125,6 @@ def driver_rows(
         cursor.execute(sql, tuple(params))
         while rows := cursor.fetchmany(batch_rows):
             yield rows
-    finally:
-        cursor.close()
-
-
-def driver_executemany(connection: Connection, sql: str, rows: Iterable[Sequence[object]]) -> None:
-    """`sql` (with `?` placeholders) once per row, on the driver's own cursor, in the caller's
-    transaction. Rows must already hold what the driver takes (see `bound`): for writes of
-    hundreds of thousands of rows, SQLAlchemy's per-row parameter processing costs more than the
-    database's own work."""
-    dbapi: Any = connection.connection.dbapi_connection
-    cursor = dbapi.cursor()
-    try:
-        cursor.executemany(driver_sql(connection, sql), rows)
     finally:
         cursor.close()
 

@@ -1,4 +1,4 @@
-"""Write prepared batches of profiles (`sources.prepare.Prepared`) into the built-in CDP.
+"""Write prepared batches of profiles (`PreparedRows`: `sources.prepare.Prepared`) into the CDP.
 
 One batch is one transaction. Everything is set-wise on the driver's own cursor: SQLAlchemy's
 per-row parameter processing costs more than the database's work at a million rows.
@@ -19,34 +19,53 @@ import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 import polars as pl
 import psycopg
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Engine, Table
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.orm import Session, sessionmaker
 
-from audience_sync.sources.phones import known_e164
-from audience_sync.sources.prepare import FIELD_COLUMNS, LINE, ROW, Prepared
+from audience_sync.domain.profiles import FIELD_COLUMNS, LINE, ROW
 from audience_sync.store.db import bound, transaction
+from audience_sync.store.stored_identifiers import NONE, encode
 from audience_sync.store.tables import Profile, SegmentMember
 from audience_sync.store.types import utcnow
 
 log = logging.getLogger(__name__)
 PROFILES = cast(Table, Profile.__table__)
 MEMBERS = cast(Table, SegmentMember.__table__)
-PROFILE_COLUMNS = ("profile_id", *FIELD_COLUMNS, "traits", "content_hash")
+PROFILE_COLUMNS = ("profile_id", *FIELD_COLUMNS, "traits", "content_hash", "identifiers")
+UPDATED_COLUMNS = PROFILE_COLUMNS[1:]
 
 
-class PhoneParser(Protocol):
-    """Parses (value, region or None) pairs to E.164 or None, in order (`sources.phones`)."""
+class PreparedRows(Protocol):
+    """A batch to write (`sources.prepare.Prepared`): `profiles`, one row each, with `ROW`,
+    `LINE`, `profile_id`, the `FIELD_COLUMNS`, `traits` (JSON text), `content_hash` and
+    `region`; `identifiers`: `ROW`, `type`, `value`, `kind`, in each profile's order."""
 
-    def start(self, values: list[str], regions: list[str | None]) -> Callable[[], list[str | None]]:
-        """Begin parsing; the returned function waits for and gives the results."""
-        ...
+    @property
+    def profiles(self) -> pl.DataFrame: ...
+
+    @property
+    def identifiers(self) -> pl.DataFrame: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Part:
+    profiles: pl.DataFrame
+    identifiers: pl.DataFrame
+
+
+class AddE164(Protocol):
+    """Gives the identifiers of the rows being written (`_row`, `type`, `value`, `kind`,
+    `region`) with `e164`: each phone's E.164 form, null when it has none and for the other
+    types (`sources.phones.PhoneParsing.e164`)."""
+
+    def __call__(self, identifiers: pl.DataFrame) -> pl.DataFrame: ...
 
 
 @dataclass(slots=True)
@@ -80,8 +99,8 @@ class Destination:
 def write_prepared(
     factory: sessionmaker[Session],
     destination: Destination,
-    prepared: Prepared,
-    parse_phones: PhoneParser,
+    prepared: PreparedRows,
+    add_e164: AddE164,
 ) -> ChunkResult:
     """Write the batch in one transaction; if the database refuses a value, split the batch
     in halves, each in its own transaction, down to the refused rows alone: a bad row costs
@@ -92,7 +111,8 @@ def write_prepared(
         part = pending.pop()
         try:
             with transaction(factory) as session:
-                result.counts.add(_write(session.connection(), destination, part, parse_phones))
+                connection = session.connection()
+                result.counts.add(_write(connection, destination, part, add_e164))
         except Exception as exc:
             if not _refused(exc):
                 raise
@@ -128,30 +148,30 @@ _DRIVER_REFUSALS = (
 )
 
 
-def _halves(prepared: Prepared) -> list[Prepared]:
+def _halves(prepared: PreparedRows) -> list[PreparedRows]:
     middle = prepared.profiles.height // 2
-    parts = []
+    parts: list[PreparedRows] = []
     for profiles in (prepared.profiles.head(middle), prepared.profiles.slice(middle)):
         rows = profiles.select(ROW)
         identifiers = prepared.identifiers.join(rows, on=ROW, how="semi", maintain_order="left")
-        parts.append(Prepared(profiles, identifiers))
+        parts.append(_Part(profiles, identifiers))
     return parts
 
 
 def write_in_session(
-    session: Session, destination: Destination, prepared: Prepared, parse: PhoneParser
+    session: Session, destination: Destination, prepared: PreparedRows, add_e164: AddE164
 ) -> WriteCounts:
     """Write the batch in the caller's transaction (which a refusal then fails as a whole)."""
-    return _write(session.connection(), destination, prepared, parse)
+    return _write(session.connection(), destination, prepared, add_e164)
 
 
 def _write(
-    connection: Connection, destination: Destination, prepared: Prepared, parse: PhoneParser
+    connection: Connection, destination: Destination, prepared: PreparedRows, add_e164: AddE164
 ) -> WriteCounts:
     store = _Store.for_connection(connection, destination)
     counts = WriteCounts()
     for profiles in _rounds(prepared.profiles):
-        counts.add(_write_round(store, profiles, prepared.identifiers, parse))
+        counts.add(_write_round(store, profiles, prepared.identifiers, add_e164))
     return counts
 
 
@@ -169,7 +189,7 @@ def _rounds(profiles: pl.DataFrame) -> Iterator[pl.DataFrame]:
 
 
 def _write_round(
-    store: _Store, profiles: pl.DataFrame, identifiers: pl.DataFrame, parse: PhoneParser
+    store: _Store, profiles: pl.DataFrame, identifiers: pl.DataFrame, add_e164: AddE164
 ) -> WriteCounts:
     stored = store.lookup(profiles["profile_id"].to_list())
     profiles = profiles.join(stored, on="profile_id", how="left", maintain_order="left")
@@ -179,14 +199,12 @@ def _write_round(
     )
     written = pl.concat([new.select(ROW, "region"), changed.select(ROW, "region")])
     rows = identifiers.join(written, on=ROW, how="inner", maintain_order="left")
-    e164 = _start_e164(rows, parse)  # parsed on other cores while the profiles are written
+    texts = encode(add_e164(rows), ROW)
     if not new.is_empty():
+        new = _with_texts(new, texts)
         new = new.with_columns(pl.Series("_pk", store.insert_profiles(new), dtype=pl.Int64))
     if not changed.is_empty():
-        store.update_profiles(changed)
-        store.delete_identifiers(changed["_pk"].to_list())
-    pks = pl.concat([new.select(ROW, "_pk"), changed.select(ROW, "_pk")])
-    store.insert_identifiers(e164().join(pks, on=ROW, maintain_order="left"))
+        store.update_profiles(_with_texts(changed, texts))
     if store.segment_id is not None:
         kept = profiles.filter(pl.col("_pk").is_not_null())["_pk"]
         store.add_members(pl.concat([kept, new["_pk"]]).to_list())
@@ -194,34 +212,29 @@ def _write_round(
     return WriteCounts(new.height, changed.height, unchanged)
 
 
-def _start_e164(identifiers: pl.DataFrame, parse: PhoneParser) -> Callable[[], pl.DataFrame]:
-    """Start parsing each phone's E.164 form, once per distinct (value, region); the function
-    returned gives the identifiers with their `e164` column."""
-    phones = (
-        identifiers.filter(pl.col("type") == "phone")
-        .select("value", "region")
-        .unique()
-        .with_columns(known_e164(pl.col("value")).alias("e164"))
+def _with_texts(profiles: pl.DataFrame, texts: pl.DataFrame) -> pl.DataFrame:
+    """The profiles with their stored `identifiers` text ('' for none)."""
+    joined = profiles.join(texts, on=ROW, how="left", maintain_order="left")
+    return joined.with_columns(pl.col("identifiers").fill_null(NONE))
+
+
+def stored_hashes(
+    factory: sessionmaker[Session], destination: Destination, profile_ids: list[str]
+) -> pl.DataFrame:
+    """(`profile_id`, `_pk`, `_stored_hash`) of those stored, read on a connection of its own
+    (outside any write in progress). An in-memory SQLite database has no second connection (a
+    thread's own would be another, empty database): nothing is found there."""
+    if _one_connection(factory):
+        return pl.DataFrame(schema=LOOKUP_SCHEMA)
+    with factory() as session:
+        return _Store.for_connection(session.connection(), destination).lookup(profile_ids)
+
+
+def _one_connection(factory: sessionmaker[Session]) -> bool:
+    url = cast(Engine, factory.kw["bind"]).url
+    return url.get_backend_name() == "sqlite" and (
+        url.database in (None, "", ":memory:") or "mode=memory" in str(url)
     )
-    if phones.is_empty():
-        done = identifiers.with_columns(pl.lit(None, pl.String).alias("e164"))
-        return lambda: done
-    todo = phones.filter(pl.col("e164").is_null())
-    pending = parse.start(todo["value"].to_list(), todo["region"].to_list())
-
-    def finish() -> pl.DataFrame:
-        parsed = pl.concat(
-            [
-                phones.filter(pl.col("e164").is_not_null()),
-                todo.with_columns(pl.Series("e164", pending(), dtype=pl.String)),
-            ]
-        )
-        joined = identifiers.join(
-            parsed, on=["value", "region"], how="left", nulls_equal=True, maintain_order="left"
-        )
-        return joined.with_columns(pl.when(pl.col("type") == "phone").then(pl.col("e164")))
-
-    return finish
 
 
 class _Store:
@@ -253,12 +266,6 @@ class _Store:
     def update_profiles(self, profiles: pl.DataFrame) -> None:
         raise NotImplementedError
 
-    def delete_identifiers(self, pks: list[int]) -> None:
-        raise NotImplementedError
-
-    def insert_identifiers(self, identifiers: pl.DataFrame) -> None:
-        raise NotImplementedError
-
     def add_members(self, pks: list[int]) -> None:
         raise NotImplementedError
 
@@ -268,10 +275,6 @@ class _Store:
 SQLITE_LOOKUP = (
     "SELECT j.value, p.id, p.content_hash FROM json_each(?) AS j "
     "CROSS JOIN profiles AS p WHERE p.tenant_id = ? AND p.profile_id = j.value"
-)
-SQLITE_DELETE_IDENTIFIERS = (
-    "DELETE FROM profile_identifiers WHERE profile_pk IN (SELECT value FROM json_each(?)) "
-    "AND +tenant_id = ?"
 )
 SQLITE_ADD_MEMBERS = (
     "INSERT INTO segment_members (segment_id, profile_pk, tenant_id, added_at) "
@@ -289,12 +292,6 @@ POSTGRES_LOOKUP = (
     "CROSS JOIN LATERAL (SELECT id, content_hash FROM profiles "
     "WHERE tenant_id = %s AND profile_id = u.pid LIMIT 1) AS p"
 )
-POSTGRES_DELETE_IDENTIFIERS = (
-    "DELETE FROM profile_identifiers AS i USING unnest(%s::bigint[]) AS u(pk) "
-    "CROSS JOIN LATERAL (SELECT ctid AS row FROM profile_identifiers "
-    "WHERE profile_pk = u.pk AND tenant_id + 0 = %s OFFSET 0) AS x "
-    "WHERE i.ctid = x.row"
-)
 POSTGRES_ADD_MEMBERS = (
     "INSERT INTO segment_members (segment_id, profile_pk, tenant_id, added_at) "
     "SELECT %s, u.pk, %s, %s FROM unnest(%s::bigint[]) AS u(pk) "
@@ -304,7 +301,7 @@ POSTGRES_NEW_IDS = (
     "SELECT nextval(pg_get_serial_sequence('profiles', 'id')) FROM generate_series(1, %s)"
 )
 LOOKUP_SCHEMA = {"profile_id": pl.String, "_pk": pl.Int64, "_stored_hash": pl.String}
-_SET_FIELDS = ", ".join(f"{c} = ?" for c in (*FIELD_COLUMNS, "traits", "content_hash"))
+_SET_FIELDS = ", ".join(f"{c} = ?" for c in UPDATED_COLUMNS)
 
 
 class _SQLite(_Store):
@@ -344,20 +341,9 @@ class _SQLite(_Store):
 
     def update_profiles(self, profiles: pl.DataFrame) -> None:
         now = pl.lit(self.timestamp()).alias("updated_at")
-        rows = profiles.select(*FIELD_COLUMNS, "traits", "content_hash", now, "_pk")
+        rows = profiles.select(*UPDATED_COLUMNS, now, "_pk")
         self.cursor.executemany(
             f"UPDATE profiles SET {_SET_FIELDS}, updated_at = ? WHERE id = ?",  # noqa: S608
-            rows.iter_rows(),
-        )
-
-    def delete_identifiers(self, pks: list[int]) -> None:
-        self.cursor.execute(SQLITE_DELETE_IDENTIFIERS, (json.dumps(pks), self.tenant_id))
-
-    def insert_identifiers(self, identifiers: pl.DataFrame) -> None:
-        rows = identifiers.select(pl.lit(self.tenant_id), "_pk", "type", "value", "e164", "kind")
-        self.cursor.executemany(
-            "INSERT INTO profile_identifiers (tenant_id, profile_pk, type, value, e164, kind) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
             rows.iter_rows(),
         )
 
@@ -389,7 +375,7 @@ class _Postgres(_Store):
         return ids
 
     def update_profiles(self, profiles: pl.DataFrame) -> None:
-        columns = (*FIELD_COLUMNS, "traits", "content_hash")
+        columns = UPDATED_COLUMNS
         assignments = ", ".join(
             f"{c} = v.{c}::jsonb" if c == "traits" else f"{c} = v.{c}" for c in columns
         )
@@ -407,20 +393,6 @@ class _Postgres(_Store):
                 self.tenant_id,
             ),
         )
-
-    def delete_identifiers(self, pks: list[int]) -> None:
-        self.cursor.execute(POSTGRES_DELETE_IDENTIFIERS, (pks, self.tenant_id))
-
-    def insert_identifiers(self, identifiers: pl.DataFrame) -> None:
-        frame = identifiers.select(
-            pl.lit(self.tenant_id).alias("tenant_id"),
-            pl.col("_pk").alias("profile_pk"),
-            "type",
-            "value",
-            "e164",
-            "kind",
-        )
-        self._copy("profile_identifiers", frame)
 
     def add_members(self, pks: list[int]) -> None:
         self.cursor.execute(POSTGRES_ADD_MEMBERS, (self.segment_id, self.tenant_id, self.now, pks))

@@ -23,6 +23,7 @@ from audience_sync.domain.accounts import ad_account_problem
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import NotFoundError, ValidationError
 from audience_sync.store.bulk import insert_ignore
+from audience_sync.store.stored_identifiers import StoredIdentifier, items
 from audience_sync.store.tables import (
     ApiKey,
     AudienceSyncJob,
@@ -31,7 +32,6 @@ from audience_sync.store.tables import (
     PlatformAudience,
     PlatformConnection,
     Profile,
-    ProfileIdentifier,
     Segment,
     SegmentMember,
     SnapshotPart,
@@ -272,12 +272,14 @@ class ProfileRepository(TenantScoped):
             or 0
         )
 
-    def identifiers(self, profile_pk: int) -> Sequence[ProfileIdentifier]:
-        return self.session.scalars(
-            self._select(ProfileIdentifier)
-            .where(ProfileIdentifier.profile_pk == profile_pk)
-            .order_by(ProfileIdentifier.id)
-        ).all()
+    def identifiers(self, profile_pk: int) -> list[StoredIdentifier]:
+        """The profile's identifiers in its order (none for another tenant's profile)."""
+        text = self.session.scalar(
+            select(Profile.identifiers).where(
+                Profile.id == profile_pk, Profile.tenant_id == self.tenant_id
+            )
+        )
+        return items(text) if text else []
 
 
 def merged_settings(stored: dict[str, Any] | None, changes: dict[str, Any]) -> dict[str, Any]:

@@ -20,11 +20,11 @@ from datetime import datetime
 import polars as pl
 from sqlalchemy import delete, func, select
 
+from audience_sync.domain.records import KEYS, hash_keys
 from audience_sync.store.ipc import ipc_bytes
 from audience_sync.store.member_state import reset_converged
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import SnapshotPart
-from audience_sync.sync.plan import KEYS, hash_keys
 
 RECORD_SCHEMA = {"record_hash": pl.String, "record": pl.String}
 KEY_SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64}

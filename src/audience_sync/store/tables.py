@@ -25,8 +25,6 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from audience_sync.config import FeatureFlag
 from audience_sync.domain.models import (
-    IdentifierType,
-    MobileIdKind,
     SyncOperation,
     SyncPlatform,
     SyncStatus,
@@ -112,24 +110,8 @@ class Profile(Timestamps, Base):
     traits: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
     # SHA-256 of the imported row's canonical form: re-importing the same row changes nothing.
     content_hash: Mapped[str] = mapped_column(String(64))
-
-
-class ProfileIdentifier(Base):
-    """One identifier of a profile, raw as imported; phones also keep their parsed E.164."""
-
-    __tablename__ = "profile_identifiers"
-    # No index on (tenant_id, type, value): nothing reads identifiers by value, and every
-    # imported identifier paid for it (migration 0013).
-
-    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
-    profile_pk: Mapped[int] = mapped_column(
-        ForeignKey("profiles.id", ondelete="CASCADE"), index=True
-    )
-    type: Mapped[IdentifierType] = mapped_column(enum_column(IdentifierType, "identifier_type"))
-    value: Mapped[str] = mapped_column(String(512))
-    e164: Mapped[str | None] = mapped_column(String(20))  # phones: None when unparseable
-    kind: Mapped[MobileIdKind | None] = mapped_column(enum_column(MobileIdKind, "mobile_id_kind"))
+    # Every identifier of the profile, in its order, as one text (`store.stored_identifiers`).
+    identifiers: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class Segment(Timestamps, Base):
@@ -282,7 +264,7 @@ class AudienceSyncJob(Timestamps, Base):
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     # The lease of the run that holds the job: a fresh value at each start (`jobs.start_job`).
     # Every write a run makes checks it in the same statement, so a run whose job was reaped
-    # (or started again) writes nothing (`jobs.hold_lease`).
+    # (or started again) writes nothing (`fence.hold_lease`).
     lease_token: Mapped[str | None] = mapped_column(String(32))
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
 

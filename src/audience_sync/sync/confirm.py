@@ -43,7 +43,7 @@ from audience_sync.exceptions import AudienceSyncError
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.tables import AudienceSyncJob
-from audience_sync.sync.jobs import LeaseLostError
+from audience_sync.sync.fence import LeaseLostError
 from audience_sync.sync.lease import lease_waits
 from audience_sync.sync.runner import SyncService, keep_refreshed_token, load_target
 

@@ -1,17 +1,12 @@
-"""Sync job lifecycle: claim, start, heartbeat, finish, durable retries, stale leases, cancel.
+"""Sync job lifecycle: claim, start, finish, durable retries, cancel, hand back.
 
 States: pending → running → completed | failed | cancelled. A retryable failure sends the job back
 to `pending` with `next_retry_at = now + delay` (the delays are settings, every one used); the
 scheduler's tick starts it when due, so a retry survives restarts and no worker sleeps. The
 database allows one pending-or-running job per audience (I3); a second trigger gets that job back.
 
-Every function takes `now` so tests drive a clock; none sleeps.
-
-Fencing: `start_job` gives each run a fresh `lease_token`. Every write the run makes (checkpoint,
-counters, final status) first renews the lease with an UPDATE that checks the token and the
-`running` status in the same statement (`hold_lease`, `fenced`); no row matched means the job was
-reaped or started again, and the transaction rolls back (`LeaseLostError`) with whatever else it
-wrote. The reaper fails a job with a conditional UPDATE too, so a lease renewed meanwhile wins.
+Every function takes `now` so tests drive a clock; none sleeps. A run's writes are fenced by its
+lease (`sync.fence`); a job whose lease ran out is failed and resumed by `sync.reaper`.
 """
 
 from __future__ import annotations
@@ -21,10 +16,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, object_session, sessionmaker
 
@@ -41,6 +35,7 @@ from audience_sync.store.repositories import AudienceRepository, SyncJobReposito
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, PlatformConnection
 from audience_sync.sync.audiences import AudienceDeletedError
 from audience_sync.sync.diagnostics import Diagnostics
+from audience_sync.sync.fence import Lease, LeaseLostError, execute, fenced
 from audience_sync.sync.messages import describe
 
 ACTIVE = (SyncStatus.PENDING, SyncStatus.RUNNING)
@@ -76,29 +71,6 @@ class JobMetrics:
     # Which profiles' values were dropped or refused (`sync.diagnostics`): written with the
     # job's final figures, replacing an earlier attempt's.
     diagnostics: Diagnostics | None = None
-
-
-class LeaseLostError(Exception):
-    """The job is no longer this run's (reaped after a missed lease, or started again): the
-    transaction that found it out rolls back, and the run stops without writing."""
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """A run's hold on its job: the token `start_job` gave it."""
-
-    tenant_id: int
-    job_id: uuid.UUID
-    token: str | None
-
-
-class Heartbeat(StrEnum):
-    """What a running worker should do after reporting in."""
-
-    CONTINUE = "continue"
-    CANCEL = "cancel"  # a cancel was requested: stop at this batch boundary
-    LOST = "lost"  # the job is no longer ours (reaped after a missed lease): stop now
-    SHUTDOWN = "shutdown"  # this process is stopping: checkpoint, then `release_job`
 
 
 def trigger_job(
@@ -186,7 +158,7 @@ def start_job(
     is not due (a retry waiting for its delay: a message sent for an earlier attempt must not
     start it early)."""
     with transaction(factory) as session:
-        claimed = _execute(
+        claimed = execute(
             session,
             update(AudienceSyncJob)
             .where(
@@ -213,60 +185,6 @@ def start_job(
         return job
 
 
-def heartbeat(
-    factory: sessionmaker[Session],
-    tenant_id: int,
-    job_id: uuid.UUID,
-    now: datetime,
-    lease_token: str | None = None,
-) -> Heartbeat:
-    """Renew the running job's lease; say whether to go on, cancel, or stop (lease lost).
-    With `lease_token`, only the run holding that lease renews it."""
-    try:
-        with transaction(factory) as session:
-            return hold_lease(session, Lease(tenant_id, job_id, lease_token), now)
-    except LeaseLostError:
-        return Heartbeat.LOST
-
-
-def hold_lease(session: Session, lease: Lease, now: datetime) -> Heartbeat:
-    """Renew the lease in this transaction, checking in the same UPDATE that the job still runs
-    under this lease (the fence); go on or cancel. Raises `LeaseLostError` when the job is no
-    longer ours. Called first in a fenced transaction: on PostgreSQL the UPDATE also locks the
-    job's row until commit, so the reaper cannot fail the job while the transaction writes."""
-    owned = [
-        AudienceSyncJob.tenant_id == lease.tenant_id,
-        AudienceSyncJob.id == lease.job_id,
-        AudienceSyncJob.status == SyncStatus.RUNNING,
-    ]
-    if lease.token is not None:
-        owned.append(AudienceSyncJob.lease_token == lease.token)
-    renewed = _execute(
-        session,
-        update(AudienceSyncJob)
-        .where(*owned)
-        .values(heartbeat_at=now)
-        .execution_options(synchronize_session=False),
-    )
-    if renewed.rowcount != 1:
-        raise LeaseLostError(f"job {lease.job_id} is no longer held by this run")
-    cancel = session.scalar(
-        select(AudienceSyncJob.cancel_requested).where(
-            AudienceSyncJob.tenant_id == lease.tenant_id, AudienceSyncJob.id == lease.job_id
-        )
-    )
-    return Heartbeat.CANCEL if cancel else Heartbeat.CONTINUE
-
-
-@contextmanager
-def fenced(factory: sessionmaker[Session], lease: Lease, now: datetime) -> Iterator[Session]:
-    """A transaction that writes only while the run holds its job: the lease is checked (and
-    renewed) first; `LeaseLostError` when lost, and nothing in the transaction commits."""
-    with transaction(factory) as session:
-        hold_lease(session, lease, now)
-        yield session
-
-
 def complete_job(
     factory: sessionmaker[Session],
     tenant_id: int,
@@ -288,7 +206,7 @@ def complete_job(
             job.confirmation_requests = list(metrics.pending_requests)
             job.confirmation_next_at = metrics.confirm_at or now
         audience = AudienceRepository(session, tenant_id).get(job.platform_audience_id)
-        _record_on_audience(audience, job, now)
+        record_on_audience(audience, job, now)
         return job
 
 
@@ -319,9 +237,29 @@ def fail_job(
             job.error_message = f"{message} (retry {job.attempt} of {len(retry_delays)})"
             return job
         _finish(job, SyncStatus.FAILED, now, error=message)
-        _record_on_audience(audience, job, now)
+        record_on_audience(audience, job, now)
         if isinstance(error, AuthExpiredError):
             _flag_connection(session, tenant_id, audience, message)
+        return job
+
+
+def fail_for_good(
+    factory: sessionmaker[Session],
+    tenant_id: int,
+    job_id: uuid.UUID,
+    message: str,
+    now: datetime,
+    lease_token: str | None = None,
+) -> AudienceSyncJob:
+    """Fail the job now with `message`, no retry (the run boundary's unexpected errors). The
+    figures stay those of its last checkpoint. With `lease_token`, only while that run holds
+    the job (see `complete_job`)."""
+    with _owned(factory, tenant_id, job_id, now, lease_token) as session:
+        job = SyncJobRepository(session, tenant_id).get(job_id)
+        _finish(job, SyncStatus.FAILED, now, error=message)
+        record_on_audience(
+            AudienceRepository(session, tenant_id).get(job.platform_audience_id), job, now
+        )
         return job
 
 
@@ -338,44 +276,6 @@ def cancel_job(
         return job
 
 
-def reap_stale_jobs(
-    factory: sessionmaker[Session], now: datetime, lease_seconds: int
-) -> list[uuid.UUID]:
-    """Fail running jobs whose worker went silent, and queue a job that resumes each audience.
-
-    A system task across tenants (the scheduler's tick); each job is then handled in its tenant.
-    """
-    cutoff = now - timedelta(seconds=lease_seconds)
-    message = (
-        f"The sync worker stopped responding (no heartbeat for {lease_seconds} s); "
-        "a new job was queued to resume from the last confirmed batch."
-    )
-    with transaction(factory) as session:
-        found = session.scalars(
-            select(AudienceSyncJob).where(
-                AudienceSyncJob.status == SyncStatus.RUNNING,
-                AudienceSyncJob.heartbeat_at < cutoff,
-            )
-        ).all()
-        stale = [job for job in found if _reap(session, job, now, cutoff, message)]
-        resumed: list[uuid.UUID] = []
-        for job in stale:
-            retry = AudienceSyncJob(
-                tenant_id=job.tenant_id,
-                platform_audience_id=job.platform_audience_id,
-                operation=job.operation,
-                status=SyncStatus.PENDING,
-                triggered_by=TriggeredBy.SCHEDULED,
-                dry_run=job.dry_run,
-                next_retry_at=now,
-                details={"resumes": str(job.id)},
-            )
-            session.add(retry)
-            session.flush()
-            resumed.append(retry.id)
-        return resumed
-
-
 def due_jobs(factory: sessionmaker[Session], now: datetime) -> list[tuple[int, uuid.UUID]]:
     """`(tenant id, job id)` of pending jobs whose time has come, oldest first (system task)."""
     with factory() as session:
@@ -388,34 +288,6 @@ def due_jobs(factory: sessionmaker[Session], now: datetime) -> list[tuple[int, u
             .order_by(AudienceSyncJob.next_retry_at)
         ).all()
     return [(tenant_id, job_id) for tenant_id, job_id in rows]
-
-
-def _reap(
-    session: Session, job: AudienceSyncJob, now: datetime, cutoff: datetime, message: str
-) -> bool:
-    """Fail one stale job, unless its run renewed the lease since it was read: the condition is
-    checked in the UPDATE itself (a run renewing at the same moment wins, or loses the job).
-    The lease token is cleared: the old run's writes then match no row."""
-    started = job.started_at or now
-    reaped = _execute(
-        session,
-        update(AudienceSyncJob)
-        .where(
-            AudienceSyncJob.id == job.id,
-            AudienceSyncJob.status == SyncStatus.RUNNING,
-            AudienceSyncJob.heartbeat_at < cutoff,
-        )
-        .values(
-            status=SyncStatus.FAILED,
-            completed_at=now,
-            next_retry_at=None,
-            error_message=message,
-            duration_ms=int((now - started).total_seconds() * 1000),
-            lease_token=None,
-        )
-        .execution_options(synchronize_session=False),
-    )
-    return reaped.rowcount == 1
 
 
 @contextmanager
@@ -433,11 +305,6 @@ def _owned(
         return
     with fenced(factory, Lease(tenant_id, job_id, lease_token), now) as session:
         yield session
-
-
-def _execute(session: Session, statement: Any) -> CursorResult[Any]:
-    """Run an UPDATE and keep its row count (how we know a conditional update won)."""
-    return cast(CursorResult[Any], session.execute(statement))
 
 
 def _set_metrics(job: AudienceSyncJob, metrics: JobMetrics) -> None:
@@ -464,7 +331,7 @@ def _finish(job: AudienceSyncJob, status: SyncStatus, now: datetime, error: str 
     job.duration_ms = int((now - started).total_seconds() * 1000)
 
 
-def _record_on_audience(audience: PlatformAudience, job: AudienceSyncJob, now: datetime) -> None:
+def record_on_audience(audience: PlatformAudience, job: AudienceSyncJob, now: datetime) -> None:
     if job.dry_run:
         return
     audience.last_sync_at = now

@@ -8,65 +8,35 @@ member is current, so it is never removed. Pure Polars joins: no Python loop ove
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the `chash` namespace on expressions)
 
-ON = "record_hash"
-KEYS = ("k1", "k2")  # the first 128 bits of `record_hash` as two UInt64 columns
+# A record's text, hash and keys are the domain's (the store keeps them too); re-exported here.
+from audience_sync.domain.records import (
+    KEYS,
+    ON,
+    decode_record,
+    encode_record,
+    hash_keys,
+    record_hashes,
+    record_text,
+)
 
-
-def hash_keys(column: str = ON) -> list[pl.Expr]:
-    """`k1`, `k2`: the first 32 hex digits of a SHA-256 as integers. Two distinct records share
-    them with odds of about n²/2¹²⁹ (10⁻²⁵ for ten million records)."""
-    digits = pl.col(column).str
-    return [
-        digits.slice(16 * i, 16).str.to_integer(base=16, dtype=pl.UInt64).alias(name)
-        for i, name in enumerate(KEYS)
-    ]
-
-
-def encode_record(pairs: Sequence[tuple[str, str]]) -> tuple[str, str]:
-    """A record's canonical text (sorted `[key, value]` pairs as JSON) and its SHA-256."""
-    text = record_text(pairs)
-    return hashlib.sha256(text.encode()).hexdigest(), text
-
-
-_NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')
-
-
-def record_text(pairs: Sequence[tuple[str, str]]) -> str:
-    """A record's canonical text: `json.dumps(sorted(pairs), separators=(",", ":"),
-    ensure_ascii=False)`, built by joining strings when no character needs escaping (digests
-    and keys never do), which is several times faster. The text is what `record_hash` hashes,
-    so it must never change: a property test holds the two equal."""
-    ordered = sorted(pairs)
-    flat = [item for pair in ordered for item in pair]
-    if all(type(item) is str for item in flat) and not _NEEDS_ESCAPE.search("".join(flat)):
-        return "[" + ",".join([f'["{key}","{value}"]' for key, value in ordered]) + "]"
-    return json.dumps(ordered, separators=(",", ":"), ensure_ascii=False)
-
-
-def record_hashes(texts: pl.Expr) -> pl.Expr:
-    """SHA-256 (lowercase hex) of each record text, as `encode_record` computes it."""
-    plugin: Any = texts  # polars-hash registers `chash` at import; type checkers cannot see it
-    hashed: pl.Expr = plugin.chash.sha2_256()
-    return hashed
-
-
-def decode_record(text: str) -> list[tuple[str, str]]:
-    """`record_text`'s pairs back. Text without a backslash has no escaped character, so no
-    quote inside a key or value: it is split on the separators (several times `json.loads`)."""
-    if "\\" in text or len(text) < 4:
-        return [(key, value) for key, value in json.loads(text)]
-    flat = iter(text[3:-3].replace('"],["', '","').split('","'))  # key, value, key, value, …
-    return list(zip(flat, flat, strict=True))
+__all__ = [
+    "KEYS",
+    "ON",
+    "Plan",
+    "decode_record",
+    "encode_record",
+    "hash_keys",
+    "plan_delta",
+    "plan_streamed",
+    "record_hashes",
+    "record_text",
+]
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,7 +108,7 @@ class Preparer:
         # (the runner calls it in a worker thread while the first chunk is sent).
         self.unsaved: Callable[[], pl.DataFrame] | None = None
         # The stored state `prepare` found (columns of `STATE_SCHEMA`): who owned each record
-        # the last run prepared, for the members a removal takes off (`runner.RemovedMembers`).
+        # the last run prepared, for the members a removal takes off (`figures.RemovedMembers`).
         self.previous: pl.DataFrame | None = None
 
     async def prepare(self, *, full: bool, save: bool) -> tuple[Current, list[AudienceUser]]:
@@ -252,7 +252,7 @@ def _state_of(contents: pl.DataFrame, current: Current) -> pl.DataFrame:
 
 def _state_later(contents: pl.DataFrame, current: Current) -> Callable[[], pl.DataFrame]:
     """`_state_of`, made when called, of what `current` holds now (a run may add members to
-    it later: `runner.Run.prepare_unsent`)."""
+    it later: `update.Update.prepare_unsent`)."""
     read = pl.Series(current.member_pks, dtype=pl.Int64)
     keys, drops = current.keys, current.drops
 

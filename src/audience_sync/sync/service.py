@@ -11,7 +11,7 @@ from audience_sync.connectors import BaseAudienceConnector, Credentials, connect
 from audience_sync.crypto import CredentialCipher
 from audience_sync.exceptions import ValidationError
 from audience_sync.store.db import session_factory
-from audience_sync.sync.runner import SyncService, Target
+from audience_sync.sync.context import SyncService, Target
 
 CREDENTIAL_FIELDS = frozenset(f.name for f in dataclasses.fields(Credentials))
 

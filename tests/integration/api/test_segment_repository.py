@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.exceptions import NotFoundError
 from audience_sync.sources.phones import PhoneParsing
-from audience_sync.sources.prepare import prepare_records
+from audience_sync.sources.prepare_records import prepare_records
 from audience_sync.sources.rows import IdentifierValue, ProfileRecord
 from audience_sync.store.db import transaction
 from audience_sync.store.profile_writer import Destination, write_in_session
@@ -17,7 +17,7 @@ from audience_sync.store.repositories import SegmentRepository, TenantRepository
 def profiles(session: Session, tenant_id: int, *ids: str) -> None:
     records = [ProfileRecord(1, pid, {}, list[IdentifierValue]()) for pid in ids]
     prepared = prepare_records(records, "US")
-    write_in_session(session, Destination(tenant_id), prepared, PhoneParsing(workers=1))
+    write_in_session(session, Destination(tenant_id), prepared, PhoneParsing(workers=1).e164())
 
 
 def test_add_members_counts_new_members_and_reports_unknown_ids(

@@ -24,12 +24,14 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 from tests.unit.sources.test_tabular_fuzz import CORRUPTIONS, Written, corrupt, encode, protected
 
+from audience_sync.domain.profiles import PROFILE_FIELDS
 from audience_sync.sources import importer
 from audience_sync.sources.demo import COLUMNS, generate_rows
-from audience_sync.sources.rows import PROFILE_FIELDS, ProfileRecord, Rejection, read_object
+from audience_sync.sources.rows import ProfileRecord, Rejection, read_object
 from audience_sync.store import db
 from audience_sync.store.db import transaction
-from audience_sync.store.tables import Profile, ProfileIdentifier
+from audience_sync.store.stored_identifiers import items
+from audience_sync.store.tables import Profile
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REPORT_KEYS = {"lines", "imported", "new", "updated", "unchanged", "rejected", "blank", "warnings"}
@@ -66,10 +68,7 @@ def stored(factory: sessionmaker[Session], profile_id: str) -> dict[str, Any] | 
         profile = session.scalars(select(Profile).where(Profile.profile_id == profile_id)).first()
         if profile is None:
             return None
-        rows = session.scalars(
-            select(ProfileIdentifier).where(ProfileIdentifier.profile_pk == profile.id)
-        )
-        identifiers = sorted((i.type.value, i.value, i.kind and i.kind.value) for i in rows)
+        identifiers = sorted((i.type, i.value, i.kind) for i in items(profile.identifiers))
         fields = {name: getattr(profile, name) for name in PROFILE_FIELDS}
         return {"fields": fields, "identifiers": identifiers, "traits": profile.traits}
 

@@ -9,7 +9,7 @@ reach), then again with a run of 6,000 rows changed, and:
 
 - each writer statement, EXPLAINed with the parameters it was really run with (its largest
   batch), both as a custom and as a generic plan (psycopg prepares statements run 5 times),
-  reads `profiles` and `profile_identifiers` through an index on the batch's key — one probe
+  reads `profiles` through an index on the batch's key — one probe
   per id — and never sequentially;
 - no stretch of 10 batches costs more than 3× the first 10 (medians of write times: a ratio,
   never an absolute time).
@@ -47,9 +47,9 @@ pytestmark = pytest.mark.slow
 ROWS = 150_000
 BATCH = 2_000
 # Rows changed in the second import, one run of them: some batches are all changed rows (UPDATE
-# and DELETE run only for changed rows, and their plans are checked with a whole batch's ids).
+# runs only for changed rows, and their plans are checked with a whole batch's ids).
 CHANGED = 6_000
-WRITTEN_TABLES = ("profiles", "profile_identifiers", "segment_members")
+WRITTEN_TABLES = ("profiles", "segment_members")
 SEGMENT = "Plans"
 # The statement shape the writer used before: planned from statistics (a tenant-wide index scan
 # per batch without them). Same parameters, in the same order, as POSTGRES_LOOKUP.
@@ -305,7 +305,6 @@ def slowest_stretch(seconds: list[float], size: int = 10) -> float:
 # (statement's start, table it must probe, the column of the probe, where its ids are)
 POSTGRES_CHECKS = {
     "lookup": (profile_writer.POSTGRES_LOOKUP, "profiles", "profile_id", 0),
-    "delete": (profile_writer.POSTGRES_DELETE_IDENTIFIERS, "profile_identifiers", "profile_pk", 0),
     "update": ("UPDATE profiles", "profiles", "id", 1),
 }
 
@@ -395,13 +394,6 @@ def test_sqlite_imports_never_analyzed(sqlite_imported: Imported) -> None:
 
 SQLITE_CHECKS = {
     "lookup": (profile_writer.SQLITE_LOOKUP, "profiles", "p", "profile_id", 0),
-    "delete": (
-        profile_writer.SQLITE_DELETE_IDENTIFIERS,
-        "profile_identifiers",
-        "i",
-        "profile_pk",
-        0,
-    ),
     "update": ("UPDATE profiles", "profiles", "p", "rowid", None),
 }
 
@@ -410,7 +402,6 @@ SQLITE_CHECKS = {
     "name",
     [
         "lookup",
-        "delete",
         "update",
     ],
 )

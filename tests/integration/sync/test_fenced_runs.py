@@ -24,20 +24,16 @@ from audience_sync.store.repositories import AudienceRepository, SyncJobReposito
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.sync.confirm import ConfirmReport, confirm_due
+from audience_sync.sync.fence import Heartbeat, Lease, LeaseLostError, fenced, heartbeat
 from audience_sync.sync.jobs import (
-    Heartbeat,
     JobMetrics,
-    Lease,
-    LeaseLostError,
     Trigger,
     complete_job,
     fail_job,
-    fenced,
-    heartbeat,
-    reap_stale_jobs,
     start_job,
     trigger_job,
 )
+from audience_sync.sync.reaper import reap_stale_jobs
 from audience_sync.sync.runner import run_job
 from audience_sync.testing.support import SANDBOX_URL
 
@@ -70,7 +66,7 @@ class Waits:
         self.world.clock += timedelta(seconds=seconds)
         if self.lose_job and len(self.slept) == 1:
             self.world.clock += timedelta(seconds=LEASE + 1)
-        self.reaped += reap_stale_jobs(self.world.factory, self.world.clock, LEASE)
+        self.reaped += reap_stale_jobs(self.world.factory, self.world.clock, LEASE, 3)
 
 
 async def prepared(world: World, platform: SyncPlatform) -> uuid.UUID:
@@ -193,7 +189,7 @@ def started(world: World) -> tuple[uuid.UUID, uuid.UUID, str]:
 async def test_a_lost_run_cannot_finish_its_job_nor_touch_the_audience(world: World) -> None:
     audience, job_id, token = started(world)
     later = world.clock + timedelta(seconds=LEASE + 1)
-    assert len(reap_stale_jobs(world.factory, later, LEASE)) == 1
+    assert len(reap_stale_jobs(world.factory, later, LEASE, 3)) == 1
     metrics = JobMetrics(profiles_sent=3, profiles_added=3, profiles_removed=239)
     tenant = world.tenant_id
 

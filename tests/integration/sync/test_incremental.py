@@ -14,7 +14,7 @@ from audience_sync.store.member_state import MemberStateRepository
 from audience_sync.store.repositories import AudienceRepository
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import MemberStatePart
-from audience_sync.sync import runner
+from audience_sync.sync import update
 from audience_sync.sync.plan import encode_record
 
 from .world import World, row
@@ -22,12 +22,12 @@ from .world import World, row
 SNAP = SyncPlatform.SNAPCHAT
 
 
-@pytest.mark.parametrize("texts_in_plan", [runner.REMOVED_TEXTS_IN_PLAN, 0])
+@pytest.mark.parametrize("texts_in_plan", [update.REMOVED_TEXTS_IN_PLAN, 0])
 async def test_an_update_prepares_only_the_members_that_changed_or_joined(
     world: World, monkeypatch: pytest.MonkeyPatch, texts_in_plan: int
 ) -> None:
     # The removed records' text read with the plan, or (too many of them) a chunk at a time.
-    monkeypatch.setattr(runner, "REMOVED_TEXTS_IN_PLAN", texts_in_plan)
+    monkeypatch.setattr(update, "REMOVED_TEXTS_IN_PLAN", texts_in_plan)
     world.load([row(i) for i in range(40)])
     audience = world.audience(SNAP)
     created = await world.sync(audience, SyncOperation.CREATE)

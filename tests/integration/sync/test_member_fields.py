@@ -18,6 +18,7 @@ from audience_sync.sources import members as members_module
 from audience_sync.sources.importer import import_profiles
 from audience_sync.sources.members import (
     EVERYTHING,
+    PROFILE_SCHEMA,
     MemberFields,
     member_batches,
     member_batches_of,
@@ -105,7 +106,7 @@ async def test_fields_not_read_are_null_and_other_types_absent(world: World) -> 
     tenant_id, segment_id = load(world, 12)
     fields = MemberFields(columns=("country",), types=("email",))
     profiles, identifiers = next(member_batches(world.engine, tenant_id, segment_id, fields=fields))
-    assert profiles.columns == EVERYTHING.frame([]).columns
+    assert profiles.columns == list(PROFILE_SCHEMA)
     assert profiles["first_name"].null_count() == len(profiles)
     assert profiles["country"].null_count() < len(profiles)
     assert set(identifiers["type"]) == {"email"}
@@ -158,13 +159,11 @@ async def test_every_way_of_reading_rows_reads_the_same(
     assert any(i for _, i in packed)
 
 
-async def test_span_and_join_reads_agree_among_other_profiles(
+async def test_members_read_alike_among_other_profiles(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Read in columns, a batch's identifiers come from a read of its pk span (members or
-    not, any tenant) or from the join with the members (`SPAN_DENSITY`): both keep exactly the
-    batch's members' identifiers, on a dense and a sparse segment, with another tenant's
-    profiles between theirs."""
+    """Read in columns or as rows, a batch holds exactly its members and their identifiers,
+    on a dense and a sparse segment, with another tenant's profiles between theirs."""
     with transaction(world.factory) as session:
         TenantRepository(session).create("other")
     for start, tenant in ((0, "default"), (10, "other"), (20, "default"), (30, "other")):
@@ -184,13 +183,10 @@ async def test_span_and_join_reads_agree_among_other_profiles(
         segments.add_members(sparse, ids[::6])
 
     for segment_id, members in ((dense, 17), (sparse, 4)):
-        monkeypatch.setattr(members_module, "SPAN_DENSITY", 0.0)  # always a span read
-        by_span = read_all(world, tenant_id, segment_id, 4, [])
-        monkeypatch.setattr(members_module, "SPAN_DENSITY", 2.0)  # never
-        by_join = read_all(world, tenant_id, segment_id, 4, [])
+        in_columns = read_all(world, tenant_id, segment_id, 4, [])
         monkeypatch.setattr(columns, "_COLUMNS", None)
-        assert by_span == by_join == read_all(world, tenant_id, segment_id, 4, [])
+        assert in_columns == read_all(world, tenant_id, segment_id, 4, [])
         monkeypatch.undo()
-        assert sum(len(p) for p, _ in by_span) == members
-        for profiles, identifiers in by_span:
+        assert sum(len(p) for p, _ in in_columns) == members
+        for profiles, identifiers in in_columns:
             assert {i[0] for i in identifiers} == {p[0] for p in profiles}

@@ -170,7 +170,7 @@ async def snapshot_matches_platform(world: World, audience: Any) -> int:
 async def test_a_cancelled_run_stops_at_a_chunk_with_every_accepted_chunk_confirmed(
     world: World,
 ) -> None:
-    # Chunks of 10 to 25 records; each is checkpointed while the next is sent (Run.confirm),
+    # Chunks of 10 to 25 records; each is checkpointed while the next is sent (Checkpoints.confirm),
     # so the cancel is seen a chunk or two later: what was sent by then must be confirmed.
     world.load([row(i) for i in range(60)])
     audience = world.audience(SNAP)

@@ -17,8 +17,8 @@ from audience_sync.sources.prepare import (
     Prepared,
     Warning,
     prepare_frame,
-    prepare_records,
 )
+from audience_sync.sources.prepare_records import prepare_records
 from audience_sync.sources.rows import NOT_A_DIGEST, NULL_TOKENS, ProfileRecord, read_object
 
 COLUMNS = [

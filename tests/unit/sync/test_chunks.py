@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
 import polars as pl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from audience_sync.sync.runner import CHUNK_BATCHES, CHUNK_BYTES, MIN_CHUNK_BATCHES, Run, Waiting
+from audience_sync.sync.chunks import (
+    CHUNK_BATCHES,
+    CHUNK_BYTES,
+    MIN_CHUNK_BATCHES,
+    Waiting,
+    chunk_size,
+)
 
 
 @given(st.lists(st.integers(0, 30), max_size=12), st.integers(1, 10))
@@ -28,11 +31,9 @@ def test_parts_become_whole_chunks_in_order(sizes: list[int], size: int) -> None
 
 
 def test_a_checkpoint_holds_about_chunk_bytes_of_records_within_its_bounds() -> None:
-    run: Any = SimpleNamespace(connector=SimpleNamespace(batch_size=1_000))
-
     def size(record_bytes: int) -> int:
         sample = pl.DataFrame({"record": ["x" * record_bytes] * 10})
-        return Run.chunk_size(run, sample)
+        return chunk_size(1_000, sample)
 
     assert size(10) == 1_000 * CHUNK_BATCHES  # narrow records: the most batches
     assert size(10**6) == 1_000 * MIN_CHUNK_BATCHES  # wide ones: the fewest

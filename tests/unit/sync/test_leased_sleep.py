@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from audience_sync.sync.jobs import LeaseLostError
+from audience_sync.sync.fence import LeaseLostError
 from audience_sync.sync.lease import LeasedSleep
 
 

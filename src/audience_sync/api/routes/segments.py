@@ -23,7 +23,7 @@ from audience_sync.api.schemas import (
     SegmentOut,
 )
 from audience_sync.sources.phones import PhoneParsing
-from audience_sync.sources.prepare import prepare_records
+from audience_sync.sources.prepare_records import prepare_records
 from audience_sync.sources.rows import (
     MAX_LINE_BYTES,
     REFUSED_REASON,
@@ -123,7 +123,8 @@ def upsert_profiles(body: ProfilesBatchIn, ctx: Ctx, tenant_id: TenantId) -> Pro
     prepared = prepare_records(records, region)
     errors += [RowError(index=r.line - 1, reason=r.reason) for r in prepared.rejections]
     with PhoneParsing(workers=1) as parse:  # a request's few phones: parsed in place
-        written = write_prepared(ctx.factory, Destination(tenant_id, segment_id), prepared, parse)
+        where = Destination(tenant_id, segment_id)
+        written = write_prepared(ctx.factory, where, prepared, parse.e164())
     errors += [RowError(index=line - 1, reason=REFUSED_REASON) for line in written.refused]
     return ProfilesBatchOut(
         created=written.counts.created,

@@ -10,8 +10,8 @@ cascades. So on SQLite the constraint is taken out of the stored table definitio
 SQLite documents for removing a CHECK constraint ("Making Other Kinds Of Table Schema
 Changes", https://www.sqlite.org/lang_altertable.html): no row is touched.
 
-Revision ID: 0014
-Revises: 0013
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-05
 """
 
@@ -22,8 +22,8 @@ import re
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0014"
-down_revision = "0013"
+revision = "0015"
+down_revision = "0014"
 branch_labels = None
 depends_on = None
 
