@@ -13,6 +13,7 @@
     │   ├── PlatformRequestError       the platform refused the request (other 4xx)
     │   └── NotFoundError              the object does not exist (or belongs to another tenant)
     └── ConfigurationError             the service itself is misconfigured (refuses to start)
+        └── UnknownPlatformError       no platform of that name is registered
 
 Skippable data errors (a bad email, an unreadable import row) are counted, not raised.
 
@@ -122,6 +123,11 @@ class NotFoundError(NonRetryableError):
 
 class ConfigurationError(AudienceSyncError):
     """The service is misconfigured (missing secret key in production, bad database URL)."""
+
+
+class UnknownPlatformError(ConfigurationError, ValueError):
+    """No platform of that name is registered (`connectors.registry`): never a fallback to
+    another platform's behaviour. A `ValueError` too, as enum lookups raise."""
 
 
 def platform_error_for_status(status_code: int, message: str, **kwargs: Any) -> AudienceSyncError:

@@ -12,6 +12,7 @@ from audience_sync.api.errors import feature_disabled, unauthorized
 from audience_sync.api.limits import TENANT_SCOPE_KEY
 from audience_sync.api.state import ApiContext
 from audience_sync.config import FeatureFlag, Settings
+from audience_sync.connectors import registry
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ApiKeyRepository, FeatureFlagRepository
@@ -62,6 +63,6 @@ def require_flags(
             raise feature_disabled(flag.value, by_operator=by_operator)
 
 
-def sync_flags(platform: SyncPlatform) -> tuple[FeatureFlag, FeatureFlag]:
-    """The flags a sync on this platform needs (the runner checks the same pair)."""
-    return FeatureFlag.AUDIENCE_SYNC, FeatureFlag(f"audience_sync_{platform.value}")
+def sync_flags(platform: SyncPlatform) -> tuple[FeatureFlag, ...]:
+    """The flags a sync on this platform needs (the runner checks the same ones)."""
+    return registry.sync_flags(platform)

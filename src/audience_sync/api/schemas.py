@@ -12,11 +12,17 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
+    PlainSerializer,
+    PlainValidator,
     SecretStr,
     field_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from audience_sync.config import FeatureFlag
+from audience_sync.connectors.registry import platform_names, platforms
 from audience_sync.domain.accounts import ad_account_problem
 from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import (
@@ -26,6 +32,8 @@ from audience_sync.domain.models import (
     SyncStatus,
     TriggeredBy,
 )
+from audience_sync.domain.platforms import platform_key
+from audience_sync.exceptions import UnknownPlatformError
 from audience_sync.sources.rows import BAD_TEXT, value_problem
 
 Interval = Literal[1, 6, 12, 24, 168]
@@ -53,6 +61,35 @@ def _ad_account(value: str) -> str:
     return value
 
 
+def _platform(value: object) -> SyncPlatform:
+    """A registered platform's key; any other value is the 422 an enum gives."""
+    try:
+        return platform_key(value)
+    except UnknownPlatformError:
+        names = [f"'{name}'" for name in platform_names()]
+        expected = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else names[0]
+        raise PydanticCustomError(
+            "enum", "Input should be {expected}", {"expected": expected}
+        ) from None
+
+
+class _PlatformNames:
+    """The JSON schema of a platform: a string among the registered names, read when the
+    OpenAPI document is made (so a platform registered at start-up is in it)."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "string", "enum": list(platform_names()), "title": "Platform"}
+
+
+# A platform in a request or a response: its name, one of the registered platforms'.
+Platform = Annotated[
+    SyncPlatform,
+    PlainValidator(_platform),
+    PlainSerializer(lambda key: key.value, return_type=str),
+    _PlatformNames(),
+]
 # Every free-text field of a request body: a bad value is a 422 naming the field, never a 500.
 Text = Annotated[str, AfterValidator(_storable)]
 # An ad account id goes into platform URL paths (`domain.accounts`).
@@ -160,13 +197,9 @@ class CredentialsIn(Strict):
         return out
 
 
-# The platform each connection setting belongs to.
+# The platform each connection setting belongs to (`PlatformSpec.connection_settings`).
 SETTING_PLATFORMS = {
-    "login_account_id": SyncPlatform.GOOGLE,
-    "customer_match_terms_accepted": SyncPlatform.GOOGLE,
-    "consent_ad_user_data": SyncPlatform.GOOGLE,
-    "consent_ad_personalization": SyncPlatform.GOOGLE,
-    "limited_data_use": SyncPlatform.META,
+    name: spec.key for spec in platforms() for name in sorted(spec.connection_settings)
 }
 DATA_USE_SETTINGS = ("consent_ad_user_data", "consent_ad_personalization", "limited_data_use")
 
@@ -227,7 +260,7 @@ class ConnectionIn(Strict):
 
 
 class ConnectionOut(BaseModel):
-    platform: SyncPlatform
+    platform: Platform
     ad_account_id: str
     status: str = Field(description="`connected`, or `needs_reconnect` after an auth failure.")
     status_message: str | None
@@ -246,7 +279,7 @@ class ConnectionOut(BaseModel):
 
 class AudienceIn(Strict):
     segment_id: uuid.UUID
-    platform: SyncPlatform
+    platform: Platform
     platform_audience_name: Text = Field(min_length=1, max_length=255)
     ad_account_id: AdAccountId = Field(min_length=1, max_length=128)
     description: Text | None = Field(None, max_length=10_000)
@@ -283,7 +316,7 @@ class AudienceOut(BaseModel):
     id: uuid.UUID
     tenant_id: int
     segment_id: uuid.UUID
-    platform: SyncPlatform
+    platform: Platform
     platform_audience_id: str | None
     platform_audience_name: str
     ad_account_id: str
@@ -400,7 +433,7 @@ class ExportIn(Strict):
         max_length=4,
     )
     hash_identifiers: bool = True
-    platform: SyncPlatform | None = Field(
+    platform: Platform | None = Field(
         None,
         description=(
             "Hash exactly as this platform's upload would. Without it, hashed identifiers follow "

@@ -37,11 +37,13 @@ from audience_sync.cli.common import (
     import_app,
     migrated_context,
     out,
+    platform_help,
     segments_app,
     tenants_app,
 )
 from audience_sync.config import FeatureFlag, Settings
 from audience_sync.domain.models import IdentifierType, SyncPlatform
+from audience_sync.domain.platforms import platform_key
 from audience_sync.exceptions import NotFoundError, ValidationError
 from audience_sync.export.cells import safe_row, safe_writer
 from audience_sync.export.service import file_name
@@ -294,7 +296,12 @@ def segments_export(
     ] = True,
     platform: Annotated[
         SyncPlatform | None,
-        typer.Option(help="Hash as this platform's upload would; else the neutral normalization."),
+        typer.Option(
+            parser=platform_key,
+            help=platform_help(
+                "Hash as this platform's upload would; else the neutral normalization."
+            ),
+        ),
     ] = None,
     traits: Annotated[bool, typer.Option("--traits/--no-traits")] = True,
     events: Annotated[bool, typer.Option("--events/--no-events")] = False,

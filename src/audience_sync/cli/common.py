@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.config import Settings, load_settings, secret_keys
+from audience_sync.connectors.registry import platform_names
 from audience_sync.exceptions import AudienceSyncError, ConfigurationError
 from audience_sync.log import configure_logging
 from audience_sync.store import db
@@ -48,6 +49,14 @@ out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 __all__ = ["DEFAULT_TENANT_SLUG"]
+
+
+def platform_help(what: str) -> str:
+    """An option's help naming the registered platforms (those registered when the CLI is
+    built); the value given is read by `domain.platforms.platform_key`: an unknown name is
+    refused with the known ones."""
+    return f"{what} One of: {', '.join(platform_names())}."
+
 
 TenantOption = Annotated[
     str, typer.Option("--tenant", help="Tenant slug.", envvar="AUDIENCE_SYNC_TENANT")

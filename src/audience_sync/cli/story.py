@@ -9,18 +9,12 @@ from rich.table import Table
 
 from audience_sync import demo
 from audience_sync.cli.common import Context, out
+from audience_sync.connectors.registry import platform_spec
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import TenantRepository
 from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.sync.service import build_service
-
-NAMES = {
-    SyncPlatform.META: "Meta",
-    SyncPlatform.GOOGLE: "Google",
-    SyncPlatform.TIKTOK: "TikTok",
-    SyncPlatform.SNAPCHAT: "Snapchat",
-}
 
 
 def tell_story(ctx: Context, tenant: str, folder: Path) -> bool:
@@ -67,7 +61,7 @@ def _print_jobs(jobs: list[tuple[SyncPlatform, AudienceSyncJob]]) -> None:
     for platform, job in jobs:
         rate = f"{job.match_rate:.0%}" if job.match_rate is not None else "—"
         table.add_row(
-            NAMES[platform],
+            platform_spec(platform).display_name,
             demo.PLAN[platform],
             job.operation.value,
             job.status.value

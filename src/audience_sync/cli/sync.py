@@ -29,9 +29,12 @@ from audience_sync.cli.common import (
     friendly_errors,
     migrated_context,
     out,
+    platform_help,
 )
+from audience_sync.connectors.registry import platform_spec, platforms
 from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
+from audience_sync.domain.platforms import platform_key
 from audience_sync.exceptions import NotFoundError, ValidationError
 from audience_sync.scheduler.queue import check_interval
 from audience_sync.scheduler.tick import process_audience_sync_queue, run_scheduler
@@ -71,7 +74,12 @@ def _json(data: Any) -> None:
 @connections_app.command("set")
 @friendly_errors
 def connections_set(
-    platform: SyncPlatform,
+    platform: Annotated[
+        SyncPlatform,
+        typer.Argument(
+            parser=platform_key, help=platform_help("The platform."), show_default=False
+        ),
+    ],
     ad_account: Annotated[str, typer.Option("--ad-account", help="Ad account / customer id.")],
     access_token: Annotated[
         str, typer.Option(envvar="AUDIENCE_SYNC_ACCESS_TOKEN", help="Stored encrypted.")
@@ -130,10 +138,11 @@ def connections_set(
     """Connect (or reconnect) an ad platform account; credentials are encrypted at rest."""
     ctx = migrated_context()
     if base_url and not ctx.settings.allow_connection_base_url:
+        setting = platform_spec(platform).base_url_setting or "meta_base_url"
         raise ValidationError(
             "--base-url is used only when AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL=true (for a "
             "sandbox); platform addresses otherwise come from the settings, e.g. "
-            "AUDIENCE_SYNC_META_BASE_URL."
+            f"AUDIENCE_SYNC_{setting.upper()}."
         )
     given = {
         "access_token": access_token,
@@ -161,7 +170,8 @@ def connections_set(
         stored = dict(connection.settings or {})
     where = f" at {base_url}" if base_url else ""
     out.print(f"{platform.value} connected: ad account {ad_account}{where}.", highlight=False)
-    if platform is SyncPlatform.GOOGLE and not stored.get("customer_match_terms_accepted"):
+    terms = "customer_match_terms_accepted"  # Google's; asked of the platforms that have it
+    if terms in platform_spec(platform).connection_settings and not stored.get(terms):
         err.print(
             "Uploads to Google need the Customer Match terms accepted "
             "(https://support.google.com/adspolicy/answer/6299717): once they are, run this "
@@ -176,7 +186,7 @@ def google_settings(
     """The connection settings the Google options change (None: an option not given)."""
     settings: dict[str, Any] = {}
     given = login_account is not None or accept_terms is not None
-    if given and platform is not SyncPlatform.GOOGLE:
+    if given and "login_account_id" not in platform_spec(platform).connection_settings:
         raise ValidationError(
             "--login-account and --accept-customer-match-terms are Google settings"
         )
@@ -199,8 +209,9 @@ def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG) -> None:
     with transaction(ctx.factory) as session:
         tenant_id = TenantRepository(session).get(tenant).id
         repo = ConnectionRepository(session, tenant_id, _service(ctx).cipher)
-        for platform in SyncPlatform:
-            found = repo.find(platform)
+        for spec in platforms():
+            platform = spec.key
+            found = repo.find(platform)  # type: ignore[arg-type]
             if found is not None:
                 settings = ", ".join(f"{k}={v}" for k, v in (found.settings or {}).items())
                 table.add_row(
@@ -213,7 +224,9 @@ def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG) -> None:
 @friendly_errors
 def audiences_create(
     segment: Annotated[str, typer.Option(help="The CDP segment's name.")],
-    platform: Annotated[SyncPlatform, typer.Option()],
+    platform: Annotated[
+        SyncPlatform, typer.Option(parser=platform_key, help=platform_help("The platform."))
+    ],
     name: Annotated[str, typer.Option(help="The audience's name on the platform.")],
     ad_account: Annotated[str, typer.Option("--ad-account")],
     interval: Annotated[int | None, typer.Option(help="Hours: 1, 6, 12, 24 or 168.")] = None,

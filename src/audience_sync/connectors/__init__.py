@@ -1,10 +1,13 @@
-"""Connectors for Meta, Google, TikTok and Snapchat over one HTTP layer (see docs/connectors.md).
+"""Connectors for every registered platform over one HTTP layer (see docs/connectors.md).
 
-connector = connector_for(SyncPlatform.META, settings, Credentials(access_token=...),
-                          ad_account_id="act_1")
+connector = connector_for("meta", settings, Credentials(access_token=...), ad_account_id="act_1")
 async with connector:
     created = await connector.create_audience(config, users)
     await connector.add_users(created.platform_audience_id, more_users)
+
+Each platform is a package here (`meta/`, `google/`, `tiktok/`, `snapchat/`) with a `SPEC`, its
+`PlatformSpec`; this module registers the built-in ones (`connectors.registry`). A platform
+added later registers its own spec with `register_platform`: nothing here lists it.
 """
 
 from __future__ import annotations
@@ -12,22 +15,28 @@ from __future__ import annotations
 from typing import Any
 
 from audience_sync.config import Settings
+from audience_sync.connectors import google, meta, snapchat, tiktok
 from audience_sync.connectors.base import (
     BaseAudienceConnector,
     Capabilities,
     Operation,
 )
-from audience_sync.connectors.google import GoogleAudienceConnector
-from audience_sync.connectors.google_ads import GoogleAdsAudienceConnector
+from audience_sync.connectors.google import GoogleAdsAudienceConnector, GoogleAudienceConnector
 from audience_sync.connectors.http import Credentials, RateLimit, RateLimiters, RetryPolicy
 from audience_sync.connectors.meta import MetaAudienceConnector
+from audience_sync.connectors.registry import (
+    PlatformSpec,
+    platform_names,
+    platform_spec,
+    platforms,
+    register_platform,
+)
 from audience_sync.connectors.snapchat import SnapchatAudienceConnector
 from audience_sync.connectors.tiktok import TikTokAudienceConnector
 from audience_sync.domain.models import SyncPlatform
-from audience_sync.exceptions import ConfigurationError
 
 __all__ = [
-    "CONNECTORS",
+    "BUILT_IN",
     "BaseAudienceConnector",
     "Capabilities",
     "Credentials",
@@ -35,6 +44,7 @@ __all__ = [
     "GoogleAudienceConnector",
     "MetaAudienceConnector",
     "Operation",
+    "PlatformSpec",
     "RateLimit",
     "RateLimiters",
     "RetryPolicy",
@@ -42,27 +52,26 @@ __all__ = [
     "TikTokAudienceConnector",
     "connector_class",
     "connector_for",
+    "platform_names",
+    "platform_spec",
+    "platforms",
+    "register_platform",
 ]
 
-CONNECTORS: dict[SyncPlatform, type[BaseAudienceConnector]] = {
-    SyncPlatform.META: MetaAudienceConnector,
-    SyncPlatform.GOOGLE: GoogleAudienceConnector,
-    SyncPlatform.TIKTOK: TikTokAudienceConnector,
-    SyncPlatform.SNAPCHAT: SnapchatAudienceConnector,
-}
+BUILT_IN: tuple[PlatformSpec, ...] = (meta.SPEC, google.SPEC, tiktok.SPEC, snapchat.SPEC)
+for _spec in BUILT_IN:
+    register_platform(_spec)
+# Each built-in is a `SyncPlatform` member and the other way round.
+assert {spec.key for spec in BUILT_IN} == set(SyncPlatform)
 
 
 def connector_class(
     platform: SyncPlatform | str, options: dict[str, Any] | None = None
 ) -> type[BaseAudienceConnector]:
-    """The connector class for a platform; Google's Ads API path with `google_api="ads"`."""
-    try:
-        target = SyncPlatform(str(platform))
-    except ValueError:
-        raise ConfigurationError(f"No connector for platform {platform!r}") from None
-    if target is SyncPlatform.GOOGLE and (options or {}).get("google_api") == "ads":
-        return GoogleAdsAudienceConnector
-    return CONNECTORS[target]
+    """The connector class for a platform (a variant's where the options choose one: Google's
+    Ads API path with `google_api="ads"`); `UnknownPlatformError` for an unknown platform."""
+    chosen: type[BaseAudienceConnector] = platform_spec(platform).connector_class(options)
+    return chosen
 
 
 def connector_for(

@@ -18,12 +18,13 @@ from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import httpx
 import polars as pl
 
 from audience_sync.config import Settings
+from audience_sync.connectors.columnar import RecordFrame, RecordShape, record_frame
 from audience_sync.connectors.http import (
     Clock,
     Credentials,
@@ -37,12 +38,8 @@ from audience_sync.domain.models import (
     AudienceConfig,
     AudienceSyncResult,
     AudienceUser,
-    SyncPlatform,
 )
 from audience_sync.exceptions import AudienceSyncError, InvalidRecordsError
-
-if TYPE_CHECKING:
-    from audience_sync.connectors.columnar import RecordFrame
 
 
 class Operation(StrEnum):
@@ -166,6 +163,7 @@ class BaseAudienceConnector(ABC):
     PLATFORM_NAME: ClassVar[str]
     BATCH_SIZE: ClassVar[int]
     CAPABILITIES: ClassVar[Capabilities]
+    RECORD_SHAPE: ClassVar[RecordShape]  # its records in columns (`connectors.columnar`)
 
     def __init__(
         self,
@@ -295,13 +293,10 @@ class BaseAudienceConnector(ABC):
     ) -> RecordFrame:
         """`records_for` in columns, for the sync engine: each record's canonical text (what
         `record_pairs` gives, as `sync.plan.record_text` writes it) by owner, from the member
-        frames of `sources.members` (see `connectors.columnar`)."""
-        # Imported here: `columnar` takes each platform's keys from its connector's module,
-        # which imports this one.
-        from audience_sync.connectors.columnar import record_frame
-
+        frames of `sources.members`, by its `RECORD_SHAPE` (see
+        `connectors.columnar`)."""
         return record_frame(
-            SyncPlatform(self.PLATFORM_NAME),
+            self.RECORD_SHAPE,
             profiles,
             identifiers,
             allowed,

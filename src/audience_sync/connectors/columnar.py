@@ -7,9 +7,10 @@ in bulk, and the values are shaped into records per platform as `(owner, slot, k
 pairs — the rows sharing an owner and a slot are one record — then written as the canonical
 record text (`sync.plan.record_text`). `tests/unit/connectors/test_columnar.py` holds the two
 paths equal, record for record, on random members of every platform: a change to a platform's
-shape or to what it sends must be made in both, its `prepare` and here.
+shape or to what it sends must be made in both, its `prepare` and its `RecordShape`.
 
-The shapes (each connector's `prepare` and `record_pairs` say the same in Python):
+This module is the shared part; each platform's shape is a `RecordShape` in its own package
+(`connectors/<platform>/records.py`), its connector's `RECORD_SHAPE`:
 - Meta: a row per k-th value of the identifying keys (EMAIL, PHONE, MADID, EXTERN_ID), each with
   the member's enhanced fields (FN, LN, CT, ST, ZIP, COUNTRY, GEN, DOBY/DOBM/DOBD);
 - Google: one member a record, its emails, phones and address (all four parts) up to ten; a
@@ -28,39 +29,22 @@ from typing import Any
 
 import polars as pl
 
-from audience_sync.connectors import google, meta, snapchat, tiktok
 from audience_sync.connectors.records import IDENTIFIER_FIELDS, USER_ATTRIBUTES
-from audience_sync.domain.data_use import (
-    CONSENT_FIELDS,
-    LDU_COLUMN,
-    WIRE_CONSENT,
-    audience_consent,
-    is_denied,
-    ldu_location,
-)
-from audience_sync.domain.models import SyncPlatform
+from audience_sync.domain.members import MemberNeeds
 from audience_sync.identifiers import (
-    DOB_KEYS,
     Field,
+    PlatformRules,
     Reason,
-    date_of_birth_reason,
-    expand_date_of_birth,
     hash_series_with_reasons,
     normalize_country,
-    tiktok_mobile_id_schema,
+    rules_for,
 )
-from audience_sync.sources.members import MemberFields
 
 PAIRS = {"owner": pl.Int64, "slot": pl.Int64, "key": pl.String, "value": pl.String}
 RECORDS = {"owner": pl.Int64, "record": pl.String}
 # A dropped value: its owner, field, reason and raw value (kept in memory only, for the job's
 # diagnostics, which store it masked: `sync.diagnostics`).
 DROPS = {"owner": pl.Int64, "field": pl.String, "reason": pl.String, "value": pl.String}
-# Each platform's wire keys, as its connector's module names them.
-META_KEYS = {name: key for key, name in meta.KEYS.items() if name is not None}
-TIKTOK_KEYS = dict(zip((Field.EMAIL, Field.PHONE), tiktok.SCHEMA, strict=False))  # + mobile ids
-# The field a date of birth is dropped under (it is no `Field`: it expands to three keys).
-BIRTH_FIELD = "date_of_birth"
 _NEEDS_ESCAPE = r'[\x00-\x1f"\\]'  # what JSON escapes (see `plan.record_text`)
 
 
@@ -89,8 +73,53 @@ class Sent:
     drops: pl.DataFrame  # `DROPS`: one row a dropped value
 
 
+@dataclass
+class Members:
+    """A batch of members as a shape takes them in: the profiles and identifiers sent, the
+    members left out (`drops`: `DROPS`, one a member) and the pairs a kept member's record
+    carries besides its values (`own_pairs`: `PAIRS`, slot 0; Google's own consent)."""
+
+    profiles: pl.DataFrame
+    identifiers: pl.DataFrame
+    drops: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=DROPS))
+    own_pairs: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=PAIRS))
+
+
+class RecordShape:
+    """How one platform's records are made of the values sent, in columns: the platform's
+    `prepare` and `record_pairs`, for a whole batch at once. Subclassed in each platform's
+    package (`records.py`), its connector's `RECORD_SHAPE`."""
+
+    platform: str  # whose normalization applies (`identifiers.rules_for`)
+    one_value_a_key: bool = True  # a record holds at most one value a key (texts by pivot)
+    one_pair: bool = False  # a record is one pair (its text is that pair's)
+
+    def fields(self, mobile_list: bool) -> list[Field]:
+        """The fields the records are made of (an audience's config may narrow them)."""
+        raise NotImplementedError
+
+    def profile_columns(self) -> tuple[str, ...]:
+        """Profile columns read besides the fields' (a date of birth, data-use choices)."""
+        return ()
+
+    def admit(self, members: Members, options: Mapping[str, Any]) -> Members:
+        """The members this platform may take (all, unless a shape says otherwise)."""
+        return members
+
+    def pairs(
+        self,
+        sent: Sent,
+        members: Members,
+        allowed: frozenset[str],
+        options: Mapping[str, Any],
+        mobile_list: bool,
+    ) -> pl.DataFrame:
+        """The records as `PAIRS`; drops of the shape's own go into `sent.drops`."""
+        raise NotImplementedError
+
+
 def record_frame(
-    platform: SyncPlatform,
+    shape: RecordShape,
     profiles: pl.DataFrame,
     identifiers: pl.DataFrame,
     allowed: frozenset[str],
@@ -99,63 +128,36 @@ def record_frame(
     mobile_list: bool = False,
     options: Mapping[str, Any] | None = None,
 ) -> RecordFrame:
-    """The records a connector of `platform` would send for these members (see the module);
+    """The records a connector would send for these members, by its `shape` (see the module);
     `options` the audience's (consent, Limited Data Use: `domain.data_use`)."""
     options = options or {}
-    fields = record_fields(platform, mobile_list)
-    consent = pl.DataFrame(schema=PAIRS)
-    denied = pl.DataFrame(schema=DROPS)
-    if platform is SyncPlatform.GOOGLE:
-        profiles, identifiers, consent, denied = google_consent(profiles, identifiers, options)
-    sent = sent_values(profiles, identifiers, platform, fields, allowed, region)
-    if not denied.is_empty():
-        sent.drops = pl.concat([sent.drops, denied])
-    if platform is SyncPlatform.META:
-        births, unusable = _births(profiles, allowed)
-        sent.drops = pl.concat([sent.drops, unusable])
-        pairs = meta_pairs(sent, births, meta_ldu(profiles, options))
-    elif platform is SyncPlatform.GOOGLE:
-        pairs = google_pairs(sent, mobile_list=mobile_list, consent=consent)
-    elif platform is SyncPlatform.TIKTOK:
-        pairs = tiktok_pairs(sent)
-    else:
-        pairs = snapchat_pairs(sent)
-    # A Google member's one record holds all its emails and phones; other records hold at
-    # most one value a key.
-    texts = record_texts(
-        pairs,
-        one_value_a_key=platform is not SyncPlatform.GOOGLE,
-        one_pair=platform is SyncPlatform.SNAPCHAT,  # a record a value (`snapchat_pairs`)
-    )
+    members = shape.admit(Members(profiles, identifiers), options)
+    fields = shape.fields(mobile_list)
+    rules = rules_for(shape.platform)
+    sent = sent_values(members.profiles, members.identifiers, rules, fields, allowed, region)
+    if not members.drops.is_empty():
+        sent.drops = pl.concat([sent.drops, members.drops])
+    pairs = shape.pairs(sent, members, allowed, options, mobile_list)
+    if not members.own_pairs.is_empty():
+        owners = pairs.select("owner").unique()
+        own = members.own_pairs.join(owners, on="owner", how="semi").select(*PAIRS)
+        pairs = pl.concat([pairs, own])
+    texts = record_texts(pairs, one_value_a_key=shape.one_value_a_key, one_pair=shape.one_pair)
     return RecordFrame(texts, sent.drops)
 
 
-def record_fields(platform: SyncPlatform, mobile_list: bool = False) -> list[Field]:
-    """The fields a platform's records are made of (an audience's config may narrow them)."""
-    if platform is SyncPlatform.META:
-        return [*META_KEYS]
-    if platform is SyncPlatform.GOOGLE:
-        return [Field.MOBILE_ID] if mobile_list else list(google.CONTACT_FIELDS)
-    if platform is SyncPlatform.TIKTOK:
-        return [Field.EMAIL, Field.PHONE, Field.MOBILE_ID]
-    return [*snapchat.SCHEMAS]
-
-
-def member_fields(platform: SyncPlatform, mobile_list: bool = False) -> MemberFields:
-    """What `record_frame` reads of the members (`sources.members.MemberFields`): the profile
-    fields among the platform's, the country when phones are sent (a phone stored without
-    E.164 is dialled in its profile's country), Meta's birth date and Limited Data Use, Google's
-    consent; its identifier types."""
-    fields = record_fields(platform, mobile_list)
+def member_fields(shape: RecordShape, mobile_list: bool = False) -> MemberNeeds:
+    """What `record_frame` reads of the members: the profile fields among the platform's, the
+    country when phones are sent (a phone stored without E.164 is dialled in its profile's
+    country), the shape's own columns (Meta's birth date and Limited Data Use, Google's
+    consent); its identifier types."""
+    fields = shape.fields(mobile_list)
     columns = [f.value for f in fields if f in USER_ATTRIBUTES]
     if Field.PHONE in fields:
         columns.append("country")
-    if platform is SyncPlatform.META:
-        columns += ["date_of_birth", LDU_COLUMN]
-    if platform is SyncPlatform.GOOGLE:
-        columns += list(CONSENT_FIELDS)
+    columns += shape.profile_columns()
     types = tuple(f.value for f in fields if f in IDENTIFIER_FIELDS)
-    return MemberFields(tuple(dict.fromkeys(columns)), types)
+    return MemberNeeds(tuple(dict.fromkeys(columns)), types)
 
 
 # --- what is sent -----------------------------------------------------------------------------
@@ -164,7 +166,7 @@ def member_fields(platform: SyncPlatform, mobile_list: bool = False) -> MemberFi
 def sent_values(
     profiles: pl.DataFrame,
     identifiers: pl.DataFrame,
-    platform: SyncPlatform,
+    platform: PlatformRules,
     fields: Sequence[Field],
     allowed: frozenset[str],
     region: str,
@@ -196,7 +198,7 @@ def sent_values(
 def _phones(
     rows: pl.DataFrame,
     profiles: pl.DataFrame,
-    platform: SyncPlatform,
+    platform: PlatformRules,
     allowed: frozenset[str],
     default: str,
     dropped: list[pl.DataFrame],
@@ -225,7 +227,7 @@ def _region_of(country: str | None, default: str) -> str:
 
 
 def _hashed(
-    rows: pl.DataFrame, name: Field, platform: SyncPlatform, dropped: list[pl.DataFrame]
+    rows: pl.DataFrame, name: Field, platform: PlatformRules, dropped: list[pl.DataFrame]
 ) -> pl.DataFrame:
     """`rows` (`pos`, `profile_pk`, `value`, `kind`, `region`) with `value` replaced by what is
     sent, each region's rows hashed together; dropped values counted by reason (all but
@@ -247,7 +249,7 @@ def _hashed(
 def _attribute(
     profiles: pl.DataFrame,
     name: Field,
-    platform: SyncPlatform,
+    platform: PlatformRules,
     region: str,
     dropped: list[pl.DataFrame],
 ) -> pl.DataFrame:
@@ -285,43 +287,10 @@ def _count(
     dropped.append(found)
 
 
-def _births(profiles: pl.DataFrame, allowed: frozenset[str]) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Meta's DOBY/DOBM/DOBD (`owner`, `key`, `value`), and the dates Meta cannot use
-    (`DROPS`: not `YYYYMMDD`/`YYYY-MM-DD`, or no such day) as `invalid_date_of_birth`, as
-    `records.hash_users` counts them. The rule runs once per distinct date."""
-    schema = {"owner": pl.Int64, "key": pl.String, "value": pl.String}
-    if "date_of_birth" not in allowed:
-        return pl.DataFrame(schema=schema), pl.DataFrame(schema=DROPS)
-    births = profiles.select(owner="profile_pk", birth="date_of_birth").drop_nulls("birth")
-    distinct = births["birth"].unique().to_list()
-    expanded = {b: expand_date_of_birth(b) for b in distinct}
-    frames = [
-        births.select(
-            "owner",
-            key=pl.lit(key),
-            value=pl.col("birth").replace_strict(
-                {b: parts[key] for b, parts in expanded.items() if parts},
-                default=None,
-                return_dtype=pl.String,
-            ),
-        )
-        for key in DOB_KEYS
-    ]
-    invalid = [b for b in distinct if date_of_birth_reason(b) is Reason.INVALID_DATE_OF_BIRTH]
-    unusable = births.filter(pl.col("birth").is_in(pl.Series(invalid, dtype=pl.String).implode()))
-    drops = unusable.select(
-        "owner",
-        field=pl.lit(BIRTH_FIELD, pl.String),
-        reason=pl.lit(Reason.INVALID_DATE_OF_BIRTH.value, pl.String),
-        value=pl.col("birth").cast(pl.String),
-    )
-    return pl.concat([pl.DataFrame(schema=schema), *frames]).drop_nulls("value"), drops
-
-
 # --- shapes -----------------------------------------------------------------------------------
 
 
-def _keyed(frame: pl.DataFrame, keys: dict[Field, str]) -> pl.DataFrame:
+def keyed(frame: pl.DataFrame, keys: dict[Field, str]) -> pl.DataFrame:
     """`field` renamed to the platform's `key`."""
     mapping = {f.value: key for f, key in keys.items()}
     return frame.with_columns(
@@ -329,7 +298,7 @@ def _keyed(frame: pl.DataFrame, keys: dict[Field, str]) -> pl.DataFrame:
     )
 
 
-def _ranked(frame: pl.DataFrame, *by: str) -> pl.Series:
+def ranked(frame: pl.DataFrame, *by: str) -> pl.Series:
     """The position of each row among the rows sharing `by` (stored order). Done by sorting:
     `pl.int_range(pl.len()).over(*by)` took 123 ms on 120,000 TikTok rows, this 11 ms."""
     order = frame.select(pl.arg_sort_by(*by, maintain_order=True)).to_series()
@@ -338,133 +307,6 @@ def _ranked(frame: pl.DataFrame, *by: str) -> pl.Series:
     start = pl.when((row == 0) | pl.any_horizontal(changed)).then(row).forward_fill()
     ranks = frame.select(*by).gather(order).select(row - start).to_series()
     return ranks.gather(order.arg_sort()).alias("slot")
-
-
-def meta_pairs(sent: Sent, births: pl.DataFrame, ldu: pl.DataFrame | None = None) -> pl.DataFrame:
-    ids = _keyed(sent.identifiers, META_KEYS)
-    ids = ids.with_columns(_ranked(ids, "owner", "key"))
-    rows = ids.select("owner", "slot").unique()
-    extras = pl.concat([_keyed(sent.attributes, META_KEYS).select(*births.columns), births])
-    if ldu is not None and not ldu.is_empty():
-        extras = pl.concat([extras, ldu])
-    shared = rows.join(extras, on="owner", how="inner")
-    return pl.concat([ids.select(*PAIRS), shared.select(*PAIRS)])
-
-
-def tiktok_pairs(sent: Sent) -> pl.DataFrame:
-    ids = _keyed(sent.identifiers, TIKTOK_KEYS)
-    kind = pl.col("kind").fill_null("")
-    kinds = ids.filter(pl.col("key").is_null()).select(kind)["kind"].unique().to_list()
-    schemas = {k: tiktok_mobile_id_schema(k or None) for k in kinds}  # a mobile id's, by kind
-    mobile = kind.replace_strict(schemas, default=None, return_dtype=pl.String)
-    ids = ids.with_columns(key=pl.coalesce("key", mobile))
-    return ids.with_columns(_ranked(ids, "owner", "key")).select(*PAIRS)
-
-
-def snapchat_pairs(sent: Sent) -> pl.DataFrame:
-    ids = _keyed(sent.identifiers, snapchat.SCHEMAS)
-    return ids.with_columns(slot=pl.int_range(pl.len(), dtype=pl.Int64)).select(*PAIRS)
-
-
-def meta_ldu(profiles: pl.DataFrame, options: Mapping[str, Any]) -> pl.DataFrame:
-    """Each member's Limited Data Use cells (`owner`, `key`, `value`), as `meta.ldu_values`
-    gives them: its own choice, else the audience's; none for a member without LDU. A column
-    null for everyone costs one null count."""
-    schema = {"owner": pl.Int64, "key": pl.String, "value": pl.String}
-    column = profiles[LDU_COLUMN]
-    if column.null_count() == len(column) and ldu_location(None, options) is None:
-        return pl.DataFrame(schema=schema)
-    chosen = column.fill_null("")  # "": the member has none of its own
-    locations = {c: ldu_location(c or None, options) for c in chosen.unique().to_list()}
-    cells = {c: meta.ldu_values(loc) for c, loc in locations.items() if loc is not None}
-    rows = profiles.select(owner="profile_pk", choice=chosen).filter(
-        pl.col("choice").is_in(list(cells))
-    )
-    frames = [
-        rows.select(
-            "owner",
-            key=pl.lit(key),
-            value=pl.col("choice").replace_strict(
-                {c: v[k][0] for c, v in cells.items()}, return_dtype=pl.String
-            ),
-        )
-        for k, key in enumerate(meta.LDU_KEYS)
-    ]
-    return pl.concat([pl.DataFrame(schema=schema), *frames])
-
-
-def google_consent(
-    profiles: pl.DataFrame, identifiers: pl.DataFrame, options: Mapping[str, Any]
-) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, pl.DataFrame]:
-    """The members Google may take and their own consent, as `GoogleAudienceConnector.members`
-    decides: (profiles, identifiers) of the members kept, each kept member's own consent as
-    pairs (`owner`, `slot`, `key`, `value`), and one `consent_denied` drop a member left out."""
-    audience = audience_consent(options)
-    columns = list(CONSENT_FIELDS)
-    nobody = all(profiles[c].null_count() == len(profiles) for c in columns)
-    no_pairs = pl.DataFrame(schema=PAIRS)
-    if nobody and not is_denied(audience):
-        return profiles, identifiers, no_pairs, pl.DataFrame(schema=DROPS)
-    chosen = [pl.coalesce(pl.col(c), pl.lit(audience[c], pl.String)).alias(c) for c in columns]
-    own = pl.any_horizontal([pl.col(c).is_not_null() for c in columns]).alias("own")
-    marked = profiles.select("profile_pk", own, *chosen).with_columns(
-        denied=pl.any_horizontal([pl.col(c) == "denied" for c in columns]).fill_null(False)
-    )
-    denied = marked.filter("denied")["profile_pk"]
-    kept = profiles.filter(~pl.col("profile_pk").is_in(denied.implode()))
-    kept_ids = identifiers.filter(~pl.col("profile_pk").is_in(denied.implode()))
-    mine = marked.filter(pl.col("own") & ~pl.col("denied"))
-    wire = {value: WIRE_CONSENT[value] for value in WIRE_CONSENT}
-    pairs = [
-        mine.select(
-            owner="profile_pk",
-            slot=pl.lit(0, pl.Int64),
-            key=pl.lit(CONSENT_FIELDS[c]),
-            value=pl.col(c).replace_strict(wire, default=None, return_dtype=pl.String),
-        )
-        for c in columns
-    ]
-    drops = pl.DataFrame(
-        {"owner": denied, "field": "consent", "reason": "consent_denied", "value": None},
-        schema=DROPS,
-    )
-    return kept, kept_ids, pl.concat([no_pairs, *pairs]).drop_nulls("value"), drops
-
-
-def google_pairs(
-    sent: Sent, *, mobile_list: bool, consent: pl.DataFrame | None = None
-) -> pl.DataFrame:
-    """One record a member: emails, then phones, then the address, the first ten of them; then
-    the member's own consent (`google_consent`), when it has a record."""
-    if mobile_list:
-        items = sent.identifiers.with_columns(key=pl.lit("mobileId"), order=pl.lit(0))
-    else:
-        items = _keyed(sent.identifiers, google.CONTACT_KEYS).with_columns(
-            order=pl.when(pl.col("field") == Field.EMAIL.value).then(0).otherwise(1)
-        )
-        items = pl.concat([items.select("owner", "key", "value", "order"), _addresses(sent)])
-    items = items.sort("order", maintain_order=True)  # stable: stored order within each
-    kept = items.filter(_ranked(items, "owner") < google.MAX_IDENTIFIERS)
-    kept = kept.with_columns(slot=pl.lit(0, dtype=pl.Int64)).select(*PAIRS)
-    if consent is None or consent.is_empty():
-        return kept
-    owners = kept.select("owner").unique()
-    return pl.concat([kept, consent.join(owners, on="owner", how="semi").select(*PAIRS)])
-
-
-def _addresses(sent: Sent) -> pl.DataFrame:
-    """`address` (`first|last|country|zip`, hashed or raw as sent) of the members with all four."""
-    parts = sent.attributes.pivot(on="field", index="owner", values="value")
-    names = [f.value for f in google.ADDRESS_FIELDS]
-    for name in names:
-        if name not in parts.columns:
-            parts = parts.with_columns(pl.lit(None, dtype=pl.String).alias(name))
-    return parts.drop_nulls(names).select(
-        "owner",
-        key=pl.lit("address"),
-        value=pl.concat_str(names, separator="|"),
-        order=pl.lit(2),
-    )
 
 
 # --- text -------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from audience_sync.domain.models import AudienceUser, IdentifierType, MobileIdKind, SyncPlatform
+from audience_sync.domain.models import AudienceUser, IdentifierType, MobileIdKind
 from audience_sync.identifiers import (
     Field,
     Reason,
@@ -21,6 +21,7 @@ from audience_sync.identifiers import (
     hash_many_with_reasons,
     normalize_country,
 )
+from audience_sync.identifiers.platforms import PlatformRules
 
 IDENTIFIER_FIELDS = (Field.EMAIL, Field.PHONE, Field.MOBILE_ID, Field.EXTERNAL_ID)
 USER_ATTRIBUTES = {
@@ -71,7 +72,7 @@ def region_of(user: AudienceUser, default: str) -> str:
 
 def hash_users(
     users: Sequence[AudienceUser],
-    platform: SyncPlatform,
+    platform: PlatformRules | str,
     fields: Sequence[Field],
     *,
     default_region: str = "US",
@@ -105,7 +106,7 @@ def hash_users(
 
 
 def _count_births(
-    births: Sequence[str | None], platform: SyncPlatform, dropped: Counter[str]
+    births: Sequence[str | None], platform: PlatformRules | str, dropped: Counter[str]
 ) -> None:
     """Count the dates of birth the platform cannot use (`invalid_date_of_birth`); a platform
     without date-of-birth keys (`unsupported_by_platform`) and a missing date count nothing."""
@@ -117,7 +118,7 @@ def _count_births(
 
 def _identifier_column(
     users: Sequence[AudienceUser],
-    platform: SyncPlatform,
+    platform: PlatformRules | str,
     name: Field,
     column: list[list[str]],
     out: HashedUsers,

@@ -1,6 +1,7 @@
-"""Identifier normalization and hashing for Meta, Google, TikTok and Snapchat (pure code).
+"""Identifier normalization and hashing for every platform (pure code).
 
-The rules, and their sources, are `docs/normalization.md`.
+The rules, and their sources, are `docs/normalization.md`; which variant of each rule a
+platform follows is its `PlatformRules` (`identifiers.platforms`).
 
 - `hash_identifier(value, type, platform, region=)` — what is sent for one value, or None.
 - `hash_many(values, type, platform, region=)` — the same for a sequence, on the fast path.
@@ -24,6 +25,7 @@ from audience_sync.identifiers.bulk import (
 from audience_sync.identifiers.fields import Field, Reason
 from audience_sync.identifiers.geo import normalize_country
 from audience_sync.identifiers.phone import parse_international_phone, parse_phone_e164
+from audience_sync.identifiers.platforms import PlatformRules, register_rules, rules_for
 from audience_sync.identifiers.rules import (
     DOB_KEYS,
     date_of_birth_reason,
@@ -33,13 +35,13 @@ from audience_sync.identifiers.rules import (
     is_hashed,
     normalize,
     split_date_of_birth,
-    tiktok_mobile_id_schema,
 )
 
 __all__ = [
     "DOB_KEYS",
     "BulkResult",
     "Field",
+    "PlatformRules",
     "Reason",
     "date_of_birth_reason",
     "drop_reason",
@@ -54,6 +56,7 @@ __all__ = [
     "normalize_country",
     "parse_international_phone",
     "parse_phone_e164",
+    "register_rules",
+    "rules_for",
     "split_date_of_birth",
-    "tiktok_mobile_id_schema",
 ]

@@ -30,17 +30,11 @@ from typing import Any
 
 import polars as pl
 
-from audience_sync.domain.models import IdentifierType, SyncPlatform
-from audience_sync.identifiers.fields import Field, Reason, as_field, as_platform
+from audience_sync.domain.models import IdentifierType
+from audience_sync.identifiers.fields import Field, Reason, as_field
 from audience_sync.identifiers.pieces import as_lists, pieces
-from audience_sync.identifiers.rules import (
-    GOOGLE,
-    SUPPORTED,
-    TIKTOK,
-    Outcome,
-    is_hashed,
-    normalize,
-)
+from audience_sync.identifiers.platforms import PlatformRules, as_platform
+from audience_sync.identifiers.rules import Outcome, Platform, is_hashed, normalize
 from audience_sync.identifiers.text import WHITESPACE
 from audience_sync.identifiers.vectorized import (
     RULES,
@@ -79,7 +73,6 @@ def _load_digest() -> ModuleType | None:
 
 _DIGEST = _load_digest()
 _IN_C = frozenset({Field.EMAIL, Field.MOBILE_ID})  # `hash_many` does their ASCII rows in C
-_LOCAL_RULES = {GOOGLE: 1, TIKTOK: 2}  # `_digest.emails`' local_rule: gmail rewrite, +tag
 _REASONS = {reason.value: reason for reason in Reason}
 # `hash_many`'s pieces: small enough for the list of one to be built while Polars works on the
 # next ones, large enough for a query's fixed cost not to matter.
@@ -104,20 +97,20 @@ class BulkResult:
 def hash_many(
     values: Values,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> list[str | None]:
     """`hash_identifier` for every value, in order, on the fast path."""
     field, target = as_field(identifier_type), as_platform(platform)
-    in_c = field in _IN_C and field in SUPPORTED[target] and is_hashed(target, field)
+    in_c = field in _IN_C and field in target.supported and is_hashed(target, field)
     if in_c and _DIGEST is not None and isinstance(values, list | tuple):
         return _in_c(values, field, target, region)
     return _in_polars(values, field, target, region)
 
 
 def _in_c(
-    values: Sequence[str | None], field: Field, platform: SyncPlatform, region: str
+    values: Sequence[str | None], field: Field, platform: PlatformRules, region: str
 ) -> list[str | None]:
     """`hash_many` of emails and hashed mobile ids: the ASCII rows normalized and hashed in C
     (see `_digest.c`), a piece at a time (Python's other threads get the GIL between pieces);
@@ -139,17 +132,20 @@ def _in_c(
 
 
 def _in_c_piece(
-    values: Sequence[str | None], field: Field, platform: SyncPlatform
+    values: Sequence[str | None], field: Field, platform: PlatformRules
 ) -> tuple[list[str | None], list[int]]:
     assert _DIGEST is not None
     if field is Field.EMAIL:
-        return _DIGEST.emails(values, _LOCAL_RULES.get(platform, 0))  # type: ignore[no-any-return]
+        # `_digest.emails`' local_rule is the `EmailRule` value: gmail rewrite 1, +tag 2.
+        return _DIGEST.emails(values, int(platform.email))  # type: ignore[no-any-return]
     return _DIGEST.mobile_ids(values)  # type: ignore[no-any-return]
 
 
-def _in_polars(values: Values, field: Field, target: SyncPlatform, region: str) -> list[str | None]:
+def _in_polars(
+    values: Values, field: Field, target: PlatformRules, region: str
+) -> list[str | None]:
     """`hash_many` on the Polars path."""
-    if field not in RULES or field not in SUPPORTED[target]:
+    if field not in RULES or field not in target.supported:
         column, _ = _run(values, field, target, region, False)
         return column.to_list()
     # As `_run`, but the few slow rows are patched into the list, not scattered into the column;
@@ -170,7 +166,7 @@ def _in_polars(values: Values, field: Field, target: SyncPlatform, region: str) 
 def hash_many_with_reasons(
     values: Values,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> BulkResult:
@@ -183,7 +179,7 @@ def hash_many_with_reasons(
 def hash_series_with_reasons(
     values: pl.Series,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> tuple[pl.Series, pl.Series]:
@@ -197,7 +193,7 @@ def hash_series_with_reasons(
 def hash_series(
     values: pl.Series,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> pl.Series:
@@ -210,11 +206,11 @@ def hash_series(
 
 
 def _run(
-    values: Values, field: Field, platform: SyncPlatform, region: str, with_reasons: bool
+    values: Values, field: Field, platform: PlatformRules, region: str, with_reasons: bool
 ) -> tuple[pl.Series, pl.Series | None]:
     series, odd = to_series(values)
     size = len(series)
-    if field not in SUPPORTED[platform]:
+    if field not in platform.supported:
         reason = pl.Series("reason", [Reason.UNSUPPORTED.value] * size, dtype=pl.String)
         return pl.Series("sent", [None] * size, dtype=pl.String), reason if with_reasons else None
     if field in RULES:
@@ -236,7 +232,7 @@ def _run(
     return sent, reasons if with_reasons else None
 
 
-def _reference(field: Field, platform: SyncPlatform, region: str) -> Callable[[Any], Outcome]:
+def _reference(field: Field, platform: PlatformRules, region: str) -> Callable[[Any], Outcome]:
     """`normalize`, once per distinct string: the junk of an export repeats (the benchmark's
     0.6% of 'john smith@x.io', settled one by one at ~16 µs, cost Google's emails ~90 ms a
     million on the caller's thread)."""
@@ -271,7 +267,7 @@ def _slow_rows(frame: pl.DataFrame, series: pl.Series, odd: list[int]) -> list[i
 
 
 def _by_distinct_value(
-    series: pl.Series, field: Field, platform: SyncPlatform, region: str
+    series: pl.Series, field: Field, platform: PlatformRules, region: str
 ) -> tuple[pl.Series, pl.Series]:
     """Run the reference once per distinct value and join the results back."""
     distinct = series.drop_nulls().unique()

@@ -1,10 +1,11 @@
-"""The fields we normalize, the reasons a value is dropped, and coercion from enums or strings."""
+"""The fields we normalize, the reasons a value is dropped, and coercion from enums or strings
+(a platform's rules: `identifiers.platforms.rules_for`)."""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-from audience_sync.domain.models import IdentifierType, SyncPlatform
+from audience_sync.domain.models import IdentifierType
 
 
 class Field(StrEnum):
@@ -72,13 +73,3 @@ def as_field(identifier_type: Field | IdentifierType | str) -> Field:
         return Field(str(identifier_type))
     except ValueError:
         raise ValueError(f"unknown identifier type {identifier_type!r}") from None
-
-
-def as_platform(platform: SyncPlatform | str) -> SyncPlatform:
-    """The `SyncPlatform` for an enum member or its string value; `ValueError` for anything else."""
-    if isinstance(platform, SyncPlatform):
-        return platform
-    try:
-        return SyncPlatform(str(platform))
-    except ValueError:
-        raise ValueError(f"unknown platform {platform!r}") from None

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import polars as pl
 
-from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers.fields import Field
+from audience_sync.identifiers.platforms import PlatformRules
 from audience_sync.identifiers.vectorized import Values, background, collect, to_series
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ def as_lists(ready: Iterator[Piece], digest: ModuleType | None) -> Iterator[List
 
 
 def pieces(
-    values: Values, field: Field, platform: SyncPlatform, hash_later: bool, piece: int
+    values: Values, field: Field, platform: PlatformRules, hash_later: bool, piece: int
 ) -> Iterator[Piece]:
     """`collect` of consecutive slices of `piece` values (offset, column, odd rows, frame), in
     order. The slices are all sent off at once as background queries, run by Polars' threads

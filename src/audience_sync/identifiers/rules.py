@@ -10,10 +10,11 @@ import unicodedata
 from collections.abc import Callable
 from datetime import date
 
-from audience_sync.domain.models import IdentifierType, SyncPlatform
-from audience_sync.identifiers.fields import INVALID, Field, Reason, as_field, as_platform
+from audience_sync.domain.models import IdentifierType
+from audience_sync.identifiers.fields import INVALID, Field, Reason, as_field
 from audience_sync.identifiers.geo import normalize_country, us_state_code
 from audience_sync.identifiers.phone import parse_phone_e164
+from audience_sync.identifiers.platforms import EmailRule, PlatformRules, as_platform
 from audience_sync.identifiers.text import (
     WHITESPACE,
     WHITESPACE_RUN,
@@ -27,56 +28,26 @@ from audience_sync.identifiers.text import (
 Outcome = tuple[str | None, Reason | None]
 """What is sent (None when unusable) and, when unusable, why."""
 
-META, GOOGLE, TIKTOK, SNAPCHAT = SyncPlatform
-
-SUPPORTED: dict[SyncPlatform, frozenset[Field]] = {
-    META: frozenset(Field),
-    # Google Customer Match: email, phone, mobile ids (own list type) and the address (names,
-    # region code, postal code). No city, state, gender or external id key.
-    GOOGLE: frozenset(
-        {
-            Field.EMAIL,
-            Field.PHONE,
-            Field.MOBILE_ID,
-            Field.FIRST_NAME,
-            Field.LAST_NAME,
-            Field.ZIP,
-            Field.COUNTRY,
-        }
-    ),
-    TIKTOK: frozenset({Field.EMAIL, Field.PHONE, Field.MOBILE_ID}),
-    SNAPCHAT: frozenset({Field.EMAIL, Field.PHONE, Field.MOBILE_ID}),
-}
-"""The fields each platform has a key for; anything else is dropped as unsupported."""
-
-SENT_RAW: frozenset[tuple[SyncPlatform, Field]] = frozenset(
-    {
-        (META, Field.MOBILE_ID),  # MADID
-        (META, Field.EXTERNAL_ID),  # EXTERN_ID
-        (GOOGLE, Field.MOBILE_ID),  # mobileId
-        (GOOGLE, Field.COUNTRY),  # address.regionCode
-        (GOOGLE, Field.ZIP),  # address.postalCode
-    }
-)
-"""The (platform, field) pairs sent unhashed; every other supported pair is SHA-256-hashed."""
+Platform = PlatformRules | str
+"""A platform's rules (`identifiers.platforms`), or its name (a `SyncPlatform` is one)."""
 
 GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
 ZERO_MAID = "00000000-0000-0000-0000-000000000000"
 _HEX = frozenset("0123456789abcdefABCDEF")
 _DIGITS = frozenset("0123456789")
 
-Rule = Callable[[str, SyncPlatform, str], "str | Reason"]
+Rule = Callable[[str, PlatformRules, str], "str | Reason"]
 
 
-def is_hashed(platform: SyncPlatform, field: Field) -> bool:
+def is_hashed(platform: Platform, field: Field) -> bool:
     """Whether the platform takes this field as a SHA-256 digest (else the normalized value)."""
-    return (platform, field) not in SENT_RAW
+    return as_platform(platform).is_hashed(field)
 
 
 def normalize(
     value: str | None,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     region: str = "US",
 ) -> Outcome:
     """What is sent to `platform` for `value` as `identifier_type`, or None and the reason.
@@ -84,7 +55,7 @@ def normalize(
     Never raises on a value, whatever it holds; an unknown type or platform is a `ValueError`.
     """
     field, target = as_field(identifier_type), as_platform(platform)
-    if field not in SUPPORTED[target]:
+    if field not in target.supported:
         return None, Reason.UNSUPPORTED
     if value is None:
         return None, Reason.EMPTY
@@ -95,7 +66,7 @@ def normalize(
         return None, Reason.EMPTY
     if not is_utf8(text):
         return None, INVALID[field]
-    hashed = is_hashed(target, field)
+    hashed = target.is_hashed(field)
     if hashed and is_prehashed(text):
         return text.lower(), None  # already a digest: never hashed twice
     normalized = RULES[field](text, target, region)
@@ -107,7 +78,7 @@ def normalize(
 def hash_identifier(
     value: str | None,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> str | None:
@@ -123,7 +94,7 @@ def hash_identifier(
 def drop_reason(
     value: str | None,
     identifier_type: Field | IdentifierType | str,
-    platform: SyncPlatform | str,
+    platform: Platform,
     *,
     region: str = "US",
 ) -> Reason | None:
@@ -134,9 +105,9 @@ def drop_reason(
 # --- the rules, one per field: cleaned (NFC, trimmed, non-empty) text in ----------------------
 
 
-def _email(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+def _email(text: str, platform: PlatformRules, region: str) -> str | Reason:
     email = text.lower()
-    if platform is GOOGLE:  # Google: remove all whitespace, inside too
+    if platform.email is EmailRule.GMAIL:  # Google: remove all whitespace, inside too
         email = "".join(ch for ch in email if ch not in WHITESPACE)
     if email.count("@") != 1 or has_whitespace(email):
         return Reason.INVALID_EMAIL
@@ -144,33 +115,33 @@ def _email(text: str, platform: SyncPlatform, region: str) -> str | Reason:
     labels = domain.split(".")
     if not local or len(labels) < 2 or not all(labels):
         return Reason.INVALID_EMAIL
-    if platform is GOOGLE and domain in GMAIL_DOMAINS:
+    if platform.email is EmailRule.GMAIL and domain in GMAIL_DOMAINS:
         local = local.split("+", 1)[0].replace(".", "")
-    elif platform is TIKTOK:  # TikTok's customer-file guide: drop +tag on any domain, keep dots
+    elif platform.email is EmailRule.PLUS_TAG:  # TikTok's guide: +tag dropped on any domain
         local = local.split("+", 1)[0]
     if not local:
         return Reason.INVALID_EMAIL
     return f"{local}@{domain}"
 
 
-def _phone(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+def _phone(text: str, platform: PlatformRules, region: str) -> str | Reason:
     e164 = parse_phone_e164(text, region)
     if e164 is None:
         return Reason.INVALID_PHONE
     # Google hashes E.164 with its `+`; Meta, TikTok (newest ID guide) and Snapchat the digits.
-    return e164 if platform is GOOGLE else e164[1:]
+    return e164 if platform.phone_with_plus else e164[1:]
 
 
-def _mobile_id(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+def _mobile_id(text: str, platform: PlatformRules, region: str) -> str | Reason:
     if text == ZERO_MAID:
         return Reason.ZEROED_MAID
     groups = text.split("-")
     if [len(group) for group in groups] != [8, 4, 4, 4, 12] or not set("".join(groups)) <= _HEX:
         return Reason.INVALID_MOBILE_ID
-    return text.upper() if platform is GOOGLE else text.lower()
+    return text.upper() if platform.mobile_id_upper else text.lower()
 
 
-def _external_id(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+def _external_id(text: str, platform: PlatformRules, region: str) -> str | Reason:
     return text
 
 
@@ -194,31 +165,31 @@ def _letters(text: str) -> str:
     return "".join(ch for ch in text.lower() if unicodedata.category(ch)[0] in "LM")
 
 
-def _first_name(text: str, platform: SyncPlatform, region: str) -> str | Reason:
-    if platform is META:
+def _first_name(text: str, platform: PlatformRules, region: str) -> str | Reason:
+    if platform.letters_only_names:
         return _letters(text) or Reason.INVALID_FIRST_NAME
     return _name(text, Reason.INVALID_FIRST_NAME)
 
 
-def _last_name(text: str, platform: SyncPlatform, region: str) -> str | Reason:
-    if platform is META:
+def _last_name(text: str, platform: PlatformRules, region: str) -> str | Reason:
+    if platform.letters_only_names:
         return _letters(text) or Reason.INVALID_LAST_NAME
     return _name(text, Reason.INVALID_LAST_NAME)
 
 
-def _city(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+def _city(text: str, platform: PlatformRules, region: str) -> str | Reason:
     return _letters(text) or Reason.INVALID_CITY
 
 
-def _state(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+def _state(text: str, platform: PlatformRules, region: str) -> str | Reason:
     letters = _letters(text)
     if not letters:
         return Reason.INVALID_STATE
     return us_state_code(letters) or letters
 
 
-def _zip(text: str, platform: SyncPlatform, region: str) -> str | Reason:
-    if platform is GOOGLE:
+def _zip(text: str, platform: PlatformRules, region: str) -> str | Reason:
+    if platform.raw_zip:
         return text  # Google's postalCode: trimmed, raw
     code = "".join(ch for ch in text.lower() if ch not in WHITESPACE and ch != "-")
     if len(code) in (5, 9) and set(code) <= _DIGITS:
@@ -226,17 +197,17 @@ def _zip(text: str, platform: SyncPlatform, region: str) -> str | Reason:
     return code or Reason.INVALID_ZIP
 
 
-def _country(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+def _country(text: str, platform: PlatformRules, region: str) -> str | Reason:
     code = normalize_country(text)
     if code is None:
         return Reason.INVALID_COUNTRY
-    return code.upper() if platform is GOOGLE else code  # Google's regionCode: uppercase, raw
+    return code.upper() if platform.upper_country else code  # Google's regionCode: uppercase
 
 
 _GENDERS = {"m": "m", "male": "m", "man": "m", "f": "f", "female": "f", "woman": "f"}
 
 
-def _gender(text: str, platform: SyncPlatform, region: str) -> str | Reason:
+def _gender(text: str, platform: PlatformRules, region: str) -> str | Reason:
     return _GENDERS.get(text.lower(), Reason.INVALID_GENDER)  # never a default
 
 
@@ -277,15 +248,13 @@ def split_date_of_birth(value: str | None) -> tuple[str, str, str] | None:
     return year, month, day
 
 
-def expand_date_of_birth(
-    value: str | None, platform: SyncPlatform | str = SyncPlatform.META
-) -> dict[str, str] | None:
+def expand_date_of_birth(value: str | None, platform: Platform = "meta") -> dict[str, str] | None:
     """Meta's three date-of-birth keys, hashed: `{"DOBY": …, "DOBM": …, "DOBD": …}`.
 
     None when the value is not a possible date, or the platform has no date-of-birth keys
     (only Meta has them). Never raises on a value.
     """
-    if as_platform(platform) is not META:
+    if not as_platform(platform).date_of_birth:
         return None
     parts = split_date_of_birth(value)
     if parts is None:
@@ -293,17 +262,10 @@ def expand_date_of_birth(
     return {key: sha256_hex(part) for key, part in zip(DOB_KEYS, parts, strict=True)}
 
 
-def date_of_birth_reason(
-    value: str | None, platform: SyncPlatform | str = SyncPlatform.META
-) -> Reason | None:
+def date_of_birth_reason(value: str | None, platform: Platform = "meta") -> Reason | None:
     """Why `expand_date_of_birth` gives None for this value (None when it does not)."""
-    if as_platform(platform) is not META:
+    if not as_platform(platform).date_of_birth:
         return Reason.UNSUPPORTED
     if value is None or (isinstance(value, str) and not clean(value)):
         return Reason.EMPTY
     return None if split_date_of_birth(value) is not None else Reason.INVALID_DATE_OF_BIRTH
-
-
-def tiktok_mobile_id_schema(kind: str | None) -> str:
-    """TikTok's id schema for a mobile id: `AAID_SHA256` for a GAID, else `IDFA_SHA256`."""
-    return "AAID_SHA256" if kind == "gaid" else "IDFA_SHA256"

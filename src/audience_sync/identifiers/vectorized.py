@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 import polars_hash  # noqa: F401  (registers the `chash` namespace on expressions)
 
-from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers.fields import INVALID, Field, Reason
 from audience_sync.identifiers.phone import e164_table
-from audience_sync.identifiers.rules import GOOGLE, META, TIKTOK, ZERO_MAID, is_hashed
+from audience_sync.identifiers.platforms import EmailRule, PlatformRules
+from audience_sync.identifiers.rules import ZERO_MAID, is_hashed
 from audience_sync.identifiers.text import ASCII_WHITESPACE, is_utf8
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ def to_series(values: Values) -> tuple[pl.Series, list[int]]:
 
 
 def background(
-    series: pl.Series, field: Field, platform: SyncPlatform, hash_later: bool
+    series: pl.Series, field: Field, platform: PlatformRules, hash_later: bool
 ) -> InProcessQuery:
     """`collect`, started: `fetch_blocking` waits for the frame (without the GIL)."""
     query = lazy_columns(series, field, platform, False, hash_later)
@@ -61,7 +61,7 @@ def background(
 def collect(
     series: pl.Series,
     field: Field,
-    platform: SyncPlatform,
+    platform: PlatformRules,
     with_reasons: bool,
     hash_later: bool = False,
 ) -> pl.DataFrame:
@@ -73,7 +73,7 @@ def collect(
 def lazy_columns(
     series: pl.Series,
     field: Field,
-    platform: SyncPlatform,
+    platform: PlatformRules,
     with_reasons: bool,
     hash_later: bool = False,
 ) -> pl.LazyFrame:
@@ -92,7 +92,7 @@ def lazy_columns(
         frame = frame.with_columns(text.str.to_lowercase().alias("lower"))
     if field is Field.EMAIL:
         frame = frame.with_columns(pl.col("lower").str.contains(_EMAIL).alias("valid"))
-        if platform is GOOGLE:
+        if platform.email is EmailRule.GMAIL:
             redo = pl.col("lower").str.contains(_GOOGLE_REDO).fill_null(False)
             email = _on_rows(pl.col("redo"), pl.col("lower"), _gmail_local)
             frame = frame.with_columns(redo=redo).with_columns(email=email)
@@ -167,25 +167,25 @@ def _gmail_local(lower: pl.Expr) -> pl.Expr:
     return pl.concat_str(local.str.strip_suffix("com"), pl.lit(".com"))
 
 
-def _email(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _email(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     # `valid` has no whitespace inside (Google removes it: see `_GOOGLE_REDO`).
     valid, invalid = pl.col("valid"), pl.lit(Reason.INVALID_EMAIL.value)
-    if platform is GOOGLE:  # gmail.com / googlemail.com: no dots, no +tag in the local part
+    if platform.email is EmailRule.GMAIL:  # gmail.com / googlemail.com: no dots, no +tag
         email, redo = pl.col("email"), pl.col("redo")
         # The invalid `redo` rows are those with whitespace inside, which Google removes (and a
         # few that stay invalid): the reference settles them (see `_GOOGLE_REDO`).
         return email, valid & ~email.str.starts_with("@"), invalid, redo & ~valid
-    if platform is TIKTOK:  # the first + of the local part, to the @, on any domain
+    if platform.email is EmailRule.PLUS_TAG:  # the first + of the local part, any domain
         email = pl.col("lower").str.replace(r"\+[^@]*@", "@")
         return email, valid & ~email.str.starts_with("@"), invalid, pl.lit(False)
     # The pattern has already checked the local part is not empty.
     return pl.col("lower"), valid, invalid, pl.lit(False)
 
 
-def _mobile_id(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _mobile_id(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     zeroed = text == ZERO_MAID
     usable = ~zeroed & text.str.contains(_UUID)
-    value = text.str.to_uppercase() if platform is GOOGLE else pl.col("lower")
+    value = text.str.to_uppercase() if platform.mobile_id_upper else pl.col("lower")
     invalid = (
         pl.when(zeroed)
         .then(pl.lit(Reason.ZEROED_MAID.value))
@@ -210,10 +210,10 @@ def is_stored_e164(text: pl.Expr) -> pl.Expr:
     return stored.fill_null(False)
 
 
-def _phone(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _phone(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     """Stored E.164 as `E164Table.canonical` tells it (`is_stored_e164`)."""
     stored = is_stored_e164(text)
-    value = text if platform is GOOGLE else text.str.slice(1)
+    value = text if platform.phone_with_plus else text.str.slice(1)
     return (
         value,
         stored,
@@ -222,12 +222,12 @@ def _phone(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
     )
 
 
-def _external_id(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _external_id(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     return text, text.str.len_bytes() > 0, pl.lit(None, dtype=pl.String), pl.lit(False)
 
 
-def _name(text: pl.Expr, platform: SyncPlatform, field: Field) -> _Exprs:
-    if platform is META:  # letters only (rules._first_name); non-ASCII rows are redone there
+def _name(text: pl.Expr, platform: PlatformRules, field: Field) -> _Exprs:
+    if platform.letters_only_names:  # letters only (rules._first_name); non-ASCII: redone
         name = pl.col("lower").str.replace_all("[^a-z]", "")
     else:
         name = (
@@ -239,21 +239,21 @@ def _name(text: pl.Expr, platform: SyncPlatform, field: Field) -> _Exprs:
     return name, name.str.len_bytes() > 0, pl.lit(INVALID[field].value), pl.lit(False)
 
 
-def _first_name(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _first_name(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     return _name(text, platform, Field.FIRST_NAME)
 
 
-def _last_name(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _last_name(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     return _name(text, platform, Field.LAST_NAME)
 
 
-def _city(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
+def _city(text: pl.Expr, platform: PlatformRules) -> _Exprs:
     city = pl.col("lower").str.replace_all("[^a-z]", "")
     return city, city.str.len_bytes() > 0, pl.lit(INVALID[Field.CITY].value), pl.lit(False)
 
 
-def _zip(text: pl.Expr, platform: SyncPlatform) -> _Exprs:
-    if platform is GOOGLE:  # postalCode: trimmed, raw
+def _zip(text: pl.Expr, platform: PlatformRules) -> _Exprs:
+    if platform.raw_zip:  # postalCode: trimmed, raw
         return text, text.str.len_bytes() > 0, pl.lit(None, dtype=pl.String), pl.lit(False)
     code = pl.col("lower").str.replace_all(f"[{_WS}-]", "")
     code = pl.when(code.str.contains(r"^(?:[0-9]{5}|[0-9]{9})$")).then(code.str.slice(0, 5))

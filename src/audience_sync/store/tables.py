@@ -33,6 +33,7 @@ from audience_sync.domain.models import (
 from audience_sync.store.types import (
     BigIntPK,
     JSONType,
+    PlatformName,
     UTCDateTime,
     enum_column,
     json_default,
@@ -157,7 +158,7 @@ class PlatformConnection(Timestamps, Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
-    platform: Mapped[SyncPlatform] = mapped_column(enum_column(SyncPlatform, "sync_platform"))
+    platform: Mapped[SyncPlatform] = mapped_column(PlatformName())
     ad_account_id: Mapped[str] = mapped_column(String(255))
     credentials_encrypted: Mapped[str] = mapped_column(Text)
     # What GET may show of each credential ("****" + last 4 of a long secret), computed when
@@ -182,7 +183,7 @@ class PlatformAudience(Timestamps, Base):
     tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"), index=True)
     segment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("segments.id", ondelete="RESTRICT"))
 
-    platform: Mapped[SyncPlatform] = mapped_column(enum_column(SyncPlatform, "sync_platform"))
+    platform: Mapped[SyncPlatform] = mapped_column(PlatformName())
     platform_audience_id: Mapped[str | None] = mapped_column(String(255))
     platform_audience_name: Mapped[str] = mapped_column(String(255))
     ad_account_id: Mapped[str] = mapped_column(String(255))
@@ -362,9 +363,7 @@ class Export(Base):
     segment_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("segments.id", ondelete="CASCADE"))
     format: Mapped[str] = mapped_column(String(8))
     options: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
-    platform: Mapped[SyncPlatform | None] = mapped_column(
-        enum_column(SyncPlatform, "sync_platform")
-    )
+    platform: Mapped[SyncPlatform | None] = mapped_column(PlatformName())
     status: Mapped[str] = mapped_column(String(16), default="pending")
     file_path: Mapped[str | None] = mapped_column(String(1000))
     profile_count: Mapped[int | None] = mapped_column(BigInteger)

@@ -6,8 +6,11 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, Integer, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Enum, Integer, String, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
+
+from audience_sync.domain.models import SyncPlatform
+from audience_sync.domain.platforms import platform_key
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a real BIGINT.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
@@ -45,6 +48,22 @@ def enum_column(enum: type[StrEnum], name: str) -> Enum:
         values_callable=lambda members: [member.value for member in members],
         validate_strings=True,
     )
+
+
+class PlatformName(TypeDecorator[SyncPlatform]):
+    """A platform, stored as its name in a VARCHAR. No CHECK constraint: the platforms are
+    those registered (`connectors.registry`), not a list fixed in the schema, so a new platform
+    needs no migration. A name is checked on the way in and read back as the platform's key
+    (`domain.platforms.platform_key`); an unknown one is an `UnknownPlatformError`."""
+
+    impl = String(32)
+    cache_ok = True
+
+    def process_bind_param(self, value: object, dialect: Dialect) -> str | None:
+        return None if value is None else platform_key(value).value
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> SyncPlatform | None:
+        return None if value is None else platform_key(value)
 
 
 def utcnow() -> datetime:

@@ -9,27 +9,13 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from audience_sync.connectors.registry import platform_spec
 from audience_sync.domain.models import SyncPlatform, SyncStatus
 from audience_sync.store.repositories import AudienceRepository
 from audience_sync.store.tables import AudienceSyncJob
 
 WINDOW = timedelta(days=30)
 SIZE_ABOVE_SENT = "platform_size_above_sent"
-# What each platform's size is, and why it can exceed the members we hold there.
-SIZE_NOTES = {
-    # [SEEN: facebook-python-business-sdk CustomAudience fields] only approximate bounds exist.
-    SyncPlatform.META: "Meta reports an approximate count (approximate_count_lower_bound), "
-    "not an exact one",
-    # [SEEN: googleapis user_list.proto size_for_display "Estimated number of users"; Google's
-    # Customer Match example: "It may take several hours for the user list to be populated"]
-    SyncPlatform.GOOGLE: "Google's size is an estimate of users, populated over several hours",
-    # [SEEN, third-party only: KrishnaMehta123/Suggestedits tiktok-remarketing-faqs.md, sizes
-    # update 24-48 hours after an upload; mParticle/docs TikTok audience page, 1,000 users
-    # before an audience is reflected] [INFER: removals are counted on the same delay]
-    SyncPlatform.TIKTOK: "TikTok updates cover_num 24 to 48 hours after an upload",
-    # [SEEN: Snap Customer Lists API, read-only approximate_number_users]
-    SyncPlatform.SNAPCHAT: "Snapchat reports approximate_number_users, an approximation",
-}
 
 
 def audience_health(
@@ -72,7 +58,7 @@ def size_warning(platform: SyncPlatform, size: int, synced: int) -> dict[str, An
         f"The platform reports {size:,} people, more than the {synced:,} members Audience Sync "
         "holds there. Likely causes: people added to the audience outside Audience Sync (in "
         "the platform's own tools, or by another upload), or removals the platform has not "
-        f"processed yet; also, {SIZE_NOTES[platform]}. The match rate is capped at 100%."
+        f"processed yet{_also(platform)}. The match rate is capped at 100%."
     )
     return {
         "code": SIZE_ABOVE_SENT,
@@ -80,3 +66,9 @@ def size_warning(platform: SyncPlatform, size: int, synced: int) -> dict[str, An
         "platform_size": size,
         "members_synced": synced,
     }
+
+
+def _also(platform: SyncPlatform) -> str:
+    """What the platform's size is (`PlatformSpec.size_note`), as the sentence's last clause."""
+    note = platform_spec(platform).size_note
+    return f"; also, {note}" if note else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from audience_sync.connectors.registry import platform_spec
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import (
     AudienceSyncError,
@@ -15,17 +16,11 @@ from audience_sync.exceptions import (
     ValidationError,
 )
 
-PLATFORM_NAMES = {
-    SyncPlatform.META: "Meta",
-    SyncPlatform.GOOGLE: "Google",
-    SyncPlatform.TIKTOK: "TikTok",
-    SyncPlatform.SNAPCHAT: "Snapchat",
-}
-
 
 def describe(error: AudienceSyncError, platform: SyncPlatform) -> str:
-    """One sentence saying what went wrong and what to do about it."""
-    name = PLATFORM_NAMES[platform]
+    """One sentence saying what went wrong and what to do about it, in the platform's name
+    (`PlatformSpec.display_name`); an unknown platform is an `UnknownPlatformError`."""
+    name = platform_spec(platform).display_name
     detail = error.message
     if isinstance(error, AuthExpiredError):
         return (

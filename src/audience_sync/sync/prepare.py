@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync import __version__
 from audience_sync.connectors import BaseAudienceConnector
 from audience_sync.connectors.columnar import member_fields
-from audience_sync.domain.models import AudienceUser, SyncPlatform
+from audience_sync.domain.models import AudienceUser
 from audience_sync.sources.members import (
     MemberFields,
     member_batches,
@@ -219,7 +219,8 @@ class Preparer:
     async def _fields(self) -> MemberFields:
         """What to read of the members: only what this platform's records are made of."""
         mobile_list = await self.connector.mobile_list(self.platform_audience_id)
-        return member_fields(SyncPlatform(self.scope.platform), mobile_list)
+        needs = member_fields(self.connector.RECORD_SHAPE, mobile_list)
+        return MemberFields(needs.columns, needs.types)
 
     def _load(self) -> StoredState | None:
         with transaction(self.scope.factory) as session:

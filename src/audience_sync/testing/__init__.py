@@ -17,7 +17,9 @@ from audience_sync.testing.support import (
     expected_identifiers,
     held_identifiers,
     make_users,
+    register_family,
     sandbox_server,
+    sent_value,
 )
 
 __all__ = [
@@ -30,5 +32,7 @@ __all__ = [
     "expected_identifiers",
     "held_identifiers",
     "make_users",
+    "register_family",
     "sandbox_server",
+    "sent_value",
 ]

@@ -122,7 +122,7 @@ class ConnectorConformance:
                 credentials,
                 ad_account_id=ACCOUNT,
                 options=self.options,
-                base_url=SANDBOX_URL + PREFIXES[self.family],
+                base_url=SANDBOX_URL + PREFIXES[self.family],  # `register_family` adds one
                 transport=httpx.ASGITransport(app=sandbox),
                 sleep=time.sleep,
                 clock=time.clock,

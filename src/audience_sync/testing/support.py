@@ -9,20 +9,16 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import uvicorn
 
+from audience_sync.connectors.tiktok import mobile_id_schema
 from audience_sync.domain.models import AudienceUser, IdentifierType, MobileIdKind, UserIdentifier
-from audience_sync.identifiers import (
-    Field,
-    hash_identifier,
-    normalize_country,
-    tiktok_mobile_id_schema,
-)
+from audience_sync.identifiers import Field, hash_identifier, normalize_country
 from audience_sync.sandbox import SandboxSettings, create_app
 
 SANDBOX_URL = "http://sandbox"
@@ -91,6 +87,12 @@ def _phone(user: AudienceUser, ident: UserIdentifier) -> tuple[str, str]:
     return ident.e164 or ident.value, (country or "us").upper()
 
 
+def sent_value(user: AudienceUser, ident: UserIdentifier, platform: str) -> str | None:
+    """What the platform holds for one of the user's identifiers (phones dialled in the
+    profile's country), by the reference rules."""
+    return _ident(user, ident, platform)
+
+
 def _ident(user: AudienceUser, ident: UserIdentifier, platform: str) -> str | None:
     if ident.type is IdentifierType.PHONE:
         value, region = _phone(user, ident)
@@ -137,26 +139,53 @@ def _google(user: AudienceUser, held: dict[str, set[str]], platform: str) -> Non
 
 
 def _keyed(user: AudienceUser, held: dict[str, set[str]], platform: str) -> None:
+    """TikTok's and Snapchat's keys, which differ in the mobile ids' alone."""
     for ident in user.identifiers:
         key = {"email": "EMAIL_SHA256", "phone": "PHONE_SHA256"}.get(ident.type.value)
         if ident.type is IdentifierType.MOBILE_ID:
             kind = ident.kind.value if ident.kind else None
-            key = "MOBILE_AD_ID_SHA256" if platform == "snapchat" else tiktok_mobile_id_schema(kind)
+            key = {"snapchat": "MOBILE_AD_ID_SHA256", "tiktok": mobile_id_schema(kind)}[platform]
         if key and (v := _ident(user, ident, platform)):
             held.setdefault(key, set()).add(v)
 
 
+Expect = Callable[[AudienceUser, dict[str, set[str]], str], None]
+"""Adds what the sandbox holds for one user, by wire key, to the dict (the family is given)."""
+
+EXPECTED: dict[str, Expect] = {
+    "meta": lambda user, held, family: _meta(user, held),
+    "google": _google,
+    "googleads": _google,
+    "tiktok": _keyed,
+    "snapchat": _keyed,
+}
+"""The simple reference of each family's wire values (`expected_identifiers`)."""
+
+
+def register_family(name: str, prefix: str, upload_path: str, expect: Expect) -> Callable[[], None]:
+    """Make an emulator family known to the suite (a test's own platform and emulator): its
+    prefix, its member-upload calls, its expected wire values. Returns the undo."""
+    if name in PREFIXES:
+        raise ValueError(f"sandbox family {name!r} is already known")
+    PREFIXES[name], UPLOAD_PATHS[name], EXPECTED[name] = prefix, upload_path, expect
+
+    def unregister() -> None:
+        for table in (PREFIXES, UPLOAD_PATHS, EXPECTED):
+            table.pop(name, None)
+
+    return unregister
+
+
 def expected_identifiers(platform: str, users: Sequence[AudienceUser]) -> dict[str, list[str]]:
-    """What `/_sandbox/audiences` must hold for `users` under the platform's wire keys."""
+    """What `/_sandbox/audiences` must hold for `users` under the family's wire keys; a
+    `LookupError` for a family nobody registered."""
+    expect = EXPECTED.get(platform)
+    if expect is None:
+        raise LookupError(f"no expected wire values for sandbox family {platform!r}")
     held: dict[str, set[str]] = {}
     for user in users:
         one: dict[str, set[str]] = {}
-        if platform == "meta":
-            _meta(user, one)
-        elif platform in ("google", "googleads"):
-            _google(user, one, platform)
-        else:
-            _keyed(user, one, platform)
+        expect(user, one, platform)
         for key, values in one.items():
             held.setdefault(key, set()).update(values)
     return {key: sorted(values) for key, values in sorted(held.items())}

@@ -10,13 +10,13 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
-from audience_sync.domain.models import SyncOperation
+from audience_sync.domain.models import SyncOperation, SyncPlatform
 from audience_sync.store.views import AUDIENCE_FIELDS, JOB_FIELDS
 from audience_sync.sync.jobs import Trigger, start_job, trigger_job
 
 from .conftest import TOKEN, Api, Tenant, context
 
-PLATFORMS = ["meta", "google", "tiktok", "snapchat"]
+PLATFORMS = [p.value for p in SyncPlatform]  # the built-ins, which the sandbox emulates
 
 
 async def ready(

@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.config import Settings
+from audience_sync.domain.models import SyncPlatform
 from audience_sync.store.db import transaction
 from audience_sync.store.tables import PlatformConnection
 
@@ -98,7 +99,7 @@ async def test_a_tenant_cannot_point_a_connection_elsewhere_unless_the_operator_
     assert put.json()["base_url"] is None
 
 
-@pytest.mark.parametrize("platform", ["meta", "google", "tiktok", "snapchat"])
+@pytest.mark.parametrize("platform", [p.value for p in SyncPlatform])
 async def test_every_platform_can_be_connected(
     client: httpx.AsyncClient, alice: Tenant, platform: str
 ) -> None:

@@ -43,7 +43,7 @@ from audience_sync.testing.support import (
 COLUMNS = ["profile_id", "email", "phone", "mobile_id", "mobile_id_kind", "first_name",
            "last_name", "country", "zip"]  # fmt: skip
 GOOGLE_SETTINGS = {"customer_match_terms_accepted": True}
-PLATFORMS = [SyncPlatform.META, SyncPlatform.GOOGLE, SyncPlatform.TIKTOK, SyncPlatform.SNAPCHAT]
+PLATFORMS = list(SyncPlatform)  # the built-in platforms, which the sandbox emulates
 
 
 def row(i: int, email: str | None = None) -> dict[str, str]:

@@ -20,7 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from audience_sync.config import Settings
-from audience_sync.connectors import connector_for
+from audience_sync.connectors import connector_for, platform_spec
 from audience_sync.connectors.columnar import record_frame
 from audience_sync.connectors.http import Credentials
 from audience_sync.domain.models import SyncPlatform
@@ -128,7 +128,7 @@ def by_connector(case: Case, profiles: pl.DataFrame, identifiers: pl.DataFrame) 
 
 def by_columns(case: Case, profiles: pl.DataFrame, identifiers: pl.DataFrame) -> Records:
     built = record_frame(
-        SyncPlatform(case.platform),
+        platform_spec(case.platform).shape,
         profiles,
         identifiers,
         case.allowed,
@@ -214,7 +214,8 @@ def one_member(
 @pytest.mark.parametrize("birth", ["04/07/1990", "1975-02-30", "1990-7-4", "garbage"])
 def test_a_date_of_birth_meta_cannot_use_is_dropped_as_invalid_on_both_paths(birth: str) -> None:
     profiles, identifiers = one_member(birth, [("email", "a@example.com", None)])
-    built = record_frame(SyncPlatform.META, profiles, identifiers, SENDABLE, region="US")
+    shape = platform_spec(SyncPlatform.META).shape
+    built = record_frame(shape, profiles, identifiers, SENDABLE, region="US")
     assert built.drops.rows() == [(1, "date_of_birth", "invalid_date_of_birth", birth)]
     assert by_connector(Case("meta"), profiles, identifiers)[1] == built.dropped
     assert "DOBY" not in built.records["record"][0]
@@ -325,14 +326,14 @@ def test_google_members_from_text_equal_the_decoded_records(
 def test_ranks_are_positions_among_rows_sharing_the_keys(
     rows: list[tuple[int, str | None]],
 ) -> None:
-    """`_ranked` (by sorting) equals Polars' window formulation, nulls as one group."""
-    from audience_sync.connectors.columnar import _ranked
+    """`ranked` (by sorting) equals Polars' window formulation, nulls as one group."""
+    from audience_sync.connectors.columnar import ranked
 
     frame = pl.DataFrame(rows, schema={"owner": pl.Int64, "key": pl.String}, orient="row")
     expected = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).over("owner", "key"))
-    assert _ranked(frame, "owner", "key").to_list() == expected.to_series().to_list()
+    assert ranked(frame, "owner", "key").to_list() == expected.to_series().to_list()
     expected = frame.select(pl.int_range(pl.len(), dtype=pl.Int64).over("key"))
-    assert _ranked(frame, "key").to_list() == expected.to_series().to_list()
+    assert ranked(frame, "key").to_list() == expected.to_series().to_list()
 
 
 @given(rows=st.lists(st.lists(st.tuples(PLAIN, PLAIN), min_size=1, max_size=2), max_size=12))

@@ -7,6 +7,7 @@ import unicodedata
 
 import pytest
 
+from audience_sync.connectors.tiktok import mobile_id_schema
 from audience_sync.domain.models import IdentifierType, SyncPlatform
 from audience_sync.identifiers import (
     Field,
@@ -17,7 +18,6 @@ from audience_sync.identifiers import (
     hash_identifier,
     normalize,
     split_date_of_birth,
-    tiktok_mobile_id_schema,
 )
 
 
@@ -110,9 +110,9 @@ def test_the_zeroed_maid_and_malformed_ids_are_dropped_with_their_reason(platfor
 
 
 def test_tiktok_picks_the_mobile_id_key_by_kind() -> None:
-    assert tiktok_mobile_id_schema("gaid") == "AAID_SHA256"
-    assert tiktok_mobile_id_schema("idfa") == "IDFA_SHA256"
-    assert tiktok_mobile_id_schema(None) == "IDFA_SHA256"
+    assert mobile_id_schema("gaid") == "AAID_SHA256"
+    assert mobile_id_schema("idfa") == "IDFA_SHA256"
+    assert mobile_id_schema(None) == "IDFA_SHA256"
 
 
 def test_an_external_id_is_meta_only_and_sent_raw() -> None:

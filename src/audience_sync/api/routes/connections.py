@@ -6,8 +6,7 @@ from fastapi import APIRouter, Response, status
 
 from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import field_error
-from audience_sync.api.schemas import SETTING_PLATFORMS, ConnectionIn, ConnectionOut
-from audience_sync.domain.models import SyncPlatform
+from audience_sync.api.schemas import SETTING_PLATFORMS, ConnectionIn, ConnectionOut, Platform
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ConnectionRepository
 from audience_sync.store.tables import PlatformConnection
@@ -30,7 +29,7 @@ def _out(connection: PlatformConnection) -> ConnectionOut:
 
 @router.put("/connections/{platform}", response_model=ConnectionOut)
 def put_connection(
-    platform: SyncPlatform, body: ConnectionIn, ctx: Ctx, tenant_id: TenantId
+    platform: Platform, body: ConnectionIn, ctx: Ctx, tenant_id: TenantId
 ) -> ConnectionOut:
     """Connect or reconnect an account; the credentials replace the stored ones."""
     if body.base_url and not ctx.settings.allow_connection_base_url:
@@ -62,7 +61,7 @@ def put_connection(
 
 
 @router.get("/connections/{platform}", response_model=ConnectionOut)
-def get_connection(platform: SyncPlatform, ctx: Ctx, tenant_id: TenantId) -> ConnectionOut:
+def get_connection(platform: Platform, ctx: Ctx, tenant_id: TenantId) -> ConnectionOut:
     """Status, account and a masked hint of each credential (stored hints: nothing decrypted)."""
     with transaction(ctx.factory) as session:
         repo = ConnectionRepository(session, tenant_id, ctx.service.cipher)
@@ -72,7 +71,7 @@ def get_connection(platform: SyncPlatform, ctx: Ctx, tenant_id: TenantId) -> Con
 @router.delete(
     "/connections/{platform}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
 )
-def delete_connection(platform: SyncPlatform, ctx: Ctx, tenant_id: TenantId) -> Response:
+def delete_connection(platform: Platform, ctx: Ctx, tenant_id: TenantId) -> Response:
     """Forget the account and its credentials (audiences on it fail until it is reconnected)."""
     with transaction(ctx.factory) as session:
         ConnectionRepository(session, tenant_id, ctx.service.cipher).delete(platform)

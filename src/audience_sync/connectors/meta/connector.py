@@ -23,11 +23,17 @@ from audience_sync.connectors.base import (
     Operation,
     Prepared,
 )
+from audience_sync.connectors.columnar import rows_by_key, text_pairs
 from audience_sync.connectors.http import RateLimit
+from audience_sync.connectors.meta.records import (
+    KEYS,
+    LDU_KEYS,
+    MetaShape,
+    ldu_values,
+)
 from audience_sync.connectors.records import hash_users
 from audience_sync.domain.data_use import ldu_location
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
@@ -38,34 +44,8 @@ from audience_sync.exceptions import (
     ValidationError,
     platform_error_for_status,
 )
-from audience_sync.identifiers import DOB_KEYS, Field
 
-# Multi-key schema, in the order rows are built; DOBY/DOBM/DOBD come from the date of birth.
-KEYS: dict[str, Field | None] = {
-    "EMAIL": Field.EMAIL,
-    "PHONE": Field.PHONE,
-    "MADID": Field.MOBILE_ID,
-    "EXTERN_ID": Field.EXTERNAL_ID,
-    "FN": Field.FIRST_NAME,
-    "LN": Field.LAST_NAME,
-    "CT": Field.CITY,
-    "ST": Field.STATE,
-    "ZIP": Field.ZIP,
-    "COUNTRY": Field.COUNTRY,
-    "GEN": Field.GENDER,
-    **dict.fromkeys(DOB_KEYS),
-}
 _IDENTIFYING = ("EMAIL", "PHONE", "MADID", "EXTERN_ID")
-# Limited Data Use, a row's data processing options and their location (country 1 = US, state
-# 1000 = California, 0 = Meta geolocates), last in the schema. In a record as text: `LDU`, `1`,
-# `1000`; on the wire `["LDU"]`, 1, 1000, and `[]`, 0, 0 in rows without it. [SEEN:
-# https://developers.facebook.com/docs/marketing-apis/data-processing-options (customer list
-# custom audiences, country/state); the schema keys INFER: see docs/connectors.md, Evidence]
-LDU_KEYS = (
-    "DATA_PROCESSING_OPTIONS",
-    "DATA_PROCESSING_OPTIONS_COUNTRY",
-    "DATA_PROCESSING_OPTIONS_STATE",
-)
 
 
 def _schema(present: set[str]) -> tuple[str, ...]:
@@ -73,13 +53,6 @@ def _schema(present: set[str]) -> tuple[str, ...]:
     first = tuple(key for key in _IDENTIFYING if key in present)
     others = tuple(key for key in (*KEYS, *LDU_KEYS) if key in present and key not in _IDENTIFYING)
     return first + others
-
-
-def ldu_values(location: tuple[int, int] | None) -> list[list[str]]:
-    """A member's LDU cells in `LDU_KEYS` order, as `prepare`'s columns hold them."""
-    if location is None:
-        return [[], [], []]
-    return [["LDU"], [str(location[0])], [str(location[1])]]
 
 
 def wire_rows(schema: Sequence[str], rows: Sequence[Sequence[str]], op: Operation) -> Any:
@@ -125,6 +98,7 @@ REPLACE_RESTART_SUBCODE = 1870147  # "first batch_seq was not detected": restart
 
 class MetaAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "meta"
+    RECORD_SHAPE = MetaShape()
     BATCH_SIZE = 10_000
     CAPABILITIES = Capabilities(
         batch_limit=10_000,  # "only a maximum of 10000 at a time" (meta.md §1.5)
@@ -191,7 +165,9 @@ class MetaAudienceConnector(BaseAudienceConnector):
 
     def prepare(self, users: Sequence[AudienceUser]) -> Prepared:
         region = self.default_region
-        hashed = hash_users(users, P.META, _FIELDS, default_region=region, date_of_birth=True)
+        hashed = hash_users(
+            users, self.PLATFORM_NAME, _FIELDS, default_region=region, date_of_birth=True
+        )
         dobs = hashed.date_of_birth
         columns: dict[str, list[list[str]]] = {}
         for key, field in KEYS.items():
@@ -251,8 +227,6 @@ class MetaAudienceConnector(BaseAudienceConnector):
         """`prepared_from_records` of the records' text, in columns: the pairs pivoted to a
         column a key. Meta's rows are wide: 100,000 records of ~10 keys took 1.9 s decoded
         one by one, 0.6 s so."""
-        from audience_sync.connectors.columnar import rows_by_key, text_pairs  # imports us
-
         pairs = text_pairs(texts)
         if pairs is None:
             return None

@@ -14,7 +14,7 @@ from typing import Any
 
 from audience_sync.config import Settings
 from audience_sync.connectors.base import Batch, BatchOutcome, Capabilities, Operation, Prepared
-from audience_sync.connectors.google import (
+from audience_sync.connectors.google.connector import (
     CONSENT_KEYS,
     GoogleAudienceConnector,
     percent_to_fraction,

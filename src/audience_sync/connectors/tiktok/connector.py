@@ -25,10 +25,11 @@ from audience_sync.connectors.base import (
     Operation,
     Prepared,
 )
+from audience_sync.connectors.columnar import rows_by_key, text_pairs
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
+from audience_sync.connectors.tiktok.records import SCHEMA, TikTokShape, mobile_id_schema
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
@@ -40,12 +41,7 @@ from audience_sync.exceptions import (
     ValidationError,
     platform_error_for_status,
 )
-from audience_sync.identifiers import Field, tiktok_mobile_id_schema
-
-# `segment/mapping` id_schema names [SEEN: rudderlabs/rudder-transformer:
-# src/v0/destinations/tiktok_audience/config.ts SHA256_TRAITS]; customer files name mobile ids
-# MAID_* instead, a route this connector does not use.
-SCHEMA = ("EMAIL_SHA256", "PHONE_SHA256", "IDFA_SHA256", "AAID_SHA256")
+from audience_sync.identifiers import Field
 
 # Return codes, from TikTok's SDK (tiktok/tiktok-business-api-sdk:
 # python_sdk/business_api_client/tiktok_business/tiktok_code.py, `NumericErrorCodes`) [SEEN].
@@ -83,6 +79,7 @@ _RECORD_MARKERS = ("batch_data[",)  # how the refusal names an entry: the sandbo
 
 class TikTokAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "tiktok"
+    RECORD_SHAPE = TikTokShape()
     BATCH_SIZE = 1_000
     CAPABILITIES = Capabilities(
         # No published limit for segment/mapping; 10,000 is the sandbox's ceiling [INFER]. The
@@ -148,14 +145,14 @@ class TikTokAudienceConnector(BaseAudienceConnector):
     def prepare(self, users: Sequence[AudienceUser]) -> Prepared:
         region = self.default_region
         fields = [Field.EMAIL, Field.PHONE, Field.MOBILE_ID]
-        hashed = hash_users(users, P.TIKTOK, fields, default_region=region)
+        hashed = hash_users(users, self.PLATFORM_NAME, fields, default_region=region)
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
         for i in range(len(users)):
             ids = hashed.of(Field.MOBILE_ID, i)
             kinds = hashed.mobile_kinds[i] if hashed.mobile_kinds else []
             columns = [hashed.of(Field.EMAIL, i), hashed.of(Field.PHONE, i), [], []]
             for digest, kind in zip(ids, kinds, strict=True):
-                schema = tiktok_mobile_id_schema(kind.value if kind else None)
+                schema = mobile_id_schema(kind.value if kind else None)
                 columns[SCHEMA.index(schema)].append(digest)
             rows = max(len(c) for c in columns)
             if not rows:
@@ -176,8 +173,6 @@ class TikTokAudienceConnector(BaseAudienceConnector):
 
     def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
         """`prepared_from_records` of the records' text, in columns (a pivot to the schema)."""
-        from audience_sync.connectors.columnar import rows_by_key, text_pairs  # imports us
-
         pairs = text_pairs(texts)
         if pairs is None:
             return None

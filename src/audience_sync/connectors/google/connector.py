@@ -30,6 +30,14 @@ from audience_sync.connectors.base import (
     Operation,
     Prepared,
 )
+from audience_sync.connectors.columnar import text_pairs
+from audience_sync.connectors.google.records import (
+    ADDRESS_FIELDS,
+    CONTACT_FIELDS,
+    CONTACT_KEYS,
+    MAX_IDENTIFIERS,
+    GoogleShape,
+)
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.processing import PROCESSING, RequestCheck
 from audience_sync.connectors.records import hash_users
@@ -41,7 +49,6 @@ from audience_sync.domain.data_use import (
     wire_consent,
 )
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
     AudienceSyncError,
     InvalidRecordsError,
@@ -60,11 +67,6 @@ TERMS_ADVICE = (
     "or PUT /api/v1/connections/google with "
     '`"settings": {{"customer_match_terms_accepted": true}}`.'
 )
-MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
-# A contact member's identifiers: its emails and phones, then an address of four parts.
-CONTACT_KEYS = {Field.EMAIL: "emailAddress", Field.PHONE: "phoneNumber"}
-ADDRESS_FIELDS = (Field.FIRST_NAME, Field.LAST_NAME, Field.COUNTRY, Field.ZIP)  # ADDRESS_PARTS
-CONTACT_FIELDS = [*CONTACT_KEYS, *ADDRESS_FIELDS]
 # Reasons a Data Manager 400 gives for one member's content (DM types/error.py). [INFER: which
 # of them reject the whole request rather than only the member]
 RECORD_REASONS = {
@@ -179,6 +181,7 @@ def _reason_counts(counts: Any) -> dict[str, int]:
 
 class GoogleAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "google"
+    RECORD_SHAPE = GoogleShape()
     BATCH_SIZE = 10_000
     CAPABILITIES = Capabilities(
         batch_limit=10_000,  # audience members per request (google.md §2.5)
@@ -273,7 +276,9 @@ class GoogleAudienceConnector(BaseAudienceConnector):
         audience = self.audience_consent()
         consents = [member_consent(own_consent(u), audience) for u in users]
         kept = [i for i, c in enumerate(consents) if not is_denied(audience if c is None else c)]
-        hashed = hash_users([users[i] for i in kept], P.GOOGLE, fields, default_region=region)
+        hashed = hash_users(
+            [users[i] for i in kept], self.PLATFORM_NAME, fields, default_region=region
+        )
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
         if len(kept) < len(users):
             prepared.dropped["consent_denied"] += len(users) - len(kept)
@@ -346,8 +351,6 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
         """`prepared_from_records` of the records' text, split in columns (no JSON decoding):
         the pairs come out of Polars, grouped back into their records here."""
-        from audience_sync.connectors.columnar import text_pairs  # imports this module
-
         pairs = text_pairs(texts)
         if pairs is None:
             return None

@@ -22,10 +22,11 @@ from audience_sync.connectors.base import (
     Operation,
     Prepared,
 )
+from audience_sync.connectors.columnar import single_pairs, text_pairs
 from audience_sync.connectors.http import RateLimit
 from audience_sync.connectors.records import hash_users
+from audience_sync.connectors.snapchat.records import SCHEMAS, SnapchatShape
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
-from audience_sync.domain.models import SyncPlatform as P
 from audience_sync.exceptions import (
     AudienceSyncError,
     InvalidRecordsError,
@@ -33,13 +34,7 @@ from audience_sync.exceptions import (
     ValidationError,
     platform_error_for_status,
 )
-from audience_sync.identifiers import Field
 
-SCHEMAS = {
-    Field.EMAIL: "EMAIL_SHA256",
-    Field.PHONE: "PHONE_SHA256",
-    Field.MOBILE_ID: "MOBILE_AD_ID_SHA256",
-}
 TOKEN_URL = "https://accounts.snapchat.com/login/oauth2/access_token"  # noqa: S105
 DEFAULT_RETENTION_DAYS = 9999  # lifetime (snapchat.md §4.3)
 
@@ -66,6 +61,7 @@ def snapchat_token_url(base_url: str) -> str:
 
 class SnapchatAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "snapchat"
+    RECORD_SHAPE = SnapchatShape()
     BATCH_SIZE = 100_000
     CAPABILITIES = Capabilities(
         batch_limit=100_000,  # identifiers per request (snapchat.md §4.5)
@@ -125,7 +121,7 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
 
     def prepare(self, users: Sequence[AudienceUser]) -> Prepared:
         region = self.default_region
-        hashed = hash_users(users, P.SNAPCHAT, list(SCHEMAS), default_region=region)
+        hashed = hash_users(users, self.PLATFORM_NAME, list(SCHEMAS), default_region=region)
         prepared = Prepared(users=len(users), dropped=hashed.dropped)
         for i in range(len(users)):
             found = False
@@ -154,8 +150,6 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
 
     def prepared_from_texts(self, texts: pl.Series) -> Prepared | None:
         """`prepared_from_records` of the records' text, in columns: a record per pair."""
-        from audience_sync.connectors.columnar import single_pairs, text_pairs  # imports us
-
         pairs = single_pairs(texts)
         if pairs is None:
             pairs = text_pairs(texts)
