@@ -41,6 +41,12 @@ class FeatureFlag(StrEnum):
     AUDIENCE_EXPORT = "audience_export"
 
 
+def sync_flags(platform: str) -> tuple[FeatureFlag, FeatureFlag]:
+    """The flags a sync on this platform needs: the product's and the platform's. Checked when
+    a sync is asked for (`services`) and again when it runs (`sync.runner`)."""
+    return FeatureFlag.AUDIENCE_SYNC, FeatureFlag(f"audience_sync_{platform}")
+
+
 class FeatureFlags(BaseModel):
     """The operator's flags, e.g. `AUDIENCE_SYNC_FEATURE_FLAGS__AUDIENCE_EXPORT=false`.
 

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, String, case, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from audience_sync.config import FeatureFlag, FeatureFlags
 from audience_sync.crypto import CredentialCipher, credential_hints
 from audience_sync.domain.accounts import ad_account_problem
-from audience_sync.domain.models import SyncPlatform
+from audience_sync.domain.models import SyncPlatform, SyncStatus
 from audience_sync.exceptions import NotFoundError, ValidationError
 from audience_sync.store.bulk import insert_ignore
 from audience_sync.store.stored_identifiers import StoredIdentifier, items
@@ -106,6 +106,28 @@ class ApiKeyRepository:
         row.last_used_at = utcnow()
         return row.tenant_id
 
+    def list(self, tenant_id: int) -> Sequence[ApiKey]:
+        """The tenant's keys, revoked ones too, oldest first (only their prefixes are known)."""
+        return self.session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)
+        ).all()
+
+    def revoke(self, tenant_id: int, prefix: str, now: datetime) -> ApiKey:
+        """Revoke the tenant's one unrevoked key whose shown prefix starts with `prefix`."""
+        found = [
+            key
+            for key in self.list(tenant_id)
+            if key.revoked_at is None and key.prefix.startswith(prefix)
+        ]
+        if not found:
+            raise NotFoundError(f"No active API key of this tenant starts with {prefix!r}.")
+        if len(found) > 1:
+            raise ValidationError(
+                f"{len(found)} active keys start with {prefix!r}; give more of the key."
+            )
+        found[0].revoked_at = now
+        return found[0]
+
 
 def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
@@ -128,6 +150,15 @@ class TenantScoped:
         if found is None:
             raise NotFoundError(f"{what} {object_id} not found.")
         return found
+
+    def ids_starting_with(self, model: type[M], prefix: str, limit: int = 10) -> list[uuid.UUID]:
+        """Up to `limit` ids of the tenant's `model` rows whose text starts with `prefix`
+        (lower-case hex, dashes as in `str(uuid)`). SQLite keeps a UUID as 32 hex digits."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            prefix = prefix.replace("-", "")
+        text = func.lower(cast(model.id, String))
+        query = select(model.id).where(model.tenant_id == self.tenant_id)
+        return list(self.session.scalars(query.where(text.startswith(prefix)).limit(limit)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +284,12 @@ class SegmentRepository(TenantScoped):
                 .order_by(Profile.profile_id)
             )
         )
+
+    def delete(self, segment_id: uuid.UUID) -> None:
+        """Remove the segment with its memberships and exports (the profiles stay). The caller
+        has checked that no audience uses it (the audiences' foreign key would refuse)."""
+        self.session.delete(self.get(segment_id))
+        self.session.flush()
 
 
 class ProfileRepository(TenantScoped):
@@ -388,6 +425,20 @@ class AudienceRepository(TenantScoped):
             )
         )
 
+    def using_segment(self, segment_id: uuid.UUID) -> int:
+        """How many audiences, deleted ones not yet purged included, use the segment."""
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(PlatformAudience)
+                .where(
+                    PlatformAudience.tenant_id == self.tenant_id,
+                    PlatformAudience.segment_id == segment_id,
+                )
+            )
+            or 0
+        )
+
     def due(self, now: datetime) -> Sequence[PlatformAudience]:
         return self.session.scalars(
             self._select(PlatformAudience).where(
@@ -446,3 +497,63 @@ class FeatureFlagRepository(TenantScoped):
         ceiling = defaults.operator_off()
         merged = defaults.as_dict() | self.overrides()
         return {flag: enabled and flag not in ceiling for flag, enabled in merged.items()}
+
+
+def lock_due_audiences(session: Session, now: datetime) -> Sequence[PlatformAudience]:
+    """Every tenant's audiences due for a scheduled sync, oldest due first, locked for this
+    transaction; rows another scheduler holds are skipped (`FOR UPDATE SKIP LOCKED`)."""
+    return session.scalars(
+        select(PlatformAudience)
+        .where(
+            PlatformAudience.auto_sync.is_(True),
+            PlatformAudience.is_active.is_(True),
+            PlatformAudience.next_sync_at <= now,
+        )
+        .order_by(PlatformAudience.next_sync_at)
+        .with_for_update(skip_locked=True)
+    ).all()
+
+
+def job_totals(session: Session) -> Sequence[Any]:
+    """Per platform and status (dry runs left out): jobs, profiles sent, added, removed,
+    failed, and job-level retries (attempts past the first)."""
+    job = AudienceSyncJob
+    return session.execute(
+        select(
+            PlatformAudience.platform,
+            job.status,
+            func.count(),
+            func.coalesce(func.sum(job.profiles_sent), 0),
+            func.coalesce(func.sum(job.profiles_added), 0),
+            func.coalesce(func.sum(job.profiles_removed), 0),
+            func.coalesce(func.sum(job.profiles_failed), 0),
+            func.coalesce(func.sum(case((job.attempt > 1, job.attempt - 1), else_=0)), 0),
+        )
+        .join(PlatformAudience, PlatformAudience.id == job.platform_audience_id)
+        .where(job.dry_run.is_(False))
+        .group_by(PlatformAudience.platform, job.status)
+    ).all()
+
+
+def completed_durations(session: Session, bounds_seconds: Sequence[int]) -> Sequence[Any]:
+    """Per platform, of completed real syncs: their count, total milliseconds, and how many
+    took at most each of `bounds_seconds` (cumulative histogram buckets)."""
+    job = AudienceSyncJob
+    buckets = [
+        func.sum(case((job.duration_ms <= limit * 1000, 1), else_=0)) for limit in bounds_seconds
+    ]
+    return session.execute(
+        select(
+            PlatformAudience.platform,
+            func.count(),
+            func.coalesce(func.sum(job.duration_ms), 0),
+            *buckets,
+        )
+        .join(PlatformAudience, PlatformAudience.id == job.platform_audience_id)
+        .where(
+            job.status == SyncStatus.COMPLETED,
+            job.dry_run.is_(False),
+            job.duration_ms.is_not(None),
+        )
+        .group_by(PlatformAudience.platform)
+    ).all()

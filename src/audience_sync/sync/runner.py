@@ -19,7 +19,7 @@ from datetime import timedelta
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from audience_sync.config import FeatureFlag
+from audience_sync.config import sync_flags
 from audience_sync.connectors import BaseAudienceConnector
 from audience_sync.domain.data_use import with_connection_defaults
 from audience_sync.domain.models import SyncStatus
@@ -191,7 +191,7 @@ def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) ->
         if not segment.is_active:
             raise ValidationError(f"Segment {segment.name!r} is inactive; activate it to sync.")
         flags = FeatureFlagRepository(session, tenant_id).effective(service.settings.feature_flags)
-        for flag in (FeatureFlag.AUDIENCE_SYNC, FeatureFlag(f"audience_sync_{audience.platform}")):
+        for flag in sync_flags(audience.platform):
             if not flags[flag]:
                 raise ValidationError(f"Feature flag {flag.value!r} is off for this tenant.")
         connections = ConnectionRepository(session, tenant_id, service.cipher)

@@ -1,0 +1,9 @@
+"""The application services: what the API, the CLI, the scheduler and the Celery tasks call.
+
+Each module holds one area's rules (schedule, feature flags, validation, guard rails), written
+once: `audiences`, `segments`, `connections`, `exports`, `jobs`, `tenants`; `launcher` starts
+jobs (in this process or on Celery workers) under one concurrency limit; `database` opens and
+migrates the database. The callers above parse input and shape output; they do not reach into
+`store` themselves. Functions take the sync engine's `SyncService` (database, settings, cipher,
+clock) and a tenant id.
+"""
