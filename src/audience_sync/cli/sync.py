@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -38,7 +35,7 @@ from audience_sync.exceptions import ValidationError
 from audience_sync.scheduler.tick import process_audience_sync_queue, run_scheduler
 from audience_sync.services import audiences, connections, jobs, segments
 from audience_sync.services.audiences import audience_view
-from audience_sync.services.jobs import Job, Report, Trigger, job_view
+from audience_sync.services.jobs import Job, Trigger, job_view
 from audience_sync.sync.context import SyncService
 from audience_sync.sync.runner import run_job
 
@@ -202,6 +199,7 @@ def audiences_create(
     """Link a segment to a new platform audience and run its first (create) sync."""
     ctx = migrated_context()
     engine, tenant_of = service(ctx), tenant_id(ctx, tenant)
+    audiences.interval(engine, interval)  # before the segment is looked up, as it always was
     new = audiences.NewAudience(
         segment_id=segments.resolve(engine, tenant_of, segment),
         platform=platform,
@@ -300,116 +298,6 @@ def audiences_purge(
         print_json({"audience_id": str(audience_id), "purged": True})
     else:
         out.print(f"Audience {audience_id} purged.", highlight=False)
-
-
-@audiences_app.command("jobs")
-@friendly_errors
-def audiences_jobs(
-    audience: AudienceArgument,
-    tenant: TenantOption = DEFAULT_TENANT_SLUG,
-    as_json: JsonFlag = False,
-) -> None:
-    """The audience's sync jobs, newest first."""
-    ctx = migrated_context()
-    engine, tenant_of = service(ctx), tenant_id(ctx, tenant)
-    audience_id = audiences.resolve(engine, tenant_of, audience)
-    views = [job_view(j) for j in audiences.jobs_of(engine, tenant_of, audience_id)]
-    if as_json:
-        print_json(views)
-        return
-    table = Table(
-        "Job",
-        "Operation",
-        "Status",
-        "Sent",
-        "Added",
-        "Removed",
-        "Failed",
-        "Match",
-        "ms",
-        "Platform",
-    )
-    for v in views:
-        rate = f"{v['match_rate']:.0%}" if v["match_rate"] is not None else "—"
-        table.add_row(
-            v["id"][:8],
-            v["operation"] + (" (dry run)" if v["dry_run"] else ""),
-            v["status"],
-            *(f"{v[k]:,}" for k in ("profiles_sent", "profiles_added", "profiles_removed")),
-            f"{v['profiles_failed']:,}",
-            rate,
-            str(v["duration_ms"] or ""),
-            confirmation_label(v),
-        )
-    out.print(table)
-
-
-@audiences_app.command("diagnostics")
-@friendly_errors
-def audiences_diagnostics(
-    job: Annotated[str, IdArgument],
-    reason: Annotated[
-        str | None, typer.Option(help="Only this reason (invalid_email, refused, ...).")
-    ] = None,
-    field: Annotated[str | None, typer.Option(help="Only this field (email, phone, ...).")] = None,
-    csv_file: Annotated[
-        Path | None,
-        typer.Option("--csv", help="Write every matching entry to this CSV file (0600)."),
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="Entries shown in the table.")] = 50,
-    tenant: TenantOption = DEFAULT_TENANT_SLUG,
-    as_json: JsonFlag = False,
-) -> None:
-    """Which profiles' identifier values a sync job dropped or the platform refused: the field,
-    the reason and the value masked (never the raw value); with the job's exact counts."""
-    ctx = migrated_context()
-    whole = csv_file is not None or as_json
-    engine, tenant_of = service(ctx), tenant_id(ctx, tenant)
-    job_id = jobs.resolve(engine, tenant_of, job)
-    report = jobs.diagnostics(
-        engine, tenant_of, job_id, reason=reason, field=field, limit=None if whole else limit
-    )
-    if csv_file is not None:
-        jobs.write_csv_file(report.entries, csv_file)
-        out.print(f"{len(report.entries):,} entries written to {csv_file}.", highlight=False)
-        return
-    if as_json:
-        print_json(
-            {
-                "job_id": str(report.job_id),
-                "counts": report.counts,
-                "truncated": report.truncated,
-                "max_entries": report.max_entries,
-                "items": [dataclasses.asdict(e) for e in report.entries],
-            }
-        )
-        return
-    _print_diagnostics(report)
-
-
-def _print_diagnostics(report: Report) -> None:
-    counts = Table("Field", "Reason", "Count")
-    for count in report.counts:
-        cells = [count["field"] or "—", count["reason"], f"{count['count']:,}"]
-        counts.add_row(*(escape(str(c)) for c in cells))
-    out.print(counts)
-    if report.truncated:
-        out.print(
-            f"Only the first {report.max_entries:,} values are listed; the counts are exact.",
-            highlight=False,
-        )
-    entries = Table("Profile", "Field", "Reason", "Masked value")
-    for entry in report.entries:
-        # Escaped: a profile id or a masked value (`[***]`) may read as rich markup.
-        cells = [entry.profile_id or "(deleted)", entry.field or "—", entry.reason]
-        entries.add_row(*(escape(c) for c in [*cells, entry.masked_value or ""]))
-    out.print(entries)
-    if report.matching > len(report.entries):
-        out.print(
-            f"{len(report.entries):,} of {report.matching:,} entries shown; --csv FILE writes "
-            "them all.",
-            highlight=False,
-        )
 
 
 def confirmation_label(v: dict[str, Any]) -> str:

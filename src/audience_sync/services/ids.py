@@ -15,6 +15,12 @@ MIN_PREFIX = 4
 HEX = frozenset(string.hexdigits + "-")
 
 
+def looks_like_id(text: str) -> bool:
+    """Whether `text` can name an id: a whole UUID, or hex digits (and dashes) long enough."""
+    text = text.strip()
+    return len(text) >= MIN_PREFIX and set(text) <= HEX
+
+
 def resolve(session: Session, tenant_id: int, model: type[Any], what: str, text: str) -> uuid.UUID:
     """The id `text` names: a whole UUID as it is, else the one id of the tenant's `model`
     rows that starts with it. `what` names the object in messages ("audience")."""
@@ -23,7 +29,7 @@ def resolve(session: Session, tenant_id: int, model: type[Any], what: str, text:
         return uuid.UUID(text)
     except ValueError:
         pass
-    if len(text) < MIN_PREFIX or not set(text) <= HEX:
+    if not looks_like_id(text):
         raise ValidationError(
             f"{text!r} is not a {what} id: give the whole id or at least its first "
             f"{MIN_PREFIX} characters."

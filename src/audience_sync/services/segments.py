@@ -119,12 +119,15 @@ def find(session: Session, tenant_id: int, name_or_id: str) -> Segment:
     found = repo.by_name(name_or_id)
     if found is not None:
         return found
+    missing = NotFoundError(
+        f"No segment named {name_or_id!r}; `audience-sync segments list` shows them."
+    )
+    if not ids.looks_like_id(name_or_id):
+        raise missing
     try:
         return repo.get(ids.resolve(session, tenant_id, Segment, "segment", name_or_id))
-    except (NotFoundError, ValueError):
-        raise NotFoundError(
-            f"No segment named {name_or_id!r}; `audience-sync segments list` shows them."
-        ) from None
+    except NotFoundError:
+        raise missing from None
 
 
 def resolve(service: SyncService, tenant_id: int, name_or_id: str) -> uuid.UUID:
