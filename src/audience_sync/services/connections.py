@@ -12,7 +12,15 @@ from audience_sync.store.repositories import ConnectionRepository
 from audience_sync.store.tables import PlatformConnection
 from audience_sync.sync.context import SyncService
 
-__all__ = ["Connection", "connection_view", "delete", "get", "list_connections", "put"]
+__all__ = [
+    "Connection",
+    "check_base_url",
+    "connection_view",
+    "delete",
+    "get",
+    "list_connections",
+    "put",
+]
 
 Connection = PlatformConnection
 BASE_URL_REFUSED = (
@@ -34,11 +42,16 @@ def put(
     """Connect or reconnect an account; the credentials replace the stored ones, `settings`
     change the stored ones key by key. A `base_url` only where the operator allows one: a
     connection pointed elsewhere would send its tokens, and the server's requests, there."""
-    if base_url and not service.settings.allow_connection_base_url:
-        raise FieldError("base_url", "not_allowed", BASE_URL_REFUSED)
+    check_base_url(service, base_url)
     with transaction(service.factory) as session:
         repo = ConnectionRepository(session, tenant_id, service.cipher)
         return repo.put(platform, ad_account_id, credentials, base_url=base_url, settings=settings)
+
+
+def check_base_url(service: SyncService, base_url: str | None) -> None:
+    """`FieldError` for a per-connection address the operator does not allow."""
+    if base_url and not service.settings.allow_connection_base_url:
+        raise FieldError("base_url", "not_allowed", BASE_URL_REFUSED)
 
 
 def get(service: SyncService, tenant_id: int, platform: SyncPlatform) -> PlatformConnection:

@@ -16,12 +16,8 @@ from audience_sync.services import flags, ids
 from audience_sync.store.db import transaction
 from audience_sync.store.diagnostics import Entry
 from audience_sync.store.files import open_private
-from audience_sync.store.repositories import (
-    AudienceRepository,
-    SyncJobRepository,
-    completed_durations,
-    job_totals,
-)
+from audience_sync.store.job_figures import completed_durations, job_totals
+from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.store.views import job_view
 from audience_sync.sync.context import SyncService

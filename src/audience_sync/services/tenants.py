@@ -7,12 +7,9 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.store.api_keys import ApiKeyRepository
 from audience_sync.store.db import transaction
-from audience_sync.store.repositories import (
-    DEFAULT_TENANT_SLUG,
-    ApiKeyRepository,
-    TenantRepository,
-)
+from audience_sync.store.repositories import DEFAULT_TENANT_SLUG, TenantRepository
 
 __all__ = [
     "DEFAULT_TENANT_SLUG",

@@ -6,26 +6,25 @@ unit of work can span several repositories.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, String, case, cast, delete, func, select
+from sqlalchemy import Select, String, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from audience_sync.config import FeatureFlag, FeatureFlags
 from audience_sync.crypto import CredentialCipher, credential_hints
 from audience_sync.domain.accounts import ad_account_problem
-from audience_sync.domain.models import SyncPlatform, SyncStatus
+from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import NotFoundError, ValidationError
+from audience_sync.store.api_keys import API_KEY_PREFIX as API_KEY_PREFIX
+from audience_sync.store.api_keys import ApiKeyRepository as ApiKeyRepository
 from audience_sync.store.bulk import insert_ignore
 from audience_sync.store.stored_identifiers import StoredIdentifier, items
 from audience_sync.store.tables import (
-    ApiKey,
     AudienceSyncJob,
     FeatureFlagOverride,
     MemberStatePart,
@@ -40,7 +39,6 @@ from audience_sync.store.tables import (
 from audience_sync.store.types import utcnow
 
 DEFAULT_TENANT_SLUG = "default"
-API_KEY_PREFIX = "as_"
 
 M = TypeVar("M", bound=Any)
 
@@ -80,57 +78,6 @@ class TenantRepository:
         """The tenant's default phone region (for numbers without a country code)."""
         region = self.session.scalar(select(Tenant.default_region).where(Tenant.id == tenant_id))
         return region or "US"
-
-
-class ApiKeyRepository:
-    """API keys: the key is shown once; only its SHA-256 is stored."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def issue(self, tenant_id: int, name: str = "default") -> str:
-        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        self.session.add(
-            ApiKey(tenant_id=tenant_id, name=name, prefix=key[:10], key_hash=_digest(key))
-        )
-        self.session.flush()
-        return key
-
-    def authenticate(self, key: str) -> int | None:
-        """The tenant id of a valid, unrevoked key, else None."""
-        row = self.session.scalars(
-            select(ApiKey).where(ApiKey.key_hash == _digest(key), ApiKey.revoked_at.is_(None))
-        ).one_or_none()
-        if row is None:
-            return None
-        row.last_used_at = utcnow()
-        return row.tenant_id
-
-    def list(self, tenant_id: int) -> Sequence[ApiKey]:
-        """The tenant's keys, revoked ones too, oldest first (only their prefixes are known)."""
-        return self.session.scalars(
-            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)
-        ).all()
-
-    def revoke(self, tenant_id: int, prefix: str, now: datetime) -> ApiKey:
-        """Revoke the tenant's one unrevoked key whose shown prefix starts with `prefix`."""
-        found = [
-            key
-            for key in self.list(tenant_id)
-            if key.revoked_at is None and key.prefix.startswith(prefix)
-        ]
-        if not found:
-            raise NotFoundError(f"No active API key of this tenant starts with {prefix!r}.")
-        if len(found) > 1:
-            raise ValidationError(
-                f"{len(found)} active keys start with {prefix!r}; give more of the key."
-            )
-        found[0].revoked_at = now
-        return found[0]
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 class TenantScoped:
@@ -511,49 +458,4 @@ def lock_due_audiences(session: Session, now: datetime) -> Sequence[PlatformAudi
         )
         .order_by(PlatformAudience.next_sync_at)
         .with_for_update(skip_locked=True)
-    ).all()
-
-
-def job_totals(session: Session) -> Sequence[Any]:
-    """Per platform and status (dry runs left out): jobs, profiles sent, added, removed,
-    failed, and job-level retries (attempts past the first)."""
-    job = AudienceSyncJob
-    return session.execute(
-        select(
-            PlatformAudience.platform,
-            job.status,
-            func.count(),
-            func.coalesce(func.sum(job.profiles_sent), 0),
-            func.coalesce(func.sum(job.profiles_added), 0),
-            func.coalesce(func.sum(job.profiles_removed), 0),
-            func.coalesce(func.sum(job.profiles_failed), 0),
-            func.coalesce(func.sum(case((job.attempt > 1, job.attempt - 1), else_=0)), 0),
-        )
-        .join(PlatformAudience, PlatformAudience.id == job.platform_audience_id)
-        .where(job.dry_run.is_(False))
-        .group_by(PlatformAudience.platform, job.status)
-    ).all()
-
-
-def completed_durations(session: Session, bounds_seconds: Sequence[int]) -> Sequence[Any]:
-    """Per platform, of completed real syncs: their count, total milliseconds, and how many
-    took at most each of `bounds_seconds` (cumulative histogram buckets)."""
-    job = AudienceSyncJob
-    buckets = [
-        func.sum(case((job.duration_ms <= limit * 1000, 1), else_=0)) for limit in bounds_seconds
-    ]
-    return session.execute(
-        select(
-            PlatformAudience.platform,
-            func.count(),
-            func.coalesce(func.sum(job.duration_ms), 0),
-            *buckets,
-        )
-        .join(PlatformAudience, PlatformAudience.id == job.platform_audience_id)
-        .where(
-            job.status == SyncStatus.COMPLETED,
-            job.dry_run.is_(False),
-            job.duration_ms.is_not(None),
-        )
-        .group_by(PlatformAudience.platform)
     ).all()

@@ -92,6 +92,8 @@ def patch_audience(
 ) -> AudienceOut:
     """Change the description or the schedule; the next sync is one interval after the last."""
     changes = body.model_dump(exclude_unset=True)
+    if changes.get("sync_interval_hours") is not None:  # answered before the null checks
+        audiences.interval(ctx.service, changes["sync_interval_hours"])
     for name in ("auto_sync", "sync_interval_hours"):
         if name in changes and changes[name] is None:
             raise field_error(f"body.{name}", "not_null", f"{name} cannot be null")

@@ -31,6 +31,7 @@ def put_connection(
     platform: SyncPlatform, body: ConnectionIn, ctx: Ctx, tenant_id: TenantId
 ) -> ConnectionOut:
     """Connect or reconnect an account; the credentials replace the stored ones."""
+    connections.check_base_url(ctx.service, body.base_url)  # answered first, as it always was
     credentials = body.credentials.plain()
     settings = body.settings.changes() if body.settings else None
     for key in settings or {}:
