@@ -174,6 +174,8 @@ def test_a_key_made_by_the_cli_reaches_the_clis_data_until_revoked(invoke: Invok
     unknown = invoke("tenants", "keys", "revoke", "default", key[:10])
     assert unknown.exit_code == 2
     assert "No active API key" in unknown.stderr
+    listed_tenants = as_json(invoke("tenants", "list", "--json"))
+    assert [(t["slug"], t["default_region"]) for t in listed_tenants] == [("default", "US")]
     missing = invoke("tenants", "keys", "create", "nobody")
     assert missing.exit_code == 2
     assert "audience-sync tenants create nobody" in missing.stderr
