@@ -35,7 +35,6 @@ from audience_sync.sync.health import audience_health
 from audience_sync.sync.jobs import Trigger, trigger_job
 
 __all__ = [
-    "Audience",
     "AudienceDeletedError",
     "NewAudience",
     "audience_view",
@@ -51,7 +50,6 @@ __all__ = [
     "update",
 ]
 
-Audience = PlatformAudience
 SCHEDULE_FIELDS = frozenset({"auto_sync", "sync_interval_hours"})
 
 
