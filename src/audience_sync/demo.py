@@ -12,7 +12,6 @@ import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -22,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from audience_sync.connectors import BaseAudienceConnector, RateLimiters, connector_for
 from audience_sync.domain.models import IdentifierType, SyncOperation, SyncPlatform
+from audience_sync.domain.schedule import next_sync_at
 from audience_sync.export.writer import ExportSpec, Written, write_export
 from audience_sync.sandbox import SandboxSettings, create_app
 from audience_sync.sources.demo import generate_rows, write_profiles_csv
@@ -143,7 +143,7 @@ def setup_audiences(service: SyncService, tenant_id: int) -> dict[SyncPlatform, 
                     platform_audience_name=f"{segment_name} (demo)",
                     ad_account_id="1234567890",
                     sync_interval_hours=24,
-                    next_sync_at=now + timedelta(hours=24),
+                    next_sync_at=next_sync_at(now, 24),
                     config={"demo": True},
                 )
             )

@@ -9,7 +9,10 @@
     ├── NonRetryableError              retrying will not help: fail now, tell a human
     │   ├── AuthExpiredError           token missing, invalid or expired: reconnect the account
     │   ├── ValidationError            the request or configuration is wrong (bad name, bad key)
-    │   │   └── InvalidRecordsError    a batch refused because of records in it (split to isolate)
+    │   │   ├── InvalidRecordsError    a batch refused because of records in it (split to isolate)
+    │   │   ├── FieldError             one input breaks a rule that needs settings or the database
+    │   │   ├── ConflictError          refused by the object's state (a job running, a name taken)
+    │   │   └── FeatureDisabledError   a feature flag is off for the tenant
     │   ├── PlatformRequestError       the platform refused the request (other 4xx)
     │   └── NotFoundError              the object does not exist (or belongs to another tenant)
     └── ConfigurationError             the service itself is misconfigured (refuses to start)
@@ -111,6 +114,40 @@ class InvalidRecordsError(ValidationError):
     Connectors split such a batch in halves until the bad records are isolated; only a batch of
     one record surfaces as a failure, counted in the result rather than raised.
     """
+
+
+class FieldError(ValidationError):
+    """One input breaks a rule checked outside the request's schema (it needs the settings or
+    the database): `field` names it as the API's body does, `rule` which rule."""
+
+    def __init__(self, field: str, rule: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.rule = rule
+
+
+class ConflictError(ValidationError):
+    """Refused by the object's present state (a job in progress, a name taken, not deleted
+    yet); `code` says which, for the API's 409 and for scripts."""
+
+    def __init__(self, code: str, message: str, **details: Any) -> None:
+        super().__init__(message, details=details)
+        self.code = code
+
+
+class FeatureDisabledError(ValidationError):
+    """A feature flag the request needs is off for the tenant: `by_operator` when the
+    operator's settings turned it off (a tenant cannot turn it back on)."""
+
+    def __init__(self, flag: str, *, by_operator: bool) -> None:
+        who = (
+            f"the operator (AUDIENCE_SYNC_FEATURE_FLAGS__{flag.upper()}=false)"
+            if by_operator
+            else "this tenant's override"
+        )
+        super().__init__(f"Feature flag {flag!r} is turned off by {who}.")
+        self.flag = flag
+        self.by_operator = by_operator
 
 
 class PlatformRequestError(NonRetryableError):

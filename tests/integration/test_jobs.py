@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
+from audience_sync.domain.schedule import check_interval
 from audience_sync.exceptions import (
     AuthExpiredError,
     NotFoundError,
@@ -16,7 +17,7 @@ from audience_sync.exceptions import (
     RateLimitError,
     ValidationError,
 )
-from audience_sync.scheduler.queue import check_interval, enqueue_due_audiences
+from audience_sync.services.audiences import enqueue_due
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import (
     AudienceRepository,
@@ -236,14 +237,14 @@ def test_due_audiences_run_once_per_interval_and_manual_ones_never(
 ) -> None:
     tenant, audience = make_audience(factory)
     make_manual = make_audience(factory, auto_sync=False)
-    queued = enqueue_due_audiences(factory, T0)
+    queued = enqueue_due(factory, T0)
     assert len(queued) == 1
     with transaction(factory) as session:
         job = SyncJobRepository(session, tenant).get(queued[0][1])
         assert (job.operation, job.triggered_by) == (SyncOperation.CREATE, TriggeredBy.SCHEDULED)
         stored = AudienceRepository(session, tenant).get(audience)
         assert stored.next_sync_at == T0 + timedelta(hours=24)
-    assert enqueue_due_audiences(factory, T0 + timedelta(hours=23)) == []
+    assert enqueue_due(factory, T0 + timedelta(hours=23)) == []
     assert make_manual[1] not in {a for _, a in queued}
 
 

@@ -13,9 +13,10 @@ from audience_sync.api.access import AccessLog
 from audience_sync.api.deps import authenticated_tenant
 from audience_sync.api.limits import RequestGate
 from audience_sync.api.routes import audiences, connections, exports, flags, segments, system
-from audience_sync.api.state import ApiContext
+from audience_sync.api.state import ApiContext, default_launcher
 from audience_sync.config import Settings
-from audience_sync.store.db import make_engine, session_factory
+from audience_sync.services.database import open_engine, sessions
+from audience_sync.services.launcher import JobLauncher
 from audience_sync.sync.runner import SyncService
 from audience_sync.sync.service import build_service
 
@@ -23,13 +24,19 @@ API_PREFIX = "/api/v1"
 
 
 def create_app(
-    settings: Settings, engine: Engine | None = None, service: SyncService | None = None
+    settings: Settings,
+    engine: Engine | None = None,
+    service: SyncService | None = None,
+    launcher: JobLauncher | None = None,
 ) -> FastAPI:
     """The API. `engine` defaults to the settings' database (migrated beforehand); `service`
-    (the sync engine) defaults to `build_service` — tests pass one pointed at the sandbox."""
-    engine = engine or make_engine(settings.effective_database_url)
+    (the sync engine) defaults to `build_service` — tests pass one pointed at the sandbox.
+    `launcher` starts the jobs the API queues: give the process's own to share its concurrency
+    limit with a scheduler running beside the app (default: `state.default_launcher`)."""
+    engine = engine or open_engine(settings.effective_database_url)
     service = service or build_service(settings, engine)
-    context = ApiContext(settings, engine, session_factory(engine), service)
+    launcher = launcher or default_launcher(settings, service)
+    context = ApiContext(settings, engine, sessions(engine), service, launcher)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

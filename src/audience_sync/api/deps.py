@@ -1,4 +1,4 @@
-"""Request dependencies: the app's context, the tenant behind the API key, feature-flag guards."""
+"""Request dependencies: the app's context and the tenant behind the API key."""
 
 from __future__ import annotations
 
@@ -6,16 +6,11 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.orm import Session
 
-from audience_sync.api.errors import feature_disabled, unauthorized
+from audience_sync.api.errors import unauthorized
 from audience_sync.api.limits import TENANT_SCOPE_KEY
 from audience_sync.api.state import ApiContext
-from audience_sync.config import FeatureFlag, Settings
-from audience_sync.connectors import registry
-from audience_sync.domain.models import SyncPlatform
-from audience_sync.store.db import transaction
-from audience_sync.store.repositories import ApiKeyRepository, FeatureFlagRepository
+from audience_sync.services import tenants
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -40,8 +35,7 @@ def authenticated_tenant(
         return checked
     if credentials is None or not credentials.credentials:
         raise unauthorized("Missing API key: send `Authorization: Bearer KEY`.")
-    with transaction(api_context(request).factory) as session:
-        tenant_id = ApiKeyRepository(session).authenticate(credentials.credentials)
+    tenant_id = tenants.authenticate(api_context(request).factory, credentials.credentials)
     if tenant_id is None:
         raise unauthorized("Invalid or revoked API key.")
     return tenant_id
@@ -49,20 +43,3 @@ def authenticated_tenant(
 
 Ctx = Annotated[ApiContext, Depends(api_context)]
 TenantId = Annotated[int, Depends(authenticated_tenant)]
-
-
-def require_flags(
-    session: Session, tenant_id: int, settings: Settings, *flags: FeatureFlag
-) -> None:
-    """403 naming the first flag that is off for this tenant (the operator's ceiling included:
-    `FeatureFlagRepository.effective`)."""
-    effective = FeatureFlagRepository(session, tenant_id).effective(settings.feature_flags)
-    for flag in flags:
-        if not effective[flag]:
-            by_operator = flag in settings.feature_flags.operator_off()
-            raise feature_disabled(flag.value, by_operator=by_operator)
-
-
-def sync_flags(platform: SyncPlatform) -> tuple[FeatureFlag, ...]:
-    """The flags a sync on this platform needs (the runner checks the same ones)."""
-    return registry.sync_flags(platform)

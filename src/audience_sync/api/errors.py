@@ -23,6 +23,9 @@ from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
     ConfigurationError,
+    ConflictError,
+    FeatureDisabledError,
+    FieldError,
     NotFoundError,
     PlatformRequestError,
     RetryableError,
@@ -148,8 +151,22 @@ async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
     return _respond(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
+def api_error_of(error: AudienceSyncError) -> ApiError | None:
+    """The API's own answer for a service's refusal that has one (a flag off, a conflict, a
+    field rule), else None."""
+    if isinstance(error, FeatureDisabledError):
+        return feature_disabled(error.flag, by_operator=error.by_operator)
+    if isinstance(error, ConflictError):
+        return conflict(error.code, error.message, **error.details)
+    if isinstance(error, FieldError):
+        return field_error(f"body.{error.field}", error.rule, error.message)
+    return None
+
+
 async def _our_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AudienceSyncError)
+    if (answer := api_error_of(exc)) is not None:
+        return respond(answer)
     status_code, code = status_of(exc)
     headers = None
     if isinstance(exc, RetryableError) and exc.retry_after:

@@ -27,8 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from audience_sync.api.errors import ApiError, field_error, respond, too_large, unauthorized
-from audience_sync.store.db import transaction
-from audience_sync.store.repositories import ApiKeyRepository
+from audience_sync.services import tenants
 
 TENANT_SCOPE_KEY = "audience_sync.tenant_id"
 # Bounds of what the parser is given, looser than the import's rules for one row (nesting 32,
@@ -76,7 +75,7 @@ class RequestGate:
         key = _bearer_key(_header(scope, b"authorization"))
         if not key:
             raise unauthorized("Missing API key: send `Authorization: Bearer KEY`.")
-        tenant_id = await anyio.to_thread.run_sync(_authenticate, self.factory, key)
+        tenant_id = await anyio.to_thread.run_sync(tenants.authenticate, self.factory, key)
         if tenant_id is None:
             raise unauthorized("Invalid or revoked API key.")
         return tenant_id
@@ -160,11 +159,6 @@ def _deeper_than(value: Any, limit: int) -> bool:
         children = node.values() if isinstance(node, dict) else node
         stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
     return False
-
-
-def _authenticate(factory: sessionmaker[Session], key: str) -> int | None:
-    with transaction(factory) as session:
-        return ApiKeyRepository(session).authenticate(key)
 
 
 def _route_path(scope: Scope) -> str:

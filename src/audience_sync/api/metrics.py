@@ -17,11 +17,10 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.domain.models import SyncStatus
-from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
+from audience_sync.services import jobs
 
 FINISHED = (SyncStatus.COMPLETED, SyncStatus.FAILED, SyncStatus.CANCELLED)
 DURATION_BUCKETS = (1, 5, 15, 60, 300, 900, 3600)  # seconds
@@ -38,23 +37,7 @@ class SyncJobsCollector(Collector):
             yield from self._durations(session)
 
     def _jobs(self, session: Session) -> Iterator[Metric]:
-        platform = PlatformAudience.platform
-        job = AudienceSyncJob
-        rows = session.execute(
-            select(
-                platform,
-                job.status,
-                func.count(),
-                func.coalesce(func.sum(job.profiles_sent), 0),
-                func.coalesce(func.sum(job.profiles_added), 0),
-                func.coalesce(func.sum(job.profiles_removed), 0),
-                func.coalesce(func.sum(job.profiles_failed), 0),
-                func.coalesce(func.sum(case((job.attempt > 1, job.attempt - 1), else_=0)), 0),
-            )
-            .join(PlatformAudience, PlatformAudience.id == job.platform_audience_id)
-            .where(job.dry_run.is_(False))
-            .group_by(platform, job.status)
-        ).all()
+        rows = jobs.totals_by_platform(session)
         active = GaugeMetricFamily(
             "audience_sync_jobs", "Sync jobs now pending or running.", labels=["platform", "status"]
         )
@@ -87,26 +70,7 @@ class SyncJobsCollector(Collector):
         yield from (active, finished, profiles, retries)
 
     def _durations(self, session: Session) -> Iterator[Metric]:
-        job = AudienceSyncJob
-        buckets = [
-            func.sum(case((job.duration_ms <= limit * 1000, 1), else_=0))
-            for limit in DURATION_BUCKETS
-        ]
-        rows = session.execute(
-            select(
-                PlatformAudience.platform,
-                func.count(),
-                func.coalesce(func.sum(job.duration_ms), 0),
-                *buckets,
-            )
-            .join(PlatformAudience, PlatformAudience.id == job.platform_audience_id)
-            .where(
-                job.status == SyncStatus.COMPLETED,
-                job.dry_run.is_(False),
-                job.duration_ms.is_not(None),
-            )
-            .group_by(PlatformAudience.platform)
-        ).all()
+        rows = jobs.durations_by_platform(session, DURATION_BUCKETS)
         histogram = HistogramMetricFamily(
             "audience_sync_sync_duration_seconds",
             "How long completed syncs took.",

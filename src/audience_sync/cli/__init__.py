@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from audience_sync.cli import cdp, serve, sync, workers  # noqa: F401 - importing registers the commands
+from audience_sync.cli import (  # noqa: F401 - importing registers the commands
+    audiences,
+    cdp,
+    jobs,
+    segments,
+    serve,
+    sync,
+    tenants,
+    workers,
+)
 from audience_sync.cli.common import app, context
 
 __all__ = ["app", "context"]

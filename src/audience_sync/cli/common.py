@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import click
 import typer
@@ -23,8 +24,10 @@ from audience_sync.config import Settings, load_settings, secret_keys
 from audience_sync.connectors.registry import platform_names
 from audience_sync.exceptions import AudienceSyncError, ConfigurationError
 from audience_sync.log import configure_logging
-from audience_sync.store import db
-from audience_sync.store.repositories import DEFAULT_TENANT_SLUG
+from audience_sync.services import database, tenants
+from audience_sync.services.tenants import DEFAULT_TENANT_SLUG
+from audience_sync.sync.context import SyncService
+from audience_sync.sync.service import build_service
 
 app = typer.Typer(
     help="Audience Sync: push CDP segments to ad platforms as custom audiences.",
@@ -40,9 +43,13 @@ app.add_typer(import_app, name="import")
 app.add_typer(segments_app, name="segments")
 connections_app = typer.Typer(help="Ad platform accounts.", no_args_is_help=True)
 audiences_app = typer.Typer(help="Platform audiences and their syncs.", no_args_is_help=True)
+jobs_app = typer.Typer(help="Sync jobs: show one, cancel one.", no_args_is_help=True)
+keys_app = typer.Typer(help="A tenant's API keys.", no_args_is_help=True)
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(connections_app, name="connections")
 app.add_typer(audiences_app, name="audiences")
+app.add_typer(jobs_app, name="jobs")
+tenants_app.add_typer(keys_app, name="keys")
 
 # Piped output gets wide lines rather than an 80-column wrap, so ids stay whole and grep-able.
 out = Console(width=None if sys.stdout.isatty() else 160, soft_wrap=True)
@@ -62,6 +69,7 @@ TenantOption = Annotated[
     str, typer.Option("--tenant", help="Tenant slug.", envvar="AUDIENCE_SYNC_TENANT")
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON only.")]
+IdArgument = typer.Argument(help="The id, or its first characters (at least 4) when unique.")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -80,13 +88,13 @@ def context() -> Context:
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.environment == "production")
     secret_keys(settings)  # validated now; in development, generated once with a warning
-    engine = db.make_engine(settings.effective_database_url)
-    return Context(settings, engine, db.session_factory(engine))
+    engine = database.open_engine(settings.effective_database_url)
+    return Context(settings, engine, database.sessions(engine))
 
 
 def migrated_context() -> Context:
     ctx = context()
-    if not db.is_migrated(ctx.engine):
+    if not database.is_migrated(ctx.engine):
         raise ConfigurationError(
             "The database has no schema yet: run `audience-sync db upgrade` first."
         )
@@ -141,3 +149,18 @@ def _unexpected(command: str, exc: Exception) -> None:
         "again, and report the error if it repeats.",
         highlight=False,
     )
+
+
+def service(ctx: Context) -> SyncService:
+    """The sync engine (and the services' dependencies) for these settings."""
+    return build_service(ctx.settings, ctx.engine)
+
+
+def tenant_id(ctx: Context, slug: str) -> int:
+    """The tenant's id; the default tenant is created on first use."""
+    return tenants.tenant_id(ctx.factory, slug)
+
+
+def print_json(data: Any) -> None:
+    """One line of JSON on stdout (ids, dates and enums as text)."""
+    sys.stdout.write(json.dumps(data, default=str) + "\n")

@@ -14,16 +14,15 @@ import uvicorn
 
 from audience_sync import demo
 from audience_sync.api import create_app
-from audience_sync.api.state import QueuedLauncher
 from audience_sync.cli.common import Context, app, context, friendly_errors, migrated_context, out
 from audience_sync.domain.models import SyncOperation
 from audience_sync.sandbox import SandboxSettings
 from audience_sync.sandbox import create_app as create_sandbox_app
 from audience_sync.scheduler.embedded import WorkerProcess, run_worker
+from audience_sync.services import database, tenants
+from audience_sync.services.launcher import QueuedLauncher
 from audience_sync.sources import demo as demo_data
 from audience_sync.sources.importer import import_profiles
-from audience_sync.store import db
-from audience_sync.store.repositories import ApiKeyRepository, TenantRepository
 from audience_sync.sync.runner import SyncService
 from audience_sync.sync.service import build_service
 
@@ -48,7 +47,7 @@ def serve(
     """Serve the REST API (docs at /docs); syncs and the scheduler run in a worker process."""
     if demo_mode:
         ctx = context()
-        db.upgrade(ctx.engine)
+        database.upgrade(ctx.engine)
     ctx = migrated_context()
     if not ctx.settings.public_url:  # download links point where this process listens
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
@@ -141,11 +140,8 @@ def _local_url(host: str, port: int) -> str:
 
 async def _prepare_demo(ctx: Context, service: SyncService, url: str) -> None:
     """Demo data in a 'demo' tenant, four sandbox-connected audiences, their first syncs."""
-    with db.transaction(ctx.factory) as session:
-        tenants = TenantRepository(session)
-        tenant = tenants.by_slug(DEMO_TENANT) or tenants.create(DEMO_TENANT, "Demo tenant")
-        tenant_id = tenant.id
-        key = ApiKeyRepository(session).issue(tenant_id, name="serve --demo")
+    tenant_id = tenants.ensure_tenant(ctx.factory, DEMO_TENANT, "Demo tenant")
+    key = tenants.issue_key(ctx.factory, DEMO_TENANT, name="serve --demo")
     files = demo_data.write_demo_files(ctx.settings.var_dir / "demo")
     import_profiles(ctx.factory, files.profiles, tenant=DEMO_TENANT)
     for name, path in files.segments.items():

@@ -11,20 +11,18 @@ from audience_sync import demo
 from audience_sync.cli.common import Context, out
 from audience_sync.connectors.registry import platform_spec
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
-from audience_sync.store.db import transaction
-from audience_sync.store.repositories import TenantRepository
-from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.services import tenants
+from audience_sync.services.jobs import Job
 from audience_sync.sync.service import build_service
 
 
 def tell_story(ctx: Context, tenant: str, folder: Path) -> bool:
     """Run the story; True when every job completed."""
     service = demo.sandbox_service(build_service(ctx.settings, ctx.engine))
-    with transaction(ctx.factory) as session:
-        tenant_id = TenantRepository(session).get(tenant).id
+    tenant_id = tenants.tenant_id(ctx.factory, tenant)
     audiences = demo.setup_audiences(service, tenant_id)
     out.print("Connected Meta, Google, TikTok and Snapchat to the in-process sandbox.")
-    jobs: list[tuple[SyncPlatform, AudienceSyncJob]] = []
+    jobs: list[tuple[SyncPlatform, Job]] = []
 
     async def story() -> demo.Churn:
         for platform, audience_id in audiences.items():
@@ -53,7 +51,7 @@ def tell_story(ctx: Context, tenant: str, folder: Path) -> bool:
     return all(job.status is SyncStatus.COMPLETED for _, job in jobs)
 
 
-def _print_jobs(jobs: list[tuple[SyncPlatform, AudienceSyncJob]]) -> None:
+def _print_jobs(jobs: list[tuple[SyncPlatform, Job]]) -> None:
     table = Table(
         "Platform", "Segment", "Operation", "Status", "Sent", "Added", "Removed", "Failed",
         "Match rate", "ms", "Platform", title="Sync jobs",

@@ -4,22 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import json
-import sys
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from audience_sync.cli.common import (
     DEFAULT_TENANT_SLUG,
-    Context,
+    IdArgument,
     JsonFlag,
     TenantOption,
     app,
@@ -30,45 +26,26 @@ from audience_sync.cli.common import (
     migrated_context,
     out,
     platform_help,
+    print_json,
+    service,
+    tenant_id,
 )
-from audience_sync.connectors.registry import platform_spec, platforms
+from audience_sync.connectors.registry import platform_spec
 from audience_sync.domain.data_use import data_use_settings
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
 from audience_sync.domain.platforms import platform_key
-from audience_sync.exceptions import NotFoundError, ValidationError
-from audience_sync.scheduler.queue import check_interval
+from audience_sync.exceptions import ValidationError
 from audience_sync.scheduler.tick import process_audience_sync_queue, run_scheduler
-from audience_sync.store.db import transaction
-from audience_sync.store.files import open_private
-from audience_sync.store.repositories import (
-    AudienceRepository,
-    ConnectionRepository,
-    SegmentRepository,
-    SyncJobRepository,
-    TenantRepository,
-)
-from audience_sync.store.tables import AudienceSyncJob
-from audience_sync.store.views import audience_view, job_view
-from audience_sync.sync.audiences import add_audience, purge_audience
-from audience_sync.sync.diagnostics import Report, read_report, write_csv
-from audience_sync.sync.jobs import Trigger, trigger_job
-from audience_sync.sync.runner import SyncService, run_job
-from audience_sync.sync.service import build_service
+from audience_sync.services import audiences, connections, jobs, segments
+from audience_sync.services.audiences import audience_view
+from audience_sync.services.jobs import Job, Trigger, job_view
+from audience_sync.sync.context import SyncService
+from audience_sync.sync.runner import run_job
 
 Secret = Annotated[str | None, typer.Option(help="Stored encrypted; never printed.")]
 
 
-def _service(ctx: Context) -> SyncService:
-    return build_service(ctx.settings, ctx.engine)
-
-
-def _tenant_id(ctx: Context, slug: str) -> int:
-    with transaction(ctx.factory) as session:
-        return TenantRepository(session).get(slug).id
-
-
-def _json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, default=str) + "\n")
+AudienceArgument = Annotated[str, IdArgument]
 
 
 @connections_app.command("set")
@@ -137,13 +114,6 @@ def connections_set(
 ) -> None:
     """Connect (or reconnect) an ad platform account; credentials are encrypted at rest."""
     ctx = migrated_context()
-    if base_url and not ctx.settings.allow_connection_base_url:
-        setting = platform_spec(platform).base_url_setting or "meta_base_url"
-        raise ValidationError(
-            "--base-url is used only when AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL=true (for a "
-            "sandbox); platform addresses otherwise come from the settings, e.g. "
-            f"AUDIENCE_SYNC_{setting.upper()}."
-        )
     given = {
         "access_token": access_token,
         "refresh_token": refresh_token,
@@ -161,13 +131,16 @@ def connections_set(
             limited_data_use=limited_data_use,
         )
     )
-    service = _service(ctx)
-    with transaction(ctx.factory) as session:
-        tenant_id = TenantRepository(session).get(tenant).id
-        connection = ConnectionRepository(session, tenant_id, service.cipher).put(
-            platform, ad_account, credentials, base_url=base_url, settings=settings
-        )
-        stored = dict(connection.settings or {})
+    connection = connections.put(
+        service(ctx),
+        tenant_id(ctx, tenant),
+        platform,
+        ad_account,
+        credentials,
+        base_url=base_url,
+        settings=settings,
+    )
+    stored = dict(connection.settings or {})
     where = f" at {base_url}" if base_url else ""
     out.print(f"{platform.value} connected: ad account {ad_account}{where}.", highlight=False)
     terms = "customer_match_terms_accepted"  # Google's; asked of the platforms that have it
@@ -202,28 +175,24 @@ def google_settings(
 
 @connections_app.command("list")
 @friendly_errors
-def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG) -> None:
-    """Every connected platform (never a secret)."""
+def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG, as_json: JsonFlag = False) -> None:
+    """Every connected platform (never a secret: a masked hint of each credential)."""
     ctx = migrated_context()
+    found = connections.list_connections(service(ctx), tenant_id(ctx, tenant))
+    if as_json:  # the API's `GET /connections/{platform}` answer, one per platform
+        print_json([connections.connection_view(c) for c in found])
+        return
     table = Table("Platform", "Ad account", "Status", "Base URL", "Settings")
-    with transaction(ctx.factory) as session:
-        tenant_id = TenantRepository(session).get(tenant).id
-        repo = ConnectionRepository(session, tenant_id, _service(ctx).cipher)
-        for spec in platforms():
-            platform = spec.key
-            found = repo.find(platform)  # type: ignore[arg-type]
-            if found is not None:
-                settings = ", ".join(f"{k}={v}" for k, v in (found.settings or {}).items())
-                table.add_row(
-                    platform.value, found.ad_account_id, found.status, found.base_url, settings
-                )
+    for c in found:
+        settings = ", ".join(f"{k}={v}" for k, v in (c.settings or {}).items())
+        table.add_row(c.platform.value, c.ad_account_id, c.status, c.base_url, settings)
     out.print(table)
 
 
 @audiences_app.command("create")
 @friendly_errors
 def audiences_create(
-    segment: Annotated[str, typer.Option(help="The CDP segment's name.")],
+    segment: Annotated[str, typer.Option(help="The CDP segment's name (or id).")],
     platform: Annotated[
         SyncPlatform, typer.Option(parser=platform_key, help=platform_help("The platform."))
     ],
@@ -240,40 +209,25 @@ def audiences_create(
 ) -> None:
     """Link a segment to a new platform audience and run its first (create) sync."""
     ctx = migrated_context()
-    hours = check_interval(
-        interval or ctx.settings.default_interval_hours, ctx.settings.min_interval_hours
+    engine, tenant_of = service(ctx), tenant_id(ctx, tenant)
+    audiences.interval(engine, interval)  # before the segment is looked up, as it always was
+    new = audiences.NewAudience(
+        segment_id=segments.resolve(engine, tenant_of, segment),
+        platform=platform,
+        name=name,
+        ad_account_id=ad_account,
+        description=description,
+        auto_sync=auto_sync,
+        interval_hours=interval,
+        options=_options(option or []),
     )
-    service = _service(ctx)
-    now = service.clock()
-    with transaction(ctx.factory) as session:
-        tenant_id = TenantRepository(session).get(tenant).id
-        found = SegmentRepository(session, tenant_id).by_name(segment)
-        if found is None:
-            raise NotFoundError(f"No segment named {segment!r}; `audience-sync segments list`.")
-        audience = add_audience(
-            session,
-            tenant_id,
-            service.cipher,
-            segment_id=found.id,
-            platform=platform,
-            name=name,
-            ad_account_id=ad_account,
-            description=description,
-            auto_sync=auto_sync,
-            interval_hours=hours,
-            options=_options(option or []),
-            now=now,
-            connect_hint=(
-                f"run `audience-sync connections set {platform.value} --ad-account … "
-                "--access-token …`"
-            ),
-        )
-        audience_id = audience.id
+    hint = f"run `audience-sync connections set {platform.value} --ad-account … --access-token …`"
+    audience_id = audiences.create(engine, tenant_of, new, connect_hint=hint).id
     if not as_json:
         out.print(f"Audience {audience_id} created; running its first sync.", highlight=False)
-    job = _run(service, tenant_id, audience_id, Trigger(SyncOperation.CREATE), as_json)
+    job = _run(engine, tenant_of, audience_id, Trigger(SyncOperation.CREATE), as_json)
     if as_json:
-        _json({"audience_id": str(audience_id), "job": job_view(job)})
+        print_json({"audience_id": str(audience_id), "job": job_view(job)})
     _exit_for(job)
 
 
@@ -298,12 +252,10 @@ def audiences_list(
 ) -> None:
     """Every audience with its last sync and the platform's figures (deleted ones on request)."""
     ctx = migrated_context()
-    with transaction(ctx.factory) as session:
-        tenant_id = TenantRepository(session).get(tenant).id
-        found = AudienceRepository(session, tenant_id).list(include_deleted)
-        views = [audience_view(a) for a in found]
+    found = audiences.list_audiences(service(ctx), tenant_id(ctx, tenant), include_deleted)
+    views = [audience_view(a) for a in found]
     if as_json:
-        _json(views)
+        print_json(views)
         return
     table = Table("Id", "Name", "Platform", "Last sync", "Size", "Match rate", "Next sync")
     for v in views:
@@ -323,7 +275,7 @@ def audiences_list(
 @audiences_app.command("sync")
 @friendly_errors
 def audiences_sync(
-    audience_id: uuid.UUID,
+    audience: AudienceArgument,
     operation: Annotated[SyncOperation, typer.Option()] = SyncOperation.UPDATE,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; send nothing.")] = False,
     force: Annotated[bool, typer.Option(help="Pass the guard rails.")] = False,
@@ -332,144 +284,31 @@ def audiences_sync(
 ) -> None:
     """Run a sync now, to completion, and print the job."""
     ctx = migrated_context()
+    engine, tenant_of = service(ctx), tenant_id(ctx, tenant)
+    audience_id = audiences.resolve(engine, tenant_of, audience)
     trigger = Trigger(operation=operation, dry_run=dry_run, force=force)
-    job = _run(_service(ctx), _tenant_id(ctx, tenant), audience_id, trigger, as_json)
+    job = _run(engine, tenant_of, audience_id, trigger, as_json)
     if as_json:
-        _json(job_view(job))
+        print_json(job_view(job))
     _exit_for(job)
 
 
 @audiences_app.command("purge")
 @friendly_errors
 def audiences_purge(
-    audience_id: uuid.UUID, tenant: TenantOption = DEFAULT_TENANT_SLUG, as_json: JsonFlag = False
-) -> None:
-    """Remove a deleted audience with its jobs, snapshot and member state, for good."""
-    ctx = migrated_context()
-    with transaction(ctx.factory) as session:
-        tenant_id = TenantRepository(session).get(tenant).id
-        purge_audience(session, tenant_id, audience_id)
-    if as_json:
-        _json({"audience_id": str(audience_id), "purged": True})
-    else:
-        out.print(f"Audience {audience_id} purged.", highlight=False)
-
-
-@audiences_app.command("jobs")
-@friendly_errors
-def audiences_jobs(
-    audience_id: uuid.UUID, tenant: TenantOption = DEFAULT_TENANT_SLUG, as_json: JsonFlag = False
-) -> None:
-    """The audience's sync jobs, newest first."""
-    ctx = migrated_context()
-    with transaction(ctx.factory) as session:
-        tenant_id = TenantRepository(session).get(tenant).id
-        AudienceRepository(session, tenant_id).get(audience_id)
-        views = [
-            job_view(j) for j in SyncJobRepository(session, tenant_id).for_audience(audience_id)
-        ]
-    if as_json:
-        _json(views)
-        return
-    table = Table(
-        "Job",
-        "Operation",
-        "Status",
-        "Sent",
-        "Added",
-        "Removed",
-        "Failed",
-        "Match",
-        "ms",
-        "Platform",
-    )
-    for v in views:
-        rate = f"{v['match_rate']:.0%}" if v["match_rate"] is not None else "—"
-        table.add_row(
-            v["id"][:8],
-            v["operation"] + (" (dry run)" if v["dry_run"] else ""),
-            v["status"],
-            *(f"{v[k]:,}" for k in ("profiles_sent", "profiles_added", "profiles_removed")),
-            f"{v['profiles_failed']:,}",
-            rate,
-            str(v["duration_ms"] or ""),
-            confirmation_label(v),
-        )
-    out.print(table)
-
-
-@audiences_app.command("diagnostics")
-@friendly_errors
-def audiences_diagnostics(
-    job_id: uuid.UUID,
-    reason: Annotated[
-        str | None, typer.Option(help="Only this reason (invalid_email, refused, ...).")
-    ] = None,
-    field: Annotated[str | None, typer.Option(help="Only this field (email, phone, ...).")] = None,
-    csv_file: Annotated[
-        Path | None,
-        typer.Option("--csv", help="Write every matching entry to this CSV file (0600)."),
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, help="Entries shown in the table.")] = 50,
+    audience: AudienceArgument,
     tenant: TenantOption = DEFAULT_TENANT_SLUG,
     as_json: JsonFlag = False,
 ) -> None:
-    """Which profiles' identifier values a sync job dropped or the platform refused: the field,
-    the reason and the value masked (never the raw value); with the job's exact counts."""
+    """Remove a deleted audience with its jobs, snapshot and member state, for good."""
     ctx = migrated_context()
-    whole = csv_file is not None or as_json
-    with transaction(ctx.factory) as session:
-        tenant_id = TenantRepository(session).get(tenant).id
-        report = read_report(
-            session,
-            tenant_id,
-            job_id,
-            reason=reason,
-            field=field,
-            limit=None if whole else limit,
-        )
-    if csv_file is not None:
-        with open_private(csv_file) as sink:
-            write_csv(report.entries, sink)
-        out.print(f"{len(report.entries):,} entries written to {csv_file}.", highlight=False)
-        return
+    engine, tenant_of = service(ctx), tenant_id(ctx, tenant)
+    audience_id = audiences.resolve(engine, tenant_of, audience)
+    audiences.purge(engine, tenant_of, audience_id)
     if as_json:
-        _json(
-            {
-                "job_id": str(report.job_id),
-                "counts": report.counts,
-                "truncated": report.truncated,
-                "max_entries": report.max_entries,
-                "items": [dataclasses.asdict(e) for e in report.entries],
-            }
-        )
-        return
-    _print_diagnostics(report)
-
-
-def _print_diagnostics(report: Report) -> None:
-    counts = Table("Field", "Reason", "Count")
-    for count in report.counts:
-        cells = [count["field"] or "—", count["reason"], f"{count['count']:,}"]
-        counts.add_row(*(escape(str(c)) for c in cells))
-    out.print(counts)
-    if report.truncated:
-        out.print(
-            f"Only the first {report.max_entries:,} values are listed; the counts are exact.",
-            highlight=False,
-        )
-    entries = Table("Profile", "Field", "Reason", "Masked value")
-    for entry in report.entries:
-        # Escaped: a profile id or a masked value (`[***]`) may read as rich markup.
-        cells = [entry.profile_id or "(deleted)", entry.field or "—", entry.reason]
-        entries.add_row(*(escape(c) for c in [*cells, entry.masked_value or ""]))
-    out.print(entries)
-    if report.matching > len(report.entries):
-        out.print(
-            f"{len(report.entries):,} of {report.matching:,} entries shown; --csv FILE writes "
-            "them all.",
-            highlight=False,
-        )
+        print_json({"audience_id": str(audience_id), "purged": True})
+    else:
+        out.print(f"Audience {audience_id} purged.", highlight=False)
 
 
 def confirmation_label(v: dict[str, Any]) -> str:
@@ -483,36 +322,38 @@ def confirmation_label(v: dict[str, Any]) -> str:
 
 
 def _run(
-    service: SyncService, tenant_id: int, audience_id: uuid.UUID, trigger: Trigger, quiet: bool
-) -> AudienceSyncJob:
-    """Queue the job (or find the one already queued), run it, show live counters on stderr."""
-    job, created = trigger_job(
-        service.factory,
-        tenant_id,
-        audience_id,
-        Trigger(trigger.operation, TriggeredBy.MANUAL, None, trigger.dry_run, trigger.force),
-        service.clock(),
-    )
-    if not created and job.status is not SyncStatus.PENDING:
+    engine: SyncService, tenant_of: int, audience_id: uuid.UUID, trigger: Trigger, quiet: bool
+) -> Job:
+    """Queue the job (flags checked first; or find the one already queued), run it here, show
+    live counters on stderr."""
+    manual = Trigger(trigger.operation, TriggeredBy.MANUAL, None, trigger.dry_run, trigger.force)
+    job, created = jobs.request_sync(engine, tenant_of, audience_id, manual)
+    if not jobs.should_start(job.status, created):
         err.print(f"A {job.operation.value} job is already {job.status.value} for this audience.")
         return job
     if not created:  # a retry waiting for its delay: the trigger brought it forward to now
         err.print(f"Running the {job.operation.value} job already queued for this audience.")
 
-    async def go() -> AudienceSyncJob | None:
-        with _live(service, tenant_id, job.id, quiet):
-            return await run_job(service, tenant_id, job.id)
+    return run_in_foreground(engine, tenant_of, job.id, quiet)
 
-    finished = asyncio.run(go())
-    with transaction(service.factory) as session:
-        final = SyncJobRepository(session, tenant_id).get(finished.id if finished else job.id)
+
+def run_in_foreground(engine: SyncService, tenant_of: int, job_id: uuid.UUID, quiet: bool) -> Job:
+    """Run a queued job here to its end (a failure to run it is the command's), with live
+    counters on stderr; the job as it ended, printed unless `quiet`."""
+
+    async def go() -> None:
+        with _live(engine, tenant_of, job_id, quiet):
+            await run_job(engine, tenant_of, job_id)
+
+    asyncio.run(go())
+    final = jobs.get(engine, tenant_of, job_id)
     if not quiet:
-        _print_job(final)
+        print_job(final)
     return final
 
 
 @contextlib.contextmanager
-def _live(service: SyncService, tenant_id: int, job_id: uuid.UUID, quiet: bool) -> Iterator[None]:
+def _live(engine: SyncService, tenant_of: int, job_id: uuid.UUID, quiet: bool) -> Iterator[None]:
     """A spinner with the job's confirmed counters, refreshed from the database."""
     progress = Progress(
         SpinnerColumn(),
@@ -525,12 +366,11 @@ def _live(service: SyncService, tenant_id: int, job_id: uuid.UUID, quiet: bool) 
 
     async def poll(task: Any) -> None:
         while True:
-            with transaction(service.factory) as session:
-                j = SyncJobRepository(session, tenant_id).get(job_id)
-                text = (
-                    f"Syncing: {j.profiles_sent:,} sent, {j.profiles_added:,} added, "
-                    f"{j.profiles_removed:,} removed"
-                )
+            j = await asyncio.to_thread(jobs.get, engine, tenant_of, job_id)
+            text = (
+                f"Syncing: {j.profiles_sent:,} sent, {j.profiles_added:,} added, "
+                f"{j.profiles_removed:,} removed"
+            )
             progress.update(task, description=text)
             await asyncio.sleep(0.5)
 
@@ -543,7 +383,7 @@ def _live(service: SyncService, tenant_id: int, job_id: uuid.UUID, quiet: bool) 
             poller.cancel()
 
 
-def _print_job(job: AudienceSyncJob) -> None:
+def print_job(job: Job) -> None:
     v = job_view(job)
     rate = f", match rate {v['match_rate']:.0%}" if v["match_rate"] is not None else ""
     took = f" in {v['duration_ms']:,} ms" if v["duration_ms"] is not None else ""
@@ -567,7 +407,7 @@ def _print_job(job: AudienceSyncJob) -> None:
         err.print(f"[red]{job.error_message}[/red]", highlight=False)
 
 
-def _exit_for(job: AudienceSyncJob) -> None:
+def _exit_for(job: Job) -> None:
     if job.status is not SyncStatus.COMPLETED:
         raise typer.Exit(1)
 
@@ -579,9 +419,9 @@ def scheduler(
 ) -> None:
     """Run the scheduler: due audiences and due retries, every tick (15 minutes by default)."""
     ctx = migrated_context()
-    service = _service(ctx)
+    engine = service(ctx)
     if once:
-        report = asyncio.run(process_audience_sync_queue(service))
+        report = asyncio.run(process_audience_sync_queue(engine))
         out.print(
             f"Tick: {report.queued} queued, {report.ran} ran {report.statuses}, "
             f"{len(report.reaped)} stale jobs reaped.",
@@ -589,4 +429,4 @@ def scheduler(
         )
         return
     out.print(f"Scheduler running every {ctx.settings.scheduler_tick_seconds} s; Ctrl-C stops.")
-    asyncio.run(run_scheduler(service, asyncio.Event()))
+    asyncio.run(run_scheduler(engine, asyncio.Event()))

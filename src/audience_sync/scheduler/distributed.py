@@ -31,7 +31,7 @@ from audience_sync.config import Settings, load_settings
 from audience_sync.exceptions import ConfigurationError
 from audience_sync.log import configure_logging
 from audience_sync.scheduler.tick import upkeep
-from audience_sync.store import db
+from audience_sync.services.database import open_engine
 from audience_sync.sync.confirm import confirm_due
 from audience_sync.sync.runner import SyncService, run_job
 from audience_sync.sync.service import build_service
@@ -88,7 +88,7 @@ def worker_service() -> SyncService:
     """This worker process's sync engine, from the environment's settings."""
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.environment == "production")
-    return build_service(settings, db.make_engine(settings.effective_database_url))
+    return build_service(settings, open_engine(settings.effective_database_url))
 
 
 def tick(task: Task[Any, Any]) -> dict[str, int]:

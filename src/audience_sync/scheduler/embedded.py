@@ -23,14 +23,14 @@ import signal
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import replace
 
 from audience_sync.scheduler.tick import upkeep
+from audience_sync.services.launcher import InProcessLauncher
 from audience_sync.sync.confirm import confirm_due
+from audience_sync.sync.context import SyncService
 from audience_sync.sync.jobs import due_jobs
-from audience_sync.sync.runner import SyncService, run_job_in_background
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +41,13 @@ RESTART_DELAYS = (0, 1, 2, 5, 10, 30)
 
 
 class SyncWorker:
-    """Runs due jobs, at most `AUDIENCE_SYNC_MAX_CONCURRENT_SYNCS` at once, and the upkeep."""
+    """Runs due jobs through the process's one launcher (at most
+    `AUDIENCE_SYNC_MAX_CONCURRENT_SYNCS` at once) and the upkeep."""
 
     def __init__(self, service: SyncService, stopping: threading.Event) -> None:
         self.service = service
         self.stopping = stopping
-        self.running: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self.launcher = InProcessLauncher(service)
         self.upkeeping: asyncio.Task[None] | None = None
         self.parent = os.getppid()
 
@@ -83,7 +84,7 @@ class SyncWorker:
     def launch_due(self) -> None:
         """Start due jobs while there is room; a job another process claims first is skipped
         by `run_job` (`start_job` claims once)."""
-        room = self.service.settings.max_concurrent_syncs - len(self.running)
+        room = self.launcher.free_slots()
         if room <= 0:
             return
         try:
@@ -94,37 +95,25 @@ class SyncWorker:
         for tenant_id, job_id in due:
             if room <= 0:
                 break
-            if job_id in self.running:
-                continue
-            self.running[job_id] = asyncio.create_task(self.run_one(tenant_id, job_id))
-            room -= 1
-
-    async def run_one(self, tenant_id: int, job_id: uuid.UUID) -> None:
-        try:
-            await run_job_in_background(self.service, tenant_id, job_id)
-        finally:
-            self.running.pop(job_id, None)
+            room -= self.launcher.launch(tenant_id, job_id)
 
     async def finish(self) -> None:
         """Let running syncs reach a checkpoint and hand their jobs back, within the grace
         time; whatever still runs then is abandoned to the lease reaper."""
         if self.upkeeping is not None:
             self.upkeeping.cancel()
-        tasks = list(self.running.values())
-        if not tasks:
+        running = len(self.launcher.tasks)
+        if not running:
             return
-        log.info("stopping: %d running sync(s) stop at their next checkpoint", len(tasks))
+        log.info("stopping: %d running sync(s) stop at their next checkpoint", running)
         grace = self.service.settings.shutdown_grace_seconds
-        _, late = await asyncio.wait(tasks, timeout=grace)
+        late = await self.launcher.stop(grace)
         if late:
             log.warning(
                 "%d sync(s) did not reach a checkpoint within %d s: the lease reaper resumes them",
-                len(late),
+                late,
                 grace,
             )
-            for task in late:
-                task.cancel()
-            await asyncio.gather(*late, return_exceptions=True)
 
 
 def run_worker(service: SyncService) -> None:

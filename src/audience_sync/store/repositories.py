@@ -6,15 +6,13 @@ unit of work can span several repositories.
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Select, String, cast, delete, func, select
 from sqlalchemy.orm import Session
 
 from audience_sync.config import FeatureFlag, FeatureFlags
@@ -22,10 +20,11 @@ from audience_sync.crypto import CredentialCipher, credential_hints
 from audience_sync.domain.accounts import ad_account_problem
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import NotFoundError, ValidationError
+from audience_sync.store.api_keys import API_KEY_PREFIX as API_KEY_PREFIX
+from audience_sync.store.api_keys import ApiKeyRepository as ApiKeyRepository
 from audience_sync.store.bulk import insert_ignore
 from audience_sync.store.stored_identifiers import StoredIdentifier, items
 from audience_sync.store.tables import (
-    ApiKey,
     AudienceSyncJob,
     FeatureFlagOverride,
     MemberStatePart,
@@ -40,7 +39,6 @@ from audience_sync.store.tables import (
 from audience_sync.store.types import utcnow
 
 DEFAULT_TENANT_SLUG = "default"
-API_KEY_PREFIX = "as_"
 
 M = TypeVar("M", bound=Any)
 
@@ -82,35 +80,6 @@ class TenantRepository:
         return region or "US"
 
 
-class ApiKeyRepository:
-    """API keys: the key is shown once; only its SHA-256 is stored."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def issue(self, tenant_id: int, name: str = "default") -> str:
-        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
-        self.session.add(
-            ApiKey(tenant_id=tenant_id, name=name, prefix=key[:10], key_hash=_digest(key))
-        )
-        self.session.flush()
-        return key
-
-    def authenticate(self, key: str) -> int | None:
-        """The tenant id of a valid, unrevoked key, else None."""
-        row = self.session.scalars(
-            select(ApiKey).where(ApiKey.key_hash == _digest(key), ApiKey.revoked_at.is_(None))
-        ).one_or_none()
-        if row is None:
-            return None
-        row.last_used_at = utcnow()
-        return row.tenant_id
-
-
-def _digest(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
-
-
 class TenantScoped:
     """Base of every tenant-scoped repository: all reads go through `_select`."""
 
@@ -128,6 +97,15 @@ class TenantScoped:
         if found is None:
             raise NotFoundError(f"{what} {object_id} not found.")
         return found
+
+    def ids_starting_with(self, model: type[M], prefix: str, limit: int = 10) -> list[uuid.UUID]:
+        """Up to `limit` ids of the tenant's `model` rows whose text starts with `prefix`
+        (lower-case hex, dashes as in `str(uuid)`). SQLite keeps a UUID as 32 hex digits."""
+        if self.session.get_bind().dialect.name == "sqlite":
+            prefix = prefix.replace("-", "")
+        text = func.lower(cast(model.id, String))
+        query = select(model.id).where(model.tenant_id == self.tenant_id)
+        return list(self.session.scalars(query.where(text.startswith(prefix)).limit(limit)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +231,12 @@ class SegmentRepository(TenantScoped):
                 .order_by(Profile.profile_id)
             )
         )
+
+    def delete(self, segment_id: uuid.UUID) -> None:
+        """Remove the segment with its memberships and exports (the profiles stay). The caller
+        has checked that no audience uses it (the audiences' foreign key would refuse)."""
+        self.session.delete(self.get(segment_id))
+        self.session.flush()
 
 
 class ProfileRepository(TenantScoped):
@@ -388,6 +372,20 @@ class AudienceRepository(TenantScoped):
             )
         )
 
+    def using_segment(self, segment_id: uuid.UUID) -> int:
+        """How many audiences, deleted ones not yet purged included, use the segment."""
+        return int(
+            self.session.scalar(
+                select(func.count())
+                .select_from(PlatformAudience)
+                .where(
+                    PlatformAudience.tenant_id == self.tenant_id,
+                    PlatformAudience.segment_id == segment_id,
+                )
+            )
+            or 0
+        )
+
     def due(self, now: datetime) -> Sequence[PlatformAudience]:
         return self.session.scalars(
             self._select(PlatformAudience).where(
@@ -446,3 +444,18 @@ class FeatureFlagRepository(TenantScoped):
         ceiling = defaults.operator_off()
         merged = defaults.as_dict() | self.overrides()
         return {flag: enabled and flag not in ceiling for flag, enabled in merged.items()}
+
+
+def lock_due_audiences(session: Session, now: datetime) -> Sequence[PlatformAudience]:
+    """Every tenant's audiences due for a scheduled sync, oldest due first, locked for this
+    transaction; rows another scheduler holds are skipped (`FOR UPDATE SKIP LOCKED`)."""
+    return session.scalars(
+        select(PlatformAudience)
+        .where(
+            PlatformAudience.auto_sync.is_(True),
+            PlatformAudience.is_active.is_(True),
+            PlatformAudience.next_sync_at <= now,
+        )
+        .order_by(PlatformAudience.next_sync_at)
+        .with_for_update(skip_locked=True)
+    ).all()

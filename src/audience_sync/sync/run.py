@@ -6,7 +6,6 @@ from __future__ import annotations
 import functools
 import tempfile
 from collections.abc import Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import polars as pl
 
 from audience_sync.connectors import BaseAudienceConnector
 from audience_sync.domain.models import AudienceConfig, SyncOperation
+from audience_sync.domain.schedule import next_sync_at
 from audience_sync.store.member_state import MemberStateRepository
 from audience_sync.store.repositories import AudienceRepository
 from audience_sync.store.snapshot import SnapshotRepository
@@ -198,4 +198,4 @@ class Run:
             audience.matched_size = audience.platform_size
             audience.match_rate = rate
             if audience.auto_sync:
-                audience.next_sync_at = now + timedelta(hours=audience.sync_interval_hours)
+                audience.next_sync_at = next_sync_at(now, audience.sync_interval_hours)

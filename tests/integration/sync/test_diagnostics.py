@@ -17,11 +17,11 @@ from typer.testing import CliRunner, Result
 
 from audience_sync import cli
 from audience_sync.domain.models import SyncOperation, SyncPlatform
+from audience_sync.services import audiences
 from audience_sync.store.db import transaction
 from audience_sync.store.diagnostics import DiagnosticsRepository, Entry
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, SyncJobDiagnostic
 from audience_sync.sync import diagnostics
-from audience_sync.sync.audiences import purge_audience
 from audience_sync.testing.conformance import corrupt
 
 from .world import World, row
@@ -154,8 +154,7 @@ async def test_the_entries_go_with_their_job_and_audience(world: World) -> None:
     assert entries(world, first) == []
     assert len(entries(world, second)) == 3
     await world.sync(audience, SyncOperation.DELETE)
-    with transaction(world.factory) as session:
-        purge_audience(session, world.tenant_id, audience)
+    audiences.purge(world.service, world.tenant_id, audience)
     with transaction(world.factory) as session:
         assert session.scalars(select(SyncJobDiagnostic)).all() == []
         assert session.get(PlatformAudience, audience) is None

@@ -7,8 +7,8 @@ from collections import Counter
 
 import polars as pl
 
+from audience_sync.cli.audiences import _print_diagnostics
 from audience_sync.cli.common import out
-from audience_sync.cli.sync import _print_diagnostics
 from audience_sync.connectors.columnar import DROPS
 from audience_sync.store.diagnostics import Entry
 from audience_sync.sync.diagnostics import Diagnostics, Report

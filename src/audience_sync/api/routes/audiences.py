@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from audience_sync.api.deps import Ctx, TenantId, require_flags, sync_flags
-from audience_sync.api.errors import conflict, field_error
+from audience_sync.api.deps import Ctx, TenantId
+from audience_sync.api.errors import field_error
 from audience_sync.api.schemas import (
     AudienceCreated,
     AudienceIn,
@@ -25,44 +24,18 @@ from audience_sync.api.schemas import (
     SyncIn,
 )
 from audience_sync.api.state import ApiContext
-from audience_sync.domain.models import SyncOperation, SyncStatus, TriggeredBy
-from audience_sync.exceptions import ValidationError
-from audience_sync.scheduler.queue import check_interval
-from audience_sync.store.db import transaction
-from audience_sync.store.repositories import (
-    AudienceRepository,
-    SegmentRepository,
-    SyncJobRepository,
-)
-from audience_sync.sync.audiences import (
-    AudienceDeletedError,
-    AudienceNotPurgeableError,
-    add_audience,
-    options_problem,
-    purge_audience,
-)
-from audience_sync.sync.diagnostics import read_report, write_csv
-from audience_sync.sync.health import audience_health
-from audience_sync.sync.jobs import Trigger, cancel_job, trigger_job
+from audience_sync.domain.models import SyncOperation, TriggeredBy
+from audience_sync.services import audiences, jobs
+from audience_sync.services.jobs import Trigger
 
 router = APIRouter(tags=["audiences"])
-
-
-def _interval(ctx: ApiContext, hours: int) -> int:
-    try:
-        return check_interval(hours, ctx.settings.min_interval_hours)
-    except ValidationError as exc:
-        raise field_error("body.sync_interval_hours", "interval", exc.message) from exc
 
 
 def _trigger(
     ctx: ApiContext, tenant_id: int, audience_id: uuid.UUID, trigger: Trigger
 ) -> tuple[JobOut, bool]:
     """Queue a job (flags checked first); `(job, False)` when one was already active."""
-    with transaction(ctx.factory) as session:
-        audience = AudienceRepository(session, tenant_id).get(audience_id)
-        require_flags(session, tenant_id, ctx.settings, *sync_flags(audience.platform))
-    job, created = trigger_job(ctx.factory, tenant_id, audience_id, trigger, ctx.service.clock())
+    job, created = jobs.request_sync(ctx.service, tenant_id, audience_id, trigger)
     return JobOut.model_validate(job), created
 
 
@@ -75,41 +48,29 @@ def list_audiences(
     ] = False,
 ) -> list[AudienceOut]:
     """The tenant's audiences, oldest first; deleted ones only with `include_deleted=true`."""
-    with transaction(ctx.factory) as session:
-        found = AudienceRepository(session, tenant_id).list(include_deleted)
-        return [AudienceOut.model_validate(a) for a in found]
+    found = audiences.list_audiences(ctx.service, tenant_id, include_deleted)
+    return [AudienceOut.model_validate(a) for a in found]
 
 
 @router.post("/audiences", status_code=status.HTTP_201_CREATED, response_model=AudienceCreated)
 async def create_audience(body: AudienceIn, ctx: Ctx, tenant_id: TenantId) -> AudienceCreated:
     """Link a segment to a new platform audience; by default its first sync is queued at once
     (the platform audience is created by that sync)."""
-    hours = _interval(ctx, body.sync_interval_hours or ctx.settings.default_interval_hours)
-    too_large = options_problem(body.options, ctx.settings.max_options_bytes)
-    if too_large:
-        raise field_error("body.options", "max_size", too_large)
+    new = audiences.NewAudience(
+        segment_id=body.segment_id,
+        platform=body.platform,
+        name=body.platform_audience_name,
+        ad_account_id=body.ad_account_id,
+        description=body.description,
+        auto_sync=body.auto_sync,
+        interval_hours=body.sync_interval_hours,
+        options=body.options,
+    )
+    hint = f"PUT /api/v1/connections/{body.platform.value}"
 
     def create() -> AudienceOut:
-        now = ctx.service.clock()
-        with transaction(ctx.factory) as session:
-            require_flags(session, tenant_id, ctx.settings, *sync_flags(body.platform))
-            segment = SegmentRepository(session, tenant_id).get(body.segment_id)
-            audience = add_audience(
-                session,
-                tenant_id,
-                ctx.service.cipher,
-                segment_id=segment.id,
-                platform=body.platform,
-                name=body.platform_audience_name,
-                ad_account_id=body.ad_account_id,
-                description=body.description,
-                auto_sync=body.auto_sync,
-                interval_hours=hours,
-                options=body.options,
-                now=now,
-                connect_hint=f"PUT /api/v1/connections/{body.platform.value}",
-            )
-            return AudienceOut.model_validate(audience)
+        made = audiences.create(ctx.service, tenant_id, new, connect_hint=hint)
+        return AudienceOut.model_validate(made)
 
     audience = await run_in_threadpool(create)
     job = None
@@ -122,8 +83,7 @@ async def create_audience(body: AudienceIn, ctx: Ctx, tenant_id: TenantId) -> Au
 
 @router.get("/audiences/{audience_id}", response_model=AudienceOut)
 def get_audience(audience_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> AudienceOut:
-    with transaction(ctx.factory) as session:
-        return AudienceOut.model_validate(AudienceRepository(session, tenant_id).get(audience_id))
+    return AudienceOut.model_validate(audiences.get(ctx.service, tenant_id, audience_id))
 
 
 @router.patch("/audiences/{audience_id}", response_model=AudienceOut)
@@ -132,25 +92,14 @@ def patch_audience(
 ) -> AudienceOut:
     """Change the description or the schedule; the next sync is one interval after the last."""
     changes = body.model_dump(exclude_unset=True)
-    if changes.get("sync_interval_hours") is not None:
-        _interval(ctx, changes["sync_interval_hours"])
+    if changes.get("sync_interval_hours") is not None:  # answered before the null checks
+        audiences.interval(ctx.service, changes["sync_interval_hours"])
     for name in ("auto_sync", "sync_interval_hours"):
         if name in changes and changes[name] is None:
             raise field_error(f"body.{name}", "not_null", f"{name} cannot be null")
-    with transaction(ctx.factory) as session:
-        audience = AudienceRepository(session, tenant_id).get(audience_id)
-        if not audience.is_active:
-            raise ValidationError(
-                f"Audience {audience.platform_audience_name!r} was deleted; create a new one."
-            )
-        for name, value in changes.items():
-            setattr(audience, name, value)
-        if {"auto_sync", "sync_interval_hours"} & changes.keys():
-            base = audience.last_sync_at or ctx.service.clock()
-            interval = timedelta(hours=audience.sync_interval_hours)
-            audience.next_sync_at = base + interval if audience.auto_sync else None
-        session.flush()
-        return AudienceOut.model_validate(audience)
+    return AudienceOut.model_validate(
+        audiences.update(ctx.service, tenant_id, audience_id, changes)
+    )
 
 
 @router.delete(
@@ -173,35 +122,12 @@ async def delete_audience(
     With `purge=true`, a deleted audience is removed with its jobs, snapshot and member state
     (204); 409 while it is not deleted yet."""
     if purge:
-        await run_in_threadpool(_purge, ctx, tenant_id, audience_id)
+        await run_in_threadpool(audiences.purge, ctx.service, tenant_id, audience_id)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-    def queue() -> tuple[JobOut, bool]:
-        trigger = Trigger(SyncOperation.DELETE, TriggeredBy.API)
-        try:
-            return _trigger(ctx, tenant_id, audience_id, trigger)
-        except AudienceDeletedError as exc:
-            raise conflict("audience_deleted", "The audience is already deleted.") from exc
-
-    job, created = await run_in_threadpool(queue)
-    if not created and job.operation is not SyncOperation.DELETE:
-        raise conflict(
-            "sync_in_progress",
-            f"A {job.operation.value} job is {job.status.value} for this audience; cancel it "
-            "or wait for it to end, then delete.",
-            job_id=str(job.id),
-        )
+    job, created = await run_in_threadpool(audiences.delete, ctx.service, tenant_id, audience_id)
     if created:
         ctx.launcher.launch(tenant_id, job.id)
-    return job
-
-
-def _purge(ctx: ApiContext, tenant_id: int, audience_id: uuid.UUID) -> None:
-    try:
-        with transaction(ctx.factory) as session:
-            purge_audience(session, tenant_id, audience_id)
-    except AudienceNotPurgeableError as exc:
-        raise conflict(exc.code, exc.message) from exc
+    return JobOut.model_validate(job)
 
 
 @router.post(
@@ -219,9 +145,7 @@ async def sync_audience(
     job, created = await run_in_threadpool(_trigger, ctx, tenant_id, audience_id, trigger)
     if not created:
         response.status_code = status.HTTP_200_OK
-    # A pending job found instead (a retry the trigger brought forward to now) starts now too;
-    # launching one that another launch starts first does nothing (`start_job` claims once).
-    if created or job.status is SyncStatus.PENDING:
+    if jobs.should_start(job.status, created):  # new, or a due retry found instead
         ctx.launcher.launch(tenant_id, job.id)
     return job
 
@@ -234,37 +158,25 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[JobOut]:
     """The audience's jobs, newest first."""
-    with transaction(ctx.factory) as session:
-        AudienceRepository(session, tenant_id).get(audience_id)
-        jobs = SyncJobRepository(session, tenant_id).for_audience(audience_id, limit)
-        return [JobOut.model_validate(j) for j in jobs]
+    found = audiences.jobs_of(ctx.service, tenant_id, audience_id, limit)
+    return [JobOut.model_validate(j) for j in found]
 
 
 @router.get("/audiences/{audience_id}/health", response_model=HealthOut)
 def get_health(audience_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> HealthOut:
-    with transaction(ctx.factory) as session:
-        found = audience_health(session, tenant_id, audience_id, ctx.service.clock())
-    return HealthOut(**found)
+    return HealthOut(**audiences.health(ctx.service, tenant_id, audience_id))
 
 
 @router.get("/sync-jobs/{job_id}", response_model=JobOut, tags=["jobs"])
 def get_job(job_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> JobOut:
-    with transaction(ctx.factory) as session:
-        return JobOut.model_validate(SyncJobRepository(session, tenant_id).get(job_id))
+    return JobOut.model_validate(jobs.get(ctx.service, tenant_id, job_id))
 
 
 @router.post("/sync-jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
 def cancel(job_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> JobOut:
     """A pending job is cancelled now; a running one stops at its next checkpoint
     (`cancel_requested` is true until then). A job that already completed or failed: 409."""
-    with transaction(ctx.factory) as session:
-        found = SyncJobRepository(session, tenant_id).get(job_id)
-        if found.status in (SyncStatus.COMPLETED, SyncStatus.FAILED):
-            raise conflict(
-                "job_finished", f"The job already ended ({found.status.value}); nothing to cancel."
-            )
-    job = cancel_job(ctx.factory, tenant_id, job_id, ctx.service.clock())
-    return JobOut.model_validate(job)
+    return JobOut.model_validate(jobs.cancel(ctx.service, tenant_id, job_id))
 
 
 @router.get(
@@ -288,19 +200,18 @@ def get_diagnostics(
     the value masked; filtered by `reason` and `field`, a page at a time. With `format=csv` (or
     `Accept: text/csv`), every kept entry matching the filters as a formula-safe CSV file."""
     csv_wanted = fmt == "csv" or (fmt is None and "text/csv" in (accept or ""))
-    with transaction(ctx.factory) as session:
-        report = read_report(
-            session,
-            tenant_id,
-            job_id,
-            reason=reason,
-            field=field,
-            offset=0 if csv_wanted else offset,
-            limit=None if csv_wanted else limit,
-        )
+    report = jobs.diagnostics(
+        ctx.service,
+        tenant_id,
+        job_id,
+        reason=reason,
+        field=field,
+        offset=0 if csv_wanted else offset,
+        limit=None if csv_wanted else limit,
+    )
     if csv_wanted:
         sink = io.StringIO()
-        write_csv(report.entries, sink)
+        jobs.write_csv(report.entries, sink)
         return Response(
             sink.getvalue(),
             media_type="text/csv; charset=utf-8",

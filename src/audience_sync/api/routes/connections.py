@@ -7,14 +7,12 @@ from fastapi import APIRouter, Response, status
 from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import field_error
 from audience_sync.api.schemas import SETTING_PLATFORMS, ConnectionIn, ConnectionOut, Platform
-from audience_sync.store.db import transaction
-from audience_sync.store.repositories import ConnectionRepository
-from audience_sync.store.tables import PlatformConnection
+from audience_sync.services import connections
 
 router = APIRouter(tags=["connections"])
 
 
-def _out(connection: PlatformConnection) -> ConnectionOut:
+def _out(connection: connections.Connection) -> ConnectionOut:
     return ConnectionOut(
         platform=connection.platform,
         ad_account_id=connection.ad_account_id,
@@ -32,16 +30,7 @@ def put_connection(
     platform: Platform, body: ConnectionIn, ctx: Ctx, tenant_id: TenantId
 ) -> ConnectionOut:
     """Connect or reconnect an account; the credentials replace the stored ones."""
-    if body.base_url and not ctx.settings.allow_connection_base_url:
-        # A connection pointed elsewhere sends its tokens, and the server's requests, there
-        # (SSRF): platform addresses are the operator's, from the settings.
-        raise field_error(
-            "body.base_url",
-            "not_allowed",
-            "base_url is refused: platform addresses come from the service's settings. Leave "
-            "it out (the operator may allow it with AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL "
-            "for a sandbox)",
-        )
+    connections.check_base_url(ctx.service, body.base_url)  # answered first, as it always was
     credentials = body.credentials.plain()
     settings = body.settings.changes() if body.settings else None
     for key in settings or {}:
@@ -52,20 +41,22 @@ def put_connection(
                 "wrong_platform",
                 f"{key} applies to {owner.value} connections only",
             )
-    with transaction(ctx.factory) as session:
-        repo = ConnectionRepository(session, tenant_id, ctx.service.cipher)
-        connection = repo.put(
-            platform, body.ad_account_id, credentials, base_url=body.base_url, settings=settings
-        )
-        return _out(connection)
+    connection = connections.put(
+        ctx.service,
+        tenant_id,
+        platform,
+        body.ad_account_id,
+        credentials,
+        base_url=body.base_url,
+        settings=settings,
+    )
+    return _out(connection)
 
 
 @router.get("/connections/{platform}", response_model=ConnectionOut)
 def get_connection(platform: Platform, ctx: Ctx, tenant_id: TenantId) -> ConnectionOut:
     """Status, account and a masked hint of each credential (stored hints: nothing decrypted)."""
-    with transaction(ctx.factory) as session:
-        repo = ConnectionRepository(session, tenant_id, ctx.service.cipher)
-        return _out(repo.get(platform))
+    return _out(connections.get(ctx.service, tenant_id, platform))
 
 
 @router.delete(
@@ -73,6 +64,5 @@ def get_connection(platform: Platform, ctx: Ctx, tenant_id: TenantId) -> Connect
 )
 def delete_connection(platform: Platform, ctx: Ctx, tenant_id: TenantId) -> Response:
     """Forget the account and its credentials (audiences on it fail until it is reconnected)."""
-    with transaction(ctx.factory) as session:
-        ConnectionRepository(session, tenant_id, ctx.service.cipher).delete(platform)
+    connections.delete(ctx.service, tenant_id, platform)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

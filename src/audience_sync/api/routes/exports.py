@@ -10,14 +10,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
-from audience_sync.api.deps import Ctx, TenantId, require_flags
+from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import ApiError
 from audience_sync.api.schemas import ExportIn, ExportOut
-from audience_sync.config import FeatureFlag, Settings, secret_keys
-from audience_sync.export.links import LinkCheck
-from audience_sync.export.service import ExportLink, create_export, resolve_link
-from audience_sync.export.writer import ExportSpec
-from audience_sync.store.db import transaction
+from audience_sync.config import Settings
+from audience_sync.services import exports
+from audience_sync.services.exports import ExportLink, ExportSpec, LinkCheck
 
 router = APIRouter(tags=["exports"])
 downloads = APIRouter(tags=["exports"])
@@ -40,18 +38,7 @@ async def export_segment(
     )
 
     def run() -> ExportOut:
-        with transaction(ctx.factory) as session:
-            require_flags(session, tenant_id, ctx.settings, FeatureFlag.AUDIENCE_EXPORT)
-        link = create_export(
-            ctx.factory,
-            ctx.engine,
-            secret_keys(ctx.settings),
-            ctx.settings.var_dir / "exports",
-            tenant_id,
-            segment_id,
-            spec,
-            ctx.service.clock(),
-        )
+        link = exports.create_link(ctx.service, tenant_id, segment_id, spec)
         return ExportOut(
             download_url=download_url(request, ctx.settings, link),
             expires_at=link.expires_at,
@@ -81,9 +68,7 @@ def download_export(
 ) -> FileResponse:
     """The file, streamed; no API key (the link is the credential). 403 when the link was
     altered, 410 when it expired."""
-    verdict, path, fmt = resolve_link(
-        ctx.factory, secret_keys(ctx.settings), export_id, expires, signature, ctx.service.clock()
-    )
+    verdict, path, fmt = exports.open_link(ctx.service, export_id, expires, signature)
     if verdict is LinkCheck.TAMPERED:
         raise ApiError(403, "link_invalid", "This download link is not valid.")
     if verdict is LinkCheck.EXPIRED:

@@ -14,15 +14,13 @@ from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import ApiError
 from audience_sync.api.schemas import FlagsIn, FlagsOut, FlagState
 from audience_sync.config import FeatureFlag, FeatureFlags
-from audience_sync.store.db import transaction
-from audience_sync.store.repositories import FeatureFlagRepository
+from audience_sync.services import flags
 
 router = APIRouter(tags=["feature flags"])
 
 
-def _flags(repo: FeatureFlagRepository, operator: FeatureFlags) -> FlagsOut:
-    overrides = repo.overrides()
-    effective = repo.effective(operator)
+def _flags(values: flags.FlagValues, operator: FeatureFlags) -> FlagsOut:
+    overrides, effective = values
     ceiling = operator.operator_off()
     chosen = operator.set_by_operator()
     return FlagsOut(
@@ -60,8 +58,8 @@ def _refuse_raising(body: FlagsIn, operator: FeatureFlags) -> None:
 def get_flags(ctx: Ctx, tenant_id: TenantId) -> FlagsOut:
     """Every flag's effective value for this tenant and where it comes from: `operator` (the
     service's settings), `tenant` (this tenant's override) or `default`."""
-    with transaction(ctx.factory) as session:
-        return _flags(FeatureFlagRepository(session, tenant_id), ctx.settings.feature_flags)
+    operator = ctx.settings.feature_flags
+    return _flags(flags.read(ctx.factory, tenant_id, operator), operator)
 
 
 @router.put("/feature-flags", response_model=FlagsOut)
@@ -69,9 +67,5 @@ def put_flags(body: FlagsIn, ctx: Ctx, tenant_id: TenantId) -> FlagsOut:
     """Set (true/false) or clear (null) this tenant's overrides; flags not named are unchanged.
     Turning on a flag the operator turned off is refused (403) and changes nothing."""
     _refuse_raising(body, ctx.settings.feature_flags)
-    with transaction(ctx.factory) as session:
-        repo = FeatureFlagRepository(session, tenant_id)
-        for flag, enabled in body.flags.items():
-            repo.set(flag, enabled)
-        session.flush()
-        return _flags(repo, ctx.settings.feature_flags)
+    operator = ctx.settings.feature_flags
+    return _flags(flags.write(ctx.factory, tenant_id, dict(body.flags), operator), operator)

@@ -7,11 +7,8 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, status
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from audience_sync.api.deps import Ctx, TenantId
-from audience_sync.api.errors import conflict
 from audience_sync.api.schemas import (
     ImportWarning,
     MembersIn,
@@ -22,8 +19,7 @@ from audience_sync.api.schemas import (
     SegmentIn,
     SegmentOut,
 )
-from audience_sync.sources.phones import PhoneParsing
-from audience_sync.sources.prepare_records import prepare_records
+from audience_sync.services import segments
 from audience_sync.sources.rows import (
     MAX_LINE_BYTES,
     REFUSED_REASON,
@@ -31,63 +27,35 @@ from audience_sync.sources.rows import (
     Rejection,
     read_object,
 )
-from audience_sync.store.db import transaction
-from audience_sync.store.profile_writer import Destination, write_prepared
-from audience_sync.store.repositories import (
-    SegmentExistsError,
-    SegmentRepository,
-    TenantRepository,
-)
 
 router = APIRouter(tags=["segments"])
 
 
-def _segment_out(session: Session, tenant_id: int, segment_id: uuid.UUID) -> SegmentOut:
-    repo = SegmentRepository(session, tenant_id)
-    segment = repo.get(segment_id)
+def _segment_out(s: segments.SegmentSummary) -> SegmentOut:
     return SegmentOut(
-        id=segment.id,
-        name=segment.name,
-        description=segment.description,
-        is_active=segment.is_active,
-        member_count=repo.member_count(segment.id),
+        id=s.id,
+        name=s.name,
+        description=s.description,
+        is_active=s.is_active,
+        member_count=s.member_count,
     )
 
 
 @router.get("/segments", response_model=list[SegmentOut])
 def list_segments(ctx: Ctx, tenant_id: TenantId) -> list[SegmentOut]:
     """Every segment of the tenant with its member count."""
-    with transaction(ctx.factory) as session:
-        summaries = SegmentRepository(session, tenant_id).summaries()
-    return [
-        SegmentOut(
-            id=s.id,
-            name=s.name,
-            description=s.description,
-            is_active=s.is_active,
-            member_count=s.member_count,
-        )
-        for s in summaries
-    ]
+    return [_segment_out(s) for s in segments.list_segments(ctx.service, tenant_id)]
 
 
 @router.post("/segments", status_code=status.HTTP_201_CREATED, response_model=SegmentOut)
 def create_segment(body: SegmentIn, ctx: Ctx, tenant_id: TenantId) -> SegmentOut:
     """A new, empty segment; names are unique per tenant (409 otherwise)."""
-    try:
-        with transaction(ctx.factory) as session:
-            segment = SegmentRepository(session, tenant_id).create(body.name, body.description)
-            return _segment_out(session, tenant_id, segment.id)
-    except (SegmentExistsError, IntegrityError) as exc:
-        # Requests with one name at once can all pass `create`'s check; the unique (tenant,
-        # name) constraint stops the later ones at their insert or commit: the same 409.
-        raise conflict("segment_exists", f"A segment named {body.name!r} already exists.") from exc
+    return _segment_out(segments.create(ctx.service, tenant_id, body.name, body.description))
 
 
 @router.get("/segments/{segment_id}", response_model=SegmentOut)
 def get_segment(segment_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> SegmentOut:
-    with transaction(ctx.factory) as session:
-        return _segment_out(session, tenant_id, segment_id)
+    return _segment_out(segments.get(ctx.service, tenant_id, segment_id))
 
 
 @router.post("/segments/{segment_id}/members", response_model=MembersOut)
@@ -95,16 +63,13 @@ def change_members(
     segment_id: uuid.UUID, body: MembersIn, ctx: Ctx, tenant_id: TenantId
 ) -> MembersOut:
     """Add and remove members by the customer's own profile ids (removals apply after adds)."""
-    with transaction(ctx.factory) as session:
-        repo = SegmentRepository(session, tenant_id)
-        added = repo.add_members(segment_id, body.add)
-        removed = repo.remove_members(segment_id, body.remove) if body.remove else 0
-        return MembersOut(
-            added=added.added,
-            removed=removed,
-            unknown_profile_ids=added.unknown_profile_ids,
-            member_count=repo.member_count(segment_id),
-        )
+    changed = segments.change_members(ctx.service, tenant_id, segment_id, body.add, body.remove)
+    return MembersOut(
+        added=changed.added,
+        removed=changed.removed,
+        unknown_profile_ids=changed.unknown_profile_ids,
+        member_count=changed.member_count,
+    )
 
 
 @router.post("/profiles:batch", response_model=ProfilesBatchOut, tags=["profiles"])
@@ -114,17 +79,8 @@ def upsert_profiles(body: ProfilesBatchIn, ctx: Ctx, tenant_id: TenantId) -> Pro
     A row that cannot be read is reported with its index and reason; every other row is kept.
     """
     records, errors = _read(body.profiles)
-    with transaction(ctx.factory) as session:
-        region = TenantRepository(session).region_of(tenant_id)
-        segment_id = None
-        if body.segment_id is not None:
-            segment_id = SegmentRepository(session, tenant_id).get(body.segment_id).id
-
-    prepared = prepare_records(records, region)
+    prepared, written = segments.upsert_profiles(ctx.service, tenant_id, records, body.segment_id)
     errors += [RowError(index=r.line - 1, reason=r.reason) for r in prepared.rejections]
-    with PhoneParsing(workers=1) as parse:  # a request's few phones: parsed in place
-        where = Destination(tenant_id, segment_id)
-        written = write_prepared(ctx.factory, where, prepared, parse.e164())
     errors += [RowError(index=line - 1, reason=REFUSED_REASON) for line in written.refused]
     return ProfilesBatchOut(
         created=written.counts.created,

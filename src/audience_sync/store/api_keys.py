@@ -1,0 +1,69 @@
+"""API keys: a key is shown once when issued; only its SHA-256 and its first characters are
+stored (the prefix tells keys apart in lists)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audience_sync.exceptions import NotFoundError, ValidationError
+from audience_sync.store.tables import ApiKey
+from audience_sync.store.types import utcnow
+
+API_KEY_PREFIX = "as_"
+
+
+class ApiKeyRepository:
+    """API keys: the key is shown once; only its SHA-256 is stored."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def issue(self, tenant_id: int, name: str = "default") -> str:
+        key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+        self.session.add(
+            ApiKey(tenant_id=tenant_id, name=name, prefix=key[:10], key_hash=_digest(key))
+        )
+        self.session.flush()
+        return key
+
+    def authenticate(self, key: str) -> int | None:
+        """The tenant id of a valid, unrevoked key, else None."""
+        row = self.session.scalars(
+            select(ApiKey).where(ApiKey.key_hash == _digest(key), ApiKey.revoked_at.is_(None))
+        ).one_or_none()
+        if row is None:
+            return None
+        row.last_used_at = utcnow()
+        return row.tenant_id
+
+    def list(self, tenant_id: int) -> Sequence[ApiKey]:
+        """The tenant's keys, revoked ones too, oldest first (only their prefixes are known)."""
+        return self.session.scalars(
+            select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)
+        ).all()
+
+    def revoke(self, tenant_id: int, prefix: str, now: datetime) -> ApiKey:
+        """Revoke the tenant's one unrevoked key whose shown prefix starts with `prefix`."""
+        found = [
+            key
+            for key in self.list(tenant_id)
+            if key.revoked_at is None and key.prefix.startswith(prefix)
+        ]
+        if not found:
+            raise NotFoundError(f"No active API key of this tenant starts with {prefix!r}.")
+        if len(found) > 1:
+            raise ValidationError(
+                f"{len(found)} active keys start with {prefix!r}; give more of the key."
+            )
+        found[0].revoked_at = now
+        return found[0]
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
