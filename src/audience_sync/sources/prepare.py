@@ -39,9 +39,11 @@ from audience_sync.sources.rows import (
     MAX_LENGTH,
     MOBILE_KINDS,
     NOT_A_DIGEST,
+    NUL_REASON,
     NULL_TOKENS,
     SHA256_HEX,
     Rejection,
+    column_label,
 )
 
 _META = frozenset({LINE, END_LINE, ROW})
@@ -118,11 +120,12 @@ def prepare_frame(frame: pl.DataFrame, default_region: str) -> Prepared:
     """A batch of text cells (columns named as ours, plus `_line`) → `Prepared`."""
     df = _complete(frame).with_row_index(ROW).with_columns(pl.col(ROW).cast(pl.Int64))
     traits = sorted(c for c in df.columns if c and c not in KNOWN_COLUMNS and c not in _META)
+    df = df.with_columns(pl.coalesce([*_nul_reasons(frame), pl.lit(None, pl.String)]).alias("_nul"))
     singles = ["profile_id", *FIELD_COLUMNS, *traits]
     df = df.with_columns(_cleaned(pl.col(c)).alias(c) for c in singles)
     df, use_reasons = _data_use(df)
     identifiers, id_reasons, warnings = _identifiers(df)
-    reasons = [*_field_reasons(), *use_reasons, *id_reasons]
+    reasons = [pl.col("_nul"), *_field_reasons(), *use_reasons, *id_reasons]
     df = df.with_columns(pl.coalesce(reasons).alias("_reason"))
     rejected = df.filter(pl.col("_reason").is_not_null())
     df = df.filter(pl.col("_reason").is_null())
@@ -159,6 +162,19 @@ def _cleaned(value: pl.Expr) -> pl.Expr:
     """Trimmed; blank and null tokens become null (`rows._clean`, column-wise)."""
     text = value.str.strip_chars(_SPACES)
     return pl.when((text == "") | text.is_in(NULL_TOKENS)).then(None).otherwise(text)
+
+
+def _nul_reasons(frame: pl.DataFrame) -> list[pl.Expr]:
+    """A NUL in any cell refuses the row (no database stores one), naming the first such column
+    in the file's order, as `rows.read_object` does. The reader refuses such lines already;
+    this keeps a frame from elsewhere to the same rule."""
+    return [
+        pl.when(pl.col(name).str.contains("\x00", literal=True)).then(
+            pl.lit(f"{column_label(name)} {NUL_REASON}")
+        )
+        for name in frame.columns
+        if name not in _META and frame.schema[name] == pl.String
+    ]
 
 
 def _field_reasons() -> list[pl.Expr]:

@@ -340,7 +340,7 @@ def _check_values(values: dict[str, Any]) -> None:
             raise RowError(f"a column name {_text_reason(key)}")
         problem = value_problem(value)
         if problem is not None:
-            raise RowError(f"{_column(key)} {problem}")
+            raise RowError(f"{column_label(key)} {problem}")
 
 
 def value_problem(value: Any) -> str | None:
@@ -375,7 +375,7 @@ def _text_reason(text: str) -> str:
     return NUL_REASON if found is not None and found.group() == "\x00" else SURROGATE_REASON
 
 
-def _column(key: str) -> str:
+def column_label(key: str) -> str:
     """A column's name for a reason: known columns and short plain trait names as they are."""
     if key in KNOWN_COLUMNS:
         return key

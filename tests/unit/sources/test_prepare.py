@@ -19,7 +19,13 @@ from audience_sync.sources.prepare import (
     prepare_frame,
 )
 from audience_sync.sources.prepare_records import prepare_records
-from audience_sync.sources.rows import NOT_A_DIGEST, NULL_TOKENS, ProfileRecord, read_object
+from audience_sync.sources.rows import (
+    NOT_A_DIGEST,
+    NULL_TOKENS,
+    ProfileRecord,
+    Rejection,
+    read_object,
+)
 
 COLUMNS = [
     "profile_id",
@@ -170,3 +176,21 @@ def test_mobile_id_kinds_apply_by_position_then_the_last_one() -> None:
 def test_trait_values_with_quotes_backslashes_and_line_breaks_hash_as_json_does() -> None:
     row = {"profile_id": "P1", "plan": 'say "hi"\\\n\tthere\x01', "Note": "ü € 日本"}
     assert comparable(prepare_frame(frame([row]), "US")) == comparable(by_rows([row]))
+
+
+def test_a_nul_in_any_cell_refuses_the_row_as_the_row_reader_does() -> None:
+    """Found by the property test above: a profile id of one NUL was kept column-wise."""
+    rows = [
+        dict.fromkeys(COLUMNS) | {"profile_id": "P1"},
+        dict.fromkeys(COLUMNS) | {"profile_id": "\x00"},
+        dict.fromkeys(COLUMNS) | {"profile_id": "P2", "city": "a\x00b"},
+    ]
+    prepared = prepare_frame(frame(rows), "US")
+    assert prepared.profiles["profile_id"].to_list() == ["P1"]
+    assert [(r.line, r.reason) for r in prepared.rejections] == [
+        (3, "profile_id contains a NUL character"),
+        (4, "city contains a NUL character"),
+    ]
+    refused = read_object(3, {"profile_id": "\x00"})
+    assert isinstance(refused, Rejection)
+    assert refused.reason == "profile_id contains a NUL character"
