@@ -37,8 +37,6 @@ class FakeAudienceConnector(BaseAudienceConnector):
     RECORD_SHAPE = FakeShape()
     CAPABILITIES = Capabilities(
         batch_limit=5_000,
-        identifier_keys=tuple(KEYS.values()),
-        native_replace=True,
         rate_limit=None,
         refreshes_tokens=False,
     )

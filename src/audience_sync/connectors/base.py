@@ -55,11 +55,8 @@ class Capabilities:
     """What a platform can do, as data (the sync engine and the docs read it)."""
 
     batch_limit: int  # records per request the platform accepts
-    identifier_keys: tuple[str, ...]  # the wire keys the connector sends
-    native_replace: bool  # the platform replaces members itself (else: remove all, re-add)
     rate_limit: RateLimit | None  # client-side budget per access token
     refreshes_tokens: bool  # an OAuth refresh grant exists
-    min_replace_size: int = 1  # members a replace must leave
     # No replace call, nor a way to drop members not named: the sync engine replaces by the
     # difference from its confirmed snapshot (`replace_audience` is refused).
     replace_by_difference: bool = False
@@ -161,7 +158,6 @@ class BaseAudienceConnector(ABC):
     """
 
     PLATFORM_NAME: ClassVar[str]
-    BATCH_SIZE: ClassVar[int]
     CAPABILITIES: ClassVar[Capabilities]
     RECORD_SHAPE: ClassVar[RecordShape]  # its records in columns (`connectors.columnar`)
 

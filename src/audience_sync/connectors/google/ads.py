@@ -41,8 +41,6 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         # ≤100,000 identifiers per request and ≤20 per operation (§2.5): 10,000 operations of
         # at most 10 identifiers each stay within both.
         batch_limit=10_000,
-        identifier_keys=("hashedEmail", "hashedPhoneNumber", "addressInfo", "mobileId"),
-        native_replace=True,  # a job whose first operation is removeAll
         rate_limit=None,  # no per-minute figure documented for addOperations (§2.5)
         refreshes_tokens=True,
     )

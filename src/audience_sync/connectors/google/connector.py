@@ -182,11 +182,8 @@ def _reason_counts(counts: Any) -> dict[str, int]:
 class GoogleAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "google"
     RECORD_SHAPE = GoogleShape()
-    BATCH_SIZE = 10_000
     CAPABILITIES = Capabilities(
         batch_limit=10_000,  # audience members per request (google.md §2.5)
-        identifier_keys=("emailAddress", "phoneNumber", "address", "mobileId"),
-        native_replace=True,  # ingest the new list, then removeAll as of the start
         rate_limit=RateLimit(requests=300, per_seconds=60),  # per Cloud project (§2.5)
         refreshes_tokens=True,
     )

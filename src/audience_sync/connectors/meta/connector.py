@@ -99,11 +99,8 @@ REPLACE_RESTART_SUBCODE = 1870147  # "first batch_seq was not detected": restart
 class MetaAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "meta"
     RECORD_SHAPE = MetaShape()
-    BATCH_SIZE = 10_000
     CAPABILITIES = Capabilities(
         batch_limit=10_000,  # "only a maximum of 10000 at a time" (meta.md §1.5)
-        identifier_keys=tuple(KEYS),
-        native_replace=True,
         # Custom-audience budget, Limited tier: 5000 (+40 per audience) calls an hour (§1.5).
         rate_limit=RateLimit(requests=5000, per_seconds=3600),
         refreshes_tokens=False,  # no refresh grant; long-lived or system-user tokens (§1.2)

@@ -62,11 +62,8 @@ def snapchat_token_url(base_url: str) -> str:
 class SnapchatAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "snapchat"
     RECORD_SHAPE = SnapchatShape()
-    BATCH_SIZE = 100_000
     CAPABILITIES = Capabilities(
         batch_limit=100_000,  # identifiers per request (snapchat.md §4.5)
-        identifier_keys=tuple(SCHEMAS.values()),
-        native_replace=False,
         rate_limit=RateLimit(requests=10, per_seconds=1),  # 10 requests/s per token (§4.5)
         refreshes_tokens=True,
     )

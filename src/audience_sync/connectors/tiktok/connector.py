@@ -80,13 +80,10 @@ _RECORD_MARKERS = ("batch_data[",)  # how the refusal names an entry: the sandbo
 class TikTokAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "tiktok"
     RECORD_SHAPE = TikTokShape()
-    BATCH_SIZE = 1_000
     CAPABILITIES = Capabilities(
         # No published limit for segment/mapping; 10,000 is the sandbox's ceiling [INFER]. The
         # size sent is `AUDIENCE_SYNC_TIKTOK_MAPPING_BATCH_SIZE` (1,000), see `batch_size`.
         batch_limit=10_000,
-        identifier_keys=SCHEMA,
-        native_replace=False,
         rate_limit=RateLimit(requests=10, per_seconds=1),  # QPS figure not documented [INFER]
         refreshes_tokens=False,  # tokens do not expire unless revoked
         replace_by_difference=True,
