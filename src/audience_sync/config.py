@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audience_sync.exceptions import ConfigurationError
-from audience_sync.store.files import open_private, private_dir
+from audience_sync.files import open_private, private_dir
 
 log = logging.getLogger(__name__)
 

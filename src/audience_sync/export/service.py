@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync.exceptions import NotFoundError
 from audience_sync.export.links import LinkCheck, check, sign
 from audience_sync.export.writer import ExportSpec, write_export
+from audience_sync.files import DIR_MODE, private_dir
 from audience_sync.store.db import transaction
-from audience_sync.store.files import DIR_MODE, private_dir
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
 from audience_sync.store.tables import Export
 
@@ -69,7 +69,7 @@ def create_export(
         export_id = export.id
     path = folder / str(tenant_id) / file_name(str(export_id), spec)
     private_dir(path.parent, tighten=True)
-    folder.chmod(DIR_MODE)  # our own folders: owner-only even if made before (store.files)
+    folder.chmod(DIR_MODE)  # owner-only even if made before (`audience_sync.files`)
     try:
         written = write_export(engine, tenant_id, segment_id, spec, path, region)
     except Exception:

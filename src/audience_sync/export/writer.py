@@ -29,10 +29,10 @@ from sqlalchemy import Engine, func, select
 
 from audience_sync.domain.models import IdentifierType, SyncPlatform
 from audience_sync.export.cells import escape, escape_list, safe_writer
+from audience_sync.files import open_private, private_dir
 from audience_sync.identifiers import hash_many, is_hashed
 from audience_sync.identifiers.fields import as_field
 from audience_sync.sources.members import member_batches
-from audience_sync.store.files import open_private, private_dir
 from audience_sync.store.tables import Event, Profile
 
 RECENT_EVENTS = 10
@@ -96,7 +96,7 @@ def write_export(
     private_dir(path.parent)
     partial = path.with_name(path.name + ".part")
     count = 0
-    # 0600 from the first byte: an unhashed export holds raw identifiers (store.files).
+    # 0600 from the first byte: an unhashed export holds raw identifiers (`audience_sync.files`).
     with open_private(partial) as sink:
         out = _CsvOut(sink, spec) if spec.format == "csv" else _JsonOut(sink)
         for profiles, identifiers in member_batches(engine, tenant_id, segment_id, batch_rows):

@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 
 from audience_sync.domain.models import SyncStatus
 from audience_sync.exceptions import ConflictError
+from audience_sync.files import open_private
 from audience_sync.services import flags, ids
 from audience_sync.store.db import transaction
 from audience_sync.store.diagnostics import Entry
-from audience_sync.store.files import open_private
 from audience_sync.store.job_figures import completed_durations, job_totals
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.tables import AudienceSyncJob

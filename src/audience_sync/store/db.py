@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.exceptions import ConfigurationError
-from audience_sync.store.files import private_dir, private_file
+from audience_sync.files import private_dir, private_file
 
 MIGRATIONS = "audience_sync.store:migrations"
 
