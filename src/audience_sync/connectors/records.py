@@ -78,7 +78,7 @@ def hash_users(
     default_region: str = "US",
     date_of_birth: bool = False,
 ) -> HashedUsers:
-    """Normalize and hash `fields` of every user for `platform` (see normalization.md)."""
+    """Normalize and hash `fields` of every user for `platform` (see docs/normalization.md)."""
     out = HashedUsers(count=len(users))
     for name in fields:
         column: list[list[str]] = [NONE] * len(users)

@@ -11,14 +11,12 @@ from starlette.concurrency import run_in_threadpool
 
 from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import field_error
+from audience_sync.api.report_schemas import DiagnosticCountOut, DiagnosticOut, DiagnosticsOut
 from audience_sync.api.schemas import (
     AudienceCreated,
     AudienceIn,
     AudienceOut,
     AudiencePatch,
-    DiagnosticCountOut,
-    DiagnosticOut,
-    DiagnosticsOut,
     HealthOut,
     JobOut,
     SyncIn,

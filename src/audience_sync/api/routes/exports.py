@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import ApiError
-from audience_sync.api.schemas import ExportIn, ExportOut
+from audience_sync.api.report_schemas import ExportIn, ExportOut
 from audience_sync.config import Settings
 from audience_sync.services import exports
 from audience_sync.services.exports import ExportLink, ExportSpec, LinkCheck

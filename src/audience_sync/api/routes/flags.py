@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.api.errors import ApiError
-from audience_sync.api.schemas import FlagsIn, FlagsOut, FlagState
+from audience_sync.api.report_schemas import FlagsIn, FlagsOut, FlagState
 from audience_sync.config import FeatureFlag, FeatureFlags
 from audience_sync.services import flags
 

@@ -1,10 +1,11 @@
 """Google Customer Match over the Google Ads API v26 OfflineUserDataJob flow (allowlisted only).
 
 Selected per connection with `options["google_api"] = "ads"`. Since 2026-04 the Ads API takes
-Customer Match uploads only from developer tokens already allowlisted (google.md §2.1). Flow
-(§2.3b): create a job per operation (adds and removes never share one), `addOperations` with
-partial failure mapped back to rows, `run`, then poll the job; a replace is one job that opens
-with `removeAll`. `CONCURRENT_MODIFICATION` (another job on the list) is retried.
+Customer Match uploads only from developer tokens already allowlisted
+(docs/platforms/google.md §2.1). Flow (§2.3b): create a job per operation (adds and removes
+never share one), `addOperations` with partial failure mapped back to rows, `run`, then poll
+the job; a replace is one job that opens with `removeAll`. `CONCURRENT_MODIFICATION` (another
+job on the list) is retried.
 """
 
 from __future__ import annotations
@@ -205,8 +206,9 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         earlier = self.running.get(audience_id)
         if earlier is not None:
             await self.poll(lambda: self._ended(earlier, audience_id), "job")
-        # Run the job and return: Google processes it in up to ~24 hours (google.md §2.5); its
-        # status is read later, on the confirmation step's schedule (`check_request`).
+        # Run the job and return: Google processes it in up to ~24 hours
+        # (docs/platforms/google.md §2.5); its status is read later, on the confirmation step's
+        # schedule (`check_request`).
         await self.http.request("POST", f"{job}:run", json={}, audience_id=audience_id)
         self.running[audience_id] = job
         result.request_ids.append(job)

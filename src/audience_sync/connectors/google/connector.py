@@ -1,6 +1,6 @@
 """Google Customer Match over the Data Manager API v1 (the default Google path).
 
-Contract: google.md §2.3a (endpoints), §2.4 (identifiers), §2.5 (limits),
+Contract: docs/platforms/google.md §2.3a (endpoints), §2.4 (identifiers), §2.5 (limits),
 §2.6 (errors). A list holds one key type: contact info (email, phone, address) or mobile ids
 (with the app id), chosen at creation by `options["list_type"]` (`contact` | `mobile`).
 
@@ -121,13 +121,15 @@ def google_error(status: int, body: Any, api: str) -> AudienceSyncError:
         if per_member and all(v.get("reason") in RECORD_REASONS for v in per_member):
             return InvalidRecordsError(message, status_code=status, **kwargs)
         if "CONCURRENT_MODIFICATION" in reasons:
-            return platform_error_for_status(503, message, **kwargs)  # retry (google.md §2.5)
+            # retried (docs/platforms/google.md §2.5)
+            return platform_error_for_status(503, message, **kwargs)
         return ValidationError(message, status_code=status, **kwargs)
     if status == 409:
         return ValidationError(message, status_code=status, **kwargs)
     if status == 429 and api == "Google Ads" and "RESOURCE_EXHAUSTED" in reasons:
         # The Ads API's daily quota (QuotaError.RESOURCE_EXHAUSTED): wait for the reset, not a
-        # retry; Data Manager's per-minute RESOURCE_EXHAUSTED is retried (google.md §2.6).
+        # retry; Data Manager's per-minute RESOURCE_EXHAUSTED is retried
+        # (docs/platforms/google.md §2.6).
         return PlatformRequestError(message, status_code=status, **kwargs)
     return platform_error_for_status(status, message, **kwargs)
 
@@ -183,7 +185,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "google"
     RECORD_SHAPE = GoogleShape()
     CAPABILITIES = Capabilities(
-        batch_limit=10_000,  # audience members per request (google.md §2.5)
+        batch_limit=10_000,  # audience members per request (docs/platforms/google.md §2.5)
         rate_limit=RateLimit(requests=300, per_seconds=60),  # per Cloud project (§2.5)
         refreshes_tokens=True,
     )
@@ -301,7 +303,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
             {key: v} for name, key in CONTACT_KEYS.items() for v in hashed.of(name, i)
         ]
         parts = [hashed.first(f, i) for f in ADDRESS_FIELDS]
-        if all(parts):  # an address only with all four parts (normalization.md)
+        if all(parts):  # an address only with all four parts (docs/normalization.md)
             found.append({"address": dict(zip(ADDRESS_PARTS, parts, strict=True))})
         return found
 
@@ -453,7 +455,7 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     ) -> AudienceSyncResult:
         # Record T and ingest the full list. Google's route then waits for every ingest request
         # to finish and removes what was last added before T ("Remove all members from an
-        # audience", google.md §2.3a): the confirmation step does that half
+        # audience", docs/platforms/google.md §2.3a): the confirmation step does that half
         # (`details["remove_all_as_of"]`), so no worker waits on Google's processing.
         started = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         prepared = await self.records_for(audience_id, users)

@@ -22,7 +22,7 @@ from audience_sync.connectors.columnar import (
 from audience_sync.domain.data_use import CONSENT_FIELDS, WIRE_CONSENT, audience_consent, is_denied
 from audience_sync.identifiers import Field
 
-MAX_IDENTIFIERS = 10  # per member (google.md §2.5)
+MAX_IDENTIFIERS = 10  # per member (docs/platforms/google.md §2.5)
 # A contact member's identifiers: its emails and phones, then an address of four parts.
 CONTACT_KEYS = {Field.EMAIL: "emailAddress", Field.PHONE: "phoneNumber"}
 ADDRESS_FIELDS = (Field.FIRST_NAME, Field.LAST_NAME, Field.COUNTRY, Field.ZIP)  # ADDRESS_PARTS

@@ -1,6 +1,6 @@
 """Meta Custom Audiences (Marketing API v26.0): multi-key rows, sessions, `usersreplace`.
 
-Contract: meta.md §1.3 (endpoints), §1.4 (keys), §1.6 (error table).
+Contract: docs/platforms/meta.md §1.3 (endpoints), §1.4 (keys), §1.6 (error table).
 """
 
 from __future__ import annotations
@@ -100,7 +100,7 @@ class MetaAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "meta"
     RECORD_SHAPE = MetaShape()
     CAPABILITIES = Capabilities(
-        batch_limit=10_000,  # "only a maximum of 10000 at a time" (meta.md §1.5)
+        batch_limit=10_000,  # "only a maximum of 10000 at a time" (docs/platforms/meta.md §1.5)
         # Custom-audience budget, Limited tier: 5000 (+40 per audience) calls an hour (§1.5).
         rate_limit=RateLimit(requests=5000, per_seconds=3600),
         refreshes_tokens=False,  # no refresh grant; long-lived or system-user tokens (§1.2)
@@ -114,7 +114,8 @@ class MetaAudienceConnector(BaseAudienceConnector):
         return {"Authorization": f"Bearer {token}"}
 
     def _proof(self) -> dict[str, str]:
-        """`appsecret_proof`: HMAC-SHA256 of the token keyed by the app secret (meta.md §1.2)."""
+        """`appsecret_proof`: HMAC-SHA256 of the token keyed by the app secret
+        (docs/platforms/meta.md §1.2)."""
         secret = self.credentials.app_secret
         if not secret:
             return {}
@@ -248,8 +249,8 @@ class MetaAudienceConnector(BaseAudienceConnector):
         body = await self.http.request(
             "DELETE" if op is Operation.REMOVE else "POST",
             f"{audience_id}/{edge}",
-            # A JSON body, which Graph reads like form fields (meta.md §1.3): it encodes
-            # 10,000 rows far faster than form URL-encoding does.
+            # A JSON body, which Graph reads like form fields (docs/platforms/meta.md §1.3): it
+            # encodes 10,000 rows far faster than form URL-encoding does.
             json={"payload": payload, "session": session, **self._proof()},
             audience_id=audience_id,
             batch=batch.index,

@@ -36,7 +36,7 @@ from audience_sync.exceptions import (
 )
 
 TOKEN_URL = "https://accounts.snapchat.com/login/oauth2/access_token"  # noqa: S105
-DEFAULT_RETENTION_DAYS = 9999  # lifetime (snapchat.md §4.3)
+DEFAULT_RETENTION_DAYS = 9999  # lifetime (docs/platforms/snapchat.md §4.3)
 
 
 def _failed_entry(envelope: dict[str, Any]) -> dict[str, Any] | None:
@@ -63,7 +63,7 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
     PLATFORM_NAME = "snapchat"
     RECORD_SHAPE = SnapchatShape()
     CAPABILITIES = Capabilities(
-        batch_limit=100_000,  # identifiers per request (snapchat.md §4.5)
+        batch_limit=100_000,  # identifiers per request (docs/platforms/snapchat.md §4.5)
         rate_limit=RateLimit(requests=10, per_seconds=1),  # 10 requests/s per token (§4.5)
         refreshes_tokens=True,
     )
