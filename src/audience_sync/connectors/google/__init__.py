@@ -5,12 +5,8 @@ from __future__ import annotations
 
 from audience_sync.config import FeatureFlag
 from audience_sync.connectors.google.ads import GoogleAdsAudienceConnector
-from audience_sync.connectors.google.connector import (
-    GoogleAudienceConnector,
-    google_error,
-    google_token_url,
-    status_check,
-)
+from audience_sync.connectors.google.connector import GoogleAudienceConnector
+from audience_sync.connectors.google.errors import google_error, google_token_url, status_check
 from audience_sync.connectors.google.records import (
     ADDRESS_FIELDS,
     CONTACT_FIELDS,

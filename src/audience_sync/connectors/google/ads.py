@@ -15,11 +15,8 @@ from typing import Any
 
 from audience_sync.config import Settings
 from audience_sync.connectors.base import Batch, BatchOutcome, Capabilities, Operation, Prepared
-from audience_sync.connectors.google.connector import (
-    CONSENT_KEYS,
-    GoogleAudienceConnector,
-    percent_to_fraction,
-)
+from audience_sync.connectors.google.connector import CONSENT_KEYS, GoogleAudienceConnector
+from audience_sync.connectors.google.errors import percent_to_fraction
 from audience_sync.connectors.processing import FAILED, PROCESSING, RequestCheck
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
 from audience_sync.exceptions import NotFoundError, ValidationError
