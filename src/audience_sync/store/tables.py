@@ -91,7 +91,12 @@ class Profile(Timestamps, Base):
     __table_args__ = (UniqueConstraint("tenant_id", "profile_id"),)
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    # No foreign key to `tenants` (migration 0016): a profile is written only by the profile
+    # writer, under the tenant it has just resolved, and tenants are never deleted. On
+    # PostgreSQL the key's check of each row was a third of a first import's `COPY` (a million
+    # profiles: ~2.5 s of the server's ~11 s). A tenant delete, if one is ever added, must delete
+    # its profiles itself (their identifiers live in the row; memberships cascade from here).
+    tenant_id: Mapped[int] = mapped_column(Integer)
     profile_id: Mapped[str] = mapped_column(String(255))
     first_name: Mapped[str | None] = mapped_column(String(255))
     last_name: Mapped[str | None] = mapped_column(String(255))
