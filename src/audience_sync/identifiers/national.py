@@ -39,7 +39,8 @@ from audience_sync.identifiers.phone import resolve_region
 
 # Only ASCII digits and the punctuation libphonenumber drops (no letters, no extension).
 NATIONAL_SHAPE = r"^[0-9 ().-]+$"
-_PUNCTUATION = r"[ ().-]"
+# The punctuation libphonenumber drops while parsing (the `+` shortcut in `sources.phones` too).
+PUNCTUATION = r"[ ().-]"
 # libphonenumber refuses longer input (_MAX_INPUT_STRING_LENGTH); with three digits or more, any
 # value of this shape is "viable" to it (VALID_PHONE_NUMBER), with two only if they touch.
 _MAX_INPUT = 250
@@ -127,7 +128,7 @@ def with_national_e164(phones: pl.DataFrame) -> pl.DataFrame:
 def _candidates(phones: pl.DataFrame, rule: NationalRule) -> pl.DataFrame:
     """`phones` with `candidate`: the `+` number libphonenumber would make of each, or null
     where that is not certain. Step by step: each column is computed once."""
-    steps = phones.with_columns(pl.col("value").str.replace_all(_PUNCTUATION, "").alias("d"))
+    steps = phones.with_columns(pl.col("value").str.replace_all(PUNCTUATION, "").alias("d"))
     steps = _with_national_number(steps, rule)
     digits = pl.col("d")
     excluded = (

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync.domain.profiles import ROW
 from audience_sync.identifiers import parse_international_phone, parse_phone_e164
 from audience_sync.identifiers.bulk import is_stored_e164
-from audience_sync.identifiers.national import with_national_e164
+from audience_sync.identifiers.national import PUNCTUATION, with_national_e164
 from audience_sync.sources.prepare import Prepared
 from audience_sync.store.profile_writer import AddE164, Destination, stored_hashes
 
@@ -42,7 +42,7 @@ def known_e164(values: pl.Expr) -> pl.Expr:
     69`), is its digits after `+` when `E164Table.canonical` says libphonenumber would keep them
     exactly as written and call them possible: the region plays no part after a `+`. That is
     most numbers in real exports, at a fraction of libphonenumber's ~20 µs."""
-    digits_only = values.str.replace_all(r"[ ().-]", "")
+    digits_only = values.str.replace_all(PUNCTUATION, "")
     known = values.str.contains(_PLUS_PUNCTUATED).fill_null(False) & is_stored_e164(digits_only)
     return pl.when(known).then(digits_only)
 
