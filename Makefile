@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 .PHONY: run test lint typecheck format bench lock clean
 
 $(STAMP): pyproject.toml constraints.txt setup.py src/audience_sync/identifiers/_digest.c \
-		src/audience_sync/sources/_columns.c src/audience_sync/_arrow.h
+		src/audience_sync/sources/_columns.c src/audience_sync/_arrow.h \
+		src/audience_sync/dashboard/vendor.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m audience_sync.dashboard.vendor
 	@touch $(STAMP)
 
 ## make run — the main job: migrate, import the demo data set, print the segments.

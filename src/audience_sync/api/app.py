@@ -15,6 +15,7 @@ from audience_sync.api.limits import RequestGate
 from audience_sync.api.routes import audiences, connections, exports, flags, segments, system
 from audience_sync.api.state import ApiContext, default_launcher
 from audience_sync.config import Settings
+from audience_sync.dashboard import install as install_dashboard
 from audience_sync.services.database import open_engine, sessions
 from audience_sync.services.launcher import JobLauncher
 from audience_sync.sync.runner import SyncService
@@ -66,5 +67,6 @@ def create_app(
     app.include_router(api)
     app.include_router(exports.downloads)
     app.include_router(system.router)
+    install_dashboard(app)
     app.add_middleware(AccessLog)
     return app

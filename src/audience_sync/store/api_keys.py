@@ -27,7 +27,7 @@ class ApiKeyRepository:
     def issue(self, tenant_id: int, name: str = "default") -> str:
         key = API_KEY_PREFIX + secrets.token_urlsafe(32)
         self.session.add(
-            ApiKey(tenant_id=tenant_id, name=name, prefix=key[:10], key_hash=_digest(key))
+            ApiKey(tenant_id=tenant_id, name=name, prefix=key[:10], key_hash=digest(key))
         )
         self.session.flush()
         return key
@@ -35,7 +35,7 @@ class ApiKeyRepository:
     def authenticate(self, key: str) -> int | None:
         """The tenant id of a valid, unrevoked key, else None."""
         row = self.session.scalars(
-            select(ApiKey).where(ApiKey.key_hash == _digest(key), ApiKey.revoked_at.is_(None))
+            select(ApiKey).where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None))
         ).one_or_none()
         if row is None:
             return None
@@ -65,5 +65,5 @@ class ApiKeyRepository:
         return found[0]
 
 
-def _digest(key: str) -> str:
+def digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()

@@ -1,0 +1,9 @@
+"""The dashboard's pages, one module each; `PAGES` lists their routers (mounted at `/`)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from audience_sync.dashboard.pages import audiences
+
+PAGES: tuple[APIRouter, ...] = (audiences.router,)
