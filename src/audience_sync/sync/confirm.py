@@ -246,6 +246,12 @@ def _record(
         size = info.get("size")
         if size is not None:
             audience.platform_size = audience.matched_size = int(size)
+            # The sizes of the processed upload, for the audience's chart (see `run.refresh`).
+            job.details = {
+                **(job.details or {}),
+                "platform_size": int(size),
+                "matched_size": int(size),
+            }
         audience.match_rate = job.match_rate if rate is not None else audience.match_rate
         return CONFIRMED
 

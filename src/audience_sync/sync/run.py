@@ -199,3 +199,6 @@ class Run:
             audience.match_rate = rate
             if audience.auto_sync:
                 audience.next_sync_at = next_sync_at(now, audience.sync_interval_hours)
+        # Kept on the job too: the dashboard charts the audience's size, one point per sync.
+        size = int(matched) if matched is not None else None
+        self.metrics.details["platform_size"] = self.metrics.details["matched_size"] = size
