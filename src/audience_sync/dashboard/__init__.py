@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from audience_sync.dashboard import auth, web
+from audience_sync.dashboard.limits import FormLimit
 from audience_sync.dashboard.pages import PAGES
 from audience_sync.dashboard.vendor import missing
 from audience_sync.exceptions import AudienceSyncError, NotFoundError
@@ -50,10 +51,15 @@ def install(app: FastAPI) -> None:
     for page in PAGES:
         app.include_router(page)
     _html_errors(app)
+    app.add_middleware(FormLimit, applies=_is_dashboard_path)
 
 
 def is_dashboard(request: Request) -> bool:
-    return not request.url.path.startswith(NOT_DASHBOARD)
+    return _is_dashboard_path(request.url.path)
+
+
+def _is_dashboard_path(path: str) -> bool:
+    return not path.startswith(NOT_DASHBOARD)
 
 
 def _html_errors(app: FastAPI) -> None:

@@ -111,3 +111,9 @@ async def test_pages_carry_security_headers(alice_browser: Browser) -> None:
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-frame-options"] == "DENY"
     assert page.headers["cache-control"] == "no-store"
+
+
+async def test_a_large_form_is_refused_before_it_is_read(alice_browser: Browser) -> None:
+    answer = await alice_browser.post("/logout", data={"filler": "x" * 100_000})
+    assert answer.status_code == 413
+    assert (await alice_browser.get("/audiences")).status_code == 200  # still signed in

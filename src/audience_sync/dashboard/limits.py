@@ -1,0 +1,65 @@
+"""A bound on the dashboard's request bodies: its forms are small, so a large body is refused
+before it is read (the API's own gate covers only `/api/v1`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+# The largest dashboard form (a connection's credentials) is a few kilobytes.
+MAX_FORM_BYTES = 64 * 1024
+
+
+class FormLimit:
+    def __init__(self, app: ASGIApp, applies: Callable[[str], bool]) -> None:
+        self.app = app
+        self.applies = applies
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] in ("GET", "HEAD", "OPTIONS")
+            or not self.applies(str(scope["path"]))
+        ):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"").strip()
+        if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+            await _too_large(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > MAX_FORM_BYTES:
+                await _too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        await self.app(scope, _replay(b"".join(chunks), receive), send)
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    answer = PlainTextResponse(
+        f"This form is larger than {MAX_FORM_BYTES // 1024} KiB; nothing was saved.",
+        status_code=413,
+    )
+    await answer(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    pending = [body]
+
+    async def replayed() -> Message:
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
+        return await receive()
+
+    return replayed
