@@ -12,19 +12,22 @@ from __future__ import annotations
 import hmac
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol, cast
 from urllib.parse import quote
 
 import jinja2
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.datastructures import FormData
 
-from audience_sync.api.state import ApiContext
+from audience_sync.config import Settings
 from audience_sync.dashboard import formats
 from audience_sync.dashboard.vendor import filename_of
 from audience_sync.services import sessions
+from audience_sync.services.launcher import JobLauncher
 from audience_sync.services.sessions import Viewer
+from audience_sync.sync.context import SyncService
 
 SESSION_COOKIE = "as_session"
 LOGIN_CSRF_COOKIE = "as_login_csrf"  # the sign-in form's double-submit token (no session yet)
@@ -51,8 +54,18 @@ class CsrfRefused(Exception):  # noqa: N818
     """A state-changing request without the session's CSRF token: answered with 403."""
 
 
-def context(request: Request) -> ApiContext:
-    return request.app.state.context  # type: ignore[no-any-return]
+class AppContext(Protocol):
+    """What the pages use of the app's context (`api.state.ApiContext`, which the API's app
+    builds and mounts the dashboard beside): the dashboard does not import the API."""
+
+    settings: Settings
+    factory: sessionmaker[Session]
+    service: SyncService
+    launcher: JobLauncher
+
+
+def context(request: Request) -> AppContext:
+    return cast(AppContext, request.app.state.context)
 
 
 def current_viewer(request: Request) -> Viewer | None:
