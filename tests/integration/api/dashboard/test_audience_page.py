@@ -15,6 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.config import Settings
 from audience_sync.domain.models import SyncOperation
+from audience_sync.store.db import transaction
+from audience_sync.store.repositories import SyncJobRepository
 from audience_sync.sync.jobs import Trigger, trigger_job
 
 from ..conftest import Api, Tenant, context
@@ -205,7 +207,6 @@ async def test_a_guarded_sync_runs_only_once_confirmed(
     await context(app).launcher.drain()
     page = (await alice_browser.get(url)).text
     assert 'data-testid="guard"' in page
-    assert "it would remove" in page
     assert 'data-testid="confirm-sync"' in page
     job_page = (await alice_browser.get(f"/jobs/{dry}")).text
     assert 'data-testid="confirm-sync"' in job_page  # the preview asks to confirm too
@@ -216,6 +217,35 @@ async def test_a_guarded_sync_runs_only_once_confirmed(
     assert done["status"] == "completed", done["error_message"]
     assert done["profiles_removed"] > 0
     assert 'data-testid="guard"' not in (await alice_browser.get(url)).text
+
+
+@sqlite_only
+async def test_a_dry_runs_guard_warnings_ask_to_confirm_and_others_do_not(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    alice: Tenant,
+    alice_browser: Browser,
+    factory: sessionmaker[Session],
+) -> None:
+    """Dry runs that complete with the guard rails' warnings (the engine's coming form)."""
+    api = await synced(client, app, alice)
+    url = f"/audiences/{api.made['id']}"  # type: ignore[attr-defined]
+    dry = job_of(await alice_browser.post(f"{url}/sync", {"dry_run": "yes"}))
+    await context(app).launcher.drain()
+    warning = {"code": "mass_removal", "message": "It would remove 9 of 12 members."}
+    with transaction(factory) as session:
+        job = SyncJobRepository(session, alice.id).get(uuid.UUID(dry))
+        job.details = {**job.details, "warnings": [warning]}
+    page = (await alice_browser.get(url)).text
+    assert "It would remove 9 of 12 members." in page
+    assert 'data-testid="confirm-sync"' in page
+    preview = (await alice_browser.get(f"/jobs/{dry}")).text
+    assert 'data-testid="preview"' in preview
+    assert 'data-testid="confirm-sync"' in preview
+    with transaction(factory) as session:
+        job = SyncJobRepository(session, alice.id).get(uuid.UUID(dry))
+        job.details = {**job.details, "warnings": [{"code": "size_above_sent", "message": "x"}]}
+    assert 'data-testid="confirm-sync"' not in (await alice_browser.get(url)).text
 
 
 @sqlite_only

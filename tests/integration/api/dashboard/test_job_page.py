@@ -8,6 +8,7 @@ import io
 import re
 import uuid
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.dashboard.pages import jobs as job_page
 from audience_sync.domain.models import SyncOperation, SyncStatus
+from audience_sync.services import jobs as services_jobs
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import SyncJobRepository
 from audience_sync.sync.jobs import Trigger, trigger_job
@@ -167,6 +169,42 @@ async def test_a_pending_job_polls_its_progress_until_it_ends_then_reloads_once(
     final = (await alice_browser.get(f"/jobs/{queued.id}")).text
     assert re.search(r'data-testid="job-status">cancelled<', final)
     assert "hx-trigger" not in final  # the reloaded page polls no more: no loop
+
+
+@sqlite_only
+async def test_the_progress_block_reads_services_progress_of_once_it_exists(
+    client: httpx.AsyncClient,
+    app: FastAPI,
+    alice: Tenant,
+    alice_browser: Browser,
+    factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = Api(client, alice)
+    segment_id = await api.segment(profiles=3)
+    await api.connect("meta")
+    made = await api.audience(segment_id, sync_now=False)
+    queued, _ = trigger_job(
+        factory, alice.id, uuid.UUID(made["id"]), Trigger(SyncOperation.CREATE), datetime.now(UTC)
+    )
+    now = datetime.now(UTC)
+    figures = SimpleNamespace(
+        phase="Sending adds",
+        done=500,
+        total=1200,
+        unit="members",
+        started_at=now,
+        updated_at=now,
+        rate_per_second=250.0,
+        eta_seconds=2.8,
+    )
+    monkeypatch.setattr(services_jobs, "progress_of", lambda job, now: figures, raising=False)
+    block = (await alice_browser.get(f"/jobs/{queued.id}/progress")).text
+    assert re.search(r'data-testid="progress-phase">Sending adds<', block)
+    assert "500 of 1,200 members" in block
+    assert 'value="500" max="1200"' in block
+    assert "250.0 members a second" in block
+    assert "about 2.8 s left" in block
 
 
 @sqlite_only
