@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from audience_sync.dashboard.pages import audiences
+from audience_sync.dashboard.pages import audience, audiences, jobs
 
-PAGES: tuple[APIRouter, ...] = (audiences.router,)
+PAGES: tuple[APIRouter, ...] = (
+    audiences.router,
+    audience.router,
+    jobs.router,
+)
