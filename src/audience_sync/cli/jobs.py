@@ -17,7 +17,7 @@ from audience_sync.cli.common import (
     service,
     tenant_id,
 )
-from audience_sync.cli.sync import print_job
+from audience_sync.cli.sync import print_job, print_progress
 from audience_sync.services import jobs
 from audience_sync.services.jobs import job_view
 
@@ -37,6 +37,7 @@ def jobs_show(
         print_json(job_view(found))
         return
     print_job(found)
+    print_progress(found, engine.clock())
     out.print(
         f"Audience {found.platform_audience_id}; triggered {found.triggered_by.value}, "
         f"created {found.created_at:%Y-%m-%d %H:%M} UTC, attempt {found.attempt}.",
