@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from audience_sync.cli.common import (
@@ -34,7 +35,8 @@ def jobs_show(
     engine, tenant_of = service(ctx), tenant_id(ctx, tenant)
     found = jobs.get(engine, tenant_of, jobs.resolve(engine, tenant_of, job))
     if as_json:
-        print_json(job_view(found))
+        progress = jobs.progress_of(found, engine.clock())
+        print_json({**job_view(found), "progress": asdict(progress) if progress else None})
         return
     print_job(found)
     print_progress(found, engine.clock())

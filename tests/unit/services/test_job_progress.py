@@ -106,3 +106,15 @@ def test_a_dry_run_s_preview_reads_its_plan_drops_and_warnings() -> None:
 
 def test_a_job_without_a_plan_has_no_preview() -> None:
     assert preview_of(AudienceSyncJob(details={"force": False})) is None
+
+
+def test_jobs_show_prints_a_running_job_s_progress() -> None:
+    from audience_sync.cli.common import out
+    from audience_sync.cli.sync import print_progress
+
+    with out.capture() as captured:
+        print_progress(job(), NOW)
+        print_progress(job(SyncStatus.COMPLETED), NOW)  # ended: nothing
+    assert captured.get().strip() == (
+        "Progress: uploading: 300 of 1,000 records, 3/s, about 234 s left"
+    )
