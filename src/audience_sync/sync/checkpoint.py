@@ -52,7 +52,13 @@ class Checkpoints:
         self.writer: BackgroundWriter[Heartbeat | None] = BackgroundWriter()
         # The run's progress, written under the same lease; a chunk's count rides on its
         # checkpoint (`confirm`).
-        self.progress = ProgressWriter(target.tenant_id, job.id, self.fenced, service.clock)
+        self.progress = ProgressWriter(
+            target.tenant_id,
+            job.id,
+            self.fenced,
+            service.clock,
+            busy=lambda: self.writer.writing_now,
+        )
 
     def fenced(self) -> AbstractContextManager[Session]:
         """A transaction that commits only while this run holds its job (`fence.fenced`)."""

@@ -59,12 +59,16 @@ class ProgressWriter:
         fenced: Callable[[], AbstractContextManager[Session]],
         clock: Callable[[], datetime],
         every: timedelta = EVERY,
+        busy: Callable[[], bool] = lambda: False,
     ) -> None:
         self.tenant_id = tenant_id
         self.job_id = job_id
         self.fenced = fenced  # a transaction that commits only while the run holds its job
         self.clock = clock
         self.every = every
+        # True while the run's background write (a checkpoint, the member state) is running:
+        # a write now would wait for its locks, holding the run up.
+        self.busy = busy
         self.mark: Mark | None = None
         self.written_at: datetime | None = None
         self.writes = 0  # progress writes of its own (not those riding on a checkpoint)
@@ -112,9 +116,12 @@ class ProgressWriter:
 
     async def write_now(self) -> None:
         """Write the mark in a fenced transaction, on a thread (the database call is
-        synchronous). `LeaseLostError` when the run lost its job: nothing is written."""
+        synchronous). `LeaseLostError` when the run lost its job: nothing is written. While
+        the run's background write runs, nothing either: the mark rides on the next checkpoint
+        (`riding`), so progress never holds the run up (the member state's save, seconds at a
+        million members, runs beside the plan and the first chunk)."""
         mark = self.mark
-        if mark is None:
+        if mark is None or self.busy():
             return
         self.writes += 1
         await asyncio.to_thread(self.write, mark)

@@ -121,12 +121,13 @@ async def test_uploads_show_their_progress_on_the_job_row_while_the_run_goes(
     assert job.status is SyncStatus.COMPLETED, job.error_message
     adds = job.details["plan"]["adds"]
     assert len(seen) > 3  # several chunks
+    # Planning still, at the first chunk, when the upload's phase waited for a checkpoint.
+    seen = [s for s in seen if s != ("planning", None, 0, None)]
     assert {s[:2] for s in seen} == {("uploading", "records")}
     assert {s[3] for s in seen} == {adds}
     done = [s[2] for s in seen]
     # A chunk's count is written with its checkpoint, while the next chunk is sent.
     assert done == sorted(done)
-    assert done[0] == 0
     assert 0 < done[-1] < adds
     assert (job.progress_phase, job.progress_unit) == ("finishing", None)
 
@@ -141,13 +142,16 @@ async def test_each_phase_is_written_once_and_counts_no_more_than_once_a_second(
     job = await world.sync(audience, SyncOperation.CREATE)  # the clock stands still
     assert job.status is SyncStatus.COMPLETED, job.error_message
     # Six chunks or more, and no write of its own for any of them: their counts ride on
-    # their checkpoints.
-    assert [(m.phase, m.unit, m.done, m.total) for m in marks] == [
+    # their checkpoints. The upload's phase is written by itself unless the member state's
+    # save still runs then (it rides on the first checkpoint instead).
+    own = [(m.phase, m.unit, m.done, m.total) for m in marks]
+    uploading = ("uploading", "records", 0, job.details["plan"]["adds"])
+    assert [w for w in own if w != uploading] == [
         ("reading", "members", 0, 60),
         ("planning", None, 0, None),
-        ("uploading", "records", 0, job.details["plan"]["adds"]),
         ("finishing", None, 0, None),
     ]
+    assert own.count(uploading) <= 1
 
 
 async def test_the_members_read_are_counted_once_a_second_has_passed(

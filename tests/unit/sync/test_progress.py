@@ -28,8 +28,12 @@ class Recording(ProgressWriter):
     """The writer with its database write recorded instead (the mark it would write)."""
 
     def __init__(self, clock: Clock) -> None:
-        super().__init__(1, uuid.uuid4(), lambda: nullcontext(None), clock)  # type: ignore[arg-type,return-value]
+        super().__init__(1, uuid.uuid4(), lambda: nullcontext(None), clock, busy=self.is_busy)  # type: ignore[arg-type,return-value]
         self.written: list[Mark] = []
+        self.writing = False  # the run's background write runs
+
+    def is_busy(self) -> bool:
+        return self.writing
 
     def write(self, mark: Mark) -> None:
         self.written.append(mark)
@@ -93,3 +97,14 @@ def test_a_job_not_confirming_is_left_alone() -> None:
     job = AudienceSyncJob(progress_phase="finishing", progress_done=0)
     requests_read(job, 1, 0, T0)
     assert job.progress_done == 0
+
+
+async def test_while_a_background_write_runs_the_phase_rides_on_the_next_checkpoint() -> None:
+    clock = Clock()
+    writer = Recording(clock)
+    writer.writing = True  # the member state's save, say
+    await writer.begin(Phase.UPLOADING, Unit.RECORDS, 50)
+    assert writer.written == []
+    riding = writer.riding(10)
+    assert riding is not None
+    assert (riding.phase, riding.done, riding.total) == (Phase.UPLOADING, 10, 50)
