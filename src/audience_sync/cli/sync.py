@@ -369,8 +369,8 @@ def _live(engine: SyncService, tenant_of: int, job_id: uuid.UUID, quiet: bool) -
         while True:
             j = await asyncio.to_thread(jobs.get, engine, tenant_of, job_id)
             text = (
-                f"Syncing: {j.profiles_sent:,} sent, {j.profiles_added:,} added, "
-                f"{j.profiles_removed:,} removed"
+                f"Syncing ({progress_label(j, engine.clock())}): {j.profiles_sent:,} sent, "
+                f"{j.profiles_added:,} added, {j.profiles_removed:,} removed"
             )
             progress.update(task, description=text)
             await asyncio.sleep(0.5)
@@ -421,15 +421,22 @@ def print_preview(job: Job, preview: Preview) -> None:
 
 def print_progress(job: Job, now: datetime) -> None:
     """A live job's progress: phase, done of total, rate and time left."""
+    if jobs.is_live(job) and jobs.progress_of(job, now) is not None:
+        out.print(f"Progress: {progress_label(job, now)}", highlight=False)
+
+
+def progress_label(job: Job, now: datetime) -> str:
+    """`uploading: 300 of 1,000 records, 3/s, about 234 s left` (`services.jobs.progress_of`);
+    `starting` before the job first reports."""
     progress = jobs.progress_of(job, now)
-    if progress is None or not jobs.is_live(job):
-        return
+    if progress is None:
+        return "starting"
     unit = f" {progress.unit}" if progress.unit else ""
     total = f" of {progress.total:,}" if progress.total is not None else ""
     counted = f": {progress.done:,}{total}{unit}" if progress.unit else ""
     rate = f", {progress.rate_per_second:,.0f}/s" if progress.rate_per_second else ""
     eta = f", about {progress.eta_seconds:,} s left" if progress.eta_seconds is not None else ""
-    out.print(f"Progress: {progress.phase}{counted}{rate}{eta}", highlight=False)
+    return f"{progress.phase}{counted}{rate}{eta}"
 
 
 def _exit_for(job: Job) -> None:
