@@ -92,6 +92,15 @@ def test_connect_create_sync_and_list_jobs(run, sandbox: str, tmp_path: Path) ->
     jobs = json.loads(run("audiences", "jobs", audience_id, "--json").stdout)
     assert [j["operation"] for j in jobs] == ["update", "create"]
 
+    left = run("segments", "members", "VIP", "--remove", "P1", "--remove", "P2", "--remove", "P3")
+    assert left.exit_code == 0, left.output
+    previewed = run("audiences", "sync", audience_id, "--dry-run")
+    assert previewed.exit_code == 0, previewed.output  # a dry run completes, with a warning
+    assert "Warning (mass_removal)" in previewed.output
+    refused = run("audiences", "sync", audience_id)
+    assert refused.exit_code == 1
+    assert "guard rail" in refused.output
+
 
 def test_creating_an_audience_before_connecting_says_what_to_run(run) -> None:  # type: ignore[no-untyped-def]
     run("db", "upgrade")

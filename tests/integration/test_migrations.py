@@ -19,16 +19,17 @@ from sqlalchemy import (
     table,
 )
 
-from audience_sync.domain.models import SyncPlatform
+from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
 from audience_sync.store import db
 from audience_sync.store.repositories import (
     AudienceRepository,
     ProfileRepository,
     SegmentRepository,
+    SyncJobRepository,
     TenantRepository,
 )
 from audience_sync.store.snapshot import SnapshotRepository
-from audience_sync.store.tables import Base, PlatformAudience
+from audience_sync.store.tables import AudienceSyncJob, Base, PlatformAudience
 from audience_sync.store.types import JSONType
 from audience_sync.sync.plan import encode_record
 
@@ -187,3 +188,51 @@ def test_identifiers_move_into_their_profiles_and_back(engine: Engine) -> None:
         r[1:] for r in (rows[1], rows[3], rows[4], rows[0], rows[2])
     ]
     db.upgrade(engine)
+
+
+PROGRESS_COLUMNS = {
+    "progress_phase", "progress_unit", "progress_done", "progress_total",
+    "progress_started_at", "progress_at",
+}  # fmt: skip
+
+
+def test_job_progress_columns_come_and_go_and_jobs_keep_their_rows(engine: Engine) -> None:
+    """0017 adds the progress columns to the jobs (a job already there: phase unknown, 0
+    done); its downgrade drops them and nothing else."""
+
+    def job_columns() -> set[str]:
+        return {c["name"] for c in inspect(engine).get_columns("audience_sync_jobs")}
+
+    factory = db.session_factory(engine)
+    with db.transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment = SegmentRepository(session, tenant_id).ensure("VIP")
+        audience_id = (
+            AudienceRepository(session, tenant_id)
+            .add(
+                PlatformAudience(
+                    segment_id=segment.id,
+                    platform=SyncPlatform.SNAPCHAT,
+                    platform_audience_name="VIP",
+                    ad_account_id="a",
+                )
+            )
+            .id
+        )
+        job = AudienceSyncJob(
+            platform_audience_id=audience_id,
+            operation=SyncOperation.UPDATE,
+            status=SyncStatus.COMPLETED,
+            triggered_by=TriggeredBy.MANUAL,
+            progress_phase="finishing",
+        )
+        job_id = SyncJobRepository(session, tenant_id).add(job).id
+    with_progress = job_columns()
+    db.downgrade(engine, "0016")
+    assert with_progress - job_columns() == PROGRESS_COLUMNS
+    db.upgrade(engine)  # the job's row kept through both (SQLite copies the table each way)
+    assert job_columns() == with_progress
+    with db.transaction(factory) as session:
+        job = SyncJobRepository(session, tenant_id).get(job_id)
+        assert (job.progress_phase, job.progress_done, job.progress_total) == (None, 0, None)
+        assert job.status is SyncStatus.COMPLETED

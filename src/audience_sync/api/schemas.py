@@ -334,6 +334,32 @@ class AudienceOut(BaseModel):
     updated_at: datetime
 
 
+class JobProgressOut(BaseModel):
+    """A job's live progress (`services.jobs.progress_of`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    phase: str = Field(
+        description=(
+            "`reading` (members prepared), `planning`, `uploading` (adds sent), `removing` "
+            "(removals sent), `finishing`; after the job completed, `confirming` while the "
+            "platform processes the requests (Google)."
+        )
+    )
+    done: int
+    total: int | None = Field(description="None when unknown.")
+    unit: str | None = Field(
+        description="What done and total count: `members`, `records` or `requests`; "
+        "None when the phase counts nothing."
+    )
+    started_at: datetime = Field(description="When the phase began.")
+    updated_at: datetime = Field(description="When the worker last wrote it.")
+    rate_per_second: float | None = Field(description="done ÷ seconds since the phase began.")
+    eta_seconds: int | None = Field(
+        description="(total − done) ÷ rate, while the job is live and both are known."
+    )
+
+
 class JobOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -373,6 +399,11 @@ class JobOut(BaseModel):
         None, description="When the scheduler reads the requests' statuses next."
     )
     confirmation_checks: int = Field(0, description="Status reads so far (ticks that read).")
+    progress: JobProgressOut | None = Field(
+        None,
+        description="Live progress, written by the worker about once a second; None before "
+        "the job first reports (queued).",
+    )
 
 
 class AudienceCreated(AudienceOut):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from audience_sync.cli.common import (
@@ -17,7 +18,7 @@ from audience_sync.cli.common import (
     service,
     tenant_id,
 )
-from audience_sync.cli.sync import print_job
+from audience_sync.cli.sync import print_job, print_progress
 from audience_sync.services import jobs
 from audience_sync.services.jobs import job_view
 
@@ -34,9 +35,11 @@ def jobs_show(
     engine, tenant_of = service(ctx), tenant_id(ctx, tenant)
     found = jobs.get(engine, tenant_of, jobs.resolve(engine, tenant_of, job))
     if as_json:
-        print_json(job_view(found))
+        progress = jobs.progress_of(found, engine.clock())
+        print_json({**job_view(found), "progress": asdict(progress) if progress else None})
         return
     print_job(found)
+    print_progress(found, engine.clock())
     out.print(
         f"Audience {found.platform_audience_id}; triggered {found.triggered_by.value}, "
         f"created {found.created_at:%Y-%m-%d %H:%M} UTC, attempt {found.attempt}.",

@@ -7,6 +7,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Annotated, Any
 
 import typer
@@ -38,7 +39,7 @@ from audience_sync.exceptions import ValidationError
 from audience_sync.scheduler.tick import process_audience_sync_queue, run_scheduler
 from audience_sync.services import audiences, connections, jobs, segments
 from audience_sync.services.audiences import audience_view
-from audience_sync.services.jobs import Job, Trigger, job_view
+from audience_sync.services.jobs import Job, Preview, Trigger, job_view
 from audience_sync.sync.context import SyncService
 from audience_sync.sync.runner import run_job
 
@@ -368,8 +369,8 @@ def _live(engine: SyncService, tenant_of: int, job_id: uuid.UUID, quiet: bool) -
         while True:
             j = await asyncio.to_thread(jobs.get, engine, tenant_of, job_id)
             text = (
-                f"Syncing: {j.profiles_sent:,} sent, {j.profiles_added:,} added, "
-                f"{j.profiles_removed:,} removed"
+                f"Syncing ({progress_label(j, engine.clock())}): {j.profiles_sent:,} sent, "
+                f"{j.profiles_added:,} added, {j.profiles_removed:,} removed"
             )
             progress.update(task, description=text)
             await asyncio.sleep(0.5)
@@ -395,8 +396,9 @@ def print_job(job: Job) -> None:
     )
     if confirmation_label(v):
         out.print(f"Platform confirmation: {confirmation_label(v)}", highlight=False)
-    if job.dry_run and job.details.get("plan"):
-        out.print(f"Plan: {json.dumps(job.details['plan'])}", highlight=False)
+    preview = jobs.preview_of(job)
+    if job.dry_run and preview is not None:
+        print_preview(job, preview)
     if job.details.get("dropped"):
         out.print(
             f"Dropped values by reason: {json.dumps(job.details['dropped'])} (which profiles: "
@@ -405,6 +407,36 @@ def print_job(job: Job) -> None:
         )
     if job.error_message:
         err.print(f"[red]{job.error_message}[/red]", highlight=False)
+
+
+def print_preview(job: Job, preview: Preview) -> None:
+    """A dry run's plan, and the guard rails a sync would trip (it would be refused unless
+    forced)."""
+    out.print(f"Plan: {json.dumps(job.details['plan'])}", highlight=False)
+    for warning in preview.warnings:
+        out.print(
+            f"[yellow]Warning ({warning['code']}): {warning['message']}[/yellow]", highlight=False
+        )
+
+
+def print_progress(job: Job, now: datetime) -> None:
+    """A live job's progress: phase, done of total, rate and time left."""
+    if jobs.is_live(job) and jobs.progress_of(job, now) is not None:
+        out.print(f"Progress: {progress_label(job, now)}", highlight=False)
+
+
+def progress_label(job: Job, now: datetime) -> str:
+    """`uploading: 300 of 1,000 records, 3/s, about 234 s left` (`services.jobs.progress_of`);
+    `starting` before the job first reports."""
+    progress = jobs.progress_of(job, now)
+    if progress is None:
+        return "starting"
+    unit = f" {progress.unit}" if progress.unit else ""
+    total = f" of {progress.total:,}" if progress.total is not None else ""
+    counted = f": {progress.done:,}{total}{unit}" if progress.unit else ""
+    rate = f", {progress.rate_per_second:,.0f}/s" if progress.rate_per_second else ""
+    eta = f", about {progress.eta_seconds:,} s left" if progress.eta_seconds is not None else ""
+    return f"{progress.phase}{counted}{rate}{eta}"
 
 
 def _exit_for(job: Job) -> None:

@@ -3,8 +3,11 @@ read a job's diagnostics. Running a job is `launcher`'s (and `sync.runner.run_jo
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +29,16 @@ from audience_sync.sync.jobs import Trigger, cancel_job, trigger_job
 
 __all__ = [
     "Job",
+    "Preview",
+    "Progress",
     "Report",
     "Trigger",
     "cancel",
     "diagnostics",
     "get",
     "job_view",
+    "preview_of",
+    "progress_of",
     "request_sync",
     "resolve",
     "should_start",
@@ -113,3 +120,104 @@ def diagnostics(
         return read_report(
             session, tenant_id, job_id, reason=reason, field=field, offset=offset, limit=limit
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """A job's progress as shown (API, CLI, dashboard): the phase, done of total in `unit`
+    (None: the phase counts nothing), since when and last written, and the rate and ETA
+    `progress_of` derives from them."""
+
+    phase: str
+    unit: str | None
+    done: int
+    total: int | None
+    started_at: datetime
+    updated_at: datetime
+    rate_per_second: float | None
+    eta_seconds: int | None
+
+
+def progress_of(job: AudienceSyncJob, now: datetime) -> Progress | None:
+    """The job's progress at `now`; None when it never reported any (queued, or older).
+
+    The one rule for rate and ETA: rate = done ÷ seconds since the phase began, counted to
+    `now` while the job is live (running, or its requests processing on the platform), else
+    to the progress's last write; ETA = (total − done) ÷ rate, rounded up, only while live and
+    when total and a non-zero rate are known."""
+    started, phase = job.progress_started_at, job.progress_phase
+    if phase is None or started is None:
+        return None
+    updated = job.progress_at or started
+    live = is_live(job)
+    rate = rate_of(job.progress_done, (now if live else updated) - started, job.progress_unit)
+    eta = eta_of(job.progress_done, job.progress_total, rate) if live else None
+    return Progress(
+        phase, job.progress_unit, job.progress_done, job.progress_total,
+        started, updated, rate, eta,
+    )  # fmt: skip
+
+
+def is_live(job: AudienceSyncJob) -> bool:
+    """Whether the job's progress still moves: it runs, or the platform processes its
+    requests (Google's confirmation, after the job completed)."""
+    return job.status is SyncStatus.RUNNING or job.confirmation == "processing"
+
+
+def rate_of(done: int, elapsed: timedelta, unit: str | None) -> float | None:
+    """Units done a second over `elapsed`; None when the phase counts nothing or no time
+    has passed."""
+    seconds = elapsed.total_seconds()
+    if unit is None or seconds <= 0:
+        return None
+    return done / seconds
+
+
+def eta_of(done: int, total: int | None, rate: float | None) -> int | None:
+    """Seconds left at `rate`; None when the total or a non-zero rate is unknown."""
+    if total is None or not rate:
+        return None
+    return math.ceil(max(0, total - done) / rate)
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What a dry run found a sync would do (its `details`), in one shape for the dashboard,
+    the API's clients and the CLI: records to add and remove and left unchanged (None: the
+    plan did not say), the members to add and in the segment, the values dropped by reason,
+    and the guard rails the sync would trip (`code`, `message`)."""
+
+    adds: int | None
+    removes: int | None
+    unchanged: int | None
+    members_to_add: int | None
+    members: int | None
+    dropped: dict[str, int]
+    warnings: list[dict[str, str]]
+
+
+def preview_of(job: AudienceSyncJob) -> Preview | None:
+    """The plan a job recorded (a dry run's, or a real run's before it sent); None when it
+    has none (still queued, a delete, or failed before planning)."""
+    details = job.details or {}
+    plan = details.get("plan")
+    if not isinstance(plan, dict):
+        return None
+    warnings = [
+        {"code": str(w.get("code", "")), "message": str(w.get("message", ""))}
+        for w in details.get("warnings") or []
+        if isinstance(w, dict)
+    ]
+    return Preview(
+        adds=_count(plan.get("adds", plan.get("replace_records"))),
+        removes=_count(plan.get("removes")),
+        unchanged=_count(plan.get("unchanged")),
+        members_to_add=_count(plan.get("members_to_add")),
+        members=_count(details.get("members")),
+        dropped={str(k): int(v) for k, v in (details.get("dropped") or {}).items()},
+        warnings=warnings,
+    )
+
+
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, int | float) else None

@@ -299,6 +299,19 @@ class AudienceSyncJob(Timestamps, Base):
     confirmation_requests: Mapped[list[str] | None] = mapped_column(JSONType)
     confirmation_checks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
+    # Live progress of the run (or of the platform's processing), written by the worker under
+    # the job's lease at most about once a second plus each phase change, and read by the API
+    # from its own process (`sync.progress`, `services.jobs.progress_of`). `progress_phase` is
+    # a `domain.progress.Phase`; `progress_unit` what `done`/`total` count (a `Unit`, None when
+    # the phase counts nothing); `progress_total` None when unknown; `progress_started_at` when
+    # the phase began (its rate is `done` over the time since); `progress_at` the last write.
+    progress_phase: Mapped[str | None] = mapped_column(String(16))
+    progress_unit: Mapped[str | None] = mapped_column(String(16))
+    progress_done: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    progress_total: Mapped[int | None] = mapped_column(BigInteger)
+    progress_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
 
 class SyncJobDiagnostic(Base):
     """One identifier value a job dropped or the platform refused, for the user to fix: the

@@ -27,6 +27,7 @@ from audience_sync.sync.context import SyncService, Target
 from audience_sync.sync.fence import Heartbeat, Lease, LeaseLostError, fenced, heartbeat, hold_lease
 from audience_sync.sync.figures import Tally
 from audience_sync.sync.prepare import Preparer
+from audience_sync.sync.progress import Mark, ProgressWriter
 from audience_sync.sync.writer import BackgroundWriter
 
 
@@ -49,6 +50,15 @@ class Checkpoints:
         self.tally = tally
         self.hold = Lease(target.tenant_id, job.id, job.lease_token)
         self.writer: BackgroundWriter[Heartbeat | None] = BackgroundWriter()
+        # The run's progress, written under the same lease; a chunk's count rides on its
+        # checkpoint (`confirm`).
+        self.progress = ProgressWriter(
+            target.tenant_id,
+            job.id,
+            self.fenced,
+            service.clock,
+            busy=lambda: self.writer.writing_now,
+        )
 
     def fenced(self) -> AbstractContextManager[Session]:
         """A transaction that commits only while this run holds its job (`fence.fenced`)."""
@@ -123,7 +133,8 @@ class Checkpoints:
         checkpoint, stops the run once the chunk sent meanwhile is checkpointed too: the
         snapshot holds everything the platform accepted."""
         answer = await self.written()
-        work = functools.partial(self.checkpoint, op, chunk, accepted, failed, superseded)
+        mark = self.progress.riding(len(chunk))
+        work = functools.partial(self.checkpoint, op, chunk, accepted, failed, superseded, mark)
         self.in_background(work)
         if answer is not Heartbeat.CONTINUE:
             await self.written()
@@ -136,6 +147,7 @@ class Checkpoints:
         accepted: pl.DataFrame,
         failed: int,
         superseded: bool = False,
+        mark: Mark | None = None,
     ) -> Heartbeat:
         """I2: a chunk's records enter the snapshot in the same transaction as the counters,
         and as the lease's renewal, which checks the run still holds its job (else nothing
@@ -148,7 +160,7 @@ class Checkpoints:
                 # The lease first, in the same transaction: when it is lost, the chunk's part
                 # and the counters roll back with it.
                 answer = hold_lease(session, self.hold, now)
-                self.write(session, now, op, chunk, accepted, failed, superseded)
+                self.write(session, now, op, chunk, accepted, failed, superseded, mark)
         except LeaseLostError:
             return Heartbeat.LOST
         return self.or_shutdown(answer)
@@ -162,8 +174,10 @@ class Checkpoints:
         accepted: pl.DataFrame,
         failed: int,
         superseded: bool,
+        mark: Mark | None = None,
     ) -> None:
-        """The checkpoint's writes, in the caller's fenced transaction."""
+        """The checkpoint's writes, in the caller's fenced transaction (with the run's
+        progress as counted when the chunk was sent, `mark`)."""
         snapshot = SnapshotRepository(session, self.target.tenant_id)
         if op is Operation.ADD:
             snapshot.confirm_records(self.target.audience_id, now, accepted)
@@ -178,6 +192,8 @@ class Checkpoints:
         job.profiles_added = metrics.profiles_added
         job.profiles_removed = metrics.profiles_removed
         job.profiles_failed = metrics.profiles_failed
+        if mark is not None:
+            mark.apply(job)
 
     def converged(self) -> None:
         """Every planned record was confirmed: the snapshot now holds exactly the member state's

@@ -45,6 +45,7 @@ from audience_sync.store.repositories import AudienceRepository, SyncJobReposito
 from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.sync.fence import LeaseLostError
 from audience_sync.sync.lease import lease_waits
+from audience_sync.sync.progress import requests_read
 from audience_sync.sync.runner import SyncService, keep_refreshed_token, load_target
 
 log = logging.getLogger(__name__)
@@ -223,6 +224,7 @@ def _record(
         job.profiles_added = max(0, job.profiles_added - refused)
         job.confirmation_requests = pending
         job.confirmation_checks += 1
+        requests_read(job, len(ended), 1 if follow_up else 0, now)
         details["confirmation"] = seen
         job.details = details
         audience = AudienceRepository(session, claim.tenant_id).get(job.platform_audience_id)

@@ -37,6 +37,7 @@ from audience_sync.sync.audiences import AudienceDeletedError
 from audience_sync.sync.diagnostics import Diagnostics
 from audience_sync.sync.fence import Lease, LeaseLostError, execute, fenced
 from audience_sync.sync.messages import describe
+from audience_sync.sync.progress import start_confirming
 
 ACTIVE = (SyncStatus.PENDING, SyncStatus.RUNNING)
 # How often `trigger_job` tries again when the active job it collided with ended meanwhile.
@@ -205,6 +206,7 @@ def complete_job(
             job.confirmation = "processing"
             job.confirmation_requests = list(metrics.pending_requests)
             job.confirmation_next_at = metrics.confirm_at or now
+            start_confirming(job, len(metrics.pending_requests), now)
         audience = AudienceRepository(session, tenant_id).get(job.platform_audience_id)
         record_on_audience(audience, job, now)
         return job

@@ -8,7 +8,7 @@ sent, is spilled a member batch at a time to Arrow IPC files and read back a par
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,11 +155,13 @@ async def current_records(
     *,
     spill: Path,
     keep_users: bool = False,
+    on_batch: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[Current, list[AudienceUser]]:
     """Prepare every member as the connector would send it; keep each record's pairs.
 
     Records are written to `spill` (a directory the caller removes), one file per batch; the
-    `AudienceUser`s are returned only with `keep_users` (a replace sends them all at once)."""
+    `AudienceUser`s are returned only with `keep_users` (a replace sends them all at once).
+    `on_batch` is told how many members each batch prepared (the run's progress)."""
     keys: list[pl.DataFrame] = [pl.DataFrame(schema=KEY_SCHEMA)]
     drops: list[pl.DataFrame] = [pl.DataFrame(schema=SUMMARY_SCHEMA)]
     users_all: list[AudienceUser] = []
@@ -182,6 +184,8 @@ async def current_records(
         current.diagnostics.add_drops(built.drops)
         if keep_users:
             users_all.extend(users_of(profiles, identifiers, allowed))
+        if on_batch is not None:
+            await on_batch(len(owners))
     current.keys = pl.concat(keys)
     current.drops = pl.concat(drops)
     return current, users_all

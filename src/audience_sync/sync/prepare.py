@@ -20,7 +20,7 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -110,6 +110,9 @@ class Preparer:
         # The stored state `prepare` found (columns of `STATE_SCHEMA`): who owned each record
         # the last run prepared, for the members a removal takes off (`figures.RemovedMembers`).
         self.previous: pl.DataFrame | None = None
+        # Told how many members were prepared (or taken from the state) as `prepare` goes:
+        # the run's progress while it reads.
+        self.on_members: Callable[[int], Awaitable[None]] = _nothing
 
     async def prepare(self, *, full: bool, save: bool) -> tuple[Current, list[AudienceUser]]:
         """The current records; every member's (`full`), or the changed members' plus the
@@ -130,7 +133,7 @@ class Preparer:
                 batches = member_batches(
                     scope.engine, scope.tenant_id, scope.segment_id, fields=fields
                 )
-                current, users = await self._records(batches, keep_users=full)
+                current, users = await self._records(batches, keep_users=full, counted=True)
                 state = _state_later(contents.result(), current)
                 same = False
             else:
@@ -162,18 +165,19 @@ class Preparer:
         kept = marked.filter(same_content.fill_null(False)).drop("_now")
         gone = marked.filter(~same_content.fill_null(False) & pl.col("k1").is_not_null())
         stale = contents.filter(~pl.col("owner").is_in(kept["owner"].unique().implode()))
+        kept_members = kept["owner"].n_unique()
+        await self.on_members(kept_members)
         scope, fields = self.scope, await self._fields()
         batches = member_batches_of(
             scope.engine, scope.tenant_id, scope.segment_id, stale["owner"].to_list(), fields=fields
         )
-        current, _ = await self._records(batches, keep_users=False)
+        current, _ = await self._records(batches, keep_users=False, counted=True)
         fresh = _state_of(stale, current)
         if stored.converged:
             held = state.filter(pl.col("k1").is_not_null()).select(KEYS)
             self.delta = Delta(held, gone.select(KEYS), current.keys)
         kept_keys = kept.filter(pl.col("k1").is_not_null()).select(*KEYS, "owner")
         current.keys = pl.concat([kept_keys, current.keys])
-        kept_members = kept["owner"].n_unique()
         # The whole segment's dropped values: the kept members' from the state, plus this run's.
         dropping = kept.filter(pl.col("dropped").is_not_null())  # few: filtered before unique
         kept_drops = dropping.unique("owner").select(*SUMMARY_SCHEMA)
@@ -202,8 +206,14 @@ class Preparer:
         )
 
     async def _records(
-        self, batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]], *, keep_users: bool
+        self,
+        batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]],
+        *,
+        keep_users: bool,
+        counted: bool = False,
     ) -> tuple[Current, list[AudienceUser]]:
+        """Prepare `batches` into a spill of their own; `counted`: the run's progress counts
+        these members (`on_members`)."""
         spill = self.spill / f"round-{self.rounds}"  # each round its own files
         self.rounds += 1
         spill.mkdir()
@@ -214,6 +224,7 @@ class Preparer:
             allowed_fields(self.scope.config),
             spill=spill,
             keep_users=keep_users,
+            on_batch=self.on_members if counted else None,
         )
 
     async def _fields(self) -> MemberFields:
@@ -262,6 +273,10 @@ def _state_later(contents: pl.DataFrame, current: Current) -> Callable[[], pl.Da
         return with_keys.join(drops, on="owner", how="left").select(*STATE_SCHEMA)
 
     return state
+
+
+async def _nothing(members: int) -> None:
+    """No progress to report (a preparer outside a run)."""
 
 
 def _made(frame: pl.DataFrame) -> Callable[[], pl.DataFrame]:

@@ -13,9 +13,15 @@ import polars as pl
 
 from audience_sync.connectors import BaseAudienceConnector
 from audience_sync.domain.models import AudienceConfig, SyncOperation
+from audience_sync.domain.progress import Phase, Unit
 from audience_sync.domain.schedule import next_sync_at
+from audience_sync.store.db import transaction
 from audience_sync.store.member_state import MemberStateRepository
-from audience_sync.store.repositories import AudienceRepository
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    SegmentRepository,
+    SyncJobRepository,
+)
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.sync.checkpoint import Checkpoints
@@ -27,7 +33,13 @@ from audience_sync.sync.lease import lease_waits
 from audience_sync.sync.members import Current
 from audience_sync.sync.plan import KEYS
 from audience_sync.sync.prepare import Preparer, Scope
-from audience_sync.sync.update import Update, refuse_emptying
+from audience_sync.sync.update import (
+    Update,
+    emptying,
+    enforce,
+    plan_against_snapshot,
+    plan_summary,
+)
 
 
 class Run:
@@ -49,6 +61,7 @@ class Run:
         self.force = bool((job.details or {}).get("force"))
         self.tally = Tally(metrics)
         self.checkpoints = Checkpoints(service, target, job, self.tally)
+        self.progress = self.checkpoints.progress
         self.keep_lease_while_waiting()
 
     def keep_lease_while_waiting(self) -> None:
@@ -59,6 +72,7 @@ class Run:
 
     async def execute(self) -> None:
         if self.job.operation is SyncOperation.DELETE:
+            await self.progress.begin(Phase.FINISHING)
             await self.delete()
             return
         platform_id = await self.ensure_created()
@@ -66,7 +80,10 @@ class Run:
         checkpoints = self.checkpoints
         with tempfile.TemporaryDirectory(prefix="audience-sync-") as spill:
             preparer = Preparer(self.scope(), self.connector, platform_id, Path(spill))
+            preparer.on_members = self.progress.advance
+            await self.progress.begin(Phase.READING, Unit.MEMBERS, self.member_count())
             current, users = await preparer.prepare(full=replacing, save=not self.job.dry_run)
+            await self.progress.begin(Phase.PLANNING)
             try:
                 # The member state is written while the plan is made and the first chunk sent.
                 checkpoints.in_background(functools.partial(checkpoints.save_state, preparer))
@@ -86,6 +103,7 @@ class Run:
                     )
                     await update.run(platform_id, current, preparer, replacing=replacing)
                 await checkpoints.drain()
+                await self.progress.begin(Phase.FINISHING)  # after the last checkpoint
             except BaseException:
                 await checkpoints.settle()
                 raise
@@ -112,6 +130,12 @@ class Run:
             ).platform_audience_id = platform_id
         return platform_id
 
+    def member_count(self) -> int:
+        """The segment's members now: the reading phase's total."""
+        with transaction(self.service.factory) as session:
+            segments = SegmentRepository(session, self.target.tenant_id)
+            return segments.member_count(self.target.segment_id)
+
     def scope(self) -> Scope:
         target = self.target
         return Scope(
@@ -128,10 +152,14 @@ class Run:
     async def replace(self, platform_id: str, current: Current, users: Sequence[Any]) -> None:
         """The platform's own replace: every member sent at once; the snapshot becomes what
         the platform accepted."""
-        refuse_emptying(current, self.force)
-        self.metrics.details["plan"] = {"replace_records": current.keys.select(KEYS).n_unique()}
-        if self.job.dry_run:
+        dry_run = self.job.dry_run
+        enforce(emptying(current), force=self.force, dry_run=dry_run, metrics=self.metrics)
+        records = current.keys.select(KEYS).n_unique()
+        self.metrics.details["plan"] = {"replace_records": records}
+        if dry_run:
+            self.preview_replace(current)
             return
+        await self.progress.begin(Phase.UPLOADING, Unit.MEMBERS, len(users))
         result = await self.connector.replace_audience(platform_id, users)
         self.tally.accepted_for_processing(result)
         if result.details.get("remove_all_as_of"):
@@ -147,7 +175,10 @@ class Run:
             refused = [pk for pk in failed if pk not in unusable]
             self.tally.refused_adds(pl.Series(refused, dtype=pl.Int64))
         now = self.service.clock()
+        sent_all = self.progress.riding(len(users))
         with self.checkpoints.fenced() as session:
+            if sent_all is not None:
+                sent_all.apply(SyncJobRepository(session, self.target.tenant_id).get(self.job.id))
             snapshot = SnapshotRepository(session, self.target.tenant_id)
             snapshot.clear(self.target.audience_id)
             for part in current.records():
@@ -157,6 +188,14 @@ class Run:
         # connector counts them failed): they are in `profiles_failed` once, from `diagnose`.
         sent = max(0, result.sent - self.tally.figures.unusable)
         self.tally.count_members(sent=sent, added=min(result.accepted, sent))
+
+    def preview_replace(self, current: Current) -> None:
+        """A dry run of the platform's own replace: what it would add, and remove, of what the
+        snapshot holds (the plan of an update, which a replace becomes by difference)."""
+        factory, tenant_id = self.service.factory, self.target.tenant_id
+        plan = plan_against_snapshot(factory, tenant_id, self.target.audience_id, current.keys)
+        adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
+        self.metrics.details["plan"].update(plan_summary(plan, adds, "snapshot"))
 
     async def delete(self) -> None:
         if self.job.dry_run:

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync.connectors import BaseAudienceConnector, Operation
 from audience_sync.connectors.base import Prepared
 from audience_sync.connectors.columnar import identity_texts
+from audience_sync.domain.progress import Phase, Unit
 from audience_sync.exceptions import ValidationError
 from audience_sync.sources.members import read_ahead
 from audience_sync.store.db import transaction
@@ -27,6 +28,7 @@ from audience_sync.sync.checkpoint import Checkpoints
 from audience_sync.sync.chunks import MIN_CHUNK_BATCHES, add_chunks
 from audience_sync.sync.context import SyncService, Target
 from audience_sync.sync.figures import RemovedMembers, Tally
+from audience_sync.sync.jobs import JobMetrics
 from audience_sync.sync.members import Current
 from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_from_delta, plan_streamed
 from audience_sync.sync.prepare import Preparer
@@ -34,6 +36,9 @@ from audience_sync.sync.prepare import Preparer
 # An update planned from the member state reads the text of at most this many removed records
 # with the plan (one pass over the snapshot's parts, not two); more are read a chunk at a time.
 REMOVED_TEXTS_IN_PLAN = 250_000
+# The guard rails' codes, as a dry run's `details.warnings` name them.
+MASS_REMOVAL = "mass_removal"
+EMPTY_REPLACE = "empty_replace"
 
 
 def plan_against_snapshot(
@@ -46,23 +51,69 @@ def plan_against_snapshot(
         return plan_streamed(current, held)
 
 
-def refuse_emptying(current: Current, force: bool) -> None:
-    """Refuse, unless forced, a replace that would empty the audience."""
-    if current.is_empty and not force:
-        raise ValidationError(
-            "Replace refused: the segment has no member with a usable identifier, so the "
-            "audience would be emptied. Sync again with force to do it anyway."
-        )
+@dataclass(frozen=True, slots=True)
+class GuardRail:
+    """A plan a guard rail stops: `code` and `message` for a dry run's warnings, `refusal` for
+    the error a run without force fails with."""
+
+    code: str
+    message: str
+    refusal: str
+
+    def as_warning(self) -> dict[str, str]:
+        return {"code": self.code, "message": self.message}
 
 
-def guard(removes: int, held: int, share: float, force: bool) -> None:
-    """Refuse a mass removal unless forced (a broken segment must not empty an audience)."""
-    if held and removes > share * held and not force:
-        raise ValidationError(
-            f"Update refused: it would remove {removes:,} of {held:,} records "
-            f"({removes / held:.0%}, above the {share:.0%} guard rail). Check the segment, "
-            "then sync again with force if this is intended."
-        )
+def emptying(current: Current) -> GuardRail | None:
+    """A replace that would empty the audience (no member with a usable identifier)."""
+    if not current.is_empty:
+        return None
+    return GuardRail(
+        EMPTY_REPLACE,
+        "The segment has no member with a usable identifier: a replace would empty the "
+        "audience, and is refused unless forced.",
+        "Replace refused: the segment has no member with a usable identifier, so the "
+        "audience would be emptied. Sync again with force to do it anyway.",
+    )
+
+
+def mass_removal(removes: int, held: int, share: float) -> GuardRail | None:
+    """An update that would remove more than `share` of the records the audience holds (a
+    broken segment must not empty an audience)."""
+    if not held or removes <= share * held:
+        return None
+    what = (
+        f"it would remove {removes:,} of {held:,} records "
+        f"({removes / held:.0%}, above the {share:.0%} guard rail)"
+    )
+    return GuardRail(
+        MASS_REMOVAL,
+        f"The update would be refused unless forced: {what}.",
+        f"Update refused: {what}. Check the segment, then sync again with force if this is "
+        "intended.",
+    )
+
+
+def enforce(rail: GuardRail | None, *, force: bool, dry_run: bool, metrics: JobMetrics) -> None:
+    """A tripped guard rail fails a run (`ValidationError`) unless forced; a dry run records
+    it in `details.warnings` instead and goes on to complete with its plan."""
+    if rail is None:
+        return
+    if dry_run:
+        metrics.details.setdefault("warnings", []).append(rail.as_warning())
+    elif not force:
+        raise ValidationError(rail.refusal)
+
+
+def plan_summary(plan: Plan, adds: pl.DataFrame, against: str) -> dict[str, object]:
+    """What `details.plan` says of a plan (`adds`: its adds, each record once)."""
+    return {
+        "adds": len(adds),
+        "removes": len(plan.removes),
+        "unchanged": plan.unchanged,
+        "members_to_add": plan.adds["owner"].n_unique(),
+        "against": against,
+    }
 
 
 @dataclass
@@ -83,22 +134,18 @@ class Update:
         """Send the delta. A replace on a platform without one (`replace_by_difference`) is
         this too: prepared in full, planned against every confirmed record of the snapshot."""
         if replacing:
-            refuse_emptying(current, self.force)
+            self.enforce(emptying(current))
         plan = self.plan(current, preparer)
         # Each new record is sent once, by its first owner; its text comes from the spill.
         adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
-        self.tally.metrics.details["plan"] = {
-            "adds": len(adds),
-            "removes": len(plan.removes),
-            "unchanged": plan.unchanged,
-            "members_to_add": plan.adds["owner"].n_unique(),
-            "against": "snapshot" if preparer.delta is None else "member state",
-        }
+        against = "snapshot" if preparer.delta is None else "member state"
+        self.tally.metrics.details["plan"] = plan_summary(plan, adds, against)
         if not replacing:  # a replace means to remove whatever the segment no longer holds
             share = self.service.settings.max_removal_share
-            guard(len(plan.removes), plan.held, share, self.force)
+            self.enforce(mass_removal(len(plan.removes), plan.held, share))
         if self.job.dry_run:
             return
+        await self.checkpoints.progress.begin(Phase.UPLOADING, Unit.RECORDS, len(adds))
         await self.prepare_unsent(plan, current, preparer)
         if len(plan.removes):
             self.tally.removed = RemovedMembers.of(plan.removes, preparer.previous, current.keys)
@@ -107,6 +154,11 @@ class Update:
         await self.checkpoints.drain()
         if sent == len(adds) + len(plan.removes) and not self.tally.refused:
             self.checkpoints.converged()
+
+    def enforce(self, rail: GuardRail | None) -> None:
+        """A guard rail: refused unless forced; a dry run's warning (`enforce`)."""
+        metrics = self.tally.metrics
+        enforce(rail, force=self.force, dry_run=self.job.dry_run, metrics=metrics)
 
     def plan(self, current: Current, preparer: Preparer) -> Plan:
         """Step 5. Against the converged member state when there is one (the snapshot holds
@@ -162,6 +214,8 @@ class Update:
         # they are few (`plan`), else a chunk at a time — with no checkpoint in flight, whose
         # compaction could drop a part between listing the parts and reading them.
         await self.checkpoints.drain()
+        if len(plan.removes):  # after the adds' last checkpoint: it writes their progress
+            await self.checkpoints.progress.begin(Phase.REMOVING, Unit.RECORDS, len(plan.removes))
         size = self.connector.batch_size * MIN_CHUNK_BATCHES
         for start in range(0, len(plan.removes), size):
             removed = self.removed_records(plan.removes.slice(start, size))

@@ -28,6 +28,12 @@ class BackgroundWriter(Generic[T]):
         """A write is in flight (started and not yet waited for)."""
         return self.writing is not None
 
+    @property
+    def writing_now(self) -> bool:
+        """A write is running (started, not finished): another write would wait for its
+        locks."""
+        return self.writing is not None and not self.writing.done()
+
     def start(self, work: Callable[[], T]) -> None:
         """Start `work` on a worker thread now; wait for the write in flight first (`wait`)."""
         assert self.writing is None, "one write in flight at a time"

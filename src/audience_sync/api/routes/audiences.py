@@ -19,6 +19,7 @@ from audience_sync.api.schemas import (
     AudiencePatch,
     HealthOut,
     JobOut,
+    JobProgressOut,
     SyncIn,
 )
 from audience_sync.api.state import ApiContext
@@ -29,12 +30,21 @@ from audience_sync.services.jobs import Trigger
 router = APIRouter(tags=["audiences"])
 
 
+def job_out(ctx: ApiContext, job: jobs.Job) -> JobOut:
+    """A job as the API answers it, with its progress at the service's clock."""
+    out = JobOut.model_validate(job)
+    progress = jobs.progress_of(job, ctx.service.clock())
+    if progress is not None:
+        out.progress = JobProgressOut.model_validate(progress)
+    return out
+
+
 def _trigger(
     ctx: ApiContext, tenant_id: int, audience_id: uuid.UUID, trigger: Trigger
 ) -> tuple[JobOut, bool]:
     """Queue a job (flags checked first); `(job, False)` when one was already active."""
     job, created = jobs.request_sync(ctx.service, tenant_id, audience_id, trigger)
-    return JobOut.model_validate(job), created
+    return job_out(ctx, job), created
 
 
 @router.get("/audiences", response_model=list[AudienceOut])
@@ -125,7 +135,7 @@ async def delete_audience(
     job, created = await run_in_threadpool(audiences.delete, ctx.service, tenant_id, audience_id)
     if created:
         ctx.launcher.launch(tenant_id, job.id)
-    return JobOut.model_validate(job)
+    return job_out(ctx, job)
 
 
 @router.post(
@@ -157,7 +167,7 @@ def list_jobs(
 ) -> list[JobOut]:
     """The audience's jobs, newest first."""
     found = audiences.jobs_of(ctx.service, tenant_id, audience_id, limit)
-    return [JobOut.model_validate(j) for j in found]
+    return [job_out(ctx, j) for j in found]
 
 
 @router.get("/audiences/{audience_id}/health", response_model=HealthOut)
@@ -167,14 +177,14 @@ def get_health(audience_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> HealthO
 
 @router.get("/sync-jobs/{job_id}", response_model=JobOut, tags=["jobs"])
 def get_job(job_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> JobOut:
-    return JobOut.model_validate(jobs.get(ctx.service, tenant_id, job_id))
+    return job_out(ctx, jobs.get(ctx.service, tenant_id, job_id))
 
 
 @router.post("/sync-jobs/{job_id}/cancel", response_model=JobOut, tags=["jobs"])
 def cancel(job_id: uuid.UUID, ctx: Ctx, tenant_id: TenantId) -> JobOut:
     """A pending job is cancelled now; a running one stops at its next checkpoint
     (`cancel_requested` is true until then). A job that already completed or failed: 409."""
-    return JobOut.model_validate(jobs.cancel(ctx.service, tenant_id, job_id))
+    return job_out(ctx, jobs.cancel(ctx.service, tenant_id, job_id))
 
 
 @router.get(
