@@ -46,34 +46,26 @@ class Help:
     link_text: str
 
 
-# --- what the engine leaves on a job (swap for `services.jobs` functions when they land) --------
+# --- what the engine leaves on a job -------------------------------------------------------------
 
 
-def preview(job: Job) -> dict[str, Any]:
-    """What a dry run would do: adds, removes, unchanged (or the records a replace would send),
-    drops by reason and warnings."""
-    details = job.details or {}
-    plan = details.get("plan") or {}
-    return {
-        "adds": plan.get("adds"),
-        "removes": plan.get("removes"),
-        "unchanged": plan.get("unchanged"),
-        "replace_records": plan.get("replace_records"),
-        "dropped": dict(details.get("dropped") or {}),
-        "warnings": list(details.get("warnings") or []),
-    }
+def preview(job: Job) -> jobs.Preview:
+    """What a dry run would do (`services.jobs.preview_of`); a job without a plan still shows
+    its warnings."""
+    found = jobs.preview_of(job)
+    if found is not None:
+        return found
+    warnings = [w for w in (job.details or {}).get("warnings") or [] if isinstance(w, dict)]
+    return jobs.Preview(None, None, None, None, None, {}, warnings)
 
 
-def progress(job: Job, now: datetime) -> Any | None:
-    """The running job's progress (phase, done, total, unit, started_at, updated_at,
-    rate_per_second, eta_seconds), or None while `services.jobs` cannot tell it."""
-    progress_of = getattr(jobs, "progress_of", None)
-    return None if progress_of is None else progress_of(job, now)
+def progress(job: Job, now: datetime) -> jobs.Progress | None:
+    return jobs.progress_of(job, now)
 
 
 def guard_warnings(job: Job) -> list[dict[str, Any]]:
     """The guard rails that held this job back: its guard warnings, or its refusal."""
-    found = [w for w in preview(job)["warnings"] if w.get("code") in GUARD_CODES]
+    found = [w for w in preview(job).warnings if w.get("code") in GUARD_CODES]
     if found or job.status is not SyncStatus.FAILED:
         return found
     if is_guard_refusal(job.error_message):
