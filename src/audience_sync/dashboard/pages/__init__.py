@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from audience_sync.dashboard.pages import audiences
+from audience_sync.dashboard.pages import audiences, connections, new_audience, segments, settings
 
-PAGES: tuple[APIRouter, ...] = (audiences.router,)
+# `new_audience` before any page of `/audiences/{id}`: its fixed path must match first.
+PAGES: tuple[APIRouter, ...] = (
+    new_audience.router,
+    audiences.router,
+    connections.router,
+    segments.router,
+    settings.router,
+)
