@@ -349,7 +349,8 @@ def _message(name: str, pydantic_message: str) -> str:
         "name": "Give the audience a name (at most 255 characters).",
         "interval": "Choose one of the listed intervals.",
     }
-    return plain.get(name, pydantic_message.removeprefix("Value error, "))
+    text = pydantic_message.removeprefix("Value error, ")
+    return plain.get(name, text[:1].upper() + text[1:])
 
 
 def _page(
