@@ -28,7 +28,7 @@ async def test_the_form_offers_segments_with_sizes_and_only_connected_enabled_pl
     client: httpx.AsyncClient, alice: Tenant, alice_browser: Browser
 ) -> None:
     api = Api(client, alice)
-    await api.segment("VIP", profiles=20)
+    vip = await api.segment("VIP", profiles=20)
     await api.connect("meta")
     await api.connect("tiktok")
     off = await api.call(
@@ -44,6 +44,8 @@ async def test_the_form_offers_segments_with_sizes_and_only_connected_enabled_pl
     assert "Google (not connected)" in page.text
     assert 'value="1234567890"' in page.text  # the connection's ad account, prefilled
     assert 'data-testid="create-audience"' in page.text
+    chosen = await alice_browser.get(f"/audiences/new?segment={vip}")  # from the Segments page
+    assert f'<option value="{vip}" selected>' in chosen.text
 
 
 async def test_without_a_usable_platform_the_page_says_so_and_links_connections(
