@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from audience_sync.connectors.registry import platforms
+from sqlalchemy import select
+
+from audience_sync.connectors.registry import platform_spec, platforms
 from audience_sync.domain.models import SyncPlatform
-from audience_sync.exceptions import FieldError
+from audience_sync.exceptions import AudienceSyncError, FieldError
 from audience_sync.store.db import transaction
-from audience_sync.store.repositories import ConnectionRepository
-from audience_sync.store.tables import PlatformConnection
-from audience_sync.sync.context import SyncService
+from audience_sync.store.repositories import ConnectionRepository, TenantRepository
+from audience_sync.store.tables import PlatformAudience, PlatformConnection
+from audience_sync.sync.context import SyncService, Target
+from audience_sync.sync.runner import keep_refreshed_token
+from audience_sync.sync.service import credentials_of
 
 __all__ = [
+    "Check",
     "Connection",
+    "check",
     "check_base_url",
     "connection_view",
     "delete",
@@ -24,6 +32,7 @@ __all__ = [
 ]
 
 Connection = PlatformConnection
+NO_AUDIENCE = uuid.UUID(int=0)  # a test's target with no audience: nothing is read by this id
 BASE_URL_REFUSED = (
     "base_url is refused: platform addresses come from the service's settings. Leave it out "
     "(the operator may allow it with AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL for a sandbox)"
@@ -87,3 +96,82 @@ def connection_view(connection: PlatformConnection) -> dict[str, Any]:
         "settings": dict(connection.settings or {}),
         "updated_at": connection.updated_at.isoformat() if connection.updated_at else None,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """What a connection test found: `ok` (the platform answered an authenticated read),
+    `failed` (`message` says why, in our words: never a token), or `unverified` (the stored
+    credentials open, but there is nothing on the platform yet to read with them)."""
+
+    outcome: Literal["ok", "failed", "unverified"]
+    message: str
+
+
+async def check(service: SyncService, tenant_id: int, platform: SyncPlatform) -> Check:
+    """Test a connection with the cheapest call its connector has: the stored credentials must
+    decrypt, then the platform is asked for one of the tenant's audiences on it
+    (`get_audience_info`, one GET). The connectors have no account-level read, so with no
+    audience created on the platform yet the token cannot be tried without creating something:
+    that is said, not guessed (`unverified`). `NotFoundError` when the platform is not
+    connected."""
+    name = platform_spec(platform).display_name
+    target = _probe_target(service, tenant_id, platform)
+    try:
+        credentials_of(service.cipher.decrypt(target.sealed_credentials))
+    except AudienceSyncError as exc:
+        return Check("failed", exc.message)
+    if target.platform_audience_id is None:
+        return Check(
+            "unverified",
+            f"The stored credentials are readable, but no audience exists on {name} yet, and "
+            f"{name} offers no cheaper read to try the token on: the first sync will.",
+        )
+    connector = service.connect(target)
+    try:
+        async with connector:
+            info = await connector.get_audience_info(target.platform_audience_id)
+    except AudienceSyncError as exc:
+        return Check("failed", f"{name} refused the test read: {exc.message}")
+    finally:
+        keep_refreshed_token(service, target, connector)
+    size = info.get("size")
+    shown = f"{size:,}" if isinstance(size, int) else "not reported yet"
+    return Check(
+        "ok",
+        f"{name} answered with these credentials: audience {target.name!r}, size {shown}.",
+    )
+
+
+def _probe_target(service: SyncService, tenant_id: int, platform: SyncPlatform) -> Target:
+    """The connection, with the tenant's newest audience created on the platform (if any)."""
+    with transaction(service.factory) as session:
+        connection = ConnectionRepository(session, tenant_id, service.cipher).get(platform)
+        audience = session.scalars(
+            select(PlatformAudience)
+            .where(
+                PlatformAudience.tenant_id == tenant_id,
+                PlatformAudience.platform == platform,
+                PlatformAudience.is_active.is_(True),
+                PlatformAudience.platform_audience_id.is_not(None),
+            )
+            .order_by(PlatformAudience.created_at.desc())
+            .limit(1)
+        ).one_or_none()
+        settings = dict(connection.settings or {})
+        return Target(
+            tenant_id=tenant_id,
+            audience_id=audience.id if audience else NO_AUDIENCE,
+            segment_id=audience.segment_id if audience else NO_AUDIENCE,
+            platform=platform,
+            platform_audience_id=audience.platform_audience_id if audience else None,
+            name=audience.platform_audience_name if audience else "",
+            ad_account_id=(audience.ad_account_id if audience else None)
+            or connection.ad_account_id,
+            description=None,
+            config=dict(audience.config or {}) if audience else {},
+            sealed_credentials=connection.credentials_encrypted,
+            base_url=connection.base_url,
+            region=TenantRepository(session).region_of(tenant_id),
+            connection_settings=settings,
+        )

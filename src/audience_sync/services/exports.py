@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from audience_sync.config import FeatureFlag, secret_keys
+from audience_sync.domain.models import IdentifierType, SyncPlatform
 from audience_sync.export.links import LinkCheck
 from audience_sync.export.service import ExportLink, create_export, file_name, resolve_link
 from audience_sync.export.writer import ExportSpec, write_export
@@ -16,7 +19,17 @@ from audience_sync.store.db import transaction
 from audience_sync.store.repositories import TenantRepository
 from audience_sync.sync.context import SyncService
 
-__all__ = ["ExportLink", "ExportSpec", "LinkCheck", "WrittenFile", "create_link", "open_link"]
+__all__ = [
+    "ExportLink",
+    "ExportSpec",
+    "LinkCheck",
+    "WrittenFile",
+    "create_link",
+    "download_path",
+    "download_url",
+    "open_link",
+    "spec_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +39,25 @@ class WrittenFile:
     normalization: str
     profile_count: int
     file_size_bytes: int
+
+
+def spec_of(
+    format: Literal["csv", "json"],
+    identifier_types: Iterable[IdentifierType],
+    hash_identifiers: bool,
+    platform: SyncPlatform | None,
+    include_traits: bool,
+    include_events: bool,
+) -> ExportSpec:
+    """The export options as the writer takes them (each identifier type once, in order)."""
+    return ExportSpec(
+        format=format,
+        identifier_types=tuple(dict.fromkeys(identifier_types)),
+        hash_identifiers=hash_identifiers,
+        platform=platform,
+        include_traits=include_traits,
+        include_events=include_events,
+    )
 
 
 def create_link(
@@ -50,8 +82,14 @@ def create_link(
 
 def download_url(service: SyncService, link: ExportLink) -> str:
     """The link from `AUDIENCE_SYNC_PUBLIC_URL` (the API's `GET /exports/{id}`)."""
+    return f"{service.settings.effective_public_url}{download_path(link)}"
+
+
+def download_path(link: ExportLink) -> str:
+    """The signed link without its host: `/exports/{id}?expires=…&signature=…`. The dashboard
+    links with it, so the link follows the address the page was served from."""
     query = f"expires={link.expires}&signature={link.signature}"
-    return f"{service.settings.effective_public_url}/exports/{link.export_id}?{query}"
+    return f"/exports/{link.export_id}?{query}"
 
 
 def open_link(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.config import FeatureFlag, FeatureFlags, Settings
@@ -11,7 +13,17 @@ from audience_sync.exceptions import FeatureDisabledError
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import FeatureFlagRepository
 
-__all__ = ["effective", "read", "require", "require_sync", "sync_flags", "write"]
+__all__ = [
+    "changes_for",
+    "effective",
+    "raised_above_operator",
+    "read",
+    "require",
+    "require_sync",
+    "sources",
+    "sync_flags",
+    "write",
+]
 
 
 def effective(session: Session, tenant_id: int, operator: FeatureFlags) -> dict[FeatureFlag, bool]:
@@ -70,3 +82,50 @@ def write(
     with transaction(factory) as session:
         set_overrides(session, tenant_id, changes)
         return overrides(session, tenant_id), effective(session, tenant_id, operator)
+
+
+FlagSource = Literal["operator", "tenant", "default"]
+
+
+def sources(values: FlagValues, operator: FeatureFlags) -> dict[FeatureFlag, FlagSource]:
+    """Where each flag's value comes from: `operator` (the service's settings: a ceiling it
+    turned off, or a value it set that the tenant did not override), `tenant` (an override) or
+    `default`."""
+    overrides, _ = values
+    ceiling = operator.operator_off()
+    chosen = operator.set_by_operator()
+    found: dict[FeatureFlag, FlagSource] = {
+        flag: (
+            "operator"
+            if flag in ceiling or (flag in chosen and flag not in overrides)
+            else "tenant"
+            if flag in overrides
+            else "default"
+        )
+        for flag in FeatureFlag
+    }
+    return found
+
+
+def raised_above_operator(
+    changes: dict[FeatureFlag, bool | None], operator: FeatureFlags
+) -> FeatureFlag | None:
+    """The first flag `changes` turn on that the operator turned off (refused before anything
+    is stored: a tenant cannot lift the operator's ceiling), else None."""
+    ceiling = operator.operator_off()
+    return next((f for f, on in changes.items() if on and f in ceiling), None)
+
+
+def changes_for(
+    wanted: dict[FeatureFlag, bool], operator: FeatureFlags
+) -> dict[FeatureFlag, bool | None]:
+    """The overrides that give the tenant the `wanted` values (a form of checkboxes): a value
+    equal to the operator's default clears the override, another sets it; flags under the
+    operator's ceiling are left out (they cannot change)."""
+    defaults = operator.as_dict()
+    ceiling = operator.operator_off()
+    return {
+        flag: None if on == defaults[flag] else on
+        for flag, on in wanted.items()
+        if flag not in ceiling
+    }

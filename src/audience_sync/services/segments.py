@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,12 +25,13 @@ from audience_sync.store.repositories import (
     SegmentSummary,
     TenantRepository,
 )
-from audience_sync.store.tables import Segment
+from audience_sync.store.tables import Segment, SegmentMember
 from audience_sync.sync.context import SyncService
 
 __all__ = [
     "MembersChanged",
     "SegmentSummary",
+    "added_since",
     "change_members",
     "create",
     "delete",
@@ -52,6 +55,19 @@ def list_segments(service: SyncService, tenant_id: int) -> list[SegmentSummary]:
     """Every segment of the tenant with its member count, by name."""
     with transaction(service.factory) as session:
         return SegmentRepository(session, tenant_id).summaries()
+
+
+def added_since(service: SyncService, tenant_id: int, since: datetime) -> dict[uuid.UUID, int]:
+    """Members added to each segment at or after `since` (`segment_members.added_at`), by
+    segment id; a segment with none is left out. A member removed and added again counts from
+    its latest addition; one only re-imported keeps its first."""
+    with transaction(service.factory) as session:
+        rows = session.execute(
+            select(SegmentMember.segment_id, func.count())
+            .where(SegmentMember.tenant_id == tenant_id, SegmentMember.added_at >= since)
+            .group_by(SegmentMember.segment_id)
+        ).all()
+        return {segment_id: int(n) for segment_id, n in rows}
 
 
 def get(service: SyncService, tenant_id: int, segment_id: uuid.UUID) -> SegmentSummary:

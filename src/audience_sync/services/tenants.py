@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.exceptions import NotFoundError
 from audience_sync.store.api_keys import ApiKeyRepository
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import DEFAULT_TENANT_SLUG, TenantRepository
@@ -19,10 +20,13 @@ __all__ = [
     "create_tenant",
     "ensure_tenant",
     "issue_key",
+    "issue_key_for",
+    "keys_of",
     "list_keys",
     "list_tenants",
     "region_of",
     "revoke_key",
+    "revoke_key_of",
     "tenant_id",
 ]
 
@@ -83,13 +87,29 @@ def issue_key(factory: sessionmaker[Session], slug: str, name: str = "default") 
         return ApiKeyRepository(session).issue(tenant.id, name=name)
 
 
+def issue_key_for(factory: sessionmaker[Session], tenant: int, name: str) -> str:
+    """A new API key for the tenant of id `tenant` (the dashboard's); shown once."""
+    with transaction(factory) as session:
+        return ApiKeyRepository(session).issue(tenant, name=name)
+
+
 def list_keys(factory: sessionmaker[Session], slug: str) -> list[ApiKeyView]:
     with transaction(factory) as session:
         tenant = TenantRepository(session).get(slug)
-        return [
-            ApiKeyView(k.prefix, k.name, k.created_at, k.last_used_at, k.revoked_at)
-            for k in ApiKeyRepository(session).list(tenant.id)
-        ]
+        return _key_views(session, tenant.id)
+
+
+def keys_of(factory: sessionmaker[Session], tenant: int) -> list[ApiKeyView]:
+    """The keys of the tenant of id `tenant`, revoked ones too, oldest first."""
+    with transaction(factory) as session:
+        return _key_views(session, tenant)
+
+
+def _key_views(session: Session, tenant: int) -> list[ApiKeyView]:
+    return [
+        ApiKeyView(k.prefix, k.name, k.created_at, k.last_used_at, k.revoked_at)
+        for k in ApiKeyRepository(session).list(tenant)
+    ]
 
 
 def revoke_key(factory: sessionmaker[Session], slug: str, prefix: str, now: datetime) -> str:
@@ -98,6 +118,15 @@ def revoke_key(factory: sessionmaker[Session], slug: str, prefix: str, now: date
     with transaction(factory) as session:
         tenant = TenantRepository(session).get(slug)
         return ApiKeyRepository(session).revoke(tenant.id, prefix.strip()[:10], now).prefix
+
+
+def revoke_key_of(factory: sessionmaker[Session], tenant: int, prefix: str, now: datetime) -> str:
+    """`revoke_key` for the tenant of id `tenant`: `NotFoundError` for a prefix of no active
+    key of this tenant (another tenant's keys are never found)."""
+    if not prefix.strip():  # an empty prefix would match every key
+        raise NotFoundError("No API key was named.")
+    with transaction(factory) as session:
+        return ApiKeyRepository(session).revoke(tenant, prefix.strip()[:10], now).prefix
 
 
 def authenticate(factory: sessionmaker[Session], key: str) -> int | None:

@@ -15,7 +15,7 @@ from audience_sync.api.errors import ApiError
 from audience_sync.api.report_schemas import ExportIn, ExportOut
 from audience_sync.config import Settings
 from audience_sync.services import exports
-from audience_sync.services.exports import ExportLink, ExportSpec, LinkCheck
+from audience_sync.services.exports import ExportLink, LinkCheck
 
 router = APIRouter(tags=["exports"])
 downloads = APIRouter(tags=["exports"])
@@ -28,13 +28,13 @@ async def export_segment(
     segment_id: uuid.UUID, body: ExportIn, ctx: Ctx, tenant_id: TenantId, request: Request
 ) -> ExportOut:
     """Write the segment's members to a file and answer with a signed download link."""
-    spec = ExportSpec(
-        format=body.format,
-        identifier_types=tuple(dict.fromkeys(body.identifier_types)),
-        hash_identifiers=body.hash_identifiers,
-        platform=body.platform,
-        include_traits=body.include_traits,
-        include_events=body.include_events,
+    spec = exports.spec_of(
+        body.format,
+        body.identifier_types,
+        body.hash_identifiers,
+        body.platform,
+        body.include_traits,
+        body.include_events,
     )
 
     def run() -> ExportOut:

@@ -20,38 +20,26 @@ router = APIRouter(tags=["feature flags"])
 
 
 def _flags(values: flags.FlagValues, operator: FeatureFlags) -> FlagsOut:
-    overrides, effective = values
-    ceiling = operator.operator_off()
-    chosen = operator.set_by_operator()
+    _, effective = values
+    source = flags.sources(values, operator)
     return FlagsOut(
         flags={
-            flag: FlagState(
-                enabled=effective[flag],
-                source=(
-                    "operator"
-                    if flag in ceiling or (flag in chosen and flag not in overrides)
-                    else "tenant"
-                    if flag in overrides
-                    else "default"
-                ),
-            )
-            for flag in FeatureFlag
+            flag: FlagState(enabled=effective[flag], source=source[flag]) for flag in FeatureFlag
         }
     )
 
 
 def _refuse_raising(body: FlagsIn, operator: FeatureFlags) -> None:
     """403 before anything is stored when the request turns on a flag the operator turned off."""
-    ceiling = operator.operator_off()
-    for flag, enabled in body.flags.items():
-        if enabled and flag in ceiling:
-            raise ApiError(
-                403,
-                "flag_set_by_operator",
-                f"Feature flag {flag.value!r} is turned off by the operator of this service; "
-                "a tenant cannot turn it on. Ask the operator to enable it.",
-                {"flag": flag.value},
-            )
+    flag = flags.raised_above_operator(dict(body.flags), operator)
+    if flag is not None:
+        raise ApiError(
+            403,
+            "flag_set_by_operator",
+            f"Feature flag {flag.value!r} is turned off by the operator of this service; "
+            "a tenant cannot turn it on. Ask the operator to enable it.",
+            {"flag": flag.value},
+        )
 
 
 @router.get("/feature-flags", response_model=FlagsOut)

@@ -4,10 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from audience_sync.dashboard.pages import audience, audiences, jobs
+from audience_sync.dashboard.pages import (
+    audience,
+    audiences,
+    connections,
+    jobs,
+    new_audience,
+    segments,
+    settings,
+)
 
+# `new_audience` before any page of `/audiences/{id}`: its fixed path must match first.
 PAGES: tuple[APIRouter, ...] = (
+    new_audience.router,
     audiences.router,
     audience.router,
     jobs.router,
+    connections.router,
+    segments.router,
+    settings.router,
 )

@@ -1,0 +1,246 @@
+"""The Connections page: each platform's status and token hint; connect, reconnect, disconnect
+and test a connection.
+
+A token typed here goes to `services.connections.put` (encrypted at rest) and is never written
+back into a page: not as a value, not after a validation error. The form is checked by the
+API's own request model (`api.schemas.ConnectionIn`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import pydantic
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+
+from audience_sync.api.schemas import ConnectionIn
+from audience_sync.connectors.registry import PlatformSpec, platform_spec, platforms
+from audience_sync.dashboard import web
+from audience_sync.domain.models import SyncPlatform
+from audience_sync.exceptions import (
+    FieldError,
+    NotFoundError,
+    UnknownPlatformError,
+    ValidationError,
+)
+from audience_sync.services import connections
+from audience_sync.services.sessions import Viewer
+
+router = APIRouter(include_in_schema=False)
+
+# The credentials each platform's connector reads besides the access token (`api.schemas.
+# CredentialsIn`); the OAuth trio where the platform refreshes tokens (`Capabilities`).
+OAUTH = ("refresh_token", "client_id", "client_secret")
+EXTRA_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "meta": ("app_secret",),
+    "google": ("developer_token",),
+}
+CREDENTIAL_LABELS = {
+    "refresh_token": ("Refresh token", "Lets the service renew the access token by itself."),
+    "client_id": ("OAuth client id", "The app the refresh token was issued to."),
+    "client_secret": ("OAuth client secret", "The app's secret, for the refresh grant."),
+    "app_secret": ("App secret", "Signs each call (appsecret_proof) when the app requires it."),
+    "developer_token": ("Developer token", "Only for the Google Ads API path."),
+}
+CONSENT_CHOICES = (
+    ("", "Keep as is"),
+    ("granted", "Granted"),
+    ("denied", "Denied"),
+    ("unspecified", "Unspecified"),
+)
+LDU_CHOICES = (
+    ("", "Keep as is"),
+    ("off", "Off"),
+    ("geolocate", "Geolocate"),
+    ("california", "California"),
+)
+# The connection settings a form shows (`PlatformSpec.connection_settings`), as inputs.
+SETTING_INPUTS: dict[str, dict[str, Any]] = {
+    "login_account_id": {
+        "label": "Manager account id",
+        "help": "The manager account the credentials' user belongs to (dashes allowed).",
+    },
+    "customer_match_terms_accepted": {
+        "label": "The account accepted Google's Customer Match terms",
+        "checkbox": True,
+        "help": "Required before Google takes any upload.",
+    },
+    "consent_ad_user_data": {
+        "label": "Ad user data consent (default for members)",
+        "choices": CONSENT_CHOICES,
+    },
+    "consent_ad_personalization": {
+        "label": "Ad personalization consent (default for members)",
+        "choices": CONSENT_CHOICES,
+    },
+    "limited_data_use": {
+        "label": "Limited Data Use (default for members)",
+        "choices": LDU_CHOICES,
+    },
+}
+
+
+@router.get("/connections")
+def connections_page(request: Request, viewer: web.SignedIn, done: str = "") -> Response:
+    flash = {"connected": "Connected.", "disconnected": "Disconnected."}.get(done)
+    return _page(request, viewer, flash=flash)
+
+
+@router.post("/connections/{platform}")
+async def connect(
+    request: Request, platform: str, viewer: web.SignedIn, form: web.CheckedForm
+) -> Response:
+    spec = _spec(platform)
+    body, errors = _body(spec, form)
+    if body is not None:
+        try:
+            await run_in_threadpool(_put, request, viewer.tenant_id, spec, body)
+        except FieldError as exc:
+            errors[exc.field.removeprefix("body.")] = exc.message
+        except ValidationError as exc:
+            errors["ad_account_id"] = exc.message
+    if errors:
+        kept = {"ad_account_id": _text(form, "ad_account_id")}  # never a secret
+        return _page(request, viewer, 422, failed=spec.name, errors=errors, kept=kept)
+    return web.redirect("/connections?done=connected", request)
+
+
+@router.post("/connections/{platform}/disconnect")
+async def disconnect(
+    request: Request, platform: str, viewer: web.SignedIn, form: web.CheckedForm
+) -> Response:
+    spec = _spec(platform)
+    service = web.context(request).service
+    await run_in_threadpool(connections.get, service, viewer.tenant_id, _key(spec))
+    if form.get("confirm") != "yes":
+        return web.render(request, "connections_disconnect.html", viewer, spec=spec)
+    await run_in_threadpool(connections.delete, service, viewer.tenant_id, _key(spec))
+    return web.redirect("/connections?done=disconnected", request)
+
+
+@router.post("/connections/{platform}/test")
+async def test_connection(
+    request: Request, platform: str, viewer: web.SignedIn, form: web.CheckedForm
+) -> Response:
+    spec = _spec(platform)
+    service = web.context(request).service
+    result = await connections.check(service, viewer.tenant_id, _key(spec))
+    return _page(request, viewer, tested=(spec.name, result))
+
+
+def _spec(platform: str) -> PlatformSpec:
+    try:
+        return platform_spec(platform)
+    except UnknownPlatformError:
+        raise NotFoundError("No such platform.") from None
+
+
+def _key(spec: PlatformSpec) -> SyncPlatform:
+    """The platform's key as the services type it (a platform registered later brings its
+    own `StrEnum` member, which behaves alike)."""
+    return cast(SyncPlatform, spec.key)
+
+
+def _put(request: Request, tenant_id: int, spec: PlatformSpec, body: ConnectionIn) -> None:
+    """Connect or reconnect. A reconnect keeps the connection's stored address where the
+    operator allows per-connection addresses (a sandbox's): the form has no such field."""
+    service = web.context(request).service
+    key = _key(spec)
+    base_url = None
+    if service.settings.allow_connection_base_url:
+        try:
+            base_url = connections.get(service, tenant_id, key).base_url
+        except NotFoundError:
+            base_url = None
+    settings = body.settings.changes() if body.settings else None
+    connections.put(
+        service,
+        tenant_id,
+        key,
+        body.ad_account_id,
+        body.credentials.plain(),
+        base_url=base_url,
+        settings=settings,
+    )
+
+
+def _body(spec: PlatformSpec, form: FormData) -> tuple[ConnectionIn | None, dict[str, str]]:
+    """The API's request body from the form, or the errors by input name."""
+    credentials = {name: _text(form, name) for name in ("access_token", *_credential_fields(spec))}
+    settings: dict[str, Any] = {}
+    for name in sorted(spec.connection_settings):
+        given = SETTING_INPUTS.get(name, {})
+        if given.get("checkbox"):
+            settings[name] = form.get(name) == "on"
+        elif _text(form, name):
+            settings[name] = _text(form, name).strip()
+    raw = {
+        "ad_account_id": _text(form, "ad_account_id").strip(),
+        "credentials": {k: v for k, v in credentials.items() if v},
+        "settings": settings or None,
+    }
+    try:
+        return ConnectionIn.model_validate(raw), {}
+    except pydantic.ValidationError as exc:
+        errors: dict[str, str] = {}
+        for error in exc.errors():
+            loc = [str(part) for part in error["loc"]]
+            name = loc[-1] if loc and loc[0] in ("credentials", "settings") else loc[0]
+            if loc == ["credentials"] or name == "access_token":
+                name, message = "access_token", "Paste the access token."
+            else:
+                message = str(error["msg"]).removeprefix("Value error, ")
+            errors.setdefault(name, message)
+        return None, errors
+
+
+def _credential_fields(spec: PlatformSpec) -> tuple[str, ...]:
+    oauth = OAUTH if spec.capabilities.refreshes_tokens else ()
+    return (*oauth, *EXTRA_CREDENTIALS.get(spec.name, ()))
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _page(request: Request, viewer: Viewer, status_code: int = 200, **values: Any) -> Response:
+    service = web.context(request).service
+    found = {c.platform.value: c for c in connections.list_connections(service, viewer.tenant_id)}
+    rows = []
+    for spec in platforms():
+        connection = found.get(spec.name)
+        view = connections.connection_view(connection) if connection else None
+        rows.append(
+            {
+                "spec": spec,
+                "view": view,
+                "updated_at": connection.updated_at if connection else None,
+                "status": _status(view),
+                "credentials": [
+                    (name, *CREDENTIAL_LABELS.get(name, (name, "")))
+                    for name in _credential_fields(spec)
+                ],
+                "settings": [
+                    (name, SETTING_INPUTS.get(name, {"label": name}))
+                    for name in sorted(spec.connection_settings)
+                ],
+            }
+        )
+    values.setdefault("flash", None)
+    values.setdefault("failed", None)
+    values.setdefault("errors", {})
+    values.setdefault("kept", {})
+    values.setdefault("tested", None)
+    return web.render(
+        request, "connections.html", viewer, status_code=status_code, rows=rows, **values
+    )
+
+
+def _status(view: dict[str, Any] | None) -> str:
+    if view is None:
+        return "not connected"
+    return "needs reconnect" if view["status"] == "needs_reconnect" else "connected"
