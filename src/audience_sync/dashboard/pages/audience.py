@@ -23,9 +23,8 @@ from audience_sync.services.sessions import Viewer
 router = APIRouter(include_in_schema=False)
 
 JOBS_SHOWN = 50
-# The dashboard asks for syncs as the API does: `triggered_by` is a CHECK-constrained column,
-# and a value of its own would need a migration for what the jobs table already tells.
-TRIGGERED_BY = TriggeredBy.API
+# A person pressed a button: `manual`, as for the CLI (the API's callers are `api`).
+TRIGGERED_BY = TriggeredBy.MANUAL
 # What `?done=` says after an action: the message, and whether it is an error.
 DONE = {
     "paused": ("Automatic syncs are paused.", False),

@@ -96,7 +96,7 @@ async def test_sync_now_and_dry_run_open_the_new_job(
     job_id = job_of(await alice_browser.post(f"{url}/sync", {"dry_run": "yes"}))
     await context(app).launcher.drain()
     done = (await api.call("GET", f"/api/v1/sync-jobs/{job_id}")).json()
-    assert (done["operation"], done["dry_run"], done["triggered_by"]) == ("update", True, "api")
+    assert (done["operation"], done["dry_run"], done["triggered_by"]) == ("update", True, "manual")
     page = (await alice_browser.get(f"/jobs/{job_id}")).text
     assert 'data-testid="preview"' in page
     assert re.search(r'data-testid="preview-removes">2<', page)
