@@ -57,7 +57,7 @@ from audience_sync.sandbox.members import Row
 from audience_sync.sandbox.state import Audience, SandboxState
 
 
-def _open(request: Request, version: str) -> SandboxState:
+def open_call(request: Request, version: str) -> SandboxState:
     state = sandbox_state(request)
     if version not in VERSIONS:
         raise SandboxError(DIALECT.not_found(request.method, request.url.path))
@@ -146,7 +146,7 @@ def build_router() -> APIRouter:
 
     @router.post("/userLists:mutate")
     async def mutate_lists(request: Request, version: str, customer_id: str) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         body = await json_object(request, DIALECT)
         results = []
         for i, op in enumerate(body.get("operations") or []):
@@ -180,7 +180,7 @@ def build_router() -> APIRouter:
 
     @router.post("/offlineUserDataJobs:create")
     async def create_job(request: Request, version: str, customer_id: str) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         job_body = (await json_object(request, DIALECT)).get("job") or {}
         if job_body.get("type") != "CUSTOMER_MATCH_USER_LIST":
             raise fail("offlineUserDataJobError", "INVALID_JOB_TYPE", "Customer Match only.")
@@ -194,7 +194,7 @@ def build_router() -> APIRouter:
     async def add_operations(
         request: Request, version: str, customer_id: str, job_id: str
     ) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         job = job_of(state, customer_id, job_id)
         body = await json_object(request, DIALECT)
         if job.status != "PENDING":
@@ -243,7 +243,7 @@ def build_router() -> APIRouter:
 
     @router.post("/offlineUserDataJobs/{job_id}:run")
     async def run_job(request: Request, version: str, customer_id: str, job_id: str) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         job = job_of(state, customer_id, job_id)
         if job.status != "PENDING":
             raise fail("offlineUserDataJobError", "JOB_ALREADY_STARTED", "The job has run.")
@@ -278,7 +278,7 @@ def build_router() -> APIRouter:
 
     @router.post("/googleAds:search")
     async def search(request: Request, version: str, customer_id: str) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         query = (await json_object(request, DIALECT)).get("query")
         return json_response(run_query(state, customer_id, str(query or "")))
 
