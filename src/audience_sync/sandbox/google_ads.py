@@ -45,6 +45,7 @@ from audience_sync.sandbox.google_ads_model import (
     search as run_query,
 )
 from audience_sync.sandbox.google_common import (
+    ADS_SCOPE,
     GOOGLE_KEYS,
     KEY_TYPE_OF_WIRE_KEY,
     KEY_TYPES_ADS_TO_DM,
@@ -52,6 +53,7 @@ from audience_sync.sandbox.google_common import (
     UNAUTHENTICATED_MESSAGE,
     google_state,
     list_key_type,
+    require_scope,
 )
 from audience_sync.sandbox.members import Row
 from audience_sync.sandbox.state import Audience, SandboxState
@@ -62,6 +64,7 @@ def open_call(request: Request, version: str) -> SandboxState:
     if version not in VERSIONS:
         raise SandboxError(DIALECT.not_found(request.method, request.url.path))
     token = authorize(state, DIALECT, bearer(request), "google")
+    require_scope(state, token, ADS_SCOPE, "googleads.googleapis.com")
     if not request.headers.get("developer-token"):
         raise SandboxError(
             ads_failure(

@@ -345,5 +345,38 @@ def user_list_json(audience: Audience) -> dict[str, Any]:
     }
 
 
+DATA_MANAGER_SCOPE = "https://www.googleapis.com/auth/datamanager"
+ADS_SCOPE = "https://www.googleapis.com/auth/adwords"
+
+
+def require_scope(state: SandboxState, token: str, scope: str, service: str) -> None:
+    """A token from an OAuth flow must have been granted the API's scope, else 403
+    `ACCESS_TOKEN_SCOPE_INSUFFICIENT` [SEEN: Google's answer to a token without the method's
+    scope, "Request had insufficient authentication scopes."; INFER: the same envelope on the
+    Ads API]. The fixed and `/_sandbox/tokens` tokens carry no scopes and pass."""
+    known = state.tokens.access("google", token)
+    if known is None or not known.scopes or scope in known.scopes:
+        return
+    details = [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+            "domain": "googleapis.com",
+            "metadata": {"service": service},
+        }
+    ]
+    challenge = (
+        f'Bearer realm="https://accounts.google.com/", error="insufficient_scope", scope="{scope}"'
+    )
+    raise SandboxError(
+        rpc_error(
+            403,
+            "Request had insufficient authentication scopes.",
+            details,
+            {"WWW-Authenticate": challenge},
+        )
+    )
+
+
 def new_request_id() -> str:
     return secrets.token_hex(16)

@@ -11,6 +11,7 @@ from starlette.responses import Response
 
 from audience_sync.sandbox.dialect import json_response, sandbox_state
 from audience_sync.sandbox.google_ads import open_call
+from audience_sync.sandbox.google_common import ADS_SCOPE, DATA_MANAGER_SCOPE
 from audience_sync.sandbox.oauth import (
     EXPIRED,
     OTHER_CLIENT,
@@ -29,9 +30,6 @@ from audience_sync.sandbox.oauth import (
 from audience_sync.sandbox.oauth_form import FormTokenEndpoint, oauth_error
 from audience_sync.sandbox.settings import SANDBOX_REFRESH_TOKEN, SANDBOX_TOKEN
 from audience_sync.sandbox.state import SandboxState
-
-DATA_MANAGER_SCOPE = "https://www.googleapis.com/auth/datamanager"
-ADS_SCOPE = "https://www.googleapis.com/auth/adwords"
 
 
 def _granted(params: dict[str, str]) -> dict[str, str]:

@@ -348,6 +348,23 @@ async def test_google_revocation_ends_the_refresh_token_and_its_access_tokens(
     assert refresh.json()["error"] == "invalid_grant"
 
 
+async def test_a_google_token_without_the_apis_scope_is_403_insufficient_scope(
+    client: httpx.AsyncClient,
+) -> None:
+    code = await google_code(client, scope="https://www.googleapis.com/auth/adwords")
+    token = (await client.post("/google/token", data=google_exchange(code))).json()["access_token"]
+    refused = await client.get(DM, headers=bearer(token))
+    assert refused.status_code == 403
+    error = refused.json()["error"]
+    assert error["status"] == "PERMISSION_DENIED"
+    assert error["details"][0]["reason"] == "ACCESS_TOKEN_SCOPE_INSUFFICIENT"
+    ads = await client.get(
+        "/googleads/v26/customers:listAccessibleCustomers",
+        headers={**bearer(token), "developer-token": "dev"},
+    )
+    assert ads.status_code == 200
+
+
 # --- Meta -----------------------------------------------------------------------------------
 
 
