@@ -161,6 +161,21 @@ async def _token_call(request: Request, version: str) -> tuple[SandboxState, dic
     return state, params, token
 
 
+def _unsupported(object_id: str) -> SandboxError:
+    """Graph's usual answer for an object the token cannot see. [SEEN]"""
+    return _fail(
+        f"Unsupported get request. Object with ID '{object_id}' does not exist, cannot be "
+        "loaded due to missing permissions, or does not support this operation.",
+        100,
+        33,
+    )
+
+
+def _check_user(user_id: str) -> None:
+    if user_id not in ("me", USER_ID):
+        raise _unsupported(user_id)
+
+
 def _ad_account(account_id: str) -> dict[str, Any]:
     """An ad account's fields. [SEEN: the field names, Marketing API Ad Account reference;
     INFER: the values]"""
@@ -210,19 +225,21 @@ def build_router() -> APIRouter:
         _, params, _ = await _token_call(request, version)
         return json_response(_fields({"id": USER_ID, "name": "Sandbox User"}, params, ("name",)))
 
-    @router.get("/me/permissions")
-    async def permissions(request: Request, version: str) -> Response:
+    @router.get("/{user_id}/permissions")
+    async def permissions(request: Request, version: str, user_id: str) -> Response:
         """The permissions the user granted the app. [SEEN: Graph `/{user-id}/permissions`]"""
         state, _, token = await _token_call(request, version)
+        _check_user(user_id)
         known = state.tokens.access("meta", token)
         scopes = (known.scopes if known else ()) or DEFAULT_SCOPES
         return json_response({"data": [{"permission": p, "status": "granted"} for p in scopes]})
 
-    @router.delete("/me/permissions")
-    async def deauthorize(request: Request, version: str) -> Response:
+    @router.delete("/{user_id}/permissions")
+    async def deauthorize(request: Request, version: str, user_id: str) -> Response:
         """The user removes the app: every token of the app stops working. [SEEN: Facebook
         Login permissions guide, "DELETE /{user-id}/permissions"] The fixed tokens stay."""
         state, _, token = await _token_call(request, version)
+        _check_user(user_id)
         known = state.tokens.access("meta", token)
         if known is not None and known.client_id is not None:
             state.tokens.revoke_client("meta", known.client_id)
@@ -243,14 +260,7 @@ def build_router() -> APIRouter:
         """An ad account's fields: the cheap read of a connection test."""
         state, params, token = await _token_call(request, version)
         if not reaches(state, "meta", token, f"act_{account_id}"):
-            # [SEEN: Graph's usual answer for an object the token cannot see]
-            raise _fail(
-                f"Unsupported get request. Object with ID 'act_{account_id}' does not exist, "
-                "cannot be loaded due to missing permissions, or does not support this "
-                "operation.",
-                100,
-                33,
-            )
+            raise _unsupported(f"act_{account_id}")
         return json_response(_fields(_ad_account(account_id), params, ()))
 
     return router

@@ -134,8 +134,9 @@ class TokenRegistry:
         return known
 
     def revoke(self, platform: str, token: str) -> bool:
-        """Forget an access token, or a refresh token and every access token minted from it.
-        The fixed tokens cannot be revoked (the whole suite relies on them)."""
+        """Forget an access token and the refresh token it came from, or a refresh token and
+        every access token minted from it. The fixed tokens cannot be revoked (the whole suite
+        relies on them)."""
         if token in (SANDBOX_TOKEN, SANDBOX_REFRESH_TOKEN):
             return False
         if self.refresh_grant(platform, token) is not None:
@@ -143,8 +144,11 @@ class TokenRegistry:
             for value in [t for t, v in self._access.items() if v.refresh_token == token]:
                 del self._access[value]
             return True
-        if self.access(platform, token) is not None:
+        known = self.access(platform, token)
+        if known is not None:
             del self._access[token]
+            if known.refresh_token:  # the grant goes with it (Google's revoke endpoint)
+                self.revoke(platform, known.refresh_token)
             return True
         return False
 

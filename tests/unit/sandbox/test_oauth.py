@@ -365,6 +365,27 @@ async def test_a_google_token_without_the_apis_scope_is_403_insufficient_scope(
     assert ads.status_code == 200
 
 
+async def test_google_revoking_an_access_token_revokes_its_refresh_token(
+    client: httpx.AsyncClient,
+) -> None:
+    tokens = (
+        await client.post("/google/token", data=google_exchange(await google_code(client)))
+    ).json()
+    assert (
+        await client.post("/google/revoke", data={"token": tokens["access_token"]})
+    ).status_code == 200
+    refresh = await client.post(
+        "/google/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": "sandbox-google-app",
+            "client_secret": "sandbox-google-secret",
+            "refresh_token": tokens["refresh_token"],
+        },
+    )
+    assert refresh.json()["error"] == "invalid_grant"
+
+
 # --- Meta -----------------------------------------------------------------------------------
 
 
@@ -481,8 +502,11 @@ async def test_meta_discovery_and_deauthorization(client: httpx.AsyncClient) -> 
     assert meta_error(await client.get(f"{META}/act_555", params=auth))[:2] == (100, 33)
     permissions = (await client.get(f"{META}/me/permissions", params=auth)).json()["data"]
     assert {p["permission"] for p in permissions} == {"ads_management", "business_management"}
-    assert (await client.get(f"{META}/me", params=auth)).json()["name"] == "Sandbox User"
-    gone = await client.delete(f"{META}/me/permissions", params=auth)
+    me = (await client.get(f"{META}/me", params=auth)).json()
+    assert me["name"] == "Sandbox User"
+    other = await client.delete(f"{META}/42/permissions", params=auth)
+    assert meta_error(other)[:2] == (100, 33)
+    gone = await client.delete(f"{META}/{me['id']}/permissions", params=auth)
     assert gone.json() == {"success": True}
     assert meta_error(await client.get(f"{META}/me", params=auth))[0] == 190
 
