@@ -17,6 +17,11 @@ from audience_sync.sandbox import (
     google_common,
     google_dm,
     meta,
+    oauth,
+    oauth_google,
+    oauth_meta,
+    oauth_snapchat,
+    oauth_tiktok,
     snapchat,
     tiktok,
 )
@@ -161,7 +166,12 @@ def create_app(settings: SandboxSettings | None = None) -> FastAPI:
     )
     app.state.sandbox = state
     app.include_router(controls.build_router())
-    app.include_router(google_common.build_oauth_router())
+    # Before the platform routers: `/meta/v26.0/me` must not be read as an audience id.
+    app.include_router(oauth.control_router())
+    app.include_router(oauth_meta.build_router())
+    app.include_router(oauth_google.build_router())
+    app.include_router(oauth_tiktok.build_router())
+    app.include_router(oauth_snapchat.build_router())
     app.include_router(meta.build_router())
     app.include_router(google_dm.build_router())
     app.include_router(google_ads.build_router())

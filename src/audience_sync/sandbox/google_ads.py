@@ -45,6 +45,7 @@ from audience_sync.sandbox.google_ads_model import (
     search as run_query,
 )
 from audience_sync.sandbox.google_common import (
+    ADS_SCOPE,
     GOOGLE_KEYS,
     KEY_TYPE_OF_WIRE_KEY,
     KEY_TYPES_ADS_TO_DM,
@@ -52,16 +53,18 @@ from audience_sync.sandbox.google_common import (
     UNAUTHENTICATED_MESSAGE,
     google_state,
     list_key_type,
+    require_scope,
 )
 from audience_sync.sandbox.members import Row
 from audience_sync.sandbox.state import Audience, SandboxState
 
 
-def _open(request: Request, version: str) -> SandboxState:
+def open_call(request: Request, version: str) -> SandboxState:
     state = sandbox_state(request)
     if version not in VERSIONS:
         raise SandboxError(DIALECT.not_found(request.method, request.url.path))
     token = authorize(state, DIALECT, bearer(request), "google")
+    require_scope(state, token, ADS_SCOPE, "googleads.googleapis.com")
     if not request.headers.get("developer-token"):
         raise SandboxError(
             ads_failure(
@@ -146,7 +149,7 @@ def build_router() -> APIRouter:
 
     @router.post("/userLists:mutate")
     async def mutate_lists(request: Request, version: str, customer_id: str) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         body = await json_object(request, DIALECT)
         results = []
         for i, op in enumerate(body.get("operations") or []):
@@ -180,7 +183,7 @@ def build_router() -> APIRouter:
 
     @router.post("/offlineUserDataJobs:create")
     async def create_job(request: Request, version: str, customer_id: str) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         job_body = (await json_object(request, DIALECT)).get("job") or {}
         if job_body.get("type") != "CUSTOMER_MATCH_USER_LIST":
             raise fail("offlineUserDataJobError", "INVALID_JOB_TYPE", "Customer Match only.")
@@ -194,7 +197,7 @@ def build_router() -> APIRouter:
     async def add_operations(
         request: Request, version: str, customer_id: str, job_id: str
     ) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         job = job_of(state, customer_id, job_id)
         body = await json_object(request, DIALECT)
         if job.status != "PENDING":
@@ -243,7 +246,7 @@ def build_router() -> APIRouter:
 
     @router.post("/offlineUserDataJobs/{job_id}:run")
     async def run_job(request: Request, version: str, customer_id: str, job_id: str) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         job = job_of(state, customer_id, job_id)
         if job.status != "PENDING":
             raise fail("offlineUserDataJobError", "JOB_ALREADY_STARTED", "The job has run.")
@@ -278,7 +281,7 @@ def build_router() -> APIRouter:
 
     @router.post("/googleAds:search")
     async def search(request: Request, version: str, customer_id: str) -> Response:
-        state = _open(request, version)
+        state = open_call(request, version)
         query = (await json_object(request, DIALECT)).get("query")
         return json_response(run_query(state, customer_id, str(query or "")))
 

@@ -9,7 +9,6 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from audience_sync.sandbox.dialect import (
@@ -17,7 +16,6 @@ from audience_sync.sandbox.dialect import (
     SandboxError,
     is_hex_digest,
     json_response,
-    sandbox_state,
 )
 from audience_sync.sandbox.members import KeyKind, KeySpace, KeySpec
 from audience_sync.sandbox.state import Audience, AuthFailure, SandboxState
@@ -347,48 +345,37 @@ def user_list_json(audience: Audience) -> dict[str, Any]:
     }
 
 
-def oauth_error(error: str, description: str) -> Response:
-    """RFC 6749 §5.2 error body, as Google's and Snapchat's token endpoints send it."""
-    return json_response({"error": error, "error_description": description}, 400)
+DATA_MANAGER_SCOPE = "https://www.googleapis.com/auth/datamanager"
+ADS_SCOPE = "https://www.googleapis.com/auth/adwords"
 
 
-async def refresh_grant(request: Request, platform: str, ttl: float) -> Response:
-    """An OAuth refresh-token grant: form `grant_type, client_id, client_secret, refresh_token`."""
-    state = sandbox_state(request)
-    form = await request.form()
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    if fields.get("grant_type") != "refresh_token":
-        return oauth_error("unsupported_grant_type", "Invalid grant_type")
-    for name in ("client_id", "client_secret", "refresh_token"):
-        if not fields.get(name):
-            return oauth_error("invalid_request", f"Missing required parameter: {name}")
-    if not state.tokens.knows_refresh(platform, fields["refresh_token"]):
-        return oauth_error("invalid_grant", "Token has been expired or revoked.")
-    token = state.tokens.issue(platform, ttl, state.now())
-    return json_response(
+def require_scope(state: SandboxState, token: str, scope: str, service: str) -> None:
+    """A token from an OAuth flow must have been granted the API's scope, else 403
+    `ACCESS_TOKEN_SCOPE_INSUFFICIENT` [SEEN: Google's answer to a token without the method's
+    scope, "Request had insufficient authentication scopes."; INFER: the same envelope on the
+    Ads API]. The fixed and `/_sandbox/tokens` tokens carry no scopes and pass."""
+    known = state.tokens.access("google", token)
+    if known is None or not known.scopes or scope in known.scopes:
+        return
+    details = [
         {
-            "access_token": token,
-            "expires_in": int(ttl),
-            "token_type": "Bearer",
-            "scope": "https://www.googleapis.com/auth/datamanager "
-            "https://www.googleapis.com/auth/adwords"
-            if platform == "google"
-            else "snapchat-marketing-api",
-            "refresh_token": fields["refresh_token"],
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+            "domain": "googleapis.com",
+            "metadata": {"service": service},
         }
+    ]
+    challenge = (
+        f'Bearer realm="https://accounts.google.com/", error="insufficient_scope", scope="{scope}"'
     )
-
-
-def build_oauth_router() -> APIRouter:
-    """`POST /google/token`: Google's token endpoint (`https://oauth2.googleapis.com/token`)."""
-    router = APIRouter()
-
-    @router.post("/google/token")
-    async def google_token(request: Request) -> Response:
-        ttl = sandbox_state(request).settings.google_token_ttl_seconds
-        return await refresh_grant(request, "google", ttl)
-
-    return router
+    raise SandboxError(
+        rpc_error(
+            403,
+            "Request had insufficient authentication scopes.",
+            details,
+            {"WWW-Authenticate": challenge},
+        )
+    )
 
 
 def new_request_id() -> str:

@@ -30,7 +30,9 @@ from audience_sync.sandbox.dialect import (
 from audience_sync.sandbox.google_common import (
     ACCOUNT_TYPES,
     CONSENT_STATUSES,
+    DATA_MANAGER_SCOPE,
     DIALECT,
+    DOMAIN,
     ENCODINGS,
     MATCH_RANGES,
     TERMS_STATUSES,
@@ -41,6 +43,7 @@ from audience_sync.sandbox.google_common import (
     list_key_type,
     name_enums,
     new_request_id,
+    require_scope,
 )
 from audience_sync.sandbox.google_lists import add_list_routes
 from audience_sync.sandbox.google_members import (
@@ -260,6 +263,7 @@ def _check_terms(body: dict[str, Any], members: list[Any]) -> None:
 def _authorize(request: Request) -> SandboxState:
     state = sandbox_state(request)
     token = authorize(state, DIALECT, bearer(request), "google")
+    require_scope(state, token, DATA_MANAGER_SCOPE, DOMAIN)
     throttle(state, DIALECT, token)
     return state
 

@@ -1,6 +1,7 @@
-"""Meta Marketing API emulator: custom audiences, `/users`, `/usersreplace` sessions, tokens.
+"""Meta Marketing API emulator: custom audiences, `/users`, `/usersreplace` sessions.
 
 Mounted at `/meta/{version}`; paths after it are Graph's own (docs/platforms/meta.md §1.3).
+Facebook Login and the token endpoints are in `oauth_meta`.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ class _Call:
     @classmethod
     async def open(cls, request: Request, version: str) -> _Call:
         state = sandbox_state(request)
-        _check_version(version)
+        check_version(version)
         params = await graph_params(request)
         authorize(state, DIALECT, graph_token(request, params), "meta")
         return cls(state, params)
@@ -113,7 +114,7 @@ class _Call:
         return json_response(body, headers=self.usage() if self.account else None)
 
 
-def _check_version(version: str) -> None:
+def check_version(version: str) -> None:
     if version in LIVE_VERSIONS:
         return
     if version.startswith("v") and version.endswith(".0") and version[1:-2].isdigit():
@@ -204,21 +205,6 @@ def _live_replace(state: SandboxState, audience: Audience) -> _Replace | None:
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/meta/{version}")
-
-    @router.get("/oauth/access_token")
-    async def exchange_token(request: Request, version: str) -> Response:
-        state = sandbox_state(request)
-        _check_version(version)
-        params = await graph_params(request)
-        if params.get("grant_type") != "fb_exchange_token":
-            raise invalid_parameter("grant_type must be fb_exchange_token")
-        require(params, "client_id")
-        require(params, "client_secret")
-        short = str(require(params, "fb_exchange_token"))
-        authorize(state, DIALECT, short, "meta")
-        ttl = state.settings.meta_token_ttl_seconds
-        token = state.tokens.issue("meta", ttl, state.now())
-        return json_response({"access_token": token, "token_type": "bearer", "expires_in": ttl})
 
     @router.post("/act_{account_id}/customaudiences")
     async def create_audience(request: Request, version: str, account_id: str) -> Response:

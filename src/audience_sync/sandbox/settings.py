@@ -1,4 +1,5 @@
-"""Settings of the platform sandbox: match rate, processing delays, rate limits, fixed tokens."""
+"""Settings of the platform sandbox: match rate, processing delays, rate limits, fixed tokens,
+OAuth apps."""
 
 from __future__ import annotations
 
@@ -23,6 +24,48 @@ class RateLimit(BaseModel):
     requests: int = Field(gt=0)
     per_seconds: float = Field(gt=0)
     per_audience: int = Field(default=0, ge=0)
+
+
+class OAuthApp(BaseModel):
+    """An app registered with a platform's OAuth server: who may ask for a user's consent, with
+    which secret, and where the platform may send the user back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    client_id: str = Field(min_length=1)
+    """Meta's app id, Google's and Snapchat's client id, TikTok's `app_id`."""
+    client_secret: str = Field(min_length=1)
+    name: str = "Audience Sync"
+    """Shown on the consent page."""
+    redirect_uris: tuple[str, ...] = ()
+    """Exact redirect URIs allowed, as each platform matches them."""
+    allow_loopback: bool = True
+    """Also allow any `http://127.0.0.1:PORT/...` or `http://localhost:PORT/...` URI, so a local
+    server on any port works out of the box (the demo apps). A sandbox convenience: the real
+    platforms match registered URIs. [INFER]"""
+
+
+def default_oauth_apps() -> dict[str, OAuthApp]:
+    """One demo app per platform, so `serve --demo` can run every flow without setup."""
+    return {
+        platform: OAuthApp(
+            client_id=f"sandbox-{platform}-app",
+            client_secret=f"sandbox-{platform}-secret",
+            name="Audience Sync (sandbox demo)",
+        )
+        for platform in ("meta", "google", "tiktok", "snapchat")
+    }
+
+
+def default_oauth_accounts() -> dict[str, tuple[str, ...]]:
+    """The ad accounts the sandbox's signed-in user reaches on each platform (what the
+    discovery reads list). The first is the demo's account on every platform."""
+    return {
+        "meta": ("act_1234567890", "act_2345678901"),
+        "google": ("1234567890", "2345678901"),
+        "tiktok": ("1234567890", "7400000000000000002"),
+        "snapchat": ("1234567890", "8b5a3c1e-0000-4000-8000-000000000002"),
+    }
 
 
 def default_rate_limits() -> dict[str, RateLimit | None]:
@@ -70,6 +113,22 @@ class SandboxSettings(BaseModel):
     google_token_ttl_seconds: float = Field(default=3600, gt=0)
     snapchat_token_ttl_seconds: float = Field(default=1800, gt=0)
     meta_token_ttl_seconds: float = Field(default=60 * 24 * 3600, gt=0)
+    """Meta's long-lived user token: "about 60 days" (docs/connections.md)."""
+    meta_short_token_ttl_seconds: float = Field(default=2 * 3600, gt=0)
+    """Meta's short-lived user token from the code exchange: "an hour or two"."""
+    oauth_code_ttl_seconds: dict[str, float] = Field(
+        default_factory=lambda: {
+            "meta": 600.0,
+            "google": 600.0,
+            "tiktok": 3600.0,
+            "snapchat": 600.0,
+        }
+    )
+    """How long an authorization code can be exchanged. TikTok's hour is documented; the
+    others are not, 10 minutes is RFC 6749's recommended maximum (docs/connections.md)."""
+    oauth_apps: dict[str, OAuthApp] = Field(default_factory=default_oauth_apps)
+    """Registered apps by platform at start; `/_sandbox/oauth/apps` adds more."""
+    oauth_accounts: dict[str, tuple[str, ...]] = Field(default_factory=default_oauth_accounts)
 
     request_log_size: int = Field(default=10_000, gt=0)
     rate_limits: dict[str, RateLimit | None] = Field(default_factory=default_rate_limits)

@@ -1,7 +1,7 @@
-"""Snapchat Marketing API v1 emulator: Customer List segments, users, all_users, OAuth refresh.
+"""Snapchat Marketing API v1 emulator: Customer List segments, users, all_users.
 
-Mounted at `/snapchat/v1` (docs/platforms/snapchat.md §4.3); the token endpoint at
-`/snapchat/login/oauth2/access_token` (host `accounts.snapchat.com` in production).
+Mounted at `/snapchat/v1` (docs/platforms/snapchat.md §4.3); its OAuth endpoints (host
+`accounts.snapchat.com` in production) are in `oauth_snapchat`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from audience_sync.sandbox.dialect import (
     sandbox_state,
     throttle,
 )
-from audience_sync.sandbox.google_common import refresh_grant
 from audience_sync.sandbox.members import KeyKind, KeySpace, KeySpec, Row
 from audience_sync.sandbox.state import Audience, AuthFailure, SandboxState
 
@@ -140,7 +139,7 @@ def _segments_answer(state: SandboxState, audiences: list[Audience]) -> Response
     )
 
 
-def _open(request: Request) -> SandboxState:
+def open_call(request: Request) -> SandboxState:
     state = sandbox_state(request)
     token = authorize(state, DIALECT, bearer(request), "snapchat")
     throttle(state, DIALECT, token)
@@ -211,14 +210,9 @@ def _users_answer(count: int) -> Response:
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/snapchat")
 
-    @router.post("/login/oauth2/access_token")
-    async def token(request: Request) -> Response:
-        ttl = sandbox_state(request).settings.snapchat_token_ttl_seconds
-        return await refresh_grant(request, "snapchat", ttl)
-
     @router.post("/v1/adaccounts/{ad_account_id}/segments")
     async def create(request: Request, ad_account_id: str) -> Response:
-        state = _open(request)
+        state = open_call(request)
         raw = (await json_object(request, DIALECT)).get("segments")
         if not isinstance(raw, list) or not raw:
             raise invalid("segments is required")
@@ -238,7 +232,7 @@ def build_router() -> APIRouter:
 
     @router.get("/v1/adaccounts/{ad_account_id}/segments")
     async def list_segments(request: Request, ad_account_id: str) -> Response:
-        state = _open(request)
+        state = open_call(request)
         audiences = sorted(
             state.audiences_of("snapchat", ad_account_id), key=lambda a: a.audience_id
         )
@@ -246,7 +240,7 @@ def build_router() -> APIRouter:
 
     @router.put("/v1/adaccounts/{ad_account_id}/segments")
     async def update(request: Request, ad_account_id: str) -> Response:
-        state = _open(request)
+        state = open_call(request)
         raw = (await json_object(request, DIALECT)).get("segments")
         if not isinstance(raw, list) or not raw:
             raise invalid("segments is required")
@@ -266,12 +260,12 @@ def build_router() -> APIRouter:
 
     @router.get("/v1/segments/{segment_id}")
     async def get(request: Request, segment_id: str) -> Response:
-        state = _open(request)
+        state = open_call(request)
         return _segments_answer(state, [_find(state, segment_id)])
 
     @router.delete("/v1/segments/{segment_id}")
     async def delete(request: Request, segment_id: str) -> Response:
-        state = _open(request)
+        state = open_call(request)
         _find(state, segment_id)
         state.delete_audience("snapchat", segment_id)
         return json_response(
@@ -280,7 +274,7 @@ def build_router() -> APIRouter:
 
     @router.post("/v1/segments/{segment_id}/users")
     async def add_users(request: Request, segment_id: str) -> Response:
-        state = _open(request)
+        state = open_call(request)
         audience = _find(state, segment_id)
         rows = _users(await json_object(request, DIALECT))
         audience.members.add(rows, state.now())
@@ -289,7 +283,7 @@ def build_router() -> APIRouter:
 
     @router.delete("/v1/segments/{segment_id}/users")
     async def remove_users(request: Request, segment_id: str) -> Response:
-        state = _open(request)
+        state = open_call(request)
         audience = _find(state, segment_id)
         rows = _users(await json_object(request, DIALECT))
         audience.members.remove(rows)
@@ -298,7 +292,7 @@ def build_router() -> APIRouter:
 
     @router.delete("/v1/segments/{segment_id}/all_users")
     async def remove_all(request: Request, segment_id: str) -> Response:
-        state = _open(request)
+        state = open_call(request)
         audience = _find(state, segment_id)
         audience.members.clear()
         audience.touch(state.now(), upload=True)

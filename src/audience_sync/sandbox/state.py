@@ -74,37 +74,97 @@ class AuthFailure(Enum):
 
 
 @dataclass
-class _Token:
-    platform: str | None  # None: valid for every platform (the fixed sandbox token)
+class IssuedToken:
+    """What the sandbox remembers of an access or refresh token it issued."""
+
+    platform: str | None  # None: valid for every platform (the fixed sandbox tokens)
     expires_at: float | None
+    client_id: str | None = None
+    """The OAuth app it was issued to; None for the fixed tokens and `/_sandbox/tokens` ones,
+    which any client credentials may refresh (so scripts and the suite keep working)."""
+    scopes: tuple[str, ...] = ()
+    refresh_token: str | None = None
+    """For an access token, the refresh token it was minted from (revoked with it)."""
 
 
 class TokenRegistry:
     """Access and refresh tokens the sandbox issued; `sandbox-token` is always valid."""
 
     def __init__(self) -> None:
-        self._access: dict[str, _Token] = {SANDBOX_TOKEN: _Token(None, None)}
-        self._refresh: dict[str, str | None] = {SANDBOX_REFRESH_TOKEN: None}
+        self._access: dict[str, IssuedToken] = {SANDBOX_TOKEN: IssuedToken(None, None)}
+        self._refresh: dict[str, IssuedToken] = {SANDBOX_REFRESH_TOKEN: IssuedToken(None, None)}
 
-    def issue(self, platform: str, ttl_seconds: float | None, now: float) -> str:
+    def issue(
+        self,
+        platform: str,
+        ttl_seconds: float | None,
+        now: float,
+        *,
+        client_id: str | None = None,
+        scopes: tuple[str, ...] = (),
+        refresh_token: str | None = None,
+    ) -> str:
         token = f"sbx-{platform}-{secrets.token_urlsafe(18)}"
         expires = None if ttl_seconds is None else now + ttl_seconds
-        self._access[token] = _Token(platform, expires)
+        self._access[token] = IssuedToken(platform, expires, client_id, scopes, refresh_token)
         return token
 
-    def issue_refresh(self, platform: str) -> str:
+    def issue_refresh(
+        self, platform: str, *, client_id: str | None = None, scopes: tuple[str, ...] = ()
+    ) -> str:
         token = f"sbx-{platform}-refresh-{secrets.token_urlsafe(18)}"
-        self._refresh[token] = platform
+        self._refresh[token] = IssuedToken(platform, None, client_id, scopes)
         return token
 
     def knows_refresh(self, platform: str, token: str) -> bool:
-        return token in self._refresh and self._refresh[token] in (None, platform)
+        return self.refresh_grant(platform, token) is not None
+
+    def refresh_grant(self, platform: str, token: str) -> IssuedToken | None:
+        """The refresh token's record if it is live for `platform`."""
+        known = self._refresh.get(token)
+        if known is None or known.platform not in (None, platform):
+            return None
+        return known
+
+    def access(self, platform: str, token: str | None) -> IssuedToken | None:
+        """The access token's record if it is known for `platform` (expired or not)."""
+        known = self._access.get(token or "")
+        if known is None or known.platform not in (None, platform):
+            return None
+        return known
+
+    def revoke(self, platform: str, token: str) -> bool:
+        """Forget an access token and the refresh token it came from, or a refresh token and
+        every access token minted from it. The fixed tokens cannot be revoked (the whole suite
+        relies on them)."""
+        if token in (SANDBOX_TOKEN, SANDBOX_REFRESH_TOKEN):
+            return False
+        if self.refresh_grant(platform, token) is not None:
+            del self._refresh[token]
+            for value in [t for t, v in self._access.items() if v.refresh_token == token]:
+                del self._access[value]
+            return True
+        known = self.access(platform, token)
+        if known is not None:
+            del self._access[token]
+            if known.refresh_token:  # the grant goes with it (Google's revoke endpoint)
+                self.revoke(platform, known.refresh_token)
+            return True
+        return False
+
+    def revoke_client(self, platform: str, client_id: str) -> None:
+        """Forget every token `client_id` holds on `platform` (a user removing the app)."""
+        for tokens in (self._access, self._refresh):
+            for value in [
+                t for t, v in tokens.items() if (v.platform, v.client_id) == (platform, client_id)
+            ]:
+                del tokens[value]
 
     def check(self, platform: str, token: str | None, now: float) -> AuthFailure | None:
         if not token:
             return AuthFailure.MISSING
-        known = self._access.get(token)
-        if known is None or known.platform not in (None, platform):
+        known = self.access(platform, token)
+        if known is None:
             return AuthFailure.INVALID
         if known.expires_at is not None and now >= known.expires_at:
             return AuthFailure.EXPIRED

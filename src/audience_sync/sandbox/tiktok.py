@@ -1,14 +1,14 @@
-"""TikTok API for Business v1.3 emulator: OAuth, segment (streaming) audiences, and the DMP
-file routes of `tiktok_dmp`. Mounted at `/tiktok/open_api/v1.3` (docs/platforms/tiktok.md §3.3);
-every answer is HTTP 200 with `{"code", "message", "request_id", "data"}`, `code` 0 meaning
-success."""
+"""TikTok API for Business v1.3 emulator: segment (streaming) audiences, and the DMP file routes
+of `tiktok_dmp` (OAuth is in `oauth_tiktok`). Mounted at `/tiktok/open_api/v1.3`
+(docs/platforms/tiktok.md §3.3); every answer is HTTP 200 with `{"code", "message",
+"request_id", "data"}`, `code` 0 meaning success."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from audience_sync.sandbox.dialect import json_object, sandbox_state
+from audience_sync.sandbox.dialect import json_object
 from audience_sync.sandbox.members import Row
 from audience_sync.sandbox.tiktok_common import (
     DIALECT,
@@ -24,7 +24,6 @@ from audience_sync.sandbox.tiktok_common import (
     envelope,
     error,
     open_call,
-    tiktok_state,
 )
 from audience_sync.sandbox.tiktok_dmp import add_dmp_routes
 
@@ -33,22 +32,6 @@ __all__ = ["DIALECT", "build_router"]
 
 def build_router() -> APIRouter:
     router = APIRouter(prefix="/tiktok/open_api/v1.3")
-
-    @router.post("/oauth2/access_token/")
-    async def access_token(request: Request) -> Response:
-        state = sandbox_state(request)
-        body = await json_object(request, DIALECT)
-        for name in ("app_id", "secret", "auth_code"):
-            if not body.get(name):
-                raise error(PARAM_ERROR, f"{name}: Missing data for required field.")
-        # The sandbox has no authorization portal: any auth code works, once. [INFER]
-        code = str(body["auth_code"])
-        if code in tiktok_state(state).used_auth_codes:
-            raise error(PARAM_ERROR, "auth_code has been used.")
-        tiktok_state(state).used_auth_codes.add(code)
-        token = state.tokens.issue("tiktok", None, state.now())  # TikTok tokens do not expire
-        data = {"access_token": token, "advertiser_ids": [], "scope": [4]}  # [INFER] shape
-        return envelope(OK, "OK", data)
 
     @router.post("/segment/audience/")
     async def segmentaudience_of(request: Request) -> Response:

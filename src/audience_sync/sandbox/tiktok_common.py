@@ -120,7 +120,6 @@ class FileUpload:
 @dataclass
 class TikTokState:
     files: dict[str, FileUpload] = field(default_factory=dict)
-    used_auth_codes: set[str] = field(default_factory=set)
 
 
 def tiktok_state(state: SandboxState) -> TikTokState:

@@ -210,8 +210,23 @@ async def test_too_many_requests_is_code_40100_in_an_http_200(client: httpx.Asyn
 
 
 async def test_the_auth_code_exchange_issues_a_working_token(client: httpx.AsyncClient) -> None:
+    # The code comes from the authorization page now (tests/unit/sandbox/test_oauth.py covers
+    # the refusals); a made-up one is refused.
+    allowed = await client.post(
+        "/tiktok/portal/auth",
+        data={
+            "app_id": "sandbox-tiktok-app",
+            "redirect_uri": "http://127.0.0.1:8000/callback",
+            "state": "s",
+            "decision": "allow",
+        },
+    )
+    auth_code = httpx.URL(allowed.headers["location"]).params["auth_code"]
+    app = {"app_id": "sandbox-tiktok-app", "secret": "sandbox-tiktok-secret"}
+    made_up = await client.post(f"{BASE}/oauth2/access_token/", json={**app, "auth_code": "c"})
+    assert made_up.json()["code"] == 40002
     response = await client.post(
-        f"{BASE}/oauth2/access_token/", json={"app_id": "1", "secret": "s", "auth_code": "c"}
+        f"{BASE}/oauth2/access_token/", json={**app, "auth_code": auth_code}
     )
     token = response.json()["data"]["access_token"]
     listed = await client.get(
