@@ -192,6 +192,14 @@ class PlatformConnection(Timestamps, Base):
     settings: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     status: Mapped[str] = mapped_column(String(32), default="connected")
     status_message: Mapped[str | None] = mapped_column(Text)
+    # When the stored access token stops working (None: not known, or it does not expire).
+    token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The scopes (or permissions) the platform granted, space-separated; None when not known.
+    scopes: Mapped[str | None] = mapped_column(Text)
+    # Bumped by every change of the stored credentials: a token refresh writes back only if
+    # the version is still the one it read (compare-and-swap), so two workers refreshing the
+    # same connection at once never lose a token.
+    credentials_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class PlatformAudience(Timestamps, Base):
