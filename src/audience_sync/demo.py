@@ -175,6 +175,9 @@ async def sync(
         return SyncJobRepository(session, tenant_id).get(job.id)
 
 
+CHURN_SEED = 7
+
+
 @dataclass
 class Churn:
     """What the story changed, so the demo can put the data set back as it was."""
@@ -191,7 +194,9 @@ class Churn:
         )
 
 
-def churn(service: SyncService, tenant_id: int, tenant: str, folder: Path, seed: int = 7) -> Churn:
+def churn(
+    service: SyncService, tenant_id: int, tenant: str, folder: Path, seed: int = CHURN_SEED
+) -> Churn:
     """2% of each demo segment leaves, some new profiles join, some members change email."""
     rng = random.Random(seed)
     done = Churn()
@@ -238,6 +243,33 @@ def _import(
 ) -> None:
     write_profiles_csv(path, rows)
     import_profiles(service.factory, path, tenant=tenant, segment=segment)
+
+
+async def history(
+    service: SyncService,
+    tenant_id: int,
+    tenant: str,
+    folder: Path,
+    audiences: dict[SyncPlatform, uuid.UUID],
+    rounds: int = 2,
+) -> list[tuple[SyncPlatform, AudienceSyncJob]]:
+    """`rounds` times: churn the segments, then sync each audience's changes (an update).
+
+    `serve --demo` runs this after the creates so every audience has several syncs: its charts
+    show a line, and its match rate a trend. The CDP data is put back as it was afterwards (the
+    next sync of each audience sends that back: a dry run has something to show).
+    """
+    jobs: list[tuple[SyncPlatform, AudienceSyncJob]] = []
+    done: list[Churn] = []
+    for number in range(rounds):
+        done.append(churn(service, tenant_id, tenant, folder, seed=CHURN_SEED + number))
+        for platform, audience_id in audiences.items():
+            jobs.append(
+                (platform, await sync(service, tenant_id, audience_id, SyncOperation.UPDATE))
+            )
+    for churned in reversed(done):
+        restore(service, tenant_id, tenant, folder, churned)
+    return jobs
 
 
 def export_segment(service: SyncService, tenant_id: int, folder: Path) -> tuple[Path, Written]:
