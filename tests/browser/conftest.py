@@ -181,6 +181,7 @@ def context(browser: Browser, demo_server: DemoServer) -> Iterator[BrowserContex
     """A fresh browser profile (no cookies), 1280×800, the server as base URL. The page's
     Content-Security-Policy is enforced (no bypass_csp): a script it blocks fails the test."""
     opened = browser.new_context(base_url=demo_server.url, viewport=DESKTOP)
+    opened.set_default_timeout(10_000)  # clicks, fills (the server is local); expect() waits 5 s
     blocked: list[str] = []
     opened.on(
         "console",
@@ -204,6 +205,13 @@ def page(anonymous_page: Page, demo_server: DemoServer) -> Page:
     sign_in(anonymous_page, demo_server.key)
     expect(anonymous_page).to_have_url(re.compile(r"/audiences$"))
     return anonymous_page
+
+
+def visit(page: Page, url: str) -> None:
+    """Go to `url`, which must answer 200 (a missing page fails at once, not by timeout)."""
+    response = page.goto(url)
+    assert response is not None, url
+    assert response.status == 200, f"{url} answered {response.status}"
 
 
 def sign_in(page: Page, key: str) -> None:
