@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from audience_sync import demo
 from audience_sync.api import create_app
@@ -87,7 +88,8 @@ def serve(
     async def main() -> None:
         key = None
         if demo_mode:  # before the worker starts: these first syncs run here, before serving
-            key = await _prepare_demo(ctx, service)
+            assert sandbox is not None
+            key = await _prepare_demo(ctx, service, sandbox)
         watching = None
         if worker is not None:
             worker.start()
@@ -142,7 +144,7 @@ def _local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def _prepare_demo(ctx: Context, service: SyncService) -> str:
+async def _prepare_demo(ctx: Context, service: SyncService, sandbox: FastAPI) -> str:
     """Demo data in a 'demo' tenant, four sandbox-connected audiences, a history of syncs on
     each (create, then rounds of churn and update); returns the tenant's new API key."""
     tenant_id = tenants.ensure_tenant(ctx.factory, DEMO_TENANT, "Demo tenant")
@@ -160,11 +162,12 @@ async def _prepare_demo(ctx: Context, service: SyncService) -> str:
             f"{job.profiles_added:,} added",
             highlight=False,
         )
-    later = await demo.history(service, tenant_id, DEMO_TENANT, folder, audiences)
+    later = await demo.history(service, tenant_id, DEMO_TENANT, folder, audiences, sandbox)
     done = sum(job.status is SyncStatus.COMPLETED for _, job in later)
     out.print(
         f"Then {len(later) // len(audiences)} rounds of churn, each synced to every audience "
-        f"({done} of {len(later)} updates completed): the dashboard's charts have a history.",
+        f"({done} of {len(later)} updates completed), the sandbox matching a little less each "
+        "round: the dashboard's charts have a history.",
         highlight=False,
     )
     return key
