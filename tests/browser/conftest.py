@@ -3,8 +3,8 @@
 - Chromium is Debian's (`apt-get install -y chromium`), at `/usr/bin/chromium` or where
   `AUDIENCE_SYNC_CHROMIUM` says. Playwright never downloads a browser here (no
   `playwright install`). Missing, the tests skip with the reason; under CI=true they fail.
-- `demo_server` (one per session) is `audience-sync serve --demo` on a free port with its own
-  SQLite database and var dir; `page` is a tab signed in with its demo key, 1280×800.
+- `demo_server` (one for the browser tests) is `audience-sync serve --demo` on a free port with
+  its own SQLite database and var dir; `page` is a tab signed in with its demo key, 1280×800.
 - Playwright's sync API marks its event loop as running in this thread while it is started, so
   it lives for one test module only: tests after it (pytest-asyncio's, `asyncio.run`) need the
   thread free of loops.
@@ -111,10 +111,11 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer]:
-    """`serve --demo` as a user starts it (see tests/e2e/test_serve_demo.py), stopped with
-    Ctrl-C (SIGINT) at the end of the session."""
+    """`serve --demo` as a user starts it (see tests/e2e/test_serve_demo.py), one for all the
+    browser tests (the package), stopped with Ctrl-C (SIGINT) after them, not at the end of the
+    whole session: the rest of the suite does not share the machine with it."""
     folder = tmp_path_factory.mktemp("serve-demo")
     port = free_port()
     env = {
