@@ -32,8 +32,10 @@ from axe_playwright_python.base import AXE_SCRIPT
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Page,
     Playwright,
+    Response,
     ViewportSize,
     expect,
     sync_playwright,
@@ -180,19 +182,25 @@ def browser(playwright: Playwright, chromium: str) -> Iterator[Browser]:
 @pytest.fixture
 def context(browser: Browser, demo_server: DemoServer) -> Iterator[BrowserContext]:
     """A fresh browser profile (no cookies), 1280×800, the server as base URL. The page's
-    Content-Security-Policy is enforced (no bypass_csp): a script it blocks fails the test."""
+    Content-Security-Policy is enforced (no bypass_csp): a script it blocks fails the test, as
+    does any answer of the server with a 5xx status."""
     opened = browser.new_context(base_url=demo_server.url, viewport=DESKTOP)
     opened.set_default_timeout(10_000)  # clicks, fills (the server is local); expect() waits 5 s
-    blocked: list[str] = []
-    opened.on(
-        "console",
-        lambda message: (
-            blocked.append(message.text) if "Content Security Policy" in message.text else None
-        ),
-    )
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if "Content Security Policy" in message.text:
+            problems.append(message.text)
+
+    def on_response(response: Response) -> None:
+        if response.status >= 500:
+            problems.append(f"{response.status} from {response.url}")
+
+    opened.on("console", on_console)
+    opened.on("response", on_response)
     yield opened
     opened.close()
-    assert not blocked, f"the Content-Security-Policy blocked: {blocked}"
+    assert not problems, f"in the browser: {problems}"
 
 
 @pytest.fixture
