@@ -15,11 +15,15 @@ $(STAMP): pyproject.toml constraints.txt setup.py src/audience_sync/identifiers/
 	$(BIN)/python -m audience_sync.dashboard.vendor
 	@touch $(STAMP)
 
-## make run — the main job: migrate, import the demo data set, print the segments.
+## make run — the main job: the demo story (migrate, import the demo data set, sync it to the four
+## platform sandboxes, print the jobs and segments), then the API and the dashboard on the demo
+## data at http://127.0.0.1:8000 until Ctrl-C (it prints a key to sign in with).
 run: $(STAMP)
 	$(BIN)/audience-sync demo
+	$(BIN)/audience-sync serve --demo
 
-## make test — lint, type-check and the whole test suite.
+## make test — lint, type-check and the whole test suite (the browser tests need Chromium:
+## Debian's `chromium` package; .ci/run installs it).
 test: lint typecheck
 	$(BIN)/pytest
 

@@ -175,6 +175,11 @@ async def sync(
         return SyncJobRepository(session, tenant_id).get(job.id)
 
 
+CHURN_SEED = 7
+# The sandbox's match rate in each round of `history` (its default is 0.7).
+DRIFT = (0.67, 0.63)
+
+
 @dataclass
 class Churn:
     """What the story changed, so the demo can put the data set back as it was."""
@@ -191,7 +196,9 @@ class Churn:
         )
 
 
-def churn(service: SyncService, tenant_id: int, tenant: str, folder: Path, seed: int = 7) -> Churn:
+def churn(
+    service: SyncService, tenant_id: int, tenant: str, folder: Path, seed: int = CHURN_SEED
+) -> Churn:
     """2% of each demo segment leaves, some new profiles join, some members change email."""
     rng = random.Random(seed)
     done = Churn()
@@ -238,6 +245,49 @@ def _import(
 ) -> None:
     write_profiles_csv(path, rows)
     import_profiles(service.factory, path, tenant=tenant, segment=segment)
+
+
+async def history(
+    service: SyncService,
+    tenant_id: int,
+    tenant: str,
+    folder: Path,
+    audiences: dict[SyncPlatform, uuid.UUID],
+    sandbox: FastAPI | None = None,
+    rounds: int = 2,
+) -> list[tuple[SyncPlatform, AudienceSyncJob]]:
+    """`rounds` times: churn the segments, then sync each audience's changes (an update).
+
+    `serve --demo` runs this after the creates so every audience has several syncs: its charts
+    show a line. With the `sandbox` app, its match rate is lowered a little before each round
+    (`PATCH /_sandbox/audiences/...`): the match rates show the falling trend a marketer watches
+    for. The CDP data is put back as it was afterwards (the next sync of each audience sends that
+    back: a dry run has something to show).
+    """
+    jobs: list[tuple[SyncPlatform, AudienceSyncJob]] = []
+    done: list[Churn] = []
+    for number in range(rounds):
+        if sandbox is not None:
+            await set_match_rates(sandbox, DRIFT[number % len(DRIFT)])
+        done.append(churn(service, tenant_id, tenant, folder, seed=CHURN_SEED + number))
+        for platform, audience_id in audiences.items():
+            jobs.append(
+                (platform, await sync(service, tenant_id, audience_id, SyncOperation.UPDATE))
+            )
+    for churned in reversed(done):
+        restore(service, tenant_id, tenant, folder, churned)
+    return jobs
+
+
+async def set_match_rates(sandbox: FastAPI, rate: float) -> None:
+    """Every sandbox audience matches `rate` of its members from now on."""
+    transport = httpx.ASGITransport(app=sandbox)
+    async with httpx.AsyncClient(transport=transport, base_url=SANDBOX) as client:
+        held = await client.get("/_sandbox/audiences", params={"identifiers": "false"})
+        for audience in held.raise_for_status().json():
+            where = f"/_sandbox/audiences/{audience['platform']}/{audience['audience_id']}"
+            patched = await client.patch(where, json={"match_rate": rate})
+            patched.raise_for_status()
 
 
 def export_segment(service: SyncService, tenant_id: int, folder: Path) -> tuple[Path, Written]:

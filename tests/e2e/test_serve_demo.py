@@ -39,18 +39,21 @@ def test_serve_demo_syncs_four_audiences_and_answers_with_its_key(tmp_path: Path
         )
     try:
         deadline = time.monotonic() + 120
-        while "Uvicorn running" not in log.read_text():
+        while (key := re.search(r"Sign in with this key: (as_\S+)", log.read_text())) is None:
             assert process.poll() is None, log.read_text()
             assert time.monotonic() < deadline, log.read_text()
             time.sleep(0.2)
-        text = log.read_text()
-        key = re.search(r"API key \(shown once\): (as_\S+)", text)
-        assert key is not None, text
         base = f"http://127.0.0.1:{port}"
+        assert f"Dashboard: {base}/" in log.read_text()
         headers = {"Authorization": f"Bearer {key.group(1)}"}
         audiences = httpx.get(f"{base}/api/v1/audiences", headers=headers, timeout=10).json()
         assert sorted(a["platform"] for a in audiences) == ["google", "meta", "snapchat", "tiktok"]
         assert {a["last_sync_status"] for a in audiences} == {"completed"}
+        for audience in audiences:  # a create, then two rounds of churn and update
+            jobs = httpx.get(
+                f"{base}/api/v1/audiences/{audience['id']}/jobs", headers=headers, timeout=10
+            ).json()
+            assert [job["operation"] for job in jobs].count("update") == 2, jobs
         held = httpx.get(f"{base}/sandbox/_sandbox/audiences?identifiers=false", timeout=10)
         assert sorted(a["platform"] for a in held.json()) == [
             "google",

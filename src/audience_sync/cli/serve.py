@@ -11,11 +11,12 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from fastapi import FastAPI
 
 from audience_sync import demo
 from audience_sync.api import create_app
 from audience_sync.cli.common import Context, app, context, friendly_errors, migrated_context, out
-from audience_sync.domain.models import SyncOperation
+from audience_sync.domain.models import SyncOperation, SyncStatus
 from audience_sync.sandbox import SandboxSettings
 from audience_sync.sandbox import create_app as create_sandbox_app
 from audience_sync.scheduler.embedded import WorkerProcess, run_worker
@@ -79,24 +80,29 @@ def serve(
         else "syncs sent to the Celery workers (run `audience-sync worker` and `beat`)"
     )
     out.print(
-        f"Audience Sync API on http://{host}:{port} (docs: /docs); {where}. Ctrl-C stops.",
+        f"Audience Sync API and dashboard on http://{host}:{port} (API docs: /docs); {where}. "
+        "Ctrl-C stops.",
         highlight=False,
     )
 
     async def main() -> None:
+        key = None
         if demo_mode:  # before the worker starts: these first syncs run here, before serving
-            await _prepare_demo(ctx, service, f"http://{host}:{port}")
+            assert sandbox is not None
+            key = await _prepare_demo(ctx, service, sandbox)
         watching = None
         if worker is not None:
             worker.start()
             watching = asyncio.create_task(worker.watch())
+        greeting = asyncio.create_task(_greet(server, _local_url(host, port), key))
         try:
             await server.serve()
         finally:
-            if watching is not None:
-                watching.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watching
+            for task in (watching, greeting):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     # uvicorn handles SIGTERM, then raises it again once it has stopped: with the default
     # action the process would die there, before the worker is stopped. As an interrupt, it
@@ -138,11 +144,13 @@ def _local_url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-async def _prepare_demo(ctx: Context, service: SyncService, url: str) -> None:
-    """Demo data in a 'demo' tenant, four sandbox-connected audiences, their first syncs."""
+async def _prepare_demo(ctx: Context, service: SyncService, sandbox: FastAPI) -> str:
+    """Demo data in a 'demo' tenant, four sandbox-connected audiences, a history of syncs on
+    each (create, then rounds of churn and update); returns the tenant's new API key."""
     tenant_id = tenants.ensure_tenant(ctx.factory, DEMO_TENANT, "Demo tenant")
     key = tenants.issue_key(ctx.factory, DEMO_TENANT, name="serve --demo")
-    files = demo_data.write_demo_files(ctx.settings.var_dir / "demo")
+    folder = ctx.settings.var_dir / "demo"
+    files = demo_data.write_demo_files(folder)
     import_profiles(ctx.factory, files.profiles, tenant=DEMO_TENANT)
     for name, path in files.segments.items():
         import_profiles(ctx.factory, path, tenant=DEMO_TENANT, segment=name)
@@ -154,9 +162,27 @@ async def _prepare_demo(ctx: Context, service: SyncService, url: str) -> None:
             f"{job.profiles_added:,} added",
             highlight=False,
         )
-    out.print(f"Demo tenant API key (shown once): {key}", highlight=False)
+    later = await demo.history(service, tenant_id, DEMO_TENANT, folder, audiences, sandbox)
+    done = sum(job.status is SyncStatus.COMPLETED for _, job in later)
     out.print(
-        f"Try: curl -H 'Authorization: Bearer {key}' {url}/api/v1/audiences   "
-        f"· sandbox: {url}/sandbox/_sandbox/audiences?identifiers=false",
+        f"Then {len(later) // len(audiences)} rounds of churn, each synced to every audience "
+        f"({done} of {len(later)} updates completed), the sandbox matching a little less each "
+        "round: the dashboard's charts have a history.",
         highlight=False,
     )
+    return key
+
+
+async def _greet(server: uvicorn.Server, url: str, key: str | None) -> None:
+    """Once the server answers: where the dashboard is and (demo) the key to sign in with."""
+    while not server.started:
+        await asyncio.sleep(0.05)
+    lines = [f"Dashboard: {url}/   (API: {url}/api/v1, docs: {url}/docs)"]
+    if key is not None:
+        lines += [
+            f"Sign in with this key: {key}",
+            "  (the demo tenant's API key, shown once; it is also the API's bearer token:",
+            f"  curl -H 'Authorization: Bearer {key}' {url}/api/v1/audiences",
+            f"  · the platform sandbox: {url}/sandbox/_sandbox/audiences?identifiers=false)",
+        ]
+    out.print("\n".join(lines) + "\nCtrl-C stops.", highlight=False)

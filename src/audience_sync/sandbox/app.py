@@ -51,11 +51,14 @@ class SandboxMiddleware:
         self.state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        platform = platform_of(scope["path"]) if scope["type"] == "http" else None
+        # Mounted under a path (`serve --demo`: /sandbox), Starlette keeps the full path in
+        # `path` and the mount point in `root_path`: the platform's path is what follows it.
+        path = _below_mount(scope) if scope["type"] == "http" else ""
+        platform = platform_of(path) if path else None
         if platform is None:
             await self.app(scope, receive, send)
             return
-        state, method, path = self.state, scope["method"], scope["path"]
+        state, method = self.state, scope["method"]
         started, at = time.perf_counter(), state.now()
         status: list[int | None] = [None]
 
@@ -128,6 +131,13 @@ class SandboxMiddleware:
 
 
 RAW_SEND_KEY = "audience_sync.sandbox.raw_send"
+
+
+def _below_mount(scope: Scope) -> str:
+    """The request's path after the mount point (`root_path`), as the routes see it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
 
 
 class SandboxApp(FastAPI):

@@ -6,6 +6,7 @@ import time
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from audience_sync.sandbox.app import ConnectionDroppedError
 
@@ -142,3 +143,22 @@ async def test_unknown_platform_paths_get_the_platform_not_found(client: httpx.A
 async def test_a_bad_fault_is_refused(client: httpx.AsyncClient) -> None:
     response = await client.post("/_sandbox/faults", json={"kind": "gremlins"})
     assert response.status_code == 422
+
+
+async def test_faults_and_the_log_apply_when_the_sandbox_is_mounted_under_a_path(
+    app: FastAPI,
+) -> None:
+    """`serve --demo` mounts the sandbox at /sandbox: its requests are still platform requests
+    (Starlette keeps the full path in `path`, the mount point in `root_path`)."""
+    outer = FastAPI()
+    outer.mount("/sandbox", app)
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api/sandbox") as client:
+        await fault(client, kind="expired_token", platform="snapchat")
+        assert (await client.get(SNAP, headers=AUTH)).status_code == 401
+        assert (await client.get(SNAP, headers=AUTH)).status_code == 200
+        log = (await client.get("/_sandbox/requests", params={"platform": "snapchat"})).json()
+    assert [(e["path"], e["status"], e["fault"]) for e in log] == [
+        (SNAP, 401, "expired_token"),
+        (SNAP, 200, None),
+    ]
