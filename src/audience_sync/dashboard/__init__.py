@@ -17,7 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from audience_sync.dashboard import auth, web
-from audience_sync.dashboard.limits import FormLimit
+from audience_sync.dashboard.limits import FormLimit, route_path
 from audience_sync.dashboard.pages import PAGES
 from audience_sync.dashboard.vendor import missing
 from audience_sync.exceptions import AudienceSyncError, NotFoundError
@@ -55,7 +55,7 @@ def install(app: FastAPI) -> None:
 
 
 def is_dashboard(request: Request) -> bool:
-    return _is_dashboard_path(request.url.path)
+    return _is_dashboard_path(route_path(request.scope))
 
 
 def _is_dashboard_path(path: str) -> bool:

@@ -21,7 +21,7 @@ class FormLimit:
         if (
             scope["type"] != "http"
             or scope["method"] in ("GET", "HEAD", "OPTIONS")
-            or not self.applies(str(scope["path"]))
+            or not self.applies(route_path(scope))
         ):
             await self.app(scope, receive, send)
             return
@@ -44,6 +44,12 @@ class FormLimit:
             if not message.get("more_body", False):
                 break
         await self.app(scope, _replay(b"".join(chunks), receive), send)
+
+
+def route_path(scope: Scope) -> str:
+    """The path the router matches: without the root path a proxy may mount the app under."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:

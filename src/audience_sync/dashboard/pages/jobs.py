@@ -164,23 +164,26 @@ def job_page(
 
 @router.get("/jobs/{job_id:uuid}/progress")
 def job_progress(request: Request, job_id: uuid.UUID, viewer: web.SignedIn) -> Response:
-    """The progress block, polled by htmx every second while the job runs. Once it ended, the
-    block stops polling and htmx reloads the page (`HX-Refresh`), which shows the figures and
-    polls no more: no reload loop."""
+    """The progress block, polled by htmx every second while the job runs (it also refreshes
+    the status badge, out of band). Once the job ended, the answer is the whole job page, and
+    htmx swaps its `<main>` in place (`HX-Retarget`/`HX-Reselect`): the figures appear without
+    a reload, and the new content polls no more."""
     service = web.context(request).service
     job = jobs.get(service, viewer.tenant_id, job_id)
-    final = job.status not in ACTIVE
-    answer = web.render(
+    if job.status not in ACTIVE and request.headers.get("hx-request"):
+        answer = job_page(request, job_id, viewer)
+        answer.headers.update(
+            {"HX-Retarget": "#main", "HX-Reswap": "outerHTML", "HX-Reselect": "#main"}
+        )
+        return answer
+    return web.render(
         request,
         "job_progress.html",
         viewer,
         job=job,
-        final=final,
+        final=job.status not in ACTIVE,
         progress=progress(job, service.clock()),
     )
-    if final and request.headers.get("hx-request"):
-        answer.headers["HX-Refresh"] = "true"
-    return answer
 
 
 @router.post("/jobs/{job_id:uuid}/cancel")

@@ -137,7 +137,7 @@ async def test_the_csv_is_the_apis_and_needs_the_session_of_the_tenant(
 
 
 @sqlite_only
-async def test_a_pending_job_polls_its_progress_until_it_ends_then_reloads_once(
+async def test_a_pending_job_polls_its_progress_until_it_ends_then_swaps_the_page_in(
     client: httpx.AsyncClient,
     app: FastAPI,
     alice: Tenant,
@@ -158,13 +158,16 @@ async def test_a_pending_job_polls_its_progress_until_it_ends_then_reloads_once(
     assert 'data-testid="cancel-job"' in page
     polled = await alice_browser.get(f"/jobs/{queued.id}/progress", headers={"HX-Request": "true"})
     assert 'hx-trigger="every 1s"' in polled.text
-    assert "hx-refresh" not in polled.headers
+    assert "hx-retarget" not in polled.headers
+    assert 'id="job-status" hx-swap-oob="true"' in polled.text  # the badge follows, too
 
     assert (await alice_browser.client.post(f"/jobs/{queued.id}/cancel")).status_code == 403
     cancelled = await alice_browser.post(f"/jobs/{queued.id}/cancel")
     assert cancelled.headers["location"] == f"/jobs/{queued.id}?done=cancel"
     ended = await alice_browser.get(f"/jobs/{queued.id}/progress", headers={"HX-Request": "true"})
-    assert ended.headers["hx-refresh"] == "true"
+    # The last answer is the whole page, swapped into <main> in place: no reload.
+    assert (ended.headers["hx-retarget"], ended.headers["hx-reselect"]) == ("#main", "#main")
+    assert re.search(r'data-testid="job-status">cancelled<', ended.text)
     assert "hx-trigger" not in ended.text  # the last answer stops the polling
     final = (await alice_browser.get(f"/jobs/{queued.id}")).text
     assert re.search(r'data-testid="job-status">cancelled<', final)
