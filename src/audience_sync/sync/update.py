@@ -30,7 +30,7 @@ from audience_sync.sync.checkpoint import Checkpoints
 from audience_sync.sync.chunks import MIN_CHUNK_BATCHES, add_chunks
 from audience_sync.sync.context import SyncService, Target
 from audience_sync.sync.figures import RemovedMembers, Tally
-from audience_sync.sync.freshness import due_for_refresh, earliest_threshold, refresh_window
+from audience_sync.sync.freshness import due_for_refresh, refresh_window
 from audience_sync.sync.jobs import JobMetrics
 from audience_sync.sync.members import Current
 from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_from_delta, plan_streamed
@@ -194,9 +194,8 @@ class Update:
 
     def refreshes(self, current: Current) -> pl.DataFrame:
         """The current records (`k1`, `k2`, `owner`) the platform holds and whose last confirmed
-        upload passed their refresh threshold (`sync.freshness`): none on a platform whose
-        members never expire, and the snapshot's keys are read only when its oldest part is old
-        enough for any record to be due."""
+        upload is older than their latest refresh slot (`sync.freshness`): none on a platform
+        whose members never expire (the snapshot's keys are not read then)."""
         target = self.target
         lifetime = platform_spec(target.platform).membership_lifetime(target.config)
         margin = timedelta(days=self.service.settings.refresh_margin_days)
@@ -207,9 +206,8 @@ class Update:
         now = self.service.clock()
         with transaction(self.service.factory) as session:
             snapshot = SnapshotRepository(session, target.tenant_id)
-            oldest = snapshot.oldest_confirmed(target.audience_id)
-            if oldest is None or now - oldest < earliest_threshold(window):
-                return none
+            if snapshot.oldest_confirmed(target.audience_id) is None:
+                return none  # nothing held
             times = snapshot.confirmed_times(target.audience_id)
         return due_for_refresh(times, current.keys, now, window)
 
