@@ -108,7 +108,8 @@ def test_each_platform_lifetime_comes_from_its_registry_entry() -> None:
     assert platform_spec("meta").membership_lifetime({}) is None
     assert platform_spec("tiktok").membership_lifetime({}) is None
     for spec in (google, snapchat):
-        assert spec.membership is not None and spec.membership.source.startswith("https://")
+        assert spec.membership is not None
+        assert spec.membership.source.startswith("https://")
 
 
 def test_only_meta_documents_deleting_an_unused_audience() -> None:
