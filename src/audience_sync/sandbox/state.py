@@ -181,7 +181,7 @@ class SandboxState:
             return 0
         attribute, forever = lifetime
         days = audience.attributes.get(attribute)
-        if not isinstance(days, int) or days == forever:
+        if not isinstance(days, int) or (forever is not None and days >= forever):
             return 0
         gone = audience.members.expire(self.now() - days * DAY)
         audience.expired += gone

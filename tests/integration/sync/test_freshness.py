@@ -28,16 +28,18 @@ INTERVAL_DAYS = 3  # syncs on schedule: at most every margin
 DAYS = 100  # more than twice the lifetime
 
 
-def sandbox_list(world: World, audience: uuid.UUID) -> tuple[int, int, int]:
+def sandbox_list(
+    world: World, audience: uuid.UUID, platform: SyncPlatform = GOOGLE
+) -> tuple[int, int, int]:
     """The list's size, the members the emulator expired, and its membership days."""
     with transaction(world.factory) as session:
-        platform_id = (
-            AudienceRepository(session, world.tenant_id).get(audience).platform_audience_id
-        )
+        stored = AudienceRepository(session, world.tenant_id).get(audience)
+        platform_id = stored.platform_audience_id
     state: SandboxState = world.sandbox.state.sandbox
-    found = state.audience("google", str(platform_id))
+    found = state.audience(platform.value, str(platform_id))
     assert found is not None
-    return found.size, found.expired, found.attributes["membership_days"]
+    days = found.attributes["membership_days" if platform is GOOGLE else "retention_in_days"]
+    return found.size, found.expired, days
 
 
 def advance(world: World, days: int) -> None:
@@ -114,3 +116,16 @@ async def test_a_sync_late_past_the_margin_still_refreshes_what_is_overdue(world
     assert job.details["figures"]["refreshed"] == MEMBERS
     advance(world, 2)
     assert sandbox_list(world, audience)[:2] == (MEMBERS, 0)
+
+
+async def test_a_snapchat_segment_with_a_retention_is_refreshed_too(world: World) -> None:
+    world.service.settings = Settings(refresh_margin_days=MARGIN_DAYS)
+    world.load([row(i) for i in range(MEMBERS)])
+    config = {"retention_in_days": LIFETIME_DAYS}
+    audience = world.audience(SyncPlatform.SNAPCHAT, config=config)
+    created = await world.sync(audience, SyncOperation.CREATE)
+    assert created.status is SyncStatus.COMPLETED, created.error_message
+    size = sandbox_list(world, audience, SyncPlatform.SNAPCHAT)[0]
+    jobs = await on_schedule(world, audience)
+    assert sandbox_list(world, audience, SyncPlatform.SNAPCHAT) == (size, 0, LIFETIME_DAYS)
+    assert sum(job.details["figures"]["refreshed"] for job in jobs) >= 2 * MEMBERS
