@@ -117,6 +117,10 @@ class Settings(BaseSettings):
     celery_queue: str = "audience-sync"  # the broker queue (one per environment on a shared broker)
     # Guard rail: an update removing more than this share of the audience needs `force`.
     max_removal_share: float = Field(0.5, ge=0, le=1)
+    # Freshness (docs/freshness.md): a member whose last confirmed upload is older than its
+    # platform's membership lifetime less this margin is re-sent by the normal sync, spread over
+    # syncs. Syncs must run at least this often for no member ever to expire. 0: no refresh.
+    refresh_margin_days: int = Field(30, ge=0)
 
     # Fernet keys, comma-separated: the first encrypts, all decrypt (key rotation).
     secret_key: SecretStr | None = None

@@ -372,6 +372,11 @@ class JobOut(BaseModel):
     profiles_added: int
     profiles_removed: int
     profiles_failed: int
+    profiles_refreshed: int = Field(
+        0,
+        description="Members re-sent only to keep them on the platform before their membership "
+        "lifetime ends (`details.figures.refreshed`; docs/freshness.md).",
+    )
     match_rate: float | None
     started_at: datetime | None
     completed_at: datetime | None

@@ -388,10 +388,12 @@ def print_job(job: Job) -> None:
     v = job_view(job)
     rate = f", match rate {v['match_rate']:.0%}" if v["match_rate"] is not None else ""
     took = f" in {v['duration_ms']:,} ms" if v["duration_ms"] is not None else ""
+    refreshed = v.get("profiles_refreshed") or 0
+    fresh = f", {refreshed:,} refreshed" if refreshed else ""
     out.print(
         f"Job {v['id']}: {v['operation']}{' (dry run)' if v['dry_run'] else ''} {v['status']} — "
         f"{v['profiles_sent']:,} sent, {v['profiles_added']:,} added, "
-        f"{v['profiles_removed']:,} removed, {v['profiles_failed']:,} failed{rate}{took}.",
+        f"{v['profiles_removed']:,} removed, {v['profiles_failed']:,} failed{fresh}{rate}{took}.",
         highlight=False,
     )
     if confirmation_label(v):

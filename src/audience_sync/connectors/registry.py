@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -25,6 +26,43 @@ from audience_sync.identifiers.platforms import (
     register_rules,
     unregister_rules,
 )
+
+
+@dataclass(frozen=True)
+class MembershipLifetime:
+    """How long a platform keeps a member after its last upload, set per audience.
+
+    `option` is the audience option holding the days (what the connector sends on create);
+    `default_days` applies when the option is unset; `forever` is the value that means "never
+    expires" (Snapchat's 9999), and None days mean the same. `source` names the reference page.
+    """
+
+    option: str
+    default_days: int | None
+    max_days: int | None = None
+    forever: int | None = None
+    source: str = ""
+
+    def of(self, options: Mapping[str, Any] | None) -> timedelta | None:
+        """The lifetime of an audience with these options; None: its members never expire."""
+        raw = (options or {}).get(self.option, self.default_days)
+        if raw is None or raw == "":
+            return None
+        days = int(raw)
+        if self.forever is not None and days >= self.forever:
+            return None
+        return timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class InactivityRule:
+    """A platform deletes an audience nobody used for `after` (`what` says what "used" means).
+    We cannot see ad-set usage, so the deadline counts from the last use we know of, else from
+    the audience's creation (`inactivity_deadline`)."""
+
+    after: timedelta
+    what: str
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -48,6 +86,24 @@ class PlatformSpec:
     connection_settings: frozenset[str] = frozenset()  # its non-secret connection settings
     size_note: str = ""  # what its reported audience size means (health checks)
     variants: Mapping[str, Mapping[str, type[BaseAudienceConnector]]] = field(default_factory=dict)
+    # Freshness (docs/freshness.md): how long members stay after their last upload, and when an
+    # unused audience is deleted; None: the platform documents no such rule.
+    membership: MembershipLifetime | None = None
+    inactivity: InactivityRule | None = None
+
+    def membership_lifetime(self, options: Mapping[str, Any] | None) -> timedelta | None:
+        """How long the platform keeps a member of an audience with these options after its
+        last confirmed upload; None: members never expire."""
+        return None if self.membership is None else self.membership.of(options)
+
+    def inactivity_deadline(
+        self, created_at: datetime, last_used_at: datetime | None = None
+    ) -> datetime | None:
+        """When the platform may delete the audience for inactivity, counted from its last known
+        use (else its creation); None: the platform documents no such deletion."""
+        if self.inactivity is None:
+            return None
+        return (last_used_at or created_at) + self.inactivity.after
 
     @property
     def name(self) -> str:

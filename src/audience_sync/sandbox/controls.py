@@ -60,6 +60,7 @@ def _audience_json(audience: Audience, identifiers: bool) -> dict[str, Any]:
         "size": audience.size,
         "matched": audience.members.matched,
         "match_rate": audience.members.match_rate,
+        "expired_members": audience.expired,
     }
     if identifiers:
         body["identifiers"] = audience.members.identifiers()
@@ -77,11 +78,10 @@ def build_router() -> APIRouter:
     ) -> list[dict[str, Any]]:
         """Every audience with its members by wire key (`identifiers=false` for sizes only)."""
         state = sandbox_state(request)
-        return [
-            _audience_json(a, identifiers)
-            for a in state.audiences.values()
-            if platform is None or a.platform == platform
-        ]
+        found = [a for a in state.audiences.values() if platform is None or a.platform == platform]
+        for audience in found:
+            state.expire_members(audience)
+        return [_audience_json(a, identifiers) for a in found]
 
     @router.patch("/audiences/{platform}/{audience_id}")
     async def patch_audience(

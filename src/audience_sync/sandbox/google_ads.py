@@ -175,7 +175,7 @@ def build_router() -> APIRouter:
                 str(create["name"]),
                 customer_id,
                 upload_key_type=KEY_TYPES_ADS_TO_DM[key_type],
-                membership_days=int(create.get("membershipLifeSpan", 540)),
+                membership_days=life_span(create.get("membershipLifeSpan", 540), i),
             )
             audience.description = str(create.get("description", ""))
             results.append({"resourceName": list_row(audience)["resourceName"]})
@@ -292,3 +292,21 @@ def _errors_of(exc: SandboxError) -> list[dict[str, Any]]:
     body = json.loads(bytes(exc.response.body))
     errors: list[dict[str, Any]] = body["error"]["details"][0]["errors"]
     return errors
+
+
+def life_span(value: object, index: int) -> int:
+    """`membershipLifeSpan` in days, 0 to 540: above is `RangeError.TOO_HIGH` [SEEN: Google Ads
+    blog 2025-02-12 "Update to Customer Match membership expiration": "requests to set the
+    UserList.membership_life_span field in the Google Ads API to greater than 540 will return a
+    RangeError.TOO_HIGH error"; googleapis user_list.proto membership_life_span]."""
+    try:
+        days = int(str(value))
+    except ValueError:
+        raise fail(
+            "requestError", "INVALID_INPUT", "membershipLifeSpan is not a number.", index
+        ) from None
+    if days > 540:
+        raise fail("rangeError", "TOO_HIGH", "Too high.", index)
+    if days < 0:
+        raise fail("rangeError", "TOO_LOW", "Too low.", index)
+    return days

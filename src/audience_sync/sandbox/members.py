@@ -105,7 +105,15 @@ class MemberStore:
     count is each platform's matched people, not which tool added them]
     """
 
-    __slots__ = ("_members", "_threshold", "keyspace", "match_rate", "matched", "outside")
+    __slots__ = (
+        "_members",
+        "_oldest",
+        "_threshold",
+        "keyspace",
+        "match_rate",
+        "matched",
+        "outside",
+    )
 
     def __init__(self, keyspace: KeySpace, match_rate: float) -> None:
         self.keyspace = keyspace
@@ -114,6 +122,9 @@ class MemberStore:
         self._threshold = int(match_rate * 2**32)
         self.matched = 0
         self.outside = 0
+        # No held row was last added before this (None: none held): `expire` scans only when
+        # its cut-off passes it, not on every request.
+        self._oldest: float | None = None
 
     def __len__(self) -> int:
         return len(self._members)
@@ -145,7 +156,19 @@ class MemberStore:
                     matched += 1
             members[row] = at
         self.matched += matched
+        if members and (self._oldest is None or at < self._oldest):
+            self._oldest = at
         return new
+
+    def expire(self, before: float) -> int:
+        """Remove every row last added before `before` (its membership lifetime ran out);
+        return how many. A scan of the rows only when some row can be that old."""
+        if self._oldest is None or before <= self._oldest:
+            return 0
+        old = [row for row, at in self._members.items() if at < before]
+        removed = self.remove(old)
+        self._oldest = min(self._members.values(), default=None)
+        return removed
 
     def remove(self, rows: Iterable[Row]) -> int:
         """Remove rows that are held (exact rows); return how many were removed."""
@@ -176,6 +199,7 @@ class MemberStore:
         removed = len(self._members)
         self._members = {}
         self.matched = self.outside = 0
+        self._oldest = None
         return removed
 
     def set_match_rate(self, match_rate: float) -> None:

@@ -25,6 +25,20 @@ _ID_BASES = {
 }
 
 
+# Where a platform documents that members leave an audience some time after their last upload:
+# the audience attribute holding the days, and the value that means "never".
+# [SEEN: Google Data Manager "Create a Customer Match audience", membershipDuration: "The duration
+# an audience member remains in the list after added" (Ads API: membership_life_span);
+# Snap Marketing API "Customer Lists", retention_in_days: "# of days to retain audience members",
+# "Default retention is lifetime represented as 9999"]. Meta customer lists and TikTok customer
+# files document no member lifetime (docs/freshness.md).
+MEMBER_LIFETIMES: dict[str, tuple[str, int | None]] = {
+    "google": ("membership_days", None),
+    "snapchat": ("retention_in_days", 9999),
+}
+DAY = 86400.0
+
+
 class Clock:
     """Wall-clock time plus an offset that `/_sandbox/clock` can move forward."""
 
@@ -54,6 +68,7 @@ class Audience:
     """Platform-specific settings (subtype, retention, calculate type, key type, ...)."""
     last_upload_at: float | None = None
     last_replace_at: float | None = None
+    expired: int = 0  # members dropped because their membership lifetime ran out
 
     @property
     def size(self) -> int:
@@ -213,17 +228,37 @@ class SandboxState:
         return audience
 
     def audience(self, platform: str, audience_id: str) -> Audience | None:
-        return self.audiences.get((platform, audience_id))
+        found = self.audiences.get((platform, audience_id))
+        if found is not None:
+            self.expire_members(found)
+        return found
+
+    def expire_members(self, audience: Audience) -> int:
+        """Drop the members whose last upload is older than the audience's membership lifetime
+        on the sandbox clock (`MEMBER_LIFETIMES`); lazily, whenever the audience is looked up."""
+        lifetime = MEMBER_LIFETIMES.get(audience.platform)
+        if lifetime is None:
+            return 0
+        attribute, forever = lifetime
+        days = audience.attributes.get(attribute)
+        if not isinstance(days, int) or (forever is not None and days >= forever):
+            return 0
+        gone = audience.members.expire(self.now() - days * DAY)
+        audience.expired += gone
+        return gone
 
     def delete_audience(self, platform: str, audience_id: str) -> bool:
         return self.audiences.pop((platform, audience_id), None) is not None
 
     def audiences_of(self, platform: str, ad_account_id: str | None = None) -> list[Audience]:
-        return [
+        found = [
             a
             for (p, _), a in self.audiences.items()
             if p == platform and (ad_account_id is None or a.ad_account_id == ad_account_id)
         ]
+        for audience in found:
+            self.expire_members(audience)
+        return found
 
     def platform_state(self, platform: str, factory: type[T]) -> T:
         """The platform module's own state object (created on first use, dropped on reset)."""

@@ -8,6 +8,10 @@ holds is the fold of an audience's parts in order: a record's last part says whe
 (`_dead` folds only the removed keys, so reading never holds every record's key at once).
 Re-confirming a record after a crash is harmless: it is held, in two parts. When an audience's
 parts grow many (`compact`), the held records are written again, each once, as few parts.
+
+A record's last confirmed upload (freshness, `sync.freshness`) is its newest added part's
+`confirmed_at`; a compacted part keeps each record's own time in an `at` column, and is dated
+by its oldest record, so the oldest part's date is never later than any record's time.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import io
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 import polars as pl
 from sqlalchemy import delete, func, select
@@ -32,6 +36,9 @@ PART_SCHEMA = {**KEY_SCHEMA, **RECORD_SCHEMA}  # an added part's columns
 LIVE_SCHEMA = {**KEY_SCHEMA, "part": pl.Int64}
 PART_ROWS = 250_000  # records per part written by `compact` (a read holds one part: ~100 MB)
 COMPACT_AFTER = 64  # parts an audience may have, beyond 4 for each PART_ROWS records it holds
+TIME = pl.Datetime("us", "UTC")
+# A held record's keys and last confirmed upload (`confirmed_times`).
+TIMES_SCHEMA: dict[str, pl.DataType] = {"k1": pl.UInt64(), "k2": pl.UInt64(), "at": TIME}
 
 
 class SnapshotRepository(TenantScoped):
@@ -74,6 +81,32 @@ class SnapshotRepository(TenantScoped):
         ].to_list()
         return found
 
+    def oldest_confirmed(self, audience_id: uuid.UUID) -> datetime | None:
+        """No held record was last confirmed before this (None: nothing held). One indexed
+        aggregate over the audience's parts: whether any record can be due for a refresh."""
+        oldest: datetime | None = self.session.scalar(
+            select(func.min(SnapshotPart.confirmed_at)).where(
+                SnapshotPart.tenant_id == self.tenant_id,
+                SnapshotPart.audience_id == audience_id,
+                SnapshotPart.removes.is_(False),
+            )
+        )
+        return oldest
+
+    def confirmed_times(self, audience_id: uuid.UUID) -> pl.DataFrame:
+        """Every held record's keys with its last confirmed upload (`k1`, `k2`, `at`), each
+        once; read a part's keys at a time (16 bytes a record, never the records' text)."""
+        parts = self._part_ids(audience_id)
+        dated = self._part_dates(audience_id)
+        dead = self._dead(parts)
+        frames = [pl.DataFrame(schema=TIMES_SCHEMA)]
+        for part, removes in parts:
+            if removes:
+                continue
+            rows = self._keys_at(part, dated[part])
+            frames.append(rows.join(dead, on=KEYS, how="anti") if len(dead) else rows)
+        return pl.concat(frames).group_by(KEYS).agg(pl.col("at").max())
+
     # --- writing ------------------------------------------------------------------------------
 
     def confirm(
@@ -110,20 +143,26 @@ class SnapshotRepository(TenantScoped):
 
     def compact(self, audience_id: uuid.UUID, now: datetime) -> None:
         """Write the held records again, each once, as parts of `PART_ROWS`, without the
-        removal parts and what they removed, and drop the old parts. What is held stays."""
+        removal parts and what they removed, and drop the old parts. What is held stays, and
+        each record keeps the time of its last confirmed upload (its newest part's)."""
         parts = self._part_ids(audience_id)
+        dated = self._part_dates(audience_id)
         dead = self._dead(parts)
-        located = [pl.DataFrame(schema={**LIVE_SCHEMA, "row": pl.UInt32})]
+        located = [pl.DataFrame(schema={**LIVE_SCHEMA, "row": pl.UInt32, "at": TIME})]
         for part, removes in parts:
             if not removes:
-                keys = self._read(part, list(KEY_SCHEMA)).with_row_index("row")
+                keys = self._keys_at(part, dated[part]).with_row_index("row")
                 keys = keys.join(dead, on=KEYS, how="anti", maintain_order="left")
                 located.append(keys.with_columns(part=pl.lit(part, pl.Int64)))
-        first = pl.concat(located, how="diagonal").unique(KEYS, keep="first", maintain_order=True)
+        # The newest part of each record: parts go in `id` order, which is confirmation order.
+        last = pl.concat(located, how="diagonal").unique(KEYS, keep="last", maintain_order=True)
         waiting: list[pl.DataFrame] = []
-        for (part,), rows in first.partition_by("part", as_dict=True, maintain_order=True).items():
+        for (part,), rows in last.partition_by("part", as_dict=True, maintain_order=True).items():
             frame = self._read(int(part), list(PART_SCHEMA)).with_row_index("row")
-            waiting.append(frame.join(rows.select("row"), on="row", how="semi").drop("row"))
+            kept = frame.join(
+                rows.select("row", "at"), on="row", how="inner", maintain_order="left"
+            )
+            waiting.append(kept.drop("row"))
             if sum(map(len, waiting)) >= PART_ROWS:
                 self._insert(audience_id, now, pl.concat(waiting), removes=False)
                 waiting = []
@@ -144,15 +183,34 @@ class SnapshotRepository(TenantScoped):
         )
         return [(int(part), bool(removes)) for part, removes in self.session.execute(query)]
 
-    def _read(self, part: int, columns: list[str]) -> pl.DataFrame:
-        """One part's columns (read one part at a time: an audience's parts may be gigabytes)."""
+    def _part_dates(self, audience_id: uuid.UUID) -> dict[int, datetime]:
+        query = select(SnapshotPart.id, SnapshotPart.confirmed_at).where(
+            SnapshotPart.tenant_id == self.tenant_id, SnapshotPart.audience_id == audience_id
+        )
+        return {int(part): at for part, at in self.session.execute(query)}
+
+    def _data(self, part: int) -> bytes:
         data = self.session.scalar(
             select(SnapshotPart.data).where(
                 SnapshotPart.tenant_id == self.tenant_id, SnapshotPart.id == part
             )
         )
         assert data is not None
-        return pl.read_ipc(io.BytesIO(data), columns=columns)
+        return data
+
+    def _read(self, part: int, columns: list[str]) -> pl.DataFrame:
+        """One part's columns (read one part at a time: an audience's parts may be gigabytes)."""
+        return pl.read_ipc(io.BytesIO(self._data(part)), columns=columns)
+
+    def _keys_at(self, part: int, confirmed_at: datetime) -> pl.DataFrame:
+        """An added part's `k1`, `k2` and each record's last confirmed upload `at`: its own
+        column in a compacted part, else the part's `confirmed_at`."""
+        data = self._data(part)
+        if "at" in pl.read_ipc_schema(io.BytesIO(data)):
+            return pl.read_ipc(io.BytesIO(data), columns=list(TIMES_SCHEMA))
+        at = confirmed_at if confirmed_at.tzinfo else confirmed_at.replace(tzinfo=UTC)
+        keys = pl.read_ipc(io.BytesIO(data), columns=list(KEY_SCHEMA))
+        return keys.with_columns(at=pl.lit(at, dtype=TIME))
 
     def _held(self, audience_id: uuid.UUID, columns: list[str]) -> Iterator[pl.DataFrame]:
         """The held rows of each added part, a part at a time (`columns` include `k1`, `k2`):
@@ -211,6 +269,11 @@ class SnapshotRepository(TenantScoped):
     def _insert(
         self, audience_id: uuid.UUID, now: datetime, frame: pl.DataFrame, *, removes: bool
     ) -> None:
+        """One part; a compacted part (with its records' `at`) is dated by its oldest record."""
+        dated = now
+        if "at" in frame.columns and len(frame):
+            oldest = frame["at"].min()
+            dated = oldest if isinstance(oldest, datetime) else now
         self.session.add(
             SnapshotPart(
                 tenant_id=self.tenant_id,
@@ -218,7 +281,7 @@ class SnapshotRepository(TenantScoped):
                 removes=removes,
                 rows=len(frame),
                 data=ipc_bytes(frame),
-                confirmed_at=now,
+                confirmed_at=dated,
             )
         )
         self.session.flush()

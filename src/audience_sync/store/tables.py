@@ -320,6 +320,13 @@ class AudienceSyncJob(Timestamps, Base):
     progress_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     progress_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    @property
+    def profiles_refreshed(self) -> int:
+        """Members re-sent only to keep them on the platform before their membership lifetime
+        ends (`details.figures.refreshed`, docs/freshness.md); no column of its own."""
+        figures = (self.details or {}).get("figures") or {}
+        return int(figures.get("refreshed", 0))
+
 
 class SyncJobDiagnostic(Base):
     """One identifier value a job dropped or the platform refused, for the user to fix: the

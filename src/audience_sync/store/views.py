@@ -16,7 +16,8 @@ AUDIENCE_FIELDS = (
 )  # fmt: skip
 JOB_FIELDS = (
     "id", "tenant_id", "platform_audience_id", "operation", "status", "profiles_sent",
-    "profiles_added", "profiles_removed", "profiles_failed", "match_rate", "started_at",
+    "profiles_added", "profiles_removed", "profiles_failed", "profiles_refreshed", "match_rate",
+    "started_at",
     "completed_at", "duration_ms", "error_message", "triggered_by", "triggered_by_user_id",
     "dry_run", "attempt", "next_retry_at", "created_at", "details", "confirmation",
     "confirmation_next_at", "confirmation_checks",

@@ -95,6 +95,10 @@ class Figures:
     state: a first update after an upgrade, a replace) counts as one member, and as one in
     `removes_without_owner`, so the figure never hides removals. `removes_sent` and
     `removes_refused` count records (the removal requests).
+
+    `refreshed` counts members with at least one record re-sent only to keep it on the
+    platform before its membership lifetime ends (docs/freshness.md) and accepted. They stay
+    *unchanged* in the partition above: nothing about them changed.
     """
 
     members: int = 0
@@ -104,6 +108,7 @@ class Figures:
     removes_sent: int = 0
     removes_refused: int = 0
     removes_without_owner: int = 0
+    refreshed: int = 0
 
     @property
     def refused(self) -> int:
@@ -122,6 +127,7 @@ class Figures:
             "removes_sent": self.removes_sent,
             "removes_refused": self.removes_refused,
             "removed_records_without_owner": self.removes_without_owner,
+            "refreshed": self.refreshed,
         }
 
 
@@ -135,6 +141,9 @@ class Tally:
         self.added = OwnerTally()  # members with at least one record the platform accepted
         self.figures = Figures()
         self.removed = RemovedMembers()
+        # `k1`, `k2` of the records this run re-sends for freshness only (`refreshing`).
+        self.refresh_keys = pl.DataFrame(schema=dict.fromkeys(KEYS, pl.UInt64))
+        self.refreshed = OwnerTally()  # members with a refresh record accepted
 
     def diagnose(self, current: Current) -> None:
         """The prepared members' figures and drops, before anything is sent."""
@@ -173,11 +182,29 @@ class Tally:
         if self.metrics.diagnostics is not None:
             self.metrics.diagnostics.add_refused(owners)
 
+    def refreshing(self, records: pl.DataFrame) -> None:
+        """Records (`k1`, `k2`) this run re-sends for freshness alone: counted as `refreshed`,
+        not as added."""
+        self.refresh_keys = records.select(KEYS).unique()
+
     def adds_confirmed(self, chunk: pl.DataFrame, accepted: pl.DataFrame) -> None:
         """A checkpoint's adds: `chunk` was sent, `accepted` of it taken."""
+        chunk = self.split_refreshes(chunk)[0]
+        accepted, refreshed = self.split_refreshes(accepted)
         self.added.add(accepted["owner"])
         self.sent_to.add(chunk["owner"])
+        self.refreshed.add(refreshed["owner"])
+        self.figures.refreshed = self.refreshed.count
         self.count_members(sent=self.sent_to.count, added=self.added.count)
+
+    def split_refreshes(self, rows: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """Rows (`record_hash`, `owner`, ...) as (new records, records re-sent for freshness)."""
+        if self.refresh_keys.is_empty():
+            return rows, rows.clear()
+        keyed = rows.with_columns(hash_keys())
+        fresh = keyed.join(self.refresh_keys, on=KEYS, how="semi", maintain_order="left")
+        new = keyed.join(self.refresh_keys, on=KEYS, how="anti", maintain_order="left")
+        return new.drop(KEYS), fresh.drop(KEYS)
 
     def removes_confirmed(
         self, chunk: pl.DataFrame, accepted: pl.DataFrame, failed: int, superseded: bool

@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import polars as pl
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync.connectors import BaseAudienceConnector, Operation
 from audience_sync.connectors.base import Prepared
 from audience_sync.connectors.columnar import identity_texts
+from audience_sync.connectors.registry import platform_spec
 from audience_sync.domain.progress import Phase, Unit
 from audience_sync.exceptions import ValidationError
 from audience_sync.sources.members import read_ahead
@@ -28,6 +30,7 @@ from audience_sync.sync.checkpoint import Checkpoints
 from audience_sync.sync.chunks import MIN_CHUNK_BATCHES, add_chunks
 from audience_sync.sync.context import SyncService, Target
 from audience_sync.sync.figures import RemovedMembers, Tally
+from audience_sync.sync.freshness import due_for_refresh, refresh_window
 from audience_sync.sync.jobs import JobMetrics
 from audience_sync.sync.members import Current
 from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_from_delta, plan_streamed
@@ -105,10 +108,14 @@ def enforce(rail: GuardRail | None, *, force: bool, dry_run: bool, metrics: JobM
         raise ValidationError(rail.refusal)
 
 
-def plan_summary(plan: Plan, adds: pl.DataFrame, against: str) -> dict[str, object]:
-    """What `details.plan` says of a plan (`adds`: its adds, each record once)."""
+def plan_summary(
+    plan: Plan, adds: pl.DataFrame, against: str, refreshes: int = 0
+) -> dict[str, object]:
+    """What `details.plan` says of a plan (`adds`: its adds, each record once, `refreshes` of
+    them re-sent for freshness only)."""
     return {
         "adds": len(adds),
+        "refreshes": refreshes,
         "removes": len(plan.removes),
         "unchanged": plan.unchanged,
         "members_to_add": plan.adds["owner"].n_unique(),
@@ -136,10 +143,16 @@ class Update:
         if replacing:
             self.enforce(emptying(current))
         plan = self.plan(current, preparer)
+        refreshes = self.refreshes(current)
+        if len(refreshes):  # held records near their lifetime go with the adds (freshness)
+            self.tally.refreshing(refreshes)
+            both = pl.concat([plan.adds.select(*KEYS, "owner"), refreshes.select(*KEYS, "owner")])
+            plan = Plan(both, plan.removes, plan.unchanged, plan.held)
         # Each new record is sent once, by its first owner; its text comes from the spill.
         adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
         against = "snapshot" if preparer.delta is None else "member state"
-        self.tally.metrics.details["plan"] = plan_summary(plan, adds, against)
+        summary = plan_summary(plan, adds, against, len(refreshes))
+        self.tally.metrics.details["plan"] = summary
         if not replacing:  # a replace means to remove whatever the segment no longer holds
             share = self.service.settings.max_removal_share
             self.enforce(mass_removal(len(plan.removes), plan.held, share))
@@ -178,6 +191,25 @@ class Update:
                 hashes = snapshot.hashes_of_keys(audience_id, keyed.removes)
                 removes = pl.DataFrame({"record_hash": hashes}, schema={"record_hash": pl.String})
         return Plan(keyed.adds, removes, keyed.unchanged, keyed.held)
+
+    def refreshes(self, current: Current) -> pl.DataFrame:
+        """The current records (`k1`, `k2`, `owner`) the platform holds and whose last confirmed
+        upload is older than their latest refresh slot (`sync.freshness`): none on a platform
+        whose members never expire (the snapshot's keys are not read then)."""
+        target = self.target
+        lifetime = platform_spec(target.platform).membership_lifetime(target.config)
+        margin = timedelta(days=self.service.settings.refresh_margin_days)
+        window = refresh_window(lifetime, margin)
+        none = current.keys.clear()
+        if window is None or current.is_empty:
+            return none
+        now = self.service.clock()
+        with transaction(self.service.factory) as session:
+            snapshot = SnapshotRepository(session, target.tenant_id)
+            if snapshot.oldest_confirmed(target.audience_id) is None:
+                return none  # nothing held
+            times = snapshot.confirmed_times(target.audience_id)
+        return due_for_refresh(times, current.keys, now, window)
 
     async def prepare_unsent(self, plan: Plan, current: Current, preparer: Preparer) -> None:
         """Adds owned by members taken from the state have no text in this run's spill: prepare

@@ -13,7 +13,7 @@ from audience_sync.connectors.google.records import (
     CONTACT_KEYS,
     MAX_IDENTIFIERS,
 )
-from audience_sync.connectors.registry import PlatformSpec
+from audience_sync.connectors.registry import MembershipLifetime, PlatformSpec
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.identifiers import platforms as rules
 
@@ -49,4 +49,14 @@ SPEC = PlatformSpec(
     # Customer Match example: "It may take several hours for the user list to be populated"]
     size_note="Google's size is an estimate of users, populated over several hours",
     variants={"google_api": {"ads": GoogleAdsAudienceConnector}},
+    # [SEEN: Data Manager "Create a Customer Match audience": membershipDuration, "The duration
+    # an audience member remains in the list after added ... If not set, defaults to the
+    # maximum"; Google Ads blog 2025-02-12 "Update to Customer Match membership expiration":
+    # maximum 540 days, membership_life_span > 540 is RangeError.TOO_HIGH]
+    membership=MembershipLifetime(
+        option="membership_days",
+        default_days=540,
+        max_days=540,
+        source="https://developers.google.com/ads/blog/posts/2025/02/update-to-customer-match-membership",
+    ),
 )

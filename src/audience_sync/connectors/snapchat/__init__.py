@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from audience_sync.config import FeatureFlag
-from audience_sync.connectors.registry import PlatformSpec
+from audience_sync.connectors.registry import MembershipLifetime, PlatformSpec
 from audience_sync.connectors.snapchat.connector import (
     DEFAULT_RETENTION_DAYS,
     SnapchatAudienceConnector,
@@ -30,4 +30,12 @@ SPEC = PlatformSpec(
     flag=FeatureFlag.AUDIENCE_SYNC_SNAPCHAT,
     # [SEEN: Snap Customer Lists API, read-only approximate_number_users]
     size_note="Snapchat reports approximate_number_users, an approximation",
+    # [SEEN: Snap Marketing API "Customer Lists": retention_in_days "# of days to retain
+    # audience members", "Default retention is lifetime represented as 9999"]
+    membership=MembershipLifetime(
+        option="retention_in_days",
+        default_days=DEFAULT_RETENTION_DAYS,
+        forever=DEFAULT_RETENTION_DAYS,
+        source="https://developers.snap.com/api/marketing-api/Ads-API/customer-lists",
+    ),
 )
