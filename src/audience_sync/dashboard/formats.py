@@ -26,11 +26,11 @@ def percent(value: float | None, digits: int = 1) -> str:
     return "—" if value is None else f"{value * 100:.{digits}f}%"
 
 
-def points(value: float | None) -> str:
-    """A change of a rate, in percentage points with its sign."""
+def points(value: float | None, signed: bool = True) -> str:
+    """A change of a rate, in percentage points with its sign (without it beside an arrow)."""
     if value is None:
         return ""
-    return f"{value * 100:+.1f} pts"
+    return f"{value * 100:+.1f} pts" if signed else f"{abs(value) * 100:.1f} pts"
 
 
 def ago(value: datetime | None, now: datetime | None = None) -> str:
