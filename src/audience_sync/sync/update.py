@@ -34,6 +34,9 @@ from audience_sync.sync.prepare import Preparer
 # An update planned from the member state reads the text of at most this many removed records
 # with the plan (one pass over the snapshot's parts, not two); more are read a chunk at a time.
 REMOVED_TEXTS_IN_PLAN = 250_000
+# The code a guard rail's refusal carries; the failed job keeps it in `details["error_code"]`
+# (`jobs.fail_job`), which is how alerts tell a blocked run from a failed one.
+GUARD_RAIL = "guard_rail"
 
 
 def plan_against_snapshot(
@@ -51,7 +54,8 @@ def refuse_emptying(current: Current, force: bool) -> None:
     if current.is_empty and not force:
         raise ValidationError(
             "Replace refused: the segment has no member with a usable identifier, so the "
-            "audience would be emptied. Sync again with force to do it anyway."
+            "audience would be emptied. Sync again with force to do it anyway.",
+            details={"code": GUARD_RAIL},
         )
 
 
@@ -61,7 +65,8 @@ def guard(removes: int, held: int, share: float, force: bool) -> None:
         raise ValidationError(
             f"Update refused: it would remove {removes:,} of {held:,} records "
             f"({removes / held:.0%}, above the {share:.0%} guard rail). Check the segment, "
-            "then sync again with force if this is intended."
+            "then sync again with force if this is intended.",
+            details={"code": GUARD_RAIL},
         )
 
 
