@@ -1,4 +1,5 @@
-"""Request and response bodies of `/api/v1/alerts` (docs/alerts.md)."""
+"""Request and response bodies of the alert routes: `/api/v1/alerts/rules`,
+`/api/v1/alerts/channels`, `/api/v1/alerts/events` (docs/alerts.md)."""
 
 from __future__ import annotations
 

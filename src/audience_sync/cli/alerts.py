@@ -1,5 +1,6 @@
-"""`audience-sync alerts …`: rules, channels, events and test alerts — the API's
-`/api/v1/alerts`, through the same services (docs/alerts.md)."""
+"""The `alerts` commands: rules, channels, events and test alerts — what the API offers at
+`/api/v1/alerts/rules`, `/api/v1/alerts/channels` and `/api/v1/alerts/events`, through the
+same services (docs/alerts.md)."""
 
 from __future__ import annotations
 
