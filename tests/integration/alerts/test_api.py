@@ -123,3 +123,11 @@ async def test_events_show_incidents_and_deliveries_to_their_tenant_only(
     assert (await client.delete(f"{WEBHOOK}/{channel_id}", headers=bob)).status_code == 404
     assert (await client.delete(f"{WEBHOOK}/{channel_id}", headers=alice)).status_code == 204
     assert (await client.get(WEBHOOK, headers=alice)).json()["channels"] == []
+
+
+async def test_a_channel_id_past_the_databases_integers_is_a_422(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    alice = key_of(env, env.tenant_id)
+    answer = await client.post(f"{WEBHOOK}/960527054722853634048/test", headers=alice)
+    assert answer.status_code == 422

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.domain.models import SyncStatus
+from audience_sync.exceptions import FieldError
 from audience_sync.services import alerts
 
 from .conftest import Clock, Env, make_audience, make_service
@@ -75,3 +76,9 @@ def test_without_an_smtp_server_the_delivery_says_so(env: Env) -> None:
     channel = alerts.create_channel(env.service, env.tenant_id, new)
     failed = alerts.send_test(env.service, env.tenant_id, channel.id)
     assert failed["last_error"] == "no SMTP server is set (AUDIENCE_SYNC_SMTP_HOST)"
+
+
+def test_an_address_cannot_smuggle_a_header(env: Env) -> None:
+    new = alerts.NewChannel(kind="email", to=["ops@x.test\nBcc: someone@y.test"])
+    with pytest.raises(FieldError):
+        alerts.create_channel(env.service, env.tenant_id, new)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from audience_sync.api.alert_schemas import (
     ChannelIn,
@@ -22,6 +22,8 @@ from audience_sync.api.deps import Ctx, TenantId
 from audience_sync.services import alerts
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
+# A channel id is a 32-bit integer in the database: a larger one is a 422, not a query error.
+ChannelId = Annotated[int, Path(ge=1, le=2_147_483_647)]
 
 
 @router.get("/rules", response_model=RulesOut)
@@ -61,13 +63,13 @@ def create_channel(body: ChannelIn, ctx: Ctx, tenant_id: TenantId) -> ChannelOut
 @router.delete(
     "/channels/{channel_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response
 )
-def delete_channel(channel_id: int, ctx: Ctx, tenant_id: TenantId) -> Response:
+def delete_channel(channel_id: ChannelId, ctx: Ctx, tenant_id: TenantId) -> Response:
     alerts.delete_channel(ctx.service, tenant_id, channel_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/channels/{channel_id}/test", response_model=DeliveryOut)
-def test_channel(channel_id: int, ctx: Ctx, tenant_id: TenantId) -> DeliveryOut:
+def test_channel(channel_id: ChannelId, ctx: Ctx, tenant_id: TenantId) -> DeliveryOut:
     """Send a test alert now; the delivery as it ended (`sent`, or `failed` with why)."""
     return DeliveryOut.model_validate(alerts.send_test(ctx.service, tenant_id, channel_id))
 

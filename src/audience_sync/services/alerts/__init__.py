@@ -9,6 +9,7 @@ in an outbox and are sent with retries (`delivery`). docs/alerts.md.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -41,7 +42,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-KINDS = ("webhook", "email")
+# An address as a mail header may carry it: one @, no spaces, commas or angle brackets (a
+# newline would let an address add headers of its own).
+ADDRESS = re.compile(r"[^@\s,<>]+@[^@\s,<>]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,14 +87,13 @@ def put_rules(
     """Turn rules on or off and set thresholds; unnamed rules stay as they are."""
     with transaction(service.factory) as session:
         repo = AlertRepository(session, tenant_id)
-        config = incidents.rule_config(repo)
+        config, stored = incidents.rule_config(repo), repo.rules()
         for name, change in changes.items():
             rule = _rule(name)
             _check_threshold(rule, change.threshold)
             enabled = config.on(rule) if change.enabled is None else change.enabled
-            threshold = change.threshold
-            if threshold is None and rule in repo.rules():
-                threshold = repo.rules()[rule].threshold
+            kept = stored[rule].threshold if rule in stored else None
+            threshold = kept if change.threshold is None else change.threshold
             repo.put_rule(rule.value, enabled, threshold)
     return rules_view(service, tenant_id)
 
@@ -136,6 +138,8 @@ def _target(new: NewChannel) -> tuple[dict[str, Any], dict[str, Any]]:
     if new.kind == "email":
         if not new.to:
             raise FieldError("to", "missing", "an e-mail channel needs at least one address")
+        if any(not ADDRESS.fullmatch(address) for address in new.to):
+            raise FieldError("to", "address", "each address must read name@domain")
         return {"to": list(new.to)}, {"to": list(new.to)}
     if new.kind != "webhook":
         raise FieldError("kind", "unknown", "kind must be webhook or email")

@@ -90,7 +90,8 @@ def _prepared(
     timestamp = int(service.clock().timestamp())
     if channel.kind == "email":
         return lambda: send_email(service.settings, target, message)
-    return lambda: send_webhook(service.settings, target, message, timestamp)
+    transport = service.webhook_transport
+    return lambda: send_webhook(service.settings, target, message, timestamp, transport)
 
 
 def message_of(service: SyncService, repo: AlertRepository, delivery: AlertDelivery) -> Message:
