@@ -172,6 +172,22 @@ class AlertRepository(TenantScoped):
             .limit(1)
         ).first()
 
+    def latest_finished(self, since: datetime) -> list[AudienceSyncJob]:
+        """Each audience's latest real job that completed or failed since `since`."""
+        jobs = self.session.scalars(
+            self._select(AudienceSyncJob)
+            .where(
+                AudienceSyncJob.status.in_((SyncStatus.COMPLETED, SyncStatus.FAILED)),
+                AudienceSyncJob.dry_run.is_(False),
+                AudienceSyncJob.completed_at >= since,
+            )
+            .order_by(AudienceSyncJob.completed_at.desc())
+        ).all()
+        latest: dict[uuid.UUID, AudienceSyncJob] = {}
+        for job in jobs:
+            latest.setdefault(job.platform_audience_id, job)
+        return list(latest.values())
+
     def connections(self) -> Sequence[PlatformConnection]:
         return self.session.scalars(self._select(PlatformConnection)).all()
 

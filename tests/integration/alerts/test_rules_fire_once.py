@@ -145,3 +145,14 @@ def test_a_threshold_is_the_tenants(env: Env) -> None:
     assert env.events() == []
     env.ended(DONE, **{**HEALTHY, "failed": 600})
     assert [e["rule"] for e in env.events()] == ["members_dropped"]
+
+
+def test_a_job_whose_hook_never_ran_is_caught_up_by_the_tick(env: Env, receiver: Receiver) -> None:
+    env.webhook(receiver.url)
+    env.job(FAILED, error="the worker went silent, so it was not resumed again")  # no hook
+    assert env.events() == []
+    alerts.upkeep(env.service)
+    alerts.upkeep(env.service)
+    (incident,) = env.events()
+    assert (incident["rule"], incident["state"]) == ("sync_failed", "open")
+    assert [r.json["type"] for r in receiver.received] == ["alert.raised"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from audience_sync.domain.models import SyncStatus
 from audience_sync.services.alerts.rules import (
@@ -25,6 +25,10 @@ from audience_sync.store.repositories import AudienceRepository
 from audience_sync.store.tables import AlertIncident, AudienceSyncJob, PlatformConnection
 
 CONNECTION_SUBJECT = "connection:"
+# The tick evaluates again the job rules of the jobs that ended this recently: a job whose
+# hook did not run (failed by the lease reaper, a process that died after the job ended) still
+# raises its alert. Evaluation is level-triggered, so doing it twice changes nothing.
+CATCH_UP = timedelta(hours=48)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,13 +110,16 @@ def job_verdicts(repo: AlertRepository, job: AudienceSyncJob) -> list[Verdict]:
 
 def time_verdicts(repo: AlertRepository, now: datetime) -> list[Verdict]:
     """The time-based rules (stale audiences, connections) for every subject they concern,
-    and "clear" for open incidents whose subject is gone (an audience paused or deleted)."""
+    and "clear" for open incidents whose subject is gone (an audience paused or deleted); and
+    the job rules again for the jobs that ended lately (`CATCH_UP`)."""
     config = rule_config(repo)
     verdicts: list[Verdict] = []
     if config.on(Rule.STALE):
         verdicts += _stale(repo, now, config.threshold(Rule.STALE))
     if config.on(Rule.CONNECTION):
         verdicts += _connections(repo, now, config.threshold(Rule.CONNECTION))
+    for job in repo.latest_finished(now - CATCH_UP):
+        verdicts += job_verdicts(repo, job)
     seen = {(v.rule, v.subject) for v in verdicts}
     rules = [r for r in (Rule.STALE, Rule.CONNECTION) if config.on(r)]
     for incident in repo.open_incidents([r.value for r in rules]):
