@@ -148,3 +148,22 @@ def test_a_test_alert_answers_with_its_outcome(env: Env, receiver: Receiver) -> 
     failed = alerts.send_test(env.service, env.tenant_id, channel)
     assert (failed["status"], failed["last_error"]) == ("failed", "the receiver answered HTTP 503")
     assert uuid.UUID(failed["id"])
+
+
+def test_a_channel_that_no_longer_decrypts_backs_off_and_stops_nothing_else(
+    env: Env, receiver: Receiver
+) -> None:
+    broken = env.webhook(receiver.url)
+    env.webhook(receiver.url)
+    with transaction(env.service.factory) as session:
+        store.AlertRepository(session, env.tenant_id).channel(broken).target_encrypted = "x"
+    env.ended(FAILED, error="Meta refused")
+    by_channel = {d["channel_id"]: d for d in env.events()[0]["deliveries"]}
+    failing = by_channel.pop(broken)
+    assert failing["status"] == "pending"
+    assert failing["last_error"] == "unexpected ConfigurationError"
+    assert [d["status"] for d in by_channel.values()] == ["sent"]
+    assert len(receiver.received) == 1
+    alerts.upkeep(env.service)  # not due yet: backing off, not retried at every tick
+    again = {d["channel_id"]: d for d in env.events()[0]["deliveries"]}
+    assert again[broken]["attempts"] == 1

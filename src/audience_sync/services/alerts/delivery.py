@@ -63,20 +63,26 @@ def deliver_due(service: SyncService, limit: int = BATCH) -> dict[str, int]:
 def deliver(service: SyncService, delivery_id: uuid.UUID) -> str:
     """One attempt at one delivery: `sent`, `retry`, `failed` (given up) or `skipped`."""
     token = uuid.uuid4().hex
-    with transaction(service.factory) as session:
+    with transaction(service.factory) as session:  # committed before anything is sent
         if not claim(session, delivery_id, token, service.clock(), CLAIM_SECONDS):
             return "skipped"
-        delivery = delivery_by_id(session, delivery_id)
-        assert delivery is not None, "a claimed delivery exists"
-        send, error = _prepared(service, session, delivery), None
+    return _record(service, delivery_id, token, _attempt(service, delivery_id))
+
+
+def _attempt(service: SyncService, delivery_id: uuid.UUID) -> str | None:
+    """Send a claimed delivery; None when it was taken, else why not (safe to store)."""
     try:
+        with transaction(service.factory) as session:
+            delivery = delivery_by_id(session, delivery_id)
+            assert delivery is not None, "a claimed delivery exists"
+            send = _prepared(service, session, delivery)
         send()
     except SendError as exc:
-        error = str(exc)
-    except Exception as exc:  # a bug must not stop the other deliveries; type only
-        error = f"unexpected {type(exc).__name__}"
+        return str(exc)
+    except Exception as exc:  # a bug (or a key that no longer decrypts): type only
         log.error("alert delivery %s failed: unexpected %s", delivery_id, type(exc).__name__)
-    return _record(service, delivery_id, token, error)
+        return f"unexpected {type(exc).__name__}"
+    return None
 
 
 def _prepared(
