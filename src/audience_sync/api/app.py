@@ -12,7 +12,15 @@ from audience_sync.api import errors
 from audience_sync.api.access import AccessLog
 from audience_sync.api.deps import authenticated_tenant
 from audience_sync.api.limits import RequestGate
-from audience_sync.api.routes import audiences, connections, exports, flags, segments, system
+from audience_sync.api.routes import (
+    alerts,
+    audiences,
+    connections,
+    exports,
+    flags,
+    segments,
+    system,
+)
 from audience_sync.api.state import ApiContext, default_launcher
 from audience_sync.config import Settings
 from audience_sync.dashboard import install as install_dashboard
@@ -62,7 +70,7 @@ def create_app(
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authenticated_tenant)])
-    for module in (segments, connections, audiences, flags, exports):
+    for module in (segments, connections, audiences, flags, exports, alerts):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(exports.downloads)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,3 +54,6 @@ class SyncService:
     # True once this process is shutting down: a run stops at its next checkpoint and hands
     # its job back (`jobs.release_job`). Read from the checkpoint's thread: thread-safe.
     stopping: Callable[[], bool] = field(default=lambda: False)
+    # Where alert webhooks go (`services.alerts`): None is the network; a test passes an
+    # `httpx.MockTransport` so that nothing leaves the process.
+    webhook_transport: httpx.BaseTransport | None = None

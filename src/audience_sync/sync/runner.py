@@ -33,7 +33,7 @@ from audience_sync.store.repositories import (
     TenantRepository,
 )
 from audience_sync.store.tables import AudienceSyncJob
-from audience_sync.sync import unexpected
+from audience_sync.sync import hooks, unexpected
 from audience_sync.sync.checkpoint import RunInterruptedError
 from audience_sync.sync.collector import rarer_collections
 from audience_sync.sync.context import ConnectorFactory, SyncService, Target
@@ -63,14 +63,19 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+ENDED = (SyncStatus.COMPLETED, SyncStatus.FAILED, SyncStatus.CANCELLED)
 
 
 async def run_job(
     service: SyncService, tenant_id: int, job_id: uuid.UUID
 ) -> AudienceSyncJob | None:
-    """Run a pending job to its end; None when another worker has it."""
+    """Run a pending job to its end; None when another worker has it. A job that ended
+    (completed, failed for good, cancelled) is handed to the job-end listeners (alerts)."""
     with rarer_collections():
-        return await _run_job(service, tenant_id, job_id)
+        job = await _run_job(service, tenant_id, job_id)
+    if job is not None and job.status in ENDED:
+        await hooks.job_ended(service, tenant_id, job_id)
+    return job
 
 
 async def run_job_in_background(service: SyncService, tenant_id: int, job_id: uuid.UUID) -> None:
