@@ -16,8 +16,8 @@ from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ConnectionRepository, TenantRepository
 from audience_sync.store.tables import PlatformAudience, PlatformConnection
 from audience_sync.sync.context import SyncService, Target
-from audience_sync.sync.runner import keep_refreshed_token
 from audience_sync.sync.service import credentials_of
+from audience_sync.sync.tokens import open_connector
 
 __all__ = [
     "Check",
@@ -127,14 +127,11 @@ async def check(service: SyncService, tenant_id: int, platform: SyncPlatform) ->
             f"The stored credentials are readable, but no audience exists on {name} yet, and "
             f"{name} offers no cheaper read to try the token on: the first sync will.",
         )
-    connector = service.connect(target)
     try:
-        async with connector:
+        async with open_connector(service, target) as connector:
             info = await connector.get_audience_info(target.platform_audience_id)
     except AudienceSyncError as exc:
         return Check("failed", f"{name} refused the test read: {exc.message}")
-    finally:
-        keep_refreshed_token(service, target, connector)
     size = info.get("size")
     shown = f"{size:,}" if isinstance(size, int) else "not reported yet"
     return Check(
@@ -174,4 +171,6 @@ def _probe_target(service: SyncService, tenant_id: int, platform: SyncPlatform) 
             base_url=connection.base_url,
             region=TenantRepository(session).region_of(tenant_id),
             connection_settings=settings,
+            credentials_version=connection.credentials_version or 0,
+            token_expires_at=connection.token_expires_at,
         )
