@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -22,6 +23,7 @@ from audience_sync.sync.tokens import open_connector
 __all__ = [
     "Check",
     "Connection",
+    "TokenState",
     "check",
     "check_base_url",
     "connection_view",
@@ -29,6 +31,7 @@ __all__ = [
     "get",
     "list_connections",
     "put",
+    "token_state",
 ]
 
 Connection = PlatformConnection
@@ -84,13 +87,54 @@ def delete(service: SyncService, tenant_id: int, platform: SyncPlatform) -> None
         ConnectionRepository(session, tenant_id, service.cipher).delete(platform)
 
 
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    """A connection's status with its token's expiry taken into account. `expires_in_days`
+    (whole days left, 0 once expired) only for a token nothing renews (Meta's long-lived one,
+    or a pasted token with no refresh token): a token the service refreshes by itself shows
+    its expiry but no countdown."""
+
+    status: str
+    status_message: str | None
+    token_expires_at: datetime | None
+    expires_in_days: int | None
+
+
+def token_state(connection: PlatformConnection, now: datetime | None = None) -> TokenState:
+    """The connection's status; an expired token nothing renews is `needs_reconnect` at once
+    (its next sync would fail the same way)."""
+    status, message = connection.status, connection.status_message
+    expires = connection.token_expires_at
+    spec = platform_spec(connection.platform)
+    renews = spec.capabilities.refreshes_tokens and "refresh_token" in (
+        connection.credentials_hint or {}
+    )
+    if expires is None or renews:
+        return TokenState(status, message, expires, None)
+    now = now or datetime.now(UTC)
+    if expires <= now:
+        if status != "needs_reconnect":
+            name = spec.display_name
+            status = "needs_reconnect"
+            message = (
+                f"{name} access token expired on {expires:%Y-%m-%d} and cannot be renewed — "
+                f"reconnect the {name} account."
+            )
+        return TokenState(status, message, expires, 0)
+    return TokenState(status, message, expires, (expires - now) // timedelta(days=1))
+
+
 def connection_view(connection: PlatformConnection) -> dict[str, Any]:
     """What may be shown of a connection: a masked hint of each credential, never a secret."""
+    state = token_state(connection)
+    expires = state.token_expires_at
     return {
         "platform": connection.platform.value,
         "ad_account_id": connection.ad_account_id,
-        "status": connection.status,
-        "status_message": connection.status_message,
+        "status": state.status,
+        "status_message": state.status_message,
+        "token_expires_at": expires.isoformat() if expires else None,
+        "expires_in_days": state.expires_in_days,
         "base_url": connection.base_url,
         "credentials": dict(connection.credentials_hint or {}),
         "settings": dict(connection.settings or {}),
