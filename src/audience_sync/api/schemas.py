@@ -260,8 +260,19 @@ class ConnectionIn(Strict):
 class ConnectionOut(BaseModel):
     platform: Platform
     ad_account_id: str
-    status: str = Field(description="`connected`, or `needs_reconnect` after an auth failure.")
+    status: str = Field(
+        description="`connected`, or `needs_reconnect` after an auth failure, a refused token "
+        "refresh, or once a token that cannot be renewed has expired."
+    )
     status_message: str | None
+    token_expires_at: datetime | None = Field(
+        None, description="When the stored access token expires (null: unknown or never)."
+    )
+    expires_in_days: int | None = Field(
+        None,
+        description="Whole days left for a token nothing renews (Meta's long-lived token); "
+        "null when the service refreshes the token itself or the expiry is unknown.",
+    )
     base_url: str | None
     credentials: dict[str, str] = Field(
         description="Each stored credential's name with a masked hint; never a secret."

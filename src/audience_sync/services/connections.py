@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import select
@@ -16,12 +17,13 @@ from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ConnectionRepository, TenantRepository
 from audience_sync.store.tables import PlatformAudience, PlatformConnection
 from audience_sync.sync.context import SyncService, Target
-from audience_sync.sync.runner import keep_refreshed_token
 from audience_sync.sync.service import credentials_of
+from audience_sync.sync.tokens import open_connector
 
 __all__ = [
     "Check",
     "Connection",
+    "TokenState",
     "check",
     "check_base_url",
     "connection_view",
@@ -29,6 +31,7 @@ __all__ = [
     "get",
     "list_connections",
     "put",
+    "token_state",
 ]
 
 Connection = PlatformConnection
@@ -84,13 +87,54 @@ def delete(service: SyncService, tenant_id: int, platform: SyncPlatform) -> None
         ConnectionRepository(session, tenant_id, service.cipher).delete(platform)
 
 
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    """A connection's status with its token's expiry taken into account. `expires_in_days`
+    (whole days left, 0 once expired) only for a token nothing renews (Meta's long-lived one,
+    or a pasted token with no refresh token): a token the service refreshes by itself shows
+    its expiry but no countdown."""
+
+    status: str
+    status_message: str | None
+    token_expires_at: datetime | None
+    expires_in_days: int | None
+
+
+def token_state(connection: PlatformConnection, now: datetime | None = None) -> TokenState:
+    """The connection's status; an expired token nothing renews is `needs_reconnect` at once
+    (its next sync would fail the same way)."""
+    status, message = connection.status, connection.status_message
+    expires = connection.token_expires_at
+    spec = platform_spec(connection.platform)
+    renews = spec.capabilities.refreshes_tokens and "refresh_token" in (
+        connection.credentials_hint or {}
+    )
+    if expires is None or renews:
+        return TokenState(status, message, expires, None)
+    now = now or datetime.now(UTC)
+    if expires <= now:
+        if status != "needs_reconnect":
+            name = spec.display_name
+            status = "needs_reconnect"
+            message = (
+                f"{name} access token expired on {expires:%Y-%m-%d} and cannot be renewed — "
+                f"reconnect the {name} account."
+            )
+        return TokenState(status, message, expires, 0)
+    return TokenState(status, message, expires, (expires - now) // timedelta(days=1))
+
+
 def connection_view(connection: PlatformConnection) -> dict[str, Any]:
     """What may be shown of a connection: a masked hint of each credential, never a secret."""
+    state = token_state(connection)
+    expires = state.token_expires_at
     return {
         "platform": connection.platform.value,
         "ad_account_id": connection.ad_account_id,
-        "status": connection.status,
-        "status_message": connection.status_message,
+        "status": state.status,
+        "status_message": state.status_message,
+        "token_expires_at": expires.isoformat() if expires else None,
+        "expires_in_days": state.expires_in_days,
         "base_url": connection.base_url,
         "credentials": dict(connection.credentials_hint or {}),
         "settings": dict(connection.settings or {}),
@@ -127,14 +171,11 @@ async def check(service: SyncService, tenant_id: int, platform: SyncPlatform) ->
             f"The stored credentials are readable, but no audience exists on {name} yet, and "
             f"{name} offers no cheaper read to try the token on: the first sync will.",
         )
-    connector = service.connect(target)
     try:
-        async with connector:
+        async with open_connector(service, target) as connector:
             info = await connector.get_audience_info(target.platform_audience_id)
     except AudienceSyncError as exc:
         return Check("failed", f"{name} refused the test read: {exc.message}")
-    finally:
-        keep_refreshed_token(service, target, connector)
     size = info.get("size")
     shown = f"{size:,}" if isinstance(size, int) else "not reported yet"
     return Check(
@@ -174,4 +215,6 @@ def _probe_target(service: SyncService, tenant_id: int, platform: SyncPlatform) 
             base_url=connection.base_url,
             region=TenantRepository(session).region_of(tenant_id),
             connection_settings=settings,
+            credentials_version=connection.credentials_version or 0,
+            token_expires_at=connection.token_expires_at,
         )

@@ -13,11 +13,14 @@ router = APIRouter(tags=["connections"])
 
 
 def _out(connection: connections.Connection) -> ConnectionOut:
+    state = connections.token_state(connection)
     return ConnectionOut(
         platform=connection.platform,
         ad_account_id=connection.ad_account_id,
-        status=connection.status,
-        status_message=connection.status_message,
+        status=state.status,
+        status_message=state.status_message,
+        token_expires_at=state.token_expires_at,
+        expires_in_days=state.expires_in_days,
         base_url=connection.base_url,
         credentials=dict(connection.credentials_hint or {}),
         settings=dict(connection.settings or {}),
