@@ -3,6 +3,7 @@ the healthy path; each change is delivered once to a real webhook receiver."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -156,3 +157,59 @@ def test_a_job_whose_hook_never_ran_is_caught_up_by_the_tick(env: Env, receiver:
     (incident,) = env.events()
     assert (incident["rule"], incident["state"]) == ("sync_failed", "open")
     assert [r.json["type"] for r in receiver.received] == ["alert.raised"]
+
+
+def _set_token(env: Env, expires_in: timedelta, *, renewable: bool) -> None:
+    from audience_sync.domain.models import SyncPlatform
+
+    with transaction(env.service.factory) as session:
+        connection = ConnectionRepository(session, env.tenant_id, env.service.cipher).get(
+            SyncPlatform.META
+        )
+        connection.token_expires_at = env.clock.now + expires_in
+        hint = dict(connection.credentials_hint or {})
+        hint.pop("refresh_token", None)
+        if renewable:
+            hint["refresh_token"] = "****oken"
+        connection.credentials_hint = hint
+
+
+def test_a_token_nothing_renews_alerts_a_week_before_it_expires(
+    env: Env, receiver: Receiver
+) -> None:
+    env.webhook(receiver.url)
+    _set_token(env, timedelta(days=10), renewable=False)
+    alerts.upkeep(env.service)
+    assert env.events() == []
+    _set_token(env, timedelta(days=5), renewable=False)
+    alerts.upkeep(env.service)
+    alerts.upkeep(env.service)
+    (incident,) = env.events()
+    assert (incident["rule"], incident["state"]) == ("connection", "open")
+
+
+def test_a_token_the_service_refreshes_never_reads_expiring() -> None:
+    """Google's one-hour token is renewed by the sync itself: no expiry for the alert rule;
+    the same expiry on a token with no refresh token is one."""
+    from datetime import UTC, datetime
+
+    from audience_sync.domain.models import SyncPlatform
+    from audience_sync.services.alerts.incidents import _token
+    from audience_sync.store.tables import PlatformConnection
+
+    now = datetime(2026, 12, 5, tzinfo=UTC)
+    soon = now + timedelta(minutes=30)
+    renewed = PlatformConnection(
+        platform=SyncPlatform.GOOGLE,
+        status="connected",
+        token_expires_at=soon,
+        credentials_hint={"access_token": "****", "refresh_token": "****oken"},
+    )
+    assert _token(renewed, now) == ("connected", None)
+    pasted = PlatformConnection(
+        platform=SyncPlatform.GOOGLE,
+        status="connected",
+        token_expires_at=soon,
+        credentials_hint={"access_token": "****"},
+    )
+    assert _token(pasted, now) == ("connected", soon)

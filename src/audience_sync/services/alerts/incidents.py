@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from audience_sync.domain.models import SyncStatus
+from audience_sync.services import connections
 from audience_sync.services.alerts.rules import (
     DEFAULTS,
     JOB_RULES,
@@ -153,12 +154,16 @@ def _connections(repo: AlertRepository, now: datetime, days: float) -> list[Verd
             Rule.CONNECTION,
             CONNECTION_SUBJECT + c.platform.value,
             None,
-            connection_finding(c.platform.value, c.status, token_expiry(c), now, days),
+            connection_finding(c.platform.value, *_token(c, now), now, days),
         )
         for c in repo.connections()
     ]
 
 
-def token_expiry(connection: PlatformConnection) -> datetime | None:
-    """When the connection's token expires (None: not known, or it does not expire)."""
-    return connection.token_expires_at
+def _token(connection: PlatformConnection, now: datetime) -> tuple[str, datetime | None]:
+    """The connection's status (an expired token nothing renews reads `needs_reconnect`) and
+    when its token expires — only for a token nothing renews: Google's and Snapchat's
+    one-hour tokens are refreshed by the service itself and must not read "expiring"."""
+    state = connections.token_state(connection, now)
+    expires = state.token_expires_at if state.expires_in_days is not None else None
+    return state.status, expires
