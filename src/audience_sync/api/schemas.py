@@ -32,6 +32,7 @@ from audience_sync.domain.models import (
 )
 from audience_sync.domain.platforms import platform_key
 from audience_sync.exceptions import UnknownPlatformError
+from audience_sync.services.audiences import NewAudience
 from audience_sync.sources.rows import BAD_TEXT, value_problem
 
 Interval = Literal[1, 6, 12, 24, 168]
@@ -311,6 +312,19 @@ class AudienceIn(Strict):
         if problem is not None:
             raise ValueError(f"a value {problem}")
         return options
+
+    def new_audience(self) -> NewAudience:
+        """What `services.audiences.create` is given (the API's route and the dashboard's form)."""
+        return NewAudience(
+            segment_id=self.segment_id,
+            platform=self.platform,
+            name=self.platform_audience_name,
+            ad_account_id=self.ad_account_id,
+            description=self.description,
+            auto_sync=self.auto_sync,
+            interval_hours=self.sync_interval_hours,
+            options=self.options,
+        )
 
 
 class AudiencePatch(Strict):
