@@ -18,6 +18,7 @@ RuleName = Literal[
     "match_rate_drop",
     "stale_audience",
     "guard_rail",
+    "inactivity_deletion",
 ]
 Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s,<>]+@[^@\s,<>]+$")]
 

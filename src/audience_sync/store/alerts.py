@@ -191,6 +191,12 @@ class AlertRepository(TenantScoped):
     def connections(self) -> Sequence[PlatformConnection]:
         return self.session.scalars(self._select(PlatformConnection)).all()
 
+    def active_audiences(self) -> Sequence[PlatformAudience]:
+        """The audiences not deleted (paused ones included)."""
+        return self.session.scalars(
+            self._select(PlatformAudience).where(PlatformAudience.is_active.is_(True))
+        ).all()
+
     def scheduled_audiences(self) -> list[tuple[PlatformAudience, datetime | None]]:
         """Active audiences on a schedule, each with its last completed real sync (or None)."""
         last = (

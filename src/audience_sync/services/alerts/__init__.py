@@ -30,6 +30,7 @@ __all__ = [
     "RuleChange",
     "after_job",
     "channel_view",
+    "check_rule_change",
     "create_channel",
     "delete_channel",
     "events",
@@ -45,6 +46,8 @@ log = logging.getLogger(__name__)
 # An address as a mail header may carry it: one @, no spaces, commas or angle brackets (a
 # newline would let an address add headers of its own).
 ADDRESS = re.compile(r"[^@\s,<>]+@[^@\s,<>]+")
+# A webhook secret's length (the API's schema says the same): long enough not to be guessed.
+SECRET_LENGTH = (16, 200)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +92,20 @@ def put_rules(
         repo = AlertRepository(session, tenant_id)
         config, stored = incidents.rule_config(repo), repo.rules()
         for name, change in changes.items():
-            rule = _rule(name)
-            _check_threshold(rule, change.threshold)
+            rule = check_rule_change(name, change)
             enabled = config.on(rule) if change.enabled is None else change.enabled
             kept = stored[rule].threshold if rule in stored else None
             threshold = kept if change.threshold is None else change.threshold
             repo.put_rule(rule.value, enabled, threshold)
     return rules_view(service, tenant_id)
+
+
+def check_rule_change(name: str, change: RuleChange) -> Rule:
+    """The rule named, once the change is one it takes (`FieldError` else): what `put_rules`
+    checks, for a form that shows each rule's error beside its field."""
+    rule = _rule(name)
+    _check_threshold(rule, change.threshold)
+    return rule
 
 
 def _rule(name: str) -> Rule:
@@ -149,9 +159,12 @@ def _target(new: NewChannel) -> tuple[dict[str, Any], dict[str, Any]]:
     slack = channels.is_slack(new.url)
     if not new.secret and not slack:
         raise FieldError("secret", "missing", "a webhook channel needs a secret to sign with")
+    if new.secret and not SECRET_LENGTH[0] <= len(new.secret) <= SECRET_LENGTH[1]:
+        low, high = SECRET_LENGTH
+        raise FieldError("secret", "length", f"the secret must be {low} to {high} characters")
     hint = {"url": channels.url_hint(new.url), "slack": slack}
     if new.secret:
-        hint["secret"] = "****" + (new.secret[-4:] if len(new.secret) >= 16 else "")
+        hint["secret"] = "****" + new.secret[-4:]
     return {"url": new.url, "secret": new.secret}, hint
 
 

@@ -18,18 +18,22 @@ from audience_sync.services.alerts.rules import (
     Rule,
     RuleConfig,
     connection_finding,
+    inactivity_finding,
     job_findings,
     stale_finding,
 )
 from audience_sync.store.alerts import AlertRepository
 from audience_sync.store.repositories import AudienceRepository
 from audience_sync.store.tables import AlertIncident, AudienceSyncJob, PlatformConnection
+from audience_sync.sync.audiences import inactivity_deadline
 
 CONNECTION_SUBJECT = "connection:"
 # The tick evaluates again the job rules of the jobs that ended this recently: a job whose
 # hook did not run (failed by the lease reaper, a process that died after the job ended) still
 # raises its alert. Evaluation is level-triggered, so doing it twice changes nothing.
 CATCH_UP = timedelta(hours=48)
+# The rules evaluated on the tick (an open incident of one whose subject is gone is resolved).
+TIME_RULES = (Rule.STALE, Rule.CONNECTION, Rule.INACTIVITY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +114,8 @@ def job_verdicts(repo: AlertRepository, job: AudienceSyncJob) -> list[Verdict]:
 
 
 def time_verdicts(repo: AlertRepository, now: datetime) -> list[Verdict]:
-    """The time-based rules (stale audiences, connections) for every subject they concern,
+    """The time-based rules (stale audiences, connections, inactivity) for every subject they
+    concern,
     and "clear" for open incidents whose subject is gone (an audience paused or deleted); and
     the job rules again for the jobs that ended lately (`CATCH_UP`)."""
     config = rule_config(repo)
@@ -119,10 +124,12 @@ def time_verdicts(repo: AlertRepository, now: datetime) -> list[Verdict]:
         verdicts += _stale(repo, now, config.threshold(Rule.STALE))
     if config.on(Rule.CONNECTION):
         verdicts += _connections(repo, now, config.threshold(Rule.CONNECTION))
+    if config.on(Rule.INACTIVITY):
+        verdicts += _inactivity(repo, now, config.threshold(Rule.INACTIVITY))
     for job in repo.latest_finished(now - CATCH_UP):
         verdicts += job_verdicts(repo, job)
     seen = {(v.rule, v.subject) for v in verdicts}
-    rules = [r for r in (Rule.STALE, Rule.CONNECTION) if config.on(r)]
+    rules = [r for r in TIME_RULES if config.on(r)]
     for incident in repo.open_incidents([r.value for r in rules]):
         if (incident.rule, incident.subject) not in seen:
             rule = Rule(incident.rule)
@@ -145,6 +152,24 @@ def _stale(repo: AlertRepository, now: datetime, times: float) -> list[Verdict]:
         if found is not None:
             found.facts["link_path"] = f"/audiences/{audience.id}"
         verdicts.append(Verdict(Rule.STALE, str(audience.id), audience.id, found))
+    return verdicts
+
+
+def _inactivity(repo: AlertRepository, now: datetime, days: float) -> list[Verdict]:
+    """Every audience still on its platform, paused ones too: a platform deletes an unused
+    audience whether or not we sync it."""
+    verdicts = []
+    for audience in repo.active_audiences():
+        found = inactivity_finding(
+            audience.platform_audience_name,
+            audience.platform.value,
+            inactivity_deadline(audience),
+            now,
+            days,
+        )
+        if found is not None:
+            found.facts["link_path"] = f"/audiences/{audience.id}"
+        verdicts.append(Verdict(Rule.INACTIVITY, str(audience.id), audience.id, found))
     return verdicts
 
 

@@ -22,6 +22,7 @@ class Rule(StrEnum):
     MATCH_DROP = "match_rate_drop"  # the match rate fell more than Z points
     STALE = "stale_audience"  # not synced for longer than N times its interval
     GUARD_RAIL = "guard_rail"  # a guard rail refused a run
+    INACTIVITY = "inactivity_deletion"  # the platform may delete it for inactivity within N days
 
 
 # Each rule's threshold by default, and what it means (None: the rule has none).
@@ -33,6 +34,7 @@ DEFAULTS: dict[Rule, float | None] = {
     Rule.MATCH_DROP: 15.0,  # percentage points
     Rule.STALE: 2.0,  # times the audience's interval
     Rule.GUARD_RAIL: None,
+    Rule.INACTIVITY: 30.0,  # days before the platform may delete the audience
 }
 UNITS: dict[Rule, str] = {
     Rule.CONNECTION: "days",
@@ -40,6 +42,7 @@ UNITS: dict[Rule, str] = {
     Rule.SIZE_DROP: "percent",
     Rule.MATCH_DROP: "points",
     Rule.STALE: "intervals",
+    Rule.INACTIVITY: "days",
 }
 JOB_RULES = (Rule.SYNC_FAILED, Rule.GUARD_RAIL, Rule.DROPPED, Rule.SIZE_DROP, Rule.MATCH_DROP)
 # What `sync.jobs.fail_job` records in `details["error_code"]` for a guard rail's refusal.
@@ -215,3 +218,20 @@ def connection_finding(
             },
         )
     return None
+
+
+def inactivity_finding(
+    audience: str, platform: str, deadline: datetime | None, now: datetime, days: float
+) -> Finding | None:
+    """An audience the platform may delete for inactivity within `days` (or already may):
+    `deadline` is `sync.audiences.inactivity_deadline`, None where the platform documents no
+    such deletion."""
+    if deadline is None or deadline - now > timedelta(days=days):
+        return None
+    left = max(0.0, (deadline - now).total_seconds() / 86400)
+    return Finding(
+        Rule.INACTIVITY,
+        f"{audience!r} ({platform}) may be deleted for inactivity in {left:.0f} days",
+        {"audience": audience, "platform": platform, "deadline": deadline.isoformat(),
+         "days_left": round(left, 1)},
+    )  # fmt: skip
