@@ -124,6 +124,8 @@ def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoServer
         **os.environ,
         "AUDIENCE_SYNC_DATABASE_URL": f"sqlite:///{folder}/demo.db",
         "AUDIENCE_SYNC_VAR_DIR": str(folder / "var"),
+        # test_alerts.py sends a test alert to a receiver on 127.0.0.1 (refused by default).
+        "AUDIENCE_SYNC_ALERT_ALLOW_PRIVATE_WEBHOOKS": "true",
     }
     log = folder / "serve.log"
     with log.open("wb") as sink:

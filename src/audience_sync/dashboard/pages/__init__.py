@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from audience_sync.dashboard.pages import (
+    alerts,
     audience,
     audiences,
     connections,
@@ -23,4 +24,5 @@ PAGES: tuple[APIRouter, ...] = (
     connections.router,
     segments.router,
     settings.router,
+    alerts.router,
 )

@@ -13,10 +13,11 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from audience_sync.dashboard import web
+from audience_sync.dashboard.pages.alerts import incident_rows
 from audience_sync.dashboard.pages.jobs import form_text, guard_warnings
 from audience_sync.domain.models import SYNC_INTERVALS_HOURS, SyncOperation, TriggeredBy
 from audience_sync.exceptions import ConflictError, FieldError
-from audience_sync.services import audiences, history, jobs, overview, segments
+from audience_sync.services import alerts, audiences, history, jobs, overview, segments
 from audience_sync.services.jobs import Job, Trigger
 from audience_sync.services.sessions import Viewer
 
@@ -175,6 +176,7 @@ def _page(
         rate_chart=rate_chart(points),
         points=points,
         intervals=SYNC_INTERVALS_HOURS,
+        incidents=incident_rows(alerts.open_incidents(service, viewer.tenant_id, audience_id)),
         **(defaults | values),
     )
 
