@@ -19,6 +19,7 @@ RuleName = Literal[
     "stale_audience",
     "guard_rail",
     "inactivity_deletion",
+    "members_expiring",
 ]
 Email = Annotated[str, Field(min_length=3, max_length=254, pattern=r"^[^@\s,<>]+@[^@\s,<>]+$")]
 

@@ -84,7 +84,7 @@ async def test_channels_refuse_bad_input(env: Env, client: httpx.AsyncClient) ->
 async def test_rules_are_read_and_changed(env: Env, client: httpx.AsyncClient) -> None:
     alice = key_of(env, env.tenant_id)
     rules = (await client.get("/api/v1/alerts/rules", headers=alice)).json()["rules"]
-    assert len(rules) == 8
+    assert len(rules) == 9
     assert all(rule["enabled"] for rule in rules)
     change = {"rules": {"members_dropped": {"threshold": 40}, "stale_audience": {"enabled": False}}}
     put = await client.put("/api/v1/alerts/rules", json=change, headers=alice)

@@ -35,7 +35,7 @@ def invoke(engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> I
 def test_rules_channels_test_and_events_round_trip(invoke: Invoke, receiver: Receiver) -> None:
     rules = invoke("alerts", "rules", "list", "--json")
     assert rules.exit_code == 0, rules.output
-    assert len(json.loads(rules.stdout)) == 8
+    assert len(json.loads(rules.stdout)) == 9
     changed = invoke("alerts", "rules", "set", "match_rate_drop", "--threshold", "25", "--json")
     assert changed.exit_code == 0, changed.output
     (match,) = [r for r in json.loads(changed.stdout) if r["rule"] == "match_rate_drop"]

@@ -62,6 +62,12 @@ RULES = {
         "The platform may delete an audience for inactivity within the threshold (Meta: an "
         "audience not used in an active ad set for two years).",
     ),
+    "members_expiring": (
+        "Members may expire",
+        "An audience on a schedule syncs less often than its refresh margin: where a platform "
+        "keeps members only for a time (Google, Snapchat), some may expire before a sync sends "
+        "them again.",
+    ),
 }
 # What to do about an open incident, by rule (the Audience page's panel).
 ADVICE = {
@@ -74,6 +80,8 @@ ADVICE = {
     "connection": "Reconnect the platform on the Connections page.",
     "inactivity_deletion": "Use the audience in an active ad set on the platform before then, "
     "or expect to create it again.",
+    "members_expiring": "Sync it more often (its schedule, below), or give the list a longer "
+    "membership duration.",
 }
 DONE = {
     "added": "The channel is added: every rule that is on now goes to it too.",

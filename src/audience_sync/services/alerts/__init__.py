@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from audience_sync.exceptions import FieldError
@@ -269,15 +270,18 @@ def evaluate_job(service: SyncService, tenant_id: int, job_id: uuid.UUID) -> lis
 
 
 def evaluate_time_rules(service: SyncService) -> list[uuid.UUID]:
-    """Apply the time-based rules (stale audiences, connections) for every tenant."""
+    """Apply the time-based rules (stale audiences, connections, inactivity, members
+    expiring) for every tenant."""
     now = service.clock()
+    margin = timedelta(days=service.settings.refresh_margin_days)
     with transaction(service.factory) as session:
         tenants = tenant_ids(session)
     queued: list[uuid.UUID] = []
     for tenant_id in tenants:
         with transaction(service.factory) as session:
             repo = AlertRepository(session, tenant_id)
-            queued += incidents.apply(repo, incidents.time_verdicts(repo, now), now)
+            verdicts = incidents.time_verdicts(repo, now, margin)
+            queued += incidents.apply(repo, verdicts, now)
     return queued
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from audience_sync.connectors.registry import platform_spec
 from audience_sync.domain.models import SyncStatus
 from audience_sync.services import connections
 from audience_sync.services.alerts.rules import (
@@ -18,6 +19,7 @@ from audience_sync.services.alerts.rules import (
     Rule,
     RuleConfig,
     connection_finding,
+    expiry_finding,
     inactivity_finding,
     job_findings,
     stale_finding,
@@ -26,6 +28,7 @@ from audience_sync.store.alerts import AlertRepository
 from audience_sync.store.repositories import AudienceRepository
 from audience_sync.store.tables import AlertIncident, AudienceSyncJob, PlatformConnection
 from audience_sync.sync.audiences import inactivity_deadline
+from audience_sync.sync.freshness import refresh_window
 
 CONNECTION_SUBJECT = "connection:"
 # The tick evaluates again the job rules of the jobs that ended this recently: a job whose
@@ -33,7 +36,7 @@ CONNECTION_SUBJECT = "connection:"
 # raises its alert. Evaluation is level-triggered, so doing it twice changes nothing.
 CATCH_UP = timedelta(hours=48)
 # The rules evaluated on the tick (an open incident of one whose subject is gone is resolved).
-TIME_RULES = (Rule.STALE, Rule.CONNECTION, Rule.INACTIVITY)
+TIME_RULES = (Rule.STALE, Rule.CONNECTION, Rule.INACTIVITY, Rule.EXPIRY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +116,11 @@ def job_verdicts(repo: AlertRepository, job: AudienceSyncJob) -> list[Verdict]:
     return [Verdict(rule, subject, audience.id, found[rule]) for rule in JOB_RULES if rule in found]
 
 
-def time_verdicts(repo: AlertRepository, now: datetime) -> list[Verdict]:
-    """The time-based rules (stale audiences, connections, inactivity) for every subject they
-    concern,
+def time_verdicts(
+    repo: AlertRepository, now: datetime, margin: timedelta = timedelta(0)
+) -> list[Verdict]:
+    """The time-based rules (stale audiences, connections, inactivity, members expiring: with
+    the operator's refresh `margin`) for every subject they concern,
     and "clear" for open incidents whose subject is gone (an audience paused or deleted); and
     the job rules again for the jobs that ended lately (`CATCH_UP`)."""
     config = rule_config(repo)
@@ -126,6 +131,8 @@ def time_verdicts(repo: AlertRepository, now: datetime) -> list[Verdict]:
         verdicts += _connections(repo, now, config.threshold(Rule.CONNECTION))
     if config.on(Rule.INACTIVITY):
         verdicts += _inactivity(repo, now, config.threshold(Rule.INACTIVITY))
+    if config.on(Rule.EXPIRY):
+        verdicts += _expiry(repo, margin)
     for job in repo.latest_finished(now - CATCH_UP):
         verdicts += job_verdicts(repo, job)
     seen = {(v.rule, v.subject) for v in verdicts}
@@ -170,6 +177,25 @@ def _inactivity(repo: AlertRepository, now: datetime, days: float) -> list[Verdi
         if found is not None:
             found.facts["link_path"] = f"/audiences/{audience.id}"
         verdicts.append(Verdict(Rule.INACTIVITY, str(audience.id), audience.id, found))
+    return verdicts
+
+
+def _expiry(repo: AlertRepository, margin: timedelta) -> list[Verdict]:
+    verdicts = []
+    for audience, _ in repo.scheduled_audiences():
+        lifetime = platform_spec(audience.platform).membership_lifetime(audience.config)
+        window = refresh_window(lifetime, margin)
+        # The margin the refresh really keeps (at most half the lifetime: sync.freshness).
+        kept = None if lifetime is None or window is None else lifetime - window
+        found = expiry_finding(
+            audience.platform_audience_name,
+            audience.platform.value,
+            audience.sync_interval_hours,
+            kept,
+        )
+        if found is not None:
+            found.facts["link_path"] = f"/audiences/{audience.id}"
+        verdicts.append(Verdict(Rule.EXPIRY, str(audience.id), audience.id, found))
     return verdicts
 
 

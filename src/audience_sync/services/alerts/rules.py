@@ -23,6 +23,7 @@ class Rule(StrEnum):
     STALE = "stale_audience"  # not synced for longer than N times its interval
     GUARD_RAIL = "guard_rail"  # a guard rail refused a run
     INACTIVITY = "inactivity_deletion"  # the platform may delete it for inactivity within N days
+    EXPIRY = "members_expiring"  # it syncs less often than the refresh margin: members may expire
 
 
 # Each rule's threshold by default, and what it means (None: the rule has none).
@@ -35,6 +36,7 @@ DEFAULTS: dict[Rule, float | None] = {
     Rule.STALE: 2.0,  # times the audience's interval
     Rule.GUARD_RAIL: None,
     Rule.INACTIVITY: 30.0,  # days before the platform may delete the audience
+    Rule.EXPIRY: None,  # the operator's refresh margin (AUDIENCE_SYNC_REFRESH_MARGIN_DAYS)
 }
 UNITS: dict[Rule, str] = {
     Rule.CONNECTION: "days",
@@ -234,4 +236,22 @@ def inactivity_finding(
         f"{audience!r} ({platform}) may be deleted for inactivity in {left:.0f} days",
         {"audience": audience, "platform": platform, "deadline": deadline.isoformat(),
          "days_left": round(left, 1)},
+    )  # fmt: skip
+
+
+def expiry_finding(
+    audience: str, platform: str, interval_hours: int, margin: timedelta | None
+) -> Finding | None:
+    """An audience on a schedule whose interval is longer than the refresh margin of its
+    platform's membership lifetime (`margin`; None: its members never expire, or refresh is
+    off): a member can then reach its lifetime before a sync re-sends it (docs/freshness.md)."""
+    if margin is None or timedelta(hours=interval_hours) <= margin:
+        return None
+    days = margin.total_seconds() / 86400
+    return Finding(
+        Rule.EXPIRY,
+        f"{audience!r} ({platform}) syncs every {interval_hours} hours, less often than its "
+        f"{days:g}-day refresh margin: members may expire on the platform",
+        {"audience": audience, "platform": platform, "interval_hours": interval_hours,
+         "margin_days": round(days, 1)},
     )  # fmt: skip

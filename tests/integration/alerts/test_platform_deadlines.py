@@ -1,6 +1,8 @@
-"""On a controlled clock, the inactivity rule: an audience the platform may delete for
-inactivity (Meta: unused for two years) raises one alert within the rule's days of that
-deadline, and resolves once when it no longer holds; never on the healthy path."""
+"""On a controlled clock, the rules about what a platform does in time: an audience the
+platform may delete for inactivity (Meta: unused for two years) raises one alert within the
+rule's days of that deadline; an audience syncing less often than its refresh margin (Google's
+membership duration) raises one; each resolves once when it no longer holds, and neither fires
+on the healthy path."""
 
 from __future__ import annotations
 
@@ -106,3 +108,44 @@ def test_the_rule_turned_off_raises_nothing(env: Env) -> None:
     env.clock.now = START + TWO_YEARS
     _tick(env)
     assert env.events() == []
+
+
+def _google(env: Env, name: str, interval_hours: int, **config: object) -> None:
+    segment_id = _audience(env).segment_id
+    with transaction(env.service.factory) as session:
+        AudienceRepository(session, env.tenant_id).add(
+            PlatformAudience(
+                segment_id=segment_id,
+                platform=SyncPlatform.GOOGLE,
+                platform_audience_name=name,
+                platform_audience_id=f"70000{interval_hours}",
+                ad_account_id="1234567890",
+                sync_interval_hours=interval_hours,
+                config=config,
+                created_at=env.clock.now,
+            )
+        )
+
+
+def test_a_schedule_longer_than_the_refresh_margin_fires_once_and_resolves_once(
+    env: Env, receiver: Receiver
+) -> None:
+    """A 10-day membership keeps a 5-day margin (at most half the lifetime): a weekly sync
+    lets members expire. A daily one does not; neither does a weekly one on 540 days."""
+    env.webhook(receiver.url)
+    _google(env, "Short list", 168, membership_days=10)
+    _google(env, "Long list", 168)  # the default 540 days: a 30-day margin
+    _tick(env)
+    _tick(env)
+    (incident,) = env.events()
+    assert (incident["rule"], incident["state"]) == ("members_expiring", "open")
+    assert incident["facts"]["margin_days"] == 5.0
+    assert "'Short list' (google) syncs every 168 hours" in incident["title"]
+    with transaction(env.service.factory) as session:
+        for found in AudienceRepository(session, env.tenant_id).list():
+            if found.platform_audience_name == "Short list":
+                found.sync_interval_hours = 24
+    _tick(env)
+    (incident,) = env.events()
+    assert incident["state"] == "resolved"
+    assert [r.json["type"] for r in receiver.received] == ["alert.raised", "alert.resolved"]
