@@ -28,7 +28,6 @@ router = APIRouter(include_in_schema=False)
 
 CHANNEL_ID_MAX = 2_147_483_647  # a 32-bit id in the database: past it, no such channel
 EVENTS_SHOWN = 50
-NAME_MAX = 200  # `alert_channels.name`, as the API's schema
 # Each rule: a short name, and when it holds in plain words (its threshold is beside it).
 RULES = {
     "sync_failed": ("Sync failed", "A sync failed for good, after its last retry."),
@@ -138,8 +137,6 @@ def add_channel(request: Request, viewer: web.SignedIn, form: web.CheckedForm) -
     )
     kept = {"url": new.url or "", "to": form_text(form, "to"), "name": name}
     try:
-        if len(name) > NAME_MAX:
-            raise FieldError("name", "length", f"the name is at most {NAME_MAX} characters")
         alerts.create_channel(web.context(request).service, viewer.tenant_id, new)
     except FieldError as exc:
         error = {"kind": kind, "field": exc.field, "message": _sentence(exc.message)}

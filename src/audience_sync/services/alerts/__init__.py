@@ -47,8 +47,10 @@ log = logging.getLogger(__name__)
 # An address as a mail header may carry it: one @, no spaces, commas or angle brackets (a
 # newline would let an address add headers of its own).
 ADDRESS = re.compile(r"[^@\s,<>]+@[^@\s,<>]+")
-# A webhook secret's length (the API's schema says the same): long enough not to be guessed.
+# The limits of a channel (the API's schema says the same; the dashboard's form has only
+# these): a secret long enough not to be guessed, and what the columns hold.
 SECRET_LENGTH = (16, 200)
+NAME_MAX, URL_MAX, ADDRESSES_MAX = 200, 2000, 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ def _check_threshold(rule: Rule, threshold: float | None) -> None:
 def create_channel(service: SyncService, tenant_id: int, new: NewChannel) -> AlertChannel:
     """A webhook (URL, signing secret) or an e-mail channel; every rule goes to it at once.
     The target is stored encrypted; the channel shows only a hint of it."""
+    if len(new.name) > NAME_MAX:
+        raise FieldError("name", "length", f"the name is at most {NAME_MAX} characters")
     target, hint = _target(new)
     channel = AlertChannel(
         kind=new.kind,
@@ -149,6 +153,8 @@ def _target(new: NewChannel) -> tuple[dict[str, Any], dict[str, Any]]:
     if new.kind == "email":
         if not new.to:
             raise FieldError("to", "missing", "an e-mail channel needs at least one address")
+        if len(new.to) > ADDRESSES_MAX:
+            raise FieldError("to", "length", f"at most {ADDRESSES_MAX} addresses")
         if any(not ADDRESS.fullmatch(address) for address in new.to):
             raise FieldError("to", "address", "each address must read name@domain")
         return {"to": list(new.to)}, {"to": list(new.to)}
@@ -156,6 +162,8 @@ def _target(new: NewChannel) -> tuple[dict[str, Any], dict[str, Any]]:
         raise FieldError("kind", "unknown", "kind must be webhook or email")
     if not new.url:
         raise FieldError("url", "missing", "a webhook channel needs a url")
+    if len(new.url) > URL_MAX:
+        raise FieldError("url", "length", f"the url is at most {URL_MAX} characters")
     channels.check_url(new.url)
     slack = channels.is_slack(new.url)
     if not new.secret and not slack:

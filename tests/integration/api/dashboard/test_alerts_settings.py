@@ -145,6 +145,8 @@ async def test_a_failed_test_alert_says_why_in_plain_words(
         ),
         ({"kind": "webhook", "url": "ftp://ops.example.com/h", "secret": SECRET}, "url", "http"),
         ({"kind": "email", "to": "ops@example.com, not an address"}, "to", "name@domain"),
+        ({"kind": "email", "to": "a@example.com", "name": "n" * 201}, "name", "at most 200"),
+        ({"kind": "email", "to": " ".join(f"a{i}@example.com" for i in range(21))}, "to", "20"),
     ],
 )
 async def test_a_channel_error_is_beside_its_field_and_the_secret_is_not_kept(
@@ -158,9 +160,7 @@ async def test_a_channel_error_is_beside_its_field_and_the_secret_is_not_kept(
     )
     assert error is not None, answer.text
     assert words in error.group(1)
-    field_input = re.search(
-        rf'<input id="{kind}-{"to" if field == "to" else field}"[^>]*>', answer.text
-    )
+    field_input = re.search(rf'<input id="{kind}-{field}"[^>]*>', answer.text)
     assert field_input is not None
     assert 'aria-invalid="true"' in field_input.group(0)
     assert f"{kind}-{field}-error" in field_input.group(0)
