@@ -131,3 +131,27 @@ async def test_a_channel_id_past_the_databases_integers_is_a_422(
     alice = key_of(env, env.tenant_id)
     answer = await client.post(f"{WEBHOOK}/960527054722853634048/test", headers=alice)
     assert answer.status_code == 422
+
+
+async def test_a_webhook_written_as_a_private_address_is_refused_when_made(
+    env: Env, client: httpx.AsyncClient
+) -> None:
+    """Not only at its first delivery: the user hears of it when adding the channel."""
+    alice = key_of(env, env.tenant_id)
+    env.service.settings = env.service.settings.model_copy(
+        update={"alert_allow_private_webhooks": False}
+    )
+    for url in (
+        "http://10.0.0.5/hook",
+        "http://127.0.0.1:9/x",
+        "http://localhost/x",
+        "http://[::1]/x",
+        "http://169.254.169.254/latest",
+    ):
+        made = await client.post(
+            WEBHOOK, json={"kind": "webhook", "url": url, "secret": SECRET}, headers=alice
+        )
+        assert made.status_code == 422, (url, made.text)
+        assert "private or local address" in made.json()["error"]["message"]
+    public = {"kind": "webhook", "url": "https://alerts.example.com/x", "secret": SECRET}
+    assert (await client.post(WEBHOOK, json=public, headers=alice)).status_code == 201

@@ -137,6 +137,8 @@ def create_channel(service: SyncService, tenant_id: int, new: NewChannel) -> Ale
     if len(new.name) > NAME_MAX:
         raise FieldError("name", "length", f"the name is at most {NAME_MAX} characters")
     target, hint = _target(new)
+    if new.kind == "webhook" and not service.settings.alert_allow_private_webhooks:
+        channels.refuse_private_literal(new.url or "")
     channel = AlertChannel(
         kind=new.kind,
         name=new.name,

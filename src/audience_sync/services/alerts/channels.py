@@ -94,6 +94,24 @@ def check_url(url: str) -> None:
         raise FieldError("url", "credentials", "url must not carry a user name or password")
 
 
+def refuse_private_literal(url: str) -> None:
+    """`FieldError` when the URL's host is written as a loopback, private or reserved address
+    (or `localhost`): refused when the channel is made, not only at its first delivery. A name
+    that resolves to such an address is refused when sending (`check_address`)."""
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        private = host == "localhost" or not ipaddress.ip_address(host).is_global
+    except ValueError:  # a name, not an address
+        private = host.endswith(".localhost")
+    if private:
+        raise FieldError(
+            "url",
+            "private",
+            "the url points at a private or local address; webhooks go to public receivers "
+            "(the operator may allow private ones with AUDIENCE_SYNC_ALERT_ALLOW_PRIVATE_WEBHOOKS)",
+        )
+
+
 def url_hint(url: str) -> str:
     """What a channel may show of its URL: scheme and host (a Slack URL's path is a secret)."""
     parts = urlsplit(url)
