@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -53,3 +54,6 @@ class SyncService:
     # True once this process is shutting down: a run stops at its next checkpoint and hands
     # its job back (`jobs.release_job`). Read from the checkpoint's thread: thread-safe.
     stopping: Callable[[], bool] = field(default=lambda: False)
+    # The transport of the calls made outside a connector (OAuth code exchanges): None, the
+    # network; tests and the demo give the sandbox's (as `connect` does for connectors).
+    http_transport: Callable[[], httpx.AsyncBaseTransport] | None = None
