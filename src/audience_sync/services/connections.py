@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from audience_sync.connectors.access import AccessCheck, AdAccount, Reason
+from audience_sync.connectors.base import BaseAudienceConnector
+from audience_sync.connectors.http import RetryPolicy
 from audience_sync.connectors.registry import platform_spec, platforms
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import AudienceSyncError, FieldError
@@ -101,7 +103,7 @@ async def delete(service: SyncService, tenant_id: int, platform: SyncPlatform) -
     target, _ = _target(service, tenant_id, platform)
     revoked = False
     try:
-        connector = service.connect(target)
+        connector = _single_try(service.connect(target))
         async with connector:
             revoked = await connector.revoke_access()
     except AudienceSyncError as exc:
@@ -144,7 +146,7 @@ async def test(service: SyncService, tenant_id: int, platform: SyncPlatform) -> 
         credentials_of(service.cipher.decrypt(target.sealed_credentials))
     except AudienceSyncError as exc:
         return AccessCheck(Reason.BAD_TOKEN, exc.message)
-    connector = service.connect(target)
+    connector = _single_try(service.connect(target))
     try:
         async with connector:
             found = await connector.test_access()
@@ -167,7 +169,7 @@ async def ad_accounts(
 
 
 async def accounts_of(service: SyncService, target: Target) -> list[AdAccount]:
-    connector = service.connect(target)
+    connector = _single_try(service.connect(target))
     try:
         async with connector:
             return await connector.list_ad_accounts()
@@ -198,6 +200,13 @@ def describe(check: AccessCheck) -> str:
     if check.reason is Reason.NOT_SUPPORTED:
         return f"Connected (not tested: {check.message})"
     return f"Connected, but the test failed: {check.message}"
+
+
+def _single_try(connector: BaseAudienceConnector) -> BaseAudienceConnector:
+    """Account-level calls are tried once: a person waits for the answer, and "did not
+    answer" is an answer (a sync's calls keep their retries)."""
+    connector.http.retry = RetryPolicy(attempts=1)
+    return connector
 
 
 def connector_target(

@@ -439,6 +439,8 @@ async def _discover(
     except NotSupportedError:
         accounts = [AdAccount(a) for a in tokens.accounts]
     except AudienceSyncError as exc:
+        if previous:  # a reconnect keeps its account; the connection test will say more
+            return [], previous
         raise OAuthRefusedError(
             f"{name} authorized the connection but refused to list its ad accounts: {exc.message}"
         ) from exc

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync.store.db import transaction
 from audience_sync.store.tables import PlatformConnection
 
-from ..conftest import Api, Tenant, context
+from ..conftest import Api, Tenant
 from .conftest import Browser
 
 pytestmark = pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
