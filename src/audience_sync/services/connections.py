@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from audience_sync.connectors.access import AccessCheck, AdAccount, Reason
+from audience_sync.connectors.access import AccessCheck, AdAccount, NotSupportedError, Reason
 from audience_sync.connectors.base import BaseAudienceConnector
 from audience_sync.connectors.http import RetryPolicy
 from audience_sync.connectors.registry import platform_spec, platforms
@@ -162,10 +162,18 @@ async def test(service: SyncService, tenant_id: int, platform: SyncPlatform) -> 
 async def ad_accounts(
     service: SyncService, tenant_id: int, platform: SyncPlatform
 ) -> list[AdAccount]:
-    """The ad accounts the connection's token reaches (`NotSupportedError` where the platform
-    or the stored credentials cannot list them; our error tree for a refusal)."""
+    """The ad accounts the connection's token reaches; `NotSupportedError` where the platform
+    or the stored credentials cannot list them, or the platform refused to."""
     target, _ = _target(service, tenant_id, platform)
-    return await accounts_of(service, target)
+    try:
+        return await accounts_of(service, target)
+    except NotSupportedError:
+        raise
+    except AudienceSyncError as exc:
+        # The platform's refusal is this answer's content, not a failure of ours (a 422 in
+        # the API, as "cannot be listed"), said in our words with the platform's.
+        name = platform_spec(platform).display_name
+        raise NotSupportedError(f"{name} did not list the ad accounts: {exc.message}") from exc
 
 
 async def accounts_of(service: SyncService, target: Target) -> list[AdAccount]:

@@ -1,0 +1,68 @@
+"""In Chromium, on `serve --demo`: connecting Meta by OAuth as a person does (issue 21).
+
+Sign in → Connections → Connect Meta → the platform's consent page (the sandbox's) → Allow →
+back on Connections: connected, its expiry, the ad accounts listed → test the connection →
+create an audience on the account → sync it to completion. The demo configures the sandbox's
+OAuth apps, so nothing is set up first.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+from playwright.sync_api import Page, expect
+
+from .conftest import assert_accessible, visit
+
+AUDIENCE_URL = re.compile(r"/audiences/[0-9a-f-]{36}(\?.*)?$")
+
+
+def test_connect_meta_by_oauth_then_sync_an_audience(
+    page: Page, screenshot: Callable[[Page, str], Path]
+) -> None:
+    visit(page, "/connections")
+    page.get_by_test_id("oauth-connect-meta").click()
+    allow = page.get_by_role("button", name="Allow")
+    expect(allow).to_be_visible()  # the platform's own page, asking for the permissions
+    expect(page.locator("body")).to_contain_text("ads_management")
+    allow.click()
+
+    expect(page).to_have_url(re.compile(r"/connections\?connected=meta$"))
+    expect(page.get_by_test_id("flash")).to_contain_text("Meta connected")
+    row = page.locator('[data-testid="connection-row"][data-platform="meta"]')
+    expect(row.get_by_test_id("connection-status")).to_have_text("connected")
+    expect(row.get_by_test_id("connection-expiry")).to_have_text(
+        re.compile(r"expires in (59|60) days")
+    )
+    expect(row.get_by_test_id("connection-scopes")).to_contain_text("ads_management")
+    options = row.get_by_test_id("ad-account-option")
+    expect(options).to_have_count(2)
+    expect(row.get_by_test_id("ad-account-picker-meta")).to_have_value("1234567890")
+    assert "sbx-meta-" not in page.content()  # the new token is never shown
+    assert_accessible(page)
+    screenshot(page, "connections-oauth")
+
+    page.get_by_test_id("test-connection-meta").click()
+    expect(page.get_by_test_id("test-result")).to_have_attribute("data-outcome", "ok")
+
+    visit(page, "/audiences/new")
+    form = page.get_by_test_id("new-audience-form")
+    segment = form.get_by_label(re.compile(r"^segment", re.IGNORECASE))
+    value = segment.locator("option", has_text="At Risk Churning").first.get_attribute("value")
+    segment.select_option(value)
+    form.get_by_label(re.compile(r"^platform", re.IGNORECASE)).select_option("meta")
+    form.get_by_label(re.compile(r"ad account", re.IGNORECASE)).fill("1234567890")
+    form.get_by_label(re.compile(r"name", re.IGNORECASE)).first.fill("At risk (OAuth)")
+    page.get_by_test_id("create-audience").click()
+    expect(page).to_have_url(AUDIENCE_URL)
+
+    # Creating it ran its first sync (the create) on the OAuth connection: wait for it.
+    status = page.get_by_test_id("job-row-status").first
+    for _ in range(60):
+        if status.count() and re.search("completed", status.inner_text(), re.IGNORECASE):
+            break
+        page.wait_for_timeout(500)
+        page.reload()
+    expect(status).to_have_text(re.compile("completed", re.IGNORECASE))
