@@ -9,18 +9,20 @@ OAuth apps, so nothing is set up first.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 from playwright.sync_api import Page, expect
 
-from .conftest import assert_accessible, visit
+from .conftest import DemoServer, assert_accessible, visit
 
-AUDIENCE_URL = re.compile(r"/audiences/[0-9a-f-]{36}(\?.*)?$")
+AUDIENCE_URL = re.compile(r"/audiences/([0-9a-f-]{36})(\?.*)?$")
 
 
 def test_connect_meta_by_oauth_then_sync_an_audience(
-    page: Page, screenshot: Callable[[Page, str], Path]
+    page: Page, demo_server: DemoServer, screenshot: Callable[[Page, str], Path]
 ) -> None:
     visit(page, "/connections")
     page.get_by_test_id("oauth-connect-meta").click()
@@ -66,3 +68,21 @@ def test_connect_meta_by_oauth_then_sync_an_audience(
         page.wait_for_timeout(500)
         page.reload()
     expect(status).to_have_text(re.compile("completed", re.IGNORECASE))
+    remove_audience(demo_server, page.url)
+
+
+def remove_audience(server: DemoServer, url: str) -> None:
+    """Delete the audience again and purge it (the other browser tests count the demo's
+    four audiences, deleted ones included)."""
+    audience_id = AUDIENCE_URL.search(url)
+    assert audience_id is not None, url
+    headers = {"Authorization": f"Bearer {server.key}"}
+    api = f"{server.url}/api/v1/audiences"
+    gone = httpx.delete(f"{api}/{audience_id.group(1)}", headers=headers, timeout=10)
+    assert gone.status_code == 202, gone.text
+    for _ in range(120):
+        if len(httpx.get(api, headers=headers, timeout=10).json()) == 4:
+            server.cli("audiences", "purge", audience_id.group(1), "--tenant", "demo")
+            return
+        time.sleep(0.25)
+    raise AssertionError("the audience was not deleted")

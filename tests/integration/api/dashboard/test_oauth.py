@@ -455,3 +455,14 @@ async def test_disconnect_revokes_the_token_at_the_platform(
         refused_now = after.status_code in (400, 401) or after.json().get("code") == 40105
         assert refused_now, (platform, after.status_code, after.text)
     assert (await api.call("GET", "/api/v1/connections")).json() == []
+
+
+async def test_starting_a_flow_and_choosing_an_account_need_the_csrf_token(
+    alice_browser: Browser,
+) -> None:
+    raw = alice_browser.client
+    assert (await raw.post("/connections/meta/authorize")).status_code == 403
+    chosen = await raw.post("/connections/meta/ad-account", data={"ad_account_id": "1"})
+    assert chosen.status_code == 403
+    assert (await alice_browser.post("/connections/myspace/authorize")).status_code == 404
+    assert (await alice_browser.get("/oauth/myspace/callback?state=x")).status_code == 404
