@@ -325,7 +325,9 @@ async def _meta(
         "client_secret": secret,
         "code": code,
     }
-    short = await http.get(settings.meta_token_url, params=params)
+    # POSTed, not the guide's GET: the secret, the code and the short-lived token stay out of
+    # URLs (which proxies and client libraries log). Graph takes either.
+    short = await http.post(settings.meta_token_url, data=params)
     answer = _json(short)
     if short.status_code >= 400 or "access_token" not in answer:
         raise OAuthRefusedError(_token_refusal(SyncPlatform.META, answer))
@@ -335,7 +337,7 @@ async def _meta(
         "client_secret": secret,
         "fb_exchange_token": str(answer["access_token"]),
     }
-    long = await http.get(settings.meta_token_url, params=exchange)
+    long = await http.post(settings.meta_token_url, data=exchange)
     lived = _json(long)
     if long.status_code >= 400 or "access_token" not in lived:
         raise OAuthRefusedError(_token_refusal(SyncPlatform.META, lived))
