@@ -172,6 +172,22 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(10 * 1024 * 1024, ge=1024)
     max_options_bytes: int = Field(16 * 1024, ge=256)
 
+    # Alerts by e-mail (docs/alerts.md): the SMTP server, how to secure the connection (`none`,
+    # `starttls`, or `tls` from the first byte), its credentials, and the sender's address.
+    smtp_host: str = ""
+    smtp_port: int = Field(587, ge=1, le=65535)
+    smtp_tls: Literal["none", "starttls", "tls"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_from: str = "audience-sync@localhost"
+    # Alert deliveries are retried with doubling delays up to the cap, and given up (`failed`)
+    # only once this long has passed since the alert was raised.
+    alert_retry_cap_seconds: int = Field(3600, ge=1)
+    alert_give_up_seconds: int = Field(24 * 3600, ge=60)
+    # Webhooks to loopback, private or link-local addresses are refused (a tenant must not make
+    # the server call its own network); allow them for a local receiver (tests, development).
+    alert_allow_private_webhooks: bool = False
+
     feature_flags: FeatureFlags = FeatureFlags()
 
     @model_validator(mode="after")

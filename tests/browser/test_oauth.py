@@ -35,9 +35,7 @@ def test_connect_meta_by_oauth_then_sync_an_audience(
     expect(page.get_by_test_id("flash")).to_contain_text("Meta connected")
     row = page.locator('[data-testid="connection-row"][data-platform="meta"]')
     expect(row.get_by_test_id("connection-status")).to_have_text("connected")
-    expect(row.get_by_test_id("connection-expiry")).to_have_text(
-        re.compile(r"expires in (59|60) days")
-    )
+    expect(row.get_by_test_id("token-expiry")).to_have_text(re.compile(r"expires in (59|60) days"))
     expect(row.get_by_test_id("connection-scopes")).to_contain_text("ads_management")
     options = row.get_by_test_id("ad-account-option")
     expect(options).to_have_count(2)

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Engine, update
 from typer.testing import CliRunner, Result
 
 from audience_sync import cli
@@ -29,7 +30,7 @@ from audience_sync.store.repositories import (
     SegmentRepository,
     TenantRepository,
 )
-from audience_sync.store.tables import PlatformAudience
+from audience_sync.store.tables import PlatformAudience, PlatformConnection
 from audience_sync.sync.service import build_service
 
 DATA = Path(__file__).parents[1] / "data" / "import"
@@ -252,3 +253,24 @@ def test_connections_list_as_json_never_shows_a_secret(invoke: Invoke) -> None:
     )
     assert set(meta["credentials"]) == {"access_token"}
     assert meta["credentials"]["access_token"] != "t"
+
+
+def test_connections_list_shows_how_many_days_a_meta_token_has_left(
+    invoke: Invoke, engine: Engine
+) -> None:
+    expires = datetime.now(UTC) + timedelta(days=12, hours=1)
+    with engine.begin() as connection:
+        connection.execute(update(PlatformConnection).values(token_expires_at=expires))
+    (meta,) = as_json(invoke("connections", "list", "--json"))
+    assert meta["expires_in_days"] == 12
+    assert meta["token_expires_at"] == expires.isoformat()
+    assert "expires in 12 days" in invoke("connections", "list").stdout
+    gone = datetime.now(UTC) - timedelta(minutes=1)
+    with engine.begin() as connection:
+        connection.execute(update(PlatformConnection).values(token_expires_at=gone))
+    (meta,) = as_json(invoke("connections", "list", "--json"))
+    assert (meta["status"], meta["expires_in_days"]) == ("needs_reconnect", 0)
+    assert meta["status_message"].startswith("Meta access token expired on ")
+    table = invoke("connections", "list").stdout
+    assert "needs_reconnect" in table
+    assert "expired" in table

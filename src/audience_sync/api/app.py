@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -12,10 +12,17 @@ from audience_sync.api import errors
 from audience_sync.api.access import AccessLog
 from audience_sync.api.deps import authenticated_tenant
 from audience_sync.api.limits import RequestGate
-from audience_sync.api.routes import audiences, connections, exports, flags, segments, system
+from audience_sync.api.routes import (
+    alerts,
+    audiences,
+    connections,
+    exports,
+    flags,
+    segments,
+    system,
+)
 from audience_sync.api.state import ApiContext, default_launcher
 from audience_sync.config import Settings
-from audience_sync.dashboard import install as install_dashboard
 from audience_sync.services.database import open_engine, sessions
 from audience_sync.services.launcher import JobLauncher
 from audience_sync.sync.runner import SyncService
@@ -29,11 +36,14 @@ def create_app(
     engine: Engine | None = None,
     service: SyncService | None = None,
     launcher: JobLauncher | None = None,
+    extensions: Sequence[Callable[[FastAPI], None]] = (),
 ) -> FastAPI:
     """The API. `engine` defaults to the settings' database (migrated beforehand); `service`
     (the sync engine) defaults to `build_service` — tests pass one pointed at the sandbox.
     `launcher` starts the jobs the API queues: give the process's own to share its concurrency
-    limit with a scheduler running beside the app (default: `state.default_launcher`)."""
+    limit with a scheduler running beside the app (default: `state.default_launcher`).
+    `extensions` mount more on the app before the access log wraps it (the dashboard:
+    `dashboard.site.create_site`)."""
     engine = engine or open_engine(settings.effective_database_url)
     service = service or build_service(settings, engine)
     launcher = launcher or default_launcher(settings, service)
@@ -62,11 +72,12 @@ def create_app(
     errors.install(app)
 
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authenticated_tenant)])
-    for module in (segments, connections, audiences, flags, exports):
+    for module in (segments, connections, audiences, flags, exports, alerts):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(exports.downloads)
     app.include_router(system.router)
-    install_dashboard(app)
+    for extend in extensions:
+        extend(app)
     app.add_middleware(AccessLog)
     return app

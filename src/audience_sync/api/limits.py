@@ -57,7 +57,7 @@ class RequestGate:
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _under(_route_path(scope), self.prefix):
+        if scope["type"] != "http" or not _under(route_path(scope), self.prefix):
             await self.app(scope, receive, send)
             return
         try:
@@ -69,7 +69,7 @@ class RequestGate:
         except ApiError as error:
             await respond(error)(scope, receive, send)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     async def _tenant(self, scope: Scope) -> int:
         key = _bearer_key(_header(scope, b"authorization"))
@@ -161,7 +161,7 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
-def _route_path(scope: Scope) -> str:
+def route_path(scope: Scope) -> str:
     """The path the router matches: without the root path a proxy may mount the app under."""
     path, root = str(scope["path"]), str(scope.get("root_path", ""))
     return path[len(root) :] if root and path.startswith(root) else path
@@ -195,7 +195,7 @@ def _may_be_json(content_type: str | None) -> bool:
     )
 
 
-def _replay(body: bytes, receive: Receive) -> Receive:
+def replay(body: bytes, receive: Receive) -> Receive:
     """A `receive` that hands the app the body already read, then waits as the real one does
     (for the disconnect)."""
     pending = [body]

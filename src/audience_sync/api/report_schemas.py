@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from audience_sync.api.schemas import Platform, Strict
 from audience_sync.config import FeatureFlag
 from audience_sync.domain.models import IdentifierType
+from audience_sync.services import exports
+from audience_sync.services.exports import ExportSpec
 
 
 class FlagState(BaseModel):
@@ -54,6 +56,17 @@ class ExportIn(Strict):
             "the platform-neutral normalization (`neutral`); a platform's own matches it best."
         ),
     )
+
+    def spec(self) -> ExportSpec:
+        """What the export writer is given (the API's route and the dashboard's form)."""
+        return exports.spec_of(
+            self.format,
+            self.identifier_types,
+            self.hash_identifiers,
+            self.platform,
+            self.include_traits,
+            self.include_events,
+        )
 
 
 class ExportOut(BaseModel):

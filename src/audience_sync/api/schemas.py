@@ -32,6 +32,7 @@ from audience_sync.domain.models import (
 )
 from audience_sync.domain.platforms import platform_key
 from audience_sync.exceptions import UnknownPlatformError
+from audience_sync.services.audiences import NewAudience
 from audience_sync.sources.rows import BAD_TEXT, value_problem
 
 Interval = Literal[1, 6, 12, 24, 168]
@@ -270,8 +271,19 @@ class ConnectionTestOut(BaseModel):
 class ConnectionOut(BaseModel):
     platform: Platform
     ad_account_id: str
-    status: str = Field(description="`connected`, or `needs_reconnect` after an auth failure.")
+    status: str = Field(
+        description="`connected`, or `needs_reconnect` after an auth failure, a refused token "
+        "refresh, or once a token that cannot be renewed has expired."
+    )
     status_message: str | None
+    token_expires_at: datetime | None = Field(
+        None, description="When the stored access token expires (null: unknown or never)."
+    )
+    expires_in_days: int | None = Field(
+        None,
+        description="Whole days left for a token nothing renews (Meta's long-lived token); "
+        "null when the service refreshes the token itself or the expiry is unknown.",
+    )
     base_url: str | None
     credentials: dict[str, str] = Field(
         description="Each stored credential's name with a masked hint; never a secret."
@@ -281,9 +293,6 @@ class ConnectionOut(BaseModel):
     )
     scopes: list[str] | None = Field(
         None, description="The scopes or permissions the platform granted (None: not known)."
-    )
-    token_expires_at: datetime | None = Field(
-        None, description="When the stored access token stops working (None: unknown, or never)."
     )
     updated_at: datetime
     test: ConnectionTestOut | None = Field(
@@ -328,6 +337,19 @@ class AudienceIn(Strict):
         if problem is not None:
             raise ValueError(f"a value {problem}")
         return options
+
+    def new_audience(self) -> NewAudience:
+        """What `services.audiences.create` is given (the API's route and the dashboard's form)."""
+        return NewAudience(
+            segment_id=self.segment_id,
+            platform=self.platform,
+            name=self.platform_audience_name,
+            ad_account_id=self.ad_account_id,
+            description=self.description,
+            auto_sync=self.auto_sync,
+            interval_hours=self.sync_interval_hours,
+            options=self.options,
+        )
 
 
 class AudiencePatch(Strict):

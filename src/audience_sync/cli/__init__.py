@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from audience_sync.cli import (  # noqa: F401 - importing registers the commands
+    alerts,
     audiences,
     cdp,
     jobs,

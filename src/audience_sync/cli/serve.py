@@ -14,8 +14,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from audience_sync import demo
-from audience_sync.api import create_app
 from audience_sync.cli.common import Context, app, context, friendly_errors, migrated_context, out
+from audience_sync.dashboard.site import create_site
 from audience_sync.domain.models import SyncOperation, SyncStatus
 from audience_sync.sandbox import SandboxSettings
 from audience_sync.sandbox import create_app as create_sandbox_app
@@ -60,7 +60,7 @@ def serve(
     if demo_mode:
         sandbox = create_sandbox_app(SandboxSettings(processing_seconds=0))
         service = demo.sandbox_service(service, sandbox)
-    api = create_app(ctx.settings, ctx.engine, service)
+    api = create_site(ctx.settings, ctx.engine, service)
     if sandbox is not None:
         api.mount("/sandbox", sandbox)
     # log_config=None: uvicorn logs through our handlers (stderr, JSON in production); its

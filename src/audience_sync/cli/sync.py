@@ -7,7 +7,7 @@ import contextlib
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -186,10 +186,12 @@ def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG, as_json: JsonFl
     if as_json:  # the API's `GET /connections/{platform}` answer, one per platform
         print_json([connections.connection_view(c) for c in found])
         return
-    table = Table("Platform", "Ad account", "Status", "Base URL", "Settings")
+    table = Table("Platform", "Ad account", "Status", "Token", "Base URL", "Settings")
     for c in found:
         settings = ", ".join(f"{k}={v}" for k, v in (c.settings or {}).items())
-        table.add_row(c.platform.value, c.ad_account_id, c.status, c.base_url, settings)
+        state = connections.token_state(c)
+        token = expiry_text(state.expires_in_days, state.token_expires_at)
+        table.add_row(c.platform.value, c.ad_account_id, state.status, token, c.base_url, settings)
     out.print(table)
 
 
@@ -234,6 +236,15 @@ def connections_accounts(
     for account in found:
         table.add_row(account.id, account.name or "")
     out.print(table)
+
+
+def expiry_text(days: int | None, expires_at: datetime | None) -> str:
+    """ "expires in N days" for a token nothing renews, "expired" once past; "" otherwise."""
+    if days is None or expires_at is None:
+        return ""
+    if expires_at <= datetime.now(UTC):
+        return "expired"
+    return "expires within a day" if days == 0 else f"expires in {days} day{'s' * (days != 1)}"
 
 
 @audiences_app.command("create")

@@ -11,8 +11,9 @@ an error of our tree (`audience_sync.exceptions`), never an httpx error or platf
   call that is not idempotent (creating an audience) is not retried once it may have reached the
   platform; a connection that could not be made at all is "could not connect to <platform> at
   <host>" (`PlatformConnectError`), never a timeout;
-- an expired token is refreshed once through the OAuth refresh grant where the platform has one,
-  then the call is repeated;
+- a token about to expire is refreshed before the call, and an expired one (a 401) once, through
+  the OAuth refresh grant where the platform has one, then the call is repeated; a token past
+  its known expiry with no refresh grant fails at once (`connectors.tokens`);
 - a client-side token bucket per platform and access token keeps us under the documented rate;
 - error messages are scrubbed of tokens, secrets, emails and mobile ids before they are raised.
 
@@ -29,16 +30,19 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 import orjson
 
+from audience_sync.connectors.tokens import IssuedTokens, TokenStore, expires_soon
 from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
     PlatformConnectError,
+    PlatformServerError,
     PlatformTimeoutError,
     RetryableError,
     ValidationError,
@@ -158,54 +162,137 @@ SHARED_LIMITERS = RateLimiters()
 
 
 class TokenSource:
-    """The current access token, and its OAuth refresh (`grant_type=refresh_token`)."""
+    """The current access token, its expiry, and its OAuth refresh (`grant_type=refresh_token`).
+
+    `fresh` runs before every call: a token about to expire is refreshed first (a token that
+    expired and has no refresh grant, Meta's long-lived one, is `AuthExpiredError` at once).
+    `refresh` runs after a 401. With a `TokenStore` (`keep_in`), refreshes go through it: under
+    its lock, written back at once; otherwise they live in memory only."""
 
     def __init__(self, credentials: Credentials, token_url: str | None) -> None:
         self.credentials = credentials
         self.token = credentials.access_token
         self.token_url = credentials.token_url or token_url
         self.lock = asyncio.Lock()
-        self.refreshed = False  # the sync engine then stores the new token (and refresh token)
+        self.refreshed = False
+        self.expires_at: datetime | None = None
+        self.lifetime: float | None = None
+        self.store: TokenStore | None = None
+        self.now: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    def keep_in(
+        self, store: TokenStore, expires_at: datetime | None, now: Callable[[], datetime]
+    ) -> None:
+        """Refresh through `store` from now on; `expires_at` is the stored token's expiry."""
+        self.store, self.expires_at, self.now = store, expires_at, now
 
     @property
     def can_refresh(self) -> bool:
         c = self.credentials
         return bool(self.token_url and c.refresh_token and c.client_id and c.client_secret)
 
+    async def fresh(self, client: httpx.AsyncClient, platform: str) -> None:
+        """Before a call: refresh a token that expires within the margin (`tokens.margin`)."""
+        now = self.now()
+        if self.expires_at is None or not expires_soon(self.expires_at, now, self.lifetime):
+            return
+        if not self.can_refresh:
+            if self.expires_at <= now:
+                raise expired_for_good(platform, self.expires_at)
+            return  # still valid: the connection shows its days left
+        try:
+            await self.refresh(client, platform, self.token)
+        except RetryableError:
+            if self.expires_at <= self.now():
+                raise
+            # The token still works a little longer: the next call tries the refresh again.
+            log.warning(
+                "token refresh failed, the token is still valid", extra={"platform": platform}
+            )
+
     async def refresh(self, client: httpx.AsyncClient, platform: str, stale: str) -> None:
         async with self.lock:
             if self.token != stale:  # another call refreshed it meanwhile
                 return
-            c = self.credentials
-            form = {
-                "grant_type": "refresh_token",
-                "client_id": c.client_id or "",
-                "client_secret": c.client_secret or "",
-                "refresh_token": c.refresh_token or "",
-            }
-            try:
-                response = await client.post(str(self.token_url), data=form)
-                body = response.json() if response.is_success else {}
-                token = body.get("access_token")
-            except httpx.ConnectError as exc:
-                raise unreachable(platform, str(self.token_url)) from exc
-            except (httpx.HTTPError, OSError, ValueError, AttributeError) as exc:
-                raise AuthExpiredError(
-                    "The access token expired and could not be refreshed", platform=platform
-                ) from exc
-            if not isinstance(token, str) or not token:
-                raise AuthExpiredError(
-                    "The access token expired and the refresh grant was refused: reconnect the "
-                    "account",
-                    platform=platform,
-                    status_code=response.status_code,
-                )
-            self.token = token
-            rotated = body.get("refresh_token")  # a grant may issue a new refresh token
-            if isinstance(rotated, str) and rotated:
-                self.credentials.refresh_token = rotated
+
+            async def grant(refresh_token: str) -> IssuedTokens:
+                return await self._grant(client, platform, refresh_token)
+
+            held = self.credentials.refresh_token
+            if self.store is not None:
+                issued = await self.store.refresh(grant, held)
+            else:
+                issued = await grant(held or "")
+            self.token = issued.access_token
+            if issued.refresh_token:  # a grant may issue a new refresh token
+                self.credentials.refresh_token = issued.refresh_token
+            self.expires_at, self.lifetime = issued.expires_at, issued.lifetime
             self.refreshed = True
-            log.info("connector token refreshed", extra={"platform": platform})
+
+    async def _grant(
+        self, client: httpx.AsyncClient, platform: str, refresh_token: str
+    ) -> IssuedTokens:
+        """One refresh grant (RFC 6749 §6). Refused (4xx): `AuthExpiredError`, reconnect; the
+        platform failing (5xx, 429, no answer): retryable, the refresh token is still good."""
+        c = self.credentials
+        form = {
+            "grant_type": "refresh_token",
+            "client_id": c.client_id or "",
+            "client_secret": c.client_secret or "",
+            "refresh_token": refresh_token,
+        }
+        try:
+            response = await client.post(str(self.token_url), data=form)
+        except httpx.ConnectError as exc:
+            raise unreachable(platform, str(self.token_url)) from exc
+        except (httpx.HTTPError, OSError) as exc:
+            raise PlatformTimeoutError(
+                "The token endpoint did not answer the refresh", platform=platform
+            ) from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise PlatformServerError(
+                "The token endpoint failed to refresh the access token",
+                platform=platform,
+                status_code=response.status_code,
+            )
+        try:
+            body = response.json() if response.is_success else {}
+        except ValueError:
+            body = {}
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            raise AuthExpiredError(
+                "The access token expired and the refresh grant was refused: reconnect the account",
+                platform=platform,
+                status_code=response.status_code,
+                details={"refresh_refused": True},
+            )
+        log.info("connector token refreshed", extra={"platform": platform})
+        return issued_tokens(body, token, self.now())
+
+
+def issued_tokens(body: dict[str, Any], token: str, now: datetime) -> IssuedTokens:
+    """A token endpoint's answer (`access_token`, `refresh_token`, `expires_in`, `scope`)."""
+    rotated = body.get("refresh_token")
+    lifetime = body.get("expires_in")
+    seconds = float(lifetime) if isinstance(lifetime, int | float) and lifetime > 0 else None
+    scope = body.get("scope")
+    return IssuedTokens(
+        access_token=token,
+        refresh_token=rotated if isinstance(rotated, str) and rotated else None,
+        expires_at=now + timedelta(seconds=seconds) if seconds else None,
+        lifetime=seconds,
+        scopes=scope if isinstance(scope, str) and scope else None,
+    )
+
+
+def expired_for_good(platform: str, expires_at: datetime) -> AuthExpiredError:
+    """A token past its expiry with no refresh grant (Meta's long-lived token): reconnect."""
+    return AuthExpiredError(
+        f"The access token expired on {expires_at:%Y-%m-%d %H:%M} UTC and cannot be refreshed",
+        platform=platform,
+        details={"expired_at": expires_at.isoformat()},
+    )
 
 
 def scrub(message: str, secrets: list[str]) -> str:
@@ -312,6 +399,11 @@ class HttpClient:
             headers = {"Content-Type": "application/json", **(headers or {})}
         refreshed = False
         attempt = 0
+        try:
+            await self.tokens.fresh(self.client, self.platform)
+        except AudienceSyncError as stopped:
+            stopped.audience_id, stopped.batch = audience_id, batch
+            raise
         while True:
             error, may_have_landed, body, cause = await self._attempt(method, path, headers, kwargs)
             if error is None:

@@ -16,8 +16,9 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from audience_sync.api.limits import route_path
 from audience_sync.dashboard import auth, web
-from audience_sync.dashboard.limits import FormLimit, route_path
+from audience_sync.dashboard.limits import FormLimit
 from audience_sync.dashboard.pages import PAGES
 from audience_sync.dashboard.vendor import missing
 from audience_sync.exceptions import AudienceSyncError, NotFoundError

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from starlette.responses import PlainTextResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from audience_sync.api.limits import replay, route_path
 
 # The largest dashboard form (a connection's credentials) is a few kilobytes.
 MAX_FORM_BYTES = 64 * 1024
@@ -43,13 +45,7 @@ class FormLimit:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
-        await self.app(scope, _replay(b"".join(chunks), receive), send)
-
-
-def route_path(scope: Scope) -> str:
-    """The path the router matches: without the root path a proxy may mount the app under."""
-    path, root = str(scope["path"]), str(scope.get("root_path", ""))
-    return path[len(root) :] if root and path.startswith(root) else path
+        await self.app(scope, replay(b"".join(chunks), receive), send)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
@@ -58,14 +54,3 @@ async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
         status_code=413,
     )
     await answer(scope, receive, send)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    pending = [body]
-
-    async def replayed() -> Message:
-        if pending:
-            return {"type": "http.request", "body": pending.pop(), "more_body": False}
-        return await receive()
-
-    return replayed

@@ -20,7 +20,7 @@ from audience_sync.sandbox.oauth import (
     redeem,
     secret_ok,
 )
-from audience_sync.sandbox.settings import OAuthApp
+from audience_sync.sandbox.settings import SANDBOX_REFRESH_TOKEN, OAuthApp
 from audience_sync.sandbox.state import IssuedToken, SandboxState
 
 
@@ -99,6 +99,7 @@ class FormTokenEndpoint:
             return oauth_error("invalid_request", "Missing required parameter: refresh_token")
         grant = state.tokens.refresh_grant(self.platform, value)
         if grant is None:  # unknown or revoked, whoever asks [INFER: checked before the client]
+            state.tokens.reused(self.platform, value)
             return oauth_error("invalid_grant", self.bad_refresh)
         # The fixed `sandbox-refresh-token` and `/_sandbox/tokens` ones belong to no app: any
         # client credentials refresh them, as before OAuth apps existed (scripts, the suite).
@@ -116,6 +117,9 @@ class FormTokenEndpoint:
     ) -> Response:
         scopes = grant.scopes or self.default_scopes
         ttl = self.ttl(state)
+        rotates = self.platform in state.settings.rotate_refresh_tokens
+        if rotates and refresh != SANDBOX_REFRESH_TOKEN:
+            refresh = state.tokens.rotate(self.platform, refresh)
         token = state.tokens.issue(
             self.platform,
             ttl,
@@ -130,7 +134,7 @@ class FormTokenEndpoint:
             "scope": " ".join(scopes),
             "token_type": "Bearer",
         }
-        if self.refresh_in_refresh_answer or grant.client_id is None:
+        if self.refresh_in_refresh_answer or grant.client_id is None or rotates:
             body["refresh_token"] = refresh
         return json_response(body)
 

@@ -126,6 +126,11 @@ class SandboxSettings(BaseModel):
     )
     """How long an authorization code can be exchanged. TikTok's hour is documented; the
     others are not, 10 minutes is RFC 6749's recommended maximum (docs/connections.md)."""
+    rotate_refresh_tokens: tuple[str, ...] = ()
+    """Platforms whose refresh grant rotates the refresh token: each refresh answers a new one
+    and the old one stops working; presenting a rotated-out one again revokes its successor
+    too (reuse detection, RFC 9700 §4.14.2). Neither Google nor Snapchat documents rotation;
+    this lets tests check a client never spends a refresh token twice. [INFER]"""
     oauth_apps: dict[str, OAuthApp] = Field(default_factory=default_oauth_apps)
     """Registered apps by platform at start; `/_sandbox/oauth/apps` adds more."""
     oauth_accounts: dict[str, tuple[str, ...]] = Field(default_factory=default_oauth_accounts)

@@ -108,6 +108,7 @@ class TokenRegistry:
     def __init__(self) -> None:
         self._access: dict[str, IssuedToken] = {SANDBOX_TOKEN: IssuedToken(None, None)}
         self._refresh: dict[str, IssuedToken] = {SANDBOX_REFRESH_TOKEN: IssuedToken(None, None)}
+        self._rotated: dict[str, str] = {}  # a rotated-out refresh token → its successor
 
     def issue(
         self,
@@ -130,6 +131,24 @@ class TokenRegistry:
         token = f"sbx-{platform}-refresh-{secrets.token_urlsafe(18)}"
         self._refresh[token] = IssuedToken(platform, None, client_id, scopes)
         return token
+
+    def rotate(self, platform: str, token: str) -> str:
+        """A new refresh token in place of `token`, which stops working (rotation)."""
+        grant = self._refresh.pop(token)
+        successor = self.issue_refresh(platform, client_id=grant.client_id, scopes=grant.scopes)
+        self._rotated[token] = successor
+        return successor
+
+    def reused(self, platform: str, token: str) -> bool:
+        """Whether `token` was rotated out; if so its live successors are revoked (RFC 9700
+        §4.14.2: the server cannot tell which party presented it, so neither keeps the grant)."""
+        successor = self._rotated.get(token)
+        if successor is None:
+            return False
+        while successor is not None:
+            self.revoke(platform, successor)
+            successor = self._rotated.get(successor)
+        return True
 
     def knows_refresh(self, platform: str, token: str) -> bool:
         return self.refresh_grant(platform, token) is not None

@@ -31,6 +31,7 @@ from audience_sync.config import Settings, load_settings
 from audience_sync.exceptions import ConfigurationError
 from audience_sync.log import configure_logging
 from audience_sync.scheduler.tick import upkeep
+from audience_sync.services import alerts
 from audience_sync.services.database import open_engine
 from audience_sync.sync.confirm import confirm_due
 from audience_sync.sync.runner import SyncService, run_job
@@ -115,6 +116,7 @@ def dispatch_due(service: SyncService, app: Celery) -> dict[str, int]:
     sent = sum(send_job(app, tenant_id, job_id) for tenant_id, job_id in due)
     # Status reads are short and bounded by their budget: the tick reads them itself.
     confirmed = asyncio.run(confirm_due(service))
+    sent_alerts = alerts.upkeep(service)
     report = {
         "reaped": len(done.reaped),
         "queued": done.queued,
@@ -122,6 +124,7 @@ def dispatch_due(service: SyncService, app: Celery) -> dict[str, int]:
         "sent": sent,
         "confirmations": confirmed.jobs,
         "status_reads": confirmed.reads,
+        "alerts_sent": sent_alerts.get("sent", 0),
     }
     log.info("distributed tick: %s", report)
     return report

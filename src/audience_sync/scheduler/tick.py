@@ -6,6 +6,7 @@ due audience, read the due confirmations of requests Google processes after the 
 retries included — through the process's `JobLauncher`, and return: the syncs run on while the
 scheduler sleeps, under the launcher's one concurrency limit
 (`AUDIENCE_SYNC_MAX_CONCURRENT_SYNCS`, shared with the API's launches in the same process).
+Last, the time-based alert rules and the due alert deliveries (`services.alerts.upkeep`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 
+from audience_sync.services import alerts
 from audience_sync.services.audiences import enqueue_due
 from audience_sync.services.launcher import InProcessLauncher, JobLauncher
 from audience_sync.sync.confirm import confirm_due
@@ -35,6 +37,7 @@ class TickReport:
     statuses: dict[str, int] = field(default_factory=dict)
     confirmations: int = 0  # jobs whose confirmation was read
     status_reads: int = 0
+    alerts: dict[str, int] = field(default_factory=dict)  # `services.alerts.upkeep`
 
 
 def upkeep(service: SyncService) -> tuple[TickReport, list[tuple[int, uuid.UUID]]]:
@@ -56,6 +59,8 @@ async def tick(service: SyncService, launcher: JobLauncher) -> TickReport:
     confirmed = await confirm_due(service)
     report.confirmations, report.status_reads = confirmed.jobs, confirmed.reads
     report.launched = sum(launcher.launch(tenant_id, job_id) for tenant_id, job_id in due)
+    # Last: the time-based alert rules and the due alert deliveries (never raises).
+    report.alerts = await asyncio.to_thread(alerts.upkeep, service)
     return report
 
 

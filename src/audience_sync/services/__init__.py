@@ -8,3 +8,5 @@ tenant's feature flags as a request meets them) and `ids` (ids given by a unique
 they do not reach into `store` themselves. Functions take the sync engine's `SyncService`
 (database, settings, cipher, clock) and a tenant id.
 """
+
+from audience_sync.services import alerts as alerts  # registers the job-end hook (sync.hooks)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from audience_sync.connectors.access import AccessCheck, AdAccount, NotSupportedError, Reason
@@ -18,11 +19,12 @@ from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ConnectionRepository, TenantRepository
 from audience_sync.store.tables import PlatformConnection
 from audience_sync.sync.context import SyncService, Target
-from audience_sync.sync.runner import keep_refreshed_token
 from audience_sync.sync.service import credentials_of
+from audience_sync.sync.tokens import open_connector
 
 __all__ = [
     "Connection",
+    "TokenState",
     "ad_accounts",
     "check_base_url",
     "choose_ad_account",
@@ -33,6 +35,7 @@ __all__ = [
     "list_connections",
     "put",
     "test",
+    "token_state",
 ]
 
 log = logging.getLogger(__name__)
@@ -116,20 +119,58 @@ async def delete(service: SyncService, tenant_id: int, platform: SyncPlatform) -
     return revoked
 
 
+@dataclass(frozen=True, slots=True)
+class TokenState:
+    """A connection's status with its token's expiry taken into account. `expires_in_days`
+    (whole days left, 0 once expired) only for a token nothing renews (Meta's long-lived one,
+    or a pasted token with no refresh token): a token the service refreshes by itself shows
+    its expiry but no countdown."""
+
+    status: str
+    status_message: str | None
+    token_expires_at: datetime | None
+    expires_in_days: int | None
+
+
+def token_state(connection: PlatformConnection, now: datetime | None = None) -> TokenState:
+    """The connection's status; an expired token nothing renews is `needs_reconnect` at once
+    (its next sync would fail the same way)."""
+    status, message = connection.status, connection.status_message
+    expires = connection.token_expires_at
+    spec = platform_spec(connection.platform)
+    renews = spec.capabilities.refreshes_tokens and "refresh_token" in (
+        connection.credentials_hint or {}
+    )
+    if expires is None or renews:
+        return TokenState(status, message, expires, None)
+    now = now or datetime.now(UTC)
+    if expires <= now:
+        if status != "needs_reconnect":
+            name = spec.display_name
+            status = "needs_reconnect"
+            message = (
+                f"{name} access token expired on {expires:%Y-%m-%d} and cannot be renewed — "
+                f"reconnect the {name} account."
+            )
+        return TokenState(status, message, expires, 0)
+    return TokenState(status, message, expires, (expires - now) // timedelta(days=1))
+
+
 def connection_view(connection: PlatformConnection) -> dict[str, Any]:
     """What may be shown of a connection: a masked hint of each credential, never a secret."""
+    state = token_state(connection)
+    expires = state.token_expires_at
     return {
         "platform": connection.platform.value,
         "ad_account_id": connection.ad_account_id,
-        "status": connection.status,
-        "status_message": connection.status_message,
+        "status": state.status,
+        "status_message": state.status_message,
+        "token_expires_at": expires.isoformat() if expires else None,
+        "expires_in_days": state.expires_in_days,
         "base_url": connection.base_url,
         "credentials": dict(connection.credentials_hint or {}),
         "settings": dict(connection.settings or {}),
         "scopes": connection.scopes.split() if connection.scopes else None,
-        "token_expires_at": (
-            connection.token_expires_at.isoformat() if connection.token_expires_at else None
-        ),
         "updated_at": connection.updated_at.isoformat() if connection.updated_at else None,
     }
 
@@ -146,12 +187,9 @@ async def test(service: SyncService, tenant_id: int, platform: SyncPlatform) -> 
         credentials_of(service.cipher.decrypt(target.sealed_credentials))
     except AudienceSyncError as exc:
         return AccessCheck(Reason.BAD_TOKEN, exc.message)
-    connector = _single_try(service.connect(target))
-    try:
-        async with connector:
-            found = await connector.test_access()
-    finally:
-        keep_refreshed_token(service, target, connector)
+    connector = _single_try(open_connector(service, target))
+    async with connector:
+        found = await connector.test_access()
     lapsed = expires_at is not None and expires_at <= service.clock()
     if found.reason is Reason.BAD_TOKEN and lapsed and not connector.http.tokens.refreshed:
         # Snapchat words an expired token as any refused one: the stored expiry tells.
@@ -177,12 +215,8 @@ async def ad_accounts(
 
 
 async def accounts_of(service: SyncService, target: Target) -> list[AdAccount]:
-    connector = _single_try(service.connect(target))
-    try:
-        async with connector:
-            return await connector.list_ad_accounts()
-    finally:
-        keep_refreshed_token(service, target, connector)
+    async with _single_try(open_connector(service, target)) as connector:
+        return await connector.list_ad_accounts()
 
 
 async def choose_ad_account(
@@ -225,6 +259,8 @@ def connector_target(
     sealed_credentials: str,
     base_url: str | None = None,
     settings: dict[str, Any] | None = None,
+    credentials_version: int = 0,
+    token_expires_at: datetime | None = None,
 ) -> Target:
     """What a connector is built from for account-level calls (no audience)."""
     with transaction(service.factory) as session:
@@ -243,6 +279,8 @@ def connector_target(
         base_url=base_url,
         region=region,
         connection_settings=dict(settings or {}),
+        credentials_version=credentials_version,
+        token_expires_at=token_expires_at,
     )
 
 
@@ -257,8 +295,11 @@ def _target(
             connection.credentials_encrypted,
             connection.base_url,
             dict(connection.settings or {}),
+            connection.credentials_version or 0,
             connection.token_expires_at,
         )
-    account, sealed, base_url, settings, expires_at = found
-    target = connector_target(service, tenant_id, platform, account, sealed, base_url, settings)
+    account, sealed, base_url, settings, version, expires_at = found
+    target = connector_target(
+        service, tenant_id, platform, account, sealed, base_url, settings, version, expires_at
+    )
     return target, expires_at

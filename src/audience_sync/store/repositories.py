@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, String, cast, delete, func, select
+from sqlalchemy import Select, String, cast, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from audience_sync.config import FeatureFlag, FeatureFlags
@@ -338,6 +338,51 @@ class ConnectionRepository(TenantScoped):
 
     def credentials(self, platform: SyncPlatform) -> dict[str, Any]:
         return self.cipher.decrypt(self.get(platform).credentials_encrypted)
+
+    def locked(self, platform: SyncPlatform) -> PlatformConnection | None:
+        """The connection, its row locked until the transaction ends (`SELECT … FOR UPDATE` on
+        PostgreSQL; SQLite has no row lock and reads it plainly: see `swap_tokens`)."""
+        return self.session.scalars(
+            self._select(PlatformConnection)
+            .where(PlatformConnection.platform == platform)
+            .with_for_update()
+        ).one_or_none()
+
+    def swap_tokens(
+        self,
+        platform: SyncPlatform,
+        seen: tuple[int, str],
+        credentials: dict[str, Any],
+        expires_at: datetime | None,
+        scopes: str | None = None,
+    ) -> str | None:
+        """Store refreshed credentials only if the row still holds what was read, `seen` =
+        (`credentials_version`, `credentials_encrypted`): a compare-and-swap, so a token
+        another worker (or the user) stored meanwhile is never overwritten. The new sealed
+        credentials, or None when the swap lost (nothing written)."""
+        version, sealed = seen
+        new_sealed = self.cipher.encrypt(credentials)
+        values: dict[str, Any] = {
+            "credentials_encrypted": new_sealed,
+            "credentials_hint": credential_hints(credentials),
+            "token_expires_at": expires_at,
+            "credentials_version": version + 1,
+            "updated_at": utcnow(),
+        }
+        if scopes:
+            values["scopes"] = scopes
+        swapped = self.session.execute(
+            update(PlatformConnection)
+            .where(
+                PlatformConnection.tenant_id == self.tenant_id,
+                PlatformConnection.platform == platform,
+                PlatformConnection.credentials_version == version,
+                PlatformConnection.credentials_encrypted == sealed,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return new_sealed if swapped.rowcount == 1 else None  # type: ignore[attr-defined]
 
     def delete(self, platform: SyncPlatform) -> None:
         self.session.delete(self.get(platform))

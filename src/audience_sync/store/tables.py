@@ -457,3 +457,100 @@ class FeatureFlagOverride(Base):
     )
     enabled: Mapped[bool] = mapped_column(Boolean)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AlertRule(Base):
+    """A tenant's change to one alert rule's default: on or off, and its threshold. A rule
+    without a row is on, at its default threshold (`services.alerts.rules.DEFAULTS`)."""
+
+    __tablename__ = "alert_rules"
+
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey(TENANT_FK, ondelete="CASCADE"), primary_key=True
+    )
+    rule: Mapped[str] = mapped_column(String(32), primary_key=True)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class AlertChannel(Base):
+    """Where a tenant's alerts go: a webhook (its URL and signing secret) or e-mail addresses.
+
+    The target is Fernet-encrypted like a connection's credentials (a Slack webhook's URL is
+    itself a secret); `hint` is what reading a channel may show, computed when it is stored."""
+
+    __tablename__ = "alert_channels"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # webhook | email
+    name: Mapped[str] = mapped_column(String(200), default="")
+    target_encrypted: Mapped[str] = mapped_column(Text)
+    hint: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertIncident(Base):
+    """One incident of a rule on one subject (an audience, a connection): raised once, resolved
+    once. The database holds at most one open incident per (tenant, rule, subject), so two
+    evaluations at once cannot raise it twice."""
+
+    __tablename__ = "alert_incidents"
+    __table_args__ = (
+        Index(
+            "uq_alert_incidents_one_open",
+            "tenant_id",
+            "rule",
+            "subject",
+            unique=True,
+            sqlite_where=text("state = 'open'"),
+            postgresql_where=text("state = 'open'"),
+        ),
+        Index("ix_alert_incidents_tenant", "tenant_id", "opened_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    rule: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(64))  # an audience id, or "connection:<platform>"
+    audience_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("platform_audiences.id", ondelete="CASCADE")
+    )
+    state: Mapped[str] = mapped_column(String(16), default="open")  # open | resolved
+    title: Mapped[str] = mapped_column(Text)
+    # What the alert says: names, figures, job ids; never an identifier or a token.
+    facts: Mapped[dict[str, Any]] = mapped_column(JSONType, default=json_default)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class AlertDelivery(Base):
+    """The outbox: one message (an incident raised or resolved, or a test) to one channel.
+
+    Written in the transaction that opens or resolves its incident, so nothing is lost; sent by
+    whoever claims it (`claim_token`, `claimed_until`: a compare-and-swap), retried with backoff.
+    `id` is the idempotency key receivers dedupe by (`X-Audience-Sync-Delivery`)."""
+
+    __tablename__ = "alert_deliveries"
+    __table_args__ = (
+        Index("ix_alert_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_alert_deliveries_incident", "incident_id"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"))
+    incident_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("alert_incidents.id", ondelete="CASCADE")
+    )
+    channel_id: Mapped[int] = mapped_column(ForeignKey("alert_channels.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(16))  # raised | resolved | test
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)  # never a URL, a secret or a body
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -46,7 +46,8 @@ from audience_sync.store.tables import AudienceSyncJob
 from audience_sync.sync.fence import LeaseLostError
 from audience_sync.sync.lease import lease_waits
 from audience_sync.sync.progress import requests_read
-from audience_sync.sync.runner import SyncService, keep_refreshed_token, load_target
+from audience_sync.sync.runner import SyncService, load_target
+from audience_sync.sync.tokens import open_connector
 
 log = logging.getLogger(__name__)
 
@@ -133,22 +134,19 @@ async def _confirm(service: SyncService, claim: _Claimed, report: ConfirmReport)
     try:
         target = load_target(service, claim.tenant_id, claim.audience_id)
         platform_id = target.platform_audience_id or ""
-        async with service.connect(target) as connector:
+        async with open_connector(service, target) as connector:
             if not isinstance(connector, ProcessingConnector) or not isinstance(
                 connector, BaseAudienceConnector
             ):
                 return _record(service, claim, [], None, error="the platform reads no statuses")
             lease_waits(connector, functools.partial(_renew, service, claim), _lease(service))
-            try:
-                for request_id in claim.requests:
-                    report.reads += 1
-                    checks.append(await connector.check_request(request_id, platform_id))
-                follow_up = await _follow_up(service, claim, checks, connector, platform_id)
-                info = None
-                if _finished(claim, checks, follow_up):
-                    info = await connector.get_audience_info(platform_id)
-            finally:
-                keep_refreshed_token(service, target, connector)
+            for request_id in claim.requests:
+                report.reads += 1
+                checks.append(await connector.check_request(request_id, platform_id))
+            follow_up = await _follow_up(service, claim, checks, connector, platform_id)
+            info = None
+            if _finished(claim, checks, follow_up):
+                info = await connector.get_audience_info(platform_id)
     except LeaseLostError:
         log.warning("confirmation of job %s: claim taken over by another tick", claim.job_id)
         return PROCESSING  # the other tick reads and records them

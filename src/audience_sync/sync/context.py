@@ -39,6 +39,10 @@ class Target:
     # The connection's non-secret settings (Google `login_account_id`,
     # `customer_match_terms_accepted`), handed to the connector as `options["connection"]`.
     connection_settings: dict[str, Any] = field(default_factory=dict)
+    # What the credentials were when read: a refresh writes back only over these
+    # (`sync.tokens`), and refreshes first when the token expires soon.
+    credentials_version: int = 0
+    token_expires_at: datetime | None = None
 
 
 @dataclass
@@ -57,3 +61,6 @@ class SyncService:
     # The transport of the calls made outside a connector (OAuth code exchanges): None, the
     # network; tests and the demo give the sandbox's (as `connect` does for connectors).
     http_transport: Callable[[], httpx.AsyncBaseTransport] | None = None
+    # Where alert webhooks go (`services.alerts`): None is the network; a test passes an
+    # `httpx.MockTransport` so that nothing leaves the process.
+    webhook_transport: httpx.BaseTransport | None = None

@@ -239,6 +239,8 @@ def fail_job(
             job.error_message = f"{message} (retry {job.attempt} of {len(retry_delays)})"
             return job
         _finish(job, SyncStatus.FAILED, now, error=message)
+        if code := error.details.get("code"):  # e.g. a guard rail's (`update.GUARD_RAIL`)
+            job.details = {**job.details, "error_code": str(code)}
         record_on_audience(audience, job, now)
         if isinstance(error, AuthExpiredError):
             _flag_connection(session, tenant_id, audience, message)

@@ -23,11 +23,16 @@ def describe(error: AudienceSyncError, platform: SyncPlatform) -> str:
     name = platform_spec(platform).display_name
     detail = error.message
     if isinstance(error, AuthExpiredError):
-        return (
-            f"{name} access token expired or was revoked — reconnect the {name} account "
-            f"(`audience-sync connections set {platform.value} …` or "
-            f"`PUT /api/v1/connections/{platform.value}`)."
+        how = (
+            f"reconnect the {name} account (`audience-sync connections set {platform.value} …` "
+            f"or `PUT /api/v1/connections/{platform.value}`)."
         )
+        expired = error.details.get("expired_at")
+        if isinstance(expired, str):  # a token with no refresh grant reached its expiry
+            return f"{name} access token expired on {expired[:10]} and cannot be renewed — {how}"
+        if error.details.get("refresh_refused"):
+            return f"{name} refused to renew the access token (the grant was revoked) — {how}"
+        return f"{name} access token expired or was revoked — {how}"
     if isinstance(error, RateLimitError):
         return f"{name} is rate limiting requests; the sync will retry automatically."
     if isinstance(error, PlatformConnectError):

@@ -17,9 +17,6 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy.exc import SQLAlchemyError
-
-from audience_sync.connectors import BaseAudienceConnector
 from audience_sync.connectors.registry import sync_flags
 from audience_sync.domain.data_use import with_connection_defaults
 from audience_sync.domain.models import SyncStatus
@@ -33,7 +30,7 @@ from audience_sync.store.repositories import (
     TenantRepository,
 )
 from audience_sync.store.tables import AudienceSyncJob
-from audience_sync.sync import unexpected
+from audience_sync.sync import hooks, unexpected
 from audience_sync.sync.checkpoint import RunInterruptedError
 from audience_sync.sync.collector import rarer_collections
 from audience_sync.sync.context import ConnectorFactory, SyncService, Target
@@ -47,6 +44,7 @@ from audience_sync.sync.jobs import (
     start_job,
 )
 from audience_sync.sync.run import Run
+from audience_sync.sync.tokens import open_connector
 from audience_sync.sync.update import plan_against_snapshot
 
 # The engine's entry points; `SyncService`, `Target` and `plan_against_snapshot` are defined
@@ -55,7 +53,6 @@ __all__ = [
     "ConnectorFactory",
     "SyncService",
     "Target",
-    "keep_refreshed_token",
     "load_target",
     "plan_against_snapshot",
     "run_job",
@@ -63,14 +60,19 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+ENDED = (SyncStatus.COMPLETED, SyncStatus.FAILED, SyncStatus.CANCELLED)
 
 
 async def run_job(
     service: SyncService, tenant_id: int, job_id: uuid.UUID
 ) -> AudienceSyncJob | None:
-    """Run a pending job to its end; None when another worker has it."""
+    """Run a pending job to its end; None when another worker has it. A job that ended
+    (completed, failed for good, cancelled) is handed to the job-end listeners (alerts)."""
     with rarer_collections():
-        return await _run_job(service, tenant_id, job_id)
+        job = await _run_job(service, tenant_id, job_id)
+    if job is not None and job.status in ENDED:
+        await hooks.job_ended(service, tenant_id, job_id)
+    return job
 
 
 async def run_job_in_background(service: SyncService, tenant_id: int, job_id: uuid.UUID) -> None:
@@ -142,11 +144,8 @@ async def _run_owned(
     metrics = JobMetrics()
     try:
         target = load_target(service, tenant_id, job.platform_audience_id)
-        async with service.connect(target) as connector:
-            try:
-                await Run(service, target, job, connector, metrics).execute()
-            finally:
-                keep_refreshed_token(service, target, connector)
+        async with open_connector(service, target) as connector:
+            await Run(service, target, job, connector, metrics).execute()
     except RunInterruptedError as stop:
         if stop.beat is Heartbeat.LOST:
             raise LeaseLostError(f"job {job_id} is no longer held by this run") from None
@@ -211,32 +210,6 @@ def load_target(service: SyncService, tenant_id: int, audience_id: uuid.UUID) ->
             base_url=connection.base_url,
             region=TenantRepository(session).region_of(tenant_id),
             connection_settings=dict(connection.settings or {}),
+            credentials_version=connection.credentials_version or 0,
+            token_expires_at=connection.token_expires_at,
         )
-
-
-def keep_refreshed_token(
-    service: SyncService, target: Target, connector: BaseAudienceConnector
-) -> None:
-    """A token the connector refreshed (Google, Snapchat) is stored, encrypted, for the next
-    runs — unless the connection was set again while this run went on (its sealed credentials
-    changed): what the user set wins."""
-    tokens = connector.http.tokens
-    if not tokens.refreshed:
-        return
-    try:
-        with transaction(service.factory) as session:
-            connections = ConnectionRepository(session, target.tenant_id, service.cipher)
-            connection = connections.find(target.platform)
-            if connection is None or connection.credentials_encrypted != target.sealed_credentials:
-                return  # removed or set again meanwhile
-            stored = service.cipher.decrypt(connection.credentials_encrypted)
-            stored["access_token"] = tokens.token
-            if tokens.credentials.refresh_token:
-                stored["refresh_token"] = tokens.credentials.refresh_token
-            connections.put(
-                target.platform, connection.ad_account_id, stored, base_url=connection.base_url
-            )
-    except SQLAlchemyError:
-        # Called on the way out of every run: never replaces the run's own outcome. The next
-        # run refreshes again from the stored refresh token.
-        log.warning("could not store a refreshed token", extra={"platform": target.platform.value})

@@ -42,6 +42,9 @@ REMOVED_TEXTS_IN_PLAN = 250_000
 # The guard rails' codes, as a dry run's `details.warnings` name them.
 MASS_REMOVAL = "mass_removal"
 EMPTY_REPLACE = "empty_replace"
+# The code a guard rail's refusal carries; the failed job keeps it in `details["error_code"]`
+# (`jobs.fail_job`), which is how alerts tell a blocked run from a failed one.
+GUARD_RAIL = "guard_rail"
 
 
 def plan_against_snapshot(
@@ -105,7 +108,7 @@ def enforce(rail: GuardRail | None, *, force: bool, dry_run: bool, metrics: JobM
     if dry_run:
         metrics.details.setdefault("warnings", []).append(rail.as_warning())
     elif not force:
-        raise ValidationError(rail.refusal)
+        raise ValidationError(rail.refusal, details={"code": GUARD_RAIL})
 
 
 def plan_summary(

@@ -15,11 +15,11 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from audience_sync.api import create_app
 from audience_sync.api.state import ApiContext
 from audience_sync.config import Settings
 from audience_sync.connectors import BaseAudienceConnector, Credentials, RateLimiters, connector_for
 from audience_sync.crypto import CredentialCipher
+from audience_sync.dashboard.site import create_site
 from audience_sync.sandbox import SandboxSettings
 from audience_sync.sandbox import create_app as create_sandbox
 from audience_sync.store.db import transaction
@@ -98,7 +98,7 @@ def service(
 
 @pytest.fixture
 def app(settings: Settings, engine: Engine, service: SyncService) -> FastAPI:
-    return create_app(settings, engine, service)
+    return create_site(settings, engine, service)
 
 
 @pytest.fixture

@@ -73,6 +73,8 @@ _SANDBOX = create_sandbox(
     SandboxSettings(processing_seconds=0, rate_limits=dict.fromkeys(PREFIXES))
 )
 _SERVICE = demo.sandbox_service(build_service(_SETTINGS, _ENGINE), _SANDBOX)
+# Alert webhooks the chains create (and test) are answered here: nothing leaves the process.
+_SERVICE.webhook_transport = httpx.MockTransport(lambda request: httpx.Response(200))
 APP = create_app(_SETTINGS, _ENGINE, _SERVICE)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from audience_sync.connectors.http import (
     retry_after_seconds,
     scrub,
 )
+from audience_sync.connectors.tokens import IssuedTokens, RefreshGrant, expires_soon, margin
 from audience_sync.exceptions import (
     AudienceSyncError,
     AuthExpiredError,
@@ -200,3 +202,75 @@ def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
     assert retry_after_seconds(date, 40.0) == 60
     assert retry_after_seconds(httpx.Headers({"Retry-After": "soon"}), 0) is None
     assert retry_after_seconds(httpx.Headers(), 0) is None
+
+
+class MemoryStore:
+    """A `TokenStore` in memory: counts refreshes, as the connection row would keep them."""
+
+    def __init__(self) -> None:
+        self.refreshes: list[str | None] = []
+
+    async def refresh(self, grant: RefreshGrant, refresh_token: str | None) -> IssuedTokens:
+        self.refreshes.append(refresh_token)
+        return await grant(refresh_token or "")
+
+
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
+OAUTH = Credentials(
+    access_token="tok-123", refresh_token="refresh-1", client_id="c", client_secret="s"
+)
+
+
+def refreshing(time: FakeTime, seen: list[str], token_status: int = 200) -> HttpClient:
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/token":
+            body = {"access_token": "tok-new", "expires_in": 3600}
+            return httpx.Response(token_status, json=body if token_status == 200 else {})
+        return httpx.Response(200, json={})
+
+    return client(handler, time, Credentials(**vars(OAUTH)), token_url="http://platform/token")
+
+
+async def test_a_token_expiring_within_the_margin_is_refreshed_before_the_call() -> None:
+    seen: list[str] = []
+    http = refreshing(FakeTime(), seen)
+    store = MemoryStore()
+    http.tokens.keep_in(store, NOW + timedelta(minutes=4), lambda: NOW)
+    await http.request("GET", "things")
+    assert seen == ["/token", "/v1/things"]
+    assert store.refreshes == ["refresh-1"]
+    assert http.tokens.expires_at == NOW + timedelta(hours=1)
+    await http.request("GET", "things")  # an hour left now: no second refresh
+    assert seen == ["/token", "/v1/things", "/v1/things"]
+    await http.aclose()
+
+
+async def test_a_failing_token_endpoint_keeps_a_token_that_still_works() -> None:
+    seen: list[str] = []
+    http = refreshing(FakeTime(), seen, token_status=503)
+    http.tokens.keep_in(MemoryStore(), NOW + timedelta(minutes=4), lambda: NOW)
+    await http.request("GET", "things")
+    assert seen == ["/token", "/v1/things"]
+    assert http.tokens.token == "tok-123"
+    await http.aclose()
+
+
+async def test_an_expired_token_with_no_refresh_grant_fails_before_any_call() -> None:
+    seen: list[str] = []
+    http = refreshing(FakeTime(), seen)
+    http.tokens.credentials.refresh_token = None  # Meta's long-lived token
+    http.tokens.keep_in(MemoryStore(), NOW - timedelta(seconds=1), lambda: NOW)
+    with pytest.raises(AuthExpiredError) as caught:
+        await http.request("GET", "things", audience_id="a1")
+    assert seen == []
+    assert caught.value.details["expired_at"] == (NOW - timedelta(seconds=1)).isoformat()
+    assert caught.value.audience_id == "a1"
+    await http.aclose()
+
+
+def test_a_short_lived_token_is_refreshed_a_quarter_of_its_life_early() -> None:
+    assert margin(None) == timedelta(minutes=5)
+    assert margin(8.0) == timedelta(seconds=2)
+    assert not expires_soon(NOW + timedelta(seconds=3), NOW, 8.0)
+    assert expires_soon(NOW + timedelta(minutes=5), NOW)

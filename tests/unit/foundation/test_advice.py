@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from audience_sync.api.app import API_PREFIX
-from audience_sync.api.routes import audiences, connections, exports, flags, segments
+from audience_sync.api.routes import alerts, audiences, connections, exports, flags, segments
 from audience_sync.cli import app
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import AuthExpiredError
@@ -36,7 +36,7 @@ def _is_command(words: list[str], group: Any) -> bool:
 
 
 def _routes() -> list[list[str]]:
-    modules = (segments, connections, audiences, flags, exports)
+    modules = (segments, connections, audiences, flags, exports, alerts)
     paths = [API_PREFIX + route.path for m in modules for route in m.router.routes]
     return [path.split("/") for path in paths]
 

@@ -64,16 +64,7 @@ def list_audiences(
 async def create_audience(body: AudienceIn, ctx: Ctx, tenant_id: TenantId) -> AudienceCreated:
     """Link a segment to a new platform audience; by default its first sync is queued at once
     (the platform audience is created by that sync)."""
-    new = audiences.NewAudience(
-        segment_id=body.segment_id,
-        platform=body.platform,
-        name=body.platform_audience_name,
-        ad_account_id=body.ad_account_id,
-        description=body.description,
-        auto_sync=body.auto_sync,
-        interval_hours=body.sync_interval_hours,
-        options=body.options,
-    )
+    new = body.new_audience()
     hint = f"PUT /api/v1/connections/{body.platform.value}"
 
     def create() -> AudienceOut:

@@ -26,16 +26,18 @@ router = APIRouter(tags=["connections"])
 
 
 def _out(connection: connections.Connection, test: AccessCheck | None = None) -> ConnectionOut:
+    state = connections.token_state(connection)
     return ConnectionOut(
         platform=connection.platform,
         ad_account_id=connection.ad_account_id,
-        status=connection.status,
-        status_message=connection.status_message,
+        status=state.status,
+        status_message=state.status_message,
+        token_expires_at=state.token_expires_at,
+        expires_in_days=state.expires_in_days,
         base_url=connection.base_url,
         credentials=dict(connection.credentials_hint or {}),
         settings=dict(connection.settings or {}),
         scopes=connection.scopes.split() if connection.scopes else None,
-        token_expires_at=connection.token_expires_at,
         updated_at=connection.updated_at,
         test=_test_out(test) if test else None,
     )

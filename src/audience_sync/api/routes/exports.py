@@ -28,14 +28,7 @@ async def export_segment(
     segment_id: uuid.UUID, body: ExportIn, ctx: Ctx, tenant_id: TenantId, request: Request
 ) -> ExportOut:
     """Write the segment's members to a file and answer with a signed download link."""
-    spec = exports.spec_of(
-        body.format,
-        body.identifier_types,
-        body.hash_identifiers,
-        body.platform,
-        body.include_traits,
-        body.include_events,
-    )
+    spec = body.spec()
 
     def run() -> ExportOut:
         link = exports.create_link(ctx.service, tenant_id, segment_id, spec)

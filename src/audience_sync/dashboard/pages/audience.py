@@ -190,14 +190,20 @@ def _guarded(listed: Sequence[Job]) -> tuple[Job, list[dict[str, Any]]] | None:
     return None
 
 
-def _label(point: history.SyncPoint) -> str:
-    return point.at.strftime("%b %d %H:%M")
+def labels(points: Sequence[history.SyncPoint]) -> list[str]:
+    """Each sync's time, to the minute; to the second where two syncs share a minute."""
+    minutes = [p.at.strftime("%b %d %H:%M") for p in points]
+    shared = {m for m in minutes if minutes.count(m) > 1}
+    return [
+        p.at.strftime("%b %d %H:%M:%S") if m in shared else m
+        for p, m in zip(points, minutes, strict=True)
+    ]
 
 
 def size_chart(points: Sequence[history.SyncPoint]) -> dict[str, Any]:
     """Chart.js data: the platform's size and the matched size, one point per sync."""
     return {
-        "labels": [_label(p) for p in points],
+        "labels": labels(points),
         "datasets": [
             {"label": "Platform size", "data": [p.platform_size for p in points]},
             {"label": "Matched size", "data": [p.matched_size for p in points]},
@@ -208,7 +214,7 @@ def size_chart(points: Sequence[history.SyncPoint]) -> dict[str, Any]:
 def rate_chart(points: Sequence[history.SyncPoint]) -> dict[str, Any]:
     """Chart.js data: the match rate in percent (0–100), one point per sync."""
     return {
-        "labels": [_label(p) for p in points],
+        "labels": labels(points),
         "datasets": [
             {
                 "label": "Match rate (%)",

@@ -8,7 +8,6 @@ API's own request model (`api.schemas.ConnectionIn`).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, cast
 from urllib.parse import urlsplit
 
@@ -334,7 +333,6 @@ def _page(request: Request, viewer: Viewer, status_code: int = 200, **values: An
                     for name in sorted(spec.connection_settings)
                 ],
                 "oauth": oauth.configured(service.settings, _key(spec)),
-                "expires_in_days": _days_left(connection),
             }
         )
     values.setdefault("flash", None)
@@ -363,14 +361,6 @@ def _authorize_origins(settings: Any) -> list[str]:
         if url.scheme in ("http", "https") and url.netloc:
             origins.append(f"{url.scheme}://{url.netloc}")
     return sorted(set(origins))
-
-
-def _days_left(connection: connections.Connection | None) -> int | None:
-    """Whole days until the stored token expires (None: unknown or never)."""
-    if connection is None or connection.token_expires_at is None:
-        return None
-    left = connection.token_expires_at - datetime.now(UTC)
-    return max(0, left.days)
 
 
 def _status(view: dict[str, Any] | None) -> str:

@@ -177,16 +177,7 @@ async def create_audience(
         return _page(request, viewer, choices, checked, status_code=422)
     service = web.context(request).service
     body = _body(given)
-    new = audiences.NewAudience(
-        segment_id=body.segment_id,
-        platform=body.platform,
-        name=body.platform_audience_name,
-        ad_account_id=body.ad_account_id,
-        description=body.description,
-        auto_sync=body.auto_sync,
-        interval_hours=body.sync_interval_hours,
-        options=body.options,
-    )
+    new = body.new_audience()
     hint = "connect it on the Connections page"
     try:
         made = await run_in_threadpool(

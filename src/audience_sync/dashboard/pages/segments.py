@@ -50,14 +50,7 @@ async def export_segment(
     except pydantic.ValidationError as exc:
         errors = {str(e["loc"][0]) if e["loc"] else "form": _message(e) for e in exc.errors()}
         return _page(request, viewer, 422, failed=str(segment_id), errors=errors, given=given)
-    spec = exports.spec_of(
-        body.format,
-        body.identifier_types,
-        body.hash_identifiers,
-        body.platform,
-        body.include_traits,
-        body.include_events,
-    )
+    spec = body.spec()
     try:
         link = await run_in_threadpool(
             exports.create_link, service, viewer.tenant_id, segment_id, spec

@@ -4,6 +4,7 @@ disconnect after a confirmation, the connection test, CSRF and tenant isolation.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -194,3 +195,38 @@ async def test_another_tenants_connection_is_not_shown_nor_touched(
     gone = await alice_browser.post("/connections/meta/disconnect", {"confirm": "yes"})
     assert gone.status_code == 404
     assert (await Api(client, bob).call("GET", "/api/v1/connections/meta")).status_code == 200
+
+
+async def test_a_meta_token_shows_its_days_left_then_needs_reconnect(
+    client: httpx.AsyncClient,
+    alice: Tenant,
+    alice_browser: Browser,
+    factory: sessionmaker[Session],
+) -> None:
+    api = Api(client, alice)
+    await api.connect("meta")
+    await api.connect("google")  # refreshed by the service: no countdown
+    expires = datetime.now(UTC) + timedelta(days=30, hours=2)
+    with transaction(factory) as session:
+        session.execute(update(PlatformConnection).values(token_expires_at=expires))
+    page = (await alice_browser.get("/connections")).text
+    assert 'data-testid="token-expiry">expires in 30 days<' in row_of(page, "meta")
+    assert "token-expiry" not in row_of(page, "google")
+    shown = (await api.call("GET", "/api/v1/connections/meta")).json()
+    assert (shown["expires_in_days"], shown["status"]) == (30, "connected")
+    assert shown["token_expires_at"].startswith(expires.isoformat()[:19])
+    google = (await api.call("GET", "/api/v1/connections/google")).json()
+    assert google["expires_in_days"] is None
+    with transaction(factory) as session:
+        session.execute(
+            update(PlatformConnection)
+            .where(PlatformConnection.platform == "meta")
+            .values(token_expires_at=datetime.now(UTC) - timedelta(days=1))
+        )
+    page = (await alice_browser.get("/connections")).text
+    assert status_of(page, "meta") == "needs reconnect"
+    assert "access token expired on" in row_of(page, "meta")
+    assert "token-expiry" not in row_of(page, "meta")
+    assert (await api.call("GET", "/api/v1/connections/meta")).json()["status"] == (
+        "needs_reconnect"
+    )
