@@ -301,8 +301,8 @@ class ConnectionRepository(TenantScoped):
         """Connect or reconnect. `settings` change the stored settings key by key (a `None`
         value removes one); the others, and all of them when `settings` is None, stay. The
         token's expiry and granted scopes are those of these credentials (None: not known);
-        the credentials' version moves on, so a refresh that read the old ones writes nothing.
-        `Keep.KEEP` (the default) leaves the stored expiry or scopes as they are."""
+        `Keep.KEEP` (the default) leaves the stored expiry or scopes as they are. A refresh
+        that read the old credentials writes nothing: `swap_tokens` compares them too."""
         if (problem := ad_account_problem(ad_account_id)) is not None:
             raise ValidationError(f"Invalid ad account id: {problem}.")
         connection = self.find(platform)
@@ -312,7 +312,6 @@ class ConnectionRepository(TenantScoped):
         connection.ad_account_id = ad_account_id
         connection.credentials_encrypted = self.cipher.encrypt(credentials)
         connection.credentials_hint = credential_hints(credentials)
-        connection.credentials_version = (connection.credentials_version or 0) + 1
         if not isinstance(token_expires_at, Keep):
             connection.token_expires_at = token_expires_at
         if not isinstance(scopes, Keep):
