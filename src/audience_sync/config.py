@@ -138,6 +138,34 @@ class Settings(BaseSettings):
     # the server and its tokens to any host. Platform addresses come from the settings above.
     allow_connection_base_url: bool = False
 
+    # OAuth apps (docs/connections.md, "How to connect"): each platform's app id and secret,
+    # registered with the platform with the redirect URL `public_url + /oauth/{platform}/callback`.
+    # A platform whose client id is empty offers no "Connect" button (pasting a token stays).
+    meta_client_id: str = ""
+    meta_client_secret: SecretStr | None = None
+    google_client_id: str = ""
+    google_client_secret: SecretStr | None = None
+    # The Google Ads API's developer token: account discovery (`listAccessibleCustomers`)
+    # needs it; stored with a connection made through OAuth. Empty: no Google discovery.
+    google_developer_token: SecretStr | None = None
+    tiktok_client_id: str = ""  # TikTok's `app_id`
+    tiktok_client_secret: SecretStr | None = None
+    snapchat_client_id: str = ""
+    snapchat_client_secret: SecretStr | None = None
+    # Where each platform's authorize page (opened by the browser) and token endpoint are;
+    # `serve --demo` points them at the sandbox mounted at /sandbox.
+    meta_authorize_url: str = "https://www.facebook.com/v26.0/dialog/oauth"
+    meta_token_url: str = "https://graph.facebook.com/v26.0/oauth/access_token"  # noqa: S105
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105
+    google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
+    tiktok_authorize_url: str = "https://business-api.tiktok.com/portal/auth"
+    tiktok_token_url: str = "https://business-api.tiktok.com/open_api/v1.3/oauth2/access_token/"  # noqa: S105
+    snapchat_authorize_url: str = "https://accounts.snapchat.com/login/oauth2/authorize"
+    snapchat_token_url: str = "https://accounts.snapchat.com/login/oauth2/access_token"  # noqa: S105
+    # How long a started OAuth flow may take before its `state` is refused.
+    oauth_state_ttl_seconds: int = Field(600, ge=30)
+
     # Request limits, checked before any work (docs/api.md, "Limits"): the largest request body
     # `/api/v1` reads (10 MiB: a full 1,000-row `profiles:batch` or 20,000 member ids fit with
     # room to spare), and the largest `options` of an audience, as JSON.
@@ -183,6 +211,14 @@ class Settings(BaseSettings):
     def effective_public_url(self) -> str:
         """The base of links given to clients, without a trailing `/`."""
         return (self.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
+
+    def oauth_client(self, platform: str) -> tuple[str, str] | None:
+        """The platform's OAuth app `(client id, secret)`, None when it has none configured."""
+        client_id = str(getattr(self, f"{platform}_client_id", "") or "")
+        secret = getattr(self, f"{platform}_client_secret", None)
+        if not client_id or secret is None or not secret.get_secret_value():
+            return None
+        return client_id, secret.get_secret_value()
 
     @property
     def effective_database_url(self) -> str:

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from audience_sync.config import Settings
 from audience_sync.connectors import BaseAudienceConnector, RateLimiters, connector_for
 from audience_sync.domain.models import IdentifierType, SyncOperation, SyncPlatform
 from audience_sync.domain.schedule import next_sync_at
@@ -115,7 +117,36 @@ def _wired(service: SyncService, transport: Callable[[], httpx.AsyncBaseTranspor
             poll_interval=0.05,
         )
 
-    return dataclasses.replace(service, connect=connect)
+    return dataclasses.replace(service, connect=connect, http_transport=transport)
+
+
+def use_sandbox_oauth(settings: Settings, public_url: str) -> None:
+    """`serve --demo`: connecting by OAuth works out of the box. The sandbox's demo apps
+    (unless the operator set an app), its consent pages where the browser reaches them
+    (`public_url/sandbox/...`), its token endpoints and APIs at `http://sandbox` (the demo
+    service's transport sends those to the sandbox, in this process or the worker's)."""
+    for platform in PREFIX:
+        name = platform.value
+        if not getattr(settings, f"{name}_client_id"):
+            setattr(settings, f"{name}_client_id", f"sandbox-{name}-app")
+            setattr(settings, f"{name}_client_secret", SecretStr(f"sandbox-{name}-secret"))
+    browser = f"{public_url.rstrip('/')}/sandbox"
+    settings.meta_authorize_url = f"{browser}/meta/v26.0/dialog/oauth"
+    settings.google_authorize_url = f"{browser}/google/o/oauth2/v2/auth"
+    settings.tiktok_authorize_url = f"{browser}/tiktok/portal/auth"
+    settings.snapchat_authorize_url = f"{browser}/snapchat/login/oauth2/authorize"
+    settings.meta_token_url = f"{SANDBOX}/meta/v26.0/oauth/access_token"
+    settings.google_token_url = f"{SANDBOX}/google/token"
+    settings.google_revoke_url = f"{SANDBOX}/google/revoke"
+    settings.tiktok_token_url = f"{SANDBOX}/tiktok/open_api/v1.3/oauth2/access_token/"
+    settings.snapchat_token_url = f"{SANDBOX}/snapchat/login/oauth2/access_token"
+    settings.meta_base_url = SANDBOX + PREFIX[SyncPlatform.META]
+    settings.google_base_url = SANDBOX + PREFIX[SyncPlatform.GOOGLE]
+    settings.google_ads_base_url = f"{SANDBOX}/googleads/v26"
+    settings.tiktok_base_url = SANDBOX + PREFIX[SyncPlatform.TIKTOK]
+    settings.snapchat_base_url = SANDBOX + PREFIX[SyncPlatform.SNAPCHAT]
+    if settings.google_developer_token is None:
+        settings.google_developer_token = SecretStr(CREDENTIALS["developer_token"])
 
 
 def setup_audiences(service: SyncService, tenant_id: int) -> dict[SyncPlatform, uuid.UUID]:

@@ -18,6 +18,7 @@ from audience_sync.domain.models import SyncPlatform
 from audience_sync.store import db
 from audience_sync.store.repositories import FeatureFlagRepository, TenantRepository
 from audience_sync.store.tables import PlatformConnection
+from audience_sync.testing.support import sandbox_server
 
 DATA = Path(__file__).parents[1] / "data" / "import"
 Invoke = Callable[..., Result]
@@ -255,3 +256,26 @@ def test_connections_set_base_url_needs_the_operators_permission(
     reload_settings()
     allowed = invoke(*pointed)
     assert allowed.exit_code == 0, allowed.output
+
+
+def test_connections_set_tests_the_token_and_says_when_the_test_fails(
+    invoke: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AUDIENCE_SYNC_ALLOW_CONNECTION_BASE_URL", "true")
+    assert invoke("db", "upgrade").exit_code == 0
+    with sandbox_server() as url:
+        common = ("connections", "set", "meta", "--ad-account", "1234567890",
+                  "--base-url", f"{url}/meta/v26.0")  # fmt: skip
+        wrong = invoke(*common, "--access-token", "WRONG-token")
+        assert wrong.exit_code == 0, wrong.output  # saved anyway
+        assert "Connected, but the test failed: Meta refused the token" in wrong.output
+        assert "WRONG-token" not in wrong.output
+        assert invoke("connections", "test", "meta").exit_code == 1
+        right = invoke(*common, "--access-token", "sandbox-token")
+        assert "Connected; the test passed" in right.output
+        tested = invoke("connections", "test", "meta", "--json")
+        assert tested.exit_code == 0, tested.output
+        assert json.loads(tested.stdout)["reason"] == "ok"
+        listed = invoke("connections", "accounts", "meta", "--json")
+        assert listed.exit_code == 0, listed.output
+        assert json.loads(listed.stdout)[0]["id"] == "1234567890"

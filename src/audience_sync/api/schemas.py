@@ -258,6 +258,16 @@ class ConnectionIn(Strict):
     )
 
 
+class ConnectionTestOut(BaseModel):
+    ok: bool
+    reason: str = Field(
+        description="`ok`, `bad_token`, `expired`, `missing_scope`, `unknown_ad_account`, "
+        "`refused`, `unreachable` or `not_supported`."
+    )
+    message: str = Field(description="What the test found, in plain words; never a token.")
+    account_name: str | None = None
+
+
 class ConnectionOut(BaseModel):
     platform: Platform
     ad_account_id: str
@@ -281,7 +291,22 @@ class ConnectionOut(BaseModel):
     settings: dict[str, Any] = Field(
         default_factory=dict, description="The connection's non-secret settings."
     )
+    scopes: list[str] | None = Field(
+        None, description="The scopes or permissions the platform granted (None: not known)."
+    )
     updated_at: datetime
+    test: ConnectionTestOut | None = Field(
+        None, description="PUT only: what the connection test found with the new credentials."
+    )
+
+
+class AdAccountOut(BaseModel):
+    id: str = Field(description="As a connection's `ad_account_id` takes it.")
+    name: str | None = None
+
+
+class AuthorizeOut(BaseModel):
+    authorization_url: str = Field(description="Open it in a browser to sign in and allow.")
 
 
 # --- audiences and jobs -------------------------------------------------------------------

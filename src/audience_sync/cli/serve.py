@@ -53,6 +53,8 @@ def serve(
     if not ctx.settings.public_url:  # download links point where this process listens
         shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104
         ctx.settings.public_url = f"http://{'[' + shown + ']' if ':' in shown else shown}:{port}"
+    if demo_mode:
+        demo.use_sandbox_oauth(ctx.settings, ctx.settings.effective_public_url)
     service = build_service(ctx.settings, ctx.engine)
     sandbox = None
     if demo_mode:
@@ -129,6 +131,8 @@ def embedded_worker(
     """`serve`'s sync worker (started by `serve`): runs due syncs and the scheduler's upkeep
     until SIGTERM, then lets running syncs reach a checkpoint."""
     ctx = migrated_context()
+    if demo_sandbox:  # its connectors reach the sandbox at `http://sandbox` as serve's do
+        demo.use_sandbox_oauth(ctx.settings, demo_sandbox.removesuffix("/sandbox"))
     service = build_service(ctx.settings, ctx.engine)
     if demo_sandbox:
         service = demo.served_sandbox_service(service, demo_sandbox)

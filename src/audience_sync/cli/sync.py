@@ -143,7 +143,10 @@ def connections_set(
     )
     stored = dict(connection.settings or {})
     where = f" at {base_url}" if base_url else ""
-    out.print(f"{platform.value} connected: ad account {ad_account}{where}.", highlight=False)
+    found = asyncio.run(connections.test(service(ctx), tenant_id(ctx, tenant), platform))
+    said = connections.describe(found)
+    line = f"{platform.value}: ad account {ad_account}{where}. {said}"
+    (out if found.ok else err).print(line, highlight=False)
     terms = "customer_match_terms_accepted"  # Google's; asked of the platforms that have it
     if terms in platform_spec(platform).connection_settings and not stored.get(terms):
         err.print(
@@ -189,6 +192,49 @@ def connections_list(tenant: TenantOption = DEFAULT_TENANT_SLUG, as_json: JsonFl
         state = connections.token_state(c)
         token = expiry_text(state.expires_in_days, state.token_expires_at)
         table.add_row(c.platform.value, c.ad_account_id, state.status, token, c.base_url, settings)
+    out.print(table)
+
+
+PlatformArgument = Annotated[
+    SyncPlatform,
+    typer.Argument(parser=platform_key, help=platform_help("The platform."), show_default=False),
+]
+
+
+@connections_app.command("test")
+@friendly_errors
+def connections_test(
+    platform: PlatformArgument,
+    tenant: TenantOption = DEFAULT_TENANT_SLUG,
+    as_json: JsonFlag = False,
+) -> None:
+    """Try the stored credentials with one cheap read on the ad account; exit 1 if refused."""
+    ctx = migrated_context()
+    found = asyncio.run(connections.test(service(ctx), tenant_id(ctx, tenant), platform))
+    if as_json:
+        print_json({"ok": found.ok, "reason": found.reason.value, "message": found.message})
+    else:
+        (out if found.ok else err).print(found.message, highlight=False)
+    if not found.ok:
+        raise typer.Exit(1)
+
+
+@connections_app.command("accounts")
+@friendly_errors
+def connections_accounts(
+    platform: PlatformArgument,
+    tenant: TenantOption = DEFAULT_TENANT_SLUG,
+    as_json: JsonFlag = False,
+) -> None:
+    """The ad accounts the stored token reaches (set one with `connections set --ad-account`)."""
+    ctx = migrated_context()
+    found = asyncio.run(connections.ad_accounts(service(ctx), tenant_id(ctx, tenant), platform))
+    if as_json:
+        print_json([{"id": account.id, "name": account.name} for account in found])
+        return
+    table = Table("Ad account", "Name")
+    for account in found:
+        table.add_row(account.id, account.name or "")
     out.print(table)
 
 

@@ -24,6 +24,7 @@ import httpx
 import polars as pl
 
 from audience_sync.config import Settings
+from audience_sync.connectors.access import AccessCheck, AdAccount, NotSupportedError, Reason
 from audience_sync.connectors.columnar import RecordFrame, RecordShape, record_frame
 from audience_sync.connectors.http import (
     Clock,
@@ -254,6 +255,24 @@ class BaseAudienceConnector(ABC):
         """`id`, `name`, `size` (the platform's matched count or lower bound), `status`,
         `ready`, plus the platform's own fields under `platform`."""
         return await self.info(audience_id)
+
+    # --- connection test, discovery, revocation (docs/connections.md) ---------------------
+
+    async def test_access(self) -> AccessCheck:
+        """One cheap documented read with the credentials on the connection's ad account: ok,
+        or why not (`connectors.access.Reason`). Never raises for a refusal."""
+        return AccessCheck(
+            Reason.NOT_SUPPORTED, f"{self.PLATFORM_NAME} has no connection test here."
+        )
+
+    async def list_ad_accounts(self) -> list[AdAccount]:
+        """The ad accounts the token reaches; `NotSupportedError` where the platform has no
+        such read (or the connector does not make it); our error tree for a refusal."""
+        raise NotSupportedError(f"{self.PLATFORM_NAME} cannot list ad accounts here.")
+
+    async def revoke_access(self) -> bool:
+        """Revoke the token at the platform; False where the platform has no revocation."""
+        return False
 
     # --- hooks a platform implements -------------------------------------------------------
 

@@ -127,6 +127,15 @@ def secure_cookies(request: Request) -> bool:
     return request.url.scheme == "https" or public.startswith("https://")
 
 
+def csp_with_form_targets(origins: list[str]) -> str:
+    """The page's CSP with forms also allowed to lead to `origins` (a platform's sign-in
+    page, reached by a redirect after a POST here)."""
+    policy = SECURITY_HEADERS["Content-Security-Policy"]
+    if not origins:
+        return policy
+    return policy.replace("form-action 'self'", "form-action 'self' " + " ".join(origins))
+
+
 # Scripts only from this origin (no inline script: data reaches charts as JSON blocks), no
 # framing, forms post only here. Styles allow inline: htmx and Chart.js set element styles.
 SECURITY_HEADERS = {

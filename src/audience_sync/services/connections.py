@@ -2,38 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import select
-
+from audience_sync.connectors.access import AccessCheck, AdAccount, NotSupportedError, Reason
+from audience_sync.connectors.base import BaseAudienceConnector
+from audience_sync.connectors.http import RetryPolicy
 from audience_sync.connectors.registry import platform_spec, platforms
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import AudienceSyncError, FieldError
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import ConnectionRepository, TenantRepository
-from audience_sync.store.tables import PlatformAudience, PlatformConnection
+from audience_sync.store.tables import PlatformConnection
 from audience_sync.sync.context import SyncService, Target
 from audience_sync.sync.service import credentials_of
 from audience_sync.sync.tokens import open_connector
 
 __all__ = [
-    "Check",
     "Connection",
     "TokenState",
-    "check",
+    "ad_accounts",
     "check_base_url",
+    "choose_ad_account",
     "connection_view",
     "delete",
+    "describe",
     "get",
     "list_connections",
     "put",
+    "test",
     "token_state",
 ]
 
+log = logging.getLogger(__name__)
 Connection = PlatformConnection
 NO_AUDIENCE = uuid.UUID(int=0)  # a test's target with no audience: nothing is read by this id
 BASE_URL_REFUSED = (
@@ -51,14 +56,25 @@ def put(
     *,
     base_url: str | None = None,
     settings: dict[str, Any] | None = None,
+    token_expires_at: datetime | None = None,
+    scopes: str | None = None,
 ) -> PlatformConnection:
     """Connect or reconnect an account; the credentials replace the stored ones, `settings`
-    change the stored ones key by key. A `base_url` only where the operator allows one: a
+    change the stored ones key by key, the token's expiry and scopes are those given (None:
+    not known, as for a pasted token). A `base_url` only where the operator allows one: a
     connection pointed elsewhere would send its tokens, and the server's requests, there."""
     check_base_url(service, base_url)
     with transaction(service.factory) as session:
         repo = ConnectionRepository(session, tenant_id, service.cipher)
-        return repo.put(platform, ad_account_id, credentials, base_url=base_url, settings=settings)
+        return repo.put(
+            platform,
+            ad_account_id,
+            credentials,
+            base_url=base_url,
+            settings=settings,
+            token_expires_at=token_expires_at,
+            scopes=scopes,
+        )
 
 
 def check_base_url(service: SyncService, base_url: str | None) -> None:
@@ -81,10 +97,26 @@ def list_connections(service: SyncService, tenant_id: int) -> Sequence[PlatformC
         return [connection for connection in found if connection is not None]
 
 
-def delete(service: SyncService, tenant_id: int, platform: SyncPlatform) -> None:
-    """Forget the account and its credentials (audiences on it fail until it is reconnected)."""
+async def delete(service: SyncService, tenant_id: int, platform: SyncPlatform) -> bool:
+    """Revoke the token at the platform where it can (Google `/revoke`, Meta `DELETE
+    /me/permissions`, TikTok `oauth2/revoke_token/`), then forget the account and its
+    credentials (audiences on it fail until it is reconnected). A refused or unreachable
+    revocation is logged (never the token) and the connection is deleted anyway: True when
+    the platform confirmed the revocation."""
+    target, _ = _target(service, tenant_id, platform)
+    revoked = False
+    try:
+        connector = _single_try(service.connect(target))
+        async with connector:
+            revoked = await connector.revoke_access()
+    except AudienceSyncError as exc:
+        log.warning(
+            "revoking the token at the platform failed; the connection is deleted anyway",
+            extra={"platform": platform.value, "error": type(exc).__name__},
+        )
     with transaction(service.factory) as session:
         ConnectionRepository(session, tenant_id, service.cipher).delete(platform)
+    return revoked
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,83 +170,136 @@ def connection_view(connection: PlatformConnection) -> dict[str, Any]:
         "base_url": connection.base_url,
         "credentials": dict(connection.credentials_hint or {}),
         "settings": dict(connection.settings or {}),
+        "scopes": connection.scopes.split() if connection.scopes else None,
         "updated_at": connection.updated_at.isoformat() if connection.updated_at else None,
     }
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    """What a connection test found: `ok` (the platform answered an authenticated read),
-    `failed` (`message` says why, in our words: never a token), or `unverified` (the stored
-    credentials open, but there is nothing on the platform yet to read with them)."""
-
-    outcome: Literal["ok", "failed", "unverified"]
-    message: str
-
-
-async def check(service: SyncService, tenant_id: int, platform: SyncPlatform) -> Check:
-    """Test a connection with the cheapest call its connector has: the stored credentials must
-    decrypt, then the platform is asked for one of the tenant's audiences on it
-    (`get_audience_info`, one GET). The connectors have no account-level read, so with no
-    audience created on the platform yet the token cannot be tried without creating something:
-    that is said, not guessed (`unverified`). `NotFoundError` when the platform is not
-    connected."""
+async def test(service: SyncService, tenant_id: int, platform: SyncPlatform) -> AccessCheck:
+    """Test a connection with one cheap documented read on its ad account (each connector's
+    `test_access`: Meta `/act_{id}`, Google `listAccessibleCustomers`, TikTok
+    `advertiser/info/`, Snapchat `/adaccounts/{id}`): ok, or the reason (bad token, expired,
+    missing scope, unknown ad account) in plain words. A token refreshed on the way is
+    stored. `NotFoundError` when the platform is not connected."""
+    target, expires_at = _target(service, tenant_id, platform)
     name = platform_spec(platform).display_name
-    target = _probe_target(service, tenant_id, platform)
     try:
         credentials_of(service.cipher.decrypt(target.sealed_credentials))
     except AudienceSyncError as exc:
-        return Check("failed", exc.message)
-    if target.platform_audience_id is None:
-        return Check(
-            "unverified",
-            f"The stored credentials are readable, but no audience exists on {name} yet, and "
-            f"{name} offers no cheaper read to try the token on: the first sync will.",
-        )
+        return AccessCheck(Reason.BAD_TOKEN, exc.message)
+    connector = _single_try(open_connector(service, target))
+    async with connector:
+        found = await connector.test_access()
+    lapsed = expires_at is not None and expires_at <= service.clock()
+    if found.reason is Reason.BAD_TOKEN and lapsed and not connector.http.tokens.refreshed:
+        # Snapchat words an expired token as any refused one: the stored expiry tells.
+        return AccessCheck(Reason.EXPIRED, f"{name}: the token expired; connect the account again.")
+    return found
+
+
+async def ad_accounts(
+    service: SyncService, tenant_id: int, platform: SyncPlatform
+) -> list[AdAccount]:
+    """The ad accounts the connection's token reaches; `NotSupportedError` where the platform
+    or the stored credentials cannot list them, or the platform refused to."""
+    target, _ = _target(service, tenant_id, platform)
     try:
-        async with open_connector(service, target) as connector:
-            info = await connector.get_audience_info(target.platform_audience_id)
+        return await accounts_of(service, target)
+    except NotSupportedError:
+        raise
     except AudienceSyncError as exc:
-        return Check("failed", f"{name} refused the test read: {exc.message}")
-    size = info.get("size")
-    shown = f"{size:,}" if isinstance(size, int) else "not reported yet"
-    return Check(
-        "ok",
-        f"{name} answered with these credentials: audience {target.name!r}, size {shown}.",
+        # The platform's refusal is this answer's content, not a failure of ours (a 422 in
+        # the API, as "cannot be listed"), said in our words with the platform's.
+        name = platform_spec(platform).display_name
+        raise NotSupportedError(f"{name} did not list the ad accounts: {exc.message}") from exc
+
+
+async def accounts_of(service: SyncService, target: Target) -> list[AdAccount]:
+    async with _single_try(open_connector(service, target)) as connector:
+        return await connector.list_ad_accounts()
+
+
+async def choose_ad_account(
+    service: SyncService, tenant_id: int, platform: SyncPlatform, ad_account_id: str
+) -> PlatformConnection:
+    """Point the connection at one of the ad accounts its token reaches (the dashboard's
+    picker); `FieldError` for an account not among them."""
+    reached = {account.id for account in await ad_accounts(service, tenant_id, platform)}
+    chosen = ad_account_id.strip().removeprefix("act_")
+    if chosen not in reached:
+        raise FieldError("ad_account_id", "unknown", "This token does not reach that ad account.")
+    with transaction(service.factory) as session:
+        connection = ConnectionRepository(session, tenant_id, service.cipher).get(platform)
+        connection.ad_account_id = chosen
+        session.flush()
+        return connection
+
+
+def describe(check: AccessCheck) -> str:
+    """A saved connection's one line: connected, and what the test found."""
+    if check.ok:
+        return f"Connected; the test passed: {check.message}"
+    if check.reason is Reason.NOT_SUPPORTED:
+        return f"Connected (not tested: {check.message})"
+    return f"Connected, but the test failed: {check.message}"
+
+
+def _single_try(connector: BaseAudienceConnector) -> BaseAudienceConnector:
+    """Account-level calls are tried once: a person waits for the answer, and "did not
+    answer" is an answer (a sync's calls keep their retries)."""
+    connector.http.retry = RetryPolicy(attempts=1)
+    return connector
+
+
+def connector_target(
+    service: SyncService,
+    tenant_id: int,
+    platform: SyncPlatform,
+    ad_account_id: str,
+    sealed_credentials: str,
+    base_url: str | None = None,
+    settings: dict[str, Any] | None = None,
+    credentials_version: int = 0,
+    token_expires_at: datetime | None = None,
+) -> Target:
+    """What a connector is built from for account-level calls (no audience)."""
+    with transaction(service.factory) as session:
+        region = TenantRepository(session).region_of(tenant_id)
+    return Target(
+        tenant_id=tenant_id,
+        audience_id=NO_AUDIENCE,
+        segment_id=NO_AUDIENCE,
+        platform=platform,
+        platform_audience_id=None,
+        name="",
+        ad_account_id=ad_account_id,
+        description=None,
+        config={},
+        sealed_credentials=sealed_credentials,
+        base_url=base_url,
+        region=region,
+        connection_settings=dict(settings or {}),
+        credentials_version=credentials_version,
+        token_expires_at=token_expires_at,
     )
 
 
-def _probe_target(service: SyncService, tenant_id: int, platform: SyncPlatform) -> Target:
-    """The connection, with the tenant's newest audience created on the platform (if any)."""
+def _target(
+    service: SyncService, tenant_id: int, platform: SyncPlatform
+) -> tuple[Target, datetime | None]:
+    """The connection as a connector's target, and its token's stored expiry."""
     with transaction(service.factory) as session:
         connection = ConnectionRepository(session, tenant_id, service.cipher).get(platform)
-        audience = session.scalars(
-            select(PlatformAudience)
-            .where(
-                PlatformAudience.tenant_id == tenant_id,
-                PlatformAudience.platform == platform,
-                PlatformAudience.is_active.is_(True),
-                PlatformAudience.platform_audience_id.is_not(None),
-            )
-            .order_by(PlatformAudience.created_at.desc())
-            .limit(1)
-        ).one_or_none()
-        settings = dict(connection.settings or {})
-        return Target(
-            tenant_id=tenant_id,
-            audience_id=audience.id if audience else NO_AUDIENCE,
-            segment_id=audience.segment_id if audience else NO_AUDIENCE,
-            platform=platform,
-            platform_audience_id=audience.platform_audience_id if audience else None,
-            name=audience.platform_audience_name if audience else "",
-            ad_account_id=(audience.ad_account_id if audience else None)
-            or connection.ad_account_id,
-            description=None,
-            config=dict(audience.config or {}) if audience else {},
-            sealed_credentials=connection.credentials_encrypted,
-            base_url=connection.base_url,
-            region=TenantRepository(session).region_of(tenant_id),
-            connection_settings=settings,
-            credentials_version=connection.credentials_version or 0,
-            token_expires_at=connection.token_expires_at,
+        found = (
+            connection.ad_account_id,
+            connection.credentials_encrypted,
+            connection.base_url,
+            dict(connection.settings or {}),
+            connection.credentials_version or 0,
+            connection.token_expires_at,
         )
+    account, sealed, base_url, settings, version, expires_at = found
+    target = connector_target(
+        service, tenant_id, platform, account, sealed, base_url, settings, version, expires_at
+    )
+    return target, expires_at

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
 from typing import Any, TypeVar
 
 from sqlalchemy import Select, String, cast, delete, func, select, update
@@ -273,6 +274,12 @@ def merged_settings(stored: dict[str, Any] | None, changes: dict[str, Any]) -> d
     return {key: value for key, value in merged.items() if value is not None}
 
 
+class Keep(Enum):
+    """`ConnectionRepository.put`'s "leave this stored value as it is"."""
+
+    KEEP = "keep"
+
+
 class ConnectionRepository(TenantScoped):
     """Platform connections; credentials go in and out only through the cipher."""
 
@@ -287,9 +294,15 @@ class ConnectionRepository(TenantScoped):
         credentials: dict[str, Any],
         base_url: str | None = None,
         settings: dict[str, Any] | None = None,
+        *,
+        token_expires_at: datetime | Keep | None = Keep.KEEP,
+        scopes: str | Keep | None = Keep.KEEP,
     ) -> PlatformConnection:
         """Connect or reconnect. `settings` change the stored settings key by key (a `None`
-        value removes one); the others, and all of them when `settings` is None, stay."""
+        value removes one); the others, and all of them when `settings` is None, stay. The
+        token's expiry and granted scopes are those of these credentials (None: not known);
+        `Keep.KEEP` (the default) leaves the stored expiry or scopes as they are. A refresh
+        that read the old credentials writes nothing: `swap_tokens` compares them too."""
         if (problem := ad_account_problem(ad_account_id)) is not None:
             raise ValidationError(f"Invalid ad account id: {problem}.")
         connection = self.find(platform)
@@ -299,6 +312,10 @@ class ConnectionRepository(TenantScoped):
         connection.ad_account_id = ad_account_id
         connection.credentials_encrypted = self.cipher.encrypt(credentials)
         connection.credentials_hint = credential_hints(credentials)
+        if not isinstance(token_expires_at, Keep):
+            connection.token_expires_at = token_expires_at
+        if not isinstance(scopes, Keep):
+            connection.scopes = scopes
         connection.base_url = base_url
         if settings:
             connection.settings = merged_settings(connection.settings, settings)

@@ -101,6 +101,27 @@ class DashboardSession(Base):
     api_key: Mapped[ApiKey] = relationship(lazy="joined")
 
 
+class OAuthState(Base):
+    """A started OAuth flow: the `state` sent to the platform (stored as its SHA-256 only),
+    who started it (the tenant, and the dashboard session when started there), its PKCE
+    verifier (encrypted) and until when the platform's redirect may come back with it. Used
+    once: `used_at` is set by the callback that takes it."""
+
+    __tablename__ = "oauth_states"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    tenant_id: Mapped[int] = mapped_column(ForeignKey(TENANT_FK, ondelete="CASCADE"), index=True)
+    platform: Mapped[SyncPlatform] = mapped_column(PlatformName())
+    # The SHA-256 of the dashboard session's cookie token (None: started from the API).
+    session_hash: Mapped[str | None] = mapped_column(String(64))
+    verifier_encrypted: Mapped[str | None] = mapped_column(Text)  # PKCE, where the flow uses it
+    redirect_uri: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class Profile(Timestamps, Base):
     """A person in the built-in CDP; `profile_id` is the customer's own id for them."""
 

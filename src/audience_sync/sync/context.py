@@ -58,6 +58,9 @@ class SyncService:
     # True once this process is shutting down: a run stops at its next checkpoint and hands
     # its job back (`jobs.release_job`). Read from the checkpoint's thread: thread-safe.
     stopping: Callable[[], bool] = field(default=lambda: False)
+    # The transport of the calls made outside a connector (OAuth code exchanges): None, the
+    # network; tests and the demo give the sandbox's (as `connect` does for connectors).
+    http_transport: Callable[[], httpx.AsyncBaseTransport] | None = None
     # Where alert webhooks go (`services.alerts`): None is the network; a test passes an
     # `httpx.MockTransport` so that nothing leaves the process.
     webhook_transport: httpx.BaseTransport | None = None

@@ -16,11 +16,19 @@ from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import polars as pl
 
 from audience_sync.config import Settings
+from audience_sync.connectors.access import (
+    AccessCheck,
+    AdAccount,
+    NotSupportedError,
+    passed,
+    verdict,
+)
 from audience_sync.connectors.base import (
     BaseAudienceConnector,
     Batch,
@@ -58,10 +66,16 @@ from audience_sync.domain.data_use import (
 from audience_sync.domain.models import AudienceConfig, AudienceSyncResult, AudienceUser
 from audience_sync.exceptions import (
     AudienceSyncError,
+    NotFoundError,
     ValidationError,
 )
 from audience_sync.identifiers import Field
 
+# OAuth scopes [SEEN: docs/platforms/google.md; googleapis Data Manager client AUTH_SCOPES].
+DATA_MANAGER_SCOPE = "https://www.googleapis.com/auth/datamanager"
+ADS_SCOPE = "https://www.googleapis.com/auth/adwords"
+SCOPE_REASON = "ACCESS_TOKEN_SCOPE_INSUFFICIENT"  # 403 PERMISSION_DENIED's detail reason
+EXPIRED_REASONS = {"ACCESS_TOKEN_EXPIRED", "OAUTH_TOKEN_EXPIRED"}
 ADDRESS_PARTS = ("givenName", "familyName", "regionCode", "postalCode")
 CONSENT_KEYS = frozenset(CONSENT_FIELDS.values())  # a member's own consent, in its record
 
@@ -416,3 +430,74 @@ class GoogleAudienceConnector(BaseAudienceConnector):
             "ready": bool((body.get("targetNetworkInfo") or {}).get("eligibleForDisplay")),
             "platform": body,
         }
+
+    # --- connection test, discovery, revocation (docs/connections.md, Google) ---------------
+
+    def _ads_url(self, path: str) -> str:
+        """A Google Ads API URL: this connector's own base on the Ads path, the sandbox's Ads
+        API beside its Data Manager API, else the settings' Ads API."""
+        parts = urlsplit(self.base_url)
+        if parts.path.startswith("/googleads/") or parts.netloc.startswith("googleads."):
+            return f"{self.base_url}/{path}"
+        if parts.path.startswith("/google/"):
+            version = self.settings.google_ads_base_url.rstrip("/").rsplit("/", 1)[-1]
+            return f"{parts.scheme}://{parts.netloc}/googleads/{version}/{path}"
+        return f"{self.settings.google_ads_base_url.rstrip('/')}/{path}"
+
+    async def _accessible(self) -> list[str]:
+        """`customers:listAccessibleCustomers` (needs the developer token)."""
+        developer = self.credentials.developer_token
+        if not developer:
+            raise NotSupportedError(
+                "Listing Google accounts takes the Google Ads API's developer token "
+                "(AUDIENCE_SYNC_GOOGLE_DEVELOPER_TOKEN, or developer_token with the connection)."
+            )
+        body = await self.http.request(
+            "GET",
+            self._ads_url("customers:listAccessibleCustomers"),
+            headers={"developer-token": developer},
+        )
+        names = (body or {}).get("resourceNames") or []
+        return [str(name).removeprefix("customers/") for name in names]
+
+    async def test_access(self) -> AccessCheck:
+        """With a developer token: `listAccessibleCustomers`, and the connection's account
+        among them. Without: the Data Manager API's user lists of the account (one page)."""
+        account = self.ad_account_id or ""
+        scope = ADS_SCOPE if self.credentials.developer_token else DATA_MANAGER_SCOPE
+        try:
+            if self.credentials.developer_token:
+                reached = await self._accessible()
+            else:
+                params = {"pageSize": "1"}
+                await self.http.request(
+                    "GET", self._list_path(), params=params, headers=self._list_headers()
+                )
+                reached = [account]
+        except AudienceSyncError as exc:
+            reasons = set(exc.details.get("reasons") or ())
+            return verdict(
+                "Google",
+                account,
+                exc,
+                expired=bool(reasons & EXPIRED_REASONS),
+                missing_scope=scope if SCOPE_REASON in reasons else None,
+            )
+        if account not in reached:
+            refused = NotFoundError("not among the accessible customers")
+            return verdict("Google", account, refused, unknown_account=True)
+        return passed("Google", account, None)
+
+    async def list_ad_accounts(self) -> list[AdAccount]:
+        return [AdAccount(customer) for customer in await self._accessible()]
+
+    async def revoke_access(self) -> bool:
+        """`POST /revoke` with the refresh token (its access tokens go with it), else the
+        access token [SEEN: web-server guide, "Revoking a token"]."""
+        token = self.credentials.refresh_token or self.http.tokens.token
+        parts = urlsplit(self.base_url)
+        url = self.settings.google_revoke_url
+        if parts.path.startswith(("/google/", "/googleads/")):  # the sandbox's, beside its API
+            url = f"{parts.scheme}://{parts.netloc}/google/revoke"
+        await self.http.request("POST", url, data={"token": token})
+        return True

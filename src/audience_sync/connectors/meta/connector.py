@@ -15,6 +15,7 @@ import httpx
 import polars as pl
 
 from audience_sync.config import Settings
+from audience_sync.connectors.access import AccessCheck, AdAccount, passed, verdict
 from audience_sync.connectors.base import (
     BaseAudienceConnector,
     Batch,
@@ -91,6 +92,9 @@ _RATE = {4, 17, 32, 341, 613, *range(80000, 80015)}
 POLICY_BLOCK = 368
 _SERVER = {1, 2}
 _AUTH = {102, 190}
+EXPIRED_SUBCODE = 463  # code 190's "Session has expired" [SEEN: Graph error-handling guide]
+ACCOUNT_FIELDS = "name,account_status,currency"
+REQUIRED_PERMISSION = "ads_management"  # writes Custom Audiences [SEEN: docs/platforms/meta.md]
 _NOT_FOUND_SUBCODES = {33}
 _GONE = {1487301, 1487366}
 REPLACE_RESTART_SUBCODE = 1870147  # "first batch_seq was not detected": restart at 1
@@ -326,3 +330,42 @@ class MetaAudienceConnector(BaseAudienceConnector):
             "ready": delivery.get("code") == 200,
             "platform": body,
         }
+
+    # --- connection test, discovery, revocation (docs/connections.md, Meta) -----------------
+
+    async def test_access(self) -> AccessCheck:
+        """`GET /act_{id}?fields=name,account_status,currency`, then `GET /me/permissions`
+        for `ads_management` (a token without it cannot write audiences)."""
+        account = (self.ad_account_id or "").removeprefix("act_")
+        try:
+            body = await self.http.request(
+                "GET", f"act_{account}", params={"fields": ACCOUNT_FIELDS, **self._proof()}
+            )
+            granted = await self.http.request("GET", "me/permissions", params=self._proof())
+        except AudienceSyncError as exc:
+            expired = exc.details.get("subcode") == EXPIRED_SUBCODE
+            return verdict("Meta", account, exc, expired=expired)
+        permissions = {
+            row.get("permission")
+            for row in (granted or {}).get("data", [])
+            if row.get("status") == "granted"
+        }
+        if REQUIRED_PERMISSION not in permissions:
+            refused = PlatformRequestError("permission missing")
+            return verdict("Meta", account, refused, missing_scope=REQUIRED_PERMISSION)
+        return passed("Meta", account, (body or {}).get("name"))
+
+    async def list_ad_accounts(self) -> list[AdAccount]:
+        """`GET /me/adaccounts` (first page: the accounts a person picks from)."""
+        body = await self.http.request(
+            "GET", "me/adaccounts", params={"fields": "account_id,name", **self._proof()}
+        )
+        return [
+            AdAccount(str(row.get("account_id") or row["id"]).removeprefix("act_"), row.get("name"))
+            for row in (body or {}).get("data", [])
+        ]
+
+    async def revoke_access(self) -> bool:
+        """`DELETE /me/permissions`: the user removes the app; every token of it stops."""
+        await self.http.request("DELETE", "me/permissions", params=self._proof())
+        return True

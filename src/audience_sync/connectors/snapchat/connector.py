@@ -14,6 +14,7 @@ import httpx
 import polars as pl
 
 from audience_sync.config import Settings
+from audience_sync.connectors.access import AccessCheck, AdAccount, passed, verdict
 from audience_sync.connectors.base import (
     BaseAudienceConnector,
     Batch,
@@ -225,3 +226,27 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
             "ready": segment.get("targetable_status") == "READY",
             "platform": segment,
         }
+
+    # --- connection test, discovery (docs/connections.md, Snapchat; no revocation) -----------
+
+    async def test_access(self) -> AccessCheck:
+        """`GET /adaccounts/{id}`: 401 a refused token (Snap words expiry and invalidity
+        alike: the stored expiry tells them apart), 404 an account the token cannot reach."""
+        account = self.ad_account_id or ""
+        try:
+            body = await self.http.request("GET", f"adaccounts/{account}")
+        except AudienceSyncError as exc:
+            return verdict("Snapchat", account, exc)
+        rows = (body or {}).get("adaccounts") or [{}]
+        return passed("Snapchat", account, (rows[0].get("adaccount") or {}).get("name"))
+
+    async def list_ad_accounts(self) -> list[AdAccount]:
+        """`GET /me/organizations?with_ad_accounts=true`: every organization's ad accounts."""
+        body = await self.http.request(
+            "GET", "me/organizations", params={"with_ad_accounts": "true"}
+        )
+        found: list[AdAccount] = []
+        for row in (body or {}).get("organizations", []):
+            for account in (row.get("organization") or {}).get("ad_accounts", []):
+                found.append(AdAccount(str(account["id"]), account.get("name")))
+        return found

@@ -17,6 +17,13 @@ import httpx
 import polars as pl
 
 from audience_sync.config import Settings
+from audience_sync.connectors.access import (
+    AccessCheck,
+    AdAccount,
+    NotSupportedError,
+    passed,
+    verdict,
+)
 from audience_sync.connectors.base import (
     BaseAudienceConnector,
     Batch,
@@ -65,6 +72,8 @@ _PERMISSION = {
     40113,  # ERROR_CODE_APP_FORBIDDEN
     40130,  # ERROR_CODE_SCOPE_NOT_AUTHORIZED
 }
+TOKEN_EXPIRED = 40102
+NO_PERMISSION = 40001
 _PARAMS = {40000, 40002}  # ERROR_CODE_INVALID_PARAMS, ERROR_CODE_PARAM_ERROR
 _NOT_FOUND = {40007, 40300}  # ERROR_CODE_NOT_EXIST, ERROR_CODE_ADVERTISER_NOT_EXIST
 _TRANSIENT = {
@@ -257,3 +266,49 @@ class TikTokAudienceConnector(BaseAudienceConnector):
             "ready": bool(details.get("is_valid")),
             "platform": details,
         }
+
+    # --- connection test, discovery, revocation (docs/connections.md, TikTok) ---------------
+
+    async def test_access(self) -> AccessCheck:
+        """`GET advertiser/info/?advertiser_ids=["…"]`: 40102 expired, 40104/40105 bad token,
+        40001 an advertiser the token may not act for."""
+        advertiser = self.ad_account_id or ""
+        try:
+            body = await self.http.request(
+                "GET", "advertiser/info/", params={"advertiser_ids": json.dumps([advertiser])}
+            )
+        except AudienceSyncError as exc:
+            code = exc.details.get("code")
+            return verdict(
+                "TikTok",
+                advertiser,
+                exc,
+                expired=code == TOKEN_EXPIRED,
+                unknown_account=code == NO_PERMISSION,
+            )
+        rows = ((body or {}).get("data") or {}).get("list") or [{}]
+        return passed("TikTok", advertiser, rows[0].get("name"))
+
+    async def list_ad_accounts(self) -> list[AdAccount]:
+        """`GET oauth2/advertiser/get/` (the advertisers that authorized the app): it takes
+        the app's id and secret, stored with a connection made through OAuth."""
+        app_id, secret = self.credentials.client_id, self.credentials.client_secret
+        if not app_id or not secret:
+            raise NotSupportedError(
+                "TikTok lists advertisers only with the app's id and secret: connect through "
+                "OAuth (or store client_id and client_secret with the token)."
+            )
+        body = await self.http.request(
+            "GET", "oauth2/advertiser/get/", params={"app_id": app_id, "secret": secret}
+        )
+        rows = ((body or {}).get("data") or {}).get("list") or []
+        return [AdAccount(str(r["advertiser_id"]), r.get("advertiser_name")) for r in rows]
+
+    async def revoke_access(self) -> bool:
+        """`POST oauth2/revoke_token/` with the app's id and secret (False without them)."""
+        app_id, secret = self.credentials.client_id, self.credentials.client_secret
+        if not app_id or not secret:
+            return False
+        body = {"app_id": app_id, "secret": secret, "access_token": self.http.tokens.token}
+        await self.http.request("POST", "oauth2/revoke_token/", json=body)
+        return True

@@ -9,6 +9,7 @@ API's own request model (`api.schemas.ConnectionIn`).
 from __future__ import annotations
 
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import pydantic
 from fastapi import APIRouter, Request
@@ -17,16 +18,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from audience_sync.api.schemas import ConnectionIn
+from audience_sync.connectors.access import AdAccount, Reason
 from audience_sync.connectors.registry import PlatformSpec, platform_spec, platforms
 from audience_sync.dashboard import web
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.exceptions import (
+    AudienceSyncError,
     FieldError,
     NotFoundError,
     UnknownPlatformError,
     ValidationError,
 )
-from audience_sync.services import connections
+from audience_sync.services import connections, oauth
 from audience_sync.services.sessions import Viewer
 
 router = APIRouter(include_in_schema=False)
@@ -83,10 +86,59 @@ SETTING_INPUTS: dict[str, dict[str, Any]] = {
 }
 
 
+# A saved connection's test, named in the redirect (`?test=REASON`): no platform words in URLs.
+TEST_PHRASES = {
+    Reason.OK: "Connected; the test passed.",
+    Reason.BAD_TOKEN: "Connected, but the test failed: the platform refused the token "
+    "(invalid or revoked).",
+    Reason.EXPIRED: "Connected, but the test failed: the token has expired.",
+    Reason.MISSING_SCOPE: "Connected, but the test failed: the token lacks a permission "
+    "the service needs.",
+    Reason.UNKNOWN_AD_ACCOUNT: "Connected, but the test failed: the token does not reach "
+    "that ad account.",
+    Reason.REFUSED: "Connected, but the test failed: the platform refused the test read.",
+    Reason.UNREACHABLE: "Connected, but the test failed: the platform did not answer.",
+    Reason.NOT_SUPPORTED: "Connected (this platform has no connection test here).",
+}
+
+
 @router.get("/connections")
-def connections_page(request: Request, viewer: web.SignedIn, done: str = "") -> Response:
-    flash = {"connected": "Connected.", "disconnected": "Disconnected."}.get(done)
-    return _page(request, viewer, flash=flash)
+async def connections_page(
+    request: Request,
+    viewer: web.SignedIn,
+    done: str = "",
+    test: str = "",
+    connected: str = "",
+    accounts: str = "",
+) -> Response:
+    flash = {
+        "connected": "Connected.",
+        "disconnected": "Disconnected.",
+        "account": "Ad account changed.",
+    }.get(done)
+    failed_test = False
+    if done == "connected" and test in TEST_PHRASES:
+        flash = TEST_PHRASES[Reason(test)]
+        failed_test = test not in (Reason.OK, Reason.NOT_SUPPORTED)
+    picker = None
+    chosen = connected or accounts
+    if chosen:
+        spec = _spec(chosen)
+        if connected:
+            flash = f"{spec.display_name} connected."
+        picker = (spec.name, await _accounts(request, viewer, spec))
+    return _page(request, viewer, flash=flash, failed_test=failed_test, picker=picker)
+
+
+async def _accounts(request: Request, viewer: Viewer, spec: PlatformSpec) -> list[AdAccount] | str:
+    """The ad accounts for the picker, or why they cannot be listed."""
+    service = web.context(request).service
+    try:
+        return await connections.ad_accounts(service, viewer.tenant_id, _key(spec))
+    except NotFoundError:
+        return f"{spec.display_name} is not connected."
+    except AudienceSyncError as exc:
+        return exc.message
 
 
 @router.post("/connections/{platform}")
@@ -105,7 +157,59 @@ async def connect(
     if errors:
         kept = {"ad_account_id": _text(form, "ad_account_id")}  # never a secret
         return _page(request, viewer, 422, failed=spec.name, errors=errors, kept=kept)
-    return web.redirect("/connections?done=connected", request)
+    service = web.context(request).service
+    found = await connections.test(service, viewer.tenant_id, _key(spec))
+    return web.redirect(f"/connections?done=connected&test={found.reason.value}", request)
+
+
+@router.post("/connections/{platform}/authorize")
+async def authorize(
+    request: Request, platform: str, viewer: web.SignedIn, form: web.CheckedForm
+) -> Response:
+    """Start the OAuth flow: see other, to the platform's sign-in and consent page."""
+    spec = _spec(platform)
+    service = web.context(request).service
+    token = request.cookies.get(web.SESSION_COOKIE)
+    url = await run_in_threadpool(oauth.start, service, viewer.tenant_id, _key(spec), token)
+    return web.redirect(url, request)
+
+
+@router.get("/oauth/{platform}/callback")
+async def oauth_callback(request: Request, platform: str) -> Response:
+    """Where the platform sends the browser back. The `state` must be one this browser
+    session (or, for a flow started with an API key, this tenant) started, unused and
+    unexpired; then the tokens are stored and the Connections page lists the ad accounts.
+    The query (code, state) is never logged: the access log leaves query strings out."""
+    spec = _spec(platform)
+    service = web.context(request).service
+    viewer = web.current_viewer(request)
+    try:
+        await oauth.callback(
+            service,
+            _key(spec),
+            dict(request.query_params),
+            session_token=request.cookies.get(web.SESSION_COOKIE),
+            viewer_tenant=viewer.tenant_id if viewer else None,
+        )
+    except oauth.OAuthRefusedError as exc:
+        values = {"spec": spec, "message": exc.message}
+        return web.render(request, "oauth_refused.html", viewer, 400, **values)
+    return web.redirect(f"/connections?connected={spec.name}", request)
+
+
+@router.post("/connections/{platform}/ad-account")
+async def choose_ad_account(
+    request: Request, platform: str, viewer: web.SignedIn, form: web.CheckedForm
+) -> Response:
+    spec = _spec(platform)
+    service = web.context(request).service
+    chosen = _text(form, "ad_account_id")
+    try:
+        await connections.choose_ad_account(service, viewer.tenant_id, _key(spec), chosen)
+    except FieldError as exc:
+        found = await _accounts(request, viewer, spec)
+        return _page(request, viewer, 422, picker=(spec.name, found), picker_error=exc.message)
+    return web.redirect("/connections?done=account", request)
 
 
 @router.post("/connections/{platform}/disconnect")
@@ -117,7 +221,7 @@ async def disconnect(
     await run_in_threadpool(connections.get, service, viewer.tenant_id, _key(spec))
     if form.get("confirm") != "yes":
         return web.render(request, "connections_disconnect.html", viewer, spec=spec)
-    await run_in_threadpool(connections.delete, service, viewer.tenant_id, _key(spec))
+    await connections.delete(service, viewer.tenant_id, _key(spec))
     return web.redirect("/connections?done=disconnected", request)
 
 
@@ -127,7 +231,7 @@ async def test_connection(
 ) -> Response:
     spec = _spec(platform)
     service = web.context(request).service
-    result = await connections.check(service, viewer.tenant_id, _key(spec))
+    result = await connections.test(service, viewer.tenant_id, _key(spec))
     return _page(request, viewer, tested=(spec.name, result))
 
 
@@ -228,6 +332,7 @@ def _page(request: Request, viewer: Viewer, status_code: int = 200, **values: An
                     (name, SETTING_INPUTS.get(name, {"label": name}))
                     for name in sorted(spec.connection_settings)
                 ],
+                "oauth": oauth.configured(service.settings, _key(spec)),
             }
         )
     values.setdefault("flash", None)
@@ -235,9 +340,27 @@ def _page(request: Request, viewer: Viewer, status_code: int = 200, **values: An
     values.setdefault("errors", {})
     values.setdefault("kept", {})
     values.setdefault("tested", None)
-    return web.render(
+    values.setdefault("failed_test", False)
+    values.setdefault("picker", None)
+    values.setdefault("picker_error", None)
+    response = web.render(
         request, "connections.html", viewer, status_code=status_code, rows=rows, **values
     )
+    # The Connect buttons' POST is answered with a redirect to the platform's page: browsers
+    # check a form's redirects against `form-action` too.
+    response.headers["Content-Security-Policy"] = web.csp_with_form_targets(
+        _authorize_origins(service.settings)
+    )
+    return response
+
+
+def _authorize_origins(settings: Any) -> list[str]:
+    origins = []
+    for spec in platforms():
+        url = urlsplit(str(getattr(settings, f"{spec.name}_authorize_url", "") or ""))
+        if url.scheme in ("http", "https") and url.netloc:
+            origins.append(f"{url.scheme}://{url.netloc}")
+    return sorted(set(origins))
 
 
 def _status(view: dict[str, Any] | None) -> str:
