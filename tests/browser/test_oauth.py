@@ -1,6 +1,6 @@
-"""In Chromium, on `serve --demo`: connecting Meta by OAuth as a person does (issue 21).
+"""In Chromium, on `serve --demo`: connecting each platform by OAuth as a person does (issue 21).
 
-Sign in → Connections → Connect Meta → the platform's consent page (the sandbox's) → Allow →
+Sign in → Connections → Connect <platform> → the platform's consent page (the sandbox's) → Allow →
 back on Connections: connected, its expiry, the ad accounts listed → test the connection →
 create an audience on the account → sync it to completion. The demo configures the sandbox's
 OAuth apps, so nothing is set up first.
@@ -14,37 +14,49 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
 from .conftest import DemoServer, assert_accessible, visit
 
 AUDIENCE_URL = re.compile(r"/audiences/([0-9a-f-]{36})(\?.*)?$")
+# platform: its name on the page, a scope its consent page asks for (docs/connections.md)
+PLATFORMS = {
+    "meta": ("Meta", "ads_management"),
+    "google": ("Google", "datamanager"),
+    "tiktok": ("TikTok", "TikTok"),
+    "snapchat": ("Snapchat", "snapchat-marketing-api"),
+}
 
 
-def test_connect_meta_by_oauth_then_sync_an_audience(
-    page: Page, demo_server: DemoServer, screenshot: Callable[[Page, str], Path]
+@pytest.mark.parametrize("platform", list(PLATFORMS))
+def test_connect_by_oauth_then_sync_an_audience(
+    page: Page, demo_server: DemoServer, screenshot: Callable[[Page, str], Path], platform: str
 ) -> None:
+    name, scope = PLATFORMS[platform]
     visit(page, "/connections")
-    page.get_by_test_id("oauth-connect-meta").click()
+    page.get_by_test_id(f"oauth-connect-{platform}").click()
     allow = page.get_by_role("button", name="Allow")
     expect(allow).to_be_visible()  # the platform's own page, asking for the permissions
-    expect(page.locator("body")).to_contain_text("ads_management")
+    expect(page.locator("body")).to_contain_text(scope)
     allow.click()
 
-    expect(page).to_have_url(re.compile(r"/connections\?connected=meta$"))
-    expect(page.get_by_test_id("flash")).to_contain_text("Meta connected")
-    row = page.locator('[data-testid="connection-row"][data-platform="meta"]')
+    expect(page).to_have_url(re.compile(rf"/connections\?connected={platform}$"))
+    expect(page.get_by_test_id("flash")).to_contain_text(f"{name} connected")
+    row = page.locator(f'[data-testid="connection-row"][data-platform="{platform}"]')
     expect(row.get_by_test_id("connection-status")).to_have_text("connected")
-    expect(row.get_by_test_id("token-expiry")).to_have_text(re.compile(r"expires in (59|60) days"))
-    expect(row.get_by_test_id("connection-scopes")).to_contain_text("ads_management")
-    options = row.get_by_test_id("ad-account-option")
-    expect(options).to_have_count(2)
-    expect(row.get_by_test_id("ad-account-picker-meta")).to_have_value("1234567890")
-    assert "sbx-meta-" not in page.content()  # the new token is never shown
+    if platform == "meta":  # the one token nothing renews: its countdown shows
+        expiry = row.get_by_test_id("token-expiry")
+        expect(expiry).to_have_text(re.compile(r"expires in (59|60) days"))
+        expect(row.get_by_test_id("connection-scopes")).to_contain_text(scope)
+    expect(row.get_by_test_id("ad-account-option").first).to_be_attached()
+    expect(row.get_by_test_id(f"ad-account-picker-{platform}")).to_have_value("1234567890")
+    assert f"sbx-{platform}-" not in page.content()  # the new token is never shown
     assert_accessible(page)
-    screenshot(page, "connections-oauth")
+    if platform == "meta":
+        screenshot(page, "connections-oauth")
 
-    page.get_by_test_id("test-connection-meta").click()
+    page.get_by_test_id(f"test-connection-{platform}").click()
     expect(page.get_by_test_id("test-result")).to_have_attribute("data-outcome", "ok")
 
     visit(page, "/audiences/new")
@@ -52,9 +64,9 @@ def test_connect_meta_by_oauth_then_sync_an_audience(
     segment = form.get_by_label(re.compile(r"^segment", re.IGNORECASE))
     value = segment.locator("option", has_text="At Risk Churning").first.get_attribute("value")
     segment.select_option(value)
-    form.get_by_label(re.compile(r"^platform", re.IGNORECASE)).select_option("meta")
+    form.get_by_label(re.compile(r"^platform", re.IGNORECASE)).select_option(platform)
     form.get_by_label(re.compile(r"ad account", re.IGNORECASE)).fill("1234567890")
-    form.get_by_label(re.compile(r"name", re.IGNORECASE)).first.fill("At risk (OAuth)")
+    form.get_by_label(re.compile(r"name", re.IGNORECASE)).first.fill(f"At risk ({name}, OAuth)")
     page.get_by_test_id("create-audience").click()
     expect(page).to_have_url(AUDIENCE_URL)
 
