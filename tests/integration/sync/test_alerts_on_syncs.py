@@ -35,7 +35,16 @@ def leaks(receiver: Receiver) -> list[str]:
     found = []
     for arrived in receiver.received:
         text = arrived.body.decode().lower()
-        for needle in ("@example.com", "person.", "sandbox-token", "650", SECRET.lower()):
+        # The members' phones, raw and normalized: not "650" alone, which a random id in the
+        # body (a delivery id, a timestamp) holds now and then.
+        for needle in (
+            "@example.com",
+            "person.",
+            "sandbox-token",
+            "(650)",
+            "6505550",
+            SECRET.lower(),
+        ):
             if needle in text:
                 found.append(needle)
     return found
