@@ -62,6 +62,38 @@ def emails(rows: int, seed: int = 1) -> list[str | None]:
     return [_gap_or(rnd, one) for _ in range(rows)]
 
 
+# Real-world non-ASCII addresses: accented and other-script local parts, IDN domains (as
+# Unicode, not punycode), some upper case (`É`, `Ü`, `Σ`), Unicode padding (no-break and
+# ideographic spaces).
+_LOCALS = ["josé.núñez", "FRANÇOIS", "zoë", "søren", "łukasz", "müller", "ΣΟΦΊΑ", "андрей",
+           "李.伟", "たなか", "محمد", "straße", "Émilie+news", "ÅSA.ÖBERG"]  # fmt: skip
+_IDN_DOMAINS = ["müller.de", "例え.jp", "bücher.example", "пример.рф", "exemple.fr",
+                "gmail.com", "Gmail.com", "ñandú.com.ar", "café.fr"]  # fmt: skip
+_UNICODE_PADS = ["", "", "", " ", "\u00a0", "\u3000", "\t"]
+
+
+def mixed_emails(rows: int, seed: int = 3, non_ascii: float = 0.2) -> list[str | None]:
+    """`emails`, with a share `non_ascii` of the rows holding non-ASCII characters (accented
+    names, other scripts, IDN domains, Unicode padding), the rest as `emails` makes them."""
+    rnd = random.Random(seed)
+    plain = emails(rows, seed)
+
+    def accented() -> str:
+        local = rnd.choice(_LOCALS)
+        if rnd.random() < 0.5:
+            local += str(rnd.randint(0, 999))
+        local = _casing(rnd, local) if rnd.random() < 0.3 else local
+        if rnd.random() < 0.5:  # an ASCII local part at an IDN domain
+            local = _casing(rnd, _word(rnd)) + rnd.choice(["", "."]) + _word(rnd, 1, 2)
+        domain = rnd.choice(_IDN_DOMAINS)
+        if (local + domain).isascii():  # an ASCII address at an ASCII domain: not this kind
+            domain = "müller.de"
+        pad = rnd.choice(_UNICODE_PADS)
+        return f"{pad}{local}@{domain}{rnd.choice(_UNICODE_PADS)}"
+
+    return [accented() if rnd.random() < non_ascii else v for v in plain]
+
+
 def stored_phones(rows: int, seed: int = 2) -> list[str | None]:
     """E.164 as import stores it: mostly NANP, some UK, German, French, Brazilian, Indian."""
     rnd = random.Random(seed)

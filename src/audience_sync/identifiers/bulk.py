@@ -3,7 +3,8 @@
 How each field is done (measured by `make bench`):
 - `hash_many` of emails and of the mobile ids a platform hashes, given as a list: the ASCII
   rows in C (`_digest.emails` / `_digest.mobile_ids`: trim, lowercase, check, SHA-256 on every
-  core, then the strings), the other rows as below. Elsewhere, where the compiled `_digest` is
+  core, then the strings), and the non-ASCII emails too (CPython's NFC and lowercase, see
+  `_digest.c`); the few other rows as below. Elsewhere, where the compiled `_digest` is
   built, `hash_many` hashes with OpenSSL (`_digest.sha256_digests`) rather than the plugin.
 - email, mobile id, external id: Polars string expressions and SHA-256 from the polars-hash
   plugin over the ASCII rows (and the emails of Latin-1 letters), on both cores (the streaming
@@ -112,9 +113,10 @@ def hash_many(
 def _in_c(
     values: Sequence[str | None], field: Field, platform: PlatformRules, region: str
 ) -> list[str | None]:
-    """`hash_many` of emails and hashed mobile ids: the ASCII rows normalized and hashed in C
-    (see `_digest.c`), a piece at a time (Python's other threads get the GIL between pieces);
-    the other rows (non-ASCII, not a str) on the Polars path. Mobile ids sent as they are (Meta,
+    """`hash_many` of emails and hashed mobile ids: the ASCII rows and nearly all non-ASCII
+    emails normalized and hashed in C (see `_digest.c`), a piece at a time (Python's other
+    threads get the GIL between pieces); the rows C defers (Unicode whitespace inside an email,
+    non-ASCII mobile ids, not a str) on the Polars path. Mobile ids sent as they are (Meta,
     Google) stay on the Polars path: without hashing to save, C was slower there (reading each
     string again to copy it)."""
     assert _DIGEST is not None

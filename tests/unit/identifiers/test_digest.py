@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import unicodedata
 from types import ModuleType
 
 import polars as pl
@@ -127,3 +128,68 @@ def test_a_value_that_is_not_a_str_is_left_to_the_reference(openssl_digest: Modu
         None,
         None,
     ]
+
+
+# Non-ASCII emails: C takes them after CPython's NFC, lowercasing them itself (see `_digest.c`).
+# The alphabet holds the traps: upper case of other scripts, İ and Σ (whose `str.lower` is not
+# one code point to one), combining marks and Hangul jamo (NFC composes them), singletons NFC
+# replaces (Å U+212B, Ω U+2126), Unicode whitespace, a lone surrogate, and the email's ASCII
+# punctuation.
+_PIECES = [
+    *"aZ9.+@ \t\xa0\u3000\u2028\x85éÉßẞİıΣσςÅΩǅÿŸ例え\U0001d400Ꭰꭰ\ud800",
+    "e\u0301",  # NFC: é
+    "A\u030a",  # NFC: Å
+    "\u1100\u1161",  # NFC: a Hangul syllable
+    "\u212b",  # NFC: Å (a singleton)
+    "\u0327\u0301",  # marks alone
+    "aΣ",  # a final sigma when nothing cased follows
+]
+unicode_text = st.lists(
+    st.one_of(st.sampled_from(_PIECES), st.characters(codec="utf-8")), max_size=8
+).map("".join)
+unicode_emails = st.one_of(
+    st.tuples(unicode_text, unicode_text, st.sampled_from(["", ".de", ".jp", ".COM"])).map(
+        lambda parts: f"{parts[0]}@{parts[1]}{parts[2]}"
+    ),
+    st.tuples(unicode_text, st.sampled_from(["gmail.com", "Gmail.com", "müller.de"])).map(
+        lambda parts: f"{parts[0]}@{parts[1]}"
+    ),
+    unicode_text,
+)
+
+
+@pytest.mark.parametrize("platform", list(SyncPlatform))
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batch=st.lists(st.one_of(unicode_emails, st.none()), max_size=20))
+def test_non_ascii_emails_in_c_equal_the_reference(
+    openssl_digest: ModuleType, platform: SyncPlatform, batch: list[str | None]
+) -> None:
+    assert hash_many(batch, Field.EMAIL, platform) == [
+        normalize(v, Field.EMAIL, platform)[0] for v in batch
+    ]
+
+
+ASSIGNED = [
+    chr(c) for c in range(0x80, 0x110000) if unicodedata.category(chr(c)) not in ("Cn", "Co", "Cs")
+]
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "Ab{c}z@x.io",  # lowercased by C
+        "{c}Σ@{c}.io",  # lowercased by str.lower (Σ), then C's lowercase again
+        "\u3000x{c}\u0301@b{c}.c{c}",  # NFC composes the mark with the character
+    ],
+)
+def test_every_code_point_in_an_email_is_lowercased_as_python_does(
+    openssl_digest: ModuleType, template: str
+) -> None:
+    # Every assigned code point (unassigned ones have no case nor decomposition).
+    values = [template.format(c=c) for c in ASSIGNED]
+    _, deferred = openssl_digest.emails(values, 0)
+    assert len(deferred) < 100  # C takes all but Unicode whitespace
+    expected = [normalize(v, Field.EMAIL, "meta")[0] for v in values]
+    assert hash_many(values, Field.EMAIL, "meta") == expected
