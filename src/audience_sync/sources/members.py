@@ -1,8 +1,9 @@
 """Read a segment's members from the built-in CDP as columnar batches (Polars), not objects.
 
 The sync reads millions of members: one Python object per profile would cost seconds and
-gigabytes, so rows arrive as Polars frames of at most `batch_rows` rows, straight from the
-database cursor.
+gigabytes, so rows arrive as Polars frames of at most `batch_rows` rows: on SQLite from the
+compiled column reader (`columns`), on PostgreSQL as CSV from `COPY (SELECT …) TO STDOUT`
+parsed by Polars (`_copy_frame`), never a Python object per row.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import polars as pl
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from audience_sync.sources.columns import ColumnReader, reader_for
-from audience_sync.store.db import driver_rows
+from audience_sync.store.db import driver_rows, driver_sql
 from audience_sync.store.stored_identifiers import IDENTIFIER_SCHEMA, decode
 
 BATCH_ROWS = 250_000
@@ -77,6 +78,16 @@ STORED = "identifiers"  # the column of the identifiers' text (`store.stored_ide
 # query: a million members' profiles took 2.83 s as rows, 1.40 s as one `json_array` text a row
 # decoded by Polars; their identifiers 4.19 s and 3.56 s. PostgreSQL's rows are read as they are.
 PACKED = frozenset({"sqlite"})
+# PostgreSQL: a query's rows as CSV from `COPY`, one page at a time, parsed by Polars' CSV reader
+# (psycopg's row-by-row fetch made a Python object of every value: see docs/performance.md).
+COPY_SQL = "COPY ({query}) TO STDOUT WITH (FORMAT csv)"
+# In CSV, NULL is an unquoted empty field and '' a quoted one; Polars 2.1 keeps them apart, but
+# its documentation promises nothing of it. So each text column is read as MARK || value: NULL
+# stays NULL (an empty field), a value, even '', is never empty, and the mark is sliced off
+# after parsing (tests/integration/test_members.py holds both apart on awkward text).
+MARK = "."
+COPIED = frozenset({"postgresql"})  # the engines read through `COPY`
+CONTENTS_MARKED_SQL = CONTENTS_SQL.replace("p.content_hash", f"'{MARK}' || p.content_hash")
 
 
 def rows_frame(rows: list[Any], schema: dict[str, Any], packed: bool) -> pl.DataFrame:
@@ -113,13 +124,16 @@ class MemberFields:
     def wants_identifiers(self) -> bool:
         return self.types is None or bool(self.types)
 
-    def sql(self, template: str, packed: bool = False, **more: str) -> str:
+    def sql(self, template: str, packed: bool = False, marked: bool = False, **more: str) -> str:
         """The query with these fields' columns in it; `packed`: each row's columns as one
-        JSON array text (see `PACKED`)."""
-        read = ["p.id", "p.profile_id", *(f"p.{name}" for name in self.columns)]
+        JSON array text (see `PACKED`); `marked`: each text column as `MARK` || its value
+        (see `MARK`)."""
+        texts = ["p.profile_id", *(f"p.{name}" for name in self.columns)]
         if self.wants_identifiers:
-            read.append(f"p.{STORED}")
-        profile = ", ".join(read)
+            texts.append(f"p.{STORED}")
+        if marked:
+            texts = [f"'{MARK}' || {column}" for column in texts]
+        profile = ", ".join(["p.id", *texts])
         if packed:
             profile = f"json_array({profile})"
         return template.format(profile=profile, **more)
@@ -166,6 +180,9 @@ def member_batches(
         if reader is not None:
             yield from _member_columns(reader, tenant_id, segment_id, batch_rows, fields)
             return
+    if engine.dialect.name in COPIED:
+        yield from _member_copies(engine, tenant_id, segment_id, batch_rows, fields)
+        return
     packed = engine.dialect.name in PACKED
     sql = fields.sql(PROFILES_SQL, packed)
     with engine.connect() as connection:
@@ -191,6 +208,60 @@ def _member_columns(
         yield fields.split(page)
         if len(page) < batch_rows:
             return
+
+
+def _member_copies(
+    engine: Engine,
+    tenant_id: int,
+    segment_id: uuid.UUID,
+    batch_rows: int,
+    fields: MemberFields,
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """`member_batches` on PostgreSQL: a page of members a `COPY`, all in one snapshot.
+
+    Paged by pk like `_member_columns` (the segment's key index gives each page in order), so
+    at most one page's CSV and frame are held, whatever the segment's size."""
+    sql = fields.sql(PROFILES_PAGE_SQL, marked=True)
+    after = -(2**63)
+    # One REPEATABLE READ transaction: every page sees the same members, as on SQLite.
+    repeatable = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    with repeatable as connection, connection.begin():
+        while True:
+            params = (segment_id, tenant_id, after, batch_rows)
+            page = _copy_frame(connection, sql, params, fields.schema)
+            if page.is_empty():
+                return
+            after = int(page["profile_pk"][-1])
+            yield fields.split(page)
+            if len(page) < batch_rows:
+                return
+
+
+def _copy_frame(
+    connection: Connection, sql: str, params: Sequence[object], schema: dict[str, Any]
+) -> pl.DataFrame:
+    """The rows of `sql` (`?` placeholders; every text column `MARK`ed, see `MARK`) as a frame
+    of `schema`, read through PostgreSQL's `COPY … TO STDOUT` in CSV."""
+    dbapi: Any = connection.connection.dbapi_connection
+    data = bytearray()
+    # COPY takes no server-side parameters: psycopg binds these on the client, quoted.
+    with (
+        dbapi.cursor() as cursor,
+        cursor.copy(COPY_SQL.format(query=driver_sql(connection, sql)), params) as copy,
+    ):
+        for block in copy:
+            data += block
+    if not data:
+        return pl.DataFrame(schema=schema)
+    texts = [name for name, kind in schema.items() if kind == pl.String]
+    frame = pl.read_csv(
+        bytes(data),
+        has_header=False,
+        new_columns=list(schema),
+        schema=schema,
+        empty_string_is_null=True,
+    )
+    return frame.with_columns(pl.col(texts).str.slice(len(MARK)))
 
 
 def read_ahead(batches: Iterator[T]) -> Iterator[T]:
@@ -242,6 +313,11 @@ def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl
     with reader_for(engine) as reader:
         if reader is not None:
             found = reader.frame(CONTENTS_SQL, params, CONTENT_SCHEMA)
+        elif engine.dialect.name in COPIED:
+            # Two short columns a member (~90 MB of CSV at a million): read whole, as the
+            # frame returned holds them all anyway.
+            with engine.connect() as connection:
+                found = _copy_frame(connection, CONTENTS_MARKED_SQL, params, CONTENT_SCHEMA)
         else:
             found = _content_rows(engine, params)
     content = pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
