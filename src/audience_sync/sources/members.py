@@ -46,6 +46,35 @@ PROFILES_OF_SQL = (
     "WHERE p.id IN ({marks}) AND m.profile_pk = p.id AND m.segment_id = ? AND +p.tenant_id = ? "
     "ORDER BY p.id"
 )
+# PostgreSQL, on tables without statistics (autovacuum off), in some runs: the plain join above
+# was planned from a bitmap of the tenant's whole stretch of the `(tenant_id, profile_id)` index
+# every page, and with the segment's key driving, `profile_pk > ? … LIMIT ?` as a bitmap of the
+# rest of the segment sorted for each page (the planner guesses fewer rows than the limit). So a
+# page is a closed range of the segment's pks, read first (POSTGRES_MEMBER_PKS_SQL): whatever the
+# plan, it reads only its own members; each member's profile is one probe of the primary key (a
+# `LATERAL` subquery with `OFFSET 0` cannot be pulled up into a join the planner could reorder).
+# Parameters: segment, tenant, first pk, last pk.
+POSTGRES_MEMBER_PKS_SQL = (
+    "SELECT profile_pk FROM segment_members WHERE segment_id = ? AND tenant_id = ? "
+    "ORDER BY profile_pk"
+)
+POSTGRES_PROFILES_PAGE_SQL = (
+    "SELECT {profile} FROM segment_members m "
+    "CROSS JOIN LATERAL (SELECT * FROM profiles WHERE id = m.profile_pk OFFSET 0) AS p "
+    "WHERE m.segment_id = ? AND p.tenant_id = ? AND m.profile_pk BETWEEN ? AND ? "
+    "ORDER BY m.profile_pk"
+)
+# And `p.id IN (…)` was planned as a
+# sequential scan of `profiles`; each listed pk's rows are found by `LATERAL` subqueries that
+# cannot be pulled up into a join (`OFFSET 0`), so each costs one probe of each table's key
+# (tests/integration/sync/test_sync_plans.py). Parameters: the pks (one array), tenant, segment.
+POSTGRES_PROFILES_OF_SQL = (
+    "SELECT {profile} FROM unnest(?::bigint[]) AS u(pk) "
+    "CROSS JOIN LATERAL (SELECT * FROM profiles WHERE id = u.pk AND tenant_id = ? OFFSET 0) AS p "
+    "CROSS JOIN LATERAL (SELECT 1 FROM segment_members "
+    "WHERE segment_id = ? AND profile_pk = u.pk OFFSET 0) AS m "
+    "ORDER BY p.id"
+)
 CONTENTS_SQL = (
     "SELECT p.id, p.content_hash FROM segment_members m JOIN profiles p ON p.id = m.profile_pk "
     "WHERE m.segment_id = ? AND p.tenant_id = ?"
@@ -87,7 +116,13 @@ COPY_SQL = "COPY ({query}) TO STDOUT WITH (FORMAT csv)"
 # after parsing (tests/integration/test_members.py holds both apart on awkward text).
 MARK = "."
 COPIED = frozenset({"postgresql"})  # the engines read through `COPY`
-CONTENTS_MARKED_SQL = CONTENTS_SQL.replace("p.content_hash", f"'{MARK}' || p.content_hash")
+# CONTENTS_SQL on PostgreSQL, driven by the segment's key as POSTGRES_PROFILES_PAGE_SQL is.
+POSTGRES_CONTENTS_SQL = (
+    f"SELECT p.id, '{MARK}' || p.content_hash FROM segment_members m "  # noqa: S608
+    "CROSS JOIN LATERAL (SELECT id, tenant_id, content_hash FROM profiles "
+    "WHERE id = m.profile_pk OFFSET 0) AS p "
+    "WHERE m.segment_id = ? AND p.tenant_id = ?"
+)
 
 
 def rows_frame(rows: list[Any], schema: dict[str, Any], packed: bool) -> pl.DataFrame:
@@ -219,22 +254,21 @@ def _member_copies(
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """`member_batches` on PostgreSQL: a page of members a `COPY`, all in one snapshot.
 
-    Paged by pk like `_member_columns` (the segment's key index gives each page in order), so
-    at most one page's CSV and frame are held, whatever the segment's size."""
-    sql = fields.sql(PROFILES_PAGE_SQL, marked=True)
-    after = -(2**63)
+    The segment's pks are read first (8 bytes a member), then each page of `batch_rows` of them
+    (see POSTGRES_PROFILES_PAGE_SQL), so at most one page's CSV and frame are held besides."""
+    sql = fields.sql(POSTGRES_PROFILES_PAGE_SQL, marked=True)
     # One REPEATABLE READ transaction: every page sees the same members, as on SQLite.
     repeatable = engine.connect().execution_options(isolation_level="REPEATABLE READ")
     with repeatable as connection, connection.begin():
-        while True:
-            params = (segment_id, tenant_id, after, batch_rows)
+        pks = _copy_frame(
+            connection, POSTGRES_MEMBER_PKS_SQL, (segment_id, tenant_id), {"pk": pl.Int64}
+        )["pk"]
+        for start in range(0, len(pks), batch_rows):
+            first, last = int(pks[start]), int(pks[min(start + batch_rows, len(pks)) - 1])
+            params = (segment_id, tenant_id, first, last)
             page = _copy_frame(connection, sql, params, fields.schema)
-            if page.is_empty():
-                return
-            after = int(page["profile_pk"][-1])
-            yield fields.split(page)
-            if len(page) < batch_rows:
-                return
+            if not page.is_empty():
+                yield fields.split(page)
 
 
 def _copy_frame(
@@ -296,11 +330,16 @@ def member_batches_of(
     scan of the segment or tenant filtered by the list took seconds at a million members."""
     ordered = sorted(pks)
     packed = engine.dialect.name in PACKED
+    postgres = engine.dialect.name == "postgresql"
     with engine.connect() as connection:
         for start in range(0, len(ordered), IN_CHUNK):
             chunk = ordered[start : start + IN_CHUNK]
-            sql = fields.sql(PROFILES_OF_SQL, packed, marks=", ".join("?" * len(chunk)))
-            params = (*chunk, segment_id, tenant_id)
+            if postgres:
+                sql = fields.sql(POSTGRES_PROFILES_OF_SQL)
+                params: tuple[object, ...] = (chunk, tenant_id, segment_id)
+            else:
+                sql = fields.sql(PROFILES_OF_SQL, packed, marks=", ".join("?" * len(chunk)))
+                params = (*chunk, segment_id, tenant_id)
             rows = [r for part in driver_rows(connection, sql, params, IN_CHUNK) for r in part]
             if rows:
                 yield fields.frames(rows, packed)
@@ -317,7 +356,7 @@ def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl
             # Two short columns a member (~90 MB of CSV at a million): read whole, as the
             # frame returned holds them all anyway.
             with engine.connect() as connection:
-                found = _copy_frame(connection, CONTENTS_MARKED_SQL, params, CONTENT_SCHEMA)
+                found = _copy_frame(connection, POSTGRES_CONTENTS_SQL, params, CONTENT_SCHEMA)
         else:
             found = _content_rows(engine, params)
     content = pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
