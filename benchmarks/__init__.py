@@ -22,6 +22,7 @@ class BenchOptions:
     rows: int = 1_000_000  # values per measured case
     repeat: int = 3  # timed runs per case; the median is reported
     stream_rows: int = 10_000_000  # values hashed for the peak-memory figure
+    platforms: tuple[str, ...] = ()  # sync benchmarks: only these platforms (empty: all)
 
 
 Bench = Callable[[BenchOptions], None]

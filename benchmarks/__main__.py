@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=defaults.rows)
     parser.add_argument("--repeat", type=int, default=defaults.repeat)
     parser.add_argument("--stream-rows", type=int, default=defaults.stream_rows)
+    parser.add_argument(
+        "--platform", action="append", help="sync benchmarks: only this platform (repeatable)"
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and stop")
     args = parser.parse_args(argv)
 
@@ -33,7 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
 
-    options = BenchOptions(rows=args.rows, repeat=args.repeat, stream_rows=args.stream_rows)
+    options = BenchOptions(
+        rows=args.rows,
+        repeat=args.repeat,
+        stream_rows=args.stream_rows,
+        platforms=tuple(args.platform or ()),
+    )
     print(f"# make bench — Python {platform.python_version()} on {platform.machine()}, {_cpus()}")
     for name in sorted(REGISTRY):
         if args.only and name not in args.only:

@@ -1,7 +1,12 @@
 """The sync engine end to end: create, 1% churn update and a 10M plan, beside a floor.
 
-Everything runs on SQLite in a temporary directory against each platform's in-process sandbox
-(rate limits lifted, no processing delay). The member set is written by direct bulk inserts
+`sync` runs on SQLite in a temporary directory; `sync-postgres` runs the same create, update
+and floor on PostgreSQL, in databases it creates and drops on `AUDIENCE_SYNC_BENCH_DATABASE_URL`
+(default postgresql://postgres@127.0.0.1:5432/postgres, the server the tests use): the members
+are inserted once into a template database, each platform's run gets a copy of it
+(`CREATE DATABASE … TEMPLATE`), never analyzed (the test server runs with autovacuum off).
+Both run against each platform's in-process sandbox (rate limits lifted, no processing delay).
+The member set is written by direct bulk inserts
 (realistic shapes: 8% of profiles with two emails, 90% with a phone, 45% a mobile id, 60% an
 external id, names, address, birth date and gender); setup is never part of a figure.
 
@@ -22,6 +27,9 @@ the next chunk and writes the last checkpoint on threads while the sandbox answe
 sandbox's wall time includes waits for the GIL held by the engine: subtracting it would credit
 the engine with its own work (measured: 8.2 s of sandbox wall time against 6.4 s of CPU).
 
+`--platform NAME` (repeatable) runs only those platforms. On PostgreSQL each platform's cases run
+`--repeat` times (each in a fresh copy of the template) and the medians are reported.
+
 Memory is peak RSS (`VmHWM` from `/proc/self/status`) of the case's own subprocess; before a
 timed step the peak is reset to the current RSS (`echo 5 > /proc/self/clear_refs`), so it
 includes the interpreter, the imports and whatever the step keeps resident (in the update, the
@@ -34,13 +42,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,7 +60,8 @@ from typing import Any
 import httpx
 import polars as pl
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy.engine import make_url
 
 from audience_sync.config import Settings
 from audience_sync.connectors import BaseAudienceConnector, RateLimiters, connector_for
@@ -169,8 +182,8 @@ def insert_members(engine: Engine, tenant_id: int, segment_id: uuid.UUID, start:
             connection.execute(insert(SegmentMember.__table__), members)
 
 
-def build_template(path: Path, rows: int) -> None:
-    engine = db.make_engine(f"sqlite:///{path}")
+def build_template(url: str, rows: int) -> None:
+    engine = db.make_engine(url)
     db.upgrade(engine)
     factory = db.session_factory(engine)
     with db.transaction(factory) as session:
@@ -186,8 +199,8 @@ def build_template(path: Path, rows: int) -> None:
 class Bench:
     """One database, one sandbox, one audience on `platform`."""
 
-    def __init__(self, path: Path, platform: str) -> None:
-        self.engine = db.make_engine(f"sqlite:///{path}")
+    def __init__(self, url: str, platform: str) -> None:
+        self.engine = db.make_engine(url)
         self.factory = db.session_factory(engine=self.engine)
         self.platform = SyncPlatform(platform)
         self.sandbox = create_app(SandboxSettings(processing_seconds=0))
@@ -267,6 +280,7 @@ class Bench:
 
     def churn(self, rows: int) -> None:
         """0.5% of members leave, 0.25% change their email, 0.25% new members join."""
+        unit = "chr(31)" if self.engine.dialect.name == "postgresql" else "char(31)"
         with self.engine.begin() as connection:
             connection.execute(
                 text("DELETE FROM segment_members WHERE profile_pk % 200 = 7"),
@@ -274,7 +288,7 @@ class Bench:
             connection.execute(
                 text(
                     "UPDATE profiles SET identifiers = replace(identifiers, "
-                    "'email' || char(31), 'email' || char(31) || 'changed.') WHERE id % 400 = 3"
+                    f"'email' || {unit}, 'email' || {unit} || 'changed.') WHERE id % 400 = 3"
                 )
             )
             # As the importer does for a changed profile: a new content hash (it is how an update
@@ -314,8 +328,8 @@ class Bench:
         return {"seconds": seconds, "peak_mb": peak_mb(), "values": values}
 
 
-def work_sync(path: Path, platform: str, rows: int) -> dict[str, Any]:
-    bench = Bench(path, platform)
+def work_sync(url: str, platform: str, rows: int) -> dict[str, Any]:
+    bench = Bench(url, platform)
     asyncio.run(bench.lift_rate_limits())
     out: dict[str, Any] = {}
     out["create"] = timed(lambda: out.update(create_job=bench.sync(SyncOperation.CREATE)))
@@ -334,7 +348,7 @@ def setup_plan(path: Path, records: int, keys: Path) -> dict[str, Any]:
 
     from audience_sync.sync.plan import hash_keys
 
-    bench = Bench(path, "snapchat")
+    bench = Bench(f"sqlite:///{path}", "snapchat")
     emails = pl.DataFrame({"d": [f"user{i}@example.com" for i in range(records)]})
     digests = emails.select(pl.col("d").chash.sha2_256())["d"]  # type: ignore[attr-defined]
     frame = pl.DataFrame({"record": '[["EMAIL_SHA256","' + digests + '"]]'}).with_columns(
@@ -396,45 +410,20 @@ def bench_sync(options: BenchOptions) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         template = Path(tmp) / "template.db"
         started = time.perf_counter()
-        build_template(template, rows)
+        build_template(f"sqlite:///{template}", rows)
         print(f"setup: {rows:,} members inserted in {time.perf_counter() - started:.0f} s")
         print("run_job on SQLite against the in-process sandbox; peak RSS per subprocess\n")
-        table = Table(
-            ["platform", "case", "members", "wall s", "sandbox s", "ours s", "peak MB",
-             "floor s", "wall/floor", "ours/floor"]
-        )  # fmt: skip
-        verdicts: list[tuple[str, bool]] = []
-        for platform in PLATFORMS:
+
+        @contextmanager
+        def sqlite_copy(platform: str) -> Iterator[str]:
             path = Path(tmp) / f"{platform}.db"
             shutil.copy(template, path)
-            got = worker(["sync", str(path), platform, str(rows)])
-            path.unlink()
-            floor = got["floor"]
-            engine_create = got["create"]["seconds"] - got["create"]["sandbox_seconds"]
-            verdicts += [
-                (f"{platform}: 1% update under 10 s", got["update"]["seconds"] < 10),
-                (
-                    f"{platform}: create within 3× the floor (ours)",
-                    engine_create < 3 * floor["seconds"],
-                ),
-            ]
-            for case in ("create", "update"):
-                figures = got[case]
-                wall, sandbox = figures["seconds"], figures["sandbox_seconds"]
-                table.row(
-                    [
-                        platform,
-                        case,
-                        f"{rows:,}",
-                        f"{wall:.2f}",
-                        f"{sandbox:.2f}",
-                        f"{wall - sandbox:.2f}",
-                        f"{figures['peak_mb']:.0f}",
-                        f"{floor['seconds']:.2f}",
-                        f"{wall / floor['seconds']:.1f}",
-                        f"{(wall - sandbox) / floor['seconds']:.1f}",
-                    ]
-                )
+            try:
+                yield f"sqlite:///{path}"
+            finally:
+                path.unlink()
+
+        verdicts = sync_cases(options, sqlite_copy, repeat=1)
         template.unlink()
         path = Path(tmp) / "plan.db"
         engine = db.make_engine(f"sqlite:///{path}")
@@ -463,15 +452,119 @@ def bench_sync(options: BenchOptions) -> None:
             (f"plan of {planned:,} under 30 s in under 1.5 GB",
              plan["seconds"] < 30 and plan["peak_mb"] < 1536)
         )  # fmt: skip
-        print("\nSync targets, this run:")
-        for name, ok in verdicts:
-            print(f"  {'met    ' if ok else 'NOT MET'}  {name}")
+        print_verdicts(verdicts)
+
+
+def print_verdicts(verdicts: list[tuple[str, bool]]) -> None:
+    print("\nSync targets, this run:")
+    for name, ok in verdicts:
+        print(f"  {'met    ' if ok else 'NOT MET'}  {name}")
+
+
+def sync_cases(
+    options: BenchOptions,
+    database: Callable[[str], AbstractContextManager[str]],
+    repeat: int,
+) -> list[tuple[str, bool]]:
+    """Create, update and floor of each platform, `repeat` times each in a fresh `database`
+    (a context giving its URL); prints the table of medians and returns the verdicts."""
+    rows = options.rows
+    table = Table(
+        ["platform", "case", "members", "wall s", "sandbox s", "ours s", "peak MB",
+         "floor s", "wall/floor", "ours/floor"]
+    )  # fmt: skip
+    verdicts: list[tuple[str, bool]] = []
+    for platform in options.platforms or PLATFORMS:
+        runs = []
+        for _ in range(repeat):
+            with database(platform) as url:
+                runs.append(worker(["sync", url, platform, str(rows)]))
+        got = median_run(runs)
+        floor = got["floor"]
+        engine_create = got["create"]["seconds"] - got["create"]["sandbox_seconds"]
+        verdicts += [
+            (f"{platform}: 1% update under 10 s", got["update"]["seconds"] < 10),
+            (
+                f"{platform}: create within 3× the floor (ours)",
+                engine_create < 3 * floor["seconds"],
+            ),
+        ]
+        for case in ("create", "update"):
+            figures = got[case]
+            wall, sandbox = figures["seconds"], figures["sandbox_seconds"]
+            table.row(
+                [
+                    platform,
+                    case,
+                    f"{rows:,}",
+                    f"{wall:.2f}",
+                    f"{sandbox:.2f}",
+                    f"{wall - sandbox:.2f}",
+                    f"{figures['peak_mb']:.0f}",
+                    f"{floor['seconds']:.2f}",
+                    f"{wall / floor['seconds']:.1f}",
+                    f"{(wall - sandbox) / floor['seconds']:.1f}",
+                ]
+            )
+    return verdicts
+
+
+def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure of the cases (create, update, floor) as its median over `runs`."""
+    return {
+        case: {name: statistics.median(run[case][name] for run in runs) for name in runs[0][case]}
+        for case in ("create", "update", "floor")
+    }
+
+
+BENCH_URL = os.environ.get(
+    "AUDIENCE_SYNC_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@register("sync-postgres")
+def bench_sync_postgres(options: BenchOptions) -> None:
+    """`sync`'s create, update and floor on PostgreSQL (see the module's docstring)."""
+    rows = options.rows
+    admin_url = make_url(BENCH_URL).set(drivername="postgresql+psycopg")
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    stem = f"audience_sync_bench_{uuid.uuid4().hex[:8]}"
+
+    def url_of(name: str) -> str:
+        return admin_url.set(database=name).render_as_string(hide_password=False)
+
+    def sql(statement: str) -> None:
+        with admin.connect() as connection:
+            connection.execute(text(statement))
+
+    @contextmanager
+    def copy(platform: str) -> Iterator[str]:
+        name = f"{stem}_{platform}"
+        sql(f'CREATE DATABASE "{name}" TEMPLATE "{stem}"')
+        try:
+            yield url_of(name)
+        finally:
+            sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    sql(f'CREATE DATABASE "{stem}"')
+    try:
+        started = time.perf_counter()
+        build_template(url_of(stem), rows)
+        print(f"setup: {rows:,} members inserted in {time.perf_counter() - started:.0f} s")
+        print(
+            f"run_job on PostgreSQL (never analyzed) against the in-process sandbox; medians of "
+            f"{options.repeat} runs; peak RSS per subprocess\n"
+        )
+        print_verdicts(sync_cases(options, copy, repeat=max(options.repeat, 1)))
+    finally:
+        sql(f'DROP DATABASE IF EXISTS "{stem}" WITH (FORCE)')
+        admin.dispose()
 
 
 if __name__ == "__main__":
     case, *rest = sys.argv[1:]
     if case == "sync":
-        result = work_sync(Path(rest[0]), rest[1], int(rest[2]))
+        result = work_sync(rest[0], rest[1], int(rest[2]))
     elif case == "plan-setup":
         result = setup_plan(Path(rest[0]), int(rest[1]), Path(rest[2]))
     else:

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import polars as pl
-from sqlalchemy import Engine
+import pytest
+from sqlalchemy import Engine, insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.sources import columns
+from audience_sync.sources import members as members_module
 from audience_sync.sources.importer import import_profiles
-from audience_sync.sources.members import member_batches
+from audience_sync.sources.members import member_batches, member_contents
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
+from audience_sync.store.stored_identifiers import text_of
+from audience_sync.store.tables import Profile, SegmentMember
 
 DATA = Path(__file__).parents[1] / "data" / "import"
 
@@ -69,3 +76,99 @@ def test_another_tenants_members_never_appear(
     assert len(identifiers_of(engine, tenant_id, segment_id)) == 5
     _, default_segment = vip(factory)
     assert identifiers_of(engine, tenant_id, default_segment) == []
+
+
+# Texts a CSV or a row reader could get wrong: separators of the stored identifiers (escaped in
+# storage), CSV's own quote, comma and line ends, backslashes, non-ASCII, what looks like a NULL.
+AWKWARD = [
+    'O"Brien, "Jr."',
+    "line\nbreak",
+    "cr\r\nlf",
+    "unit\x1fsep\x1erecord\x1bescape",
+    "back\\slash \\N",
+    "\\N",
+    "é ü 漢字 🙂",
+    "",
+    " ",
+    "null",
+    "NULL",
+    '""',
+    ",",
+    "\t tab",
+]
+
+
+def insert_awkward(engine: Engine, tenant_id: int, segment_id: uuid.UUID, count: int) -> None:
+    """`count` profiles whose fields and identifiers cycle through `AWKWARD`, some fields NULL
+    and some '' (the two must stay apart), all members of the segment."""
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+
+    def odd(i: int) -> str | None:
+        return None if i % 5 == 4 else AWKWARD[i % len(AWKWARD)]
+
+    profiles = [
+        {
+            "id": i,
+            "tenant_id": tenant_id,
+            "profile_id": f"P{i}{AWKWARD[i % len(AWKWARD)]}",
+            "first_name": odd(i),
+            "last_name": odd(i + 1),
+            "city": odd(i + 2),
+            "zip": "" if i % 3 else None,
+            "gender": odd(i + 3),
+            "traits": {},
+            "content_hash": f"{i:064x}",
+            "created_at": now,
+            "updated_at": now,
+            "identifiers": text_of(
+                [
+                    ("email", f"{AWKWARD[i % len(AWKWARD)]}{i}@example.com", None, None),
+                    ("external_id", AWKWARD[(i + 7) % len(AWKWARD)], None, None),
+                    ("phone", "+16505551212", "+16505551212", None),
+                ][: i % 4]
+            ),
+        }
+        for i in range(1, count + 1)
+    ]
+    members = [
+        {"segment_id": segment_id, "profile_pk": i, "tenant_id": tenant_id, "added_at": now}
+        for i in range(1, count + 1)
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(Profile.__table__), profiles)
+        connection.execute(insert(SegmentMember.__table__), members)
+
+
+def test_the_fast_read_gives_what_the_row_read_gives_on_awkward_text(
+    engine: Engine, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL's `COPY` in CSV and SQLite's column reader against the driver's rows: every
+    text arrives exactly, NULL and '' apart, in batches of the same members, and the contents
+    (what an update compares) alike. Enough rows for Polars to parse the CSV on several threads."""
+    with transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment_id = SegmentRepository(session, tenant_id).ensure("Awkward").id
+    insert_awkward(engine, tenant_id, segment_id, 3_000)
+
+    def read() -> tuple[list[Any], list[Any], list[Any]]:
+        batches = list(member_batches(engine, tenant_id, segment_id, batch_rows=1_000))
+        return (
+            [p.rows() for p, _ in batches],
+            [i.rows() for _, i in batches],
+            member_contents(engine, tenant_id, segment_id).sort("owner").rows(),
+        )
+
+    fast = read()
+    monkeypatch.setattr(columns, "_COLUMNS", None)
+    monkeypatch.setattr(members_module, "COPIED", frozenset())
+    monkeypatch.setattr(members_module, "PACKED", frozenset())
+    rows = read()
+    assert fast == rows
+    profiles = [row for batch in fast[0] for row in batch]
+    assert len(profiles) == 3_000
+    assert len(fast[0]) == 3
+    texts = {value for row in profiles for value in row[1:]}
+    assert {None, "", "\\N", "line\nbreak", 'O"Brien, "Jr."', "é ü 漢字 🙂"} <= texts
+    values = {row[2] for batch in fast[1] for row in batch}
+    assert "unit\x1fsep\x1erecord\x1bescape" in values
+    assert "cr\r\nlf" in values

@@ -1,8 +1,9 @@
 """Read a segment's members from the built-in CDP as columnar batches (Polars), not objects.
 
 The sync reads millions of members: one Python object per profile would cost seconds and
-gigabytes, so rows arrive as Polars frames of at most `batch_rows` rows, straight from the
-database cursor.
+gigabytes, so rows arrive as Polars frames of at most `batch_rows` rows: on SQLite from the
+compiled column reader (`columns`), on PostgreSQL as CSV from `COPY (SELECT …) TO STDOUT`
+parsed by Polars (`_copy_frame`), never a Python object per row.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import polars as pl
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from audience_sync.sources.columns import ColumnReader, reader_for
-from audience_sync.store.db import driver_rows
+from audience_sync.store.db import driver_rows, driver_sql
 from audience_sync.store.stored_identifiers import IDENTIFIER_SCHEMA, decode
 
 BATCH_ROWS = 250_000
@@ -43,6 +44,35 @@ PROFILES_PAGE_SQL = (
 PROFILES_OF_SQL = (
     "SELECT {profile} FROM profiles p CROSS JOIN segment_members m "
     "WHERE p.id IN ({marks}) AND m.profile_pk = p.id AND m.segment_id = ? AND +p.tenant_id = ? "
+    "ORDER BY p.id"
+)
+# PostgreSQL, on tables without statistics (autovacuum off), in some runs: the plain join above
+# was planned from a bitmap of the tenant's whole stretch of the `(tenant_id, profile_id)` index
+# every page, and with the segment's key driving, `profile_pk > ? … LIMIT ?` as a bitmap of the
+# rest of the segment sorted for each page (the planner guesses fewer rows than the limit). So a
+# page is a closed range of the segment's pks, read first (POSTGRES_MEMBER_PKS_SQL): whatever the
+# plan, it reads only its own members; each member's profile is one probe of the primary key (a
+# `LATERAL` subquery with `OFFSET 0` cannot be pulled up into a join the planner could reorder).
+# Parameters: segment, tenant, first pk, last pk.
+POSTGRES_MEMBER_PKS_SQL = (
+    "SELECT profile_pk FROM segment_members WHERE segment_id = ? AND tenant_id = ? "
+    "ORDER BY profile_pk"
+)
+POSTGRES_PROFILES_PAGE_SQL = (
+    "SELECT {profile} FROM segment_members m "
+    "CROSS JOIN LATERAL (SELECT * FROM profiles WHERE id = m.profile_pk OFFSET 0) AS p "
+    "WHERE m.segment_id = ? AND p.tenant_id = ? AND m.profile_pk BETWEEN ? AND ? "
+    "ORDER BY m.profile_pk"
+)
+# And `p.id IN (…)` was planned as a
+# sequential scan of `profiles`; each listed pk's rows are found by `LATERAL` subqueries that
+# cannot be pulled up into a join (`OFFSET 0`), so each costs one probe of each table's key
+# (tests/integration/sync/test_sync_plans.py). Parameters: the pks (one array), tenant, segment.
+POSTGRES_PROFILES_OF_SQL = (
+    "SELECT {profile} FROM unnest(?::bigint[]) AS u(pk) "
+    "CROSS JOIN LATERAL (SELECT * FROM profiles WHERE id = u.pk AND tenant_id = ? OFFSET 0) AS p "
+    "CROSS JOIN LATERAL (SELECT 1 FROM segment_members "
+    "WHERE segment_id = ? AND profile_pk = u.pk OFFSET 0) AS m "
     "ORDER BY p.id"
 )
 CONTENTS_SQL = (
@@ -77,6 +107,22 @@ STORED = "identifiers"  # the column of the identifiers' text (`store.stored_ide
 # query: a million members' profiles took 2.83 s as rows, 1.40 s as one `json_array` text a row
 # decoded by Polars; their identifiers 4.19 s and 3.56 s. PostgreSQL's rows are read as they are.
 PACKED = frozenset({"sqlite"})
+# PostgreSQL: a query's rows as CSV from `COPY`, one page at a time, parsed by Polars' CSV reader
+# (psycopg's row-by-row fetch made a Python object of every value: see docs/performance.md).
+COPY_SQL = "COPY ({query}) TO STDOUT WITH (FORMAT csv)"
+# In CSV, NULL is an unquoted empty field and '' a quoted one; Polars 2.1 keeps them apart, but
+# its documentation promises nothing of it. So each text column is read as MARK || value: NULL
+# stays NULL (an empty field), a value, even '', is never empty, and the mark is sliced off
+# after parsing (tests/integration/test_members.py holds both apart on awkward text).
+MARK = "."
+COPIED = frozenset({"postgresql"})  # the engines read through `COPY`
+# CONTENTS_SQL on PostgreSQL, driven by the segment's key as POSTGRES_PROFILES_PAGE_SQL is.
+POSTGRES_CONTENTS_SQL = (
+    f"SELECT p.id, '{MARK}' || p.content_hash FROM segment_members m "  # noqa: S608
+    "CROSS JOIN LATERAL (SELECT id, tenant_id, content_hash FROM profiles "
+    "WHERE id = m.profile_pk OFFSET 0) AS p "
+    "WHERE m.segment_id = ? AND p.tenant_id = ?"
+)
 
 
 def rows_frame(rows: list[Any], schema: dict[str, Any], packed: bool) -> pl.DataFrame:
@@ -113,13 +159,16 @@ class MemberFields:
     def wants_identifiers(self) -> bool:
         return self.types is None or bool(self.types)
 
-    def sql(self, template: str, packed: bool = False, **more: str) -> str:
+    def sql(self, template: str, packed: bool = False, marked: bool = False, **more: str) -> str:
         """The query with these fields' columns in it; `packed`: each row's columns as one
-        JSON array text (see `PACKED`)."""
-        read = ["p.id", "p.profile_id", *(f"p.{name}" for name in self.columns)]
+        JSON array text (see `PACKED`); `marked`: each text column as `MARK` || its value
+        (see `MARK`)."""
+        texts = ["p.profile_id", *(f"p.{name}" for name in self.columns)]
         if self.wants_identifiers:
-            read.append(f"p.{STORED}")
-        profile = ", ".join(read)
+            texts.append(f"p.{STORED}")
+        if marked:
+            texts = [f"'{MARK}' || {column}" for column in texts]
+        profile = ", ".join(["p.id", *texts])
         if packed:
             profile = f"json_array({profile})"
         return template.format(profile=profile, **more)
@@ -166,6 +215,9 @@ def member_batches(
         if reader is not None:
             yield from _member_columns(reader, tenant_id, segment_id, batch_rows, fields)
             return
+    if engine.dialect.name in COPIED:
+        yield from _member_copies(engine, tenant_id, segment_id, batch_rows, fields)
+        return
     packed = engine.dialect.name in PACKED
     sql = fields.sql(PROFILES_SQL, packed)
     with engine.connect() as connection:
@@ -191,6 +243,59 @@ def _member_columns(
         yield fields.split(page)
         if len(page) < batch_rows:
             return
+
+
+def _member_copies(
+    engine: Engine,
+    tenant_id: int,
+    segment_id: uuid.UUID,
+    batch_rows: int,
+    fields: MemberFields,
+) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """`member_batches` on PostgreSQL: a page of members a `COPY`, all in one snapshot.
+
+    The segment's pks are read first (8 bytes a member), then each page of `batch_rows` of them
+    (see POSTGRES_PROFILES_PAGE_SQL), so at most one page's CSV and frame are held besides."""
+    sql = fields.sql(POSTGRES_PROFILES_PAGE_SQL, marked=True)
+    # One REPEATABLE READ transaction: every page sees the same members, as on SQLite.
+    repeatable = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    with repeatable as connection, connection.begin():
+        pks = _copy_frame(
+            connection, POSTGRES_MEMBER_PKS_SQL, (segment_id, tenant_id), {"pk": pl.Int64}
+        )["pk"]
+        for start in range(0, len(pks), batch_rows):
+            first, last = int(pks[start]), int(pks[min(start + batch_rows, len(pks)) - 1])
+            params = (segment_id, tenant_id, first, last)
+            page = _copy_frame(connection, sql, params, fields.schema)
+            if not page.is_empty():
+                yield fields.split(page)
+
+
+def _copy_frame(
+    connection: Connection, sql: str, params: Sequence[object], schema: dict[str, Any]
+) -> pl.DataFrame:
+    """The rows of `sql` (`?` placeholders; every text column `MARK`ed, see `MARK`) as a frame
+    of `schema`, read through PostgreSQL's `COPY … TO STDOUT` in CSV."""
+    dbapi: Any = connection.connection.dbapi_connection
+    data = bytearray()
+    # COPY takes no server-side parameters: psycopg binds these on the client, quoted.
+    with (
+        dbapi.cursor() as cursor,
+        cursor.copy(COPY_SQL.format(query=driver_sql(connection, sql)), params) as copy,
+    ):
+        for block in copy:
+            data += block
+    if not data:
+        return pl.DataFrame(schema=schema)
+    texts = [name for name, kind in schema.items() if kind == pl.String]
+    frame = pl.read_csv(
+        bytes(data),
+        has_header=False,
+        new_columns=list(schema),
+        schema=schema,
+        empty_string_is_null=True,
+    )
+    return frame.with_columns(pl.col(texts).str.slice(len(MARK)))
 
 
 def read_ahead(batches: Iterator[T]) -> Iterator[T]:
@@ -225,11 +330,16 @@ def member_batches_of(
     scan of the segment or tenant filtered by the list took seconds at a million members."""
     ordered = sorted(pks)
     packed = engine.dialect.name in PACKED
+    postgres = engine.dialect.name == "postgresql"
     with engine.connect() as connection:
         for start in range(0, len(ordered), IN_CHUNK):
             chunk = ordered[start : start + IN_CHUNK]
-            sql = fields.sql(PROFILES_OF_SQL, packed, marks=", ".join("?" * len(chunk)))
-            params = (*chunk, segment_id, tenant_id)
+            if postgres:
+                sql = fields.sql(POSTGRES_PROFILES_OF_SQL)
+                params: tuple[object, ...] = (chunk, tenant_id, segment_id)
+            else:
+                sql = fields.sql(PROFILES_OF_SQL, packed, marks=", ".join("?" * len(chunk)))
+                params = (*chunk, segment_id, tenant_id)
             rows = [r for part in driver_rows(connection, sql, params, IN_CHUNK) for r in part]
             if rows:
                 yield fields.frames(rows, packed)
@@ -242,6 +352,11 @@ def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl
     with reader_for(engine) as reader:
         if reader is not None:
             found = reader.frame(CONTENTS_SQL, params, CONTENT_SCHEMA)
+        elif engine.dialect.name in COPIED:
+            # Two short columns a member (~90 MB of CSV at a million): read whole, as the
+            # frame returned holds them all anyway.
+            with engine.connect() as connection:
+                found = _copy_frame(connection, POSTGRES_CONTENTS_SQL, params, CONTENT_SCHEMA)
         else:
             found = _content_rows(engine, params)
     content = pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
