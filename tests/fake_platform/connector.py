@@ -45,9 +45,6 @@ class FakeAudienceConnector(BaseAudienceConnector):
     def default_base_url(cls, settings: Settings) -> str:
         return BASE_URL
 
-    def auth_headers(self, token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
-
     def translate(self, status: int, body: Any, headers: httpx.Headers) -> AudienceSyncError | None:
         """The error table: `{"error": code, "message": text, "index": i}`."""
         if status < 400:

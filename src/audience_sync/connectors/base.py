@@ -284,8 +284,10 @@ class BaseAudienceConnector(ABC):
         """The OAuth token endpoint for the refresh grant (None: the platform has none)."""
         return None
 
-    @abstractmethod
-    def auth_headers(self, token: str) -> dict[str, str]: ...
+    def auth_headers(self, token: str) -> dict[str, str]:
+        """How a call carries the access token: an OAuth 2.0 bearer token (RFC 6750), as Meta,
+        Google and Snapchat take it; a platform that differs (TikTok) overrides this."""
+        return {"Authorization": f"Bearer {token}"}
 
     @abstractmethod
     def translate(self, status: int, body: Any, headers: httpx.Headers) -> AudienceSyncError | None:

@@ -53,7 +53,7 @@ class GoogleAdsAudienceConnector(GoogleAudienceConnector):
         return settings.google_ads_base_url
 
     def auth_headers(self, token: str) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = super().auth_headers(token)
         if self.credentials.developer_token:
             headers["developer-token"] = self.credentials.developer_token
         if self.login_account:

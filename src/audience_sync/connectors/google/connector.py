@@ -127,9 +127,6 @@ class GoogleAudienceConnector(BaseAudienceConnector):
     def token_url(self, base_url: str) -> str | None:
         return google_token_url(base_url)
 
-    def auth_headers(self, token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
-
     def translate(self, status: int, body: Any, headers: httpx.Headers) -> AudienceSyncError | None:
         if status < 400:
             return None

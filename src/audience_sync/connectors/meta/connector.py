@@ -114,9 +114,6 @@ class MetaAudienceConnector(BaseAudienceConnector):
     def default_base_url(cls, settings: Settings) -> str:
         return settings.meta_base_url
 
-    def auth_headers(self, token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
-
     def _proof(self) -> dict[str, str]:
         """`appsecret_proof`: HMAC-SHA256 of the token keyed by the app secret
         (docs/platforms/meta.md §1.2)."""

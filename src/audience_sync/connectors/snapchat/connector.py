@@ -76,9 +76,6 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
     def token_url(self, base_url: str) -> str | None:
         return snapchat_token_url(base_url)
 
-    def auth_headers(self, token: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {token}"}
-
     def translate(self, status: int, body: Any, headers: httpx.Headers) -> AudienceSyncError | None:
         """By HTTP status, the envelope's words in the message (docs/connectors.md, Snapchat).
 
