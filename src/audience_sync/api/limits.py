@@ -82,23 +82,10 @@ class RequestGate:
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, read only up to the limit (413 past it); None on a disconnect."""
-        declared = _header(scope, b"content-length")
-        stated = declared.strip() if declared is not None else ""
-        if stated.isdigit() and int(stated) > self.max_request_bytes:
-            raise too_large(self.max_request_bytes)
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return None
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_request_bytes:
-                raise too_large(self.max_request_bytes)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        try:
+            return await read_bounded(scope, receive, self.max_request_bytes)
+        except BodyTooLargeError:
+            raise too_large(self.max_request_bytes) from None
 
     async def _check_json(self, scope: Scope, body: bytes) -> None:
         if not body or not _may_be_json(_header(scope, b"content-type")):
@@ -110,6 +97,32 @@ class RequestGate:
         if problem is not None:
             rule, message = problem
             raise field_error("body", rule, message)
+
+
+class BodyTooLargeError(Exception):
+    """The body is larger than the limit (by its `Content-Length`, or as it was read)."""
+
+
+async def read_bounded(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The whole body, read only up to `limit` bytes (`BodyTooLargeError` past it, before the
+    rest is read); None when the client went away while sending."""
+    declared = _header(scope, b"content-length")
+    stated = declared.strip() if declared is not None else ""
+    if stated.isdigit() and int(stated) > limit:
+        raise BodyTooLargeError
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLargeError
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
 def json_problem(body: bytes) -> tuple[str, str] | None:

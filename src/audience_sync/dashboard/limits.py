@@ -8,7 +8,7 @@ from collections.abc import Callable
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from audience_sync.api.limits import replay, route_path
+from audience_sync.api.limits import BodyTooLargeError, read_bounded, replay, route_path
 
 # The largest dashboard form (a connection's credentials) is a few kilobytes.
 MAX_FORM_BYTES = 64 * 1024
@@ -27,25 +27,14 @@ class FormLimit:
         ):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers", ())).get(b"content-length", b"").strip()
-        if declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        try:
+            body = await read_bounded(scope, receive, MAX_FORM_BYTES)
+        except BodyTooLargeError:
             await _too_large(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > MAX_FORM_BYTES:
-                await _too_large(scope, receive, send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        await self.app(scope, replay(b"".join(chunks), receive), send)
+        if body is None:  # the client went away while sending
+            return
+        await self.app(scope, replay(body, receive), send)
 
 
 async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
