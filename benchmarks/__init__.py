@@ -4,6 +4,10 @@ A benchmark is a function taking `BenchOptions`, registered with `@register("nam
 `benchmarks/bench_<topic>.py`; `python -m benchmarks` imports every such module and runs what was
 registered, in name order (`--only NAME` runs one). Benchmarks print their own table and return
 nothing; they never assert timings (the figures vary with the machine and its load).
+
+Every benchmark belongs to one group: `default` (what `make bench` runs, about ten minutes on
+2 cores) or `scale` (the ten-million-member and many-worker cases, tens of minutes:
+`python -m benchmarks --only scale`). `--only` takes a benchmark's name or a group's.
 """
 
 from __future__ import annotations
@@ -27,18 +31,31 @@ class BenchOptions:
 
 Bench = Callable[[BenchOptions], None]
 REGISTRY: dict[str, Bench] = {}
+GROUPS = ("default", "scale")
+GROUP_OF: dict[str, str] = {}
 
 
-def register(name: str) -> Callable[[Bench], Bench]:
-    """Register a benchmark under `name` (`python -m benchmarks --only name` runs it alone)."""
+def register(name: str, group: str = "default") -> Callable[[Bench], Bench]:
+    """Register a benchmark under `name` in `group` (`--only name` runs it alone, `--only group`
+    its whole group)."""
+    if group not in GROUPS:
+        raise ValueError(f"benchmark group {group!r} is not one of {GROUPS}")
 
     def decorate(bench: Bench) -> Bench:
-        if name in REGISTRY:
-            raise ValueError(f"benchmark {name!r} registered twice")
+        if name in REGISTRY or name in GROUPS:
+            raise ValueError(f"benchmark {name!r} registered twice or named as a group")
         REGISTRY[name] = bench
+        GROUP_OF[name] = group
         return bench
 
     return decorate
+
+
+def selected(only: list[str] | None) -> list[str]:
+    """The benchmarks to run, in name order: those `only` names (or whose group it names), else
+    the default group."""
+    wanted = set(only or ("default",))
+    return [n for n in sorted(REGISTRY) if n in wanted or GROUP_OF[n] in wanted]
 
 
 def median_seconds(run: Callable[[], Any], repeat: int) -> float:

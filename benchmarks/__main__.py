@@ -10,13 +10,17 @@ import sys
 import time
 
 import benchmarks
-from benchmarks import REGISTRY, BenchOptions
+from benchmarks import GROUP_OF, GROUPS, REGISTRY, BenchOptions, selected
 
 
 def main(argv: list[str] | None = None) -> int:
     defaults = BenchOptions()
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("--only", action="append", help="run only this benchmark (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        help="run only this benchmark, or this group: default, scale (repeatable)",
+    )
     parser.add_argument("--rows", type=int, default=defaults.rows)
     parser.add_argument("--repeat", type=int, default=defaults.repeat)
     parser.add_argument("--stream-rows", type=int, default=defaults.stream_rows)
@@ -30,9 +34,9 @@ def main(argv: list[str] | None = None) -> int:
         if module.name.startswith("bench_"):
             importlib.import_module(f"benchmarks.{module.name}")
     if args.list:
-        print("\n".join(sorted(REGISTRY)))
+        print("\n".join(f"{name}  ({GROUP_OF[name]})" for name in sorted(REGISTRY)))
         return 0
-    unknown = set(args.only or ()) - set(REGISTRY)
+    unknown = set(args.only or ()) - set(REGISTRY) - set(GROUPS)
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
 
@@ -43,9 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         platforms=tuple(args.platform or ()),
     )
     print(f"# make bench — Python {platform.python_version()} on {platform.machine()}, {_cpus()}")
-    for name in sorted(REGISTRY):
-        if args.only and name not in args.only:
-            continue
+    for name in selected(args.only):
         started = time.perf_counter()
         print(f"\n## {name}\n")
         REGISTRY[name](options)
