@@ -23,10 +23,18 @@ from typing import Any
 class BenchOptions:
     """What the command line asked for."""
 
-    rows: int = 1_000_000  # values per measured case
-    repeat: int = 3  # timed runs per case; the median is reported
+    rows: int | None = None  # values per measured case (None: each benchmark's own default)
+    repeat: int | None = None  # timed runs per case, the median reported (None: its default)
     stream_rows: int = 10_000_000  # values hashed for the peak-memory figure
     platforms: tuple[str, ...] = ()  # sync benchmarks: only these platforms (empty: all)
+
+    def rows_or(self, default: int) -> int:
+        """`--rows` if given, else the benchmark's own default."""
+        return default if self.rows is None else self.rows
+
+    def repeat_or(self, default: int) -> int:
+        """`--repeat` if given (at least 1), else the benchmark's own default."""
+        return default if self.repeat is None else max(self.repeat, 1)
 
 
 Bench = Callable[[BenchOptions], None]

@@ -21,8 +21,12 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="run only this benchmark, or this group: default, scale (repeatable)",
     )
-    parser.add_argument("--rows", type=int, default=defaults.rows)
-    parser.add_argument("--repeat", type=int, default=defaults.repeat)
+    parser.add_argument(
+        "--rows", type=int, help="values or members per case (default: each benchmark's own)"
+    )
+    parser.add_argument(
+        "--repeat", type=int, help="timed runs per case, median reported (default: its own)"
+    )
     parser.add_argument("--stream-rows", type=int, default=defaults.stream_rows)
     parser.add_argument(
         "--platform", action="append", help="sync benchmarks: only this platform (repeatable)"

@@ -208,8 +208,9 @@ def _memory(total: int, chunk: int) -> dict[str, int]:
 @register("identifiers")
 def bench_identifiers(options: BenchOptions) -> None:
     """hash_many per identifier type and platform, with the naive loop and Meta's SDK."""
+    rows, repeat = options.rows_or(1_000_000), options.repeat_or(3)
     print(
-        f"M/s = million values per second, median of {options.repeat} runs on the same rows "
+        f"M/s = million values per second, median of {repeat} runs on the same rows "
         "(each case's functions taking turns, round by round); "
         "naive = a per-item hash_identifier loop; Meta SDK = facebook-business "
         "CustomAudience.format_params (EMAIL_SHA256, else multi-key with is_raw); hash_series "
@@ -233,18 +234,18 @@ def bench_identifiers(options: BenchOptions) -> None:
         if not _wanted(field, f"{field}/{platform}"):
             continue
         if field not in data:
-            data[field] = GENERATORS[field](options.rows, 1)
-        results.append(_measure(field, platform, data[field], options.repeat))
+            data[field] = GENERATORS[field](rows, 1)
+        results.append(_measure(field, platform, data[field], repeat))
         table.row(results[-1].cells())
     for platform in ("meta", "google", "tiktok", "snapchat"):
         if not _wanted("email_mixed", f"email_mixed/{platform}"):
             continue
-        results.append(_measure_mixed(platform, options.rows, options.repeat))
+        results.append(_measure_mixed(platform, rows, repeat))
         table.row(results[-1].cells())
     for platform in ("meta", "google"):
         if not _wanted("raw_phone", f"raw_phone/{platform}"):
             continue
-        results.append(_measure_raw_phone(platform, options.repeat))
+        results.append(_measure_raw_phone(platform, repeat))
         table.row(results[-1].cells())
     print()
     for chunk in STREAM_CHUNKS if _wanted("memory") else ():

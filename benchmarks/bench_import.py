@@ -206,7 +206,7 @@ def median_of(runs: list[dict[str, Any]], key: str) -> float:
 
 @register("import")
 def bench_import(options: BenchOptions) -> None:
-    rows, repeat = options.rows, max(options.repeat, 1)
+    rows, repeat = options.rows_or(1_000_000), options.repeat_or(3)
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         folder = Path(tmp)
         path = folder / "profiles.csv"

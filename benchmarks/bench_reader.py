@@ -40,6 +40,7 @@ def _baseline(path: Path) -> int:
 
 @register("reader")
 def bench_reader(options: BenchOptions) -> None:
+    rows, repeat = options.rows_or(1_000_000), options.repeat_or(3)
     table = Table(["file", "rows", "MB", "pl.read_csv s", "read_batches s", "ratio"], [22])
     with tempfile.TemporaryDirectory() as folder:
         files = {
@@ -49,11 +50,11 @@ def bench_reader(options: BenchOptions) -> None:
         }
         for name, (quoting, every) in files.items():
             path = Path(folder) / "profiles.csv"
-            _write(path, options.rows, quoting, every)
+            _write(path, rows, quoting, every)
             size = path.stat().st_size / 1e6
-            baseline = median_seconds(lambda p=path: _baseline(p), options.repeat)
-            ours = median_seconds(lambda p=path: _read(p), options.repeat)
+            baseline = median_seconds(lambda p=path: _baseline(p), repeat)
+            ours = median_seconds(lambda p=path: _read(p), repeat)
             table.row(
-                [name, f"{options.rows:,}", f"{size:.0f}", f"{baseline:.2f}", f"{ours:.2f}",
+                [name, f"{rows:,}", f"{size:.0f}", f"{baseline:.2f}", f"{ours:.2f}",
                  f"{ours / baseline:.1f}x"]
             )  # fmt: skip

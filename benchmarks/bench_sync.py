@@ -13,13 +13,14 @@ external id, names, address, birth date and gender); setup is never part of a fi
 Cases, each in a fresh subprocess so its memory figure is its own:
 
 - **create**: `run_job(CREATE)` of an N-member segment, N = `--rows` (default 1,000,000, the
-  target size: the four platforms take ~30 minutes; `--rows 100000` for a quick look);
+  target size; `--rows 100000` for a quick look);
 - **update**: after 1% churn (0.5% leave, 0.25% join, 0.25% change email), `run_job(UPDATE)`;
 - **floor**: the same members' values SHA-256-hashed and their payloads JSON-encoded in
   batches of 10,000 records (lists of hex digests), nothing else: what no engine can beat;
-- **plan**: `runner.plan_against_snapshot` (the snapshot read from the database, then
-  `plan_delta`) for an audience of `--stream-rows` records (default 10,000,000) with 2% churn
-  (1% gone, 1% new); the current records are built synthetically in the runner's shape.
+- **plan** (`sync-plan`, in the scale group): `runner.plan_against_snapshot` (the snapshot read
+  from the database, then `plan_delta`) for an audience of `--stream-rows` records (default
+  10,000,000) with 2% churn (1% gone, 1% new); the current records are built synthetically in
+  the runner's shape.
 
 "ours" is the wall time less the sandbox's share: the CPU time of the event loop's thread
 inside the emulated platform (`TimedApp.cpu_seconds`), not its wall time. The engine prepares
@@ -27,8 +28,9 @@ the next chunk and writes the last checkpoint on threads while the sandbox answe
 sandbox's wall time includes waits for the GIL held by the engine: subtracting it would credit
 the engine with its own work (measured: 8.2 s of sandbox wall time against 6.4 s of CPU).
 
-`--platform NAME` (repeatable) runs only those platforms. On PostgreSQL each platform's cases run
-`--repeat` times (each in a fresh copy of the template) and the medians are reported.
+`--platform NAME` (repeatable) runs only those platforms. Each platform's cases run `--repeat`
+times (default once; on PostgreSQL each run in a fresh copy of the template) and the medians
+are reported.
 
 Memory is peak RSS (`VmHWM` from `/proc/self/status`) of the case's own subprocess; before a
 timed step the peak is reset to the current RSS (`echo 5 > /proc/self/clear_refs`), so it
@@ -89,6 +91,7 @@ from benchmarks import BenchOptions, Table, register
 from benchmarks.bench_connectors import TimedApp
 
 PLATFORMS = ("meta", "google", "tiktok", "snapchat")
+ROWS = 1_000_000  # members of the sync cases' segment: the target size
 INSERT_ROWS = 50_000
 FLOOR_BATCH = 10_000
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -406,7 +409,8 @@ def worker(args: list[str]) -> dict[str, Any]:
 
 @register("sync")
 def bench_sync(options: BenchOptions) -> None:
-    rows, planned = options.rows, options.stream_rows
+    """Create, update and floor of each platform on SQLite (one run each)."""
+    rows = options.rows_or(ROWS)
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         template = Path(tmp) / "template.db"
         started = time.perf_counter()
@@ -423,8 +427,14 @@ def bench_sync(options: BenchOptions) -> None:
             finally:
                 path.unlink()
 
-        verdicts = sync_cases(options, sqlite_copy, repeat=1)
-        template.unlink()
+        print_verdicts(sync_cases(options, sqlite_copy, repeat=options.repeat_or(1)))
+
+
+@register("sync-plan", group="scale")
+def bench_sync_plan(options: BenchOptions) -> None:
+    """`plan_against_snapshot` of a `--stream-rows`-record audience (default 10,000,000)."""
+    planned = options.stream_rows
+    with tempfile.TemporaryDirectory(prefix="bench-plan-") as tmp:
         path = Path(tmp) / "plan.db"
         engine = db.make_engine(f"sqlite:///{path}")
         db.upgrade(engine)
@@ -434,7 +444,7 @@ def bench_sync(options: BenchOptions) -> None:
         got |= worker(["plan", str(path), str(keys), got["audience_id"]])
         plan = got["plan"]
         print(
-            f"\nplan of {planned:,} records, 2% churn (snapshot written in "
+            f"plan of {planned:,} records, 2% churn (snapshot written in "
             f"{got['setup_seconds']:.0f} s, not measured)\n"
         )
         table = Table(["case", "records", "adds", "removes", "wall s", "peak MB"])
@@ -448,11 +458,10 @@ def bench_sync(options: BenchOptions) -> None:
                 f"{plan['peak_mb']:.0f}",
             ]
         )
-        verdicts.append(
-            (f"plan of {planned:,} under 30 s in under 1.5 GB",
-             plan["seconds"] < 30 and plan["peak_mb"] < 1536)
+        print_verdicts(
+            [(f"plan of {planned:,} under 30 s in under 1.5 GB",
+              plan["seconds"] < 30 and plan["peak_mb"] < 1536)]
         )  # fmt: skip
-        print_verdicts(verdicts)
 
 
 def print_verdicts(verdicts: list[tuple[str, bool]]) -> None:
@@ -468,7 +477,7 @@ def sync_cases(
 ) -> list[tuple[str, bool]]:
     """Create, update and floor of each platform, `repeat` times each in a fresh `database`
     (a context giving its URL); prints the table of medians and returns the verdicts."""
-    rows = options.rows
+    rows = options.rows_or(ROWS)
     table = Table(
         ["platform", "case", "members", "wall s", "sandbox s", "ours s", "peak MB",
          "floor s", "wall/floor", "ours/floor"]
@@ -525,7 +534,7 @@ BENCH_URL = os.environ.get(
 @register("sync-postgres")
 def bench_sync_postgres(options: BenchOptions) -> None:
     """`sync`'s create, update and floor on PostgreSQL (see the module's docstring)."""
-    rows = options.rows
+    rows, repeat = options.rows_or(ROWS), options.repeat_or(1)
     admin_url = make_url(BENCH_URL).set(drivername="postgresql+psycopg")
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     stem = f"audience_sync_bench_{uuid.uuid4().hex[:8]}"
@@ -553,9 +562,9 @@ def bench_sync_postgres(options: BenchOptions) -> None:
         print(f"setup: {rows:,} members inserted in {time.perf_counter() - started:.0f} s")
         print(
             f"run_job on PostgreSQL (never analyzed) against the in-process sandbox; medians of "
-            f"{options.repeat} runs; peak RSS per subprocess\n"
+            f"{repeat} run(s); peak RSS per subprocess\n"
         )
-        print_verdicts(sync_cases(options, copy, repeat=max(options.repeat, 1)))
+        print_verdicts(sync_cases(options, copy, repeat=repeat))
     finally:
         sql(f'DROP DATABASE IF EXISTS "{stem}" WITH (FORCE)')
         admin.dispose()
