@@ -17,6 +17,7 @@ from sqlalchemy import (
     inspect,
     select,
     table,
+    text,
 )
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
@@ -236,3 +237,53 @@ def test_job_progress_columns_come_and_go_and_jobs_keep_their_rows(engine: Engin
         job = SyncJobRepository(session, tenant_id).get(job_id)
         assert (job.progress_phase, job.progress_done, job.progress_total) == (None, 0, None)
         assert job.status is SyncStatus.COMPLETED
+
+
+def test_parts_are_stored_external_and_earlier_parts_still_read(engine: Engine) -> None:
+    """0022 stores the snapshot's and the member state's parts (already LZ4) without
+    PostgreSQL's compression attempt; a part written before it reads the same after it, and
+    after its downgrade. SQLite has no storage setting: the migration changes nothing there."""
+    factory = db.session_factory(engine)
+    records = [encode_record([("EMAIL_SHA256", f"{i:064x}")]) for i in range(30)]
+    db.downgrade(engine, "0021")
+    assert storage(engine) == on_postgresql(engine, "x")
+    with db.transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment = SegmentRepository(session, tenant_id).ensure("VIP")
+        audience = PlatformAudience(
+            segment_id=segment.id,
+            platform=SyncPlatform.SNAPCHAT,
+            platform_audience_name="VIP",
+            ad_account_id="a",
+        )
+        audience_id = AudienceRepository(session, tenant_id).add(audience).id
+        SnapshotRepository(session, tenant_id).confirm(audience_id, NOW, added=records[:20])
+    db.upgrade(engine)
+    assert storage(engine) == on_postgresql(engine, "e")
+    with db.transaction(factory) as session:
+        snapshot = SnapshotRepository(session, tenant_id)
+        snapshot.confirm(audience_id, NOW, added=records[20:])
+        assert set(snapshot.records(audience_id).iter_rows()) == set(records)
+    db.downgrade(engine, "0021")
+    assert storage(engine) == on_postgresql(engine, "x")
+    with db.transaction(factory) as session:
+        held = SnapshotRepository(session, tenant_id).records(audience_id)
+        assert set(held.iter_rows()) == set(records)
+    db.upgrade(engine)
+
+
+def storage(engine: Engine) -> set[str]:
+    """The storage of the parts' `data` columns on PostgreSQL (`x` extended, `e` external);
+    empty on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return set()
+    query = text(
+        "SELECT attstorage FROM pg_attribute WHERE attname = 'data' AND attrelid IN "
+        "('audience_snapshot_parts'::regclass, 'audience_member_state'::regclass)"
+    )
+    with engine.connect() as connection:
+        return {str(value) for value in connection.scalars(query)}
+
+
+def on_postgresql(engine: Engine, letter: str) -> set[str]:
+    return {letter} if engine.dialect.name == "postgresql" else set()
