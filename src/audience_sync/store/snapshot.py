@@ -25,6 +25,7 @@ import polars as pl
 from sqlalchemy import delete, func, select
 
 from audience_sync.domain.records import KEYS, hash_keys
+from audience_sync.store.db import binary_rows
 from audience_sync.store.ipc import ipc_bytes
 from audience_sync.store.member_state import reset_converged
 from audience_sync.store.repositories import TenantScoped
@@ -190,13 +191,13 @@ class SnapshotRepository(TenantScoped):
         return {int(part): at for part, at in self.session.execute(query)}
 
     def _data(self, part: int) -> bytes:
-        data = self.session.scalar(
+        ((data,),) = binary_rows(
+            self.session,
             select(SnapshotPart.data).where(
                 SnapshotPart.tenant_id == self.tenant_id, SnapshotPart.id == part
-            )
+            ),
         )
-        assert data is not None
-        return data
+        return bytes(data)
 
     def _read(self, part: int, columns: list[str]) -> pl.DataFrame:
         """One part's columns (read one part at a time: an audience's parts may be gigabytes)."""
