@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
+import polars as pl
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import (
@@ -30,7 +32,7 @@ from audience_sync.store.repositories import (
     TenantRepository,
 )
 from audience_sync.store.snapshot import SnapshotRepository
-from audience_sync.store.tables import AudienceSyncJob, Base, PlatformAudience
+from audience_sync.store.tables import AudienceSyncJob, Base, PlatformAudience, SnapshotPart
 from audience_sync.store.types import JSONType
 from audience_sync.sync.plan import encode_record
 
@@ -241,8 +243,9 @@ def test_job_progress_columns_come_and_go_and_jobs_keep_their_rows(engine: Engin
 
 def test_parts_are_stored_external_and_earlier_parts_still_read(engine: Engine) -> None:
     """0022 stores the snapshot's and the member state's parts (already LZ4) without
-    PostgreSQL's compression attempt; a part written before it reads the same after it, and
-    after its downgrade. SQLite has no storage setting: the migration changes nothing there."""
+    PostgreSQL's compression attempt, and new parts hold record hashes as bytes: a part written
+    before it (hex hashes) reads the same after it; its downgrade writes the newer parts' hashes
+    back as hex. SQLite has no storage setting."""
     factory = db.session_factory(engine)
     records = [encode_record([("EMAIL_SHA256", f"{i:064x}")]) for i in range(30)]
     db.downgrade(engine, "0021")
@@ -266,6 +269,11 @@ def test_parts_are_stored_external_and_earlier_parts_still_read(engine: Engine) 
         assert set(snapshot.records(audience_id).iter_rows()) == set(records)
     db.downgrade(engine, "0021")
     assert storage(engine) == on_postgresql(engine, "x")
+    with engine.connect() as connection:
+        stored = connection.scalars(select(SnapshotPart.data)).all()
+    hashes = pl.concat([pl.read_ipc(io.BytesIO(data))["record_hash"] for data in stored])
+    assert hashes.dtype == pl.String  # as the code before 0022 reads them
+    assert set(hashes) == {h for h, _ in records}
     with db.transaction(factory) as session:
         held = SnapshotRepository(session, tenant_id).records(audience_id)
         assert set(held.iter_rows()) == set(records)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -145,7 +145,7 @@ def driver_sql(connection: Connection, sql: str) -> str:
     return sql.replace("?", "%s") if connection.dialect.name == "postgresql" else sql
 
 
-def binary_rows(session: Session, statement: Select[Unpack[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+def binary_rows(session: Session, statement: Select[*tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     """The rows of `statement` in the session's transaction; for the reads of stored parts.
 
     On PostgreSQL the rows come in psycopg's binary format: in the text format a `bytea` comes
