@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
+import polars as pl
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import (
@@ -17,6 +19,7 @@ from sqlalchemy import (
     inspect,
     select,
     table,
+    text,
 )
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
@@ -29,7 +32,7 @@ from audience_sync.store.repositories import (
     TenantRepository,
 )
 from audience_sync.store.snapshot import SnapshotRepository
-from audience_sync.store.tables import AudienceSyncJob, Base, PlatformAudience
+from audience_sync.store.tables import AudienceSyncJob, Base, PlatformAudience, SnapshotPart
 from audience_sync.store.types import JSONType
 from audience_sync.sync.plan import encode_record
 
@@ -236,3 +239,59 @@ def test_job_progress_columns_come_and_go_and_jobs_keep_their_rows(engine: Engin
         job = SyncJobRepository(session, tenant_id).get(job_id)
         assert (job.progress_phase, job.progress_done, job.progress_total) == (None, 0, None)
         assert job.status is SyncStatus.COMPLETED
+
+
+def test_parts_are_stored_external_and_earlier_parts_still_read(engine: Engine) -> None:
+    """0022 stores the snapshot's and the member state's parts (already LZ4) without
+    PostgreSQL's compression attempt, and new parts hold record hashes as bytes: a part written
+    before it (hex hashes) reads the same after it; its downgrade writes the newer parts' hashes
+    back as hex. SQLite has no storage setting."""
+    factory = db.session_factory(engine)
+    records = [encode_record([("EMAIL_SHA256", f"{i:064x}")]) for i in range(30)]
+    db.downgrade(engine, "0021")
+    assert storage(engine) == on_postgresql(engine, "x")
+    with db.transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment = SegmentRepository(session, tenant_id).ensure("VIP")
+        audience = PlatformAudience(
+            segment_id=segment.id,
+            platform=SyncPlatform.SNAPCHAT,
+            platform_audience_name="VIP",
+            ad_account_id="a",
+        )
+        audience_id = AudienceRepository(session, tenant_id).add(audience).id
+        SnapshotRepository(session, tenant_id).confirm(audience_id, NOW, added=records[:20])
+    db.upgrade(engine)
+    assert storage(engine) == on_postgresql(engine, "e")
+    with db.transaction(factory) as session:
+        snapshot = SnapshotRepository(session, tenant_id)
+        snapshot.confirm(audience_id, NOW, added=records[20:])
+        assert set(snapshot.records(audience_id).iter_rows()) == set(records)
+    db.downgrade(engine, "0021")
+    assert storage(engine) == on_postgresql(engine, "x")
+    with engine.connect() as connection:
+        stored = connection.scalars(select(SnapshotPart.data)).all()
+    hashes = pl.concat([pl.read_ipc(io.BytesIO(data))["record_hash"] for data in stored])
+    assert hashes.dtype == pl.String  # as the code before 0022 reads them
+    assert set(hashes) == {h for h, _ in records}
+    with db.transaction(factory) as session:
+        held = SnapshotRepository(session, tenant_id).records(audience_id)
+        assert set(held.iter_rows()) == set(records)
+    db.upgrade(engine)
+
+
+def storage(engine: Engine) -> set[str]:
+    """The storage of the parts' `data` columns on PostgreSQL (`x` extended, `e` external);
+    empty on SQLite."""
+    if engine.dialect.name != "postgresql":
+        return set()
+    query = text(
+        "SELECT attstorage FROM pg_attribute WHERE attname = 'data' AND attrelid IN "
+        "('audience_snapshot_parts'::regclass, 'audience_member_state'::regclass)"
+    )
+    with engine.connect() as connection:
+        return {str(value) for value in connection.scalars(query)}
+
+
+def on_postgresql(engine: Engine, letter: str) -> set[str]:
+    return {letter} if engine.dialect.name == "postgresql" else set()

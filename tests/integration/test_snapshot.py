@@ -3,20 +3,23 @@ databases; the fold of its parts against a set."""
 
 from __future__ import annotations
 
+import io
 import random
 import uuid
 from datetime import UTC, datetime
 
 import polars as pl
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.store import snapshot as snapshot_module
 from audience_sync.store.db import transaction
+from audience_sync.store.ipc import ipc_bytes
 from audience_sync.store.repositories import AudienceRepository, SegmentRepository, TenantRepository
 from audience_sync.store.snapshot import SnapshotRepository
-from audience_sync.store.tables import PlatformAudience
+from audience_sync.store.tables import PlatformAudience, SnapshotPart
 from audience_sync.sync.plan import encode_record, hash_keys
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
@@ -149,3 +152,37 @@ def test_records_of_keys_reads_each_held_record_once(factory: sessionmaker[Sessi
             audience_id, asked.select(hash_keys())
         )
     assert sorted(found.rows()) == sorted(pool[1:4])  # 0 removed, the unknown key absent
+
+
+def test_parts_hold_hashes_as_bytes_and_parts_with_hex_hashes_still_read(
+    factory: sessionmaker[Session],
+) -> None:
+    """A part stores each record hash as its 32 bytes; a part written before (64 hex digits)
+    reads the same, beside newer ones, through every reader and a compaction."""
+    tenant_id, audience_id = audience(factory)
+    old, new = records(6)[:3], records(6)[3:]
+    frame = pl.DataFrame(old, schema=snapshot_module.RECORD_SCHEMA, orient="row")
+    with transaction(factory) as session:
+        session.add(
+            SnapshotPart(
+                tenant_id=tenant_id,
+                audience_id=audience_id,
+                removes=False,
+                rows=len(frame),
+                data=ipc_bytes(frame.select(*hash_keys(), *snapshot_module.RECORD_SCHEMA)),
+                confirmed_at=NOW,
+            )
+        )
+    with transaction(factory) as session:
+        snapshot = SnapshotRepository(session, tenant_id)
+        snapshot.confirm(audience_id, NOW, added=new, removed=[old[0][0]])
+        parts = session.scalars(select(SnapshotPart.data).order_by(SnapshotPart.id)).all()
+        kinds = [pl.read_ipc_schema(io.BytesIO(data)).get("record_hash") for data in parts]
+        assert kinds == [pl.String, pl.Binary, None]  # old, new, a removal (keys only)
+        assert set(snapshot.records(audience_id).iter_rows()) == set(old[1:] + new)
+        hashes = {h for batch in snapshot.hash_batches(audience_id) for h in batch["record_hash"]}
+        assert hashes == {h for h, _ in old[1:] + new}
+        wanted = [old[1][0], new[0][0]]
+        assert snapshot.records_of(audience_id, wanted).rows() == [old[1], new[0]]
+        snapshot.compact(audience_id, NOW)
+        assert set(snapshot.records(audience_id).iter_rows()) == set(old[1:] + new)

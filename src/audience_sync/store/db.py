@@ -10,7 +10,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ColumnElement, Connection, Engine, create_engine, event, inspect
+from sqlalchemy import ColumnElement, Connection, Engine, Select, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
@@ -143,3 +143,19 @@ def driver_sql(connection: Connection, sql: str) -> str:
     """`sql` written with `?` placeholders, in the connection's driver's own paramstyle (psycopg
     takes `%s`; sqlite3 takes `?`)."""
     return sql.replace("?", "%s") if connection.dialect.name == "postgresql" else sql
+
+
+def binary_rows(session: Session, statement: Select[*tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The rows of `statement` in the session's transaction; for the reads of stored parts.
+
+    On PostgreSQL the rows come in psycopg's binary format: in the text format a `bytea` comes
+    as hex, twice its size, and decoding it took ~3× as long as the binary read (a 14 MB part:
+    0.13–0.19 s against 0.04–0.07 s on the test server). Elsewhere, the session's own rows."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return [tuple(row) for row in session.execute(statement)]
+    compiled = statement.compile(dialect=connection.dialect)
+    dbapi: Any = connection.connection.dbapi_connection
+    with dbapi.cursor(binary=True) as cursor:
+        cursor.execute(str(compiled), compiled.params)
+        return [tuple(row) for row in cursor.fetchall()]

@@ -12,6 +12,7 @@ import polars as pl
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from audience_sync.store.db import binary_rows
 from audience_sync.store.ipc import ipc_bytes
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import MemberStatePart
@@ -37,14 +38,15 @@ class StoredState:
 class MemberStateRepository(TenantScoped):
     def load(self, audience_id: uuid.UUID, fingerprint: str) -> StoredState | None:
         """The stored state, or None when there is none or it was made for other settings."""
-        parts = self.session.execute(
+        parts = binary_rows(
+            self.session,
             select(MemberStatePart.fingerprint, MemberStatePart.converged, MemberStatePart.data)
             .where(
                 MemberStatePart.tenant_id == self.tenant_id,
                 MemberStatePart.audience_id == audience_id,
             )
-            .order_by(MemberStatePart.part)
-        ).all()
+            .order_by(MemberStatePart.part),
+        )
         if not parts or any(found != fingerprint for found, _, _ in parts):
             return None
         frame = pl.concat([pl.read_ipc(io.BytesIO(data)) for _, _, data in parts])

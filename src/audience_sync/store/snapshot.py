@@ -25,6 +25,7 @@ import polars as pl
 from sqlalchemy import delete, func, select
 
 from audience_sync.domain.records import KEYS, hash_keys
+from audience_sync.store.db import binary_rows
 from audience_sync.store.ipc import ipc_bytes
 from audience_sync.store.member_state import reset_converged
 from audience_sync.store.repositories import TenantScoped
@@ -190,17 +191,18 @@ class SnapshotRepository(TenantScoped):
         return {int(part): at for part, at in self.session.execute(query)}
 
     def _data(self, part: int) -> bytes:
-        data = self.session.scalar(
+        ((data,),) = binary_rows(
+            self.session,
             select(SnapshotPart.data).where(
                 SnapshotPart.tenant_id == self.tenant_id, SnapshotPart.id == part
-            )
+            ),
         )
-        assert data is not None
-        return data
+        return bytes(data)
 
     def _read(self, part: int, columns: list[str]) -> pl.DataFrame:
-        """One part's columns (read one part at a time: an audience's parts may be gigabytes)."""
-        return pl.read_ipc(io.BytesIO(self._data(part)), columns=columns)
+        """One part's columns (read one part at a time: an audience's parts may be gigabytes),
+        `record_hash` as hex text whichever way the part stores it (`stored_hashes`)."""
+        return hex_hashes(pl.read_ipc(io.BytesIO(self._data(part)), columns=columns))
 
     def _keys_at(self, part: int, confirmed_at: datetime) -> pl.DataFrame:
         """An added part's `k1`, `k2` and each record's last confirmed upload `at`: its own
@@ -280,7 +282,7 @@ class SnapshotRepository(TenantScoped):
                 audience_id=audience_id,
                 removes=removes,
                 rows=len(frame),
-                data=ipc_bytes(frame),
+                data=ipc_bytes(stored_hashes(frame)),
                 confirmed_at=dated,
             )
         )
@@ -294,3 +296,21 @@ class SnapshotRepository(TenantScoped):
             )
         ).one()
         return int(parts), int(records)
+
+
+def stored_hashes(frame: pl.DataFrame) -> pl.DataFrame:
+    """The frame as a part stores it: `record_hash` as its 32 bytes, not 64 hex digits. The
+    parts are a million-member create's largest write (on PostgreSQL, TOAST and WAL), and the
+    digits were 64 of ~160 bytes a record after LZ4 (which does not shrink hex: ~130 as bytes,
+    docs/performance.md). Parts written before (hex text) still read (`hex_hashes`)."""
+    if frame.schema.get("record_hash") == pl.String:
+        return frame.with_columns(pl.col("record_hash").str.decode("hex"))
+    return frame
+
+
+def hex_hashes(frame: pl.DataFrame) -> pl.DataFrame:
+    """A part's `record_hash` as hex text (how every reader compares it), whichever way the part
+    stores it: bytes (`stored_hashes`) or, written before, hex text."""
+    if frame.schema.get("record_hash") == pl.Binary:
+        return frame.with_columns(pl.col("record_hash").bin.encode("hex"))
+    return frame

@@ -157,10 +157,15 @@ class Checkpoints:
         now = self.service.clock()
         try:
             with transaction(self.service.factory) as session:
-                # The lease first, in the same transaction: when it is lost, the chunk's part
-                # and the counters roll back with it.
-                answer = hold_lease(session, self.hold, now)
                 self.write(session, now, op, chunk, accepted, failed, superseded, mark)
+                # The lease last, in the same transaction: when it is lost, the chunk's part
+                # and the counters roll back with it. Last, not first: on PostgreSQL its
+                # UPDATE locks the job's row until commit, and the part's insert (seconds at a
+                # million members) would hold every other write of the run (progress, a
+                # renewal during a wait) behind it. The fence is the same: the transaction
+                # commits only if the run held its job at its last statement, and the row
+                # stays locked from then until the commit (docs/sync.md, Leases).
+                answer = hold_lease(session, self.hold, now)
         except LeaseLostError:
             return Heartbeat.LOST
         return self.or_shutdown(answer)

@@ -67,8 +67,11 @@ def heartbeat(
 def hold_lease(session: Session, lease: Lease, now: datetime) -> Heartbeat:
     """Renew the lease in this transaction, checking in the same UPDATE that the job still runs
     under this lease (the fence); go on or cancel. Raises `LeaseLostError` when the job is no
-    longer ours. Called first in a fenced transaction: on PostgreSQL the UPDATE also locks the
-    job's row until commit, so the reaper cannot fail the job while the transaction writes."""
+    longer ours. On PostgreSQL the UPDATE also locks the job's row until commit, so the reaper
+    cannot fail the job between the check and the commit. `fenced` calls it first; a checkpoint
+    (`Checkpoints.checkpoint`) calls it last, after its part's insert, so that the row is locked
+    only for the commit: the fence is the same (the transaction commits only if the run held
+    its job when it checked), and the run's other writes do not wait for the part's."""
     owned = [
         AudienceSyncJob.tenant_id == lease.tenant_id,
         AudienceSyncJob.id == lease.job_id,
