@@ -14,8 +14,8 @@ from alembic.config import Config
 from sqlalchemy import ColumnElement, Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, InvalidatePoolError
-from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from audience_sync.exceptions import ConfigurationError
 from audience_sync.files import private_dir, private_file
