@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import kombu
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.engine import make_url
@@ -461,6 +462,17 @@ def environment(url: str, folder: Path, secret: bytes) -> dict[str, str]:
     }
 
 
+def forget_queue(env: dict[str, str]) -> None:
+    """Delete the bench's queue on the broker (messages the tick sent after the worker left)."""
+    name = env["AUDIENCE_SYNC_CELERY_QUEUE"]
+    with kombu.Connection(env["AUDIENCE_SYNC_BROKER_URL"]) as connection:
+        # Declared here first: the Redis transport deletes only the bindings its channel knows.
+        queue = kombu.Queue(name, kombu.Exchange(name), routing_key=name)
+        bound = queue(connection.default_channel)
+        bound.declare()
+        bound.delete()
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
@@ -505,6 +517,7 @@ def bench_api_load(options: BenchOptions) -> None:
             time.sleep(1)  # let a job the last trigger made be sent
         finally:
             processes.stop()
+            forget_queue(processes.env)
         report(result, duplicate_jobs(url, now))
 
 
