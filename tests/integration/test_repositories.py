@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.fernet import Fernet
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.config import FeatureFlag, FeatureFlags
 from audience_sync.crypto import CredentialCipher
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
 from audience_sync.exceptions import NotFoundError, ValidationError
+from audience_sync.store import api_keys
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import (
     DEFAULT_TENANT_SLUG,
@@ -79,6 +81,37 @@ def test_api_keys_are_stored_hashed_and_authenticate_their_tenant(
         assert stored.key_hash != key
         assert ApiKeyRepository(session).authenticate(key) == acme
         assert ApiKeyRepository(session).authenticate(key + "x") is None
+
+
+def test_authenticating_writes_the_keys_last_use_at_most_once_a_minute(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every API request authenticates: a write each time made every request wait for a WAL
+    flush and for the key's row lock (the API under load, docs/performance.md)."""
+    acme, _ = two_tenants(factory)
+    with transaction(factory) as session:
+        key = ApiKeyRepository(session).issue(acme)
+    start = now = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    monkeypatch.setattr(api_keys, "utcnow", lambda: now)
+    writes: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.lstrip().upper().startswith("UPDATE API_KEYS"):
+            writes.append(statement)
+
+    engine = factory.kw["bind"]
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        for seconds in (0, 1, 30, 59, 60, 61, 119):
+            now = start + timedelta(seconds=seconds)
+            with transaction(factory) as session:
+                assert ApiKeyRepository(session).authenticate(key) == acme
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert len(writes) == 2  # the first use, then once the minute has passed (at 60 s)
+    with transaction(factory) as session:
+        stored = session.scalars(select(ApiKey)).one()
+        assert stored.last_used_at == datetime(2026, 12, 5, 12, 1, tzinfo=UTC)
 
 
 def test_connection_credentials_are_encrypted_at_rest(factory: sessionmaker[Session]) -> None:

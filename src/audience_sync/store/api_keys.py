@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -16,6 +16,10 @@ from audience_sync.store.tables import ApiKey
 from audience_sync.store.types import utcnow
 
 API_KEY_PREFIX = "as_"
+# `last_used_at` is kept to the minute: writing it on every request made every request a write
+# (a WAL flush at commit) and, since all of a client's requests carry one key, a wait on that
+# key's row lock: under 20 concurrent clients the API answered ~9 requests a second.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 class ApiKeyRepository:
@@ -33,13 +37,16 @@ class ApiKeyRepository:
         return key
 
     def authenticate(self, key: str) -> int | None:
-        """The tenant id of a valid, unrevoked key, else None."""
+        """The tenant id of a valid, unrevoked key, else None. Its `last_used_at` is written
+        only when it is older than `LAST_USED_RESOLUTION`: most requests only read."""
         row = self.session.scalars(
             select(ApiKey).where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None))
         ).one_or_none()
         if row is None:
             return None
-        row.last_used_at = utcnow()
+        now = utcnow()
+        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+            row.last_used_at = now
         return row.tenant_id
 
     def list(self, tenant_id: int) -> Sequence[ApiKey]:

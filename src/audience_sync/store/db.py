@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -12,13 +13,16 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import ColumnElement, Connection, Engine, Select, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, InvalidatePoolError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from audience_sync.exceptions import ConfigurationError
 from audience_sync.files import private_dir, private_file
 
 MIGRATIONS = "audience_sync.store:migrations"
+# A pooled PostgreSQL connection unused for this long is pinged before it is handed out.
+PING_AFTER_IDLE_SECONDS = 5.0
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -42,7 +46,41 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(parsed, pool_pre_ping=True, **kwargs)
+    engine = create_engine(parsed, **kwargs)
+    _ping_when_idle(engine)
+    return engine
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a pooled connection before handing it out only when it sat unused for
+    `PING_AFTER_IDLE_SECONDS`; a failed ping replaces every pooled connection (a restarted
+    server), as `pool_pre_ping` does.
+
+    `pool_pre_ping` pinged at every checkout: a round trip of every transaction's, two of the
+    eight an API request made (the key, then the route: ping, BEGIN, SELECT, COMMIT each), a
+    quarter of a request's time under load (py-spy, docs/performance.md). A connection used
+    moments ago is not worth a ping: if the server went away since, the statement fails, and
+    SQLAlchemy invalidates the pool on that disconnect just the same."""
+    dialect = engine.dialect
+
+    def checked_in(_dbapi: Any, record: ConnectionPoolEntry) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def checked_out(dbapi: Any, record: ConnectionPoolEntry, _proxy: Any) -> None:
+        since = record.info.pop("idle_since", None)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return  # new, or used moments ago
+        try:
+            alive = dialect.do_ping(dbapi)
+        except dialect.loaded_dbapi.Error as error:
+            if not dialect.is_disconnect(error, dbapi, None):
+                raise
+            alive = False
+        if not alive:
+            raise InvalidatePoolError("the server did not answer a ping")
+
+    event.listen(engine, "checkin", checked_in)
+    event.listen(engine, "checkout", checked_out)
 
 
 def _private_sqlite_file(path: Path) -> None:

@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 
 from audience_sync.connectors.registry import platform_spec
 from audience_sync.domain.models import SyncPlatform, SyncStatus
-from audience_sync.store.repositories import AudienceRepository
-from audience_sync.store.tables import AudienceSyncJob
+from audience_sync.store.repositories import AudienceRepository, of_tenants_audience
+from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
 
 WINDOW = timedelta(days=30)
 SIZE_ABOVE_SENT = "platform_size_above_sent"
@@ -25,19 +25,23 @@ def audience_health(
     completed ÷ (completed + failed) among real (not dry-run) syncs that ended in the window;
     None when none did."""
     audience = AudienceRepository(session, tenant_id).get(audience_id)
+    # Every status is counted and the two wanted picked here: without statistics, a `status IN`
+    # condition had the planner AND the whole of `ix_audience_sync_jobs_status` (every job of
+    # every tenant) into the read of this audience's jobs (`of_tenants_audience`: the same for
+    # the tenant's condition). Measured, 200,000 jobs: 290 ms, against a few by the audience's
+    # index alone.
     ended = (
         select(AudienceSyncJob.status, func.count())
+        .join(PlatformAudience, PlatformAudience.id == AudienceSyncJob.platform_audience_id)
         .where(
-            AudienceSyncJob.tenant_id == tenant_id,
-            AudienceSyncJob.platform_audience_id == audience_id,
+            *of_tenants_audience(tenant_id, audience_id),
             AudienceSyncJob.dry_run.is_(False),
             AudienceSyncJob.completed_at >= now - WINDOW,
-            AudienceSyncJob.status.in_([SyncStatus.COMPLETED, SyncStatus.FAILED]),
         )
         .group_by(AudienceSyncJob.status)
     )
-    counts = {status: int(n) for status, n in session.execute(ended)}
-    total = sum(counts.values())
+    counts = {SyncStatus(status): int(n) for status, n in session.execute(ended)}
+    total = counts.get(SyncStatus.COMPLETED, 0) + counts.get(SyncStatus.FAILED, 0)
     return {
         "platform_size": audience.platform_size,
         "matched_size": audience.matched_size,

@@ -1,0 +1,111 @@
+"""PostgreSQL connections are pinged only after sitting idle in the pool (issue 23, the API under
+load): a ping at every checkout was a round trip of every transaction's, a quarter of an API
+request's time under load. A connection the server dropped is still replaced before use once it
+sat idle, and right after use the failed statement invalidates the pool."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
+from tests.integration.sources.test_import_plans import fresh_postgres
+
+from audience_sync.store import db
+
+pytestmark = pytest.mark.postgres
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def postgres() -> Iterator[Engine]:
+    with fresh_postgres() as engine:
+        yield engine
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(db.time, "monotonic", clock)
+    return clock
+
+
+def counted_pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    pings: list[int] = []
+    ping = engine.dialect.do_ping
+
+    def counting(dbapi_connection: Any) -> bool:
+        pings.append(1)
+        return ping(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counting)
+    return pings
+
+
+def backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def terminate(engine: Engine, pid: int) -> None:
+    admin = db.make_engine(engine.url.set(database="postgres").render_as_string(False))
+    try:
+        with admin.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            connection.commit()
+    finally:
+        admin.dispose()
+
+
+def test_a_connection_used_moments_ago_is_not_pinged(
+    postgres: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgres.url.render_as_string(hide_password=False)
+    engine = db.make_engine(url)  # its own pool, the pings counted from the start
+    pings = counted_pings(engine, monkeypatch)
+    try:
+        for _ in range(5):
+            clock.now += db.PING_AFTER_IDLE_SECONDS / 2
+            assert backend_pid(engine) > 0
+        assert pings == []
+        clock.now += db.PING_AFTER_IDLE_SECONDS
+        backend_pid(engine)
+        assert pings == [1]
+    finally:
+        engine.dispose()
+
+
+def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
+    postgres: Engine, clock: Clock
+) -> None:
+    engine = db.make_engine(postgres.url.render_as_string(hide_password=False))
+    try:
+        first = backend_pid(engine)
+        terminate(engine, first)
+        clock.now += db.PING_AFTER_IDLE_SECONDS
+        assert backend_pid(engine) != first  # the ping failed: a new connection answered
+    finally:
+        engine.dispose()
+
+
+def test_a_connection_dropped_right_after_use_fails_once_then_is_replaced(
+    postgres: Engine, clock: Clock
+) -> None:
+    engine = db.make_engine(postgres.url.render_as_string(hide_password=False))
+    try:
+        first = backend_pid(engine)
+        terminate(engine, first)
+        with pytest.raises(OperationalError):
+            backend_pid(engine)
+        assert backend_pid(engine) != first  # the disconnect invalidated the pool
+    finally:
+        engine.dispose()

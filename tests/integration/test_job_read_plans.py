@@ -1,0 +1,172 @@
+"""The API's reads of an audience's jobs keep the audience's index on PostgreSQL tables without
+statistics (issue 23, the API under load).
+
+`GET /audiences/{id}/jobs` and `GET /audiences/{id}/health` read one audience's jobs. Written with
+`audience_sync_jobs.tenant_id = ?` (and health with `status IN (…)`), they were planned, on a
+table never analyzed (autovacuum off), as a BitmapAnd of the tenant's whole stretch of
+`ix_audience_sync_jobs_tenant_id` (and every completed job of every tenant in
+`ix_audience_sync_jobs_status`) with the audience's index: 42-137 ms and 290-550 ms at 200,000
+jobs in a tenant, growing with the tenant's history. Each statement is EXPLAINed here with the
+parameters it ran with: it must read the jobs by `ix_audience_sync_jobs_audience` only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, insert
+from tests.integration.sources.test_import_plans import fresh_postgres, plan_nodes
+
+from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
+from audience_sync.store import db
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    SegmentRepository,
+    SyncJobRepository,
+    TenantRepository,
+)
+from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
+from audience_sync.sync.health import audience_health
+
+pytestmark = pytest.mark.postgres
+
+NOW = datetime(2026, 12, 5, tzinfo=UTC)
+JOBS = 3_000  # per audience; three audiences, two tenants
+AUDIENCE_INDEX = "ix_audience_sync_jobs_audience"
+WHOLE_TABLE_INDEXES = {"ix_audience_sync_jobs_tenant_id", "ix_audience_sync_jobs_status"}
+
+
+@pytest.fixture(scope="module")
+def loaded() -> Iterator[tuple[Engine, int, uuid.UUID]]:
+    with fresh_postgres() as engine:
+        factory = db.session_factory(engine)
+        audiences: list[tuple[int, uuid.UUID]] = []
+        with db.transaction(factory) as session:
+            for slug, count in (("acme", 2), ("globex", 1)):
+                tenant = TenantRepository(session).create(slug)
+                segment = SegmentRepository(session, tenant.id).ensure("All")
+                for n in range(count):
+                    audience = AudienceRepository(session, tenant.id).add(
+                        PlatformAudience(
+                            segment_id=segment.id,
+                            platform=SyncPlatform.META,
+                            platform_audience_name=f"{slug} {n}",
+                            ad_account_id="act_1",
+                        )
+                    )
+                    audiences.append((tenant.id, audience.id))
+        with engine.begin() as connection:
+            for tenant_id, audience_id in audiences:
+                rows = history(tenant_id, audience_id)
+                connection.execute(insert(AudienceSyncJob.__table__), rows)
+        tenant_id, audience_id = audiences[0]
+        yield engine, tenant_id, audience_id
+
+
+def history(tenant_id: int, audience_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = []
+    for n in range(JOBS):
+        ended = NOW - timedelta(hours=JOBS - n)
+        rows.append(
+            {
+                "id": uuid.uuid4(), "tenant_id": tenant_id, "platform_audience_id": audience_id,
+                "operation": SyncOperation.UPDATE,
+                "status": SyncStatus.FAILED if n % 9 == 0 else SyncStatus.COMPLETED,
+                "triggered_by": TriggeredBy.SCHEDULED, "started_at": ended,
+                "completed_at": ended, "next_retry_at": ended, "details": {},
+                "created_at": ended, "updated_at": ended,
+            }
+        )  # fmt: skip
+    return rows
+
+
+def job_reads(engine: Engine, read: Any) -> list[tuple[str, Any]]:
+    """The statements reading `audience_sync_jobs` that `read(session)` ran, with their
+    parameters."""
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "audience_sync_jobs" in statement:
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with db.transaction(db.session_factory(engine)) as session:
+            read(session)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    return seen
+
+
+def job_indexes(engine: Engine, statement: str, parameters: Any) -> list[str]:
+    """How the plan reads `audience_sync_jobs`: the index of each node that reads it
+    (`Seq Scan` for a sequential read)."""
+    with engine.connect() as connection:
+        plan = connection.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+        root = plan.scalar_one()[0]["Plan"]
+    return [
+        node.get("Index Name", node["Node Type"])
+        for node in plan_nodes(root)
+        if node["Node Type"] in SCANS and reads_jobs(node)
+    ]
+
+
+SCANS = ("Seq Scan", "Index Scan", "Index Only Scan", "Bitmap Index Scan")
+
+
+def reads_jobs(node: dict[str, Any]) -> bool:
+    """A scan of `audience_sync_jobs` (a Bitmap Index Scan names only its index)."""
+    index = str(node.get("Index Name", ""))
+    own_index = index.startswith(("ix_", "uq_", "pk_")) and "_audience_sync_jobs" in index
+    return node.get("Relation Name") == "audience_sync_jobs" or own_index
+
+
+def assert_by_audience_index(engine: Engine, reads: list[tuple[str, Any]]) -> None:
+    assert reads
+    for statement, parameters in reads:
+        indexes = job_indexes(engine, statement, parameters)
+        assert indexes == [AUDIENCE_INDEX], (statement, indexes)
+        assert not WHOLE_TABLE_INDEXES & set(indexes)
+
+
+def test_an_audiences_job_list_reads_its_jobs_by_the_audience_index(
+    loaded: tuple[Engine, int, uuid.UUID],
+) -> None:
+    engine, tenant_id, audience_id = loaded
+    found: list[AudienceSyncJob] = []
+
+    def read(session: Any) -> None:
+        found.extend(SyncJobRepository(session, tenant_id).for_audience(audience_id, 50))
+
+    assert_by_audience_index(engine, job_reads(engine, read))
+    assert len(found) == 50
+    assert [j.created_at for j in found] == sorted((j.created_at for j in found), reverse=True)
+    assert found[0].created_at == NOW - timedelta(hours=1)
+
+
+def test_an_audiences_health_reads_its_jobs_by_the_audience_index(
+    loaded: tuple[Engine, int, uuid.UUID],
+) -> None:
+    engine, tenant_id, audience_id = loaded
+    health: dict[str, Any] = {}
+
+    def read(session: Any) -> None:
+        health.update(audience_health(session, tenant_id, audience_id, NOW))
+
+    assert_by_audience_index(engine, job_reads(engine, read))
+    # 30 days = the last 720 hourly jobs; every ninth failed (n % 9 == 0, n from 2,280 to 2,999).
+    assert health["syncs_30d"] == 720
+    failed = sum(1 for n in range(JOBS - 720, JOBS) if n % 9 == 0)
+    assert health["sync_success_rate"] == pytest.approx((720 - failed) / 720)
+
+
+def test_another_tenants_audience_has_no_jobs_to_list(
+    loaded: tuple[Engine, int, uuid.UUID],
+) -> None:
+    engine, tenant_id, audience_id = loaded
+    with db.transaction(db.session_factory(engine)) as session:
+        assert SyncJobRepository(session, tenant_id + 1).for_audience(audience_id) == []
