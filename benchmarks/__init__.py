@@ -27,6 +27,9 @@ class BenchOptions:
     repeat: int = 3  # timed runs per case; the median is reported
     stream_rows: int = 10_000_000  # values hashed for the peak-memory figure
     platforms: tuple[str, ...] = ()  # sync benchmarks: only these platforms (empty: all)
+    segments: int = 50  # workers: segments, each linked to the four platforms
+    max_members: int = 200_000  # workers: the largest segment (the smallest is 1,000)
+    worker_counts: tuple[int, ...] = (1, 2, 4)  # workers: the runs, by worker processes
 
 
 Bench = Callable[[BenchOptions], None]
