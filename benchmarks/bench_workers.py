@@ -87,9 +87,9 @@ PLATFORMS = ("meta", "google", "tiktok", "snapchat")
 SMALLEST = 1_000
 ACCOUNT = "1234567890"
 BROKER = os.environ.get("AUDIENCE_SYNC_BENCH_BROKER_URL", "redis://127.0.0.1:6379/0")
-TICK_SECONDS = 2  # how soon a queued or resumed job is sent, and the reaper looks
+TICK_SECONDS = 30  # the tick queues the due jobs, sends them, reaps (a dead worker's job)
 LEASE_SECONDS = 30  # a dead worker's job is reaped this long after its last heartbeat
-SETTLE_SECONDS = 3 * TICK_SECONDS  # after the last job: a few more ticks, nothing may run
+SETTLE_SECONDS = TICK_SECONDS + 5  # after the last job: one more tick, nothing may run
 RUN_TIMEOUT = 4 * 3600
 DUE = datetime(2026, 1, 1, tzinfo=UTC)  # every audience's next sync: long past
 
