@@ -27,6 +27,9 @@ class BenchOptions:
     repeat: int | None = None  # timed runs per case, the median reported (None: its default)
     stream_rows: int = 10_000_000  # values hashed for the peak-memory figure
     platforms: tuple[str, ...] = ()  # sync benchmarks: only these platforms (empty: all)
+    segments: int = 50  # workers: segments, each linked to the four platforms
+    max_members: int = 200_000  # workers: the largest segment (the smallest is 1,000)
+    worker_counts: tuple[int, ...] = (1, 2, 4)  # workers: the runs, by worker processes
 
     def rows_or(self, default: int) -> int:
         """`--rows` if given, else the benchmark's own default."""

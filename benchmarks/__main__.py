@@ -31,6 +31,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--platform", action="append", help="sync benchmarks: only this platform (repeatable)"
     )
+    parser.add_argument(
+        "--segments", type=int, default=defaults.segments, help="workers: segments (×4 platforms)"
+    )
+    parser.add_argument(
+        "--max-members",
+        type=int,
+        default=defaults.max_members,
+        help="workers: the largest segment's members (sizes log-uniform from 1,000)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        action="append",
+        help="workers: run with this many worker processes (repeatable; default 1, 2, 4)",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and stop")
     args = parser.parse_args(argv)
 
@@ -49,6 +64,9 @@ def main(argv: list[str] | None = None) -> int:
         repeat=args.repeat,
         stream_rows=args.stream_rows,
         platforms=tuple(args.platform or ()),
+        segments=args.segments,
+        max_members=args.max_members,
+        worker_counts=tuple(args.workers or defaults.worker_counts),
     )
     print(f"# make bench — Python {platform.python_version()} on {platform.machine()}, {_cpus()}")
     for name in selected(args.only):

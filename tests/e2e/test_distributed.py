@@ -2,7 +2,7 @@
 on the real Redis and the real RabbitMQ, PostgreSQL as the database, the sandbox on a socket.
 
 Due audiences are synced exactly once however many beats tick, manual-only audiences never,
-and a sync asked for through the API runs on a worker."""
+a sync asked for through the API runs on a worker, and a worker killed mid-sync loses nothing."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import kombu
+import psutil
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, select
@@ -40,6 +41,7 @@ from audience_sync.store.repositories import (
     SegmentRepository,
     TenantRepository,
 )
+from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
 from audience_sync.sync.members import users_of
 from audience_sync.sync.service import build_service
@@ -49,6 +51,7 @@ from audience_sync.testing.support import expected_identifiers
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("engine", ["postgresql"], indirect=True)]
 
 MEMBERS = 400
+KILLED_MEMBERS = 3_000
 WAIT_SECONDS = 90
 
 
@@ -97,6 +100,15 @@ class Cluster:
         with log.open("wb") as handle:
             process = subprocess.Popen(command, env=self.env, stdout=handle, stderr=handle)
         self.processes.append((process, log))
+
+    def kill(self, number: int) -> None:
+        """SIGKILL the `number`th process started and its children (a worker's pool) at once,
+        as when its machine or container is lost."""
+        process = psutil.Process(self.processes[number][0].pid)
+        for one in [process, *process.children(recursive=True)]:
+            one.kill()
+        self.processes[number][0].wait()
+        self.processes.pop(number)
 
     def logs(self) -> str:
         return "\n".join(f"--- {log.name}\n{log.read_text()[-3000:]}" for _, log in self.processes)
@@ -151,9 +163,9 @@ def jobs_of(factory: sessionmaker[Session], audience_id: uuid.UUID) -> list[Audi
         return list(session.scalars(query))
 
 
-def setup_tenant(cluster: Cluster, sandbox: str) -> tuple[int, uuid.UUID]:
-    """A tenant with a segment of MEMBERS profiles and a Meta connection to the sandbox."""
-    rows = [{"profile_id": f"D{i}", "email": f"d{i}@example.com"} for i in range(MEMBERS)]
+def setup_tenant(cluster: Cluster, sandbox: str, members: int = MEMBERS) -> tuple[int, uuid.UUID]:
+    """A tenant with a segment of `members` profiles and a Meta connection to the sandbox."""
+    rows = [{"profile_id": f"D{i}", "email": f"d{i}@example.com"} for i in range(members)]
     path = cluster.tmp_path / "d.csv"
     with path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["profile_id", "email"])
@@ -185,7 +197,9 @@ def add_audience(cluster: Cluster, tenant_id: int, segment_id: uuid.UUID, **fiel
         return AudienceRepository(session, tenant_id).add(audience).id
 
 
-def platform_holds(cluster: Cluster, sandbox: str, tenant_id: int, audience_id: uuid.UUID) -> None:
+def platform_holds(
+    cluster: Cluster, sandbox: str, tenant_id: int, audience_id: uuid.UUID, members: int = MEMBERS
+) -> None:
     with db.transaction(cluster.factory) as session:
         audience = AudienceRepository(session, tenant_id).get(audience_id)
         platform_id, segment_id = audience.platform_audience_id, audience.segment_id
@@ -194,7 +208,7 @@ def platform_holds(cluster: Cluster, sandbox: str, tenant_id: int, audience_id: 
     batches = member_batches(cluster.engine, tenant_id, segment_id)
     users = [u for profiles, ids in batches for u in users_of(profiles, ids)]
     assert held["identifiers"] == expected_identifiers("meta", users)
-    assert held["size"] == MEMBERS
+    assert held["size"] == members
 
 
 def test_beats_and_a_worker_sync_each_due_audience_once(cluster: Cluster, sandbox: str) -> None:
@@ -252,3 +266,51 @@ async def test_a_sync_asked_through_the_api_runs_on_a_worker(
 
     cluster.wait_for(synced, "the API's sync on the worker")
     platform_holds(cluster, sandbox, tenant_id, audience_id)
+
+
+def test_a_worker_killed_mid_sync_loses_nothing(cluster: Cluster, sandbox: str) -> None:
+    """The designed semantics (`scheduler/distributed.py`): the dead worker's job is failed by
+    the tick's reaper once its lease runs out, and a job resuming from the last confirmed batch
+    runs on the other worker; one audience on the platform, every member, once."""
+    cluster.env["AUDIENCE_SYNC_JOB_LEASE_SECONDS"] = "10"  # the shortest the settings allow
+    # As in test_kill_resume: a checkpoint every 1,000 records (25 batches of 40).
+    cluster.env["AUDIENCE_SYNC_MAX_BATCH_SIZE"] = "40"
+    tenant_id, segment_id = setup_tenant(cluster, sandbox, KILLED_MEMBERS)
+    past = datetime.now(UTC) - timedelta(minutes=1)
+    due = add_audience(cluster, tenant_id, segment_id, auto_sync=True, next_sync_at=past)
+    # Every upload takes 0.2 s: the sync runs for seconds, long enough to be killed mid-way.
+    faults = {"kind": "latency", "platform": "meta", "delay_seconds": 0.2, "count": 1_000}
+    assert httpx.post(f"{sandbox}/_sandbox/faults", json=faults).status_code == 201
+    cluster.start("worker", "--concurrency", "1")  # the victim: the only worker at first
+    cluster.start("beat")
+
+    def mid_sync() -> bool:
+        jobs = jobs_of(cluster.factory, due)
+        return any(j.status is SyncStatus.RUNNING and j.profiles_sent > 0 for j in jobs)
+
+    cluster.wait_for(mid_sync, "the sync's first confirmed batch")
+    cluster.kill(0)
+    (killed,) = jobs_of(cluster.factory, due)
+    assert killed.status is SyncStatus.RUNNING
+    assert killed.profiles_sent < KILLED_MEMBERS
+    httpx.delete(f"{sandbox}/_sandbox/faults")
+    cluster.start("worker", "--concurrency", "1")  # the survivor
+
+    def resumed() -> bool:
+        return SyncStatus.COMPLETED in [j.status for j in jobs_of(cluster.factory, due)]
+
+    cluster.wait_for(resumed, "the reaper and the resuming job")
+    time.sleep(3)  # a few more ticks: nothing else may run
+    jobs = {j.status: j for j in jobs_of(cluster.factory, due)}
+    assert sorted(jobs) == sorted([SyncStatus.FAILED, SyncStatus.COMPLETED]), jobs
+    failed, completed = jobs[SyncStatus.FAILED], jobs[SyncStatus.COMPLETED]
+    assert failed.id == killed.id
+    assert "stopped responding" in (failed.error_message or "")
+    assert completed.details["resumes"] == str(killed.id)
+    # It resumed: what was confirmed is not sent again.
+    assert completed.profiles_added < KILLED_MEMBERS
+    with db.transaction(cluster.factory) as session:
+        assert SnapshotRepository(session, tenant_id).count(due) == KILLED_MEMBERS
+    audiences = httpx.get(f"{sandbox}/_sandbox/audiences", params={"platform": "meta"}).json()
+    assert len(audiences) == 1, "a killed worker must never leave a second audience"
+    platform_holds(cluster, sandbox, tenant_id, due, KILLED_MEMBERS)

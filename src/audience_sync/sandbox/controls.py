@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
@@ -51,7 +53,17 @@ class ClockIn(BaseModel):
     advance_seconds: float = Field(ge=0)
 
 
-def _audience_json(audience: Audience, identifiers: bool) -> dict[str, Any]:
+def identifiers_digest(held: dict[str, list[str]]) -> dict[str, str]:
+    """By wire key, the SHA-256 of its sorted values as compact JSON: how a large audience is
+    compared without moving its members (`/_sandbox/audiences?digest=true`), key by key (a
+    reference may know some keys only)."""
+    return {
+        key: hashlib.sha256(json.dumps(values, separators=(",", ":")).encode()).hexdigest()
+        for key, values in held.items()
+    }
+
+
+def _audience_json(audience: Audience, identifiers: bool, digest: bool = False) -> dict[str, Any]:
     body: dict[str, Any] = {
         "platform": audience.platform,
         "audience_id": audience.audience_id,
@@ -66,6 +78,8 @@ def _audience_json(audience: Audience, identifiers: bool) -> dict[str, Any]:
         body["identifiers"] = audience.members.identifiers()
         # What members said of how their data may be used (Meta LDU, Google consent), by member.
         body["data_use"] = audience.attributes.get("data_use", {})
+    if digest:
+        body["identifiers_sha256"] = identifiers_digest(audience.members.identifiers())
     return body
 
 
@@ -74,14 +88,18 @@ def build_router() -> APIRouter:
 
     @router.get("/audiences")
     async def audiences(
-        request: Request, platform: str | None = None, identifiers: bool = True
+        request: Request,
+        platform: str | None = None,
+        identifiers: bool = True,
+        digest: bool = False,
     ) -> list[dict[str, Any]]:
-        """Every audience with its members by wire key (`identifiers=false` for sizes only)."""
+        """Every audience with its members by wire key (`identifiers=false` for sizes only;
+        `digest=true` adds `identifiers_sha256`, see `identifiers_digest`)."""
         state = sandbox_state(request)
         found = [a for a in state.audiences.values() if platform is None or a.platform == platform]
         for audience in found:
             state.expire_members(audience)
-        return [_audience_json(a, identifiers) for a in found]
+        return [_audience_json(a, identifiers, digest) for a in found]
 
     @router.patch("/audiences/{platform}/{audience_id}")
     async def patch_audience(

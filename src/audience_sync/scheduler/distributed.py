@@ -10,7 +10,12 @@ The database stays the queue of record; a message only says "look at job X":
   queues a job that resumes from the snapshot. Late acknowledgement would redeliver instead,
   but a sync can outlast RabbitMQ's `consumer_timeout` (30 min) and Redis' visibility timeout
   (1 h), which would then run it twice;
-- any number of beats may run: due audiences are claimed with `FOR UPDATE SKIP LOCKED`.
+- any number of beats may run: due audiences are claimed with `FOR UPDATE SKIP LOCKED`;
+- what a tick sends expires (`message_lifetime`): the next tick sends every job still pending
+  again, so an older message is only a duplicate. Without it, a backlog (200 due audiences on
+  one worker, ticks every few seconds) filled the queue with hundreds of stale messages and
+  ticks, each run in turn, and a job queued late (a reaped job's resumption) waited behind
+  them all. The API's own sends do not expire: they are the only message until a tick.
 
 The Celery app is built from the settings by `make_celery`; tasks find their `SyncService`
 with `worker_service`, built once per worker process (after the fork, never inherited).
@@ -44,6 +49,9 @@ RUN_JOB = "audience_sync.run_job"
 # Publishing gives up after ~2 s when the broker is down: the job is already queued in the
 # database, so the next tick sends it (the caller is never stuck on a dead broker).
 PUBLISH_RETRY = {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+# A message a tick sends is worth running for two ticks, at least a minute (the hosts' clocks
+# may differ by seconds: Celery compares the sender's expiry with the worker's clock).
+MIN_MESSAGE_LIFETIME = 60.0
 NO_BROKER = (
     "No broker: set AUDIENCE_SYNC_BROKER_URL to a Redis (redis://127.0.0.1:6379/0) or RabbitMQ "
     "(amqp://guest:guest@127.0.0.1:5672//) URL to run workers. Without one, "
@@ -67,7 +75,12 @@ def make_celery(settings: Settings) -> Celery:
         broker_connection_timeout=2,
         timezone="UTC",
         beat_schedule={
-            "tick": {"task": TICK, "schedule": float(settings.scheduler_tick_seconds)},
+            "tick": {
+                "task": TICK,
+                "schedule": float(settings.scheduler_tick_seconds),
+                # A tick that waited behind syncs is superseded by a later one.
+                "options": {"expires": message_lifetime(settings)},
+            },
         },
         # In memory, no schedule file: several beats on one host would share (and could
         # corrupt) a shelve file, and nothing is lost by forgetting when the last tick went out
@@ -77,6 +90,11 @@ def make_celery(settings: Settings) -> Celery:
     app.task(name=TICK, bind=True)(tick)
     app.task(name=RUN_JOB)(run)
     return app
+
+
+def message_lifetime(settings: Settings) -> float:
+    """Seconds a tick's message stays worth running (see the module's docstring)."""
+    return max(2.0 * settings.scheduler_tick_seconds, MIN_MESSAGE_LIFETIME)
 
 
 def broker_label(settings: Settings) -> str:
@@ -113,7 +131,8 @@ def dispatch_due(service: SyncService, app: Celery) -> dict[str, int]:
     """One tick of the distributed scheduler: as `tick.process_audience_sync_queue`, but the due
     jobs are sent to the workers instead of run here."""
     done, due = upkeep(service)
-    sent = sum(send_job(app, tenant_id, job_id) for tenant_id, job_id in due)
+    lifetime = message_lifetime(service.settings)
+    sent = sum(send_job(app, tenant_id, job_id, expires=lifetime) for tenant_id, job_id in due)
     # Status reads are short and bounded by their budget: the tick reads them itself.
     confirmed = asyncio.run(confirm_due(service))
     sent_alerts = alerts.upkeep(service)
@@ -130,11 +149,14 @@ def dispatch_due(service: SyncService, app: Celery) -> dict[str, int]:
     return report
 
 
-def send_job(app: Celery, tenant_id: int, job_id: uuid.UUID) -> bool:
-    """Ask a worker to run the job; False (logged) when the broker cannot take it now, in
-    which case the job waits in the database for the next tick."""
+def send_job(app: Celery, tenant_id: int, job_id: uuid.UUID, expires: float | None = None) -> bool:
+    """Ask a worker to run the job (a worker drops the message unrun once `expires` seconds
+    have passed); False (logged) when the broker cannot take it now, in which case the job
+    waits in the database for the next tick."""
     try:
-        app.send_task(RUN_JOB, args=(tenant_id, str(job_id)), retry_policy=PUBLISH_RETRY)
+        app.send_task(
+            RUN_JOB, args=(tenant_id, str(job_id)), retry_policy=PUBLISH_RETRY, expires=expires
+        )
     except Exception as exc:  # kombu raises the transport's own errors
         log.warning(
             "could not send sync job %s to the broker (%s); the next tick sends it again",

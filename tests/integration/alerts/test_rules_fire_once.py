@@ -7,11 +7,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import event
 
-from audience_sync.domain.models import SyncStatus
+from audience_sync.domain.models import SyncPlatform, SyncStatus
 from audience_sync.services import alerts
 from audience_sync.store.db import transaction
-from audience_sync.store.repositories import ConnectionRepository
+from audience_sync.store.repositories import AudienceRepository, ConnectionRepository
+from audience_sync.store.tables import PlatformAudience
 
 from .conftest import Env, Receiver
 
@@ -213,3 +215,43 @@ def test_a_token_the_service_refreshes_never_reads_expiring() -> None:
         credentials_hint={"access_token": "****"},
     )
     assert _token(pasted, now) == ("connected", soon)
+
+
+def test_the_tick_reads_the_open_incidents_once_not_per_audience(
+    env: Env, receiver: Receiver
+) -> None:
+    """Regression: `incidents.apply` read each verdict's open incident with a query of its own
+    (eight rules an audience): ~2,200 queries a tick for 200 audiences, seconds of a worker's
+    time every tick (docs/performance.md, "Many audiences, many workers")."""
+    env.webhook(receiver.url)
+    with transaction(env.service.factory) as session:
+        audience = AudienceRepository(session, env.tenant_id).get(env.audience_id)
+        segment_id = audience.segment_id
+        for number in range(20):
+            AudienceRepository(session, env.tenant_id).add(
+                PlatformAudience(
+                    segment_id=segment_id,
+                    platform=SyncPlatform.META,
+                    platform_audience_name=f"More {number}",
+                    ad_account_id="1234567890",
+                    created_at=env.service.clock(),
+                )
+            )
+    env.ended(FAILED, error="Meta refused")  # one incident open, to be found again
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(env.service.engine, "before_cursor_execute", seen)
+    try:
+        alerts.upkeep(env.service)
+    finally:
+        event.remove(env.service.engine, "before_cursor_execute", seen)
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    incident_reads = [s for s in reads if "FROM alert_incidents" in s]
+    # The open incidents of the time rules (those to clear), then of the verdicts' rules: 67
+    # reads for these 21 audiences before.
+    assert len(incident_reads) <= 2, incident_reads
+    (incident,) = of_rule(env, "sync_failed")
+    assert incident["state"] == "open"  # still the one incident, not raised again

@@ -9,6 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from audience_sync.sandbox.app import ConnectionDroppedError
+from audience_sync.sandbox.controls import identifiers_digest
 
 from .conftest import audiences, digests
 
@@ -41,6 +42,20 @@ async def test_the_match_rate_is_settable_per_audience(client: httpx.AsyncClient
         f"/_sandbox/audiences/snapchat/{segment_id}", json={"match_rate": 1.0}
     )
     assert full.json()["matched"] == 1000
+
+
+async def test_the_digest_stands_for_the_identifiers_listed(client: httpx.AsyncClient) -> None:
+    segment_id = await snap_segment(client)
+    body = {"users": [{"schema": ["EMAIL_SHA256"], "data": [[d] for d in digests(20)]}]}
+    await client.post(f"/snapchat/v1/segments/{segment_id}/users", json=body, headers=AUTH)
+    params = {"platform": "snapchat", "digest": "true"}
+    [held] = (await client.get("/_sandbox/audiences", params=params)).json()
+    assert held["identifiers_sha256"] == identifiers_digest(held["identifiers"])
+    assert held["identifiers"] == {"EMAIL_SHA256": sorted(digests(20))}
+    params["identifiers"] = "false"
+    [brief] = (await client.get("/_sandbox/audiences", params=params)).json()
+    assert "identifiers" not in brief
+    assert brief["identifiers_sha256"] == held["identifiers_sha256"]
 
 
 async def test_the_request_log_records_method_path_status_and_timing(

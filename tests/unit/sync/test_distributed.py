@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +18,7 @@ from audience_sync.scheduler.distributed import (
     make_celery,
     worker_argv,
 )
+from audience_sync.scheduler.tick import TickReport
 
 BROKER = "amqp://sync:s3cret-pass@rabbit.internal:5672//"
 
@@ -36,7 +39,11 @@ def test_the_app_routes_to_the_queue_ticks_on_schedule_and_acks_on_receipt(
     app = make_celery(settings(tmp_path, scheduler_tick_seconds=120, celery_queue="prod-sync"))
     conf = app.conf
     assert conf.task_default_queue == "prod-sync"
-    assert conf.beat_schedule["tick"] == {"task": TICK, "schedule": 120.0}
+    assert conf.beat_schedule["tick"] == {
+        "task": TICK,
+        "schedule": 120.0,
+        "options": {"expires": 240.0},  # a tick queued behind syncs is superseded by the next
+    }
     assert conf.beat_scheduler == "celery.beat:Scheduler"  # no schedule file to share
     # Acknowledged when taken: a sync can outlast the broker's redelivery timeouts (see module).
     assert not conf.task_acks_late
@@ -69,3 +76,30 @@ def test_a_job_that_breaks_on_a_worker_logs_the_error_type_only(
     assert distributed.run(1, job_id) is None
     assert f"sync job {job_id} stopped by RuntimeError" in caplog.text
     assert "jane@example.com" not in caplog.text
+
+
+def test_what_a_tick_sends_expires_and_what_the_api_sends_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: every tick sends each due pending job again, so with a backlog (200 due
+    audiences on one worker, ticks every 2 s) the queue held hundreds of stale messages, each run
+    in turn, and a reaped job's resumption waited behind them all (docs/performance.md, "Many
+    audiences, many workers"). A tick's messages now expire; a later tick has sent them again."""
+    app = make_celery(settings(tmp_path, scheduler_tick_seconds=2))
+    sent: list[dict[str, Any]] = []
+    monkeypatch.setattr(app, "send_task", lambda name, **kwargs: sent.append(kwargs))
+    job_id = uuid.uuid4()
+    report = TickReport()
+    monkeypatch.setattr(distributed, "upkeep", lambda service: (report, [(1, job_id)]))
+
+    async def nothing_to_confirm(service: object) -> Any:
+        return type("Confirmed", (), {"jobs": 0, "reads": 0})()
+
+    monkeypatch.setattr(distributed, "confirm_due", nothing_to_confirm)
+    monkeypatch.setattr(distributed.alerts, "upkeep", lambda service: {})
+    service = type("Service", (), {"settings": settings(tmp_path, scheduler_tick_seconds=2)})()
+    assert distributed.dispatch_due(service, app)["sent"] == 1  # type: ignore[arg-type]
+    assert sent[0]["args"] == (1, str(job_id))
+    assert sent[0]["expires"] == distributed.MIN_MESSAGE_LIFETIME  # 2 ticks, at least a minute
+    assert distributed.send_job(app, 1, job_id)  # the API's: the only message until a tick
+    assert sent[1]["expires"] is None

@@ -64,14 +64,23 @@ def apply(repo: AlertRepository, verdicts: Iterable[Verdict], now: datetime) -> 
     """Raise what holds and is not open yet, resolve what is open and clear; the ids of the
     deliveries queued for it."""
     channels = repo.channels(enabled_only=True)
+    verdicts = list(verdicts)
+    # The open incidents of these rules, read once: a query per verdict (eight rules an
+    # audience) made the tick's evaluation ~2,200 queries for 200 audiences, seconds of a
+    # worker's time every tick. Kept up to date below, as the query per verdict was.
+    rules = sorted({verdict.rule.value for verdict in verdicts})
+    open_now = {(i.rule, i.subject): i for i in repo.open_incidents(rules)} if rules else {}
     queued: list[uuid.UUID] = []
     for verdict in verdicts:
-        open_one = repo.find_open(verdict.rule, verdict.subject)
+        key = (verdict.rule.value, verdict.subject)
+        open_one = open_now.get(key)
         if verdict.finding is not None and open_one is None:
             raised = repo.open_incident(_incident(verdict, verdict.finding, now))
             if raised is not None:
+                open_now[key] = raised
                 queued += [d.id for d in repo.queue(raised.id, "raised", channels, now)]
         elif verdict.finding is None and open_one is not None and repo.resolve(open_one, now):
+            del open_now[key]
             queued += [d.id for d in repo.queue(open_one.id, "resolved", channels, now)]
     return queued
 
