@@ -27,6 +27,9 @@ class BenchOptions:
     repeat: int = 3  # timed runs per case; the median is reported
     stream_rows: int = 10_000_000  # values hashed for the peak-memory figure
     platforms: tuple[str, ...] = ()  # sync benchmarks: only these platforms (empty: all)
+    scale_rows: int = 10_000_000  # sync-10m: the large segment's members
+    scale_base: int = 1_000_000  # sync-10m: the baseline segment's members, in the same run
+    scale_databases: tuple[str, ...] = ("sqlite", "postgresql")  # sync-10m: where it runs
 
 
 Bench = Callable[[BenchOptions], None]

@@ -27,6 +27,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--platform", action="append", help="sync benchmarks: only this platform (repeatable)"
     )
+    parser.add_argument(
+        "--scale-rows", type=int, default=defaults.scale_rows, help="sync-10m: the large size"
+    )
+    parser.add_argument(
+        "--scale-base", type=int, default=defaults.scale_base, help="sync-10m: the baseline size"
+    )
+    parser.add_argument(
+        "--scale-database",
+        action="append",
+        choices=("sqlite", "postgresql"),
+        help="sync-10m: only this database (repeatable; default both)",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and stop")
     args = parser.parse_args(argv)
 
@@ -45,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         repeat=args.repeat,
         stream_rows=args.stream_rows,
         platforms=tuple(args.platform or ()),
+        scale_rows=args.scale_rows,
+        scale_base=args.scale_base,
+        scale_databases=tuple(args.scale_database or defaults.scale_databases),
     )
     print(f"# make bench — Python {platform.python_version()} on {platform.machine()}, {_cpus()}")
     for name in selected(args.only):
