@@ -317,25 +317,34 @@ class RemoteBench(Bench):
 
 
 def work_scale(url: str, platform: str, rows: int, sandbox_url: str, pid: int) -> dict[str, Any]:
+    """Create, churn, update and floor; each step's figures also go to stderr as it ends (a
+    10M run is long: what was measured shows even if the run is stopped)."""
     bench = RemoteBench(url, platform, sandbox_url, pid)
     out: dict[str, Any] = {}
-    out["create"] = timed(lambda: out.update(create_job=bench.sync(SyncOperation.CREATE)))
-    started = time.perf_counter()
-    bench.churn(rows)
-    out["churn_seconds"] = time.perf_counter() - started
-    out["update"] = timed(lambda: out.update(update_job=bench.sync(SyncOperation.UPDATE)))
-    for case in ("create", "update"):
-        out[case] |= out.pop(f"{case}_job")
+    for case, operation in (("create", SyncOperation.CREATE), ("update", SyncOperation.UPDATE)):
+        if case == "update":
+            started = time.perf_counter()
+            bench.churn(rows)
+            out["churn_seconds"] = time.perf_counter() - started
+        job: dict[str, Any] = {}
+        out[case] = timed(lambda: job.update(bench.sync(operation))) | job  # noqa: B023
+        _progress(rows, case, out[case])
     out["floor"] = bench.floor()
+    _progress(rows, "floor", out["floor"])
     out["sandbox_mb"] = bench.sandbox_process.memory_info().rss / 2**20
     return out
 
 
+def _progress(rows: int, case: str, figures: dict[str, Any]) -> None:
+    print(f"  ({rows:,} {case}: {json.dumps(figures)})", file=sys.stderr, flush=True)
+
+
 def worker(args: list[str]) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.bench_scale", *args]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    # stderr passes through: the steps' figures as they end, and any error.
+    done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     if done.returncode:
-        raise RuntimeError(f"{' '.join(args)} failed:\n{done.stderr[-4000:]}")
+        raise RuntimeError(f"{' '.join(args)} failed (its error is above)")
     found: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return found
 
