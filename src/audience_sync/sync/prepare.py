@@ -280,6 +280,17 @@ class Preparer:
         needs = member_fields(self.connector.RECORD_SHAPE, mobile_list)
         return MemberFields(needs.columns, needs.types)
 
+    def _spilled(self, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        """`frames` written to the spill directory now, read back one at a time later."""
+        spill = self.spill / f"save-{self.rounds}"
+        self.rounds += 1
+        spill.mkdir()
+        paths = []
+        for number, frame in enumerate(frames):
+            paths.append(spill / f"state-{number:06d}.arrow")
+            frame.write_ipc(paths[-1])
+        return _read_back(paths)
+
     def _load(self) -> StoredParts | None:
         with transaction(self.scope.factory) as session:
             repository = MemberStateRepository(session, self.scope.tenant_id)
@@ -293,12 +304,22 @@ class Preparer:
         if self.unsaved is None:
             return
         state = self.unsaved()
+        if not isinstance(state, pl.DataFrame):
+            # Each part made (and spilled) before the transaction opens: a run's fenced write
+            # holds SQLite's write lock, and ten parts' joins inside it outlasted the 10 s busy
+            # timeout of the lease's renewal (a 10M create failed on "database is locked").
+            state = self._spilled(state)
         opened = begin() if begin is not None else transaction(self.scope.factory)
         with opened as session:
             MemberStateRepository(session, self.scope.tenant_id).save(
                 self.scope.audience_id, self.fingerprint, state, now
             )
         self.unsaved = None
+
+
+def _read_back(paths: list[Path]) -> Iterator[pl.DataFrame]:
+    for path in paths:
+        yield pl.read_ipc(path)
 
 
 def _state_of(contents: pl.DataFrame, current: Current) -> pl.DataFrame:
