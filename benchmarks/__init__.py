@@ -30,6 +30,9 @@ class BenchOptions:
     segments: int = 50  # workers: segments, each linked to the four platforms
     max_members: int = 200_000  # workers: the largest segment (the smallest is 1,000)
     worker_counts: tuple[int, ...] = (1, 2, 4)  # workers: the runs, by worker processes
+    scale_rows: int = 10_000_000  # sync-10m: the large segment's members
+    scale_base: int = 1_000_000  # sync-10m: the baseline segment's members, in the same run
+    scale_databases: tuple[str, ...] = ("sqlite", "postgresql")  # sync-10m: where it runs
 
     def rows_or(self, default: int) -> int:
         """`--rows` if given, else the benchmark's own default."""

@@ -46,6 +46,18 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         help="workers: run with this many worker processes (repeatable; default 1, 2, 4)",
     )
+    parser.add_argument(
+        "--scale-rows", type=int, default=defaults.scale_rows, help="sync-10m: the large size"
+    )
+    parser.add_argument(
+        "--scale-base", type=int, default=defaults.scale_base, help="sync-10m: the baseline size"
+    )
+    parser.add_argument(
+        "--scale-database",
+        action="append",
+        choices=("sqlite", "postgresql"),
+        help="sync-10m: only this database (repeatable; default both)",
+    )
     parser.add_argument("--list", action="store_true", help="list the benchmarks and stop")
     args = parser.parse_args(argv)
 
@@ -67,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         segments=args.segments,
         max_members=args.max_members,
         worker_counts=tuple(args.workers or defaults.worker_counts),
+        scale_rows=args.scale_rows,
+        scale_base=args.scale_base,
+        scale_databases=tuple(args.scale_database or defaults.scale_databases),
     )
     print(f"# make bench — Python {platform.python_version()} on {platform.machine()}, {_cpus()}")
     for name in selected(args.only):

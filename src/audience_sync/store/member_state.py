@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
 from audience_sync.store.db import binary_rows
@@ -35,45 +36,84 @@ class StoredState:
     converged: bool  # the snapshot held exactly these records' keys when last checked
 
 
+@dataclass(frozen=True, slots=True)
+class StoredParts:
+    """A stored state not read yet: its parts' numbers, to read one at a time (`frames`)."""
+
+    numbers: list[int]
+    converged: bool
+
+
 class MemberStateRepository(TenantScoped):
     def load(self, audience_id: uuid.UUID, fingerprint: str) -> StoredState | None:
         """The stored state, or None when there is none or it was made for other settings."""
-        parts = binary_rows(
-            self.session,
-            select(MemberStatePart.fingerprint, MemberStatePart.converged, MemberStatePart.data)
+        stored = self.parts(audience_id, fingerprint)
+        if stored is None:
+            return None
+        frame = pl.concat(list(self.frames(audience_id, stored.numbers)))
+        return StoredState(frame, stored.converged)
+
+    def parts(self, audience_id: uuid.UUID, fingerprint: str) -> StoredParts | None:
+        """The stored state's parts (not their data), or None when there is none or it was made
+        for other settings."""
+        parts = self.session.execute(
+            select(MemberStatePart.part, MemberStatePart.fingerprint, MemberStatePart.converged)
             .where(
                 MemberStatePart.tenant_id == self.tenant_id,
                 MemberStatePart.audience_id == audience_id,
             )
-            .order_by(MemberStatePart.part),
-        )
-        if not parts or any(found != fingerprint for found, _, _ in parts):
+            .order_by(MemberStatePart.part)
+        ).all()
+        if not parts or any(found != fingerprint for _, found, _ in parts):
             return None
-        frame = pl.concat([pl.read_ipc(io.BytesIO(data)) for _, _, data in parts])
-        return StoredState(frame, all(converged for _, converged, _ in parts))
+        return StoredParts([n for n, _, _ in parts], all(c for _, _, c in parts))
+
+    def frames(self, audience_id: uuid.UUID, numbers: list[int]) -> Iterator[pl.DataFrame]:
+        """The state's parts `numbers`, one read at a time (columns of `STATE_SCHEMA`)."""
+        for number in numbers:
+            ((data,),) = binary_rows(  # PostgreSQL's binary format: see `binary_rows`
+                self.session,
+                select(MemberStatePart.data).where(
+                    MemberStatePart.tenant_id == self.tenant_id,
+                    MemberStatePart.audience_id == audience_id,
+                    MemberStatePart.part == number,
+                ),
+            )
+            yield pl.read_ipc(io.BytesIO(data))
 
     def mark_converged(self, audience_id: uuid.UUID) -> None:
         """The snapshot now holds exactly the state's records (a run confirmed all of them)."""
         set_converged(self.session, self.tenant_id, audience_id, True)
 
     def save(
-        self, audience_id: uuid.UUID, fingerprint: str, state: pl.DataFrame, now: datetime
+        self,
+        audience_id: uuid.UUID,
+        fingerprint: str,
+        state: pl.DataFrame | Iterable[pl.DataFrame],
+        now: datetime,
     ) -> None:
-        """Replace the audience's state with `state` (columns of `STATE_SCHEMA`)."""
+        """Replace the audience's state with `state` (columns of `STATE_SCHEMA`): one frame, or
+        frames made as they are written (a part at a time: a state of ten million members is
+        never whole in memory, nor are its parts' bytes, which a Core insert does not keep)."""
         self.clear(audience_id)
-        frame = state.select(pl.col(name).cast(kind) for name, kind in STATE_SCHEMA.items())
-        for number, part in enumerate(frame.iter_slices(PART_ROWS)):
-            self.session.add(
-                MemberStatePart(
-                    audience_id=audience_id,
-                    part=number,
-                    tenant_id=self.tenant_id,
-                    fingerprint=fingerprint,
-                    data=ipc_bytes(part),
-                    prepared_at=now,
+        frames = [state] if isinstance(state, pl.DataFrame) else state
+        number = 0
+        for frame in frames:
+            typed = frame.select(pl.col(name).cast(kind) for name, kind in STATE_SCHEMA.items())
+            for part in typed.iter_slices(PART_ROWS):
+                self.session.execute(
+                    insert(MemberStatePart),
+                    {
+                        "audience_id": audience_id,
+                        "part": number,
+                        "tenant_id": self.tenant_id,
+                        "fingerprint": fingerprint,
+                        "data": ipc_bytes(part),
+                        "prepared_at": now,
+                        "converged": False,
+                    },
                 )
-            )
-        self.session.flush()
+                number += 1
 
     def clear(self, audience_id: uuid.UUID) -> None:
         self.session.execute(

@@ -22,7 +22,11 @@ class OwnerTally:
     def add(self, owners: pl.Series) -> int:
         """How many of these members were not counted yet."""
         fresh = owners.unique()
-        fresh = fresh.filter(~fresh.is_in(self.seen.implode()))
+        # The members seen are looked up in this chunk's (a small set), not the other way:
+        # a set of every member seen, built again each chunk, would be the size of the
+        # segment (ten million at ten million members) and cost its time each chunk.
+        again = self.seen.filter(self.seen.is_in(fresh.implode()))
+        fresh = fresh.filter(~fresh.is_in(again.implode()))
         self.seen = pl.concat([self.seen, fresh.cast(pl.Int64)])
         return len(fresh)
 
@@ -150,7 +154,7 @@ class Tally:
         self.figures = Figures(members=current.members, unusable=current.unusable_members)
         self.count_members(sent=0, added=0)
         self.metrics.details["members"] = current.members
-        self.metrics.details["prepared_members"] = len(current.member_pks)
+        self.metrics.details["prepared_members"] = current.prepared_members
         counts = drop_counts(current.drops["dropped"])  # read once, for both
         self.metrics.details["dropped"] = dict(by_reason(counts))
         current.diagnostics.count(counts)

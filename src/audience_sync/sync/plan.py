@@ -73,10 +73,11 @@ def plan_streamed(current: pl.DataFrame, snapshot: Iterable[pl.DataFrame]) -> Pl
     kept), and only its keys are held (16 bytes a record, not ~80 for the hex). Membership is a
     binary search in sorted keys, not a hash join, whose tables would triple the memory at ten
     million records."""
-    now = SortedKeys(current)
+    now: SortedKeys | None = None  # sorted at the first snapshot batch: none for a create
     held_parts: list[pl.DataFrame] = [pl.DataFrame(schema=dict.fromkeys(KEYS, pl.UInt64))]
     removed_parts: list[pl.DataFrame] = [pl.DataFrame(schema={ON: pl.String})]
     for batch in snapshot:
+        now = now or SortedKeys(current)
         # The snapshot's parts store the keys; a batch of hashes alone gets them computed.
         known = set(KEYS) <= set(batch.columns)
         keyed = batch.select(ON, *KEYS) if known else batch.select(ON, *hash_keys())
@@ -85,10 +86,12 @@ def plan_streamed(current: pl.DataFrame, snapshot: Iterable[pl.DataFrame]) -> Pl
         # which would keep every hash read alive (640 MB at ten million records).
         removed_parts.append(pl.DataFrame({ON: gone}, schema={ON: pl.String}))
         held_parts.append(keyed.select(KEYS))
+    del now
     held = SortedKeys(pl.concat(held_parts))
     del held_parts
     removes = pl.concat(removed_parts).unique(maintain_order=True)
-    adds = current.filter(~held.contains(current))
+    # Nothing held (a create): every current row is an add, and no copy of them is made.
+    adds = current.filter(~held.contains(current)) if len(held.keys) else current
     count = held.distinct()
     return Plan(adds, removes, count - len(removes), count)
 
@@ -124,7 +127,8 @@ class SortedKeys:
         """Whether each row's (`k1`, `k2`) is in the set."""
         keys = self.keys
         if keys.is_empty():
-            return pl.Series("found", [False] * len(probe), dtype=pl.Boolean)
+            # Not a list of Python bools: 80 MB at ten million probes (a create's plan).
+            return pl.repeat(False, len(probe), dtype=pl.Boolean, eager=True).alias("found")
         if self.exact:
             marked = keys.unique().with_columns(_in=pl.lit(True))
             joined = probe.select(KEYS).join(marked, on=KEYS, how="left", maintain_order="left")

@@ -20,10 +20,10 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,12 @@ from audience_sync.sources.members import (
     member_contents,
 )
 from audience_sync.store.db import transaction
-from audience_sync.store.member_state import STATE_SCHEMA, MemberStateRepository, StoredState
+from audience_sync.store.member_state import (
+    PART_ROWS,
+    STATE_SCHEMA,
+    MemberStateRepository,
+    StoredParts,
+)
 from audience_sync.sync.members import (
     SUMMARY_SCHEMA,
     Current,
@@ -106,9 +111,11 @@ class Preparer:
         self.delta: Delta | None = None
         # The state `prepare` found, when it is to be saved, made when it is: `save` stores it
         # (the runner calls it in a worker thread while the first chunk is sent).
-        self.unsaved: Callable[[], pl.DataFrame] | None = None
-        # The stored state `prepare` found (columns of `STATE_SCHEMA`): who owned each record
-        # the last run prepared, for the members a removal takes off (`figures.RemovedMembers`).
+        self.unsaved: Callable[[], pl.DataFrame | Iterable[pl.DataFrame]] | None = None
+        # The rows of the stored state `prepare` found whose member changed or left (`owner`,
+        # `k1`, `k2`): who owned each record this run may remove, for the members a removal
+        # takes off (`figures.RemovedMembers`). A kept member's records are all current, so
+        # never removed: the rest of the state is not needed (nor kept: ~40 bytes a record).
         self.previous: pl.DataFrame | None = None
         # Told how many members were prepared (or taken from the state) as `prepare` goes:
         # the run's progress while it reads.
@@ -134,12 +141,11 @@ class Preparer:
                     scope.engine, scope.tenant_id, scope.segment_id, fields=fields
                 )
                 current, users = await self._records(batches, keep_users=full, counted=True)
+                state: Callable[[], pl.DataFrame | Iterable[pl.DataFrame]]
                 state = _state_later(contents.result(), current)
                 same = False
             else:
-                self.previous = stored.frame
-                current, new_state, same = await self._incremental(contents.result(), stored)
-                state = _made(new_state)
+                current, state, same = await self._incremental(contents.result(), stored)
         if save and not same:
             self.unsaved = state
         return current, users
@@ -154,18 +160,16 @@ class Preparer:
         return current
 
     async def _incremental(
-        self, contents: pl.DataFrame, stored: StoredState
-    ) -> tuple[Current, pl.DataFrame, bool]:
+        self, contents: pl.DataFrame, stored: StoredParts
+    ) -> tuple[Current, Callable[[], Iterable[pl.DataFrame]], bool]:
         """Prepare the members whose content is not in the state; take the others' keys from
-        it. Also returns the new state and whether it equals the old one (nobody changed, joined
-        or left). One join, on `owner`: the state's rows whose content is still the member's."""
-        state = stored.frame
-        marked = state.join(contents.rename({"content": "_now"}), on="owner", how="left")
-        same_content = pl.col("content") == pl.col("_now")  # null (left) → false below
-        kept = marked.filter(same_content.fill_null(False)).drop("_now")
-        gone = marked.filter(~same_content.fill_null(False) & pl.col("k1").is_not_null())
-        stale = contents.filter(~pl.col("owner").is_in(kept["owner"].unique().implode()))
-        kept_members = kept["owner"].n_unique()
+        it. Also returns the new state (made when called) and whether it equals the old one
+        (nobody changed, joined or left). The state is read a part at a time (`_kept`)."""
+        kept = self._kept(contents, stored)
+        gone = kept.gone
+        stale = contents.filter(~kept.members)
+        kept_members = int(kept.members.sum())
+        self.previous = gone
         await self.on_members(kept_members)
         scope, fields = self.scope, await self._fields()
         batches = member_batches_of(
@@ -173,20 +177,63 @@ class Preparer:
         )
         current, _ = await self._records(batches, keep_users=False, counted=True)
         fresh = _state_of(stale, current)
+        kept_keys = pl.concat(kept.keys)
+        del kept.keys[:]
         if stored.converged:
-            held = state.filter(pl.col("k1").is_not_null()).select(KEYS)
+            # Every keyed row of the state: the kept members' and those that changed or left.
+            held = pl.concat([kept_keys.select(KEYS), gone.select(KEYS)])
             self.delta = Delta(held, gone.select(KEYS), current.keys)
-        kept_keys = kept.filter(pl.col("k1").is_not_null()).select(*KEYS, "owner")
         current.keys = pl.concat([kept_keys, current.keys])
+        del kept_keys
         # The whole segment's dropped values: the kept members' from the state, plus this run's.
-        dropping = kept.filter(pl.col("dropped").is_not_null())  # few: filtered before unique
-        kept_drops = dropping.unique("owner").select(*SUMMARY_SCHEMA)
+        kept_drops = pl.concat(kept.drops).unique("owner").select(*SUMMARY_SCHEMA)
         current.drops = pl.concat([kept_drops, current.drops])
         await self._kept_diagnostics(kept_drops["owner"], current)
         current.members += kept_members
-        current.unusable_members += kept_members - kept_keys["owner"].n_unique()
-        same = stale.is_empty() and len(kept) == len(state)
-        return current, pl.concat([kept, fresh]), same
+        current.unusable_members += kept.unusable
+        same = stale.is_empty() and kept.rows == kept.of_rows
+        files = kept.files
+
+        def state() -> Iterator[pl.DataFrame]:
+            for path in files:
+                yield pl.read_ipc(path)
+            yield fresh
+
+        return current, state, same
+
+    def _kept(self, contents: pl.DataFrame, stored: StoredParts) -> Kept:
+        """The stored state against the members' contents now, a part at a time: the rows whose
+        content is still the member's are kept (spilled, for the new state; their keys and
+        drops held), the others' keyed rows are gone. Never the whole state in memory."""
+        kept = Kept(members=pl.repeat(False, len(contents), dtype=pl.Boolean, eager=True))
+        spill = self.spill / f"state-{self.rounds}"
+        self.rounds += 1
+        spill.mkdir()
+        gone: list[pl.DataFrame] = [pl.DataFrame(schema=GONE_SCHEMA)]
+        with transaction(self.scope.factory) as session:
+            repository = MemberStateRepository(session, self.scope.tenant_id)
+            parts = repository.frames(self.scope.audience_id, stored.numbers)
+            for number, part in enumerate(parts):
+                owners = part["owner"].unique().implode()
+                now = contents.filter(pl.col("owner").is_in(owners)).rename({"content": "_now"})
+                marked = part.join(now, on="owner", how="left")
+                same = (pl.col("content") == pl.col("_now")).fill_null(False)  # left: false
+                rows = marked.filter(same).drop("_now")
+                keyed = pl.col("k1").is_not_null()
+                gone.append(marked.filter(~same & keyed).select(*GONE_SCHEMA))
+                kept.keys.append(rows.filter(keyed).select(*KEYS, "owner"))
+                kept.drops.append(
+                    rows.filter(pl.col("dropped").is_not_null()).select(*SUMMARY_SCHEMA)
+                )
+                kept.unusable += rows.filter(~keyed).height  # one row, with no key, each
+                kept.rows += rows.height
+                kept.of_rows += part.height
+                path = spill / f"kept-{number:06d}.arrow"
+                rows.write_ipc(path)
+                kept.files.append(path)
+                kept.members |= contents["owner"].is_in(rows["owner"].implode())
+        kept.gone = pl.concat(gone)
+        return kept
 
     async def _kept_diagnostics(self, owners: pl.Series, current: Current) -> None:
         """Entries for members taken from the state with dropped values: the state keeps only
@@ -233,10 +280,21 @@ class Preparer:
         needs = member_fields(self.connector.RECORD_SHAPE, mobile_list)
         return MemberFields(needs.columns, needs.types)
 
-    def _load(self) -> StoredState | None:
+    def _spilled(self, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        """`frames` written to the spill directory now, read back one at a time later."""
+        spill = self.spill / f"save-{self.rounds}"
+        self.rounds += 1
+        spill.mkdir()
+        paths = []
+        for number, frame in enumerate(frames):
+            paths.append(spill / f"state-{number:06d}.arrow")
+            frame.write_ipc(paths[-1])
+        return _read_back(paths)
+
+    def _load(self) -> StoredParts | None:
         with transaction(self.scope.factory) as session:
             repository = MemberStateRepository(session, self.scope.tenant_id)
-            return repository.load(self.scope.audience_id, self.fingerprint)
+            return repository.parts(self.scope.audience_id, self.fingerprint)
 
     def save(
         self, now: datetime, begin: Callable[[], AbstractContextManager[Session]] | None = None
@@ -246,6 +304,11 @@ class Preparer:
         if self.unsaved is None:
             return
         state = self.unsaved()
+        if not isinstance(state, pl.DataFrame):
+            # Each part made (and spilled) before the transaction opens: a run's fenced write
+            # holds SQLite's write lock, and ten parts' joins inside it outlasted the 10 s busy
+            # timeout of the lease's renewal (a 10M create failed on "database is locked").
+            state = self._spilled(state)
         opened = begin() if begin is not None else transaction(self.scope.factory)
         with opened as session:
             MemberStateRepository(session, self.scope.tenant_id).save(
@@ -254,30 +317,67 @@ class Preparer:
         self.unsaved = None
 
 
+def _read_back(paths: list[Path]) -> Iterator[pl.DataFrame]:
+    for path in paths:
+        yield pl.read_ipc(path)
+
+
 def _state_of(contents: pl.DataFrame, current: Current) -> pl.DataFrame:
     """The state rows of the members this run read (`current.member_pks`): each with its
     records' keys, or one row with null keys when it has none. A member listed in `contents`
     but not read (it left between the two reads) is not covered."""
-    return _state_later(contents, current)()
+    empty = pl.DataFrame(schema=STATE_SCHEMA)
+    return pl.concat([empty, *_state_later(contents, current)()], how="vertical_relaxed")
 
 
-def _state_later(contents: pl.DataFrame, current: Current) -> Callable[[], pl.DataFrame]:
+def _state_later(contents: pl.DataFrame, current: Current) -> Callable[[], Iterator[pl.DataFrame]]:
     """`_state_of`, made when called, of what `current` holds now (a run may add members to
-    it later: `update.Update.prepare_unsent`)."""
-    read = pl.Series(current.member_pks, dtype=pl.Int64)
+    it later: `update.Update.prepare_unsent`), a part of about `PART_ROWS` members at a time:
+    the whole state (~40 bytes a record, and its joins' tables) is never in memory at once."""
+    groups = _grouped(current.owner_batches, PART_ROWS)
     keys, drops = current.keys, current.drops
 
-    def state() -> pl.DataFrame:
-        covered = contents.filter(pl.col("owner").is_in(read.implode()))
-        with_keys = covered.join(keys, on="owner", how="left")
-        return with_keys.join(drops, on="owner", how="left").select(*STATE_SCHEMA)
+    def state() -> Iterator[pl.DataFrame]:
+        for owners in groups:
+            read = owners.implode()
+            covered = contents.filter(pl.col("owner").is_in(read))
+            mine = keys.filter(pl.col("owner").is_in(read))
+            with_keys = covered.join(mine, on="owner", how="left")
+            yield with_keys.join(drops, on="owner", how="left").select(*STATE_SCHEMA)
 
     return state
+
+
+def _grouped(batches: list[pl.Series], rows: int) -> list[pl.Series]:
+    """The batches' values in Series of at least `rows` values (the last one may be short)."""
+    groups: list[pl.Series] = []
+    waiting: list[pl.Series] = []
+    for batch in batches:
+        waiting.append(batch)
+        if sum(map(len, waiting)) >= rows:
+            groups.append(pl.concat(waiting))
+            waiting = []
+    if waiting:
+        groups.append(pl.concat(waiting))
+    return groups
 
 
 async def _nothing(members: int) -> None:
     """No progress to report (a preparer outside a run)."""
 
 
-def _made(frame: pl.DataFrame) -> Callable[[], pl.DataFrame]:
-    return lambda: frame
+GONE_SCHEMA = {"owner": pl.Int64, "k1": pl.UInt64, "k2": pl.UInt64}
+
+
+@dataclass
+class Kept:
+    """What `Preparer._kept` found of the stored state, a part at a time."""
+
+    members: pl.Series  # per member of the contents read: whether the state's rows are kept
+    keys: list[pl.DataFrame] = field(default_factory=list)  # kept rows with keys: k1, k2, owner
+    drops: list[pl.DataFrame] = field(default_factory=lambda: [pl.DataFrame(schema=SUMMARY_SCHEMA)])
+    files: list[Path] = field(default_factory=list)  # the kept rows, spilled a part a file
+    gone: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=GONE_SCHEMA))
+    unusable: int = 0  # kept members with no record
+    rows: int = 0  # kept rows
+    of_rows: int = 0  # the stored state's rows

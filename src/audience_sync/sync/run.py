@@ -166,12 +166,11 @@ class Run:
             # Google's replace: the members last added before this time are removed once the
             # ingest requests have been processed (`sync.confirm`).
             self.metrics.details["remove_all_as_of"] = result.details["remove_all_as_of"]
-        failed = sorted(
-            {current.member_pks[int(i)] for i in result.details.get("failed_users", [])}
-        )
+        pks = current.member_pks
+        failed = sorted({pks[int(i)] for i in result.details.get("failed_users", [])})
         if failed:
             # Unusable members are in `users` too (no record: failed): they are not refused.
-            unusable = set(current.member_pks) - set(current.keys["owner"].unique().to_list())
+            unusable = set(pks.to_list()) - set(current.keys["owner"].unique().to_list())
             refused = [pk for pk in failed if pk not in unusable]
             self.tally.refused_adds(pl.Series(refused, dtype=pl.Int64))
         now = self.service.clock()

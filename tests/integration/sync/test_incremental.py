@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import polars as pl
 import pytest
 from sqlalchemy import select
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.store import member_state
 from audience_sync.store.db import transaction
-from audience_sync.store.member_state import MemberStateRepository
+from audience_sync.store.member_state import MemberStateRepository, reset_converged
 from audience_sync.store.repositories import AudienceRepository
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import MemberStatePart
-from audience_sync.sync import update
+from audience_sync.sync import prepare, update
 from audience_sync.sync.plan import encode_record
 
 from .world import World, row
@@ -164,3 +166,60 @@ async def test_any_snapshot_write_makes_the_next_update_read_the_snapshot(world:
 def _converged(world: World) -> list[bool]:
     with transaction(world.factory) as session:
         return list(session.scalars(select(MemberStatePart.converged)).all())
+
+
+@pytest.mark.parametrize("converged", [True, False])
+async def test_a_state_of_many_parts_is_read_and_written_a_part_at_a_time(
+    world: World, monkeypatch: pytest.MonkeyPatch, converged: bool
+) -> None:
+    """At ten million members the state is never whole in memory: it is made, saved and read
+    back a part at a time (`prepare._state_later`, `Preparer._kept`). With parts of 7 rows,
+    members and their records straddle parts; an update still prepares only who changed or
+    joined, counts who left and the dropped values of the whole segment, and converges."""
+    monkeypatch.setattr(member_state, "PART_ROWS", 7)
+    monkeypatch.setattr(prepare, "PART_ROWS", 7)
+    rows = [row(i) for i in range(40)] + [row(i, email="not-an-email") for i in range(40, 44)]
+    world.load(rows)
+    audience = world.audience(SNAP)
+    created = await world.sync(audience, SyncOperation.CREATE)
+    assert created.status is SyncStatus.COMPLETED
+    assert _state_parts(world) > 5
+    if not converged:  # a snapshot write since: the update plans against the snapshot
+        with transaction(world.factory) as session:
+            reset_converged(session, world.tenant_id, audience)
+    world.load([row(3, email="someone.else@example.com"), row(44), row(45, email="nor this")])
+    world.leave("P5", "P43")
+    updated = await world.sync(audience)
+    assert updated.status is SyncStatus.COMPLETED
+    assert updated.details["prepared_members"] == 3  # P3 changed, P44 and P45 joined
+    assert updated.details["plan"]["against"] == ("member state" if converged else "snapshot")
+    assert updated.details["members"] == 44
+    assert updated.details["dropped"]["invalid_email"] == 4  # P40, P41, P42 and P45
+    assert updated.profiles_removed == 1  # P5 (P43 had no record; P3 is still a member)
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
+    again = await world.sync(audience)
+    assert (again.details["plan"]["adds"], again.details["plan"]["removes"]) == (0, 0)
+    assert again.details["plan"]["against"] == "member state"
+    assert again.details["prepared_members"] == 0
+
+
+def test_a_state_is_saved_from_frames_made_as_it_is_written(world: World) -> None:
+    """`save` takes the state as frames made one after the other (a generator), not only as
+    one frame: the part numbers run on across them, and `load` reads them back in order."""
+    audience = world.audience(SNAP)
+    frames = (
+        pl.DataFrame(
+            {"owner": [i, i + 1], "content": [7, 8], "k1": [1, None], "k2": [2, None],
+             "dropped": [None, "email:invalid_email:1"]},
+            schema=member_state.STATE_SCHEMA,
+        )
+        for i in (10, 20, 30)
+    )  # fmt: skip
+    with transaction(world.factory) as session:
+        states = MemberStateRepository(session, world.tenant_id)
+        states.save(audience, "f", frames, world.clock)
+    with transaction(world.factory) as session:
+        loaded = MemberStateRepository(session, world.tenant_id).load(audience, "f")
+    assert loaded is not None
+    assert loaded.frame["owner"].to_list() == [10, 11, 20, 21, 30, 31]
+    assert _state_parts(world) == 3

@@ -1,0 +1,26 @@
+"""`update.first_of_each`: each new record once, by its first owner, without a table of every
+key (a create has millions of adds)."""
+
+from __future__ import annotations
+
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audience_sync.sync.plan import KEYS
+from audience_sync.sync.update import first_of_each
+
+SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64, "owner": pl.Int64}
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3), st.integers(0, 50)), max_size=60))
+def test_it_is_unique_keeping_the_first_in_order(rows: list[tuple[int, int, int]]) -> None:
+    adds = pl.DataFrame(rows, schema=SCHEMA, orient="row")
+    expected = adds.unique(KEYS, keep="first", maintain_order=True)
+    assert first_of_each(adds).to_dicts() == expected.to_dicts()
+
+
+def test_with_no_key_shared_the_adds_are_returned_as_they_are() -> None:
+    adds = pl.DataFrame({"k1": [3, 1, 2], "k2": [1, 1, 1], "owner": [1, 2, 3]}, schema=SCHEMA)
+    assert first_of_each(adds) is adds
