@@ -126,8 +126,11 @@ def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
     COMMIT, one round trip a statement instead of a transaction's three for a single SELECT.
 
     What a read gives up is nothing on PostgreSQL: at READ COMMITTED (the default) every
-    statement of a transaction takes a snapshot of its own anyway. Writes in such a session
-    commit statement by statement; use `transaction` for anything that must be atomic."""
+    statement of a transaction takes a snapshot of its own anyway (PostgreSQL's manual, 13.2.1
+    "Read Committed Isolation Level"). On SQLite a transaction would read all its statements
+    from one snapshot: use this only where the statements need no common one. Writes in such
+    a session commit statement by statement; use `transaction` for anything that must be
+    atomic."""
     with factory() as session:
         session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         yield session
