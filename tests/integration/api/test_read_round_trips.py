@@ -17,10 +17,12 @@ from typing import Any
 import httpx
 import pytest
 from psycopg.pq import TransactionStatus
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import Engine, event, insert, text
+from sqlalchemy.orm import Session
 from tests.integration.api.conftest import Api, Tenant
 
 from audience_sync.domain.models import SyncOperation, SyncStatus, TriggeredBy
+from audience_sync.store import db
 from audience_sync.store.tables import AudienceSyncJob
 
 pytestmark = pytest.mark.postgres
@@ -86,3 +88,24 @@ async def test_the_key_and_the_reads_run_without_a_transaction(
         assert [status for _, status in statements.seen] == [TransactionStatus.IDLE] * len(
             statements.seen
         ), (path, statements.seen)
+
+
+def test_a_connection_read_in_autocommit_is_transactional_again(postgres: Engine) -> None:
+    """The pool hands the same connection on: a write after a read must get its transaction."""
+    url = postgres.url.render_as_string(hide_password=False)
+    engine = db.make_engine(url, pool_size=1, max_overflow=0)  # one connection, reused
+    factory = db.session_factory(engine)
+    try:
+        with db.reading(factory) as session:
+            session.execute(text("SELECT 1"))
+            assert in_transaction(session) is False
+        with db.transaction(factory) as session:
+            session.execute(text("SELECT 1"))
+            assert in_transaction(session) is True
+    finally:
+        engine.dispose()
+
+
+def in_transaction(session: Session) -> bool:
+    dbapi: Any = session.connection().connection.dbapi_connection
+    return bool(dbapi.info.transaction_status != TransactionStatus.IDLE)
