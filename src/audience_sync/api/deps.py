@@ -6,6 +6,7 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from audience_sync.api.errors import unauthorized
 from audience_sync.api.limits import TENANT_SCOPE_KEY
@@ -18,11 +19,16 @@ bearer = HTTPBearer(
 )
 
 
-def api_context(request: Request) -> ApiContext:
+# The two dependencies below are `async def` although they do not await (but for the lookup
+# of an app without the gate): FastAPI runs a plain `def` dependency in a worker thread, a
+# hand-off there and back for each, twice a request, for a dictionary read.
+
+
+async def api_context(request: Request) -> ApiContext:
     return cast(ApiContext, request.app.state.context)
 
 
-def authenticated_tenant(
+async def authenticated_tenant(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> int:
@@ -35,7 +41,8 @@ def authenticated_tenant(
         return checked
     if credentials is None or not credentials.credentials:
         raise unauthorized("Missing API key: send `Authorization: Bearer KEY`.")
-    tenant_id = tenants.authenticate(api_context(request).factory, credentials.credentials)
+    factory = cast(ApiContext, request.app.state.context).factory
+    tenant_id = await run_in_threadpool(tenants.authenticate, factory, credentials.credentials)
     if tenant_id is None:
         raise unauthorized("Invalid or revoked API key.")
     return tenant_id

@@ -19,7 +19,7 @@ from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus,
 from audience_sync.domain.schedule import check_interval, next_sync_at
 from audience_sync.exceptions import ConflictError, FieldError, ValidationError
 from audience_sync.services import flags, ids, jobs
-from audience_sync.store.db import transaction
+from audience_sync.store.db import reading, transaction
 from audience_sync.store.repositories import (
     AudienceRepository,
     ConnectionRepository,
@@ -128,7 +128,7 @@ def resolve(service: SyncService, tenant_id: int, text: str) -> uuid.UUID:
 
 
 def get(service: SyncService, tenant_id: int, audience_id: uuid.UUID) -> PlatformAudience:
-    with transaction(service.factory) as session:
+    with reading(service.factory) as session:
         return AudienceRepository(session, tenant_id).get(audience_id)
 
 
@@ -136,7 +136,7 @@ def list_audiences(
     service: SyncService, tenant_id: int, include_deleted: bool = False
 ) -> Sequence[PlatformAudience]:
     """The tenant's audiences, oldest first; deleted ones only when asked for."""
-    with transaction(service.factory) as session:
+    with reading(service.factory) as session:
         return AudienceRepository(session, tenant_id).list(include_deleted)
 
 
@@ -168,13 +168,13 @@ def jobs_of(
     service: SyncService, tenant_id: int, audience_id: uuid.UUID, limit: int = 50
 ) -> Sequence[AudienceSyncJob]:
     """The audience's jobs, newest first."""
-    with transaction(service.factory) as session:
+    with reading(service.factory) as session:
         AudienceRepository(session, tenant_id).get(audience_id)
         return SyncJobRepository(session, tenant_id).for_audience(audience_id, limit)
 
 
 def health(service: SyncService, tenant_id: int, audience_id: uuid.UUID) -> dict[str, Any]:
-    with transaction(service.factory) as session:
+    with reading(service.factory) as session:
         return audience_health(session, tenant_id, audience_id, service.clock())
 
 

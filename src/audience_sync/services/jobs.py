@@ -17,7 +17,7 @@ from audience_sync.domain.models import SyncStatus
 from audience_sync.exceptions import ConflictError
 from audience_sync.files import open_private
 from audience_sync.services import flags, ids
-from audience_sync.store.db import transaction
+from audience_sync.store.db import reading, transaction
 from audience_sync.store.diagnostics import Entry
 from audience_sync.store.job_figures import completed_durations, job_totals
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
@@ -74,7 +74,7 @@ def resolve(service: SyncService, tenant_id: int, text: str) -> uuid.UUID:
 
 
 def get(service: SyncService, tenant_id: int, job_id: uuid.UUID) -> AudienceSyncJob:
-    with transaction(service.factory) as session:
+    with reading(service.factory) as session:
         return SyncJobRepository(session, tenant_id).get(job_id)
 
 

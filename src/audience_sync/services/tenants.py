@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.exceptions import NotFoundError
 from audience_sync.store.api_keys import ApiKeyRepository
-from audience_sync.store.db import transaction
+from audience_sync.store.db import reading, transaction
 from audience_sync.store.repositories import DEFAULT_TENANT_SLUG, TenantRepository
 
 __all__ = [
@@ -130,6 +130,7 @@ def revoke_key_of(factory: sessionmaker[Session], tenant: int, prefix: str, now:
 
 
 def authenticate(factory: sessionmaker[Session], key: str) -> int | None:
-    """The tenant id of a valid, unrevoked key, else None."""
-    with transaction(factory) as session:
+    """The tenant id of a valid, unrevoked key, else None. Read in autocommit (`reading`):
+    every API request runs this, and its one SELECT needs no transaction around it."""
+    with reading(factory) as session:
         return ApiKeyRepository(session).authenticate(key)

@@ -8,7 +8,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from audience_sync.exceptions import NotFoundError, ValidationError
@@ -38,16 +38,37 @@ class ApiKeyRepository:
 
     def authenticate(self, key: str) -> int | None:
         """The tenant id of a valid, unrevoked key, else None. Its `last_used_at` is written
-        only when it is older than `LAST_USED_RESOLUTION`: most requests only read."""
-        row = self.session.scalars(
-            select(ApiKey).where(ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None))
+        only when it is older than `LAST_USED_RESOLUTION`: most requests only read.
+
+        Columns rather than the ORM object, and the write a statement of its own: every API
+        request runs this (the request gate, `api.limits`), in an autocommit session."""
+        found = self.session.execute(
+            select(ApiKey.id, ApiKey.tenant_id, ApiKey.last_used_at).where(
+                ApiKey.key_hash == digest(key), ApiKey.revoked_at.is_(None)
+            )
         ).one_or_none()
-        if row is None:
+        if found is None:
             return None
         now = utcnow()
-        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-            row.last_used_at = now
-        return row.tenant_id
+        if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
+            self._mark_used(found.id, now)
+        return int(found.tenant_id)
+
+    def _mark_used(self, key_id: int, now: datetime) -> None:
+        # Conditional: requests that all read a stale time at once write it once, the others'
+        # UPDATE matching no row once the first one's commit is seen.
+        self.session.execute(
+            update(ApiKey)
+            .where(
+                ApiKey.id == key_id,
+                or_(
+                    ApiKey.last_used_at.is_(None),
+                    ApiKey.last_used_at <= now - LAST_USED_RESOLUTION,
+                ),
+            )
+            .values(last_used_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
     def list(self, tenant_id: int) -> Sequence[ApiKey]:
         """The tenant's keys, revoked ones too, oldest first (only their prefixes are known)."""

@@ -120,6 +120,22 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def reading(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session for reads, each statement committed on its own (autocommit): no BEGIN and no
+    COMMIT, one round trip a statement instead of a transaction's three for a single SELECT.
+
+    What a read gives up is nothing on PostgreSQL: at READ COMMITTED (the default) every
+    statement of a transaction takes a snapshot of its own anyway (PostgreSQL's manual, 13.2.1
+    "Read Committed Isolation Level"). On SQLite a transaction would read all its statements
+    from one snapshot: use this only where the statements need no common one. Writes in such
+    a session commit statement by statement; use `transaction` for anything that must be
+    atomic."""
+    with factory() as session:
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        yield session
+
+
 def alembic_config(engine: Engine) -> Config:
     config = Config()
     config.set_main_option("script_location", MIGRATIONS)

@@ -17,7 +17,9 @@ router = APIRouter(tags=["system"])
 def healthz(ctx: Ctx) -> JSONResponse:
     """200 when the database answers, 503 otherwise."""
     try:
+        # Autocommit: the one statement, without a BEGIN before it and a ROLLBACK after.
         with ctx.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
             connection.execute(text("SELECT 1"))
     except SQLAlchemyError:
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
