@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
 
 import polars as pl
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from audience_sync.connectors import Operation
-from audience_sync.store.db import transaction
+from audience_sync.store.db import is_busy, transaction
 from audience_sync.store.member_state import MemberStateRepository
 from audience_sync.store.repositories import SyncJobRepository
 from audience_sync.store.snapshot import SnapshotRepository
@@ -29,6 +31,8 @@ from audience_sync.sync.figures import Tally
 from audience_sync.sync.prepare import Preparer
 from audience_sync.sync.progress import Mark, ProgressWriter
 from audience_sync.sync.writer import BackgroundWriter
+
+log = logging.getLogger(__name__)
 
 
 class RunInterruptedError(Exception):
@@ -84,8 +88,20 @@ class Checkpoints:
 
     async def renew_while_waiting(self) -> None:
         """Renew the lease from a wait, on a thread (the database call is synchronous); a
-        cancel is left for the next checkpoint, as before."""
-        if await asyncio.to_thread(self.lease) is Heartbeat.LOST:
+        cancel is left for the next checkpoint, as before.
+
+        On SQLite the run's own background write (a checkpoint, the member state's save) can
+        hold the write lock past the busy timeout; the renewal is then skipped, not fatal: the
+        next wait or checkpoint renews the lease, and every write stays fenced, so a lease
+        lost meanwhile is found there (a 10M-member create failed on this before)."""
+        try:
+            answer = await asyncio.to_thread(self.lease)
+        except OperationalError as error:
+            if not is_busy(error):
+                raise
+            log.warning("lease renewal of job %s skipped: the database is busy", self.hold.job_id)
+            return
+        if answer is Heartbeat.LOST:
             raise LeaseLostError(f"job {self.hold.job_id} is no longer held by this run")
 
     def save_state(self, preparer: Preparer) -> Heartbeat:
