@@ -118,14 +118,19 @@ COPY_SQL = "COPY ({query}) TO STDOUT WITH (FORMAT csv)"
 # after parsing (tests/integration/test_members.py holds both apart on awkward text).
 MARK = "."
 COPIED = frozenset({"postgresql"})  # the engines read through `COPY`
-# CONTENTS_SQL on PostgreSQL, driven by the segment's key as POSTGRES_PROFILES_PAGE_SQL is.
+# CONTENTS_SQL on PostgreSQL for one page of the segment (a closed pk range), driven by the
+# segment's key as POSTGRES_PROFILES_PAGE_SQL is. Parameters: segment, tenant, first, last pk.
 POSTGRES_CONTENTS_SQL = (
     # Only the hash's first 16 hex digits: all `member_contents` keeps (a quarter of the text).
     f"SELECT p.id, '{MARK}' || left(p.content_hash, 16) FROM segment_members m "  # noqa: S608
     "CROSS JOIN LATERAL (SELECT id, tenant_id, content_hash FROM profiles "
     "WHERE id = m.profile_pk OFFSET 0) AS p "
-    "WHERE m.segment_id = ? AND p.tenant_id = ?"
+    "WHERE m.segment_id = ? AND p.tenant_id = ? AND m.profile_pk BETWEEN ? AND ?"
 )
+# Members whose contents one `COPY` reads: its CSV (~30 bytes a member) and the parsed page are
+# held only until the page is cut to 16 bytes a member. Read whole, ten million members' CSV
+# and its parse took the engine's process to 2.4 GB before a member was prepared.
+CONTENTS_PAGE_ROWS = 500_000
 
 
 def rows_frame(rows: list[Any], schema: dict[str, Any], packed: bool) -> pl.DataFrame:
@@ -356,14 +361,31 @@ def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl
         if reader is not None:
             found = reader.frame(CONTENTS_SQL, params, CONTENT_SCHEMA)
         elif engine.dialect.name in COPIED:
-            # Two short columns a member (~90 MB of CSV at a million): read whole, as the
-            # frame returned holds them all anyway.
-            with engine.connect() as connection:
-                found = _copy_frame(connection, POSTGRES_CONTENTS_SQL, params, CONTENT_SCHEMA)
+            return _content_copies(engine, params)
         else:
             found = _content_rows(engine, params)
+    return _contents(found)
+
+
+def _contents(found: pl.DataFrame) -> pl.DataFrame:
     content = pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
     return found.select("owner", content.alias("content"))
+
+
+def _content_copies(engine: Engine, params: tuple[object, ...]) -> pl.DataFrame:
+    """`member_contents` on PostgreSQL: the segment's pks, then a `COPY` per page of
+    `CONTENTS_PAGE_ROWS` of them, all in one snapshot (as `_member_copies`)."""
+    frames = []
+    repeatable = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    with repeatable as connection, connection.begin():
+        pks = _copy_frame(connection, POSTGRES_MEMBER_PKS_SQL, params, {"pk": pl.Int64})["pk"]
+        for start in range(0, len(pks), CONTENTS_PAGE_ROWS):
+            first, last = int(pks[start]), int(pks[min(start + CONTENTS_PAGE_ROWS, len(pks)) - 1])
+            page = (*params, first, last)
+            frames.append(
+                _contents(_copy_frame(connection, POSTGRES_CONTENTS_SQL, page, CONTENT_SCHEMA))
+            )
+    return pl.concat(frames) if frames else _contents(pl.DataFrame(schema=CONTENT_SCHEMA))
 
 
 def _content_rows(engine: Engine, params: tuple[object, ...]) -> pl.DataFrame:

@@ -18,7 +18,7 @@ audience, the snapshot's and member state's parts by audience):
   `PROFILES_PAGE_SQL`, was planned in some runs from a bitmap of the tenant's whole stretch of
   the `(tenant_id, profile_id)` index, and `profile_pk > ? … LIMIT ?` as a bitmap of the rest of
   the segment, every page);
-- an update's contents of every member (`members.POSTGRES_CONTENTS_SQL`, inside its `COPY`):
+- an update's contents, a page of members at a time (`members.POSTGRES_CONTENTS_SQL`, in its `COPY`):
   the same;
 - an update's listed members (`members.POSTGRES_PROFILES_OF_SQL`, 2,000 pks): profiles by
   primary key, each membership by the segment's key (the shape used on SQLite, `p.id IN (…)`,
@@ -165,12 +165,16 @@ def test_the_members_contents_walk_the_segments_key(loaded: Loaded) -> None:
     plan = postgres_plan(
         loaded.engine,
         pg(POSTGRES_CONTENTS_SQL),
-        (loaded.segment_id, loaded.tenant_id),
+        (loaded.segment_id, loaded.tenant_id, ROWS + 1_001, ROWS + 2_000),
         PLAN_MODES[0],
     )
     assert no_sequential_scan(plan), table_scans(plan)
-    assert probes(plan, "segment_members", "segment_id"), table_scans(plan)
     assert probes(plan, "profiles", "id"), table_scans(plan)
+    (members,) = [scan for scan in table_scans(plan) if scan[1] == "segment_members"]
+    # A page: its own range of the segment's key.
+    assert "segment_id = " in members[2], members
+    assert "profile_pk >= " in members[2], members
+    assert "profile_pk <= " in members[2], members
 
 
 def test_listed_members_are_probed_by_primary_key(loaded: Loaded) -> None:
