@@ -25,13 +25,15 @@ from audience_sync.domain.models import SyncOperation, SyncStatus, TriggeredBy
 from audience_sync.store import db
 from audience_sync.store.tables import AudienceSyncJob
 
-pytestmark = pytest.mark.postgres
+# PostgreSQL only: its transactions are what is counted (SQLite begins none for a SELECT).
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.parametrize("engine", ["postgresql"], indirect=True),
+]
 
 
 @pytest.fixture
 def postgres(engine: Engine) -> Engine:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL's transactions (SQLite begins none for a SELECT)")
     return engine
 
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Iterator
@@ -17,13 +16,12 @@ from sqlalchemy.exc import OperationalError
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository: `benchmarks`
 
 from benchmarks.bench_scale import load_members
-from benchmarks.bench_sync import build_template
+from benchmarks.bench_sync import insert_members
+from tests.conftest import POSTGRES_URL, service_unavailable
 
 from audience_sync.store import db
+from audience_sync.store.repositories import SegmentRepository, TenantRepository
 
-POSTGRES_URL = os.environ.get(
-    "AUDIENCE_SYNC_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 MEMBERS = (
     "SELECT m.profile_pk, m.tenant_id, m.added_at, s.name FROM segment_members m "
     "JOIN segments s ON s.id = m.segment_id ORDER BY m.profile_pk"
@@ -44,7 +42,7 @@ def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tu
                 connection.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError as exc:
         admin.dispose()
-        pytest.skip(f"PostgreSQL unreachable: {exc.orig}")
+        service_unavailable(f"PostgreSQL unreachable: {exc.orig}")
     try:
         urls = [admin_url.set(database=n).render_as_string(hide_password=False) for n in names]
         yield urls[0], urls[1]
@@ -64,11 +62,23 @@ def rows_of(url: str) -> tuple[list[Row[tuple[object, ...]]], list[Row[tuple[obj
     return profiles, members
 
 
+def inserted(url: str, rows: int) -> None:
+    """The reference: `profile_rows`' rows inserted from Python (`bench_sync.insert_members`)."""
+    engine = db.make_engine(url)
+    db.upgrade(engine)
+    factory = db.session_factory(engine)
+    with db.transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment_id = SegmentRepository(session, tenant_id).ensure("VIP").id
+    insert_members(engine, tenant_id, segment_id, 1, rows + 1)
+    engine.dispose()
+
+
 def test_the_members_made_in_sql_are_those_profile_rows_makes(
     two_databases: tuple[str, str],
 ) -> None:
     reference, fast = two_databases
-    build_template(reference, 1_500)  # bench_sync's own inserts of `profile_rows`
+    inserted(reference, 1_500)
     load_members(fast, 1_500)
     assert rows_of(fast) == rows_of(reference)
     assert len(rows_of(fast)[0]) == 1_500
