@@ -18,7 +18,7 @@ audience, the snapshot's and member state's parts by audience):
   `PROFILES_PAGE_SQL`, was planned in some runs from a bitmap of the tenant's whole stretch of
   the `(tenant_id, profile_id)` index, and `profile_pk > ? … LIMIT ?` as a bitmap of the rest of
   the segment, every page);
-- an update's contents, a page of members at a time (`members.POSTGRES_CONTENTS_SQL`, in its `COPY`):
+- the members' contents, a page at a time (`members.POSTGRES_CONTENTS_SQL`, in its `COPY`):
   the same;
 - an update's listed members (`members.POSTGRES_PROFILES_OF_SQL`, 2,000 pks): profiles by
   primary key, each membership by the segment's key (the shape used on SQLite, `p.id IN (…)`,
