@@ -46,8 +46,7 @@ import tempfile
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,8 +54,7 @@ from typing import Any
 import httpx
 import kombu
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, insert, text
 
 from audience_sync.crypto import CredentialCipher
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
@@ -71,7 +69,8 @@ from audience_sync.store.repositories import (
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
 from audience_sync.testing.support import PREFIXES
 from benchmarks import BenchOptions, Table, register
-from benchmarks.bench_sync import BENCH_URL, insert_members
+from benchmarks.bench_sync import insert_members
+from benchmarks.databases import postgres_database, unique_name
 
 SEGMENTS = 10
 SEGMENT_STEP = 500  # segment i holds (i + 1) × this many members
@@ -432,20 +431,9 @@ async def drive(
 # --- the bench --------------------------------------------------------------------------------
 
 
-@contextmanager
-def bench_database() -> Iterator[str]:
+def bench_database() -> AbstractContextManager[str]:
     """A database of the bench's own on the test server, dropped afterwards."""
-    admin_url = make_url(BENCH_URL).set(drivername="postgresql+psycopg")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"audience_sync_bench_api_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    return postgres_database(unique_name("audience_sync_bench_api"))
 
 
 def environment(url: str, folder: Path, secret: bytes) -> dict[str, str]:

@@ -37,7 +37,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,8 +44,7 @@ from typing import Any
 
 import httpx
 import psutil
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, text
 
 from audience_sync.connectors import BaseAudienceConnector, RateLimiters, connector_for
 from audience_sync.domain.models import SyncOperation
@@ -58,12 +56,12 @@ from audience_sync.sync.service import connector_options, open_credentials
 from audience_sync.testing.support import PREFIXES
 from benchmarks import BenchOptions, Table, register
 from benchmarks.bench_sync import (
-    BENCH_URL,
     NOW,
     Bench,
     print_verdicts,
     timed,
 )
+from benchmarks.databases import postgres_database, unique_name
 
 LOAD_ROWS = 1_000_000  # members a bulk-load transaction
 PROFILE_COLUMNS = (
@@ -217,17 +215,8 @@ def member_database(kind: str, rows: int, tmp: Path) -> Iterator[str]:
             for leftover in tmp.glob(f"members-{rows}.db*"):
                 leftover.unlink()
         return
-    admin_url = make_url(BENCH_URL).set(drivername="postgresql+psycopg")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"audience_sync_scale_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield from _loaded(admin_url.set(database=name).render_as_string(hide_password=False), rows)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(unique_name("audience_sync_scale")) as url:
+        yield from _loaded(url, rows)
 
 
 def _loaded(url: str, rows: int) -> Iterator[str]:

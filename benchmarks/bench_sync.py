@@ -44,7 +44,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 import shutil
 import statistics
@@ -62,8 +61,7 @@ from typing import Any
 import httpx
 import polars as pl
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, insert, text
 
 from audience_sync.config import Settings
 from audience_sync.connectors import BaseAudienceConnector, RateLimiters, connector_for
@@ -89,6 +87,7 @@ from audience_sync.sync.service import connector_options, open_credentials
 from audience_sync.testing.support import PREFIXES, SANDBOX_URL, FakeTime
 from benchmarks import BenchOptions, Table, register
 from benchmarks.bench_connectors import TimedApp
+from benchmarks.databases import postgres_database, unique_name
 
 PLATFORMS = ("meta", "google", "tiktok", "snapchat")
 ROWS = 1_000_000  # members of the sync cases' segment: the target size
@@ -524,48 +523,24 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-BENCH_URL = os.environ.get(
-    "AUDIENCE_SYNC_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
-
-
 @register("sync-postgres")
 def bench_sync_postgres(options: BenchOptions) -> None:
     """`sync`'s create, update and floor on PostgreSQL (see the module's docstring)."""
     rows, repeat = options.rows_or(ROWS), options.repeat_or(1)
-    admin_url = make_url(BENCH_URL).set(drivername="postgresql+psycopg")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    stem = f"audience_sync_bench_{uuid.uuid4().hex[:8]}"
+    stem = unique_name("audience_sync_bench")
 
-    def url_of(name: str) -> str:
-        return admin_url.set(database=name).render_as_string(hide_password=False)
+    def copy(platform: str) -> AbstractContextManager[str]:
+        return postgres_database(f"{stem}_{platform}", template=stem)
 
-    def sql(statement: str) -> None:
-        with admin.connect() as connection:
-            connection.execute(text(statement))
-
-    @contextmanager
-    def copy(platform: str) -> Iterator[str]:
-        name = f"{stem}_{platform}"
-        sql(f'CREATE DATABASE "{name}" TEMPLATE "{stem}"')
-        try:
-            yield url_of(name)
-        finally:
-            sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-    sql(f'CREATE DATABASE "{stem}"')
-    try:
+    with postgres_database(stem) as url:
         started = time.perf_counter()
-        build_template(url_of(stem), rows)
+        build_template(url, rows)
         print(f"setup: {rows:,} members inserted in {time.perf_counter() - started:.0f} s")
         print(
             f"run_job on PostgreSQL (never analyzed) against the in-process sandbox; medians of "
             f"{repeat} run(s); peak RSS per subprocess\n"
         )
         print_verdicts(sync_cases(options, copy, repeat=repeat))
-    finally:
-        sql(f'DROP DATABASE IF EXISTS "{stem}" WITH (FORCE)')
-        admin.dispose()
 
 
 if __name__ == "__main__":

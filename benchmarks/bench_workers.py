@@ -63,7 +63,7 @@ import httpx
 import kombu
 import psutil
 from cryptography.fernet import Fernet
-from sqlalchemy import Engine, create_engine, func, insert, select, text
+from sqlalchemy import Engine, func, insert, select, text
 from sqlalchemy.engine import make_url
 
 from audience_sync.crypto import CredentialCipher
@@ -81,7 +81,8 @@ from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, Profil
 from audience_sync.sync.members import users_of
 from audience_sync.testing.support import PREFIXES, expected_identifiers
 from benchmarks import BenchOptions, Table, register
-from benchmarks.bench_sync import BENCH_URL, INSERT_ROWS, profile_rows
+from benchmarks.bench_sync import INSERT_ROWS, profile_rows
+from benchmarks.databases import admin_sql, unique_name, url_of
 
 PLATFORMS = ("meta", "google", "tiktok", "snapchat")
 SMALLEST = 1_000
@@ -523,22 +524,13 @@ def sandbox_holdings(url: str) -> dict[tuple[str, str], dict[str, Any]]:
 @register("workers", group="scale")
 def bench_workers(options: BenchOptions) -> None:
     sizes = segment_sizes(options.segments, options.max_members)
-    admin_url = make_url(BENCH_URL).set(drivername="postgresql+psycopg")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    stem = f"workers_bench_{uuid.uuid4().hex[:8]}"
-
-    def url_of(name: str) -> str:
-        return admin_url.set(database=name).render_as_string(hide_password=False)
-
-    def sql(statement: str) -> None:
-        with admin.connect() as connection:
-            connection.execute(text(statement))
+    stem = unique_name("workers_bench")
 
     with (
         tempfile.TemporaryDirectory(prefix="bench-workers-") as tmp,
         sandbox_process(Path(tmp)) as sandbox,
     ):
-        sql(f'CREATE DATABASE "{stem}"')
+        admin_sql(f'CREATE DATABASE "{stem}"')
         try:
             started = time.perf_counter()
             world = build_template(url_of(stem), sizes, sandbox[0], Fernet.generate_key().decode())
@@ -564,7 +556,7 @@ def bench_workers(options: BenchOptions) -> None:
             base: float | None = None
             for name, workers, kill in cases:
                 database = f"{stem}_{len(results)}"
-                sql(f'CREATE DATABASE "{database}" TEMPLATE "{stem}"')
+                admin_sql(f'CREATE DATABASE "{database}" TEMPLATE "{stem}"')
                 run = Run(
                     name=database,
                     workers=workers,
@@ -576,7 +568,7 @@ def bench_workers(options: BenchOptions) -> None:
                 try:
                     got = run_case(world, run, sandbox, kill)
                 finally:
-                    sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+                    admin_sql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
                 rate = world.members / got["window"]
                 if workers == 1 and not kill:
                     base = rate
@@ -611,8 +603,7 @@ def bench_workers(options: BenchOptions) -> None:
                 "to its segment's expected set."
             )
         finally:
-            sql(f'DROP DATABASE IF EXISTS "{stem}" WITH (FORCE)')
-            admin.dispose()
+            admin_sql(f'DROP DATABASE IF EXISTS "{stem}" WITH (FORCE)')
 
 
 if __name__ == "__main__":
