@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import shutil
 import statistics
@@ -117,11 +118,32 @@ def peak_mb() -> float:
     return int(found.group(1)) / 1024 if found else float("nan")
 
 
-def timed(step: Any) -> dict[str, float]:
+def timed(step: Any, postgres: bool = False) -> dict[str, float]:
+    """The step's wall time and peak RSS; on PostgreSQL, the server's CPU time during it."""
     reset_peak()
+    server = server_cpu_seconds() if postgres else float("nan")
     started = time.perf_counter()
     step()
-    return {"seconds": time.perf_counter() - started, "peak_mb": peak_mb()}
+    seconds = time.perf_counter() - started
+    server = server_cpu_seconds() - server if postgres else server
+    return {"seconds": seconds, "peak_mb": peak_mb(), "database_seconds": server}
+
+
+def server_cpu_seconds() -> float:
+    """The CPU time so far of this machine's PostgreSQL server: every `postgres` process's own
+    and its reaped children's (a backend that exits is added to the postmaster's). NaN when no
+    server runs here. On two cores the server's work during a step competes with ours."""
+    total, found = 0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process ended
+            continue
+        name, fields = text[text.find("(") + 1 : text.rfind(")")], text.rsplit(")", 1)[1].split()
+        if name == "postgres":
+            found = True
+            total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return total / os.sysconf("SC_CLK_TCK") if found else float("nan")
 
 
 # --- the member set ---------------------------------------------------------------------------
@@ -332,9 +354,10 @@ def work_sync(url: str, platform: str, rows: int) -> dict[str, Any]:
     bench = Bench(url, platform)
     asyncio.run(bench.lift_rate_limits())
     out: dict[str, Any] = {}
-    out["create"] = timed(lambda: out.update(create_job=bench.sync(SyncOperation.CREATE)))
+    postgres = bench.engine.dialect.name == "postgresql"
+    out["create"] = timed(lambda: out.update(create_job=bench.sync(SyncOperation.CREATE)), postgres)
     bench.churn(rows)
-    out["update"] = timed(lambda: out.update(update_job=bench.sync(SyncOperation.UPDATE)))
+    out["update"] = timed(lambda: out.update(update_job=bench.sync(SyncOperation.UPDATE)), postgres)
     for case in ("create", "update"):
         out[case]["sandbox_seconds"] = out[f"{case}_job"]["sandbox_seconds"]
     out["floor"] = bench.floor()
@@ -476,8 +499,8 @@ def sync_cases(
     (a context giving its URL); prints the table of medians and returns the verdicts."""
     rows = options.rows_or(ROWS)
     table = Table(
-        ["platform", "case", "members", "wall s", "sandbox s", "ours s", "peak MB",
-         "floor s", "wall/floor", "ours/floor"]
+        ["platform", "case", "members", "wall s", "sandbox s", "ours s", "database s",
+         "peak MB", "floor s", "wall/floor", "ours/floor"]
     )  # fmt: skip
     verdicts: list[tuple[str, bool]] = []
     for platform in options.platforms or PLATFORMS:
@@ -506,6 +529,7 @@ def sync_cases(
                     f"{wall:.2f}",
                     f"{sandbox:.2f}",
                     f"{wall - sandbox:.2f}",
+                    database_seconds(figures),
                     f"{figures['peak_mb']:.0f}",
                     f"{floor['seconds']:.2f}",
                     f"{wall / floor['seconds']:.1f}",
@@ -513,6 +537,12 @@ def sync_cases(
                 ]
             )
     return verdicts
+
+
+def database_seconds(figures: dict[str, Any]) -> str:
+    """The PostgreSQL server's CPU during the step; SQLite's work is in "ours" (in process)."""
+    seconds = figures.get("database_seconds", float("nan"))
+    return "—" if seconds != seconds else f"{seconds:.2f}"  # NaN: no server on this machine
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -33,6 +33,14 @@ def postgres() -> Iterator[Engine]:
 
 
 @pytest.fixture
+def engine(postgres: Engine) -> Iterator[Engine]:
+    """An engine with a pool of its own (the pings counted from its first connection)."""
+    own = db.make_engine(postgres.url.render_as_string(hide_password=False))
+    yield own
+    own.dispose()
+
+
+@pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(db.time, "monotonic", clock)
@@ -67,45 +75,32 @@ def terminate(engine: Engine, pid: int) -> None:
 
 
 def test_a_connection_used_moments_ago_is_not_pinged(
-    postgres: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
+    engine: Engine, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    url = postgres.url.render_as_string(hide_password=False)
-    engine = db.make_engine(url)  # its own pool, the pings counted from the start
     pings = counted_pings(engine, monkeypatch)
-    try:
-        for _ in range(5):
-            clock.now += db.PING_AFTER_IDLE_SECONDS / 2
-            assert backend_pid(engine) > 0
-        assert pings == []
-        clock.now += db.PING_AFTER_IDLE_SECONDS
-        backend_pid(engine)
-        assert pings == [1]
-    finally:
-        engine.dispose()
+    for _ in range(5):
+        clock.now += db.PING_AFTER_IDLE_SECONDS / 2
+        assert backend_pid(engine) > 0
+    assert pings == []
+    clock.now += db.PING_AFTER_IDLE_SECONDS
+    backend_pid(engine)
+    assert pings == [1]
 
 
 def test_an_idle_connection_the_server_dropped_is_replaced_before_use(
-    postgres: Engine, clock: Clock
+    engine: Engine, clock: Clock
 ) -> None:
-    engine = db.make_engine(postgres.url.render_as_string(hide_password=False))
-    try:
-        first = backend_pid(engine)
-        terminate(engine, first)
-        clock.now += db.PING_AFTER_IDLE_SECONDS
-        assert backend_pid(engine) != first  # the ping failed: a new connection answered
-    finally:
-        engine.dispose()
+    first = backend_pid(engine)
+    terminate(engine, first)
+    clock.now += db.PING_AFTER_IDLE_SECONDS
+    assert backend_pid(engine) != first  # the ping failed: a new connection answered
 
 
 def test_a_connection_dropped_right_after_use_fails_once_then_is_replaced(
-    postgres: Engine, clock: Clock
+    engine: Engine, clock: Clock
 ) -> None:
-    engine = db.make_engine(postgres.url.render_as_string(hide_password=False))
-    try:
-        first = backend_pid(engine)
-        terminate(engine, first)
-        with pytest.raises(OperationalError):
-            backend_pid(engine)
-        assert backend_pid(engine) != first  # the disconnect invalidated the pool
-    finally:
-        engine.dispose()
+    first = backend_pid(engine)
+    terminate(engine, first)
+    with pytest.raises(OperationalError):
+        backend_pid(engine)
+    assert backend_pid(engine) != first  # the disconnect invalidated the pool

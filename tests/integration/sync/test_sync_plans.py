@@ -134,6 +134,16 @@ def no_sequential_scan(plan: dict[str, Any]) -> bool:
     return not any(kind == "Seq Scan" for kind, _, _ in table_scans(plan))
 
 
+def assert_walks_a_page_of_the_segments_key(plan: dict[str, Any]) -> None:
+    """Profiles probed by primary key; the members read from their own range of the segment's
+    key, whether walked in order or as a bitmap."""
+    assert no_sequential_scan(plan), table_scans(plan)
+    assert probes(plan, "profiles", "id"), table_scans(plan)
+    (members,) = [scan for scan in table_scans(plan) if scan[1] == "segment_members"]
+    for condition in ("segment_id = ", "profile_pk >= ", "profile_pk <= "):
+        assert condition in members[2], members
+
+
 def test_the_database_was_never_analyzed(loaded: Loaded) -> None:
     assert postgres_statistics(loaded.engine) == 0
     with loaded.engine.connect() as connection:
@@ -145,13 +155,7 @@ def test_a_page_of_members_walks_the_segments_key(loaded: Loaded) -> None:
     sql = pg(EVERYTHING.sql(POSTGRES_PROFILES_PAGE_SQL, marked=True))
     params = (loaded.segment_id, loaded.tenant_id, ROWS + 1_001, ROWS + 2_000)
     plan = postgres_plan(loaded.engine, sql, params, PLAN_MODES[0])
-    assert no_sequential_scan(plan), table_scans(plan)
-    assert probes(plan, "profiles", "id"), table_scans(plan)
-    (members,) = [scan for scan in table_scans(plan) if scan[1] == "segment_members"]
-    # Its own range of the segment's key, whether walked in order or as a bitmap.
-    assert "segment_id = " in members[2], members
-    assert "profile_pk >= " in members[2], members
-    assert "profile_pk <= " in members[2], members
+    assert_walks_a_page_of_the_segments_key(plan)
 
 
 def test_the_segments_pks_are_read_from_its_key(loaded: Loaded) -> None:
@@ -168,13 +172,7 @@ def test_the_members_contents_walk_the_segments_key(loaded: Loaded) -> None:
         (loaded.segment_id, loaded.tenant_id, ROWS + 1_001, ROWS + 2_000),
         PLAN_MODES[0],
     )
-    assert no_sequential_scan(plan), table_scans(plan)
-    assert probes(plan, "profiles", "id"), table_scans(plan)
-    (members,) = [scan for scan in table_scans(plan) if scan[1] == "segment_members"]
-    # A page: its own range of the segment's key.
-    assert "segment_id = " in members[2], members
-    assert "profile_pk >= " in members[2], members
-    assert "profile_pk <= " in members[2], members
+    assert_walks_a_page_of_the_segments_key(plan)
 
 
 def test_listed_members_are_probed_by_primary_key(loaded: Loaded) -> None:
