@@ -21,6 +21,8 @@ sending its next request as soon as the last one is answered (no think time, as 
 chosen at random: the audiences list, one audience, one job, an audience's health, `/healthz`,
 and sync triggers (`POST /audiences/{id}/sync`), a third of those as three at once for the same
 audience. Latency is measured in the client, from send to the whole answer read.
+`BENCH_API_THINK_MS=N` gives each client a pause of N ms on average before each request: a load
+under what `serve` can answer, whose latency is the requests' own rather than the queue's.
 
 Errors are answers other than 2xx (and transport failures) except the documented 409 and 429,
 which are counted apart. A trigger answers 202 with a new job or 200 with the job already pending
@@ -76,6 +78,10 @@ SEGMENTS = 10
 SEGMENT_STEP = 500  # segment i holds (i + 1) × this many members
 HISTORY_JOBS = 120  # finished jobs per audience: a year of three-day syncs
 SECONDS = int(os.environ.get("BENCH_API_SECONDS", "60"))
+# A client's mean pause between an answer and its next request (exponential, ms); 0, the
+# default, is the issue's load (no think time). With a pause the offered load stays under what
+# `serve` can answer, so latency is the requests' own, not the queue's (docs/performance.md).
+THINK_MS = float(os.environ.get("BENCH_API_THINK_MS", "0"))
 CLIENTS = int(os.environ.get("BENCH_API_CLIENTS", "50"))
 READ_TARGET_MS = 100.0
 # What a client does next, by weight (reads most of the time, as dashboards and scripts do).
@@ -401,6 +407,8 @@ async def drive(
         own = [Connection(host, int(port), key) for _ in range(3)]  # three for a race
         connection = own[0]
         while time.perf_counter() < until:
+            if THINK_MS:  # before each request, the first too: the clients start apart
+                await asyncio.sleep(rng.expovariate(1000 / THINK_MS))
             name = rng.choices(names, weights)[0]
             audience_id = rng.choice(audience_ids)
             if name == TRIGGER:
@@ -547,7 +555,8 @@ def report(result: dict[str, Any], duplicates: dict[str, int]) -> None:
     seconds = result["seconds"]
     total = sum(len(v) for v in result["latencies"].values())
     (start, end), serve_cpu = result["load"], result["serve_cpu"]
-    print(f"\n{CLIENTS} clients, {seconds:.0f} s, no think time; {total:,} requests, "
+    think = f"a mean pause of {THINK_MS:.0f} ms between requests" if THINK_MS else "no think time"
+    print(f"\n{CLIENTS} clients, {seconds:.0f} s, {think}; {total:,} requests, "
           f"{total / seconds:.0f} req/s; latency in the client (ms); load {' '.join(start)} "
           f"at the start, {' '.join(end)} at the end; serve's CPU {serve_cpu:.1f} s "
           f"({serve_cpu / total * 1000:.1f} ms a request), the driver's "
