@@ -149,7 +149,7 @@ def test_the_fast_read_gives_what_the_row_read_gives_on_awkward_text(
         tenant_id = TenantRepository(session).get("default").id
         segment_id = SegmentRepository(session, tenant_id).ensure("Awkward").id
     insert_awkward(engine, tenant_id, segment_id, 3_000)
-    monkeypatch.setattr(members_module, "CONTENTS_PAGE_ROWS", 700)  # PostgreSQL: five pages
+    monkeypatch.setattr(members_module, "CONTENTS_PAGE_ROWS", 700)  # five pages
 
     def read() -> tuple[list[Any], list[Any], list[Any]]:
         batches = list(member_batches(engine, tenant_id, segment_id, batch_rows=1_000))

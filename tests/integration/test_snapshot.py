@@ -1,4 +1,4 @@
-"""The confirmed snapshot: add, re-confirm, remove, clear, compact — tenant-scoped, on both
+"""The confirmed snapshot: add, re-confirm, remove, clear, compact, merge — tenant-scoped, on both
 databases; the fold of its parts against a set."""
 
 from __future__ import annotations
@@ -186,3 +186,49 @@ def test_parts_hold_hashes_as_bytes_and_parts_with_hex_hashes_still_read(
         assert snapshot.records_of(audience_id, wanted).rows() == [old[1], new[0]]
         snapshot.compact(audience_id, NOW)
         assert set(snapshot.records(audience_id).iter_rows()) == set(old[1:] + new)
+
+
+def test_a_merge_stops_at_the_last_removal(
+    factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parts before a removal part are never merged past it: what it removed stays removed."""
+    monkeypatch.setattr(snapshot_module, "PART_ROWS", 10)
+    tenant_id, audience_id = audience(factory)
+    pool = records(8)
+    with transaction(factory) as session:
+        snapshot = SnapshotRepository(session, tenant_id)
+        snapshot.confirm(audience_id, NOW, added=pool[:2])
+        snapshot.confirm(audience_id, NOW, added=pool[2:4])
+        snapshot.confirm(audience_id, NOW, removed=[pool[0][0]])
+        for start in (4, 6):
+            snapshot.confirm(audience_id, NOW, added=pool[start : start + 2])
+        snapshot.merge_tail(audience_id, NOW)
+        kinds = session.execute(
+            select(SnapshotPart.removes, SnapshotPart.rows).order_by(SnapshotPart.id)
+        ).all()
+    assert [tuple(row) for row in kinds] == [(False, 2), (False, 2), (True, 1), (False, 4)]
+    assert held(factory, tenant_id, audience_id) == set(pool[1:])
+
+
+def test_a_part_with_hex_hashes_merges_with_newer_parts(factory: sessionmaker[Session]) -> None:
+    tenant_id, audience_id = audience(factory)
+    old, new = records(6)[:3], records(6)[3:]
+    frame = pl.DataFrame(old, schema=snapshot_module.RECORD_SCHEMA, orient="row")
+    with transaction(factory) as session:
+        session.add(
+            SnapshotPart(
+                tenant_id=tenant_id,
+                audience_id=audience_id,
+                removes=False,
+                rows=len(frame),
+                data=ipc_bytes(frame.select(*hash_keys(), *snapshot_module.RECORD_SCHEMA)),
+                confirmed_at=NOW,
+            )
+        )
+    with transaction(factory) as session:
+        snapshot = SnapshotRepository(session, tenant_id)
+        snapshot.confirm(audience_id, NOW, added=new)
+        snapshot.merge_tail(audience_id, NOW)
+        (data,) = session.scalars(select(SnapshotPart.data)).all()
+    assert pl.read_ipc_schema(io.BytesIO(data))["record_hash"] == pl.Binary
+    assert held(factory, tenant_id, audience_id) == set(old + new)

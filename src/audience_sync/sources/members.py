@@ -81,6 +81,8 @@ CONTENTS_SQL = (
     "SELECT p.id, substr(p.content_hash, 1, 16) FROM segment_members m "
     "JOIN profiles p ON p.id = m.profile_pk WHERE m.segment_id = ? AND p.tenant_id = ?"
 )
+# Read in columns: the next page of `CONTENTS_SQL` after a pk, in the segment key's order.
+CONTENTS_PAGE_SQL = f"{CONTENTS_SQL} AND m.profile_pk > ? ORDER BY m.profile_pk LIMIT ?"
 
 T = TypeVar("T")
 _END = object()
@@ -359,17 +361,30 @@ def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl
     params = (segment_id, tenant_id)
     with reader_for(engine) as reader:
         if reader is not None:
-            found = reader.frame(CONTENTS_SQL, params, CONTENT_SCHEMA)
-        elif engine.dialect.name in COPIED:
+            return _content_columns(reader, params)
+        if engine.dialect.name in COPIED:
             return _content_copies(engine, params)
-        else:
-            found = _content_rows(engine, params)
+        found = _content_rows(engine, params)
     return _contents(found)
 
 
 def _contents(found: pl.DataFrame) -> pl.DataFrame:
     content = pl.col("content_hash").str.slice(0, 16).str.to_integer(base=16, dtype=pl.UInt64)
     return found.select("owner", content.alias("content"))
+
+
+def _content_columns(reader: ColumnReader, params: tuple[object, ...]) -> pl.DataFrame:
+    """`member_contents` through the column reader, `CONTENTS_PAGE_ROWS` members a page: read
+    whole, ten million members' text column took the update's process up by ~250 MB at once."""
+    frames, after = [], -(2**63)
+    while True:
+        page = reader.frame(CONTENTS_PAGE_SQL, (*params, after, CONTENTS_PAGE_ROWS), CONTENT_SCHEMA)
+        if not page.is_empty():
+            frames.append(_contents(page))
+            after = int(page["owner"][-1])
+        if len(page) < CONTENTS_PAGE_ROWS:
+            break
+    return pl.concat(frames) if frames else _contents(pl.DataFrame(schema=CONTENT_SCHEMA))
 
 
 def _content_copies(engine: Engine, params: tuple[object, ...]) -> pl.DataFrame:

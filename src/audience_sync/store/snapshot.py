@@ -205,14 +205,18 @@ class SnapshotRepository(TenantScoped):
         return hex_hashes(pl.read_ipc(io.BytesIO(self._data(part)), columns=columns))
 
     def _keys_at(self, part: int, confirmed_at: datetime) -> pl.DataFrame:
-        """An added part's `k1`, `k2` and each record's last confirmed upload `at`: its own
-        column in a compacted part, else the part's `confirmed_at`."""
+        """An added part's `k1`, `k2` and each record's last confirmed upload `at`."""
+        return self._dated(part, confirmed_at, list(KEY_SCHEMA))
+
+    def _dated(self, part: int, confirmed_at: datetime, columns: list[str]) -> pl.DataFrame:
+        """An added part's `columns` as stored, with each record's last confirmed upload `at`:
+        its own column in a compacted or merged part, else the part's `confirmed_at`."""
         data = self._data(part)
         if "at" in pl.read_ipc_schema(io.BytesIO(data)):
-            return pl.read_ipc(io.BytesIO(data), columns=list(TIMES_SCHEMA))
+            return pl.read_ipc(io.BytesIO(data), columns=[*columns, "at"])
         at = confirmed_at if confirmed_at.tzinfo else confirmed_at.replace(tzinfo=UTC)
-        keys = pl.read_ipc(io.BytesIO(data), columns=list(KEY_SCHEMA))
-        return keys.with_columns(at=pl.lit(at, dtype=TIME))
+        rows = pl.read_ipc(io.BytesIO(data), columns=columns)
+        return rows.with_columns(at=pl.lit(at, dtype=TIME))
 
     def _held(self, audience_id: uuid.UUID, columns: list[str]) -> Iterator[pl.DataFrame]:
         """The held rows of each added part, a part at a time (`columns` include `k1`, `k2`):
@@ -264,9 +268,54 @@ class SnapshotRepository(TenantScoped):
     ) -> None:
         reset_converged(self.session, self.tenant_id, audience_id)
         self._insert(audience_id, now, frame, removes=removes)
+        if self._too_many_parts(audience_id):
+            self.merge_tail(audience_id, now)
+            if self._too_many_parts(audience_id):
+                self.compact(audience_id, now)
+
+    def _too_many_parts(self, audience_id: uuid.UUID) -> bool:
         parts, records = self._sizes(audience_id)
-        if parts > COMPACT_AFTER + 4 * records // PART_ROWS:
-            self.compact(audience_id, now)
+        return parts > COMPACT_AFTER + 4 * records // PART_ROWS
+
+    def merge_tail(self, audience_id: uuid.UUID, now: datetime) -> None:
+        """Merge the newest parts, while they are added parts smaller than `PART_ROWS`, into
+        parts of `PART_ROWS`, each record keeping its time (`at`); the rest is left as it is.
+
+        A run writes a part a chunk, and a chunk can be small (TikTok's: 25 batches of 1,000):
+        a 10M-member create wrote 400 parts, and `compact` rewrote every part held each time
+        they outnumbered the limit — about twice the audience in all, with every record's keys
+        in memory at once (+700 MB at its height). Merging only the tail touches each record
+        once, a part at a time. Only parts after the last removal part can be merged: the
+        merged part comes after every part, and a removal between would otherwise be undone."""
+        tail = self._small_tail(audience_id)
+        if len(tail) < 2:
+            return
+        dated = self._part_dates(audience_id)
+        waiting: list[pl.DataFrame] = []
+        for part in tail:
+            # Hashes as bytes whichever way the part stored them (`stored_hashes`): one schema.
+            waiting.append(stored_hashes(self._dated(part, dated[part], list(PART_SCHEMA))))
+            if sum(map(len, waiting)) >= PART_ROWS or part == tail[-1]:
+                merged = pl.concat(waiting, how="vertical_relaxed")
+                self._insert(audience_id, now, merged, removes=False)
+                waiting = []
+        self.session.execute(delete(SnapshotPart).where(SnapshotPart.id.in_(tail)))
+
+    def _small_tail(self, audience_id: uuid.UUID) -> list[int]:
+        """The newest parts, oldest first, while each adds fewer than `PART_ROWS` records."""
+        query = (
+            select(SnapshotPart.id, SnapshotPart.removes, SnapshotPart.rows)
+            .where(
+                SnapshotPart.tenant_id == self.tenant_id, SnapshotPart.audience_id == audience_id
+            )
+            .order_by(SnapshotPart.id.desc())
+        )
+        tail: list[int] = []
+        for part, removes, rows in self.session.execute(query):
+            if removes or rows >= PART_ROWS:
+                break
+            tail.append(int(part))
+        return tail[::-1]
 
     def _insert(
         self, audience_id: uuid.UUID, now: datetime, frame: pl.DataFrame, *, removes: bool
