@@ -284,9 +284,9 @@ class SnapshotRepository(TenantScoped):
         A run writes a part a chunk, and a chunk can be small (TikTok's: 25 batches of 1,000):
         a 10M-member create wrote 400 parts, and `compact` rewrote every part held each time
         they outnumbered the limit: at 2.7M and 6.7M records, every record's keys in memory at
-        once (+700 MB at the second). Merging only the tail touches each record
-        once, a part at a time. Only parts after the last removal part can be merged: the
-        merged part comes after every part, and a removal between would otherwise be undone."""
+        once (+700 MB at the second). Merging only the tail touches each record once, a part
+        at a time. Only parts after the last removal part can be merged: the merged part comes
+        after every part, and a removal between would otherwise be undone."""
         tail = self._small_tail(audience_id)
         if len(tail) < 2:
             return
