@@ -154,14 +154,14 @@ def test_records_of_keys_reads_each_held_record_once(factory: sessionmaker[Sessi
     assert sorted(found.rows()) == sorted(pool[1:4])  # 0 removed, the unknown key absent
 
 
-def test_parts_hold_hashes_as_bytes_and_parts_with_hex_hashes_still_read(
+def add_hex_part(
     factory: sessionmaker[Session],
+    tenant_id: int,
+    audience_id: uuid.UUID,
+    added: list[tuple[str, str]],
 ) -> None:
-    """A part stores each record hash as its 32 bytes; a part written before (64 hex digits)
-    reads the same, beside newer ones, through every reader and a compaction."""
-    tenant_id, audience_id = audience(factory)
-    old, new = records(6)[:3], records(6)[3:]
-    frame = pl.DataFrame(old, schema=snapshot_module.RECORD_SCHEMA, orient="row")
+    """A part as written before hashes were stored as bytes: `record_hash` as 64 hex digits."""
+    frame = pl.DataFrame(added, schema=snapshot_module.RECORD_SCHEMA, orient="row")
     with transaction(factory) as session:
         session.add(
             SnapshotPart(
@@ -173,6 +173,16 @@ def test_parts_hold_hashes_as_bytes_and_parts_with_hex_hashes_still_read(
                 confirmed_at=NOW,
             )
         )
+
+
+def test_parts_hold_hashes_as_bytes_and_parts_with_hex_hashes_still_read(
+    factory: sessionmaker[Session],
+) -> None:
+    """A part stores each record hash as its 32 bytes; a part written before (64 hex digits)
+    reads the same, beside newer ones, through every reader and a compaction."""
+    tenant_id, audience_id = audience(factory)
+    old, new = records(6)[:3], records(6)[3:]
+    add_hex_part(factory, tenant_id, audience_id, old)
     with transaction(factory) as session:
         snapshot = SnapshotRepository(session, tenant_id)
         snapshot.confirm(audience_id, NOW, added=new, removed=[old[0][0]])
@@ -213,18 +223,7 @@ def test_a_merge_stops_at_the_last_removal(
 def test_a_part_with_hex_hashes_merges_with_newer_parts(factory: sessionmaker[Session]) -> None:
     tenant_id, audience_id = audience(factory)
     old, new = records(6)[:3], records(6)[3:]
-    frame = pl.DataFrame(old, schema=snapshot_module.RECORD_SCHEMA, orient="row")
-    with transaction(factory) as session:
-        session.add(
-            SnapshotPart(
-                tenant_id=tenant_id,
-                audience_id=audience_id,
-                removes=False,
-                rows=len(frame),
-                data=ipc_bytes(frame.select(*hash_keys(), *snapshot_module.RECORD_SCHEMA)),
-                confirmed_at=NOW,
-            )
-        )
+    add_hex_part(factory, tenant_id, audience_id, old)
     with transaction(factory) as session:
         snapshot = SnapshotRepository(session, tenant_id)
         snapshot.confirm(audience_id, NOW, added=new)
