@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -175,15 +176,19 @@ def stored(engine: Engine, column: Any, value: Any) -> Any:
     return process(value) if process else value
 
 
+def vip_segment(engine: Engine) -> tuple[int, uuid.UUID]:
+    """The schema, then the default tenant's id and its segment "VIP"'s (made if missing)."""
+    db.upgrade(engine)
+    with db.transaction(db.session_factory(engine)) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        return tenant_id, SegmentRepository(session, tenant_id).ensure("VIP").id
+
+
 def load_members(url: str, rows: int, first: int = 1) -> None:
     """A database at `url` with the schema, the default tenant and a segment "VIP" whose members
     are profiles `first..first+rows-1`, generated in SQL (`profiles_sql`)."""
     engine = db.make_engine(url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
-    with db.transaction(factory) as session:
-        tenant_id = TenantRepository(session).get("default").id
-        segment_id = SegmentRepository(session, tenant_id).ensure("VIP").id
+    tenant_id, segment_id = vip_segment(engine)
     dialect = engine.dialect.name
     profiles, members = Profile.__table__.c, SegmentMember.__table__.c
     values = {

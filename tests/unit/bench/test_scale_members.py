@@ -15,12 +15,11 @@ from sqlalchemy.exc import OperationalError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository: `benchmarks`
 
-from benchmarks.bench_scale import load_members
+from benchmarks.bench_scale import load_members, vip_segment
 from benchmarks.bench_sync import insert_members
 from tests.conftest import POSTGRES_URL, service_unavailable
 
 from audience_sync.store import db
-from audience_sync.store.repositories import SegmentRepository, TenantRepository
 
 MEMBERS = (
     "SELECT m.profile_pk, m.tenant_id, m.added_at, s.name FROM segment_members m "
@@ -65,11 +64,7 @@ def rows_of(url: str) -> tuple[list[Row[tuple[object, ...]]], list[Row[tuple[obj
 def inserted(url: str, rows: int) -> None:
     """The reference: `profile_rows`' rows inserted from Python (`bench_sync.insert_members`)."""
     engine = db.make_engine(url)
-    db.upgrade(engine)
-    factory = db.session_factory(engine)
-    with db.transaction(factory) as session:
-        tenant_id = TenantRepository(session).get("default").id
-        segment_id = SegmentRepository(session, tenant_id).ensure("VIP").id
+    tenant_id, segment_id = vip_segment(engine)
     insert_members(engine, tenant_id, segment_id, 1, rows + 1)
     engine.dispose()
 
