@@ -57,8 +57,10 @@ from audience_sync.sync.service import connector_options, open_credentials
 from audience_sync.testing.support import PREFIXES
 from benchmarks import BenchOptions, Table, register
 from benchmarks.bench_sync import (
+    CASE_HEADERS,
     NOW,
     Bench,
+    case_row,
     print_verdicts,
     timed,
 )
@@ -321,7 +323,8 @@ def work_scale(url: str, platform: str, rows: int, sandbox_url: str, pid: int) -
             bench.churn(rows)
             out["churn_seconds"] = time.perf_counter() - started
         job: dict[str, Any] = {}
-        out[case] = timed(lambda: job.update(bench.sync(operation))) | job  # noqa: B023
+        postgres = bench.engine.dialect.name == "postgresql"
+        out[case] = timed(lambda: job.update(bench.sync(operation)), postgres) | job  # noqa: B023
         _progress(rows, case, out[case])
     out["floor"] = bench.floor()
     _progress(rows, "floor", out["floor"])
@@ -354,11 +357,7 @@ def bench_sync_10m(options: BenchOptions) -> None:
         f"{platform}: create and 1% update at {sizes[0]:,} and {sizes[1]:,} members, the "
         "sandbox in its own process; peak RSS of the engine's process\n"
     )
-    table = Table(
-        ["database", "case", "members", "wall s", "sandbox s", "ours s", "peak MB",
-         "floor s", "ours/floor"],
-        [10, 6, 10],
-    )  # fmt: skip
+    table = Table(["database", *CASE_HEADERS], [10, 6, 10])
     verdicts: list[tuple[str, bool]] = []
     with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
         for kind in options.scale_databases:
@@ -372,23 +371,8 @@ def bench_sync_10m(options: BenchOptions) -> None:
 
 
 def _rows_of(table: Table, kind: str, rows: int, got: dict[str, Any]) -> None:
-    floor = got["floor"]["seconds"]
     for case in ("create", "update"):
-        figures = got[case]
-        wall, sandbox = figures["seconds"], figures["sandbox_seconds"]
-        table.row(
-            [
-                kind,
-                case,
-                f"{rows:,}",
-                f"{wall:.1f}",
-                f"{sandbox:.1f}",
-                f"{wall - sandbox:.1f}",
-                f"{figures['peak_mb']:.0f}",
-                f"{floor:.1f}",
-                f"{(wall - sandbox) / floor:.1f}",
-            ]
-        )
+        table.row(case_row(kind, case, rows, got[case], got["floor"]["seconds"]))
 
 
 def _verdicts(

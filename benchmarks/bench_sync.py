@@ -498,10 +498,7 @@ def sync_cases(
     """Create, update and floor of each platform, `repeat` times each in a fresh `database`
     (a context giving its URL); prints the table of medians and returns the verdicts."""
     rows = options.rows_or(ROWS)
-    table = Table(
-        ["platform", "case", "members", "wall s", "sandbox s", "ours s", "database s",
-         "peak MB", "floor s", "wall/floor", "ours/floor"]
-    )  # fmt: skip
+    table = Table(["platform", *CASE_HEADERS])
     verdicts: list[tuple[str, bool]] = []
     for platform in options.platforms or PLATFORMS:
         runs = []
@@ -519,24 +516,31 @@ def sync_cases(
             ),
         ]
         for case in ("create", "update"):
-            figures = got[case]
-            wall, sandbox = figures["seconds"], figures["sandbox_seconds"]
-            table.row(
-                [
-                    platform,
-                    case,
-                    f"{rows:,}",
-                    f"{wall:.2f}",
-                    f"{sandbox:.2f}",
-                    f"{wall - sandbox:.2f}",
-                    database_seconds(figures),
-                    f"{figures['peak_mb']:.0f}",
-                    f"{floor['seconds']:.2f}",
-                    f"{wall / floor['seconds']:.1f}",
-                    f"{(wall - sandbox) / floor['seconds']:.1f}",
-                ]
-            )
+            table.row(case_row(platform, case, rows, got[case], floor["seconds"]))
     return verdicts
+
+
+# The columns of a create's or update's row, after what it names (a platform, a database).
+CASE_HEADERS = ["case", "members", "wall s", "sandbox s", "ours s", "database s", "peak MB",
+                "floor s", "wall/floor", "ours/floor"]  # fmt: skip
+
+
+def case_row(label: str, case: str, rows: int, figures: dict[str, Any], floor: float) -> list[str]:
+    """A create's or update's cells (`CASE_HEADERS`), "ours" being wall − the sandbox's CPU."""
+    wall, sandbox = figures["seconds"], figures["sandbox_seconds"]
+    return [
+        label,
+        case,
+        f"{rows:,}",
+        f"{wall:.2f}",
+        f"{sandbox:.2f}",
+        f"{wall - sandbox:.2f}",
+        database_seconds(figures),
+        f"{figures['peak_mb']:.0f}",
+        f"{floor:.2f}",
+        f"{wall / floor:.1f}",
+        f"{(wall - sandbox) / floor:.1f}",
+    ]
 
 
 def database_seconds(figures: dict[str, Any]) -> str:
