@@ -243,15 +243,28 @@ def _member_columns(
     fields: MemberFields,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """`member_batches` through the column reader, a page of members at a time."""
-    sql = fields.sql(PROFILES_PAGE_SQL)
+    sql, params = fields.sql(PROFILES_PAGE_SQL), (segment_id, tenant_id)
+    for page in _keyset_pages(reader, sql, params, batch_rows, fields.schema):
+        yield fields.split(page)
+
+
+def _keyset_pages(
+    reader: ColumnReader,
+    sql: str,
+    params: tuple[object, ...],
+    rows: int,
+    schema: dict[str, Any],
+) -> Iterator[pl.DataFrame]:
+    """The rows of `sql` (a `… > ? ORDER BY key LIMIT ?` page after `params`) `rows` at a time,
+    each page after the last one's key (its first column)."""
     after = -(2**63)
     while True:
-        page = reader.frame(sql, (segment_id, tenant_id, after, batch_rows), fields.schema)
+        page = reader.frame(sql, (*params, after, rows), schema)
         if page.is_empty():
             return
-        after = int(page["profile_pk"][-1])
-        yield fields.split(page)
-        if len(page) < batch_rows:
+        after = int(page[:, 0][-1])
+        yield page
+        if len(page) < rows:
             return
 
 
@@ -376,14 +389,8 @@ def _contents(found: pl.DataFrame) -> pl.DataFrame:
 def _content_columns(reader: ColumnReader, params: tuple[object, ...]) -> pl.DataFrame:
     """`member_contents` through the column reader, `CONTENTS_PAGE_ROWS` members a page: read
     whole, ten million members' text column took the update's process up by ~250 MB at once."""
-    frames, after = [], -(2**63)
-    while True:
-        page = reader.frame(CONTENTS_PAGE_SQL, (*params, after, CONTENTS_PAGE_ROWS), CONTENT_SCHEMA)
-        if not page.is_empty():
-            frames.append(_contents(page))
-            after = int(page["owner"][-1])
-        if len(page) < CONTENTS_PAGE_ROWS:
-            break
+    pages = _keyset_pages(reader, CONTENTS_PAGE_SQL, params, CONTENTS_PAGE_ROWS, CONTENT_SCHEMA)
+    frames = [_contents(page) for page in pages]
     return pl.concat(frames) if frames else _contents(pl.DataFrame(schema=CONTENT_SCHEMA))
 
 
