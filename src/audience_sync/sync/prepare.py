@@ -111,7 +111,7 @@ class Preparer:
         self.delta: Delta | None = None
         # The state `prepare` found, when it is to be saved, made when it is: `save` stores it
         # (the runner calls it in a worker thread while the first chunk is sent).
-        self.unsaved: Callable[[], pl.DataFrame | Iterable[pl.DataFrame]] | None = None
+        self.unsaved: Callable[[], Iterable[pl.DataFrame]] | None = None
         # The rows of the stored state `prepare` found whose member changed or left (`owner`,
         # `k1`, `k2`): who owned each record this run may remove, for the members a removal
         # takes off (`figures.RemovedMembers`). A kept member's records are all current, so
@@ -141,8 +141,8 @@ class Preparer:
                     scope.engine, scope.tenant_id, scope.segment_id, fields=fields
                 )
                 current, users = await self._records(batches, keep_users=full, counted=True)
-                state: Callable[[], pl.DataFrame | Iterable[pl.DataFrame]]
-                state = _state_later(contents.result(), current)
+                state: Callable[[], Iterable[pl.DataFrame]]
+                state = self._spilled_later(_state_later(contents.result(), current))
                 same = False
             else:
                 current, state, same = await self._incremental(contents.result(), stored)
@@ -195,8 +195,7 @@ class Preparer:
         files = kept.files
 
         def state() -> Iterator[pl.DataFrame]:
-            for path in files:
-                yield pl.read_ipc(path)
+            yield from _read_back(files)
             yield fresh
 
         return current, state, same
@@ -280,6 +279,16 @@ class Preparer:
         needs = member_fields(self.connector.RECORD_SHAPE, mobile_list)
         return MemberFields(needs.columns, needs.types)
 
+    def _spilled_later(
+        self, made: Callable[[], Iterable[pl.DataFrame]]
+    ) -> Callable[[], Iterator[pl.DataFrame]]:
+        """`made`'s parts, when called, all made and spilled at once, then read back one at a
+        time. `save` calls it before its transaction opens: a run's fenced write holds SQLite's
+        write lock, and ten parts' joins inside it outlasted the 10 s busy timeout of the
+        lease's renewal (a 10M create failed on "database is locked"). An update's state needs
+        no such step: its kept parts are spilled as they are read (`_kept`)."""
+        return lambda: self._spilled(made())
+
     def _spilled(self, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
         """`frames` written to the spill directory now, read back one at a time later."""
         spill = self.spill / f"save-{self.rounds}"
@@ -303,12 +312,7 @@ class Preparer:
         in the transaction `begin` opens (a run's: under its lease), else a plain one."""
         if self.unsaved is None:
             return
-        state = self.unsaved()
-        if not isinstance(state, pl.DataFrame):
-            # Each part made (and spilled) before the transaction opens: a run's fenced write
-            # holds SQLite's write lock, and ten parts' joins inside it outlasted the 10 s busy
-            # timeout of the lease's renewal (a 10M create failed on "database is locked").
-            state = self._spilled(state)
+        state = self.unsaved()  # its parts made before the transaction opens (`_spilled_later`)
         opened = begin() if begin is not None else transaction(self.scope.factory)
         with opened as session:
             MemberStateRepository(session, self.scope.tenant_id).save(
