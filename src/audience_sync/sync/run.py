@@ -37,6 +37,7 @@ from audience_sync.sync.update import (
     Update,
     emptying,
     enforce,
+    first_of_each,
     plan_against_snapshot,
     plan_summary,
 )
@@ -193,7 +194,7 @@ class Run:
         snapshot holds (the plan of an update, which a replace becomes by difference)."""
         factory, tenant_id = self.service.factory, self.target.tenant_id
         plan = plan_against_snapshot(factory, tenant_id, self.target.audience_id, current.keys)
-        adds = plan.adds.unique(KEYS, keep="first", maintain_order=True)
+        adds = first_of_each(plan.adds)
         self.metrics.details["plan"].update(plan_summary(plan, adds, "snapshot"))
 
     async def delete(self) -> None:
