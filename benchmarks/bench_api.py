@@ -40,7 +40,6 @@ import random
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -73,6 +72,7 @@ from audience_sync.testing.support import PREFIXES
 from benchmarks import BenchOptions, Table, register
 from benchmarks.bench_sync import insert_members
 from benchmarks.databases import postgres_database, unique_name
+from benchmarks.sandboxes import free_port, lift_rate_limits, sandbox_command
 
 SEGMENTS = 10
 SEGMENT_STEP = 500  # segment i holds (i + 1) × this many members
@@ -101,13 +101,6 @@ KEEP_ALIVE_SECONDS = 4.0  # a connection idle longer is opened again (uvicorn cl
 
 
 # --- the processes ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class Processes:
@@ -158,23 +151,6 @@ def wait_until_up(url: str, processes: Processes) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer within {START_TIMEOUT} s")
         time.sleep(0.2)
-
-
-def sandbox_command(port: int) -> list[str]:
-    code = (
-        "import uvicorn\n"
-        "from audience_sync.sandbox import SandboxSettings, create_app\n"
-        "app = create_app(SandboxSettings(processing_seconds=0, google_processing_seconds=0))\n"
-        f"uvicorn.run(app, host='127.0.0.1', port={port}, log_level='warning')\n"
-    )
-    return [sys.executable, "-c", code]
-
-
-def lift_rate_limits(sandbox: str) -> None:
-    for family in PREFIXES:
-        httpx.put(
-            f"{sandbox}/_sandbox/rate_limits", json={"family": family, "limit": None}, timeout=10
-        ).raise_for_status()
 
 
 # --- the data ---------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ at the baseline; the large update under 60 s; the large create's "ours" within 3
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,13 +42,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psutil
 from sqlalchemy import Engine, text
 
 from audience_sync.connectors import BaseAudienceConnector, RateLimiters, connector_for
 from audience_sync.domain.models import SyncOperation
-from audience_sync.sandbox import SandboxSettings
 from audience_sync.store import db
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
 from audience_sync.store.tables import Profile, SegmentMember
@@ -65,6 +62,7 @@ from benchmarks.bench_sync import (
     timed,
 )
 from benchmarks.databases import postgres_database, unique_name
+from benchmarks.sandboxes import sandbox_process
 
 LOAD_ROWS = 1_000_000  # members a bulk-load transaction
 PROFILE_COLUMNS = (
@@ -236,45 +234,6 @@ def _loaded(url: str, rows: int) -> Iterator[str]:
 # --- the sandbox, in a process of its own -----------------------------------------------------
 
 
-@contextmanager
-def sandbox_process() -> Iterator[tuple[str, int]]:
-    """The sandbox served by uvicorn in a subprocess, rate limits lifted; (its URL, its pid)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    command = [sys.executable, "-m", "benchmarks.bench_scale", "sandbox", str(port)]
-    process = subprocess.Popen(command)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{url}/_sandbox/audiences", params={"platform": "meta"}, timeout=1)
-                break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("the sandbox did not start") from None
-                time.sleep(0.1)
-        for family in PREFIXES:
-            lifted = httpx.put(
-                f"{url}/_sandbox/rate_limits", json={"family": family, "limit": None}
-            )
-            lifted.raise_for_status()
-        yield url, process.pid
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def serve_sandbox(port: int) -> None:
-    import uvicorn
-
-    from audience_sync.sandbox import create_app
-
-    settings = SandboxSettings(processing_seconds=0, google_processing_seconds=0)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-
-
 # --- the worker (one subprocess per database and size) ----------------------------------------
 
 
@@ -363,8 +322,13 @@ def bench_sync_10m(options: BenchOptions) -> None:
         for kind in options.scale_databases:
             got: dict[int, dict[str, Any]] = {}
             for rows in sizes:
-                with member_database(kind, rows, Path(tmp)) as url, sandbox_process() as sandbox:
-                    got[rows] = worker(["sync", url, platform, str(rows), *map(str, sandbox)])
+                with (
+                    member_database(kind, rows, Path(tmp)) as url,
+                    sandbox_process(Path(tmp)) as (sandbox, process),
+                ):
+                    got[rows] = worker(
+                        ["sync", url, platform, str(rows), sandbox, str(process.pid)]
+                    )
                 _rows_of(table, kind, rows, got[rows])
             verdicts += _verdicts(kind, sizes, got)
     print_verdicts(verdicts)
@@ -401,8 +365,5 @@ def _verdicts(
 
 if __name__ == "__main__":
     case, *rest = sys.argv[1:]
-    if case == "sandbox":
-        serve_sandbox(int(rest[0]))
-        sys.exit(0)
     result = work_scale(rest[0], rest[1], int(rest[2]), rest[3], int(rest[4]))
     print(json.dumps(result))

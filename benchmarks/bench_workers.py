@@ -53,7 +53,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -83,6 +82,7 @@ from audience_sync.testing.support import PREFIXES, expected_identifiers
 from benchmarks import BenchOptions, Table, register
 from benchmarks.bench_sync import INSERT_ROWS, profile_rows
 from benchmarks.databases import admin_sql, unique_name, url_of
+from benchmarks.sandboxes import lift_rate_limits, sandbox_process
 
 PLATFORMS = ("meta", "google", "tiktok", "snapchat")
 SMALLEST = 1_000
@@ -104,56 +104,10 @@ def segment_sizes(segments: int, largest: int) -> list[int]:
     return [round(smallest * ratio ** (k / (segments - 1))) for k in range(segments)]
 
 
-# --- the sandbox's process ----------------------------------------------------------------------
-
-
-def serve_sandbox(port: int) -> None:
-    """The sandbox with no processing delay (Snapchat's, Google's): the bench's own process."""
-    import uvicorn
-
-    from audience_sync.sandbox import SandboxSettings, create_app
-
-    settings = SandboxSettings(processing_seconds=0, google_processing_seconds=0)
-    uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-
-
-@contextlib.contextmanager
-def sandbox_process(logs: Path) -> Iterator[tuple[str, psutil.Process]]:
-    port = free_port()
-    command = [sys.executable, "-m", "benchmarks.bench_workers", "sandbox", str(port)]
-    with (logs / "sandbox.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120  # imports alone take seconds on a busy machine
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/_sandbox/rate_limits").status_code == 200:
-                    break
-            if process.poll() is not None or time.monotonic() > deadline:
-                log = (logs / "sandbox.log").read_text()
-                raise RuntimeError(f"the sandbox did not start: {log}")
-            time.sleep(0.2)
-        yield url, psutil.Process(process.pid)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def fresh_sandbox(url: str) -> None:
     """Forget every audience, then lift the rate limits (a reset restores them)."""
     httpx.post(f"{url}/_sandbox/reset").raise_for_status()
-    for family in PREFIXES:
-        body = {"family": family, "limit": None}
-        httpx.put(f"{url}/_sandbox/rate_limits", json=body).raise_for_status()
+    lift_rate_limits(url)
 
 
 # --- the template database ----------------------------------------------------------------------
@@ -604,8 +558,3 @@ def bench_workers(options: BenchOptions) -> None:
             )
         finally:
             admin_sql(f'DROP DATABASE IF EXISTS "{stem}" WITH (FORCE)')
-
-
-if __name__ == "__main__":
-    if sys.argv[1] == "sandbox":
-        serve_sandbox(int(sys.argv[2]))
