@@ -1,7 +1,8 @@
 """`import profiles` of a `generate-profiles` file on SQLite and PostgreSQL, beside a floor.
 
 One CSV of `--rows` rows (default 1,000,000) from `sources.demo.generate_rows` is written to a
-temporary directory once. Cases, each in its own subprocess (so its memory figure is its own):
+temporary directory once (`benchmarks.generated`, shared with the reader benchmark). Cases, each
+in its own subprocess (so its memory figure is its own):
 
 - **floor**: `pl.read_csv(path, infer_schema=False)`, then every phone of the file (cells split
   on `;`) parsed with `phonenumbers` (`parse`, `is_possible_number`, `format_number` E.164, region
@@ -52,8 +53,8 @@ import psutil
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from audience_sync.sources.demo import generate_rows, write_profiles_csv
 from benchmarks import BenchOptions, Table, register
+from benchmarks.generated import profiles_csv
 
 POSTGRES_URL = os.environ.get(
     "AUDIENCE_SYNC_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -211,9 +212,8 @@ def bench_import(options: BenchOptions) -> None:
     rows, repeat = options.rows_or(1_000_000), options.repeat_or(1)
     with tempfile.TemporaryDirectory(prefix="bench-import-") as tmp:
         folder = Path(tmp)
-        path = folder / "profiles.csv"
         started = time.perf_counter()
-        write_profiles_csv(path, generate_rows(rows))
+        path = profiles_csv(rows)  # shared with the reader benchmark
         size = path.stat().st_size / 1e6
         print(f"setup: {rows:,} rows from generate-profiles, {size:.0f} MB, written in "
               f"{time.perf_counter() - started:.0f} s (not measured)")  # fmt: skip
