@@ -16,12 +16,17 @@ fall under the audience's match rate. A row matches when any of its identifying 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import compress, repeat
+from operator import itemgetter
 
 Row = bytes
 """An encoded member row."""
+
+_first_byte = itemgetter(0)  # a row's first key code
+_match_bytes = itemgetter(slice(1, 5))  # the four bytes that place a one-digest row
 
 
 class KeyKind(Enum):
@@ -198,8 +203,30 @@ class MemberStore:
                 i += 2 + size
         return False
 
-    def count_matching(self, rows: Iterable[Row]) -> int:
-        return sum(map(self.row_matches, rows))
+    def matches(self, rows: Collection[Row]) -> Iterator[bool]:
+        """`row_matches` of each row, in order. When every row is a single digest of an
+        identifying key (most batches), compared in C: a digest's first four bytes, big-endian,
+        are under the threshold exactly when they sort before the threshold's four bytes."""
+        sizes, identifying = self.keyspace.digest_sizes, self.keyspace.identifying
+        lengths = set(map(len, rows))
+        if len(lengths) != 1:
+            return map(self.row_matches, rows)
+        size = lengths.pop() - 1
+        codes = set(map(_first_byte, rows))
+        if not all(sizes[code] == size and identifying[code] for code in codes):
+            return map(self.row_matches, rows)
+        if self._threshold >= 2**32:  # a match rate of 1
+            return repeat(True, len(rows))
+        if self._threshold <= 0:
+            return repeat(False, len(rows))
+        return map(self._threshold.to_bytes(4, "big").__gt__, map(_match_bytes, rows))
+
+    def count_matching(self, rows: Collection[Row]) -> int:
+        return sum(self.matches(rows))
+
+    def matching(self, rows: Collection[Row]) -> Iterator[Row]:
+        """The rows that match, in order."""
+        return compress(rows, self.matches(rows))
 
     def add(self, rows: Iterable[Row], at: float) -> int:
         """Add rows (re-adding refreshes their time); return how many were new."""
@@ -219,7 +246,7 @@ class MemberStore:
         match test per distinct row, where `add` then `count_matching` would make two."""
         members = self._members
         batch = dict.fromkeys(rows, at)
-        matching = set(filter(self.row_matches, batch))
+        matching = set(self.matching(batch.keys()))
         new = batch.keys() - members.keys()
         members.update(batch)
         self.matched += len(new & matching)

@@ -15,6 +15,7 @@ from audience_sync.sandbox.members import (
     match_point,
 )
 from audience_sync.sandbox.meta_graph import META_KEYS
+from audience_sync.sandbox.tiktok_common import TIKTOK_KEYS
 
 from .conftest import digests, sha
 
@@ -162,3 +163,28 @@ def test_rows_built_as_hex_text_are_the_encoded_rows() -> None:
     email = sha("a@b.co")
     text = KEYS.hex_prefix("EMAIL") + email.upper() + KEYS.raw_hex("MADID", "ab-é".encode())
     assert KEYS.encode_hex([text]) == [KEYS.encode([("MADID", "ab-é"), ("EMAIL", email)])]
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.3, 0.7, 1.0])
+@pytest.mark.parametrize(
+    "rows",
+    [
+        [META_KEYS.encode([("EMAIL", d)]) for d in digests(300)],
+        [META_KEYS.encode([(("EMAIL", "PHONE")[i % 2], d)]) for i, d in enumerate(digests(300))],
+        [META_KEYS.encode([("FN", d)]) for d in digests(300)],  # one digest, not identifying
+        [META_KEYS.encode([("MADID", f"{i:031d}")]) for i in range(300)],  # raw, also 33 bytes
+        [META_KEYS.encode([("EMAIL", d), ("FN", d)]) for d in digests(300)],
+        [META_KEYS.encode([("EMAIL", d)]) for d in digests(300)]
+        + [META_KEYS.encode([("MADID", "m")])],
+        [TIKTOK_KEYS.encode([("IDFA_MD5", d[:32])]) for d in digests(300)],
+        [],
+    ],
+)
+def test_matching_a_batch_agrees_with_row_matches(rows: list[bytes], rate: float) -> None:
+    keyspace = TIKTOK_KEYS if rows and rows[0][0] == TIKTOK_KEYS.codes["IDFA_MD5"] else META_KEYS
+    store = MemberStore(keyspace, rate)
+    expected = [store.row_matches(row) for row in rows]
+    assert list(store.matches(rows)) == expected
+    assert store.count_matching(rows) == sum(expected)
+    hits = [row for row, hit in zip(rows, expected, strict=True) if hit]
+    assert list(store.matching(rows)) == hits
