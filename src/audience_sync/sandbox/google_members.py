@@ -243,9 +243,13 @@ def parse_members(
     return parsed
 
 
-_HASHED_CODES = {key: GOOGLE_KEYS.codes[key] for key in ("emailAddress", "phoneNumber")}
+# Per hashed key: its code, its code as hex text, and its label's lead ("emailAddress:").
+_HASHED = {
+    key: (GOOGLE_KEYS.codes[key], GOOGLE_KEYS.hex_prefix(key), f"{key}:")
+    for key in ("emailAddress", "phoneNumber")
+}
 _ADDRESS = GOOGLE_KEYS.codes["address"]
-_by_code = itemgetter(0)
+_code, _hex, _label = itemgetter(0), itemgetter(1), itemgetter(2)
 
 
 def _if_all_plain(
@@ -272,36 +276,27 @@ def _if_all_plain(
         idents = data.get("userIdentifiers")
         if type(idents) is not list or not 0 < len(idents) <= MAX_IDENTIFIERS:
             return None
-        parts = []
+        parts = []  # (code, hex text, label) per identifier
         for ident in idents:
             if type(ident) is not dict or len(ident) != 1:
                 return None
             ((key, value),) = ident.items()
-            if key in _HASHED_CODES:
+            hashed = _HASHED.get(key)
+            if hashed is not None and type(value) is str:
                 digests.append(value)
-                if type(value) is not str:
-                    return None
                 value = value.lower()
-                parts.append((_HASHED_CODES[key], f"{_HASHED_CODES[key]:02x}{value}", key, value))
+                parts.append((hashed[0], hashed[1] + value, hashed[2] + value))
             elif key == "address" and type(value) is dict:
-                names = value.get("givenName"), value.get("familyName")
-                region, postal = value.get("regionCode"), value.get("postalCode")
-                digests += names
-                regions.append(region)
-                postals.append(postal)
-                if type(names[0]) is not str or type(names[1]) is not str:
+                part = _address(value, digests, regions, postals)
+                if part is None:
                     return None
-                text = f"{names[0].lower()}|{names[1].lower()}|{region}|{postal}"
-                raw = text.encode()
-                if len(raw) > 255:
-                    return None  # `encode` refuses it: the member by member parse fails the same
-                parts.append((_ADDRESS, GOOGLE_KEYS.raw_hex(key, raw), key, text))
+                parts.append(part)
             else:
                 return None
         if len(parts) > 1:
-            parts.sort(key=_by_code)  # stable: as `encode` orders a row's identifiers
-        texts.append("".join([part[1] for part in parts]))
-        labels.append("|".join([f"{part[2]}:{part[3]}" for part in parts]))
+            parts.sort(key=_code)  # stable: as `encode` orders a row's identifiers
+        texts.append("".join(map(_hex, parts)))
+        labels.append("|".join(map(_label, parts)))
         identifiers += len(parts)
     if not (all_hex(digests, {64}) and _regions_ok(regions) and _postals_ok(postals)):
         return None
@@ -312,6 +307,28 @@ def _if_all_plain(
         consents=[dict(consent) for _ in rows],
         labels=labels,
     )
+
+
+def _address(
+    value: dict[str, Any], digests: list[Any], regions: list[Any], postals: list[Any]
+) -> tuple[int, str, str] | None:
+    """An address identifier's (code, hex text, label), its parts left for the bulk checks;
+    None when its names are not strings or `encode` would fail on it."""
+    given, family = value.get("givenName"), value.get("familyName")
+    region, postal = value.get("regionCode"), value.get("postalCode")
+    digests += (given, family)
+    regions.append(region)
+    postals.append(postal)
+    if type(given) is not str or type(family) is not str:
+        return None
+    text = f"{given.lower()}|{family.lower()}|{region}|{postal}"
+    try:
+        raw = text.encode()
+    except UnicodeEncodeError:
+        return None
+    if len(raw) > 255:
+        return None
+    return _ADDRESS, GOOGLE_KEYS.raw_hex("address", raw), f"address:{text}"
 
 
 def _regions_ok(regions: list[Any]) -> bool:

@@ -82,6 +82,17 @@ CASES: list[tuple[list[Any], Any, Any]] = [
     (_with(_set((*IDENTS, 0, "address", "postalCode"), "x" * 41)), "HEX", None),
     (_with(_set((*IDENTS, 0, "address", "postalCode"), "€" * 40)), "HEX", None),
     (_with(_set((*IDENTS, 0, "address", "givenName"), None)), "HEX", None),
+    (_with(_set((*IDENTS, 0, "address", "postalCode"), "\ud800")), "HEX", None),
+    (  # a bad digest first, then a postal code UTF-8 cannot encode: still the 400
+        _with(
+            lambda ms: (
+                _set((3, "userData", "userIdentifiers", 1, "emailAddress"), "x")(ms),
+                _set((*IDENTS, 0, "address", "postalCode"), "\ud800")(ms),
+            )
+        ),
+        "HEX",
+        None,
+    ),
     (_with(_set((*IDENTS, 0, "address"), "x")), "HEX", None),
     (_with(_set((*IDENTS, 1), {"emailAddress": sha("a"), "phoneNumber": sha("b")})), "HEX", None),
     (_with(_set((*IDENTS, 1), {"foo": 1})), "HEX", None),
