@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from typing import NoReturn
 
 import pytest
 
@@ -188,3 +189,27 @@ def test_matching_a_batch_agrees_with_row_matches(rows: list[bytes], rate: float
     assert store.count_matching(rows) == sum(expected)
     hits = [row for row, hit in zip(rows, expected, strict=True) if hit]
     assert list(store.matching(rows)) == hits
+
+
+class _NoWalk(dict[bytes, float]):
+    """A member dict that fails when walked: a request must cost its batch, not the audience."""
+
+    def __iter__(self) -> NoReturn:
+        raise AssertionError("walked every held row")
+
+    def keys(self) -> NoReturn:
+        raise AssertionError("walked every held row")
+
+    def items(self) -> NoReturn:
+        raise AssertionError("walked every held row")
+
+
+def test_adding_and_removing_a_batch_does_not_walk_the_held_rows() -> None:
+    store = MemberStore(KEYS, 0.5)
+    rows = [KEYS.encode([("EMAIL", d)]) for d in digests(30)]
+    store.add(rows[:20], 1.0)
+    store._members = _NoWalk(store._members)
+    assert store.add(rows[10:25], 2.0) == 5
+    assert store.add_and_match(rows[20:], 2.0)[0] == 5
+    assert store.remove(rows[:5] + rows[:5]) == 5
+    assert len(store) == 25
