@@ -50,7 +50,6 @@ from audience_sync.sandbox.google_members import (
     MemberProblemError,
     consent_problems,
     parse_members,
-    row_label,
 )
 from audience_sync.sandbox.state import Audience, SandboxState
 
@@ -325,13 +324,12 @@ def _members_request(state: SandboxState, body: dict[str, Any], kind: str) -> Re
             outcome.errors["PROCESSING_ERROR_REASON_DENIED_CONSENT"] = parsed.denied  # [INFER]
         held = audience.attributes.setdefault("data_use", {})
         if kind == "ingest":
-            audience.members.add(parsed.rows, now)
-            outcome.matched = sum(1 for r in parsed.rows if audience.members.row_matches(r))
-            held.update(zip(map(row_label, parsed.rows), parsed.consents, strict=True))
+            _, outcome.matched = audience.members.add_and_match(parsed.rows, now)
+            held.update(zip(parsed.row_labels(), parsed.consents, strict=True))
         else:
             audience.members.remove(parsed.rows)
-            for row in parsed.rows:
-                held.pop(row_label(row), None)
+            for label in parsed.row_labels():
+                held.pop(label, None)
         audience.touch(now, upload=True)
         if rule is not None:
             _set_outcome(outcome, rule)

@@ -16,12 +16,17 @@ fall under the audience's match rate. A row matches when any of its identifying 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import compress, filterfalse, repeat
+from operator import itemgetter
 
 Row = bytes
 """An encoded member row."""
+
+_first_byte = itemgetter(0)  # a row's first key code
+_match_bytes = itemgetter(slice(1, 5))  # the four bytes that place a one-digest row
 
 
 class KeyKind(Enum):
@@ -47,6 +52,14 @@ class KeySpace:
             raise ValueError("a key space holds at most 255 keys")
         self.specs: tuple[KeySpec, ...] = tuple(specs)
         self.codes: dict[str, int] = {spec.name: i for i, spec in enumerate(self.specs)}
+        # Per code, as plain tuples: `row_matches` runs once per uploaded row, and enum and
+        # attribute look-ups there cost more than the comparison itself.
+        self.digest_sizes: tuple[int, ...] = tuple(spec.kind.value for spec in self.specs)
+        self.identifying: tuple[bool, ...] = tuple(spec.identifying for spec in self.specs)
+        # Rows hold their identifiers in code order (`encode`): past this code none identifies.
+        self.last_identifying = max(
+            (i for i, spec in enumerate(self.specs) if spec.identifying), default=-1
+        )
 
     def __contains__(self, name: object) -> bool:
         return name in self.codes
@@ -70,6 +83,20 @@ class KeySpace:
         parts.sort(key=lambda part: part[0])
         return b"".join(part for _, part in parts)
 
+    def hex_prefix(self, name: str) -> str:
+        """The code byte of key `name` as two hex digits: `encode_hex` rows are made of these."""
+        return f"{self.codes[name]:02x}"
+
+    def raw_hex(self, name: str, raw: bytes) -> str:
+        """A raw identifier (UTF-8, at most 255 bytes) as `encode` stores it, in hex."""
+        return f"{self.codes[name]:02x}{len(raw):02x}{raw.hex()}"
+
+    @staticmethod
+    def encode_hex(texts: Iterable[str]) -> list[Row]:
+        """Rows built as hex text, identifier by identifier in key order: the bytes `encode`
+        gives, for a batch at a time."""
+        return list(map(bytes.fromhex, texts))
+
     def decode(self, row: Row) -> Iterator[tuple[KeySpec, bytes]]:
         """Yield `(spec, value bytes)` per identifier in a row."""
         i, end = 0, len(row)
@@ -87,6 +114,24 @@ class KeySpace:
     def render(self, spec: KeySpec, value: bytes) -> str:
         """The wire form of a stored value: lowercase hex for digests, the text for raw keys."""
         return value.decode() if spec.kind is KeyKind.RAW else value.hex()
+
+
+def _not_held(batch: Iterable[Row], members: dict[Row, float]) -> set[Row]:
+    """The batch's rows that `members` does not hold. (Not `batch.keys() - members.keys()`:
+    that walks every held row, on each request.)"""
+    return set(filterfalse(members.__contains__, batch))
+
+
+def all_hex(values: Sequence[object], lengths: set[int]) -> bool:
+    """Whether every value is a string of hex digits whose length is one of `lengths`: a whole
+    column checked at once (one join, one `fromhex`) instead of a regex per value."""
+    try:
+        joined = "".join(values)  # type: ignore[arg-type]  # TypeError: not all strings
+        digits = 2 * len(bytes.fromhex(joined))  # ValueError: a character that is not hex
+    except (TypeError, ValueError):
+        return False
+    # `fromhex` skips ASCII whitespace: then fewer digits were read than there are characters.
+    return digits == len(joined) and set(map(len, values)) <= lengths  # type: ignore[arg-type]
 
 
 def match_point(spec: KeySpec, value: bytes) -> int:
@@ -136,29 +181,84 @@ class MemberStore:
         return iter(self._members)
 
     def row_matches(self, row: Row) -> bool:
+        """Whether any identifying key of the row matches: `match_point` of each, unrolled
+        (this runs once or twice per uploaded row)."""
         threshold = self._threshold
-        # Fast path: one hashed identifier, the common case for every platform.
-        spec = self.keyspace.specs[row[0]]
-        if spec.kind is not KeyKind.RAW and len(row) == 1 + spec.kind.value:
-            return spec.identifying and int.from_bytes(row[1:5], "big") < threshold
-        return any(
-            spec.identifying and match_point(spec, value) < threshold
-            for spec, value in self.keyspace.decode(row)
+        keyspace = self.keyspace
+        sizes, identifying, last = (
+            keyspace.digest_sizes,
+            keyspace.identifying,
+            keyspace.last_identifying,
         )
+        i, end = 0, len(row)
+        while i < end:
+            code = row[i]
+            if code > last:
+                return False
+            size = sizes[code]
+            if size:  # a digest: its own first four bytes
+                if identifying[code] and int.from_bytes(row[i + 1 : i + 5], "big") < threshold:
+                    return True
+                i += 1 + size
+            else:  # a raw value: the first four bytes of its SHA-256
+                size = row[i + 1]
+                if identifying[code]:
+                    digest = hashlib.sha256(row[i + 2 : i + 2 + size]).digest()
+                    if int.from_bytes(digest[:4], "big") < threshold:
+                        return True
+                i += 2 + size
+        return False
+
+    def matches(self, rows: Collection[Row]) -> Iterator[bool]:
+        """`row_matches` of each row, in order. When every row is a single digest of an
+        identifying key (most batches), compared in C: a digest's first four bytes, big-endian,
+        are under the threshold exactly when they sort before the threshold's four bytes."""
+        sizes, identifying = self.keyspace.digest_sizes, self.keyspace.identifying
+        lengths = set(map(len, rows))
+        if len(lengths) != 1:
+            return map(self.row_matches, rows)
+        size = lengths.pop() - 1
+        codes = set(map(_first_byte, rows))
+        if not all(sizes[code] == size and identifying[code] for code in codes):
+            return map(self.row_matches, rows)
+        if self._threshold >= 2**32:  # a match rate of 1
+            return repeat(True, len(rows))
+        if self._threshold <= 0:
+            return repeat(False, len(rows))
+        return map(self._threshold.to_bytes(4, "big").__gt__, map(_match_bytes, rows))
+
+    def count_matching(self, rows: Collection[Row]) -> int:
+        return sum(self.matches(rows))
+
+    def matching(self, rows: Collection[Row]) -> Iterator[Row]:
+        """The rows that match, in order."""
+        return compress(rows, self.matches(rows))
 
     def add(self, rows: Iterable[Row], at: float) -> int:
         """Add rows (re-adding refreshes their time); return how many were new."""
-        members, new, matched = self._members, 0, 0
-        for row in rows:
-            if row not in members:
-                new += 1
-                if self.row_matches(row):
-                    matched += 1
-            members[row] = at
-        self.matched += matched
+        members = self._members
+        # In bulk: one dict of the batch (first occurrences in order, as adding them one by
+        # one would insert them), then the new ones.
+        batch = dict.fromkeys(rows, at)
+        new = _not_held(batch, members)
+        members.update(batch)
+        self.matched += self.count_matching(new)
         if members and (self._oldest is None or at < self._oldest):
             self._oldest = at
-        return new
+        return len(new)
+
+    def add_and_match(self, rows: Sequence[Row], at: float) -> tuple[int, int]:
+        """`add`, also returning how many of the rows sent match (each time it was sent): one
+        match test per distinct row, where `add` then `count_matching` would make two."""
+        members = self._members
+        batch = dict.fromkeys(rows, at)
+        matching = set(self.matching(batch.keys()))
+        new = _not_held(batch, members)
+        members.update(batch)
+        self.matched += len(new & matching)
+        if members and (self._oldest is None or at < self._oldest):
+            self._oldest = at
+        return len(new), sum(map(matching.__contains__, rows))
 
     def expire(self, before: float) -> int:
         """Remove every row last added before `before` (its membership lifetime ran out);
@@ -172,14 +272,12 @@ class MemberStore:
 
     def remove(self, rows: Iterable[Row]) -> int:
         """Remove rows that are held (exact rows); return how many were removed."""
-        members, removed, matched = self._members, 0, 0
-        for row in rows:
-            if members.pop(row, None) is not None:
-                removed += 1
-                if self.row_matches(row):
-                    matched += 1
-        self.matched -= matched
-        return removed
+        members = self._members
+        held = set(filter(members.__contains__, rows))  # once each, however often sent
+        for row in held:
+            del members[row]
+        self.matched -= self.count_matching(held)
+        return len(held)
 
     def add_outside(self, people: int) -> None:
         """People added outside our uploads: counted in the matched size only."""
@@ -208,7 +306,7 @@ class MemberStore:
         self._recount()
 
     def _recount(self) -> None:
-        self.matched = self.outside + sum(1 for row in self._members if self.row_matches(row))
+        self.matched = self.outside + self.count_matching(self._members)
 
     def identifiers(self) -> dict[str, list[str]]:
         """Every held value grouped by wire key, sorted: what `/_sandbox/audiences` shows."""

@@ -148,15 +148,20 @@ def _meta(state: SandboxState) -> MetaState:
 
 
 def _record(
-    state: SandboxState, audience: Audience, session: SessionParam | None, upload: Upload
+    state: SandboxState,
+    audience: Audience,
+    session: SessionParam | None,
+    upload: Upload,
+    matched: int,
 ) -> str:
-    """Book an upload under its session (a random one when none was given)."""
+    """Book an upload, `matched` of whose rows match, under its session (a random one when
+    none was given)."""
     sid = session.session_id if session else secrets.randbelow(2**62) + 1
     sessions = _meta(state).sessions.setdefault(audience.audience_id, {})
     booked = sessions.setdefault(sid, _Session(sid, state.now()))
     booked.num_received += upload.received
     booked.num_invalid_entries += len(upload.invalid)
-    booked.num_matched += sum(1 for row in upload.rows if audience.members.row_matches(row))
+    booked.num_matched += matched
     if session is not None:
         booked.estimated = session.estimated_num_total or booked.estimated
     if session is None or session.last_batch_flag:
@@ -176,6 +181,8 @@ def row_label(row: Row) -> str:
 def keep_data_use(held: dict[str, Any], upload: Upload, add: bool) -> None:
     """Record what each added row said of its data processing options (a row re-added without
     them loses them); forget the removed rows'."""
+    if not held and not (add and any(upload.data_use)):
+        return  # nothing to keep and nothing to forget: no row's label is needed
     for row, options in zip(upload.rows, upload.data_use or [None] * len(upload.rows), strict=True):
         label = row_label(row)
         if add and options is not None:
@@ -298,14 +305,14 @@ def build_router() -> APIRouter:
             )
         now = state.now()
         if add:
-            audience.members.add(upload.rows, now)
+            _, matched = audience.members.add_and_match(upload.rows, now)
         else:
             audience.members.remove(upload.rows)
+            matched = audience.members.count_matching(upload.rows)
         keep_data_use(audience.attributes.setdefault("data_use", {}), upload, add)
         audience.touch(now, upload=True)
-        return call.answer(
-            _upload_answer(audience, _record(state, audience, session, upload), upload)
-        )
+        session_id = _record(state, audience, session, upload, matched)
+        return call.answer(_upload_answer(audience, session_id, upload))
 
     @router.post("/{audience_id}/users")
     async def add_users(request: Request, version: str, audience_id: str) -> Response:
@@ -358,9 +365,10 @@ def build_router() -> APIRouter:
             audience.attributes["data_use"] = audience.attributes.pop("data_use_staged")
             del _meta(state).replaces[audience.audience_id]
         audience.touch(now, upload=True)
-        return call.answer(
-            _upload_answer(audience, _record(state, audience, session, upload), upload)
-        )
+        # Counted by the audience's own store, which the staged one replaces on the last batch.
+        matched = audience.members.count_matching(upload.rows)
+        session_id = _record(state, audience, session, upload, matched)
+        return call.answer(_upload_answer(audience, session_id, upload))
 
     # A node's own path, with and without a trailing slash: the official SDK reads, updates
     # and deletes a node at `/{id}/` (its FacebookRequest joins node id and endpoint "/"), and

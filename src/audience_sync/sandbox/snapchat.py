@@ -9,6 +9,8 @@ from __future__ import annotations
 import secrets
 from collections import Counter
 from datetime import UTC, datetime
+from itertools import chain
+from operator import itemgetter
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -25,7 +27,7 @@ from audience_sync.sandbox.dialect import (
     sandbox_state,
     throttle,
 )
-from audience_sync.sandbox.members import KeyKind, KeySpace, KeySpec, Row
+from audience_sync.sandbox.members import KeyKind, KeySpace, KeySpec, Row, all_hex
 from audience_sync.sandbox.state import Audience, AuthFailure, SandboxState
 
 SNAP_KEYS = KeySpace(
@@ -35,6 +37,8 @@ SNAP_KEYS = KeySpace(
         KeySpec("MOBILE_AD_ID_SHA256", KeyKind.SHA256),
     ]
 )
+assert all(spec.kind is KeyKind.SHA256 for spec in SNAP_KEYS.specs)  # see `_KEY_CODES`
+_KEY_CODES = itemgetter(slice(None, None, 1 + KeyKind.SHA256.value))  # a row's code bytes
 MAX_IDENTIFIERS = 100_000  # per request (docs/platforms/snapchat.md §4.5)
 MIN_TARGETABLE = 1_000  # matched users needed to target (docs/platforms/snapchat.md §4.5)
 
@@ -97,10 +101,10 @@ def matched_users(audience: Audience) -> int:
     on the people found, never more than the members sent a value of it [INFER]; plus the people
     added outside Audience Sync (`/_sandbox` `outside_members`)."""
     members = audience.members
-    found: Counter[str] = Counter()
-    for row in members:
-        if members.row_matches(row):
-            found.update(spec.name for spec, _ in SNAP_KEYS.decode(row))
+    # Each matching row's key codes, counted in C: every Snapchat key is a SHA-256 digest, so
+    # a row's identifiers are 33 bytes each and its codes every 33rd byte.
+    codes = map(_KEY_CODES, members.matching(members))
+    found = Counter(chain.from_iterable(codes))
     return members.outside + max(found.values(), default=0)
 
 
@@ -187,6 +191,9 @@ def _users(body: dict[str, Any]) -> list[Row]:
         raise invalid("data is required")
     if len(data) > MAX_IDENTIFIERS:
         raise invalid(f"At most {MAX_IDENTIFIERS} identifiers per request")
+    rows = _rows_if_all_valid(key, data)
+    if rows is not None:
+        return rows
     rows = []
     for i, item in enumerate(data):
         if not isinstance(item, list) or len(item) != 1 or not is_hex_digest(item[0]):
@@ -195,6 +202,17 @@ def _users(body: dict[str, Any]) -> list[Row]:
             raise invalid(f"data[{i}] must be a one-element array holding a SHA-256 hex digest")
         rows.append(SNAP_KEYS.encode([(key, item[0].lower())]))
     return rows
+
+
+def _rows_if_all_valid(key: str, data: list[Any]) -> list[Row] | None:
+    """The rows when every item is a one-element array holding a SHA-256 hex digest, checked
+    at once; None otherwise, for `_users` to name the first bad item."""
+    if set(map(type, data)) != {list} or set(map(len, data)) != {1}:
+        return None
+    digests = list(map(itemgetter(0), data))
+    if not all_hex(digests, {64}):
+        return None
+    return SNAP_KEYS.encode_hex(map(SNAP_KEYS.hex_prefix(key).__add__, digests))
 
 
 def _users_answer(count: int) -> Response:
