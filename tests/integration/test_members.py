@@ -153,11 +153,17 @@ def test_the_fast_read_gives_what_the_row_read_gives_on_awkward_text(
 
     def read() -> tuple[list[Any], list[Any], list[Any]]:
         batches = list(member_batches(engine, tenant_id, segment_id, batch_rows=1_000))
-        return (
-            [p.rows() for p, _ in batches],
-            [i.rows() for _, i in batches],
-            member_contents(engine, tenant_id, segment_id).sort("owner").rows(),
+        contents = member_contents(engine, tenant_id, segment_id).sort("owner")
+        # The contents read with the members, by their own query: the same frame.
+        along: list[pl.DataFrame] = []
+        again = list(
+            member_batches(engine, tenant_id, segment_id, batch_rows=1_000, contents=along)
         )
+        assert [p.rows() for p, _ in again] == [p.rows() for p, _ in batches]
+        assert [i.rows() for _, i in again] == [i.rows() for _, i in batches]
+        assert [len(c) for c in along] == [1_000] * 3
+        assert pl.concat(along).sort("owner").rows() == contents.rows()
+        return ([p.rows() for p, _ in batches], [i.rows() for _, i in batches], contents.rows())
 
     fast = read()
     monkeypatch.setattr(columns, "_COLUMNS", None)

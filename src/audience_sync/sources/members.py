@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import polars as pl
@@ -158,6 +158,9 @@ class MemberFields:
 
     columns: tuple[str, ...] = PROFILE_COLUMNS
     types: tuple[str, ...] | None = None  # None: every type
+    # Also each member's content (`member_contents`' `content_hash`, its first 16 hex digits),
+    # read by the same query; `split` leaves it out of the profiles (see `member_batches`).
+    contents: bool = False
 
     def __post_init__(self) -> None:
         if not set(self.columns) <= set(PROFILE_COLUMNS):  # they are written into the SQL
@@ -176,6 +179,8 @@ class MemberFields:
         texts = ["p.profile_id", *(f"p.{name}" for name in self.columns)]
         if self.wants_identifiers:
             texts.append(f"p.{STORED}")
+        if self.contents:
+            texts.append("substr(p.content_hash, 1, 16)")
         if marked:
             texts = [f"'{MARK}' || {column}" for column in texts]
         profile = ", ".join(["p.id", *texts])
@@ -187,7 +192,11 @@ class MemberFields:
     def schema(self) -> dict[str, Any]:
         """The columns read."""
         read = {name: PROFILE_SCHEMA[name] for name in ("profile_pk", "profile_id", *self.columns)}
-        return {**read, STORED: pl.String} if self.wants_identifiers else read
+        if self.wants_identifiers:
+            read[STORED] = pl.String
+        if self.contents:
+            read["content_hash"] = pl.String
+        return read
 
     def split(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """(profiles with every column of `PROFILE_SCHEMA`, their identifiers of the wanted
@@ -215,15 +224,39 @@ def member_batches(
     segment_id: uuid.UUID,
     batch_rows: int = 50_000,
     fields: MemberFields = EVERYTHING,
+    contents: list[pl.DataFrame] | None = None,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """Members a batch at a time: (profile fields, their identifiers), both by `profile_pk`.
 
-    Read in columns on SQLite where `columns.reader_for` can (`_member_columns`), else on the
+    Read in columns on SQLite where `columns.reader_for` can (`_keyset_pages`), else on the
     driver's cursor (`db.driver_rows`): a sync reads every member, and SQLAlchemy's result rows
-    would cost more than the database's work."""
+    would cost more than the database's work.
+
+    `contents`: when given, each batch's `member_contents` frame is appended to it as the batch
+    is read, by the same query. A sync that reads every member needs both, and a read of their
+    own cost a second probe of every member's profile: on PostgreSQL ~1.9 s of the server's CPU
+    and ~1.3 s of ours a million members."""
+    if contents is not None:
+        fields = replace(fields, contents=True)
+    for frame in _member_frames(engine, tenant_id, segment_id, batch_rows, fields):
+        if contents is not None:
+            owners = frame.select(pl.col("profile_pk").alias("owner"), "content_hash")
+            contents.append(_contents(owners))
+        yield fields.split(frame)
+
+
+def _member_frames(
+    engine: Engine,
+    tenant_id: int,
+    segment_id: uuid.UUID,
+    batch_rows: int,
+    fields: MemberFields,
+) -> Iterator[pl.DataFrame]:
+    """`member_batches`' pages, as read (`fields.schema`)."""
     with reader_for(engine) as reader:
         if reader is not None:
-            yield from _member_columns(reader, tenant_id, segment_id, batch_rows, fields)
+            sql, params = fields.sql(PROFILES_PAGE_SQL), (segment_id, tenant_id)
+            yield from _keyset_pages(reader, sql, params, batch_rows, fields.schema)
             return
     if engine.dialect.name in COPIED:
         yield from _member_copies(engine, tenant_id, segment_id, batch_rows, fields)
@@ -232,20 +265,7 @@ def member_batches(
     sql = fields.sql(PROFILES_SQL, packed)
     with engine.connect() as connection:
         for rows in driver_rows(connection, sql, (segment_id, tenant_id), batch_rows):
-            yield fields.frames(rows, packed)
-
-
-def _member_columns(
-    reader: ColumnReader,
-    tenant_id: int,
-    segment_id: uuid.UUID,
-    batch_rows: int,
-    fields: MemberFields,
-) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
-    """`member_batches` through the column reader, a page of members at a time."""
-    sql, params = fields.sql(PROFILES_PAGE_SQL), (segment_id, tenant_id)
-    for page in _keyset_pages(reader, sql, params, batch_rows, fields.schema):
-        yield fields.split(page)
+            yield rows_frame(rows, fields.schema, packed)
 
 
 def _keyset_pages(
@@ -274,7 +294,7 @@ def _member_copies(
     segment_id: uuid.UUID,
     batch_rows: int,
     fields: MemberFields,
-) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+) -> Iterator[pl.DataFrame]:
     """`member_batches` on PostgreSQL: a page of members a `COPY`, all in one snapshot.
 
     The segment's pks are read first (8 bytes a member), then each page of `batch_rows` of them
@@ -291,7 +311,7 @@ def _member_copies(
             params = (segment_id, tenant_id, first, last)
             page = _copy_frame(connection, sql, params, fields.schema)
             if not page.is_empty():
-                yield fields.split(page)
+                yield page
 
 
 def _copy_frame(
