@@ -153,11 +153,17 @@ def test_the_fast_read_gives_what_the_row_read_gives_on_awkward_text(
 
     def read() -> tuple[list[Any], list[Any], list[Any]]:
         batches = list(member_batches(engine, tenant_id, segment_id, batch_rows=1_000))
-        return (
-            [p.rows() for p, _ in batches],
-            [i.rows() for _, i in batches],
-            member_contents(engine, tenant_id, segment_id).sort("owner").rows(),
+        contents = member_contents(engine, tenant_id, segment_id).sort("owner")
+        # The contents read with the members, by their own query: the same frame.
+        along: list[pl.DataFrame] = []
+        again = list(
+            member_batches(engine, tenant_id, segment_id, batch_rows=1_000, contents=along)
         )
+        assert [p.rows() for p, _ in again] == [p.rows() for p, _ in batches]
+        assert [i.rows() for _, i in again] == [i.rows() for _, i in batches]
+        assert [len(c) for c in along] == [1_000] * 3
+        assert pl.concat(along).sort("owner").rows() == contents.rows()
+        return ([p.rows() for p, _ in batches], [i.rows() for _, i in batches], contents.rows())
 
     fast = read()
     monkeypatch.setattr(columns, "_COLUMNS", None)
@@ -173,3 +179,47 @@ def test_the_fast_read_gives_what_the_row_read_gives_on_awkward_text(
     values = {row[2] for batch in fast[1] for row in batch}
     assert "unit\x1fsep\x1erecord\x1bescape" in values
     assert "cr\r\nlf" in values
+
+
+def test_dense_and_sparse_pages_read_the_same_members(
+    engine: Engine, factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL a page whose members fill most of its pk range is read by a merge join, a
+    sparse one by probes (`members.DENSE`): both give what the driver's rows give. Members
+    1–1,000, then every tenth profile (a sparse page after a dense one)."""
+    with transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment_id = SegmentRepository(session, tenant_id).ensure("Awkward").id
+    insert_awkward(engine, tenant_id, segment_id, 3_000)
+    with engine.begin() as connection:
+        connection.execute(
+            SegmentMember.__table__.delete().where(
+                SegmentMember.profile_pk > 1_000, SegmentMember.profile_pk % 10 != 0
+            )
+        )
+    monkeypatch.setattr(members_module, "CONTENTS_PAGE_ROWS", 700)
+    queries: list[str] = []
+    copy_frame = members_module._copy_frame
+
+    def recorded(connection: Any, sql: str, *args: Any) -> pl.DataFrame:
+        if sql == members_module.POSTGRES_MEMBER_PKS_SQL:
+            queries.append("pks")
+        else:
+            queries.append("dense" if "p.id BETWEEN" in sql else "sparse")
+        return copy_frame(connection, sql, *args)
+
+    monkeypatch.setattr(members_module, "_copy_frame", recorded)
+
+    def read() -> tuple[list[Any], list[Any]]:
+        batches = member_batches(engine, tenant_id, segment_id, batch_rows=1_000)
+        profiles = [row for batch, _ in batches for row in batch.rows()]
+        return profiles, member_contents(engine, tenant_id, segment_id).sort("owner").rows()
+
+    fast = read()
+    if engine.dialect.name == "postgresql":  # the pks, a dense page, a sparse one; likewise
+        assert queries == ["pks", "dense", "sparse", "pks", "dense", "sparse"]
+    monkeypatch.setattr(columns, "_COLUMNS", None)
+    monkeypatch.setattr(members_module, "COPIED", frozenset())
+    monkeypatch.setattr(members_module, "PACKED", frozenset())
+    assert fast == read()
+    assert [row[0] for row in fast[0]] == [*range(1, 1_001), *range(1_010, 3_001, 10)]

@@ -104,14 +104,17 @@ class _Tally:
 
     def __init__(self, prepared: Prepared) -> None:
         self.prepared = prepared
-        self.ok: Counter[int] = Counter()
+        self.ok: set[int] = set()  # users with an accepted record
         self.result = AudienceSyncResult(success=True, sent=prepared.users)
         self.sizes: list[int] = []
         self.rejected = 0
 
     def accept(self, owners: Sequence[int], outcome: BatchOutcome) -> None:
         failed = set(outcome.failed)
-        self.ok.update(o for i, o in enumerate(owners) if i not in failed)
+        if failed:
+            self.ok.update(o for i, o in enumerate(owners) if i not in failed)
+        else:  # the usual batch: every owner, without a Python step a record
+            self.ok.update(owners)
         self.rejected += len(failed)
         self.sizes.append(len(owners))
         r = self.result
@@ -142,7 +145,7 @@ class _Tally:
         if partial:
             r.details["accepted_users"] = sorted(self.ok)
         else:
-            r.details["failed_users"] = [i for i in range(r.sent) if i not in self.ok]
+            r.details["failed_users"] = sorted(set(range(r.sent)) - self.ok)
         return r
 
 

@@ -15,13 +15,12 @@ audience, fields sent, region, this package's version: see `fingerprint`) and on
 
 from __future__ import annotations
 
-import contextvars
+import asyncio
 import functools
 import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -73,6 +72,10 @@ class Scope:
     platform: str
     region: str
     config: dict[str, Any]
+
+
+# `member_contents`' columns, for a segment with no member.
+_NO_CONTENTS = pl.DataFrame(schema={"owner": pl.Int64, "content": STATE_SCHEMA["content"]})
 
 
 def fingerprint(scope: Scope, platform_audience_id: str) -> str:
@@ -127,25 +130,26 @@ class Preparer:
         stored state)."""
         scope = self.scope
         users: list[AudienceUser] = []
-        # Every member's content is read on a thread, beside the members' own reads (it is
-        # needed only at the end of a full preparation): ~0.5 s of a million-member create.
-        with ThreadPoolExecutor(1, thread_name_prefix="contents") as pool:
-            read = functools.partial(
+        stored = None if full else self._load()
+        if stored is None:
+            fields = await self._fields()
+            # Every member's content comes with its profile, by the same query (`contents`).
+            read: list[pl.DataFrame] = []
+            batches = member_batches(
+                scope.engine, scope.tenant_id, scope.segment_id, fields=fields, contents=read
+            )
+            current, users = await self._records(batches, keep_users=full, counted=True)
+            contents = pl.concat([_NO_CONTENTS, *read])
+            del read[:]
+            state: Callable[[], Iterable[pl.DataFrame]]
+            state = self._spilled_later(_state_later(contents, current))
+            same = False
+        else:
+            read_contents = functools.partial(
                 member_contents, scope.engine, scope.tenant_id, scope.segment_id
             )
-            contents = pool.submit(contextvars.copy_context().run, read)
-            stored = None if full else self._load()
-            if stored is None:
-                fields = await self._fields()
-                batches = member_batches(
-                    scope.engine, scope.tenant_id, scope.segment_id, fields=fields
-                )
-                current, users = await self._records(batches, keep_users=full, counted=True)
-                state: Callable[[], Iterable[pl.DataFrame]]
-                state = self._spilled_later(_state_later(contents.result(), current))
-                same = False
-            else:
-                current, state, same = await self._incremental(contents.result(), stored)
+            contents = await asyncio.to_thread(read_contents)
+            current, state, same = await self._incremental(contents, stored)
         if save and not same:
             self.unsaved = state
         return current, users

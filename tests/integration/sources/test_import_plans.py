@@ -24,7 +24,7 @@ import shutil
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,9 +224,12 @@ def postgres_statistics(engine: Engine) -> int:
 PLAN_MODES = ("force_custom_plan", "force_generic_plan")
 
 
-def postgres_plan(engine: Engine, sql: str, params: Any, mode: str) -> dict[str, Any]:
+def postgres_plan(
+    engine: Engine, sql: str, params: Any, mode: str, settings: Sequence[str] = ()
+) -> dict[str, Any]:
     """EXPLAIN (FORMAT JSON) of the statement prepared on the server, executed with the
-    parameters it ran with, under `mode` (custom or generic plan); nothing is executed."""
+    parameters it ran with, under `mode` (custom or generic plan) and after the `settings`
+    statements (`SET LOCAL …`) its transaction runs; nothing is executed."""
     numbered = sql
     for number in range(1, len(params) + 1):
         numbered = numbered.replace("%s", f"${number}", 1)
@@ -235,6 +238,8 @@ def postgres_plan(engine: Engine, sql: str, params: Any, mode: str) -> dict[str,
         cursor = psycopg.ClientCursor(raw.driver_connection)  # arguments inlined: EXECUTE(...)
         cursor.execute(f"PREPARE checked AS {numbered}")
         cursor.execute(f"SET LOCAL plan_cache_mode = {mode}")
+        for setting in settings:
+            cursor.execute(setting)
         marks = ", ".join(["%s"] * len(params))
         cursor.execute(f"EXPLAIN (FORMAT JSON) EXECUTE checked({marks})", params)
         plan: dict[str, Any] = cursor.fetchone()[0][0]["Plan"]

@@ -58,7 +58,10 @@ from audience_sync.sources import importer
 from audience_sync.sources.demo import generate_rows, write_profiles_csv
 from audience_sync.sources.members import (
     EVERYTHING,
+    MERGE_JOIN_ONLY,
     POSTGRES_CONTENTS_SQL,
+    POSTGRES_DENSE_CONTENTS_SQL,
+    POSTGRES_DENSE_PAGE_SQL,
     POSTGRES_MEMBER_PKS_SQL,
     POSTGRES_PROFILES_OF_SQL,
     POSTGRES_PROFILES_PAGE_SQL,
@@ -151,11 +154,41 @@ def test_the_database_was_never_analyzed(loaded: Loaded) -> None:
     assert count == 2 * ROWS
 
 
-def test_a_page_of_members_walks_the_segments_key(loaded: Loaded) -> None:
+@pytest.mark.parametrize("settings", [(), MERGE_JOIN_ONLY])
+def test_a_page_of_members_walks_the_segments_key(loaded: Loaded, settings: Any) -> None:
+    """A sparse page; its transaction has turned the other joins off for the dense ones."""
     sql = pg(EVERYTHING.sql(POSTGRES_PROFILES_PAGE_SQL, marked=True))
     params = (loaded.segment_id, loaded.tenant_id, ROWS + 1_001, ROWS + 2_000)
-    plan = postgres_plan(loaded.engine, sql, params, PLAN_MODES[0])
+    plan = postgres_plan(loaded.engine, sql, params, PLAN_MODES[0], settings)
     assert_walks_a_page_of_the_segments_key(plan)
+
+
+def assert_merges_the_two_keys(plan: dict[str, Any]) -> None:
+    """One merge join of the page's stretch of the segment's key with its stretch of the
+    profiles' primary key: both walked in order, nothing probed a member at a time, no sort."""
+    kinds = [node["Node Type"] for node in plan_nodes(plan)]
+    assert kinds.count("Merge Join") == 1 and "Nested Loop" not in kinds, kinds
+    assert "Sort" not in kinds and "Hash Join" not in kinds, kinds
+    scans = {table: condition for _, table, condition in table_scans(plan)}
+    assert set(scans) == {"profiles", "segment_members"}, table_scans(plan)
+    assert "id >= " in scans["profiles"] and "id <= " in scans["profiles"], scans
+    for condition in ("segment_id = ", "profile_pk >= ", "profile_pk <= "):
+        assert condition in scans["segment_members"], scans
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+@pytest.mark.parametrize(
+    "template",
+    [EVERYTHING.sql(POSTGRES_DENSE_PAGE_SQL, marked=True), POSTGRES_DENSE_CONTENTS_SQL],
+    ids=["members", "contents"],
+)
+def test_a_dense_page_merges_the_segments_key_with_the_profiles(
+    loaded: Loaded, mode: str, template: str
+) -> None:
+    first, last = ROWS + 1_001, ROWS + 2_000
+    params = (loaded.segment_id, loaded.tenant_id, first, last, first, last)
+    plan = postgres_plan(loaded.engine, pg(template), params, mode, MERGE_JOIN_ONLY)
+    assert_merges_the_two_keys(plan)
 
 
 def test_the_segments_pks_are_read_from_its_key(loaded: Loaded) -> None:
@@ -165,12 +198,14 @@ def test_the_segments_pks_are_read_from_its_key(loaded: Loaded) -> None:
     assert probes(plan, "segment_members", "segment_id"), table_scans(plan)
 
 
-def test_the_members_contents_walk_the_segments_key(loaded: Loaded) -> None:
+@pytest.mark.parametrize("settings", [(), MERGE_JOIN_ONLY])
+def test_the_members_contents_walk_the_segments_key(loaded: Loaded, settings: Any) -> None:
     plan = postgres_plan(
         loaded.engine,
         pg(POSTGRES_CONTENTS_SQL),
         (loaded.segment_id, loaded.tenant_id, ROWS + 1_001, ROWS + 2_000),
         PLAN_MODES[0],
+        settings,
     )
     assert_walks_a_page_of_the_segments_key(plan)
 
