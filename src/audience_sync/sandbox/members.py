@@ -16,7 +16,7 @@ fall under the audience's match rate. A row matches when any of its identifying 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from itertools import compress, filterfalse, repeat
@@ -96,6 +96,24 @@ class KeySpace:
         """Rows built as hex text, identifier by identifier in key order: the bytes `encode`
         gives, for a batch at a time."""
         return list(map(bytes.fromhex, texts))
+
+    def rows_of_columns(
+        self, keys: Sequence[str], cells: Callable[[int], list[str] | None]
+    ) -> list[Row] | None:
+        """A batch's rows from its columns: `cells(i)` gives key `keys[i]`'s column as hex text
+        of `encode`'s bytes ("" for an empty value), or None when a value has a problem. The
+        columns are joined in `encode`'s key order. None when a column has a problem or a row is
+        left with no identifier (the callers' loops then find and word it)."""
+        parts = []
+        for i in sorted(range(len(keys)), key=lambda i: self.codes[keys[i]]):
+            column = cells(i)
+            if column is None:
+                return None
+            parts.append(column)
+        texts = list(map("".join, zip(*parts, strict=True)))
+        if "" in texts:
+            return None
+        return self.encode_hex(texts)
 
     def decode(self, row: Row) -> Iterator[tuple[KeySpec, bytes]]:
         """Yield `(spec, value bytes)` per identifier in a row."""

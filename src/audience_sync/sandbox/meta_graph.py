@@ -372,17 +372,8 @@ def _rows_if_all_valid(keys: list[str], single: bool, data: list[Any]) -> list[R
         columns = list(zip(*data, strict=True))
     else:
         return None
-    order = sorted(range(len(keys)), key=lambda i: META_KEYS.codes[keys[i]])  # as `encode`
-    parts = []
-    for i in order:
-        cells = _hex_cells(keys[i], columns[i], single)
-        if cells is None:
-            return None
-        parts.append(cells)
-    texts = list(map("".join, zip(*parts, strict=True)))
-    if "" in texts:  # a multi-key row with every value empty
-        return None
-    return META_KEYS.encode_hex(texts)
+    # None too for a multi-key row with every value empty.
+    return META_KEYS.rows_of_columns(keys, lambda i: _hex_cells(keys[i], columns[i], single))
 
 
 def _hex_cells(key: str, column: list[Any], single: bool) -> list[str] | None:

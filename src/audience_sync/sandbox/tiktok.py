@@ -65,17 +65,9 @@ def _if_one_plain_audience(schema: list[str], users: list[Any]) -> dict[str, lis
     target = _only_target(columns)
     if target is None:
         return None
-    order = sorted(range(len(schema)), key=lambda i: TIKTOK_KEYS.codes[schema[i]])  # as `encode`
-    parts = []
-    for i in order:
-        texts = _hex_cells(schema[i], columns[i], target)
-        if texts is None:
-            return None
-        parts.append(texts)
-    texts = list(map("".join, zip(*parts, strict=True)))
-    if "" in texts:  # a user with no id at all, which `_rows_by_audience` skips
-        return None
-    return {str(target[0]): TIKTOK_KEYS.encode_hex(texts)}
+    # None too for a user with no id at all, which `_rows_by_audience` skips.
+    rows = TIKTOK_KEYS.rows_of_columns(schema, lambda i: _hex_cells(schema[i], columns[i], target))
+    return None if rows is None else {str(target[0]): rows}
 
 
 def _only_target(columns: list[tuple[Any, ...]]) -> list[str] | None:
