@@ -15,6 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,8 @@ from sqlalchemy import Engine, event, insert
 from tests.integration.sources.test_import_plans import fresh_postgres, plan_nodes
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
+from audience_sync.services.history import POINTS
+from audience_sync.services.history import sync_points as history_points
 from audience_sync.store import db
 from audience_sync.store.repositories import (
     AudienceRepository,
@@ -170,3 +173,20 @@ def test_another_tenants_audience_has_no_jobs_to_list(
     engine, tenant_id, audience_id = loaded
     with db.transaction(db.session_factory(engine)) as session:
         assert SyncJobRepository(session, tenant_id + 1).for_audience(audience_id) == []
+
+
+def test_an_audiences_sync_history_reads_its_jobs_by_the_audience_index(
+    loaded: tuple[Engine, int, uuid.UUID],
+) -> None:
+    """The dashboard's size and match-rate charts (`services.history.sync_points`)."""
+    engine, tenant_id, audience_id = loaded
+    service: Any = SimpleNamespace(factory=db.session_factory(engine))
+    points: list[Any] = []
+
+    def read(session: Any) -> None:
+        points.extend(history_points(service, tenant_id, audience_id))
+
+    assert_by_audience_index(engine, job_reads(engine, read))
+    assert len(points) == POINTS
+    assert points[-1].at == NOW - timedelta(hours=1)
+    assert [p.at for p in points] == sorted(p.at for p in points)
