@@ -19,10 +19,11 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import Engine, event, insert, select
 from tests.integration.sources.test_import_plans import fresh_postgres, plan_nodes
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
+from audience_sync.services import overview
 from audience_sync.services.history import POINTS
 from audience_sync.services.history import sync_points as history_points
 from audience_sync.store import db
@@ -81,10 +82,16 @@ def history(tenant_id: int, audience_id: uuid.UUID) -> list[dict[str, Any]]:
                 "status": SyncStatus.FAILED if n % 9 == 0 else SyncStatus.COMPLETED,
                 "triggered_by": TriggeredBy.SCHEDULED, "started_at": ended,
                 "completed_at": ended, "next_retry_at": ended, "details": {},
+                "match_rate": None if n % 9 == 0 else rate_of(n),
                 "created_at": ended, "updated_at": ended,
             }
         )  # fmt: skip
     return rows
+
+
+def rate_of(n: int) -> float:
+    """The match rate of the `n`th job of `history` (when it completed)."""
+    return 0.5 + n % 7 / 100
 
 
 def job_reads(engine: Engine, read: Any) -> list[tuple[str, Any]]:
@@ -190,3 +197,34 @@ def test_an_audiences_sync_history_reads_its_jobs_by_the_audience_index(
     assert len(points) == POINTS
     assert points[-1].at == NOW - timedelta(hours=1)
     assert [p.at for p in points] == sorted(p.at for p in points)
+
+
+def test_the_audiences_page_reads_each_audiences_newest_jobs_by_its_index(
+    loaded: tuple[Engine, int, uuid.UUID],
+) -> None:
+    """The dashboard's Audiences page (`services.overview`): each audience's last ended job and
+    the match rates of its last two completed syncs, read backwards through the audience's
+    index and stopped there, not ranked over the tenant's whole history."""
+    engine, tenant_id, audience_id = loaded
+    service: Any = SimpleNamespace(factory=db.session_factory(engine), clock=lambda: NOW)
+    rows: list[overview.AudienceRow] = []
+
+    def read(session: Any) -> None:
+        rows.extend(overview.audience_rows(service, tenant_id))
+
+    newest = [read for read in job_reads(engine, read) if "ORDER BY" in read[0]]
+    assert len(newest) == 1
+    indexes = job_indexes(engine, *newest[0])
+    assert indexes
+    assert set(indexes) == {AUDIENCE_INDEX}, indexes
+    row = next(r for r in rows if r.id == audience_id)
+    last = JOBS - 1  # the newest job completed (last % 9 != 0), as did the one before
+    assert row.match_rate_change == pytest.approx(rate_of(last) - rate_of(last - 1))
+    with engine.connect() as connection:
+        newest_job = connection.scalar(
+            select(AudienceSyncJob.id)
+            .where(AudienceSyncJob.platform_audience_id == audience_id)
+            .order_by(AudienceSyncJob.created_at.desc())
+            .limit(1)
+        )
+    assert row.last_job_id == newest_job
