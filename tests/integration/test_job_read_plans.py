@@ -19,7 +19,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert, select
+from sqlalchemy import Engine, event, insert, select, update
 from tests.integration.sources.test_import_plans import fresh_postgres, plan_nodes
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
@@ -27,6 +27,7 @@ from audience_sync.services import overview
 from audience_sync.services.history import POINTS
 from audience_sync.services.history import sync_points as history_points
 from audience_sync.store import db
+from audience_sync.store.alerts import AlertRepository
 from audience_sync.store.repositories import (
     AudienceRepository,
     SegmentRepository,
@@ -228,3 +229,39 @@ def test_the_audiences_page_reads_each_audiences_newest_jobs_by_its_index(
             .limit(1)
         )
     assert row.last_job_id == newest_job
+
+
+def test_the_alert_rules_read_each_audiences_newest_jobs_by_its_index(
+    loaded: tuple[Engine, int, uuid.UUID],
+) -> None:
+    """The alert rules' reads (`store.alerts`): stale audiences and the jobs to judge at each
+    tick, the sync before a job at its end."""
+    engine, tenant_id, audience_id = loaded
+    with engine.begin() as connection:
+        connection.execute(
+            update(PlatformAudience)
+            .where(PlatformAudience.tenant_id == tenant_id)
+            .values(auto_sync=True)
+        )
+    found: dict[str, Any] = {}
+
+    def read(session: Any) -> None:
+        repo = AlertRepository(session, tenant_id)
+        found["scheduled"] = dict(repo.scheduled_audiences())
+        found["latest"] = repo.latest_finished(NOW - timedelta(hours=48))
+        newest = next(j for j in found["latest"] if j.platform_audience_id == audience_id)
+        found["newest"] = newest.created_at
+        found["previous"] = repo.previous_completed(newest).created_at
+
+    reads = job_reads(engine, read)
+    assert len(reads) == 3
+    for statement, parameters in reads:
+        indexes = set(job_indexes(engine, statement, parameters))
+        assert AUDIENCE_INDEX in indexes, (statement, indexes)
+        assert indexes <= {AUDIENCE_INDEX, "pk_audience_sync_jobs"}, (statement, indexes)
+    last = JOBS - 1  # the newest job completed, as did the one before (n % 9 != 0)
+    (audience,) = [a for a in found["scheduled"] if a.id == audience_id]
+    assert found["scheduled"][audience] == NOW - timedelta(hours=JOBS - last)
+    assert found["newest"] == NOW - timedelta(hours=JOBS - last)
+    assert found["previous"] == NOW - timedelta(hours=JOBS - last + 1)
+    assert {j.platform_audience_id for j in found["latest"]} == {a.id for a in found["scheduled"]}

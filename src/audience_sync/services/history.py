@@ -14,12 +14,15 @@ from sqlalchemy import select
 
 from audience_sync.domain.models import SyncOperation, SyncStatus
 from audience_sync.store.db import transaction
-from audience_sync.store.repositories import AudienceRepository, of_tenants_audience
+from audience_sync.store.repositories import (
+    AudienceRepository,
+    job_status_in,
+    of_tenants_audience,
+)
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
 from audience_sync.sync.context import SyncService
 
 POINTS = 100  # the charts' window: the last hundred syncs
-_NOT_COMPLETED = [status for status in SyncStatus if status is not SyncStatus.COMPLETED]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +62,7 @@ def sync_points(
             .join(PlatformAudience, PlatformAudience.id == AudienceSyncJob.platform_audience_id)
             .where(
                 *of_tenants_audience(tenant_id, audience_id),
-                # Completed, said as "none of the others": PostgreSQL cannot read a NOT IN
-                # through `ix_audience_sync_jobs_status`, which a plan without statistics
-                # would AND in (every completed job of every tenant) for `= 'completed'`.
-                AudienceSyncJob.status.not_in(_NOT_COMPLETED),
+                job_status_in(SyncStatus.COMPLETED),
                 AudienceSyncJob.dry_run.is_(False),
                 AudienceSyncJob.operation != SyncOperation.DELETE,
                 AudienceSyncJob.completed_at.is_not(None),

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from audience_sync.domain.models import SyncPlatform, SyncStatus
 from audience_sync.store.db import transaction
+from audience_sync.store.repositories import job_status_in
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, Segment
 from audience_sync.sync.context import SyncService
 
@@ -24,8 +25,6 @@ ACTIVE = (SyncStatus.PENDING, SyncStatus.RUNNING)
 ENDED = (SyncStatus.COMPLETED, SyncStatus.FAILED)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 RATED_AMONG = 100  # an audience's trend: its last two rated syncs among this many ended jobs
-_NOT_ENDED = [status for status in SyncStatus if status not in ENDED]
-_NOT_COMPLETED = [status for status in SyncStatus if status is not SyncStatus.COMPLETED]
 # An audience's state, as a marketer reads it, most urgent first.
 STATES = ("syncing", "failing", "paused", "never synced", "healthy", "deleted")
 
@@ -173,15 +172,14 @@ def _newest(jobs: Any, *columns: Any) -> Select[Any]:
     `PlatformAudience.id`, read backwards through `ix_audience_sync_jobs_audience` and stopped
     at its LIMIT, whatever the audience's history. An audience's jobs never overlap (one active
     at a time: docs/sync.md), so the order they were created in is the order they ended in.
-    The statuses are said as NOT IN the others, which no index serves: on PostgreSQL without
-    statistics an `IN` was ANDed with `ix_audience_sync_jobs_status` (every such job of every
-    tenant); the whole page took 0.33 s at 200,000 jobs in a tenant, reading all of them."""
+    The statuses as `job_status_in` says them. The page ranked the tenant's whole history
+    before: 0.33 s at 200,000 jobs in a tenant."""
     return (
         select(*columns)
         .where(
             jobs.platform_audience_id == PlatformAudience.id,
             jobs.dry_run.is_(False),
-            jobs.status.not_in(_NOT_ENDED),
+            job_status_in(*ENDED, jobs=jobs),
         )
         .order_by(jobs.created_at.desc())
         .correlate(PlatformAudience)  # the outer audience, even inside another job's subquery
@@ -201,7 +199,7 @@ def _recent(
     since = func.coalesce(oldest.scalar_subquery(), EPOCH)  # fewer jobs than that: all of them
     rated = _newest(jobs, jobs.match_rate).where(
         jobs.created_at >= since,
-        jobs.status.not_in(_NOT_COMPLETED),
+        job_status_in(SyncStatus.COMPLETED),
         jobs.match_rate.is_not(None),
     )
     first = rated.limit(1).scalar_subquery()

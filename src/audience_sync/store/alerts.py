@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import ColumnElement, Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from audience_sync.domain.models import SyncStatus
-from audience_sync.store.repositories import TenantScoped
+from audience_sync.store.repositories import TenantScoped, job_status_in, of_tenants_audience
 from audience_sync.store.tables import (
     AlertChannel,
     AlertDelivery,
@@ -157,36 +157,42 @@ class AlertRepository(TenantScoped):
     def job(self, job_id: uuid.UUID) -> AudienceSyncJob:
         return self._get(AudienceSyncJob, job_id, "Job")
 
+    # An audience's jobs never overlap (one pending or running at a time: the unique index
+    # `uq_audience_sync_jobs_one_active`), so the order they were created in is the order they
+    # ended in: each read below walks the audience's index (`platform_audience_id`,
+    # `created_at`) backwards and stops at its first row, the tenant checked on the audience's
+    # row, whatever the tenant's history (`repositories.job_status_in`). Written with the
+    # jobs' own `tenant_id` and `status =`, they read every job of the tenant: at 200,000 jobs
+    # `scheduled_audiences` took 0.9–1.3 s, `latest_finished` 70–160 ms.
+
     def previous_completed(self, job: AudienceSyncJob) -> AudienceSyncJob | None:
         """The audience's last completed real (not dry-run) job before `job`."""
         return self.session.scalars(
-            self._select(AudienceSyncJob)
+            select(AudienceSyncJob)
+            .join(PlatformAudience, PlatformAudience.id == AudienceSyncJob.platform_audience_id)
             .where(
-                AudienceSyncJob.platform_audience_id == job.platform_audience_id,
-                AudienceSyncJob.status == SyncStatus.COMPLETED,
+                *of_tenants_audience(self.tenant_id, job.platform_audience_id),
+                job_status_in(SyncStatus.COMPLETED),
                 AudienceSyncJob.dry_run.is_(False),
                 AudienceSyncJob.id != job.id,
-                AudienceSyncJob.completed_at <= (job.completed_at or job.created_at),
+                AudienceSyncJob.created_at <= job.created_at,
             )
-            .order_by(AudienceSyncJob.completed_at.desc())
+            .order_by(AudienceSyncJob.created_at.desc())
             .limit(1)
         ).first()
 
     def latest_finished(self, since: datetime) -> list[AudienceSyncJob]:
-        """Each audience's latest real job that completed or failed since `since`."""
-        jobs = self.session.scalars(
-            self._select(AudienceSyncJob)
-            .where(
-                AudienceSyncJob.status.in_((SyncStatus.COMPLETED, SyncStatus.FAILED)),
-                AudienceSyncJob.dry_run.is_(False),
-                AudienceSyncJob.completed_at >= since,
+        """Each audience's latest real job, when it completed or failed since `since`."""
+        ended = (SyncStatus.COMPLETED, SyncStatus.FAILED)
+        latest = _newest(job_status_in(*ended)).with_only_columns(AudienceSyncJob.id)
+        ids = select(latest.scalar_subquery()).where(PlatformAudience.tenant_id == self.tenant_id)
+        return list(
+            self.session.scalars(
+                select(AudienceSyncJob).where(
+                    AudienceSyncJob.id.in_(ids), AudienceSyncJob.completed_at >= since
+                )
             )
-            .order_by(AudienceSyncJob.completed_at.desc())
-        ).all()
-        latest: dict[uuid.UUID, AudienceSyncJob] = {}
-        for job in jobs:
-            latest.setdefault(job.platform_audience_id, job)
-        return list(latest.values())
+        )
 
     def connections(self) -> Sequence[PlatformConnection]:
         return self.session.scalars(self._select(PlatformConnection)).all()
@@ -199,16 +205,8 @@ class AlertRepository(TenantScoped):
 
     def scheduled_audiences(self) -> list[tuple[PlatformAudience, datetime | None]]:
         """Active audiences on a schedule, each with its last completed real sync (or None)."""
-        last = (
-            select(func.max(AudienceSyncJob.completed_at))
-            .where(
-                AudienceSyncJob.tenant_id == self.tenant_id,
-                AudienceSyncJob.platform_audience_id == PlatformAudience.id,
-                AudienceSyncJob.status == SyncStatus.COMPLETED,
-                AudienceSyncJob.dry_run.is_(False),
-            )
-            .scalar_subquery()
-        )
+        completed = _newest(job_status_in(SyncStatus.COMPLETED))
+        last = completed.with_only_columns(AudienceSyncJob.completed_at).scalar_subquery()
         rows = self.session.execute(
             select(PlatformAudience, last).where(
                 PlatformAudience.tenant_id == self.tenant_id,
@@ -217,6 +215,22 @@ class AlertRepository(TenantScoped):
             )
         ).all()
         return [(audience, at) for audience, at in rows]
+
+
+def _newest(*where: ColumnElement[bool]) -> Select[Any]:
+    """The outer audience's newest real job matching `where` (a subquery correlated on
+    `PlatformAudience.id`, read backwards through the audience's index: see above)."""
+    return (
+        select(AudienceSyncJob)
+        .where(
+            AudienceSyncJob.platform_audience_id == PlatformAudience.id,
+            AudienceSyncJob.dry_run.is_(False),
+            *where,
+        )
+        .order_by(AudienceSyncJob.created_at.desc())
+        .limit(1)
+        .correlate(PlatformAudience)
+    )
 
 
 def tenant_ids(session: Session) -> list[int]:
