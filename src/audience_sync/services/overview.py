@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, aliased
 
 from audience_sync.domain.models import SyncPlatform, SyncStatus
 from audience_sync.store.db import transaction
-from audience_sync.store.repositories import job_status_in
+from audience_sync.store.repositories import job_status_in, newest_jobs_of_audience
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience, Segment
 from audience_sync.sync.context import SyncService
 
@@ -167,23 +167,12 @@ def _active_jobs(session: Session, tenant_id: int) -> dict[uuid.UUID, uuid.UUID]
     return dict(found)
 
 
-def _newest(jobs: Any, *columns: Any) -> Select[Any]:
-    """`columns` of the outer audience's real ended jobs, newest first: a subquery correlated on
-    `PlatformAudience.id`, read backwards through `ix_audience_sync_jobs_audience` and stopped
-    at its LIMIT, whatever the audience's history. An audience's jobs never overlap (one active
-    at a time: docs/sync.md), so the order they were created in is the order they ended in.
-    The statuses as `job_status_in` says them. The page ranked the tenant's whole history
-    before: 0.33 s at 200,000 jobs in a tenant."""
-    return (
-        select(*columns)
-        .where(
-            jobs.platform_audience_id == PlatformAudience.id,
-            jobs.dry_run.is_(False),
-            job_status_in(*ENDED, jobs=jobs),
-        )
-        .order_by(jobs.created_at.desc())
-        .correlate(PlatformAudience)  # the outer audience, even inside another job's subquery
-    )
+def _ended(jobs: Any, *columns: Any) -> Select[Any]:
+    """`columns` of the outer audience's real ended jobs, newest first
+    (`newest_jobs_of_audience`: read through the audience's index, stopped at a LIMIT). The page
+    ranked the tenant's whole history before: 0.33 s at 200,000 jobs in a tenant."""
+    ended = newest_jobs_of_audience(jobs).where(job_status_in(*ENDED, jobs=jobs))
+    return ended.with_only_columns(*columns)
 
 
 def _recent(
@@ -192,12 +181,12 @@ def _recent(
     """Each audience's match rates of its last two completed syncs that measured one, and its
     last ended job."""
     jobs, older = AudienceSyncJob, aliased(AudienceSyncJob)
-    last = _newest(jobs, jobs.id).limit(1).scalar_subquery()
+    last = _ended(jobs, jobs.id).limit(1).scalar_subquery()
     # Among its last RATED_AMONG ended jobs: an audience whose platform reports no size would
     # otherwise be read through its whole history at every look at the page.
-    oldest = _newest(older, older.created_at).offset(RATED_AMONG - 1).limit(1)
+    oldest = _ended(older, older.created_at).offset(RATED_AMONG - 1).limit(1)
     since = func.coalesce(oldest.scalar_subquery(), EPOCH)  # fewer jobs than that: all of them
-    rated = _newest(jobs, jobs.match_rate).where(
+    rated = _ended(jobs, jobs.match_rate).where(
         jobs.created_at >= since,
         job_status_in(SyncStatus.COMPLETED),
         jobs.match_rate.is_not(None),

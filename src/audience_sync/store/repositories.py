@@ -489,6 +489,23 @@ def job_status_in(*statuses: SyncStatus, jobs: Any = AudienceSyncJob) -> ColumnE
     return status.not_in([s for s in SyncStatus if s not in statuses])
 
 
+def newest_jobs_of_audience(jobs: Any = AudienceSyncJob) -> Select[Any]:
+    """The real (not dry-run) jobs of the audience of an outer query on `PlatformAudience`,
+    newest first: a subquery correlated on its `id` (an alias `jobs` for a subquery inside
+    another one). Given a LIMIT, PostgreSQL reads it backwards through
+    `ix_audience_sync_jobs_audience` and stops there, whatever the audience's history.
+
+    An audience's jobs never overlap (one pending or running at a time: the unique index
+    `uq_audience_sync_jobs_one_active`; a retry is the same job), so the order they were
+    created in is the order they ended in: the newest ended job is the last to have ended."""
+    return (
+        select(jobs)
+        .where(jobs.platform_audience_id == PlatformAudience.id, jobs.dry_run.is_(False))
+        .order_by(jobs.created_at.desc())
+        .correlate(PlatformAudience)
+    )
+
+
 def of_tenants_audience(tenant_id: int, audience_id: uuid.UUID) -> tuple[ColumnElement[bool], ...]:
     """Jobs of one audience, when it is the tenant's: the tenant is checked on the audience's row
     (a job's tenant is its audience's), not on the jobs' `tenant_id`.
