@@ -37,7 +37,7 @@ from audience_sync.store.repositories import (
     TenantRepository,
 )
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
-from audience_sync.sync.jobs import Trigger, trigger_job
+from audience_sync.sync.jobs import ACTIVE, Trigger, trigger_job
 from audience_sync.sync.runner import SyncService, Target, run_job
 from audience_sync.sync.service import connector_options, open_credentials
 
@@ -183,16 +183,29 @@ def setup_audiences(service: SyncService, tenant_id: int) -> dict[SyncPlatform, 
 
 
 def _retire_old(session: Session, tenant_id: int) -> None:
-    old = session.scalars(
-        select(PlatformAudience).where(
-            PlatformAudience.tenant_id == tenant_id, PlatformAudience.is_active.is_(True)
+    """The demo audiences of an earlier run: purged, jobs and all (the sandbox that held them
+    is gone with its process, so they name nothing; kept, a second `make run` listed each as a
+    deleted audience). One with a job still pending or running (a server stopped mid-sync) is
+    only deleted, as the API would: purging would drop that job's row under its worker."""
+    audiences = AudienceRepository(session, tenant_id)
+    for audience in audiences.list(include_deleted=True):
+        if not (audience.config or {}).get("demo"):
+            continue
+        audience.is_active = False
+        audience.auto_sync = False
+        audience.next_sync_at = None
+        busy = session.scalar(
+            select(AudienceSyncJob.id)
+            .where(
+                AudienceSyncJob.tenant_id == tenant_id,
+                AudienceSyncJob.platform_audience_id == audience.id,
+                AudienceSyncJob.status.in_(ACTIVE),
+            )
+            .limit(1)
         )
-    ).all()
-    for audience in old:
-        if (audience.config or {}).get("demo"):
-            audience.is_active = False
-            audience.auto_sync = False
-            audience.next_sync_at = None
+        if busy is None:
+            session.flush()
+            audiences.purge(audience.id)
 
 
 async def sync(

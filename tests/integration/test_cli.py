@@ -279,3 +279,25 @@ def test_connections_set_tests_the_token_and_says_when_the_test_fails(
         listed = invoke("connections", "accounts", "meta", "--json")
         assert listed.exit_code == 0, listed.output
         assert json.loads(listed.stdout)[0]["id"] == "1234567890"
+
+
+def test_a_second_demo_replaces_the_first_ones_audiences(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first run's demo audiences name nothing once its sandbox is gone: a second run
+    purges them (they were listed as deleted, four more each run), and syncs four new ones."""
+    with cli_on(f"sqlite:///{tmp_path}/demo.db", tmp_path, monkeypatch) as invoke:
+
+        def listed() -> list[dict[str, Any]]:
+            shown = invoke("audiences", "list", "--include-deleted", "--json")
+            assert shown.exit_code == 0, shown.output
+            found: list[dict[str, Any]] = json.loads(shown.stdout)
+            return found
+
+        assert invoke("demo").exit_code == 0
+        first = listed()
+        assert invoke("demo").exit_code == 0
+        second = listed()
+    assert len(first) == len(second) == 4
+    assert {a["id"] for a in first}.isdisjoint(a["id"] for a in second)
+    assert all(a["is_active"] for a in second)
