@@ -199,16 +199,19 @@ def test_dense_and_sparse_pages_read_the_same_members(
         )
     monkeypatch.setattr(members_module, "CONTENTS_PAGE_ROWS", 700)
     queries: list[str] = []
-    copy_frame = members_module._copy_frame
 
-    def recorded(connection: Any, sql: str, *args: Any) -> pl.DataFrame:
-        if sql == members_module.POSTGRES_MEMBER_PKS_SQL:
-            queries.append("pks")
-        else:
-            queries.append("dense" if "p.id BETWEEN" in sql else "sparse")
-        return copy_frame(connection, sql, *args)
+    def recording(copy: Any) -> Any:
+        def recorded(connection: Any, sql: str, *args: Any) -> pl.DataFrame:
+            if sql == members_module.POSTGRES_MEMBER_PKS_SQL:
+                queries.append("pks")
+            else:
+                queries.append("dense" if "p.id BETWEEN" in sql else "sparse")
+            return copy(connection, sql, *args)
 
-    monkeypatch.setattr(members_module, "_copy_frame", recorded)
+        return recorded
+
+    for copy in ("_copy_frame", "_copy_lines"):  # the pks and contents are plain (`_copy_lines`)
+        monkeypatch.setattr(members_module, copy, recording(getattr(members_module, copy)))
 
     def read() -> tuple[list[Any], list[Any]]:
         batches = member_batches(engine, tenant_id, segment_id, batch_rows=1_000)

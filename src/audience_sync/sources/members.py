@@ -337,21 +337,68 @@ def _copied_pages(
     rows: int,
     pages: tuple[str, str],
     schema: dict[str, Any],
+    *,
+    plain: bool = False,
 ) -> Iterator[pl.DataFrame]:
     """The segment's pks (`params`: segment, tenant), then `rows` of them a page, each read by
-    a `COPY` of `pages[1]` when the page is dense (`DENSE`), else of `pages[0]`. One REPEATABLE
-    READ transaction: every page sees the same members, as on SQLite."""
+    a `COPY` of `pages[1]` when the page is dense (`DENSE`), else of `pages[0]`; `plain`: the
+    pages' text is plain (`_copy_lines`). One REPEATABLE READ transaction: every page sees the
+    same members, as on SQLite."""
     repeatable = engine.connect().execution_options(isolation_level="REPEATABLE READ")
+    copy = _copy_lines if plain else _copy_frame
     with repeatable as connection, connection.begin():
-        pks = _copy_frame(connection, POSTGRES_MEMBER_PKS_SQL, params, {"pk": pl.Int64})["pk"]
+        pks = _copy_lines(connection, POSTGRES_MEMBER_PKS_SQL, params, {"pk": pl.Int64})["pk"]
         for setting in MERGE_JOIN_ONLY:
             connection.exec_driver_sql(setting)
         for start in range(0, len(pks), rows):
             first, last = int(pks[start]), int(pks[min(start + rows, len(pks)) - 1])
             if last - first + 1 <= DENSE * min(rows, len(pks) - start):
-                yield _copy_frame(connection, pages[1], (*params, first, last, first, last), schema)
+                yield copy(connection, pages[1], (*params, first, last, first, last), schema)
             else:
-                yield _copy_frame(connection, pages[0], (*params, first, last), schema)
+                yield copy(connection, pages[0], (*params, first, last), schema)
+
+
+def _copy_lines(
+    connection: Connection, sql: str, params: Sequence[object], schema: dict[str, Any]
+) -> pl.DataFrame:
+    """`_copy_frame` of a query whose first column is an integer key and whose text holds no
+    quote, comma or newline (pks, hex digits, `MARK`), in the order of that key: its rows are
+    joined into one text on the server (`lines_sql`). psycopg hands a `COPY` over a row at a
+    time, a few Python calls each under the GIL: a million pks took 0.97–1.52 s of our CPU
+    that way, 0.08–0.11 s joined (the server's own time: 444 → 524 ms)."""
+    dbapi: Any = connection.connection.dbapi_connection
+    data = bytearray()
+    with (
+        dbapi.cursor() as cursor,
+        cursor.copy(
+            COPY_SQL.format(query=driver_sql(connection, lines_sql(sql, schema))), params
+        ) as copy,
+    ):
+        for block in copy:
+            data += block
+    # The joined text is one CSV field, quoted (it holds newlines); no quote is inside it.
+    frame = _parsed(bytes(data).replace(b'"', b""), schema)
+    return frame.sort(next(iter(schema)))
+
+
+def lines_sql(sql: str, schema: dict[str, Any]) -> str:
+    """`sql`'s rows as CSV lines joined into one text (at most 1 GB, PostgreSQL's largest
+    value: ~100 million pks). No GROUP BY: grouped, the planner sorted every row twice, on
+    disk (1.2 s for a million pks against 0.44 s read as rows)."""
+    names = [f"c{k}" for k in range(len(schema))]
+    line = " || ',' || ".join(f"coalesce({name}::text, '')" for name in names)
+    return f"SELECT string_agg({line}, E'\\n') FROM ({sql}) AS q({', '.join(names)})"  # noqa: S608
+
+
+def _parsed(data: bytes, schema: dict[str, Any]) -> pl.DataFrame:
+    """`COPY`'s CSV (every text column `MARK`ed) as a frame of `schema`."""
+    if not data.strip():
+        return pl.DataFrame(schema=schema)
+    texts = [name for name, kind in schema.items() if kind == pl.String]
+    frame = pl.read_csv(
+        data, has_header=False, new_columns=list(schema), schema=schema, empty_string_is_null=True
+    )
+    return frame.with_columns(pl.col(texts).str.slice(len(MARK)))
 
 
 def _copy_frame(
@@ -368,17 +415,7 @@ def _copy_frame(
     ):
         for block in copy:
             data += block
-    if not data:
-        return pl.DataFrame(schema=schema)
-    texts = [name for name, kind in schema.items() if kind == pl.String]
-    frame = pl.read_csv(
-        bytes(data),
-        has_header=False,
-        new_columns=list(schema),
-        schema=schema,
-        empty_string_is_null=True,
-    )
-    return frame.with_columns(pl.col(texts).str.slice(len(MARK)))
+    return _parsed(bytes(data), schema)
 
 
 def read_ahead(batches: Iterator[T]) -> Iterator[T]:
@@ -458,7 +495,7 @@ def _content_copies(engine: Engine, params: tuple[object, ...]) -> pl.DataFrame:
     """`member_contents` on PostgreSQL: the segment's pks, then a `COPY` per page of
     `CONTENTS_PAGE_ROWS` of them, all in one snapshot (as `_member_copies`)."""
     pages = (POSTGRES_CONTENTS_SQL, POSTGRES_DENSE_CONTENTS_SQL)
-    copied = _copied_pages(engine, params, CONTENTS_PAGE_ROWS, pages, CONTENT_SCHEMA)
+    copied = _copied_pages(engine, params, CONTENTS_PAGE_ROWS, pages, CONTENT_SCHEMA, plain=True)
     frames = [_contents(page) for page in copied]
     return pl.concat(frames) if frames else _contents(pl.DataFrame(schema=CONTENT_SCHEMA))
 

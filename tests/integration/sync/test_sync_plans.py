@@ -65,6 +65,7 @@ from audience_sync.sources.members import (
     POSTGRES_MEMBER_PKS_SQL,
     POSTGRES_PROFILES_OF_SQL,
     POSTGRES_PROFILES_PAGE_SQL,
+    lines_sql,
 )
 from audience_sync.store import db, profile_writer
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
@@ -72,6 +73,7 @@ from audience_sync.store.repositories import SegmentRepository, TenantRepository
 pytestmark = pytest.mark.postgres
 
 ROWS = 3_000
+CONTENTS = {"owner": int, "content_hash": str}  # `lines_sql` counts the columns
 BATCH = 1_000
 SEGMENT = "Plans"
 
@@ -245,3 +247,40 @@ def test_the_import_new_memberships_scan_nothing(loaded: Loaded, mode: str) -> N
     sql, params = loaded.recorder.largest(profile_writer.POSTGRES_ADD_MEMBERS, 3)
     plan = postgres_plan(loaded.engine, sql, params, mode)
     assert no_sequential_scan(plan), table_scans(plan)
+
+
+def test_the_pks_joined_into_lines_are_read_from_the_segments_key(loaded: Loaded) -> None:
+    """`members._copy_lines`: the pks' query inside the aggregate that joins its rows keeps its
+    plan (the segment's key, no sequential scan)."""
+    sql = pg(lines_sql(POSTGRES_MEMBER_PKS_SQL, {"pk": int}))
+    plan = postgres_plan(loaded.engine, sql, (loaded.segment_id, loaded.tenant_id), PLAN_MODES[0])
+    assert no_sequential_scan(plan), table_scans(plan)
+    assert probes(plan, "segment_members", "segment_id"), table_scans(plan)
+
+
+@pytest.mark.parametrize("mode", PLAN_MODES)
+def test_the_contents_joined_into_lines_keep_their_page_plans(loaded: Loaded, mode: str) -> None:
+    """A dense page of contents, joined into lines, is still one merge join of the two keys,
+    with no sort; a sparse one still probes the profiles' key from its stretch of the
+    segment's."""
+    first, last = ROWS + 1_001, ROWS + 2_000
+    dense = postgres_plan(
+        loaded.engine,
+        pg(lines_sql(POSTGRES_DENSE_CONTENTS_SQL, CONTENTS)),
+        (loaded.segment_id, loaded.tenant_id, first, last, first, last),
+        mode,
+        MERGE_JOIN_ONLY,
+    )
+    kinds = [node["Node Type"] for node in plan_nodes(dense)]
+    assert kinds.count("Merge Join") == 1, kinds
+    for kind in ("Nested Loop", "Hash Join", "Sort"):
+        assert kind not in kinds, kinds
+    assert no_sequential_scan(dense), table_scans(dense)
+    sparse = postgres_plan(
+        loaded.engine,
+        pg(lines_sql(POSTGRES_CONTENTS_SQL, CONTENTS)),
+        (loaded.segment_id, loaded.tenant_id, first, last),
+        mode,
+        MERGE_JOIN_ONLY,
+    )
+    assert_walks_a_page_of_the_segments_key(sparse)
