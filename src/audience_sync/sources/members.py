@@ -366,18 +366,9 @@ def _copy_lines(
     joined into one text on the server (`lines_sql`). psycopg hands a `COPY` over a row at a
     time, a few Python calls each under the GIL: a million pks took 0.97–1.52 s of our CPU
     that way, 0.08–0.11 s joined (the server's own time: 444 → 524 ms)."""
-    dbapi: Any = connection.connection.dbapi_connection
-    data = bytearray()
-    with (
-        dbapi.cursor() as cursor,
-        cursor.copy(
-            COPY_SQL.format(query=driver_sql(connection, lines_sql(sql, schema))), params
-        ) as copy,
-    ):
-        for block in copy:
-            data += block
+    data = _copied(connection, lines_sql(sql, schema), params)
     # The joined text is one CSV field, quoted (it holds newlines); no quote is inside it.
-    frame = _parsed(bytes(data).replace(b'"', b""), schema)
+    frame = _parsed(data.replace(b'"', b""), schema)
     return frame.sort(next(iter(schema)))
 
 
@@ -406,6 +397,11 @@ def _copy_frame(
 ) -> pl.DataFrame:
     """The rows of `sql` (`?` placeholders; every text column `MARK`ed, see `MARK`) as a frame
     of `schema`, read through PostgreSQL's `COPY … TO STDOUT` in CSV."""
+    return _parsed(_copied(connection, sql, params), schema)
+
+
+def _copied(connection: Connection, sql: str, params: Sequence[object]) -> bytes:
+    """The CSV `COPY … TO STDOUT` writes of `sql` (`?` placeholders)."""
     dbapi: Any = connection.connection.dbapi_connection
     data = bytearray()
     # COPY takes no server-side parameters: psycopg binds these on the client, quoted.
@@ -415,7 +411,7 @@ def _copy_frame(
     ):
         for block in copy:
             data += block
-    return _parsed(bytes(data), schema)
+    return bytes(data)
 
 
 def read_ahead(batches: Iterator[T]) -> Iterator[T]:
