@@ -17,7 +17,6 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI
 from pydantic import SecretStr
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audience_sync.config import Settings
@@ -37,7 +36,7 @@ from audience_sync.store.repositories import (
     TenantRepository,
 )
 from audience_sync.store.tables import AudienceSyncJob, PlatformAudience
-from audience_sync.sync.jobs import ACTIVE, Trigger, trigger_job
+from audience_sync.sync.jobs import Trigger, active_job, trigger_job
 from audience_sync.sync.runner import SyncService, Target, run_job
 from audience_sync.sync.service import connector_options, open_credentials
 
@@ -194,16 +193,7 @@ def _retire_old(session: Session, tenant_id: int) -> None:
         audience.is_active = False
         audience.auto_sync = False
         audience.next_sync_at = None
-        busy = session.scalar(
-            select(AudienceSyncJob.id)
-            .where(
-                AudienceSyncJob.tenant_id == tenant_id,
-                AudienceSyncJob.platform_audience_id == audience.id,
-                AudienceSyncJob.status.in_(ACTIVE),
-            )
-            .limit(1)
-        )
-        if busy is None:
+        if active_job(session, tenant_id, audience.id) is None:
             session.flush()
             audiences.purge(audience.id)
 

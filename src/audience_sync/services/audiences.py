@@ -11,11 +11,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from audience_sync.domain.accounts import ad_account_problem
-from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus, TriggeredBy
+from audience_sync.domain.models import SyncOperation, SyncPlatform, TriggeredBy
 from audience_sync.domain.schedule import check_interval, next_sync_at
 from audience_sync.exceptions import ConflictError, FieldError, ValidationError
 from audience_sync.services import flags, ids, jobs
@@ -32,7 +31,7 @@ from audience_sync.store.views import audience_view
 from audience_sync.sync.audiences import AudienceDeletedError
 from audience_sync.sync.context import SyncService
 from audience_sync.sync.health import audience_health
-from audience_sync.sync.jobs import Trigger, trigger_job
+from audience_sync.sync.jobs import Trigger, active_job, trigger_job
 
 __all__ = [
     "AudienceDeletedError",
@@ -196,17 +195,11 @@ def _check_purgeable(session: Session, tenant_id: int, audience_id: uuid.UUID) -
             f"Audience {audience.platform_audience_name!r} is not deleted; delete it first "
             "(DELETE without purge, or `audience-sync audiences delete ID`), then purge it.",
         )
-    active = session.scalar(
-        select(AudienceSyncJob.id).where(
-            AudienceSyncJob.tenant_id == tenant_id,
-            AudienceSyncJob.platform_audience_id == audience_id,
-            AudienceSyncJob.status.in_((SyncStatus.PENDING, SyncStatus.RUNNING)),
-        )
-    )
+    active = active_job(session, tenant_id, audience_id)
     if active is not None:
         raise ConflictError(
             "sync_in_progress",
-            f"Job {active} of the audience is still pending or running; wait for it to end.",
+            f"Job {active.id} of the audience is still pending or running; wait for it to end.",
         )
 
 

@@ -90,7 +90,7 @@ def trigger_job(
             return _queue_new(factory, tenant_id, audience_id, trigger, now), True
         except IntegrityError:
             with transaction(factory) as session:
-                active = _active_or_none(session, tenant_id, audience_id)
+                active = active_job(session, tenant_id, audience_id)
                 if active is None:
                     # The job we collided with ended in between (or the audience was purged:
                     # `get` answers 404 then). Deleted: refuse; else queue ours now.
@@ -140,9 +140,9 @@ def _queue_new(
         return job
 
 
-def _active_or_none(
-    session: Session, tenant_id: int, audience_id: uuid.UUID
-) -> AudienceSyncJob | None:
+def active_job(session: Session, tenant_id: int, audience_id: uuid.UUID) -> AudienceSyncJob | None:
+    """The audience's pending or running job, if any (never more than one:
+    `uq_audience_sync_jobs_one_active`)."""
     return session.scalars(
         select(AudienceSyncJob).where(
             AudienceSyncJob.tenant_id == tenant_id,
