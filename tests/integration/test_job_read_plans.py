@@ -265,3 +265,26 @@ def test_the_alert_rules_read_each_audiences_newest_jobs_by_its_index(
     assert found["newest"] == NOW - timedelta(hours=JOBS - last)
     assert found["previous"] == NOW - timedelta(hours=JOBS - last + 1)
     assert {j.platform_audience_id for j in found["latest"]} == {a.id for a in found["scheduled"]}
+
+
+def test_the_audiences_pages_30_day_counts_read_only_the_windows_jobs(
+    loaded: tuple[Engine, int, uuid.UUID],
+) -> None:
+    """The Audiences page's header (`overview.summary`): the tenant's real syncs that ended in
+    30 days, read through the tenant's completion-time index (the window's jobs), not through
+    the tenant's index (its whole history) or the status index (every tenant's)."""
+    engine, tenant_id, _ = loaded
+    service: Any = SimpleNamespace(factory=db.session_factory(engine), clock=lambda: NOW)
+    found: list[overview.Summary] = []
+
+    def read(session: Any) -> None:
+        found.append(overview.summary(service, tenant_id, []))
+
+    reads = job_reads(engine, read)
+    assert len(reads) == 1
+    indexes = job_indexes(engine, *reads[0])
+    assert indexes == ["ix_audience_sync_jobs_tenant_completed"], indexes
+    # Two audiences in this tenant, each with 720 hourly jobs in 30 days, every ninth failed.
+    failed = sum(1 for n in range(JOBS - 720, JOBS) if n % 9 == 0)
+    assert found[0].syncs_30d == 2 * 720
+    assert found[0].success_rate_30d == pytest.approx((720 - failed) / 720)

@@ -106,6 +106,9 @@ def audience_rows(
 
 
 def summary(service: SyncService, tenant_id: int, rows: Sequence[AudienceRow]) -> Summary:
+    """The page's header: its audiences by state, and the real syncs ended in 30 days, read
+    through `ix_audience_sync_jobs_tenant_completed` (the window's jobs, not the tenant's whole
+    history; the status as NOT IN: see `job_status_in`)."""
     now = service.clock()
     with transaction(service.factory) as session:
         counts = dict(
@@ -113,9 +116,9 @@ def summary(service: SyncService, tenant_id: int, rows: Sequence[AudienceRow]) -
                 select(AudienceSyncJob.status, func.count())
                 .where(
                     AudienceSyncJob.tenant_id == tenant_id,
-                    AudienceSyncJob.dry_run.is_(False),
                     AudienceSyncJob.completed_at >= now - WINDOW,
-                    AudienceSyncJob.status.in_(ENDED),
+                    AudienceSyncJob.dry_run.is_(False),
+                    job_status_in(*ENDED),
                 )
                 .group_by(AudienceSyncJob.status)
             ).all()

@@ -264,6 +264,9 @@ class AudienceSyncJob(Timestamps, Base):
     __table_args__ = (
         Index("ix_audience_sync_jobs_audience", "platform_audience_id", "created_at"),
         Index("ix_audience_sync_jobs_status", "status", "next_retry_at"),
+        # The tenant's jobs that ended in a window (the Audiences page's 30-day counts), read
+        # without walking the tenant's whole history (migration 0023).
+        Index("ix_audience_sync_jobs_tenant_completed", "tenant_id", "completed_at"),
         # I3: at most one pending or running job per audience, enforced by the database itself,
         # so two processes (or machines) triggering the same audience cannot both win.
         Index(
