@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     environment: Literal["development", "test", "production"] = "development"
     var_dir: Path = Path("var")
     database_url: str = ""  # empty: a SQLite file in var_dir
+    # PostgreSQL connections each process keeps open (`serve`, each worker), and how many more
+    # it may open for a burst (closed again when returned). `serve` runs its routes on up to
+    # 40 threads: with SQLAlchemy's default of 5 kept, a loaded API opened and closed a
+    # connection (a server process) for most requests (docs/performance.md).
+    database_pool_size: int = Field(20, ge=1)
+    database_max_overflow: int = Field(20, ge=0)
     log_level: str = "INFO"
     # Where clients reach this service: download links are built from it, never from a
     # request's Host header (which the client chooses). Empty: `serve`'s --host/--port, else

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.exc import OperationalError
 from tests.integration.sources.test_import_plans import fresh_postgres
 
@@ -104,3 +104,28 @@ def test_a_connection_dropped_right_after_use_fails_once_then_is_replaced(
     with pytest.raises(OperationalError):
         backend_pid(engine)
     assert backend_pid(engine) != first  # the disconnect invalidated the pool
+
+
+def test_a_burst_of_requests_reuses_the_pools_connections(postgres: Engine) -> None:
+    """`serve` runs its routes on up to 40 threads, each holding a connection for its request.
+    With SQLAlchemy's default pool (5 kept, 10 more opened and closed again), every burst above
+    five opened new server connections, a PostgreSQL process each (docs/performance.md). The
+    configured pool (`AUDIENCE_SYNC_DATABASE_POOL_SIZE`, 20 by default) keeps them open."""
+    from audience_sync.config import Settings
+    from audience_sync.services.database import open_engine
+
+    url = postgres.url.render_as_string(hide_password=False)
+    engine = open_engine(Settings(database_url=url))
+    opened: list[object] = []
+    event.listen(engine, "connect", lambda *_: opened.append(1))
+    try:
+        for _burst in range(3):
+            held = [engine.connect() for _ in range(15)]  # 15 requests at once
+            for connection in held:
+                connection.execute(text("SELECT 1"))
+            for connection in held:
+                connection.close()
+        assert len(opened) == 15
+        assert (engine.pool.size(), engine.pool.checkedin()) == (20, 15)
+    finally:
+        engine.dispose()

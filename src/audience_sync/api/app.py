@@ -44,7 +44,7 @@ def create_app(
     limit with a scheduler running beside the app (default: `state.default_launcher`).
     `extensions` mount more on the app before the access log wraps it (the dashboard:
     `dashboard.site.create_site`)."""
-    engine = engine or open_engine(settings.effective_database_url)
+    engine = engine or open_engine(settings)
     service = service or build_service(settings, engine)
     launcher = launcher or default_launcher(settings, service)
     context = ApiContext(settings, engine, sessions(engine), service, launcher)

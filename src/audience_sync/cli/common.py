@@ -88,7 +88,7 @@ def context() -> Context:
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.environment == "production")
     secret_keys(settings)  # validated now; in development, generated once with a warning
-    engine = database.open_engine(settings.effective_database_url)
+    engine = database.open_engine(settings)
     return Context(settings, engine, database.sessions(engine))
 
 

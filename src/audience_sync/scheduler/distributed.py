@@ -107,7 +107,7 @@ def worker_service() -> SyncService:
     """This worker process's sync engine, from the environment's settings."""
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.environment == "production")
-    return build_service(settings, open_engine(settings.effective_database_url))
+    return build_service(settings, open_engine(settings))
 
 
 def tick(task: Task[Any, Any]) -> dict[str, int]:

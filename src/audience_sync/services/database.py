@@ -5,14 +5,19 @@ from __future__ import annotations
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from audience_sync.config import Settings
 from audience_sync.store import db
 from audience_sync.store.db import transaction
 
 __all__ = ["Engine", "Session", "is_migrated", "open_engine", "sessions", "transaction", "upgrade"]
 
 
-def open_engine(url: str) -> Engine:
-    return db.make_engine(url)
+def open_engine(settings: Settings) -> Engine:
+    """The engine of the configured database, its PostgreSQL pool sized by the settings."""
+    return db.make_engine(
+        settings.effective_database_url,
+        pool=(settings.database_pool_size, settings.database_max_overflow),
+    )
 
 
 def sessions(engine: Engine) -> sessionmaker[Session]:

@@ -26,8 +26,10 @@ MIGRATIONS = "audience_sync.store:migrations"
 PING_AFTER_IDLE_SECONDS = 5.0
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; SQLite gets its folder created, foreign keys on, and WAL."""
+def make_engine(url: str, pool: tuple[int, int] | None = None, **kwargs: Any) -> Engine:
+    """An engine for `url`; SQLite gets its folder created, foreign keys on, and WAL.
+    `pool`: PostgreSQL's connections kept open and opened beyond them at most (SQLAlchemy's
+    `pool_size`, `max_overflow`); None: SQLAlchemy's defaults (5 and 10)."""
     kwargs.setdefault("hide_parameters", True)  # SQL errors never quote rows' values (PII)
     try:
         parsed = make_url(url)
@@ -47,6 +49,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(parsed, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+    if pool is not None:
+        kwargs.setdefault("pool_size", pool[0])
+        kwargs.setdefault("max_overflow", pool[1])
     engine = create_engine(parsed, **kwargs)
     _ping_when_idle(engine)
     return engine
