@@ -5,8 +5,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))  # the repository: `benchmarks`
 
 from benchmarks.bench_import import own_peak_mb
+
+REPOSITORY = Path(__file__).resolve().parents[3]
 
 READ_PEAK = "from benchmarks.bench_import import own_peak_mb; print(own_peak_mb())"
 
@@ -19,7 +24,11 @@ def test_a_cases_peak_is_not_its_parents() -> None:
     held[::4096] = b"x" * len(range(0, len(held), 4096))
     assert own_peak_mb() >= 400
     child = subprocess.run(
-        [sys.executable, "-c", READ_PEAK], capture_output=True, text=True, check=True
+        [sys.executable, "-c", READ_PEAK],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPOSITORY,
     )
     assert float(child.stdout) < 300
     del held
