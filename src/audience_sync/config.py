@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from cryptography.fernet import Fernet
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from audience_sync.exceptions import ConfigurationError
@@ -235,8 +235,22 @@ def load_settings(**overrides: object) -> Settings:
     """Build and validate the settings; a bad value becomes a `ConfigurationError` that says why."""
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise ConfigurationError(f"Invalid settings: {invalid_settings(exc)}") from exc
     except ValueError as exc:
         raise ConfigurationError(f"Invalid settings: {exc}") from exc
+
+
+def invalid_settings(error: ValidationError) -> str:
+    """What is wrong, by environment variable (`AUDIENCE_SYNC_PUBLIC_URL: String should match
+    pattern …`), without the values given: pydantic's own text quotes each one, and a value can
+    be a secret (a key, a password in a URL)."""
+    found = []
+    for item in error.errors(include_url=False, include_input=False):
+        where = item["loc"]
+        name = f"AUDIENCE_SYNC_{str(where[0]).upper()}" if where else "settings"
+        found.append(name + "".join(f"[{part}]" for part in where[1:]) + f": {item['msg']}")
+    return "; ".join(found) + " (docs/configuration.md)"
 
 
 def secret_keys(settings: Settings) -> list[bytes]:

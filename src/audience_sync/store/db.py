@@ -33,9 +33,14 @@ def make_engine(url: str, pool: tuple[int, int] | None = None, **kwargs: Any) ->
     kwargs.setdefault("hide_parameters", True)  # SQL errors never quote rows' values (PII)
     try:
         parsed = make_url(url)
+        parsed.port  # noqa: B018 - parsed when read: a port that is not a number raises here
     except ArgumentError as exc:
         raise ConfigurationError(
             f"AUDIENCE_SYNC_DATABASE_URL is not a database URL: {exc}"
+        ) from exc
+    except ValueError as exc:  # its text would quote the URL's port part: not shown
+        raise ConfigurationError(
+            "AUDIENCE_SYNC_DATABASE_URL is not a database URL: its port is not a number"
         ) from exc
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2

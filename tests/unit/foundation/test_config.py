@@ -9,6 +9,7 @@ from cryptography.fernet import Fernet
 
 from audience_sync.config import FeatureFlag, Settings, load_settings, secret_keys
 from audience_sync.exceptions import ConfigurationError
+from audience_sync.store.db import make_engine
 
 
 @pytest.fixture(autouse=True)
@@ -50,8 +51,26 @@ def test_settings_come_from_prefixed_environment(monkeypatch: pytest.MonkeyPatch
 
 
 def test_an_invalid_value_is_a_configuration_error_that_names_it() -> None:
-    with pytest.raises(ConfigurationError, match="max_batch_size"):
+    with pytest.raises(ConfigurationError, match="AUDIENCE_SYNC_MAX_BATCH_SIZE: Input should"):
         load_settings(max_batch_size=0)
+
+
+def test_an_invalid_value_is_never_quoted_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A value can be a secret: a password in a URL, a token pasted in the wrong variable.
+    monkeypatch.setenv("AUDIENCE_SYNC_PUBLIC_URL", "ftp://user:hunter2@example.com")
+    monkeypatch.setenv("AUDIENCE_SYNC_DATABASE_POOL_SIZE", "hunter3")
+    with pytest.raises(ConfigurationError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert "AUDIENCE_SYNC_PUBLIC_URL: String should match pattern" in message
+    assert "AUDIENCE_SYNC_DATABASE_POOL_SIZE: Input should be a valid integer" in message
+    assert "hunter" not in message
+
+
+def test_a_database_url_with_a_bad_port_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="its port is not a number") as raised:
+        make_engine("postgresql://user:hunter2@db:notaport/x")
+    assert "hunter2" not in str(raised.value)
 
 
 @pytest.mark.parametrize("key", [None, "changeme", "", "secret"])
@@ -95,5 +114,5 @@ def test_only_flags_the_operator_turned_off_are_a_ceiling(monkeypatch: pytest.Mo
 def test_the_public_url_defaults_to_serves_address_and_must_be_a_url() -> None:
     assert Settings().effective_public_url == "http://127.0.0.1:8000"
     assert Settings(public_url="https://a.example/x/").effective_public_url == "https://a.example/x"
-    with pytest.raises(ConfigurationError, match="public_url"):
+    with pytest.raises(ConfigurationError, match="AUDIENCE_SYNC_PUBLIC_URL"):
         load_settings(public_url="javascript:alert(1)")
