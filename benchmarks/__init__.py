@@ -12,10 +12,12 @@ Every benchmark belongs to one group: `default` (what `make bench` runs, about t
 
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -70,6 +72,19 @@ def selected(only: list[str] | None) -> list[str]:
     the default group."""
     wanted = set(only or ("default",))
     return [n for n in sorted(REGISTRY) if n in wanted or GROUP_OF[n] in wanted]
+
+
+def peak_kb(pid: int | str = "self") -> int:
+    """The peak resident memory (`VmHWM`, kB) of process `pid` (this one by default) since its
+    `exec`; 0 once it is gone or where `/proc` has no such figure. Not `ru_maxrss`: Linux
+    carries that across `exec` from the parent, which in `make bench` holds every earlier
+    benchmark's data."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    found = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return int(found.group(1)) if found else 0
 
 
 def median_seconds(run: Callable[[], Any], repeat: int) -> float:

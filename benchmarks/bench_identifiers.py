@@ -19,7 +19,7 @@ import polars as pl
 
 from audience_sync.domain.models import IdentifierType
 from audience_sync.identifiers import bulk, hash_many, hash_series, normalize
-from benchmarks import BenchOptions, Table, median_seconds, register
+from benchmarks import BenchOptions, Table, median_seconds, peak_kb, register
 from benchmarks.messy import GENERATORS, emails, mixed_emails, raw_phones
 
 IDENTIFIER_TYPES = ("email", "phone", "mobile_id")  # hash_series is measured for these
@@ -207,15 +207,10 @@ def _memory_child(total: int, chunk: int) -> None:
 
 
 def _peak_rss() -> int:
-    """This process's peak resident memory in bytes: VmHWM, the high-water mark of its own
-    address space. (`ru_maxrss` would do elsewhere, but Linux carries it across exec from the
-    parent that started us, which holds every benchmark's data.)"""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    """This process's peak resident memory in bytes (`peak_kb`); `ru_maxrss` where `/proc` has
+    no such figure."""
+    if kb := peak_kb():
+        return kb * 1024
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -55,7 +54,7 @@ import psutil
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from benchmarks import BenchOptions, Table, register
+from benchmarks import BenchOptions, Table, peak_kb, register
 from benchmarks.generated import profiles_csv
 
 POSTGRES_URL = os.environ.get(
@@ -122,20 +121,10 @@ def work_import(url: str, path: Path) -> dict[str, Any]:
 
 def own_peak_mb() -> float:
     """This process's peak RSS since its `exec` (`VmHWM`; see the module's docstring)."""
-    return peak_kb(os.getpid()) / 1024
+    return peak_kb() / 1024
 
 
 # --- the parent: subprocesses and their peaks -------------------------------------------------
-
-
-def peak_kb(pid: int) -> int:
-    """`VmHWM` of a live process (0 once it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return 0
-    found = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(found.group(1)) if found else 0
 
 
 def run_case(args: list[str]) -> dict[str, Any]:

@@ -45,7 +45,6 @@ import asyncio
 import hashlib
 import json
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -86,7 +85,7 @@ from audience_sync.store.tables import (
 from audience_sync.sync.jobs import Trigger, trigger_job
 from audience_sync.sync.service import connector_options, open_credentials
 from audience_sync.testing.support import PREFIXES, SANDBOX_URL, FakeTime
-from benchmarks import BenchOptions, Table, register
+from benchmarks import BenchOptions, Table, peak_kb, register
 from benchmarks.bench_connectors import TimedApp
 from benchmarks.databases import postgres_database, unique_name
 
@@ -113,9 +112,8 @@ def reset_peak() -> None:
 
 
 def peak_mb() -> float:
-    status = Path("/proc/self/status").read_text()
-    found = re.search(r"VmHWM:\s+(\d+) kB", status)
-    return int(found.group(1)) / 1024 if found else float("nan")
+    kb = peak_kb()
+    return kb / 1024 if kb else float("nan")
 
 
 def timed(step: Any, postgres: bool = False) -> dict[str, float]:
