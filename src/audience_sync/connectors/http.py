@@ -326,6 +326,16 @@ def retry_after_seconds(headers: httpx.Headers, now: float) -> float | None:
         return None
 
 
+def unbind(response: httpx.Response) -> None:
+    """Break the reference cycle httpx 0.28 makes of each response and its stream
+    (`response.stream` wraps the body in a `BoundAsyncStream` that points back at the response,
+    encode/httpx#3733), once the body is read: else the response, and the request it holds —
+    a batch's body, up to several MB — lives until the cyclic garbage collector runs. A run
+    that makes few Python objects (batches kept in columns) ran it seldom, and a Snapchat
+    create held ~480 MB of sent bodies at its peak."""
+    response.stream = httpx.ByteStream(b"")
+
+
 def json_bytes(body: Any) -> bytes:
     """A request body as compact UTF-8 JSON, as httpx's `json=` writes it, ~25× faster (orjson:
     1.1 ms against 27.5 ms for a 10,000-row Meta body). Unlike `json.dumps` it writes NaN as
@@ -461,6 +471,7 @@ class HttpClient:
             async with asyncio.timeout(self.timeout):
                 response = await self.client.request(method, url, headers=sent, **kwargs)
                 content = await response.aread()
+                unbind(response)
         except (TimeoutError, httpx.TimeoutException) as exc:
             late = PlatformTimeoutError(f"The platform did not answer within {self.timeout}s")
             return late, True, None, exc

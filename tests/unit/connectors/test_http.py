@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -76,6 +77,21 @@ async def test_retry_after_is_waited_exactly_before_the_retry() -> None:
     assert await http.request("POST", "things") == {"ok": 1}
     assert time.sleeps == [12.0]
     assert len(seen) == 2
+    await http.aclose()
+
+
+async def test_a_sent_body_is_freed_with_its_answer_without_the_garbage_collector() -> None:
+    # httpx ties each response and its stream in a cycle (encode/httpx#3733): without
+    # `unbind` a batch's body lived until the cyclic collector ran.
+    http = client(lambda request: httpx.Response(200, json={"ok": 1}), FakeTime())
+    gc.collect()
+    gc.disable()
+    try:
+        assert await http.request("POST", "things", json={"data": ["x" * 1000]}) == {"ok": 1}
+        alive = [o for o in gc.get_objects() if isinstance(o, httpx.Request | httpx.Response)]
+    finally:
+        gc.enable()
+    assert alive == []
     await http.aclose()
 
 
