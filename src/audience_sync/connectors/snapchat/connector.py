@@ -20,6 +20,7 @@ from audience_sync.connectors.base import (
     Batch,
     BatchOutcome,
     Capabilities,
+    FrameRecords,
     Operation,
     Prepared,
 )
@@ -158,7 +159,7 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
         pairs = pairs.sort(order, maintain_order=True)
         stops = list(accumulate(count for _, count in runs))
         prepared = Prepared(users=len(texts))
-        prepared.records = pairs.select("key", "value").rows()
+        prepared.records = FrameRecords(pairs.select("key", "value"))
         prepared.owners = pairs["i"].cast(pl.Int64).to_list()
         prepared.runs = [(stop - n, stop) for (_, n), stop in zip(runs, stops, strict=True)]
         return prepared
@@ -167,7 +168,7 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
         self, op: Operation, audience_id: str, batch: Batch, state: Any
     ) -> BatchOutcome:
         schema = batch.records[0][0]
-        unique = list(dict.fromkeys(digest for _, digest in batch.records))  # no duplicates
+        unique = _distinct_digests(batch.records)
         entry: dict[str, Any] = {"schema": [schema], "data": [[d] for d in unique]}
         if op is Operation.REMOVE:
             entry["id"] = audience_id
@@ -247,3 +248,10 @@ class SnapchatAudienceConnector(BaseAudienceConnector):
             for account in (row.get("organization") or {}).get("ad_accounts", []):
                 found.append(AdAccount(str(account["id"]), account.get("name")))
         return found
+
+
+def _distinct_digests(records: Sequence[tuple[str, str]]) -> list[str]:
+    """The records' digests, each once, in order (a batch sends no duplicates)."""
+    if isinstance(records, FrameRecords):
+        return records.column("value").unique(maintain_order=True).to_list()
+    return list(dict.fromkeys(digest for _, digest in records))
