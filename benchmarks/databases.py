@@ -39,10 +39,27 @@ def admin_sql(statement: str) -> None:
         engine.dispose()
 
 
+def file_copy() -> str:
+    """` STRATEGY FILE_COPY` where the server knows it (15 and later), else nothing."""
+    engine = create_engine(ADMIN_URL)
+    try:
+        with engine.connect() as connection:
+            version = int(connection.execute(text("SHOW server_version_num")).scalar_one())
+    finally:
+        engine.dispose()
+    return " STRATEGY FILE_COPY" if version >= 150000 else ""
+
+
 @contextmanager
 def postgres_database(name: str, template: str | None = None) -> Iterator[str]:
-    """A new database `name` (a copy of `template`, if given): its URL; dropped afterwards."""
-    copied = f' TEMPLATE "{template}"' if template else ""
+    """A new database `name` (a copy of `template`, if given): its URL; dropped afterwards.
+
+    A copy is made by copying the files (`STRATEGY FILE_COPY`, PostgreSQL 15 and later), which
+    checkpoints before and after. The default since 15 (`WAL_LOG`) writes the whole template to
+    the WAL: a 483 MB copy of a million members brought the next checkpoint into the timed step
+    that followed (a Snapchat create's server CPU 3.4-4.5 s against 2.9-3.0 s).
+    """
+    copied = f' TEMPLATE "{template}"{file_copy()}' if template else ""
     admin_sql(f'CREATE DATABASE "{name}"{copied}')
     try:
         yield url_of(name)
