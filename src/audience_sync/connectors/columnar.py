@@ -400,12 +400,29 @@ def rows_by_key(
 ) -> list[tuple[Any, ...]]:
     """Each text's values of `text_pairs` as a row in `keys` order, `fill` where it has none
     (the last value where it has several, as `dict(pairs)` keeps)."""
+    return frame_by_key(pairs, keys, fill).rows()
+
+
+def frame_by_key(pairs: pl.DataFrame, keys: Sequence[str], fill: str | None) -> pl.DataFrame:
+    """`rows_by_key` as a frame: a (string) column a key, a row a text."""
     wide = pairs.pivot(on="key", index="i", values="value", aggregate_function="last").sort("i")
     present = [
         pl.col(key) if key in wide.columns else pl.lit(None, pl.String).alias(key) for key in keys
     ]
     cells = present if fill is None else [cell.fill_null(fill) for cell in present]
-    return wide.select(cells).rows()
+    return wide.select(cells)
+
+
+def json_string_rows(frame: pl.DataFrame) -> bytes:
+    """The frame's rows as a JSON array of arrays of its (string) cells, as `json_bytes`
+    writes a list of such rows, built in Polars. For values split from record texts
+    (`text_pairs`), which hold no quote, backslash or control character (texts with escapes
+    are decoded one by one instead): nothing is escaped here."""
+    if not frame.width:
+        return b"[" + b",".join([b"[]"] * frame.height) + b"]"
+    row = pl.concat_str(pl.lit('["'), pl.concat_str(pl.all(), separator='","'), pl.lit('"]'))
+    text: str = frame.select(row.str.join(",")).item()
+    return b"[" + text.encode() + b"]"
 
 
 def _pieces(pairs: pl.DataFrame) -> pl.DataFrame:
