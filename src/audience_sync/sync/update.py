@@ -160,6 +160,10 @@ class Update:
         this too: prepared in full, planned against every confirmed record of the snapshot."""
         if replacing:
             self.enforce(emptying(current))
+        if preparer.delta is not None:
+            # This plan reads every part of the snapshot (the removed records' text): after the
+            # member state is saved, not beside it, so the two never hold their parts at once.
+            await self.checkpoints.drain()
         plan = self.plan(current, preparer)
         refreshes = self.refreshes(current)
         if len(refreshes):  # held records near their lifetime go with the adds (freshness)

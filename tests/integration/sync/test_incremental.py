@@ -3,7 +3,9 @@ rest, and the snapshot still decides what is sent (sync/prepare.py)."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
+from typing import Any
 
 import polars as pl
 import pytest
@@ -49,6 +51,37 @@ async def test_an_update_prepares_only_the_members_that_changed_or_joined(
     assert again.details["prepared_members"] == 0
     assert _prepared_at(world) == saved  # nobody changed, joined or left: nothing rewritten
     assert (again.details["plan"]["adds"], again.details["plan"]["removes"]) == (0, 0)
+
+
+async def test_an_update_reads_the_snapshot_for_its_plan_after_saving_the_member_state(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both hold their parts in memory as they go: one after the other, never both at once
+    # (they made a 10M-member update's peak).
+    world.load([row(i) for i in range(40)])
+    audience = world.audience(SNAP)
+    await world.sync(audience, SyncOperation.CREATE)
+    world.load([row(3, email="someone.else@example.com")])
+    world.leave("P5")
+    events: list[str] = []
+    save, read = prepare.Preparer.save, SnapshotRepository.records_of_keys
+
+    def saving(self: Any, *args: Any, **kwargs: Any) -> None:
+        events.append("save starts")
+        time.sleep(0.3)  # a slow save (it runs on a thread): the plan would start meanwhile
+        save(self, *args, **kwargs)
+        events.append("save ends")
+
+    def reading(self: Any, *args: Any, **kwargs: Any) -> Any:
+        events.append("plan reads")
+        return read(self, *args, **kwargs)
+
+    monkeypatch.setattr(prepare.Preparer, "save", saving)
+    monkeypatch.setattr(SnapshotRepository, "records_of_keys", reading)
+    updated = await world.sync(audience)
+    assert updated.details["plan"]["against"] == "member state"
+    assert events == ["save starts", "save ends", "plan reads"]
+    assert await world.held(SNAP, audience) == world.expected(SNAP)
 
 
 @pytest.mark.parametrize("shared", [False, True])
