@@ -17,24 +17,31 @@ class OwnerTally:
     counting each chunk's members would count such a member twice."""
 
     def __init__(self) -> None:
-        self.seen = pl.Series("owner", [], dtype=pl.Int64)
+        # The members counted, a chunk's new ones a part, with each part's lowest and highest.
+        self.parts: list[pl.Series] = []
+        self.spans: list[tuple[int, int]] = []
+        self.count = 0
 
     def add(self, owners: pl.Series) -> int:
         """How many of these members were not counted yet."""
-        fresh = owners.unique()
-        # The members seen are looked up in this chunk's (a small set), not the other way:
-        # a set of every member seen, built again each chunk, would be the size of the
-        # segment (ten million at ten million members) and cost its time each chunk.
-        again = self.seen.filter(self.seen.is_in(fresh.implode()))
-        fresh = fresh.filter(~fresh.is_in(again.implode()))
-        # Appended as a chunk of its own: a rechunk would copy every member seen at each chunk
-        # (80 MB at ten million members, held twice while it copies).
-        self.seen = pl.concat([self.seen, fresh.cast(pl.Int64)], rechunk=False)
+        fresh = owners.unique().cast(pl.Int64)
+        if fresh.is_empty():
+            return 0
+        span = fresh.to_frame("owner").select(low=pl.col("owner").min(), high=pl.col("owner").max())
+        low, high = span.row(0)
+        # Only the parts whose span meets this chunk's are looked at. Chunks come in member
+        # order (the spill's), so that is the part before, not every member counted: looking
+        # them all up at every chunk took 6.8 s of a 10M-member TikTok create (400 chunks),
+        # 0.2 s at 1M.
+        for part, (first, last) in zip(self.parts, self.spans, strict=True):
+            if first <= high and low <= last:
+                fresh = fresh.filter(~fresh.is_in(part.implode()))
+        if fresh.is_empty():
+            return 0
+        self.parts.append(fresh)
+        self.spans.append((low, high))
+        self.count += len(fresh)
         return len(fresh)
-
-    @property
-    def count(self) -> int:
-        return len(self.seen)
 
 
 class RemovedMembers:
