@@ -38,7 +38,7 @@ class DiagnosticsRepository(TenantScoped):
         )
         if entries.is_empty():
             return
-        ids = self._profile_ids(entries["owner"].unique().to_list())
+        ids = self.profile_ids(entries["owner"].unique().to_list())
         rows = [
             {
                 "tenant_id": self.tenant_id,
@@ -92,13 +92,21 @@ class DiagnosticsRepository(TenantScoped):
             query = query.where(SyncJobDiagnostic.field == field)
         return query
 
-    def _profile_ids(self, pks: Sequence[int]) -> dict[int, str]:
+    def profile_ids(self, pks: Sequence[int]) -> dict[int, str]:
+        """The customer's ids of these profiles (by pk), `IN_CHUNK` pks a query.
+
+        Each query must probe the primary key for its pks. Written `tenant_id = ? AND id IN
+        (…)`, SQLite always, and PostgreSQL on tables without statistics, read the tenant's
+        whole stretch of the `(tenant_id, profile_id)` index and filtered it by the list: 20
+        such reads for a job's 10,000 entries took ~10 s at 4 million profiles (a tenth of a
+        10M update's time). `tenant_id + 0` is no index's column, so the tenant is checked on
+        each row the key finds (tests/integration/test_profile_id_plans.py)."""
         found: dict[int, str] = {}
         for start in range(0, len(pks), IN_CHUNK):
             rows = self.session.execute(
                 select(Profile.id, Profile.profile_id).where(
-                    Profile.tenant_id == self.tenant_id,
                     Profile.id.in_(pks[start : start + IN_CHUNK]),
+                    Profile.tenant_id + 0 == self.tenant_id,
                 )
             )
             found.update((pk, profile_id) for pk, profile_id in rows)
