@@ -236,6 +236,10 @@ class Update:
     async def prepare_unsent(self, plan: Plan, current: Current, preparer: Preparer) -> None:
         """Adds owned by members taken from the state have no text in this run's spill: prepare
         those members again (they are few: records a failed or interrupted run left unsent)."""
+        if current.prepared_members == current.members:
+            # Nobody was taken from the state (a create, a full run): every add's text is in
+            # the spill. Not looked up: a set of every member, ~300 MB and seconds at 10M.
+            return
         prepared = current.member_pks.implode()
         owners = plan.adds.filter(~pl.col("owner").is_in(prepared))["owner"].unique().to_list()
         if owners:
