@@ -234,11 +234,22 @@ class SnapshotRepository(TenantScoped):
         self, audience_id: uuid.UUID, keys: pl.DataFrame, columns: list[str]
     ) -> pl.DataFrame:
         """The `columns` (`record_hash` among them) of the held records whose `k1`, `k2` are
-        among `keys`, each record once, read a part at a time."""
+        among `keys`, each record once, read a part at a time: its keys first, then the
+        `columns` of the rows found (hashes made hex for those rows only). Read whole and
+        joined, every part's text and hex hashes were made (~100 MB a part of 250,000), and
+        a 10M update's process grew by ~370 MB over the reads."""
         wanted = keys.select(KEYS).unique()
         frames = [pl.DataFrame(schema={name: RECORD_SCHEMA[name] for name in columns})]
-        for frame in self._held(audience_id, [*KEY_SCHEMA, *columns]):
-            frames.append(frame.join(wanted, on=KEYS, how="semi").select(columns))
+        parts = self._part_ids(audience_id)
+        dead = self._dead(parts)
+        for part, removes in parts:
+            if removes:
+                continue
+            data = self._data(part)
+            rows = _rows_of_keys(data, wanted, dead)
+            if len(rows):
+                found = pl.read_ipc(io.BytesIO(data), columns=columns)[rows]
+                frames.append(hex_hashes(found))
         return pl.concat(frames).unique("record_hash", maintain_order=True)
 
     def _dead(self, parts: list[tuple[int, bool]]) -> pl.DataFrame:
@@ -345,6 +356,15 @@ class SnapshotRepository(TenantScoped):
             )
         ).one()
         return int(parts), int(records)
+
+
+def _rows_of_keys(data: bytes, wanted: pl.DataFrame, dead: pl.DataFrame) -> pl.Series:
+    """The numbers of an added part's rows (its IPC `data`) whose keys are `wanted` and not
+    `dead` (removed since), read from its key columns only."""
+    keyed = pl.read_ipc(io.BytesIO(data), columns=list(KEY_SCHEMA)).with_row_index("_row")
+    if len(dead):
+        keyed = keyed.join(dead, on=KEYS, how="anti")
+    return keyed.join(wanted, on=KEYS, how="semi")["_row"]
 
 
 def stored_hashes(frame: pl.DataFrame) -> pl.DataFrame:
