@@ -249,7 +249,7 @@ class SnapshotRepository(TenantScoped):
             rows = _rows_of_keys(data, wanted, dead)
             if len(rows):
                 found = pl.read_ipc(io.BytesIO(data), columns=columns)[rows]
-                frames.append(hex_hashes(found))
+                frames.append(_owned_text(hex_hashes(found)))
         return pl.concat(frames).unique("record_hash", maintain_order=True)
 
     def _dead(self, parts: list[tuple[int, bool]]) -> pl.DataFrame:
@@ -365,6 +365,20 @@ def _rows_of_keys(data: bytes, wanted: pl.DataFrame, dead: pl.DataFrame) -> pl.S
     if len(dead):
         keyed = keyed.join(dead, on=KEYS, how="anti")
     return keyed.join(wanted, on=KEYS, how="semi")["_row"]
+
+
+def _owned_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with its text columns copied into buffers of their own. Rows gathered from a
+    part keep views into the part's whole text buffer (Polars' string views), so a few rows
+    kept from each part kept every part read alive: a 10M update's process grew by ~600 MB
+    over its last ~60 parts (200 parts of 25,000 records, 0.75% of rows kept: +555 MB
+    gathered, +10 MB copied)."""
+    text = [
+        pl.concat_str([pl.col(name), pl.lit("")]).alias(name)
+        for name, kind in frame.schema.items()
+        if kind == pl.String
+    ]
+    return frame.with_columns(text)
 
 
 def stored_hashes(frame: pl.DataFrame) -> pl.DataFrame:
