@@ -235,9 +235,8 @@ class SnapshotRepository(TenantScoped):
     ) -> pl.DataFrame:
         """The `columns` (`record_hash` among them) of the held records whose `k1`, `k2` are
         among `keys`, each record once, read a part at a time: its keys first, then the
-        `columns` of the rows found (hashes made hex for those rows only). Read whole and
-        joined, every part's text and hex hashes were made (~100 MB a part of 250,000), and
-        a 10M update's process grew by ~370 MB over the reads."""
+        `columns` of the rows found (hashes made hex for those rows only; read whole and
+        joined, every part's text and hex hashes were made, ~100 MB a part of 250,000)."""
         wanted = keys.select(KEYS).unique()
         frames = [pl.DataFrame(schema={name: RECORD_SCHEMA[name] for name in columns})]
         parts = self._part_ids(audience_id)
@@ -370,9 +369,9 @@ def _rows_of_keys(data: bytes, wanted: pl.DataFrame, dead: pl.DataFrame) -> pl.S
 def _owned_text(frame: pl.DataFrame) -> pl.DataFrame:
     """`frame` with its text columns copied into buffers of their own. Rows gathered from a
     part keep views into the part's whole text buffer (Polars' string views), so a few rows
-    kept from each part kept every part read alive: a 10M update's process grew by ~600 MB
-    over its last ~60 parts (200 parts of 25,000 records, 0.75% of rows kept: +555 MB
-    gathered, +10 MB copied)."""
+    kept from each part kept every part read alive: a 10M PostgreSQL update's process grew by
+    ~630 MB over its last parts; the same loop alone, over 200 parts of 25,000 records with
+    0.75% of rows kept, +555 MB gathered, +10 MB copied."""
     text = [
         pl.concat_str([pl.col(name), pl.lit("")]).alias(name)
         for name, kind in frame.schema.items()
