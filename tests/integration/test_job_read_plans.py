@@ -98,10 +98,16 @@ def rate_of(n: int) -> float:
 def job_reads(engine: Engine, read: Any) -> list[tuple[str, Any]]:
     """The statements reading `audience_sync_jobs` that `read(session)` ran, with their
     parameters."""
+    return table_reads(engine, "audience_sync_jobs", read)
+
+
+def table_reads(engine: Engine, table: str, read: Any) -> list[tuple[str, Any]]:
+    """The SELECTs naming `table` that `read(session)` ran (in a transaction of its own), with
+    their parameters."""
     seen: list[tuple[str, Any]] = []
 
     def record(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "audience_sync_jobs" in statement:
+        if statement.lstrip().upper().startswith("SELECT") and table in statement:
             seen.append((statement, parameters))
 
     event.listen(engine, "before_cursor_execute", record)

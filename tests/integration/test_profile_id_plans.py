@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, insert
+from sqlalchemy import Engine, insert
 from tests.integration.sources.test_import_plans import fresh_postgres, plan_nodes
+from tests.integration.test_job_read_plans import table_reads
 
 from audience_sync.store import db
 from audience_sync.store.diagnostics import IN_CHUNK, DiagnosticsRepository
@@ -60,19 +61,12 @@ def fill(engine: Engine) -> None:
 
 def lookups(engine: Engine, tenant_id: int, pks: list[int]) -> tuple[dict[int, str], list[Any]]:
     """What `profile_ids` answered, and the statements it ran with their parameters."""
-    seen: list[tuple[str, Any]] = []
+    found: dict[int, str] = {}
 
-    def record(_conn: object, _cursor: object, statement: str, parameters: Any, *_: object) -> None:
-        if statement.lstrip().upper().startswith("SELECT") and "profiles" in statement:
-            seen.append((statement, parameters))
+    def read(session: Any) -> None:
+        found.update(DiagnosticsRepository(session, tenant_id).profile_ids(pks))
 
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        with db.transaction(db.session_factory(engine)) as session:
-            found = DiagnosticsRepository(session, tenant_id).profile_ids(pks)
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-    return found, seen
+    return found, table_reads(engine, "profiles", read)
 
 
 def sqlite_plan(engine: Engine, statement: str, parameters: Any) -> list[str]:

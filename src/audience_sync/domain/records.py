@@ -64,3 +64,18 @@ def decode_record(text: str) -> list[tuple[str, str]]:
         return [(key, value) for key, value in json.loads(text)]
     flat = iter(text[3:-3].replace('"],["', '","').split('","'))  # key, value, key, value, …
     return list(zip(flat, flat, strict=True))
+
+
+def owned_text(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with its text columns (record hashes, record texts) copied into buffers of their
+    own. Rows filtered or gathered from a larger frame keep views into its whole text buffer
+    (Polars' string views): a few rows kept from each part or batch read kept every one alive.
+    Measured: the 10M PostgreSQL update's process grew by ~630 MB over the removed records'
+    reads; the same loop alone, over 200 parts of 25,000 records with 0.75% of rows kept, +555
+    MB gathered, +10 MB copied."""
+    text = [
+        pl.concat_str([pl.col(name), pl.lit("")]).alias(name)
+        for name, kind in frame.schema.items()
+        if kind == pl.String
+    ]
+    return frame.with_columns(text)

@@ -8,7 +8,7 @@ import polars as pl
 
 from audience_sync.domain.models import AudienceSyncResult
 from audience_sync.sync.jobs import JobMetrics
-from audience_sync.sync.members import Current, by_reason, drop_counts
+from audience_sync.sync.members import Current, by_reason, drop_counts, owner_span
 from audience_sync.sync.plan import KEYS, hash_keys
 
 
@@ -27,8 +27,7 @@ class OwnerTally:
         fresh = owners.unique().cast(pl.Int64)
         if fresh.is_empty():
             return 0
-        span = fresh.to_frame("owner").select(low=pl.col("owner").min(), high=pl.col("owner").max())
-        low, high = span.row(0)
+        low, high = owner_span(fresh)
         # Only the parts whose span meets this chunk's are looked at. Chunks come in member
         # order (the spill's), so that is the part before, not every member counted: looking
         # them all up at every chunk took 6.8 s of a 10M-member TikTok create (400 chunks),

@@ -91,6 +91,14 @@ _TYPES = {t.value: t for t in IdentifierType}
 _KINDS = {k.value: k for k in MobileIdKind}
 
 
+def owner_span(owners: pl.Series) -> tuple[int, int]:
+    """The lowest and the highest of these members (not empty). Read through a one-row select:
+    `Series.min()` is typed as any literal or None."""
+    span = owners.to_frame("owner").select(low=pl.col("owner").min(), high=pl.col("owner").max())
+    low, high = span.row(0)
+    return int(low), int(high)
+
+
 def drop_summary(drops: pl.DataFrame) -> pl.DataFrame:
     """Each member's dropped values (`owner`, `field`, `reason` rows) as one text: `owner`,
     `dropped` (`email:invalid_email:1,mobile_id:zeroed_maid:2`), what the member state keeps of

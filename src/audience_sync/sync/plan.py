@@ -21,6 +21,7 @@ from audience_sync.domain.records import (
     decode_record,
     encode_record,
     hash_keys,
+    owned_text,
     record_hashes,
     record_text,
 )
@@ -81,10 +82,10 @@ def plan_streamed(current: pl.DataFrame, snapshot: Iterable[pl.DataFrame]) -> Pl
         # The snapshot's parts store the keys; a batch of hashes alone gets them computed.
         known = set(KEYS) <= set(batch.columns)
         keyed = batch.select(ON, *KEYS) if known else batch.select(ON, *hash_keys())
-        gone = keyed.filter(~now.contains(keyed))[ON].to_list()
-        # Rebuilt from Python strings: a filtered string column shares its batch's buffers,
-        # which would keep every hash read alive (640 MB at ten million records).
-        removed_parts.append(pl.DataFrame({ON: gone}, schema={ON: pl.String}))
+        gone = keyed.filter(~now.contains(keyed)).select(pl.col(ON).cast(pl.String))
+        # Copied out: a filtered string column shares its batch's buffers, which would keep
+        # every hash read alive (640 MB at ten million records).
+        removed_parts.append(owned_text(gone))
         held_parts.append(keyed.select(KEYS))
     del now
     held = SortedKeys(pl.concat(held_parts))

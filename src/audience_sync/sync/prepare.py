@@ -54,6 +54,7 @@ from audience_sync.sync.members import (
     allowed_fields,
     collect_drops,
     current_records,
+    owner_span,
 )
 from audience_sync.sync.plan import KEYS, Delta
 
@@ -336,8 +337,7 @@ def _span_of(contents: pl.DataFrame, owners: pl.Series, ordered: bool) -> tuple[
     member, ten parts at ten million members made two hundred million lookups."""
     if not ordered or owners.is_empty():
         return 0, contents
-    bounds = owners.to_frame("owner").select(low=pl.col("owner").min(), high=pl.col("owner").max())
-    low, high = bounds.row(0)
+    low, high = owner_span(owners)
     column = contents["owner"]
     start = int(column.search_sorted(low, side="left"))
     end = int(column.search_sorted(high, side="right"))
