@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync.domain.models import SyncPlatform
 from audience_sync.store import snapshot as snapshot_module
 from audience_sync.store.db import transaction
-from audience_sync.store.ipc import ipc_bytes
 from audience_sync.store.repositories import AudienceRepository, SegmentRepository, TenantRepository
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import PlatformAudience, SnapshotPart
@@ -162,6 +161,8 @@ def add_hex_part(
 ) -> None:
     """A part as written before hashes were stored as bytes: `record_hash` as 64 hex digits."""
     frame = pl.DataFrame(added, schema=snapshot_module.RECORD_SCHEMA, orient="row")
+    data = io.BytesIO()
+    frame.select(*hash_keys(), *snapshot_module.RECORD_SCHEMA).write_ipc(data, compression="lz4")
     with transaction(factory) as session:
         session.add(
             SnapshotPart(
@@ -169,7 +170,7 @@ def add_hex_part(
                 audience_id=audience_id,
                 removes=False,
                 rows=len(frame),
-                data=ipc_bytes(frame.select(*hash_keys(), *snapshot_module.RECORD_SCHEMA)),
+                data=data.getvalue(),
                 confirmed_at=NOW,
             )
         )

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import polars as pl
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from audience_sync.store.db import binary_rows
-from audience_sync.store.ipc import ipc_bytes
+from audience_sync.store.ipc import insert_part, part_files, write_part
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import MemberStatePart
 
@@ -94,25 +94,24 @@ class MemberStateRepository(TenantScoped):
     ) -> None:
         """Replace the audience's state with `state` (columns of `STATE_SCHEMA`): one frame, or
         frames made as they are written (a part at a time: a state of ten million members is
-        never whole in memory, nor are its parts' bytes, which a Core insert does not keep)."""
+        never whole in memory, nor are its parts' bytes: each goes in from its file)."""
         self.clear(audience_id)
         frames = [state] if isinstance(state, pl.DataFrame) else state
         number = 0
         for frame in frames:
             typed = frame.select(pl.col(name).cast(kind) for name, kind in STATE_SCHEMA.items())
             for part in typed.iter_slices(PART_ROWS):
-                self.session.execute(
-                    insert(MemberStatePart),
-                    {
-                        "audience_id": audience_id,
-                        "part": number,
-                        "tenant_id": self.tenant_id,
-                        "fingerprint": fingerprint,
-                        "data": ipc_bytes(part),
-                        "prepared_at": now,
-                        "converged": False,
-                    },
-                )
+                values = {
+                    "audience_id": audience_id,
+                    "part": number,
+                    "tenant_id": self.tenant_id,
+                    "fingerprint": fingerprint,
+                    "prepared_at": now,
+                    "converged": False,
+                }
+                with part_files() as folder:
+                    path = write_part(part, folder / "state.arrow")
+                    insert_part(self.session, MemberStatePart, values, path)
                 number += 1
 
     def clear(self, audience_id: uuid.UUID) -> None:
