@@ -8,11 +8,14 @@ from hypothesis import strategies as st
 
 from audience_sync.sync.figures import OwnerTally
 
-CHUNKS = st.lists(st.lists(st.integers(0, 60), max_size=15), max_size=12)
+# Members dense in their span (counted as bits) and members far apart (kept as integers), and
+# chunks mixing both.
+OWNERS = st.one_of(st.integers(0, 60), st.integers(0, 2**40), st.integers(2**40 - 200, 2**40))
+CHUNKS = st.lists(st.lists(OWNERS, max_size=15), max_size=12)
 
 
 @given(chunks=CHUNKS, ordered=st.booleans())
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=400, deadline=None)
 def test_each_member_is_counted_once(chunks: list[list[int]], ordered: bool) -> None:
     # In member order (as the spill's chunks come, a member straddling two of them) or not
     # (a removal's owners): the same count as a set's.
@@ -37,3 +40,19 @@ def test_a_member_straddling_two_chunks_in_order_counts_once() -> None:
     ]
     assert added == [100] * 10
     assert tally.count == 1_000
+
+
+def test_dense_members_are_held_as_bits() -> None:
+    tally = OwnerTally()
+    tally.add(pl.Series("owner", range(0, 128_000, 2)))  # half the span: a bit each
+    tally.add(pl.Series("owner", [5, 10**12]))  # far apart: as integers
+    assert tally.parts[0].seen(pl.Series([-1, 0, 1, 127_998, 128_000])).to_list() == [
+        False,
+        True,
+        False,
+        True,
+        False,
+    ]
+    assert tally.count == 64_002
+    assert tally.parts[0].estimated_size() <= 128_000 // 8 + 64  # a bit a member of the span
+    assert tally.parts[1].estimated_size() == 16  # two members, 8 bytes each
