@@ -27,7 +27,10 @@ STATE_SCHEMA = {
     "k2": pl.UInt64,
     "dropped": pl.String,
 }
-PART_ROWS = 1_000_000  # rows per stored part (~25 MB): no single value grows without bound
+# Rows per stored part (~6 MB): no single value grows without bound, and an update reads the
+# state a part at a time beside every member's content (`prepare._kept`), each part's joins
+# in flight: ~150 MB at a million rows a part.
+PART_ROWS = 250_000
 
 
 @dataclass(frozen=True, slots=True)

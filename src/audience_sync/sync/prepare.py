@@ -43,7 +43,6 @@ from audience_sync.sources.members import (
 )
 from audience_sync.store.db import transaction
 from audience_sync.store.member_state import (
-    PART_ROWS,
     STATE_SCHEMA,
     MemberStateRepository,
     StoredParts,
@@ -59,6 +58,9 @@ from audience_sync.sync.members import (
 from audience_sync.sync.plan import KEYS, Delta
 
 STATE_VERSION = 4  # bump when what a member produces changes without a package version change
+# Members whose state rows are made at a time (`_state_later`): each group filters every
+# record's keys once, so it is larger than a stored part (`member_state.PART_ROWS`).
+STATE_GROUP = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,9 +361,9 @@ def _state_of(contents: pl.DataFrame, current: Current) -> pl.DataFrame:
 
 def _state_later(contents: pl.DataFrame, current: Current) -> Callable[[], Iterator[pl.DataFrame]]:
     """`_state_of`, made when called, of what `current` holds now (a run may add members to
-    it later: `update.Update.prepare_unsent`), a part of about `PART_ROWS` members at a time:
-    the whole state (~40 bytes a record, and its joins' tables) is never in memory at once."""
-    groups = _grouped(current.owner_batches, PART_ROWS)
+    it later: `update.Update.prepare_unsent`), `STATE_GROUP` members at a time: the whole
+    state (~40 bytes a record, and its joins' tables) is never in memory at once."""
+    groups = _grouped(current.owner_batches, STATE_GROUP)
     keys, drops = current.keys, current.drops
 
     def state() -> Iterator[pl.DataFrame]:

@@ -16,10 +16,13 @@ import httpx
 import polars as pl
 import pytest
 from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from audience_sync.config import Settings
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
 from audience_sync.exceptions import RetryableError
+from audience_sync.store import ipc
+from audience_sync.store import snapshot as snapshot_module
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import AudienceRepository, SyncJobRepository
 from audience_sync.store.snapshot import SnapshotRepository
@@ -277,7 +280,9 @@ async def test_a_confirmation_waiting_out_a_long_retry_after_keeps_its_claim(
     assert (done.confirmation, done.confirmation_checks) == ("confirmed", 1)
 
 
-async def test_a_checkpoint_checks_its_lease_after_writing_its_part(world: World) -> None:
+async def test_a_checkpoint_checks_its_lease_after_writing_its_part(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A checkpoint's lease check (the fence) is the last statement of its transaction, after
     its part's insert: on PostgreSQL the check locks the job's row until commit, and with the
     check first every other write of the run waited for the part's insert (seconds at a
@@ -291,6 +296,14 @@ async def test_a_checkpoint_checks_its_lease_after_writing_its_part(world: World
     def commit(connection: Any) -> None:
         committed.append(statements.pop(id(connection), []))
 
+    def insert_part(session: Session, model: Any, *args: Any, **kwargs: Any) -> None:
+        # On PostgreSQL a part goes in by COPY on the driver's connection, which statement
+        # events do not see: the insert is noted here, once written.
+        ipc.insert_part(session, model, *args, **kwargs)
+        written = f"INSERT INTO {model.__tablename__} (from its file)"
+        statements.setdefault(id(session.connection()), []).append(written)
+
+    monkeypatch.setattr(snapshot_module, "insert_part", insert_part)
     world.load([row(i) for i in range(MEMBERS)])
     audience = world.audience(SyncPlatform.META)
     event.listen(world.engine, "before_cursor_execute", executed)

@@ -210,7 +210,7 @@ async def test_a_state_of_many_parts_is_read_and_written_a_part_at_a_time(
     members and their records straddle parts; an update still prepares only who changed or
     joined, counts who left and the dropped values of the whole segment, and converges."""
     monkeypatch.setattr(member_state, "PART_ROWS", 7)
-    monkeypatch.setattr(prepare, "PART_ROWS", 7)
+    monkeypatch.setattr(prepare, "STATE_GROUP", 11)
     rows = [row(i) for i in range(40)] + [row(i, email="not-an-email") for i in range(40, 44)]
     world.load(rows)
     audience = world.audience(SNAP)
