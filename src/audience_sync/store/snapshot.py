@@ -36,7 +36,11 @@ RECORD_SCHEMA = {"record_hash": pl.String, "record": pl.String}
 KEY_SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64}
 PART_SCHEMA = {**KEY_SCHEMA, **RECORD_SCHEMA}  # an added part's columns
 LIVE_SCHEMA = {**KEY_SCHEMA, "part": pl.Int64}
-PART_ROWS = 250_000  # records per part written by `compact` (a read holds one part: ~100 MB)
+# Records per part written by `compact` and `merge_tail`. A read holds a part at a time (its
+# bytes, then its columns), and on SQLite a part's insert expands its bytes once more (a
+# `zeroblob` not in the row's last column is made whole): at 250,000 records (~67 MB of IPC)
+# these were the 10M-member create's and update's peaks.
+PART_ROWS = 100_000
 COMPACT_AFTER = 64  # parts an audience may have, beyond 4 for each PART_ROWS records it holds
 TIME = pl.Datetime("us", "UTC")
 # A held record's keys and last confirmed upload (`confirmed_times`).
@@ -238,7 +242,7 @@ class SnapshotRepository(TenantScoped):
         """The `columns` (`record_hash` among them) of the held records whose `k1`, `k2` are
         among `keys`, each record once, read a part at a time: its keys first, then the
         `columns` of the rows found (hashes made hex for those rows only; read whole and
-        joined, every part's text and hex hashes were made, ~100 MB a part of 250,000)."""
+        joined, every part's text and hex hashes were made, ~100 MB a part of 250,000 records)."""
         wanted = keys.select(KEYS).unique()
         frames = [pl.DataFrame(schema={name: RECORD_SCHEMA[name] for name in columns})]
         added, dead = self._added(audience_id)
