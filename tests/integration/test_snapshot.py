@@ -213,7 +213,7 @@ def test_a_merge_stops_at_the_last_removal(
         snapshot.confirm(audience_id, NOW, removed=[pool[0][0]])
         for start in (4, 6):
             snapshot.confirm(audience_id, NOW, added=pool[start : start + 2])
-        snapshot.merge_tail(audience_id, NOW)
+        snapshot.merge_tail(audience_id)
         kinds = session.execute(
             select(SnapshotPart.removes, SnapshotPart.rows).order_by(SnapshotPart.id)
         ).all()
@@ -228,7 +228,7 @@ def test_a_part_with_hex_hashes_merges_with_newer_parts(factory: sessionmaker[Se
     with transaction(factory) as session:
         snapshot = SnapshotRepository(session, tenant_id)
         snapshot.confirm(audience_id, NOW, added=new)
-        snapshot.merge_tail(audience_id, NOW)
+        snapshot.merge_tail(audience_id)
         (data,) = session.scalars(select(SnapshotPart.data)).all()
     assert pl.read_ipc_schema(io.BytesIO(data))["record_hash"] == pl.Binary
     assert held(factory, tenant_id, audience_id) == set(old + new)

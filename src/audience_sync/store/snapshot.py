@@ -282,7 +282,7 @@ class SnapshotRepository(TenantScoped):
         reset_converged(self.session, self.tenant_id, audience_id)
         self._insert(audience_id, now, frame, removes=removes)
         if self._too_many_parts(audience_id):
-            self.merge_tail(audience_id, now)
+            self.merge_tail(audience_id)
             if self._too_many_parts(audience_id):
                 self.compact(audience_id, now)
 
@@ -290,7 +290,7 @@ class SnapshotRepository(TenantScoped):
         parts, records = self._sizes(audience_id)
         return parts > COMPACT_AFTER + 4 * records // PART_ROWS
 
-    def merge_tail(self, audience_id: uuid.UUID, now: datetime) -> None:
+    def merge_tail(self, audience_id: uuid.UUID) -> None:
         """Merge the newest parts, while they are added parts smaller than `PART_ROWS`, into
         parts of `PART_ROWS`, each record keeping its time (`at`); the rest is left as it is.
 
@@ -315,8 +315,9 @@ class SnapshotRepository(TenantScoped):
         """The `group`'s parts (ids and records) as one, streamed: each part's bytes to a file,
         the files scanned and written as one by polars' streaming sink, that file into the new
         part's row (`insert_part`). Neither the parts nor the merged part are whole in memory:
-        merging them as frames held each merged part three times (its frames, its IPC bytes,
-        the driver's copy), +300 MB over a merge of 40 parts of 25,000 records."""
+        merged as frames, each merged part was held three times (its frames, its IPC bytes, the
+        driver's copy): 40 parts of 25,000 records merged into parts of 250,000 took the peak RSS
+        up 234 MB on SQLite (151–157 MB streamed) and 167–173 MB on PostgreSQL (81–95)."""
         with part_files() as folder:
             scans = [self._scan(part, dated[part], folder) for part, _ in group]
             merged = pl.concat(scans, how="vertical_relaxed")
