@@ -59,7 +59,7 @@ from audience_sync.sync.plan import KEYS, Delta
 
 STATE_VERSION = 4  # bump when what a member produces changes without a package version change
 # Members whose state rows are made at a time (`_state_later`): a group's rows and their joins'
-# tables are in memory at once (at a million, ~150 MB of a 10M-member create's peak).
+# tables are in memory at once (a million at a time was the 10M-member create's peak).
 STATE_GROUP = 250_000
 
 
