@@ -29,7 +29,7 @@ STATE_SCHEMA = {
 }
 # Rows per stored part (~6 MB): no single value grows without bound, and an update reads the
 # state a part at a time beside every member's content (`prepare._kept`), each part's joins
-# in flight (at a million rows a part the 10M update peaked ~90 MB higher).
+# in flight (parts of a million rows make each part's joins four times as large).
 PART_ROWS = 250_000
 
 
