@@ -70,7 +70,7 @@ def test_a_member_state_row_holds_its_files_bytes_and_text(
         "audience_id": audience_id,
         "part": 3,
         "tenant_id": tenant_id,
-        "fingerprint": "a\tb\\c\nd é",  # what COPY's text format would have to escape
+        "fingerprint": "a\tb\\c\nd é",  # tabs, a backslash, a newline, non-ASCII: as given
         "prepared_at": NOW,
         "converged": True,
     }

@@ -44,8 +44,8 @@ class OwnerTally:
 def _counted(fresh: pl.Series, low: int, high: int) -> _Bits | _Members:
     """A chunk's newly counted members (distinct, Int64, from `low` to `high`): a bit for each
     member of their span where they fill at least a 64th of it, else the members as they are
-    (8 bytes each). Members are profiles' ids, mostly dense: held as integers, the two tallies
-    of a 10M-member create were 160 MB of its peak; as bits, ~2.5 MB."""
+    (8 bytes each). Members are profiles' ids, mostly dense (measured, two tallies over 10M
+    members in chunks of 25,000: RSS +87 MB as integers, +15 MB as bits)."""
     if high - low < 64 * len(fresh):
         return _Bits(fresh, low, high)
     return _Members(fresh, low, high)
