@@ -62,7 +62,7 @@ class _Members:
         return owners.is_in(self.members.implode())
 
     def estimated_size(self) -> int:
-        return self.members.estimated_size()
+        return int(self.members.estimated_size())
 
 
 class _Bits:
@@ -80,7 +80,7 @@ class _Bits:
         return offsets.is_between(0, last) & self.bits.gather(offsets.clip(0, last))
 
     def estimated_size(self) -> int:
-        return self.bits.estimated_size()
+        return int(self.bits.estimated_size())
 
 
 class RemovedMembers:
