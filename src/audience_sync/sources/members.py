@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import polars as pl
 from sqlalchemy import Connection, Engine
@@ -22,6 +22,7 @@ from audience_sync.store.db import driver_rows, driver_sql
 from audience_sync.store.stored_identifiers import IDENTIFIER_SCHEMA, decode
 
 BATCH_ROWS = 250_000
+MEMBER_BATCH_ROWS = 50_000  # members a batch of `member_batches` unless told (read when called)
 IN_CHUNK = 5_000  # profile pks per `IN (…)`: well under SQLite's and PostgreSQL's limits
 CONTENT_SCHEMA = {"owner": pl.Int64, "content_hash": pl.String}
 # Tenant-scoped by the profile's own tenant: the members' side is then read from its key's
@@ -241,13 +242,19 @@ class MemberFields:
 EVERYTHING = MemberFields()
 
 
+class ContentsSink(Protocol):
+    """Where `member_batches` puts each batch's contents: a list, or a spill (`sync.prepare`)."""
+
+    def append(self, frame: pl.DataFrame, /) -> None: ...
+
+
 def member_batches(
     engine: Engine,
     tenant_id: int,
     segment_id: uuid.UUID,
-    batch_rows: int = 50_000,
+    batch_rows: int | None = None,
     fields: MemberFields = EVERYTHING,
-    contents: list[pl.DataFrame] | None = None,
+    contents: ContentsSink | None = None,
 ) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
     """Members a batch at a time: (profile fields, their identifiers), both by `profile_pk`.
 
@@ -261,6 +268,7 @@ def member_batches(
     and ~1.3 s of ours a million members."""
     if contents is not None:
         fields = replace(fields, contents=True)
+    batch_rows = batch_rows or MEMBER_BATCH_ROWS
     for frame in _member_frames(engine, tenant_id, segment_id, batch_rows, fields):
         if contents is not None:
             owners = frame.select(pl.col("profile_pk").alias("owner"), "content_hash")
@@ -464,14 +472,24 @@ def member_batches_of(
 def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl.DataFrame:
     """Every member (`owner`, its profile pk) with `content`, the first 64 bits of its
     profile's `content_hash` as an integer: it changes whenever the profile's content does."""
+    empty = _contents(pl.DataFrame(schema=CONTENT_SCHEMA))
+    return pl.concat([empty, *member_content_pages(engine, tenant_id, segment_id)])
+
+
+def member_content_pages(
+    engine: Engine, tenant_id: int, segment_id: uuid.UUID
+) -> Iterator[pl.DataFrame]:
+    """`member_contents` a page at a time (up to `CONTENTS_PAGE_ROWS` members), in the order
+    of the members' pks (on SQLite and PostgreSQL)."""
     params = (segment_id, tenant_id)
     with reader_for(engine) as reader:
         if reader is not None:
-            return _content_columns(reader, params)
-        if engine.dialect.name in COPIED:
-            return _content_copies(engine, params)
-        found = _content_rows(engine, params)
-    return _contents(found)
+            yield from _content_columns(reader, params)
+            return
+    if engine.dialect.name in COPIED:
+        yield from _content_copies(engine, params)
+        return
+    yield from map(_contents, _content_rows(engine, params))
 
 
 def _contents(found: pl.DataFrame) -> pl.DataFrame:
@@ -479,27 +497,22 @@ def _contents(found: pl.DataFrame) -> pl.DataFrame:
     return found.select("owner", content.alias("content"))
 
 
-def _content_columns(reader: ColumnReader, params: tuple[object, ...]) -> pl.DataFrame:
-    """`member_contents` through the column reader, `CONTENTS_PAGE_ROWS` members a page: read
-    whole, ten million members' text column took the update's process up by ~250 MB at once."""
+def _content_columns(reader: ColumnReader, params: tuple[object, ...]) -> Iterator[pl.DataFrame]:
+    """`member_content_pages` through the column reader: read whole, ten million members'
+    text column took the update's process up by ~250 MB at once."""
     pages = _keyset_pages(reader, CONTENTS_PAGE_SQL, params, CONTENTS_PAGE_ROWS, CONTENT_SCHEMA)
-    frames = [_contents(page) for page in pages]
-    return pl.concat(frames) if frames else _contents(pl.DataFrame(schema=CONTENT_SCHEMA))
+    return map(_contents, pages)
 
 
-def _content_copies(engine: Engine, params: tuple[object, ...]) -> pl.DataFrame:
-    """`member_contents` on PostgreSQL: the segment's pks, then a `COPY` per page of
+def _content_copies(engine: Engine, params: tuple[object, ...]) -> Iterator[pl.DataFrame]:
+    """`member_content_pages` on PostgreSQL: the segment's pks, then a `COPY` per page of
     `CONTENTS_PAGE_ROWS` of them, all in one snapshot (as `_member_copies`)."""
     pages = (POSTGRES_CONTENTS_SQL, POSTGRES_DENSE_CONTENTS_SQL)
     copied = _copied_pages(engine, params, CONTENTS_PAGE_ROWS, pages, CONTENT_SCHEMA, plain=True)
-    frames = [_contents(page) for page in copied]
-    return pl.concat(frames) if frames else _contents(pl.DataFrame(schema=CONTENT_SCHEMA))
+    return map(_contents, copied)
 
 
-def _content_rows(engine: Engine, params: tuple[object, ...]) -> pl.DataFrame:
+def _content_rows(engine: Engine, params: tuple[object, ...]) -> Iterator[pl.DataFrame]:
     with engine.connect() as connection:
-        frames = [
-            pl.DataFrame(rows, schema=CONTENT_SCHEMA, orient="row")
-            for rows in driver_rows(connection, CONTENTS_SQL, params, BATCH_ROWS)
-        ]
-    return pl.concat(frames) if frames else pl.DataFrame(schema=CONTENT_SCHEMA)
+        for rows in driver_rows(connection, CONTENTS_SQL, params, BATCH_ROWS):
+            yield pl.DataFrame(rows, schema=CONTENT_SCHEMA, orient="row")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import tempfile
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,8 @@ from sqlalchemy.orm import Session
 from audience_sync.store.tables import Base
 
 PIECE = 1 << 20  # bytes of a part read from its file and written to its row at a time
+# Column type oids by table, per PostgreSQL connection (`_column_types`).
+_TYPES: weakref.WeakKeyDictionary[Any, dict[str, dict[str, int]]] = weakref.WeakKeyDictionary()
 
 
 @contextmanager
@@ -40,6 +43,14 @@ def write_part(frame: pl.DataFrame, path: Path) -> Path:
     """The frame as LZ4 Arrow IPC at `path`."""
     frame.write_ipc(path, compression="lz4")
     return path
+
+
+def insert_frame(
+    session: Session, model: type[Base], values: Mapping[str, object], frame: pl.DataFrame
+) -> None:
+    """`insert_part` of `frame`, written as LZ4 Arrow IPC to a temporary file first."""
+    with part_files() as folder:
+        insert_part(session, model, values, write_part(frame, folder / "part.arrow"))
 
 
 def insert_part(
@@ -110,11 +121,21 @@ def _copy_row(
 def _binary_fields(raw: Any, table: str, values: Mapping[str, object]) -> list[Any]:
     """The values in PostgreSQL's binary format, each as its column's type (the catalog's),
     dumped by psycopg as its own binary COPY would."""
-    query = "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass"
-    types = dict(raw.execute(query, (table,)).fetchall())
+    types = _column_types(raw, table)
     dumping = Transformer(raw)
     dumping.set_dumper_types([types[name] for name in values], pq.Format.BINARY)
     return list(dumping.dump_sequence(list(values.values()), [PyFormat.BINARY] * len(values)))
+
+
+def _column_types(raw: Any, table: str) -> dict[str, int]:
+    """The type oid of each of `table`'s columns, read from the catalog once a connection (a
+    part's insert asked it every time: ~400 queries a ten-million-member create). Kept by
+    psycopg connection, so a pooled connection keeps them and a new one asks again."""
+    cache = _TYPES.setdefault(raw, {})
+    if table not in cache:
+        query = "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass"
+        cache[table] = dict(raw.execute(query, (table,)).fetchall())
+    return cache[table]
 
 
 def _sized(field: bytes) -> bytes:

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from audience_sync.store.db import binary_rows
-from audience_sync.store.ipc import insert_part, part_files, write_part
+from audience_sync.store.ipc import insert_frame
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import MemberStatePart
 
@@ -112,9 +112,7 @@ class MemberStateRepository(TenantScoped):
                     "prepared_at": now,
                     "converged": False,
                 }
-                with part_files() as folder:
-                    path = write_part(part, folder / "state.arrow")
-                    insert_part(self.session, MemberStatePart, values, path)
+                insert_frame(self.session, MemberStatePart, values, part)
                 number += 1
 
     def clear(self, audience_id: uuid.UUID) -> None:

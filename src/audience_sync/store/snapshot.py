@@ -27,7 +27,7 @@ from sqlalchemy import delete, func, select
 
 from audience_sync.domain.records import KEYS, hash_keys, owned_text
 from audience_sync.store.db import binary_rows
-from audience_sync.store.ipc import insert_part, part_files, write_part
+from audience_sync.store.ipc import insert_frame, insert_part, part_files
 from audience_sync.store.member_state import reset_converged
 from audience_sync.store.repositories import TenantScoped
 from audience_sync.store.tables import SnapshotPart
@@ -325,7 +325,8 @@ class SnapshotRepository(TenantScoped):
             path = folder / "merged.arrow"
             merged.sink_ipc(path, compression="lz4")
             rows = sum(rows for _, rows in group)
-            self._insert_file(audience_id, oldest, path, rows, removes=False)
+            values = self._part_values(audience_id, oldest, rows, removes=False)
+            insert_part(self.session, SnapshotPart, values, path)
 
     def _scan(self, part: int, confirmed_at: datetime, folder: Path) -> pl.LazyFrame:
         """An added part as stored, with each record's `at` (as `_dated`) and its hashes as
@@ -361,22 +362,20 @@ class SnapshotRepository(TenantScoped):
         self, audience_id: uuid.UUID, now: datetime, frame: pl.DataFrame, *, removes: bool
     ) -> None:
         """One part; a compacted part (with its records' `at`) is dated by its oldest record."""
-        with part_files() as folder:
-            path = write_part(stored_hashes(frame), folder / "part.arrow")
-            self._insert_file(audience_id, _oldest(frame, now), path, len(frame), removes=removes)
+        values = self._part_values(audience_id, _oldest(frame, now), len(frame), removes=removes)
+        insert_frame(self.session, SnapshotPart, values, stored_hashes(frame))
 
-    def _insert_file(
-        self, audience_id: uuid.UUID, dated: datetime, path: Path, rows: int, *, removes: bool
-    ) -> None:
-        """One part of `rows` records, its IPC written at `path` (never read whole here)."""
-        values = {
+    def _part_values(
+        self, audience_id: uuid.UUID, dated: datetime, rows: int, *, removes: bool
+    ) -> dict[str, object]:
+        """A part's row but its data."""
+        return {
             "tenant_id": self.tenant_id,
             "audience_id": audience_id,
             "removes": removes,
             "rows": rows,
             "confirmed_at": dated,
         }
-        insert_part(self.session, SnapshotPart, values, path)
 
     def _sizes(self, audience_id: uuid.UUID) -> tuple[int, int]:
         """How many parts the audience has, and how many records its added parts hold."""

@@ -61,9 +61,6 @@ class _Members:
         """Which of `owners` are among these members."""
         return owners.is_in(self.members.implode())
 
-    def estimated_size(self) -> int:
-        return int(self.members.estimated_size())
-
 
 class _Bits:
     """Members as a Boolean series over their span (polars keeps it a bit a value)."""
@@ -78,9 +75,6 @@ class _Bits:
         offsets = owners - self.low
         last = self.high - self.low
         return offsets.is_between(0, last) & self.bits.gather(offsets.clip(0, last))
-
-    def estimated_size(self) -> int:
-        return int(self.bits.estimated_size())
 
 
 class RemovedMembers:

@@ -41,8 +41,11 @@ class Current:
     members: int = 0
     unusable_members: int = 0  # members with no identifier the platform can take
     # Every member read, in the users' order, a Series a batch: 8 bytes a member, where a list
-    # of Python ints took ~36 (360 MB at ten million).
+    # of Python ints took ~36 (360 MB at ten million). Kept only when asked (`keep_owners`):
+    # a create needs none of them (80 MB at ten million).
     owner_batches: list[pl.Series] = field(default_factory=list)
+    owners_kept: bool = True
+    prepared: int = 0  # members read and prepared (the others were taken from the state)
     # The members with values dropped: `owner`, `dropped` (`drop_summary`).
     drops: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SUMMARY_SCHEMA))
     # The first dropped values of the members prepared, masked (`sync.diagnostics`).
@@ -59,13 +62,15 @@ class Current:
 
     @property
     def member_pks(self) -> pl.Series:
-        """Every member read (`owner`), in the users' order."""
+        """Every member read (`owner`), in the users' order (when they were kept)."""
+        if not self.owners_kept:
+            raise RuntimeError("the members read were not kept (current_records' keep_owners)")
         return pl.concat([pl.Series("owner", [], dtype=pl.Int64), *self.owner_batches])
 
     @property
     def prepared_members(self) -> int:
         """How many members were read and prepared."""
-        return sum(len(owners) for owners in self.owner_batches)
+        return self.prepared
 
     def records(self) -> Iterator[pl.DataFrame]:
         """The records' full rows, one spilled part (one member batch) at a time."""
@@ -175,17 +180,19 @@ async def current_records(
     *,
     spill: Path,
     keep_users: bool = False,
+    keep_owners: bool = True,
     on_batch: Callable[[int], Awaitable[None]] | None = None,
 ) -> tuple[Current, list[AudienceUser]]:
     """Prepare every member as the connector would send it; keep each record's pairs.
 
     Records are written to `spill` (a directory the caller removes), one file per batch; the
-    `AudienceUser`s are returned only with `keep_users` (a replace sends them all at once).
-    `on_batch` is told how many members each batch prepared (the run's progress)."""
+    `AudienceUser`s are returned only with `keep_users` (a replace sends them all at once), the
+    members read (`Current.member_pks`) only with `keep_owners`. `on_batch` is told how many
+    members each batch prepared (the run's progress)."""
     keys: list[pl.DataFrame] = [pl.DataFrame(schema=KEY_SCHEMA)]
     drops: list[pl.DataFrame] = [pl.DataFrame(schema=SUMMARY_SCHEMA)]
     users_all: list[AudienceUser] = []
-    current = Current(keys[0])
+    current = Current(keys[0], owners_kept=keep_owners)
     for profiles, identifiers in read_ahead(batches):
         built = await connector.record_frame(audience_id, profiles, identifiers, allowed)
         owners = profiles["profile_pk"].cast(pl.Int64).alias("owner")
@@ -198,7 +205,9 @@ async def current_records(
         current.parts.append(part)
         keys.append(frame.select(*KEYS, "owner"))
         current.members += len(owners)
-        current.owner_batches.append(owners)
+        current.prepared += len(owners)
+        if keep_owners:
+            current.owner_batches.append(owners)
         current.unusable_members += len(owners) - frame["owner"].n_unique()
         drops.append(drop_summary(built.drops))
         current.diagnostics.add_drops(built.drops)

@@ -16,8 +16,8 @@ audience, fields sent, region, this package's version: see `fingerprint`) and on
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
+import itertools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -39,7 +39,7 @@ from audience_sync.sources.members import (
     MemberFields,
     member_batches,
     member_batches_of,
-    member_contents,
+    member_content_pages,
 )
 from audience_sync.store.db import transaction
 from audience_sync.store.member_state import (
@@ -136,23 +136,26 @@ class Preparer:
         stored = None if full else self._load()
         if stored is None:
             fields = await self._fields()
-            # Every member's content comes with its profile, by the same query (`contents`).
-            read: list[pl.DataFrame] = []
+            # Every member's content comes with its profile, by the same query, to a file as
+            # it is read: the state is made of them after (`_state_from`). The members read are
+            # kept only for a replace (`Current.member_pks`).
+            read = SpilledContents(self._round("contents"))
             batches = member_batches(
                 scope.engine, scope.tenant_id, scope.segment_id, fields=fields, contents=read
             )
-            current, users = await self._records(batches, keep_users=full, counted=True)
-            contents = pl.concat([_NO_CONTENTS, *read])
-            del read[:]
+            current, users = await self._records(
+                batches, keep_users=full, keep_owners=full, counted=True
+            )
             state: Callable[[], Iterable[pl.DataFrame]]
-            state = self._spilled_later(_state_later(contents, current))
+            state = self._spilled_later(_state_from(read, current))
             same = False
         else:
-            read_contents = functools.partial(
-                member_contents, scope.engine, scope.tenant_id, scope.segment_id
-            )
-            contents = await asyncio.to_thread(read_contents)
-            current, state, same = await self._incremental(contents, stored)
+            # Every member's content, a page at a time to a file: `_kept` reads the stretch of
+            # each stored part (held whole, 16 bytes a member: 160 MB at ten million).
+            read = SpilledContents(self._round("contents"))
+            pages = member_content_pages(scope.engine, scope.tenant_id, scope.segment_id)
+            await asyncio.to_thread(read.extend, pages)
+            current, state, same = await self._incremental(read, stored)
         if save and not same:
             self.unsaved = state
         return current, users
@@ -167,14 +170,14 @@ class Preparer:
         return current
 
     async def _incremental(
-        self, contents: pl.DataFrame, stored: StoredParts
+        self, contents: SpilledContents, stored: StoredParts
     ) -> tuple[Current, Callable[[], Iterable[pl.DataFrame]], bool]:
         """Prepare the members whose content is not in the state; take the others' keys from
         it. Also returns the new state (made when called) and whether it equals the old one
         (nobody changed, joined or left). The state is read a part at a time (`_kept`)."""
         kept = self._kept(contents, stored)
         gone = kept.gone
-        stale = contents.filter(~kept.members)
+        stale = contents.unmarked(kept.members)
         kept_members = int(kept.members.sum())
         self.previous = gone
         await self.on_members(kept_members)
@@ -207,21 +210,19 @@ class Preparer:
 
         return current, state, same
 
-    def _kept(self, contents: pl.DataFrame, stored: StoredParts) -> Kept:
+    def _kept(self, contents: SpilledContents, stored: StoredParts) -> Kept:
         """The stored state against the members' contents now, a part at a time: the rows whose
         content is still the member's are kept (spilled, for the new state; their keys and
-        drops held), the others' keyed rows are gone. Never the whole state in memory."""
-        kept = Kept(members=pl.repeat(False, len(contents), dtype=pl.Boolean, eager=True))
-        ordered = contents["owner"].is_sorted()
-        spill = self.spill / f"state-{self.rounds}"
-        self.rounds += 1
-        spill.mkdir()
+        drops held), the others' keyed rows are gone. Never the whole state in memory, nor
+        every member's content: each part is matched against its stretch of them."""
+        kept = Kept(members=pl.repeat(False, contents.rows, dtype=pl.Boolean, eager=True))
+        spill = self._round("state")
         gone: list[pl.DataFrame] = [pl.DataFrame(schema=GONE_SCHEMA)]
         with transaction(self.scope.factory) as session:
             repository = MemberStateRepository(session, self.scope.tenant_id)
             parts = repository.frames(self.scope.audience_id, stored.numbers)
             for number, part in enumerate(parts):
-                start, span = _span_of(contents, part["owner"], ordered)
+                start, span = contents.span(part["owner"])
                 owners = part["owner"].unique().implode()
                 now = span.filter(pl.col("owner").is_in(owners)).rename({"content": "_now"})
                 marked = part.join(now, on="owner", how="left")
@@ -266,22 +267,28 @@ class Preparer:
         batches: Iterator[tuple[pl.DataFrame, pl.DataFrame]],
         *,
         keep_users: bool,
+        keep_owners: bool = True,
         counted: bool = False,
     ) -> tuple[Current, list[AudienceUser]]:
         """Prepare `batches` into a spill of their own; `counted`: the run's progress counts
         these members (`on_members`)."""
-        spill = self.spill / f"round-{self.rounds}"  # each round its own files
-        self.rounds += 1
-        spill.mkdir()
         return await current_records(
             self.connector,
             self.platform_audience_id,
             batches,
             allowed_fields(self.scope.config),
-            spill=spill,
+            spill=self._round("round"),
             keep_users=keep_users,
+            keep_owners=keep_owners,
             on_batch=self.on_members if counted else None,
         )
+
+    def _round(self, name: str) -> Path:
+        """A new folder in the spill, for one round's files."""
+        folder = self.spill / f"{name}-{self.rounds}"
+        self.rounds += 1
+        folder.mkdir()
+        return folder
 
     async def _fields(self) -> MemberFields:
         """What to read of the members: only what this platform's records are made of."""
@@ -301,9 +308,7 @@ class Preparer:
 
     def _spilled(self, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
         """`frames` written to the spill directory now, read back one at a time later."""
-        spill = self.spill / f"save-{self.rounds}"
-        self.rounds += 1
-        spill.mkdir()
+        spill = self._round("save")
         paths = []
         for number, frame in enumerate(frames):
             paths.append(spill / f"state-{number:06d}.arrow")
@@ -364,17 +369,125 @@ def _state_later(contents: pl.DataFrame, current: Current) -> Callable[[], Itera
     it later: `update.Update.prepare_unsent`), `STATE_GROUP` members at a time: the whole
     state (~40 bytes a record, and its joins' tables) is never in memory at once."""
     groups = _grouped(current.owner_batches, STATE_GROUP)
-    keys, drops = current.keys, current.drops
 
     def state() -> Iterator[pl.DataFrame]:
-        sorted_contents, sorted_keys = contents["owner"].is_sorted(), keys["owner"].is_sorted()
+        ordered = contents["owner"].is_sorted()
+        rows = _StateRows(current)
         for owners in groups:
-            covered = _rows_of(contents, owners, sorted_contents)
-            mine = _rows_of(keys, owners, sorted_keys)
-            with_keys = covered.join(mine, on="owner", how="left")
-            yield with_keys.join(drops, on="owner", how="left").select(*STATE_SCHEMA)
+            yield rows.of(_rows_of(contents, owners, ordered))
 
     return state
+
+
+def _state_from(
+    contents: SpilledContents, current: Current
+) -> Callable[[], Iterator[pl.DataFrame]]:
+    """`_state_later` of a run that read every member with its content: the members are the
+    spilled contents' (the same query read both), `STATE_GROUP` at a time."""
+
+    def state() -> Iterator[pl.DataFrame]:
+        rows = _StateRows(current)
+        for covered in contents.groups(STATE_GROUP):
+            yield rows.of(covered)
+
+    return state
+
+
+class _StateRows:
+    """The state rows of members (`owner`, `content`): each member's records' keys from
+    `current`, or one row with null keys when it has none, and its dropped values."""
+
+    def __init__(self, current: Current) -> None:
+        self.keys, self.drops = current.keys, current.drops
+        self.ordered = self.keys["owner"].is_sorted()
+
+    def of(self, covered: pl.DataFrame) -> pl.DataFrame:
+        mine = _rows_of(self.keys, covered["owner"], self.ordered)
+        with_keys = covered.join(mine, on="owner", how="left")
+        return with_keys.join(self.drops, on="owner", how="left").select(*STATE_SCHEMA)
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One spilled page of members' contents."""
+
+    path: Path
+    start: int  # its first row's place among every member read
+    rows: int
+    low: int  # its lowest and highest member (0, -1 when empty)
+    high: int
+    ordered: bool  # its members in order
+
+
+class SpilledContents:
+    """Members' contents (`owner`, `content`), written to a file a page (a batch) at a time
+    as they are read, read back a few pages at a time: held whole, they took 16 bytes a
+    member (160 MB at ten million) beside the index a run keeps. A create makes its state
+    of them a group of pages at a time (`groups`); an update matches each stored part against
+    its stretch of them (`span`)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.pages: list[_Page] = []
+        self.rows = 0  # members in every page
+
+    def append(self, frame: pl.DataFrame) -> None:
+        path = self.folder / f"contents-{len(self.pages):06d}.arrow"
+        frame.write_ipc(path)
+        low, high = owner_span(frame["owner"]) if len(frame) else (0, -1)
+        ordered = frame["owner"].is_sorted()
+        self.pages.append(_Page(path, self.rows, len(frame), low, high, ordered))
+        self.rows += len(frame)
+
+    def extend(self, frames: Iterable[pl.DataFrame]) -> None:
+        for frame in frames:
+            self.append(frame)
+
+    @property
+    def ordered(self) -> bool:
+        """Every member in order, page after page."""
+        pages = [page for page in self.pages if page.rows]
+        in_order = all(a.high < b.low for a, b in itertools.pairwise(pages))
+        return in_order and all(page.ordered for page in pages)
+
+    def groups(self, rows: int) -> Iterator[pl.DataFrame]:
+        """The contents in the order read, in frames of whole pages and at least `rows`
+        members (the last may be short; none for no member)."""
+        waiting: list[_Page] = []
+        count = 0
+        for page in self.pages:
+            waiting.append(page)
+            count += page.rows
+            if count >= rows:
+                yield _read_all(waiting)
+                waiting, count = [], 0
+        if waiting:
+            yield _read_all(waiting)
+
+    def span(self, owners: pl.Series) -> tuple[int, pl.DataFrame]:
+        """`_span_of` every member's contents: the stretch that `owners` span (read from the
+        pages it crosses alone when every member is in order, else every page), and where it
+        starts among every member."""
+        if not self.ordered or owners.is_empty():
+            return _span_of(_read_all(self.pages), owners, ordered=False)
+        low, high = owner_span(owners)
+        crossed = [page for page in self.pages if page.low <= high and low <= page.high]
+        if not crossed:
+            return 0, _NO_CONTENTS
+        start, span = _span_of(_read_all(crossed), owners, ordered=True)
+        return crossed[0].start + start, span
+
+    def unmarked(self, marks: pl.Series) -> pl.DataFrame:
+        """The members whose mark (a Boolean a member, in the order read) is false."""
+        frames = [
+            pl.read_ipc(page.path).filter(~marks.slice(page.start, page.rows))
+            for page in self.pages
+        ]
+        return pl.concat([_NO_CONTENTS, *frames])
+
+
+def _read_all(pages: list[_Page]) -> pl.DataFrame:
+    return pl.concat([_NO_CONTENTS, *(pl.read_ipc(page.path) for page in pages)])
 
 
 def _rows_of(frame: pl.DataFrame, owners: pl.Series, ordered: bool) -> pl.DataFrame:

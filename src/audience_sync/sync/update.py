@@ -246,6 +246,7 @@ class Update:
             again = await preparer.prepare_owners(owners)
             current.parts.extend(again.parts)
             current.owner_batches.extend(again.owner_batches)
+            current.prepared += again.prepared
             self.tally.metrics.details["prepared_members"] = current.prepared_members
 
     async def send_adds(

@@ -296,14 +296,17 @@ async def test_a_checkpoint_checks_its_lease_after_writing_its_part(
     def commit(connection: Any) -> None:
         committed.append(statements.pop(id(connection), []))
 
+    inserted = ipc.insert_part
+
     def insert_part(session: Session, model: Any, *args: Any, **kwargs: Any) -> None:
         # On PostgreSQL a part goes in by COPY on the driver's connection, which statement
         # events do not see: the insert is noted here, once written.
-        ipc.insert_part(session, model, *args, **kwargs)
+        inserted(session, model, *args, **kwargs)
         written = f"INSERT INTO {model.__tablename__} (from its file)"
         statements.setdefault(id(session.connection()), []).append(written)
 
-    monkeypatch.setattr(snapshot_module, "insert_part", insert_part)
+    monkeypatch.setattr(ipc, "insert_part", insert_part)  # `insert_frame`'s
+    monkeypatch.setattr(snapshot_module, "insert_part", insert_part)  # a merge's
     world.load([row(i) for i in range(MEMBERS)])
     audience = world.audience(SyncPlatform.META)
     event.listen(world.engine, "before_cursor_execute", executed)

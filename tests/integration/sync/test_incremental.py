@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from audience_sync.domain.models import SyncOperation, SyncPlatform, SyncStatus
+from audience_sync.sources import members as sources_members
 from audience_sync.store import member_state
 from audience_sync.store.db import transaction
 from audience_sync.store.member_state import MemberStateRepository, reset_converged
@@ -206,11 +207,12 @@ async def test_a_state_of_many_parts_is_read_and_written_a_part_at_a_time(
     world: World, monkeypatch: pytest.MonkeyPatch, converged: bool
 ) -> None:
     """At ten million members the state is never whole in memory: it is made, saved and read
-    back a part at a time (`prepare._state_later`, `Preparer._kept`). With parts of 7 rows,
+    back a part at a time (`prepare._state_from`, `Preparer._kept`). With parts of 7 rows,
     members and their records straddle parts; an update still prepares only who changed or
     joined, counts who left and the dropped values of the whole segment, and converges."""
     monkeypatch.setattr(member_state, "PART_ROWS", 7)
     monkeypatch.setattr(prepare, "STATE_GROUP", 11)
+    monkeypatch.setattr(sources_members, "MEMBER_BATCH_ROWS", 5)  # groups of whole batches
     rows = [row(i) for i in range(40)] + [row(i, email="not-an-email") for i in range(40, 44)]
     world.load(rows)
     audience = world.audience(SNAP)
