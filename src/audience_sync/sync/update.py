@@ -33,7 +33,15 @@ from audience_sync.sync.figures import RemovedMembers, Tally
 from audience_sync.sync.freshness import due_for_refresh, refresh_window
 from audience_sync.sync.jobs import JobMetrics
 from audience_sync.sync.members import Current
-from audience_sync.sync.plan import KEYS, Plan, decode_record, plan_from_delta, plan_streamed
+from audience_sync.sync.plan import (
+    KEYS,
+    Plan,
+    decode_record,
+    distinct_count,
+    plan_from_delta,
+    plan_streamed,
+    repeated,
+)
 from audience_sync.sync.prepare import Preparer
 
 # An update planned from the member state reads the text of at most this many removed records
@@ -121,18 +129,16 @@ def plan_summary(
         "refreshes": refreshes,
         "removes": len(plan.removes),
         "unchanged": plan.unchanged,
-        "members_to_add": plan.adds["owner"].n_unique(),
+        "members_to_add": distinct_count(plan.adds["owner"]),
         "against": against,
     }
 
 
 def first_of_each(adds: pl.DataFrame) -> pl.DataFrame:
     """`adds.unique(KEYS, keep="first", maintain_order=True)`, with no table of every key: the
-    keys two rows share are found in the sorted `k1` (8 bytes a row, freed at once), and only
-    the rows of those keys are looked at. A create has millions of adds and few shared."""
-    k1 = adds["k1"].sort()
-    shared = k1.filter(k1 == k1.shift(1)).unique()
-    del k1
+    keys two rows share are found in the sorted `k1` (`plan.repeated`: a piece at a time), and
+    only the rows of those keys are looked at. A create has millions of adds and few shared."""
+    shared = repeated(adds["k1"])
     if shared.is_empty():
         return adds
     numbered = adds.with_row_index("_row")

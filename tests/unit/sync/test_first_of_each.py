@@ -4,9 +4,11 @@ key (a create has millions of adds)."""
 from __future__ import annotations
 
 import polars as pl
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from audience_sync.sync import plan
 from audience_sync.sync.plan import KEYS
 from audience_sync.sync.update import first_of_each
 
@@ -24,3 +26,22 @@ def test_it_is_unique_keeping_the_first_in_order(rows: list[tuple[int, int, int]
 def test_with_no_key_shared_the_adds_are_returned_as_they_are() -> None:
     adds = pl.DataFrame({"k1": [3, 1, 2], "k2": [1, 1, 1], "owner": [1, 2, 3]}, schema=SCHEMA)
     assert first_of_each(adds) is adds
+
+
+@settings(deadline=None, max_examples=200)
+@given(
+    values=st.lists(st.integers(-(2**40), 2**40) | st.integers(0, 20), max_size=80),
+    stretch=st.integers(1, 30),
+)
+def test_counts_and_repeats_a_piece_at_a_time_are_those_of_the_whole(
+    values: list[int], stretch: int
+) -> None:
+    """`plan.distinct_count` and `plan.repeated` split a column by remainder into pieces, each
+    filtered a stretch at a time: the same answers as the whole column's, negatives too."""
+    series = pl.Series(values, dtype=pl.Int64)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(plan, "STRETCH", stretch)
+        counted, repeats = plan.distinct_count(series), plan.repeated(series)
+    assert counted == series.n_unique()
+    twice = {value for value in values if values.count(value) > 1}
+    assert sorted(repeats.to_list()) == sorted(twice)
