@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from tests.integration.test_snapshot import audience
 
 from audience_sync.store import ipc
 from audience_sync.store.db import transaction
 from audience_sync.store.tables import Base, MemberStatePart, SnapshotPart
-from tests.integration.test_snapshot import audience
 
 NOW = datetime(2026, 12, 6, 9, 30, 15, 123456, tzinfo=UTC)
 

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import io
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 import polars as pl
 from sqlalchemy import delete, func, select
@@ -217,10 +218,9 @@ class SnapshotRepository(TenantScoped):
         """An added part's `columns` as stored, with each record's last confirmed upload `at`:
         its own column in a compacted or merged part, else the part's `confirmed_at`."""
         data = self._data(part)
-        if "at" in pl.read_ipc_schema(io.BytesIO(data)):
-            return pl.read_ipc(io.BytesIO(data), columns=[*columns, "at"])
-        rows = pl.read_ipc(io.BytesIO(data), columns=columns)
-        return rows.with_columns(at=pl.lit(_utc(confirmed_at), dtype=TIME))
+        stored = pl.read_ipc_schema(io.BytesIO(data))
+        kept = [*columns, "at"] if "at" in stored else columns
+        return _with_at(pl.read_ipc(io.BytesIO(data), columns=kept), stored, confirmed_at)
 
     def _held(self, audience_id: uuid.UUID, columns: list[str]) -> Iterator[pl.DataFrame]:
         """The held rows of each added part, a part at a time (`columns` include `k1`, `k2`):
@@ -334,9 +334,7 @@ class SnapshotRepository(TenantScoped):
         path = folder / f"{part}.arrow"
         path.write_bytes(self._data(part))
         stored = pl.read_ipc_schema(path)
-        scan = pl.scan_ipc(path)
-        if "at" not in stored:
-            scan = scan.with_columns(at=pl.lit(_utc(confirmed_at), dtype=TIME))
+        scan = _with_at(pl.scan_ipc(path), stored, confirmed_at)
         if stored["record_hash"] == pl.String:
             scan = scan.with_columns(pl.col("record_hash").str.decode("hex"))
         return scan.select(*PART_SCHEMA, "at")
@@ -405,6 +403,17 @@ def _oldest(frame: pl.DataFrame, now: datetime) -> datetime:
     else `now`."""
     oldest = frame["at"].min() if "at" in frame.columns and len(frame) else None
     return oldest if isinstance(oldest, datetime) else now
+
+
+Rows = TypeVar("Rows", pl.DataFrame, pl.LazyFrame)
+
+
+def _with_at(rows: Rows, stored: Mapping[str, Any], confirmed_at: datetime) -> Rows:
+    """A part's rows with each record's last confirmed upload `at`: the part's own column in a
+    compacted or merged part (`stored`: the part's schema), else its `confirmed_at`."""
+    if "at" in stored:
+        return rows
+    return rows.with_columns(at=pl.lit(_utc(confirmed_at), dtype=TIME))
 
 
 def _utc(at: datetime) -> datetime:

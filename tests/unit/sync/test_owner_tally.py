@@ -55,5 +55,7 @@ def test_dense_members_are_held_as_bits() -> None:
     ]
     assert tally.count == 64_002
     dense, apart = tally.parts
-    assert isinstance(dense, _Bits) and len(dense.bits) == 127_999  # a bit a member of the span
-    assert isinstance(apart, _Members) and apart.members.to_list() == [5, 10**12]
+    assert isinstance(dense, _Bits)
+    assert len(dense.bits) == 127_999
+    assert isinstance(apart, _Members)
+    assert apart.members.to_list() == [5, 10**12]
