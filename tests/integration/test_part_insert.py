@@ -72,6 +72,7 @@ def test_a_part_row_holds_its_files_bytes_and_values(
         assert (stored, bytes(part.data)) == (values, path.read_bytes())
 
 
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # SQLite: a blob, no types
 def test_a_postgresql_connection_reads_a_tables_column_types_once(
     factory: sessionmaker[Session], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -80,8 +81,7 @@ def test_a_postgresql_connection_reads_a_tables_column_types_once(
     path = tmp_path / "part.arrow"
     path.write_bytes(b"x")
     with transaction(factory) as session:
-        if session.get_bind().dialect.name != "postgresql":
-            pytest.skip("SQLite inserts a blob: no column types to read")
+        assert session.get_bind().dialect.name == "postgresql"
         raw = session.connection().connection.dbapi_connection
         asked: list[str] = []
         execute = raw.execute
