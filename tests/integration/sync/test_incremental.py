@@ -20,6 +20,7 @@ from audience_sync.store.repositories import AudienceRepository
 from audience_sync.store.snapshot import SnapshotRepository
 from audience_sync.store.tables import MemberStatePart
 from audience_sync.sync import prepare, update
+from audience_sync.sync.members import Current
 from audience_sync.sync.plan import encode_record
 
 from .world import World, row
@@ -258,3 +259,43 @@ def test_a_state_is_saved_from_frames_made_as_it_is_written(world: World) -> Non
     assert loaded is not None
     assert loaded.frame["owner"].to_list() == [10, 11, 20, 21, 30, 31]
     assert _state_parts(world) == 3
+
+
+async def test_a_create_keeps_neither_the_contents_nor_the_members_it_read(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a run holds stays bounded (docs/sync.md, "Only keys stay in memory"): a create's
+    contents go to files as they are read, its state is made of those files, and it keeps no
+    list of the members it read; a replace keeps them (it maps the platform's failed users to
+    members by position)."""
+    made: list[Current] = []
+    spilled: list[prepare.SpilledContents] = []
+    records, state_from = prepare.current_records, prepare._state_from
+
+    async def noted(*args: Any, **kwargs: Any) -> tuple[Current, list[Any]]:
+        current, users = await records(*args, **kwargs)
+        made.append(current)
+        return current, users
+
+    def noted_state(contents: prepare.SpilledContents, current: Current) -> Any:
+        spilled.append(contents)
+        return state_from(contents, current)
+
+    monkeypatch.setattr(prepare, "current_records", noted)
+    monkeypatch.setattr(prepare, "_state_from", noted_state)
+    monkeypatch.setattr(sources_members, "MEMBER_BATCH_ROWS", 8)
+    world.load([row(i) for i in range(30)])
+    audience = world.audience(SNAP)
+    created = await world.sync(audience, SyncOperation.CREATE)
+    assert created.status is SyncStatus.COMPLETED, created.error_message
+    (current,) = made
+    assert (current.prepared, current.owner_batches) == (30, [])
+    with pytest.raises(RuntimeError, match="not kept"):
+        _ = current.member_pks
+    (contents,) = spilled
+    assert contents.rows == 30
+    assert [page.rows for page in contents.pages] == [8, 8, 8, 6]
+    assert all(page.path.name.startswith("contents-") for page in contents.pages)
+    replaced = await world.sync(audience, SyncOperation.REPLACE)
+    assert replaced.status is SyncStatus.COMPLETED, replaced.error_message
+    assert made[-1].member_pks.len() == 30
