@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from audience_sync.sources import columns
 from audience_sync.sources import members as members_module
 from audience_sync.sources.importer import import_profiles
-from audience_sync.sources.members import member_batches, member_contents
+from audience_sync.sources.members import member_batches, member_content_pages
 from audience_sync.store.db import transaction
 from audience_sync.store.repositories import SegmentRepository, TenantRepository
 from audience_sync.store.stored_identifiers import text_of
@@ -153,7 +153,7 @@ def test_the_fast_read_gives_what_the_row_read_gives_on_awkward_text(
 
     def read() -> tuple[list[Any], list[Any], list[Any]]:
         batches = list(member_batches(engine, tenant_id, segment_id, batch_rows=1_000))
-        contents = member_contents(engine, tenant_id, segment_id).sort("owner")
+        contents = pl.concat(member_content_pages(engine, tenant_id, segment_id)).sort("owner")
         # The contents read with the members, by their own query: the same frame.
         along: list[pl.DataFrame] = []
         again = list(
@@ -216,7 +216,8 @@ def test_dense_and_sparse_pages_read_the_same_members(
     def read() -> tuple[list[Any], list[Any]]:
         batches = member_batches(engine, tenant_id, segment_id, batch_rows=1_000)
         profiles = [row for batch, _ in batches for row in batch.rows()]
-        return profiles, member_contents(engine, tenant_id, segment_id).sort("owner").rows()
+        contents = pl.concat(member_content_pages(engine, tenant_id, segment_id))
+        return profiles, contents.sort("owner").rows()
 
     fast = read()
     if engine.dialect.name == "postgresql":  # the pks, a dense page, a sparse one; likewise

@@ -76,7 +76,7 @@ POSTGRES_PROFILES_OF_SQL = (
     "WHERE segment_id = ? AND profile_pk = u.pk OFFSET 0) AS m "
     "ORDER BY p.id"
 )
-# Only the hash's first 16 hex digits, all `member_contents` keeps: the text of every member is
+# Only the hash's first 16 hex digits, all `member_content_pages` keeps: the text of every member is
 # read at once, and at 64 digits it was ~80 bytes a member (800 MB at ten million).
 CONTENTS_SQL = (
     "SELECT p.id, substr(p.content_hash, 1, 16) FROM segment_members m "
@@ -124,7 +124,7 @@ COPIED = frozenset({"postgresql"})  # the engines read through `COPY`
 # CONTENTS_SQL on PostgreSQL for one page of the segment (a closed pk range), driven by the
 # segment's key as POSTGRES_PROFILES_PAGE_SQL is. Parameters: segment, tenant, first, last pk.
 POSTGRES_CONTENTS_SQL = (
-    # Only the hash's first 16 hex digits: all `member_contents` keeps (a quarter of the text).
+    # Only the hash's first 16 hex digits: all `member_content_pages` keeps (a quarter of the text).
     f"SELECT p.id, '{MARK}' || left(p.content_hash, 16) FROM segment_members m "  # noqa: S608
     "CROSS JOIN LATERAL (SELECT id, tenant_id, content_hash FROM profiles "
     "WHERE id = m.profile_pk OFFSET 0) AS p "
@@ -182,7 +182,7 @@ class MemberFields:
 
     columns: tuple[str, ...] = PROFILE_COLUMNS
     types: tuple[str, ...] | None = None  # None: every type
-    # Also each member's content (`member_contents`' `content_hash`, its first 16 hex digits),
+    # Also each member's content (`member_content_pages`' `content_hash`, its first 16 hex digits),
     # read by the same query; `split` leaves it out of the profiles (see `member_batches`).
     contents: bool = False
 
@@ -262,7 +262,7 @@ def member_batches(
     driver's cursor (`db.driver_rows`): a sync reads every member, and SQLAlchemy's result rows
     would cost more than the database's work.
 
-    `contents`: when given, each batch's `member_contents` frame is appended to it as the batch
+    `contents`: when given, each batch's `member_content_pages` frame is appended to it as the batch
     is read, by the same query. A sync that reads every member needs both, and a read of their
     own cost a second probe of every member's profile: on PostgreSQL ~1.9 s of the server's CPU
     and ~1.3 s of ours a million members."""
@@ -479,18 +479,13 @@ def member_batches_of(
                 yield fields.frames(rows, packed)
 
 
-def member_contents(engine: Engine, tenant_id: int, segment_id: uuid.UUID) -> pl.DataFrame:
-    """Every member (`owner`, its profile pk) with `content`, the first 64 bits of its
-    profile's `content_hash` as an integer: it changes whenever the profile's content does."""
-    empty = _contents(pl.DataFrame(schema=CONTENT_SCHEMA))
-    return pl.concat([empty, *member_content_pages(engine, tenant_id, segment_id)])
-
-
 def member_content_pages(
     engine: Engine, tenant_id: int, segment_id: uuid.UUID
 ) -> Iterator[pl.DataFrame]:
-    """`member_contents` a page at a time (up to `CONTENTS_PAGE_ROWS` members), in the order
-    of the members' pks (on SQLite and PostgreSQL)."""
+    """Every member (`owner`, its profile pk) with `content`, the first 64 bits of its
+    profile's `content_hash` as an integer (it changes whenever the profile's content does), a
+    page at a time (up to `CONTENTS_PAGE_ROWS` members), in the order of the members' pks (on
+    SQLite and PostgreSQL)."""
     params = (segment_id, tenant_id)
     with reader_for(engine) as reader:
         if reader is not None:

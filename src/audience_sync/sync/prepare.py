@@ -77,7 +77,7 @@ class Scope:
     config: dict[str, Any]
 
 
-# `member_contents`' columns, for a segment with no member.
+# `member_content_pages`' columns, for a segment with no member.
 _NO_CONTENTS = pl.DataFrame(schema={"owner": pl.Int64, "content": STATE_SCHEMA["content"]})
 
 
