@@ -8,7 +8,8 @@ import polars as pl
 
 from audience_sync.domain.models import AudienceSyncResult
 from audience_sync.sync.jobs import JobMetrics
-from audience_sync.sync.members import Current, by_reason, drop_counts, owner_span
+from audience_sync.sync.keys import RecordKeys, owner_span
+from audience_sync.sync.members import Current, by_reason, drop_counts
 from audience_sync.sync.plan import KEYS, hash_keys
 
 
@@ -93,7 +94,10 @@ class RemovedMembers:
 
     @classmethod
     def of(
-        cls, removes: pl.DataFrame, previous: pl.DataFrame | None, current: pl.DataFrame
+        cls,
+        removes: pl.DataFrame,
+        previous: pl.DataFrame | None,
+        current: pl.DataFrame | RecordKeys,
     ) -> RemovedMembers:
         """For a plan's `removes` (`record_hash`), the last state (`previous`: `owner`, `k1`,
         `k2`) and the current records (`current`: `k1`, `k2`, `owner`). Joins of the removed

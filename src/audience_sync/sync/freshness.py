@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 
 from audience_sync.domain.records import KEYS
+from audience_sync.sync.keys import RecordKeys
 
 PHASE_BITS = 20  # the low bits of `k2` that give a record its phase
 TIME = pl.Datetime("us", "UTC")
@@ -53,7 +54,7 @@ def last_slot(now: datetime, window: timedelta) -> pl.Expr:
 
 
 def due_for_refresh(
-    times: pl.DataFrame, current: pl.DataFrame, now: datetime, window: timedelta
+    times: pl.DataFrame, current: pl.DataFrame | RecordKeys, now: datetime, window: timedelta
 ) -> pl.DataFrame:
     """The current records (`k1`, `k2`, `owner` rows of `current`, each record once) that the
     platform holds (`times`: `k1`, `k2`, `at` of the last confirmed upload, each record once)
@@ -64,5 +65,8 @@ def due_for_refresh(
     due = times.filter(uploaded.cast(pl.Float64) < last_slot(now, window)).select(KEYS)
     if due.is_empty():
         return current.clear()
-    found = current.join(due, on=KEYS, how="semi", maintain_order="left")
+    # The current rows of the due keys' `k1` (a scan, a piece at a time for `RecordKeys`),
+    # then joined on both keys.
+    near = current.filter(pl.col("k1").is_in(due["k1"].implode()))
+    found = near.join(due, on=KEYS, how="semi", maintain_order="left")
     return found.unique(KEYS, keep="first", maintain_order=True)

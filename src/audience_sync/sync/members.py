@@ -1,8 +1,9 @@
 """From the CDP's member frames to connector records, keyed for the snapshot.
 
-Memory stays bounded as segments grow: what planning needs (128-bit keys of each record's hash
-and its owner, 24 bytes a record) stays in memory; the records' text, needed only for what is
-sent, is spilled a member batch at a time to Arrow IPC files and read back a part at a time.
+Memory stays bounded as segments grow: each record (its text, its hash, its 128-bit key and its
+owner) is spilled a member batch at a time to an Arrow IPC file, and read back a part at a time;
+what planning needs, the keys and owners, is read from the same files a piece at a time
+(`keys.RecordKeys`: held, they were 24 bytes a record).
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ from audience_sync.domain.models import (
 from audience_sync.exceptions import ValidationError
 from audience_sync.sources.members import read_ahead
 from audience_sync.sync.diagnostics import Diagnostics
-from audience_sync.sync.plan import KEYS, hash_keys, record_hashes
+from audience_sync.sync.keys import RecordKeys
+from audience_sync.sync.plan import hash_keys, record_hashes
 
 CURRENT_SCHEMA = {"record_hash": pl.String, "record": pl.String, "owner": pl.Int64}
-KEY_SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64, "owner": pl.Int64}
 SUMMARY_SCHEMA = {"owner": pl.Int64, "dropped": pl.String}
 
 
@@ -36,7 +37,8 @@ SUMMARY_SCHEMA = {"owner": pl.Int64, "dropped": pl.String}
 class Current:
     """Every record the segment's members produce now, and what could not be used."""
 
-    keys: pl.DataFrame  # k1, k2 (see `plan.hash_keys`), owner (profile_pk), in member order
+    # k1, k2 (see `plan.hash_keys`), owner (profile_pk), in member order: where they are
+    keys: RecordKeys = field(default_factory=RecordKeys)
     parts: list[Path] = field(default_factory=list)  # record_hash, record, owner, k1, k2
     members: int = 0
     unusable_members: int = 0  # members with no identifier the platform can take
@@ -94,14 +96,6 @@ DATA_USE_FIELDS = {name: name for name in DATA_USE_COLUMNS}
 # Enum members by value: a dict lookup, not an `Enum(...)` call, per identifier.
 _TYPES = {t.value: t for t in IdentifierType}
 _KINDS = {k.value: k for k in MobileIdKind}
-
-
-def owner_span(owners: pl.Series) -> tuple[int, int]:
-    """The lowest and the highest of these members (not empty). Read through a one-row select:
-    `Series.min()` is typed as any literal or None."""
-    span = owners.to_frame("owner").select(low=pl.col("owner").min(), high=pl.col("owner").max())
-    low, high = span.row(0)
-    return int(low), int(high)
 
 
 def drop_summary(drops: pl.DataFrame) -> pl.DataFrame:
@@ -189,10 +183,9 @@ async def current_records(
     `AudienceUser`s are returned only with `keep_users` (a replace sends them all at once), the
     members read (`Current.member_pks`) only with `keep_owners`. `on_batch` is told how many
     members each batch prepared (the run's progress)."""
-    keys: list[pl.DataFrame] = [pl.DataFrame(schema=KEY_SCHEMA)]
     drops: list[pl.DataFrame] = [pl.DataFrame(schema=SUMMARY_SCHEMA)]
     users_all: list[AudienceUser] = []
-    current = Current(keys[0], owners_kept=keep_owners)
+    current = Current(owners_kept=keep_owners)
     for profiles, identifiers in read_ahead(batches):
         built = await connector.record_frame(audience_id, profiles, identifiers, allowed)
         owners = profiles["profile_pk"].cast(pl.Int64).alias("owner")
@@ -203,7 +196,7 @@ async def current_records(
         part = spill / f"part-{len(current.parts):06d}.arrow"
         frame.write_ipc(part)
         current.parts.append(part)
-        keys.append(frame.select(*KEYS, "owner"))
+        current.keys.add(part, frame)
         current.members += len(owners)
         current.prepared += len(owners)
         if keep_owners:
@@ -215,7 +208,6 @@ async def current_records(
             users_all.extend(users_of(profiles, identifiers, allowed))
         if on_batch is not None:
             await on_batch(len(owners))
-    current.keys = pl.concat(keys)
     current.drops = pl.concat(drops)
     return current, users_all
 

@@ -25,57 +25,29 @@ from audience_sync.domain.records import (
     record_hashes,
     record_text,
 )
+from audience_sync.sync.keys import RecordKeys, distinct_count, repeated
 
 __all__ = [
     "KEYS",
     "ON",
     "Plan",
     "decode_record",
+    "distinct_count",
     "encode_record",
     "hash_keys",
     "plan_delta",
     "plan_streamed",
     "record_hashes",
     "record_text",
+    "repeated",
 ]
-
-
-# Columns of millions of integers are counted or searched for repeats a piece at a time
-# (`distinct_count`, `repeated`): equal values share their remainder by `PIECES`, so each piece
-# is done on its own. At once, the hash table of a count (or the sorted copy) of ten million
-# keys took ~86 MB beside the run's index, at its peak. `STRETCH`: values filtered at a time.
-PIECES = 8
-STRETCH = 1_000_000
-
-
-def distinct_count(values: pl.Series) -> int:
-    """`values.n_unique()` of integers, a piece at a time (`PIECES`)."""
-    if len(values) <= STRETCH:
-        return values.n_unique()
-    return sum(_piece(values, piece).n_unique() for piece in range(PIECES))
-
-
-def repeated(values: pl.Series) -> pl.Series:
-    """The integers that `values` holds more than once (each once), a piece at a time."""
-    if len(values) <= STRETCH:
-        return _repeats(values)
-    return pl.concat([_repeats(_piece(values, piece)) for piece in range(PIECES)])
-
-
-def _repeats(values: pl.Series) -> pl.Series:
-    ordered = values.sort()
-    return ordered.filter(ordered == ordered.shift(1)).unique()
-
-
-def _piece(values: pl.Series, piece: int) -> pl.Series:
-    """The values whose remainder by `PIECES` is `piece`, filtered a `STRETCH` at a time."""
-    stretches = (values.slice(start, STRETCH) for start in range(0, len(values), STRETCH))
-    return pl.concat([part.filter(part % PIECES == piece) for part in stretches])
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    adds: pl.DataFrame  # current rows whose record the platform does not hold yet
+    # Current rows whose record the platform does not hold yet: every current record of a
+    # create, left where it is (`RecordKeys`), else a frame.
+    adds: pl.DataFrame | RecordKeys
     removes: pl.DataFrame  # snapshot rows no current member produces any more
     unchanged: int  # distinct records already confirmed and still current
     held: int = 0  # distinct records in the snapshot
@@ -96,7 +68,7 @@ def plan_delta(current: pl.LazyFrame, snapshot: pl.LazyFrame) -> Plan:
     return Plan(adds, removes, int(unchanged.item()), int(count.item()))
 
 
-def plan_streamed(current: pl.DataFrame, snapshot: Iterable[pl.DataFrame]) -> Plan:
+def plan_streamed(current: pl.DataFrame | RecordKeys, snapshot: Iterable[pl.DataFrame]) -> Plan:
     """`plan_delta` for large audiences. `current` has `k1`, `k2` (see `hash_keys`) and any
     other columns (the runner's `owner`); `snapshot` yields frames with a `record_hash` column,
     and its `k1`, `k2` when known (a hash may come in more than one frame: the snapshot's parts
@@ -111,7 +83,7 @@ def plan_streamed(current: pl.DataFrame, snapshot: Iterable[pl.DataFrame]) -> Pl
     held_parts: list[pl.DataFrame] = [pl.DataFrame(schema=dict.fromkeys(KEYS, pl.UInt64))]
     removed_parts: list[pl.DataFrame] = [pl.DataFrame(schema={ON: pl.String})]
     for batch in snapshot:
-        now = now or SortedKeys(current)
+        now = now or SortedKeys(_whole(current))
         # The snapshot's parts store the keys; a batch of hashes alone gets them computed.
         known = set(KEYS) <= set(batch.columns)
         keyed = batch.select(ON, *KEYS) if known else batch.select(ON, *hash_keys())
@@ -125,9 +97,20 @@ def plan_streamed(current: pl.DataFrame, snapshot: Iterable[pl.DataFrame]) -> Pl
     del held_parts
     removes = pl.concat(removed_parts).unique(maintain_order=True)
     # Nothing held (a create): every current row is an add, and no copy of them is made.
-    adds = current.filter(~held.contains(current)) if len(held.keys) else current
+    adds = _not_held(current, held) if len(held.keys) else current
     count = held.distinct()
     return Plan(adds, removes, count - len(removes), count)
+
+
+def _whole(current: pl.DataFrame | RecordKeys) -> pl.DataFrame:
+    return current.frame() if isinstance(current, RecordKeys) else current
+
+
+def _not_held(current: pl.DataFrame | RecordKeys, held: SortedKeys) -> pl.DataFrame:
+    """The rows of `current` whose key `held` does not hold (a piece at a time)."""
+    if isinstance(current, pl.DataFrame):
+        return current.filter(~held.contains(current))
+    return pl.concat([current.clear(), *(f.filter(~held.contains(f)) for f in current.frames())])
 
 
 class SortedKeys:
@@ -154,8 +137,8 @@ class SortedKeys:
         n = len(k1)
         if n < 2:
             return n
-        repeated = (k1.slice(1) == k1.slice(0, n - 1)) & (k2.slice(1) == k2.slice(0, n - 1))
-        return n - int(repeated.sum())
+        same = (k1.slice(1) == k1.slice(0, n - 1)) & (k2.slice(1) == k2.slice(0, n - 1))
+        return n - int(same.sum())
 
     def contains(self, probe: pl.DataFrame) -> pl.Series:
         """Whether each row's (`k1`, `k2`) is in the set."""
@@ -176,7 +159,8 @@ class SortedKeys:
 class Delta:
     """What a converged member state tells about the snapshot without reading it."""
 
-    held: pl.DataFrame  # `k1`, `k2`: every record of the state, which the snapshot holds exactly
+    # `k1`, `k2`: every record of the state, which the snapshot holds exactly (where they are)
+    held: pl.DataFrame | RecordKeys
     gone: pl.DataFrame  # `k1`, `k2`: records of members who changed or left (held, maybe shared)
     fresh: pl.DataFrame  # `k1`, `k2`, `owner`: records of the members prepared in this run
 
@@ -191,20 +175,26 @@ class KeyPlan:
     held: int
 
 
-def plan_from_delta(delta: Delta, current: pl.DataFrame) -> KeyPlan:
+def plan_from_delta(delta: Delta, current: pl.DataFrame | RecordKeys) -> KeyPlan:
     """`plan_streamed`'s answer when the snapshot holds exactly `delta.held`: the other members'
     records are unchanged by construction, so adds are the fresh records not held, and removes
     the gone records no current member still produces. Scans of the held keys for the few
     fresh and gone ones, instead of reading millions of hashes."""
     adds = _absent(delta.fresh, delta.held)
-    removes = _absent(delta.gone.unique(), current.select(KEYS))
+    removes = _absent(delta.gone.unique(), current)
     # Distinct records by `k1` alone (a 64-bit key: two records sharing it are ~1 in 10⁷ at
     # millions): a figure for the job and the guard rail, a tenth of a two-column count's cost.
-    held = distinct_count(delta.held["k1"])
+    held = _distinct(delta.held, "k1")
     return KeyPlan(adds, removes, held - len(removes), held)
 
 
-def _absent(probe: pl.DataFrame, keys: pl.DataFrame) -> pl.DataFrame:
+def _distinct(keys: pl.DataFrame | RecordKeys, name: str) -> int:
+    if isinstance(keys, RecordKeys):
+        return keys.distinct(name)
+    return distinct_count(keys[name])
+
+
+def _absent(probe: pl.DataFrame, keys: pl.DataFrame | RecordKeys) -> pl.DataFrame:
     """The rows of `probe` (a few thousand) whose (`k1`, `k2`) is not in `keys` (millions).
     The millions are scanned against a set of the few `k1` (a bit a key, and the matches),
     then the probe is joined exactly against those matches. The other way round, a set of

@@ -47,13 +47,13 @@ from audience_sync.store.member_state import (
     MemberStateRepository,
     StoredParts,
 )
+from audience_sync.sync.keys import RecordKeys, owner_span
 from audience_sync.sync.members import (
     SUMMARY_SCHEMA,
     Current,
     allowed_fields,
     collect_drops,
     current_records,
-    owner_span,
 )
 from audience_sync.sync.plan import KEYS, Delta
 
@@ -187,14 +187,11 @@ class Preparer:
         )
         current, _ = await self._records(batches, keep_users=False, counted=True)
         fresh = _state_of(stale, current)
-        kept_keys = pl.concat(kept.keys)
-        del kept.keys[:]
         if stored.converged:
             # Every keyed row of the state: the kept members' and those that changed or left.
-            held = pl.concat([kept_keys.select(KEYS), gone.select(KEYS)])
-            self.delta = Delta(held, gone.select(KEYS), current.keys)
-        current.keys = pl.concat([kept_keys, current.keys])
-        del kept_keys
+            held = kept.keys + RecordKeys.of(gone)
+            self.delta = Delta(held, gone.select(KEYS), current.keys.frame())
+        current.keys = kept.keys + current.keys
         # The whole segment's dropped values: the kept members' from the state, plus this run's.
         kept_drops = pl.concat(kept.drops).unique("owner").select(*SUMMARY_SCHEMA)
         current.drops = pl.concat([kept_drops, current.drops])
@@ -230,7 +227,6 @@ class Preparer:
                 rows = marked.filter(same).drop("_now")
                 keyed = pl.col("k1").is_not_null()
                 gone.append(marked.filter(~same & keyed).select(*GONE_SCHEMA))
-                kept.keys.append(rows.filter(keyed).select(*KEYS, "owner"))
                 kept.drops.append(
                     rows.filter(pl.col("dropped").is_not_null()).select(*SUMMARY_SCHEMA)
                 )
@@ -240,6 +236,7 @@ class Preparer:
                 path = spill / f"kept-{number:06d}.arrow"
                 rows.write_ipc(path)
                 kept.files.append(path)
+                kept.keys.add(path, rows)
                 found = span["owner"].is_in(rows["owner"].implode()).arg_true()
                 kept.members.scatter(found + start, True)
         kept.gone = pl.concat(gone)
@@ -399,10 +396,9 @@ class _StateRows:
 
     def __init__(self, current: Current) -> None:
         self.keys, self.drops = current.keys, current.drops
-        self.ordered = self.keys["owner"].is_sorted()
 
     def of(self, covered: pl.DataFrame) -> pl.DataFrame:
-        mine = _rows_of(self.keys, covered["owner"], self.ordered)
+        mine = self.keys.of_owners(covered["owner"])
         with_keys = covered.join(mine, on="owner", how="left")
         return with_keys.join(self.drops, on="owner", how="left").select(*STATE_SCHEMA)
 
@@ -524,7 +520,7 @@ class Kept:
     """What `Preparer._kept` found of the stored state, a part at a time."""
 
     members: pl.Series  # per member of the contents read: whether the state's rows are kept
-    keys: list[pl.DataFrame] = field(default_factory=list)  # kept rows with keys: k1, k2, owner
+    keys: RecordKeys = field(default_factory=RecordKeys)  # kept rows with keys, where they are
     drops: list[pl.DataFrame] = field(default_factory=lambda: [pl.DataFrame(schema=SUMMARY_SCHEMA)])
     files: list[Path] = field(default_factory=list)  # the kept rows, spilled a part a file
     gone: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=GONE_SCHEMA))

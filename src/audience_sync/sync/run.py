@@ -155,7 +155,7 @@ class Run:
         the platform accepted."""
         dry_run = self.job.dry_run
         enforce(emptying(current), force=self.force, dry_run=dry_run, metrics=self.metrics)
-        records = current.keys.select(KEYS).n_unique()
+        records = current.keys.frame().select(KEYS).n_unique()
         self.metrics.details["plan"] = {"replace_records": records}
         if dry_run:
             self.preview_replace(current)
@@ -171,7 +171,7 @@ class Run:
         failed = sorted({pks[int(i)] for i in result.details.get("failed_users", [])})
         if failed:
             # Unusable members are in `users` too (no record: failed): they are not refused.
-            unusable = set(pks.to_list()) - set(current.keys["owner"].unique().to_list())
+            unusable = set(pks.to_list()) - set(current.keys.column("owner").unique().to_list())
             refused = [pk for pk in failed if pk not in unusable]
             self.tally.refused_adds(pl.Series(refused, dtype=pl.Int64))
         now = self.service.clock()

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import overload
 
 import polars as pl
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +33,7 @@ from audience_sync.sync.context import SyncService, Target
 from audience_sync.sync.figures import RemovedMembers, Tally
 from audience_sync.sync.freshness import due_for_refresh, refresh_window
 from audience_sync.sync.jobs import JobMetrics
+from audience_sync.sync.keys import RecordKeys
 from audience_sync.sync.members import Current
 from audience_sync.sync.plan import (
     KEYS,
@@ -56,7 +58,10 @@ GUARD_RAIL = "guard_rail"
 
 
 def plan_against_snapshot(
-    factory: sessionmaker[Session], tenant_id: int, audience_id: uuid.UUID, current: pl.DataFrame
+    factory: sessionmaker[Session],
+    tenant_id: int,
+    audience_id: uuid.UUID,
+    current: pl.DataFrame | RecordKeys,
 ) -> Plan:
     """Step 5: the current records' keys (`k1`, `k2`, `owner`) against the confirmed snapshot,
     whose hashes are read as they stream (never its records' text)."""
@@ -120,7 +125,7 @@ def enforce(rail: GuardRail | None, *, force: bool, dry_run: bool, metrics: JobM
 
 
 def plan_summary(
-    plan: Plan, adds: pl.DataFrame, against: str, refreshes: int = 0
+    plan: Plan, adds: pl.DataFrame | RecordKeys, against: str, refreshes: int = 0
 ) -> dict[str, object]:
     """What `details.plan` says of a plan (`adds`: its adds, each record once, `refreshes` of
     them re-sent for freshness only)."""
@@ -129,15 +134,28 @@ def plan_summary(
         "refreshes": refreshes,
         "removes": len(plan.removes),
         "unchanged": plan.unchanged,
-        "members_to_add": distinct_count(plan.adds["owner"]),
+        "members_to_add": _distinct_owners(plan.adds),
         "against": against,
     }
 
 
-def first_of_each(adds: pl.DataFrame) -> pl.DataFrame:
+def _distinct_owners(adds: pl.DataFrame | RecordKeys) -> int:
+    if isinstance(adds, RecordKeys):
+        return adds.distinct("owner")
+    return distinct_count(adds["owner"])
+
+
+@overload
+def first_of_each(adds: pl.DataFrame) -> pl.DataFrame: ...
+@overload
+def first_of_each(adds: RecordKeys) -> RecordKeys: ...
+def first_of_each(adds: pl.DataFrame | RecordKeys) -> pl.DataFrame | RecordKeys:
     """`adds.unique(KEYS, keep="first", maintain_order=True)`, with no table of every key: the
     keys two rows share are found in the sorted `k1` (`plan.repeated`: a piece at a time), and
-    only the rows of those keys are looked at. A create has millions of adds and few shared."""
+    only the rows of those keys are looked at. A create has millions of adds and few shared:
+    its adds are left where they are, less the later rows of the shared keys."""
+    if isinstance(adds, RecordKeys):
+        return _first_of_each_kept(adds)
     shared = repeated(adds["k1"])
     if shared.is_empty():
         return adds
@@ -145,6 +163,15 @@ def first_of_each(adds: pl.DataFrame) -> pl.DataFrame:
     maybe = numbered.filter(pl.col("k1").is_in(shared.implode()))
     later = maybe.filter(~pl.struct(KEYS).is_first_distinct())["_row"]
     return numbered.filter(~pl.col("_row").is_in(later.implode())).drop("_row")
+
+
+def _first_of_each_kept(adds: RecordKeys) -> RecordKeys:
+    """`first_of_each` of keys left where they are: the same rows left out."""
+    shared = adds.repeated("k1")
+    if shared.is_empty():
+        return adds
+    maybe = adds.numbered(pl.col("k1").is_in(shared.implode()))
+    return adds.leaving_out(maybe.filter(~pl.struct(KEYS).is_first_distinct())["row"])
 
 
 @dataclass
@@ -174,7 +201,8 @@ class Update:
         refreshes = self.refreshes(current)
         if len(refreshes):  # held records near their lifetime go with the adds (freshness)
             self.tally.refreshing(refreshes)
-            both = pl.concat([plan.adds.select(*KEYS, "owner"), refreshes.select(*KEYS, "owner")])
+            planned = plan.adds.frame() if isinstance(plan.adds, RecordKeys) else plan.adds
+            both = pl.concat([planned.select(*KEYS, "owner"), refreshes.select(*KEYS, "owner")])
             plan = Plan(both, plan.removes, plan.unchanged, plan.held)
         # Each new record is sent once, by its first owner; its text comes from the spill.
         adds = first_of_each(plan.adds)
@@ -256,7 +284,7 @@ class Update:
             self.tally.metrics.details["prepared_members"] = current.prepared_members
 
     async def send_adds(
-        self, platform_id: str, plan: Plan, adds: pl.DataFrame, current: Current
+        self, platform_id: str, plan: Plan, adds: pl.DataFrame | RecordKeys, current: Current
     ) -> tuple[int, pl.Series]:
         """Step 6, first half: upload the plan's adds; how many records were sent, and who they
         name (the identity of each record, for `send_removes`)."""
@@ -307,7 +335,7 @@ class Update:
             return snapshot.records_of(self.target.audience_id, hashes)
 
     def prepared_adds(
-        self, adds: pl.DataFrame, current: Current
+        self, adds: pl.DataFrame | RecordKeys, current: Current
     ) -> Iterator[tuple[pl.DataFrame, Prepared]]:
         """The adds' rows in chunks of one checkpoint each, with what the connector sends of
         them (made on the thread that reads ahead)."""

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audience_sync.sync import plan
+from audience_sync.sync import keys
 from audience_sync.sync.plan import KEYS
 from audience_sync.sync.update import first_of_each
 
@@ -36,12 +36,12 @@ def test_with_no_key_shared_the_adds_are_returned_as_they_are() -> None:
 def test_counts_and_repeats_a_piece_at_a_time_are_those_of_the_whole(
     values: list[int], stretch: int
 ) -> None:
-    """`plan.distinct_count` and `plan.repeated` split a column by remainder into pieces, each
+    """`keys.distinct_count` and `keys.repeated` split a column by remainder into pieces, each
     filtered a stretch at a time: the same answers as the whole column's, negatives too."""
     series = pl.Series(values, dtype=pl.Int64)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plan, "STRETCH", stretch)
-        counted, repeats = plan.distinct_count(series), plan.repeated(series)
+        patch.setattr(keys, "STRETCH", stretch)
+        counted, repeats = keys.distinct_count(series), keys.repeated(series)
     assert counted == series.n_unique()
     twice = {value for value in values if values.count(value) > 1}
     assert sorted(repeats.to_list()) == sorted(twice)
