@@ -202,16 +202,20 @@ def test_dense_and_sparse_pages_read_the_same_members(
 
     def recording(copy: Any) -> Any:
         def recorded(connection: Any, sql: str, *args: Any) -> pl.DataFrame:
-            if sql == members_module.POSTGRES_MEMBER_PKS_SQL:
-                queries.append("pks")
-            else:
-                queries.append("dense" if "p.id BETWEEN" in sql else "sparse")
+            queries.append("dense" if "p.id BETWEEN" in sql else "sparse")
             return copy(connection, sql, *args)
 
         return recorded
 
-    for copy in ("_copy_frame", "_copy_lines"):  # the pks and contents are plain (`_copy_lines`)
+    for copy in ("_copy_frame", "_copy_lines"):  # the contents are plain (`_copy_lines`)
         monkeypatch.setattr(members_module, copy, recording(getattr(members_module, copy)))
+    bounds = members_module._page_bounds
+
+    def recorded_bounds(*args: Any) -> list[tuple[int, int, int]]:
+        queries.append("bounds")
+        return bounds(*args)
+
+    monkeypatch.setattr(members_module, "_page_bounds", recorded_bounds)
 
     def read() -> tuple[list[Any], list[Any]]:
         batches = member_batches(engine, tenant_id, segment_id, batch_rows=1_000)
@@ -220,10 +224,41 @@ def test_dense_and_sparse_pages_read_the_same_members(
         return profiles, contents.sort("owner").rows()
 
     fast = read()
-    if engine.dialect.name == "postgresql":  # the pks, a dense page, a sparse one; likewise
-        assert queries == ["pks", "dense", "sparse", "pks", "dense", "sparse"]
+    if engine.dialect.name == "postgresql":  # the pages' bounds, a dense page, a sparse one
+        assert queries == ["bounds", "dense", "sparse", "bounds", "dense", "sparse"]
     monkeypatch.setattr(columns, "_COLUMNS", None)
     monkeypatch.setattr(members_module, "COPIED", frozenset())
     monkeypatch.setattr(members_module, "PACKED", frozenset())
     assert fast == read()
     assert [row[0] for row in fast[0]] == [*range(1, 1_001), *range(1_010, 3_001, 10)]
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # SQLite reads by keyset
+@pytest.mark.parametrize("rows", [1, 3, 7, 20])
+def test_the_pages_bounds_cut_the_segments_pks_into_pages(
+    engine: Engine, factory: sessionmaker[Session], rows: int
+) -> None:
+    """PostgreSQL's pages (`members._page_bounds`, found by the server): each page's first and
+    last pk and its members, `rows` to a page in pk order, the last one short; none for no
+    member."""
+    with transaction(factory) as session:
+        tenant_id = TenantRepository(session).get("default").id
+        segment_id = SegmentRepository(session, tenant_id).ensure("Awkward").id
+    with engine.begin() as connection:
+        assert members_module._page_bounds(connection, (segment_id, tenant_id), rows) == []
+    insert_awkward(engine, tenant_id, segment_id, 20)
+    with engine.begin() as connection:
+        connection.execute(
+            SegmentMember.__table__.delete().where(SegmentMember.profile_pk % 3 == 0)
+        )
+        pks = sorted(
+            pk
+            for (pk,) in connection.execute(
+                SegmentMember.__table__.select()
+                .with_only_columns(SegmentMember.profile_pk)
+                .where(SegmentMember.segment_id == segment_id)
+            )
+        )
+        found = members_module._page_bounds(connection, (segment_id, tenant_id), rows)
+    pages = [pks[start : start + rows] for start in range(0, len(pks), rows)]
+    assert found == [(page[0], page[-1], len(page)) for page in pages]

@@ -87,7 +87,8 @@ class RecordKeys:
 
     def __init__(self, pieces: Iterable[_Piece] = (), without: pl.Series | None = None) -> None:
         self.pieces = list(pieces)
-        self.without = without if without is not None else pl.Series("row", [], pl.UInt64)
+        none = pl.Series("row", [], pl.UInt64)
+        self.without = (without if without is not None else none).cast(pl.UInt64).unique().sort()
 
     @classmethod
     def of(cls, frame: pl.DataFrame) -> RecordKeys:
@@ -142,7 +143,9 @@ class RecordKeys:
         """Which keys of piece `number` are not left out (None: all of them)."""
         piece = self.pieces[number]
         end = piece.start + piece.rows
-        out = self.without.filter((self.without >= piece.start) & (self.without < end))
+        # `without` is sorted: the piece's rows left out are a slice of it, found by search.
+        first = int(self.without.search_sorted(piece.start, side="left"))
+        out = self.without.slice(first, int(self.without.search_sorted(end, side="left")) - first)
         if out.is_empty():
             return None
         rows = pl.int_range(piece.start, end, dtype=pl.UInt64, eager=True)
@@ -208,8 +211,7 @@ class RecordKeys:
 
     def leaving_out(self, rows: pl.Series) -> RecordKeys:
         """These keys without the rows at these places (among every key)."""
-        without = pl.concat([self.without, rows.cast(pl.UInt64)]).unique().sort()
-        return RecordKeys(self.pieces, without)
+        return RecordKeys(self.pieces, pl.concat([self.without, rows.cast(pl.UInt64)]))
 
     def files(self) -> list[Path] | None:
         """The files the pieces are, in order (None when one is a frame in memory)."""

@@ -151,7 +151,7 @@ def first_of_each(adds: pl.DataFrame) -> pl.DataFrame: ...
 def first_of_each(adds: RecordKeys) -> RecordKeys: ...
 def first_of_each(adds: pl.DataFrame | RecordKeys) -> pl.DataFrame | RecordKeys:
     """`adds.unique(KEYS, keep="first", maintain_order=True)`, with no table of every key: the
-    keys two rows share are found in the sorted `k1` (`plan.repeated`: a piece at a time), and
+    keys two rows share are found in the sorted `k1` (`keys.repeated`: a piece at a time), and
     only the rows of those keys are looked at. A create has millions of adds and few shared:
     its adds are left where they are, less the later rows of the shared keys."""
     if isinstance(adds, RecordKeys):

@@ -12,7 +12,8 @@ tenant's whole stretch of the index.
 The hot queries checked (the rest of a sync reads or writes a few rows by key: its job, its
 audience, the snapshot's and member state's parts by audience):
 
-- a sync's pks of the segment (`members.POSTGRES_MEMBER_PKS_SQL`): the segment's key;
+- a sync's pages of the segment (`members.POSTGRES_PAGE_BOUNDS_SQL`): the segment's key walked
+  in pk order, nothing sorted (a sort of ten million memberships would spill to disk);
 - a sync's page of members (`members.POSTGRES_PROFILES_PAGE_SQL`, inside its `COPY`): its own
   closed range of the segment's key, each member's profile by primary key (the plain join,
   `PROFILES_PAGE_SQL`, was planned in some runs from a bitmap of the tenant's whole stretch of
@@ -62,7 +63,7 @@ from audience_sync.sources.members import (
     POSTGRES_CONTENTS_SQL,
     POSTGRES_DENSE_CONTENTS_SQL,
     POSTGRES_DENSE_PAGE_SQL,
-    POSTGRES_MEMBER_PKS_SQL,
+    POSTGRES_PAGE_BOUNDS_SQL,
     POSTGRES_PROFILES_OF_SQL,
     POSTGRES_PROFILES_PAGE_SQL,
     lines_sql,
@@ -195,11 +196,18 @@ def test_a_dense_page_merges_the_segments_key_with_the_profiles(
     assert_merges_the_two_keys(plan)
 
 
-def test_the_segments_pks_are_read_from_its_key(loaded: Loaded) -> None:
-    sql = pg(POSTGRES_MEMBER_PKS_SQL)
-    plan = postgres_plan(loaded.engine, sql, (loaded.segment_id, loaded.tenant_id), PLAN_MODES[0])
+@pytest.mark.parametrize("mode", PLAN_MODES)
+def test_the_pages_bounds_walk_the_segments_key_in_order(loaded: Loaded, mode: str) -> None:
+    """`members._page_bounds` (after `MERGE_JOIN_ONLY`, as the read runs it): the segment's key
+    in pk order feeds the window functions, so nothing is sorted."""
+    params = (loaded.segment_id, loaded.tenant_id, 1_000, 1_000, 1_000)
+    sql = pg(POSTGRES_PAGE_BOUNDS_SQL)
+    plan = postgres_plan(loaded.engine, sql, params, mode, MERGE_JOIN_ONLY)
     assert no_sequential_scan(plan), table_scans(plan)
     assert probes(plan, "segment_members", "segment_id"), table_scans(plan)
+    kinds = [node["Node Type"] for node in plan_nodes(plan)]
+    assert "Sort" not in kinds, kinds
+    assert "Bitmap Heap Scan" not in kinds, kinds
 
 
 @pytest.mark.parametrize("settings", [(), MERGE_JOIN_ONLY])
@@ -247,15 +255,6 @@ def test_the_import_new_memberships_scan_nothing(loaded: Loaded, mode: str) -> N
     sql, params = loaded.recorder.largest(profile_writer.POSTGRES_ADD_MEMBERS, 3)
     plan = postgres_plan(loaded.engine, sql, params, mode)
     assert no_sequential_scan(plan), table_scans(plan)
-
-
-def test_the_pks_joined_into_lines_are_read_from_the_segments_key(loaded: Loaded) -> None:
-    """`members._copy_lines`: the pks' query inside the aggregate that joins its rows keeps its
-    plan (the segment's key, no sequential scan)."""
-    sql = pg(lines_sql(POSTGRES_MEMBER_PKS_SQL, {"pk": int}))
-    plan = postgres_plan(loaded.engine, sql, (loaded.segment_id, loaded.tenant_id), PLAN_MODES[0])
-    assert no_sequential_scan(plan), table_scans(plan)
-    assert probes(plan, "segment_members", "segment_id"), table_scans(plan)
 
 
 @pytest.mark.parametrize("mode", PLAN_MODES)
