@@ -19,8 +19,6 @@ from pathlib import Path
 
 import polars as pl
 
-from audience_sync.domain.records import KEYS
-
 KEY_SCHEMA = {"k1": pl.UInt64, "k2": pl.UInt64, "owner": pl.Int64}
 NO_KEYS = pl.DataFrame(schema=KEY_SCHEMA)
 
@@ -94,7 +92,7 @@ class RecordKeys:
     def of(cls, frame: pl.DataFrame) -> RecordKeys:
         """One frame's keys, in memory."""
         keys = cls()
-        keys.add(frame.select(*KEY_SCHEMA), frame)
+        keys.add(frame, frame)
         return keys
 
     def add(self, source: Path | pl.DataFrame, frame: pl.DataFrame) -> None:
@@ -229,19 +227,3 @@ def owner_span(owners: pl.Series) -> tuple[int, int]:
     span = owners.to_frame("owner").select(low=pl.min("owner"), high=pl.max("owner"))
     low, high = span.row(0)
     return int(low), int(high)
-
-
-def as_keys(keys: RecordKeys | pl.DataFrame) -> RecordKeys:
-    """`keys` as `RecordKeys` (a frame: one piece in memory, not copied)."""
-    return keys if isinstance(keys, RecordKeys) else RecordKeys.of(keys)
-
-
-__all__ = [
-    "KEYS",
-    "KEY_SCHEMA",
-    "RecordKeys",
-    "as_keys",
-    "distinct_count",
-    "owner_span",
-    "repeated",
-]

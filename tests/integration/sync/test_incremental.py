@@ -264,10 +264,11 @@ def test_a_state_is_saved_from_frames_made_as_it_is_written(world: World) -> Non
 async def test_a_create_keeps_neither_the_contents_nor_the_members_it_read(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """What a run holds stays bounded (docs/sync.md, "Only keys stay in memory"): a create's
-    contents go to files as they are read, its state is made of those files, and it keeps no
-    list of the members it read; a replace keeps them (it maps the platform's failed users to
-    members by position)."""
+    """What a run holds stays bounded (docs/sync.md, "Nothing is kept a record"): a create's
+    contents go to files as they are read, its state is made of those files, it keeps no list
+    of the members it read, and its record keys are read from its spilled parts (none held); an
+    update's kept members' keys are read from the state's kept parts; a replace keeps the
+    members read (it maps the platform's failed users to members by position)."""
     made: list[Current] = []
     spilled: list[prepare.SpilledContents] = []
     records, state_from = prepare.current_records, prepare._state_from
@@ -296,6 +297,15 @@ async def test_a_create_keeps_neither_the_contents_nor_the_members_it_read(
     assert contents.rows == 30
     assert [page.rows for page in contents.pages] == [8, 8, 8, 6]
     assert all(page.path.name.startswith("contents-") for page in contents.pages)
+    assert current.keys.files() == current.parts
+    keyed = len(current.keys)
+    assert keyed > 30  # Snapchat: a record an identifier
+    updated = await world.sync(audience, SyncOperation.UPDATE)
+    assert updated.status is SyncStatus.COMPLETED, updated.error_message
+    kept = made[-1].keys.files()
+    assert kept, made[-1].keys.pieces
+    assert all(path.name.startswith("kept-") for path in kept)
+    assert len(made[-1].keys) == keyed
     replaced = await world.sync(audience, SyncOperation.REPLACE)
     assert replaced.status is SyncStatus.COMPLETED, replaced.error_message
     assert made[-1].member_pks.len() == 30
