@@ -379,7 +379,12 @@ def _page_bounds(
     """The segment's members (`params`: segment, tenant) in pages of `rows`: each page's first
     and last pk and its members, from the server (`POSTGRES_PAGE_BOUNDS_SQL`)."""
     sql = driver_sql(connection, POSTGRES_PAGE_BOUNDS_SQL)
-    result = connection.exec_driver_sql(sql, (*params, rows, rows, rows))
+    # Without statistics, a segments table of a few million rows was planned as a parallel
+    # sequential scan and a sort spilled to disk (EXPLAIN ANALYZE: 614 ms for a million members
+    # against 470 ms walking the key in order): no sort, so the key gives the order.
+    connection.exec_driver_sql("SET LOCAL enable_sort = off")
+    result = connection.exec_driver_sql(sql, (*params, rows, rows, rows)).all()
+    connection.exec_driver_sql("SET LOCAL enable_sort = on")
     at = {int(n): int(pk) for n, pk in result}  # every page's first and last, the segment's last
     members = max(at) + 1 if at else 0
     ends = [(start, min(start + rows, members) - 1) for start in range(0, members, rows)]
