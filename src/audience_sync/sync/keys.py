@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 import polars as pl
 
@@ -53,6 +54,34 @@ def _piece(values: pl.Series, piece: int) -> pl.Series:
     """The values whose remainder by `PIECES` is `piece`, filtered a `STRETCH` at a time."""
     stretches = (values.slice(start, STRETCH) for start in range(0, len(values), STRETCH))
     return pl.concat([part.filter(part % PIECES == piece) for part in stretches])
+
+
+class Stretch(Protocol):
+    """A run of rows written or read in owner order: a piece of keys, a page of contents."""
+
+    @property
+    def rows(self) -> int: ...
+    @property
+    def low(self) -> int: ...  # its lowest and highest owner (0, -1 when empty)
+    @property
+    def high(self) -> int: ...
+    @property
+    def ordered(self) -> bool: ...  # its owners in order
+
+
+S = TypeVar("S", bound=Stretch)
+
+
+def in_owner_order(stretches: Sequence[Stretch]) -> bool:
+    """Every owner in order, stretch after stretch (empty ones aside)."""
+    filled = [stretch for stretch in stretches if stretch.rows]
+    in_order = all(a.high < b.low for a, b in itertools.pairwise(filled))
+    return in_order and all(stretch.ordered for stretch in filled)
+
+
+def crossing(stretches: Sequence[S], low: int, high: int) -> list[S]:
+    """The stretches whose owners' span meets `low`..`high`."""
+    return [stretch for stretch in stretches if stretch.low <= high and low <= stretch.high]
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,18 +201,11 @@ class RecordKeys:
         is in owner order (a create's parts, an update's state), else from every piece."""
         if owners.is_empty():
             return NO_KEYS
-        low, high = owner_span(owners)
-        wanted = pl.col("owner").is_in(owners.implode())
         pieces = self.pieces
-        if self._in_order():
-            pieces = [p for p in pieces if p.low <= high and low <= p.high]
+        if in_owner_order(pieces):
+            pieces = crossing(pieces, *owner_span(owners))
         chosen = RecordKeys(pieces, self.without)
-        return chosen.filter(pl.col("owner").is_between(low, high) & wanted)
-
-    def _in_order(self) -> bool:
-        pieces = [piece for piece in self.pieces if piece.rows]
-        in_order = all(a.high < b.low for a, b in itertools.pairwise(pieces))
-        return in_order and all(piece.ordered for piece in pieces)
+        return chosen.filter(pl.col("owner").is_in(owners.implode()))
 
     def column(self, name: str) -> pl.Series:
         """One column of every key, at once (8 bytes a key)."""
@@ -213,12 +235,8 @@ class RecordKeys:
 
     def files(self) -> list[Path] | None:
         """The files the pieces are, in order (None when one is a frame in memory)."""
-        files = [piece.source for piece in self.pieces]
-        return [f for f in files if isinstance(f, Path)] if _all_files(files) else None
-
-
-def _all_files(sources: list[Path | pl.DataFrame]) -> bool:
-    return all(isinstance(source, Path) for source in sources)
+        files = [piece.source for piece in self.pieces if isinstance(piece.source, Path)]
+        return files if len(files) == len(self.pieces) else None
 
 
 def owner_span(owners: pl.Series) -> tuple[int, int]:

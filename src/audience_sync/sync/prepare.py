@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import json
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -47,7 +46,7 @@ from audience_sync.store.member_state import (
     MemberStateRepository,
     StoredParts,
 )
-from audience_sync.sync.keys import RecordKeys, owner_span
+from audience_sync.sync.keys import RecordKeys, crossing, in_owner_order, owner_span
 from audience_sync.sync.members import (
     SUMMARY_SCHEMA,
     Current,
@@ -442,9 +441,7 @@ class SpilledContents:
     @property
     def ordered(self) -> bool:
         """Every member in order, page after page."""
-        pages = [page for page in self.pages if page.rows]
-        in_order = all(a.high < b.low for a, b in itertools.pairwise(pages))
-        return in_order and all(page.ordered for page in pages)
+        return in_owner_order(self.pages)
 
     def groups(self, rows: int) -> Iterator[pl.DataFrame]:
         """The contents in the order read, in frames of whole pages and at least `rows`
@@ -467,7 +464,7 @@ class SpilledContents:
         if not self.ordered or owners.is_empty():
             return _span_of(_read_all(self.pages), owners, ordered=False)
         low, high = owner_span(owners)
-        crossed = [page for page in self.pages if page.low <= high and low <= page.high]
+        crossed = crossing(self.pages, low, high)
         if not crossed:
             return 0, _NO_CONTENTS
         start, span = _span_of(_read_all(crossed), owners, ordered=True)
